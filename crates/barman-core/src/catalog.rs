@@ -1,0 +1,1 @@
+//! The on-disk catalog: backup.info, xlog.db, identity.json, keep marks, locks.

@@ -1,0 +1,1 @@
+//! Barman configuration model (INI parsing, typed options).

@@ -1,0 +1,1 @@
+//! Durable file-system helpers: atomic writes, directory fsync, modes.

@@ -1,0 +1,10 @@
+//! Barman-compatible configuration, catalog and operations.
+//!
+//! (crate documentation is being written; see README.md)
+
+pub mod catalog;
+pub mod config;
+mod error;
+pub mod fs;
+
+pub use error::{Error, Result};
