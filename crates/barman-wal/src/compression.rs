@@ -1,9 +1,33 @@
 //! Compression algorithms for archived WAL files.
+//!
+//! Compression is a stream filter: [`Compression::writer`] wraps any
+//! [`Write`] in an [`Encoder`] (which must be [`finish`](Encoder::finish)ed),
+//! [`Compression::reader`] wraps any [`Read`] in a [`Decoder`]. Archived WAL
+//! files carry no extension, so the algorithm of a stored file is found from
+//! its first bytes with [`detect`]. Barman's deprecated custom filters
+//! (`custom_compression_filter`, …) are shell commands run through an
+//! injectable [`FilterSpawner`]; [`Codec`] puts both kinds behind one type.
 
 use std::fmt;
+use std::io::{Read, Write};
 use std::str::FromStr;
 
-use crate::error::Error;
+use crate::error::{Error, Result};
+
+mod codec;
+mod custom;
+mod decoder;
+mod encoder;
+mod lz4;
+mod magic;
+mod stream;
+
+pub use codec::Codec;
+pub use custom::{CustomFilter, FilterChild, FilterProcess, FilterSpawner, ShellSpawner};
+pub use decoder::Decoder;
+pub use encoder::Encoder;
+pub use magic::{MAX_MAGIC_LEN, detect, detect_custom};
+pub use stream::{COPY_BUFFER_SIZE, compress, copy_stream, decompress};
 
 /// A WAL compression algorithm, as named by Barman's `compression` option.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,6 +65,98 @@ impl Compression {
             Self::Snappy => "snappy",
             Self::Custom => "custom",
         }
+    }
+
+    /// The algorithms implemented in-process (all but [`Custom`](Self::Custom)).
+    pub const BUILTIN: [Self; 6] = [
+        Self::Gzip,
+        Self::Bzip2,
+        Self::Xz,
+        Self::Zstd,
+        Self::Lz4,
+        Self::Snappy,
+    ];
+
+    /// The inclusive range of numeric levels Barman accepts for this
+    /// algorithm, or `None` when it has no level (snappy, custom).
+    pub fn level_range(self) -> Option<(i32, i32)> {
+        match self {
+            Self::Gzip | Self::Bzip2 | Self::Xz => Some((1, 9)),
+            Self::Zstd => Some((-22, 22)),
+            Self::Lz4 => Some((0, 16)),
+            Self::Snappy | Self::Custom => None,
+        }
+    }
+
+    /// The numeric level Barman would use: `low`/`medium`/`high` mapped per
+    /// algorithm (gzip 1/6/9, bzip2 1/5/9, xz 1/3/5, zstd 1/4/9, lz4 0/6/10)
+    /// and explicit integers clamped to [`level_range`](Self::level_range).
+    /// `None` for algorithms without levels (snappy, custom).
+    ///
+    /// ```
+    /// use barman_wal::{Compression, CompressionLevel};
+    /// assert_eq!(Compression::Xz.level_for(CompressionLevel::High), Some(5));
+    /// assert_eq!(Compression::Gzip.level_for(CompressionLevel::Level(42)), Some(9));
+    /// assert_eq!(Compression::Snappy.level_for(CompressionLevel::Low), None);
+    /// ```
+    pub fn level_for(self, level: CompressionLevel) -> Option<i32> {
+        let (min, max) = self.level_range()?;
+        let (low, medium, high) = match self {
+            Self::Gzip => (1, 6, 9),
+            Self::Bzip2 => (1, 5, 9),
+            Self::Xz => (1, 3, 5),
+            Self::Zstd => (1, 4, 9),
+            Self::Lz4 => (0, 6, 10),
+            Self::Snappy | Self::Custom => return None,
+        };
+        Some(match level {
+            CompressionLevel::Low => low,
+            CompressionLevel::Medium => medium,
+            CompressionLevel::High => high,
+            CompressionLevel::Level(n) => n.clamp(min, max),
+        })
+    }
+
+    /// The magic bytes that start a stream of this algorithm (see [`detect`]);
+    /// empty for [`Custom`](Self::Custom), whose magic is configured.
+    pub fn magic(self) -> &'static [u8] {
+        magic::magic_of(self)
+    }
+
+    /// Wraps `inner` in a compressing [`Encoder`] at `level` (see
+    /// [`level_for`](Self::level_for)). Call [`Encoder::finish`] when done.
+    ///
+    /// Fails with [`Error::CustomFilterRequired`] for
+    /// [`Custom`](Self::Custom): use [`Codec::Custom`] or
+    /// [`CustomFilter::writer`].
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use barman_wal::{Compression, CompressionLevel};
+    ///
+    /// let mut enc = Compression::Zstd.writer(Vec::new(), CompressionLevel::Low)?;
+    /// enc.write_all(b"some WAL bytes")?;
+    /// let stored = enc.finish()?;
+    /// assert_eq!(barman_wal::detect(&stored), Some(Compression::Zstd));
+    ///
+    /// let mut plain = Vec::new();
+    /// Compression::Zstd.reader(stored.as_slice())?.read_to_end(&mut plain)?;
+    /// assert_eq!(plain, b"some WAL bytes");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn writer<W: Write>(self, inner: W, level: CompressionLevel) -> Result<Encoder<W>> {
+        Encoder::new(self, inner, level)
+    }
+
+    /// Wraps `inner` in a decompressing [`Decoder`]. Concatenated streams
+    /// (multi-member gzip, multi-stream bzip2/xz/zstd/lz4) are read through,
+    /// like the command-line tools do.
+    ///
+    /// Fails with [`Error::CustomFilterRequired`] for
+    /// [`Custom`](Self::Custom): use [`Codec::Custom`] or
+    /// [`CustomFilter::reader`].
+    pub fn reader<R: Read>(self, inner: R) -> Result<Decoder<R>> {
+        Decoder::new(self, inner)
     }
 }
 
@@ -107,9 +223,12 @@ impl FromStr for CompressionLevel {
             "low" => Ok(Self::Low),
             "medium" => Ok(Self::Medium),
             "high" => Ok(Self::High),
-            _ => t.parse::<i32>().map(Self::Level).map_err(|_| Error::InvalidCompressionLevel {
-                value: s.to_owned(),
-            }),
+            _ => t
+                .parse::<i32>()
+                .map(Self::Level)
+                .map_err(|_| Error::InvalidCompressionLevel {
+                    value: s.to_owned(),
+                }),
         }
     }
 }
