@@ -21,7 +21,115 @@ pub enum Error {
         source: std::io::Error,
     },
     // -- config errors (owned by config/) --
+    /// The configuration file does not exist.
+    #[error("configuration file `{}` not found", path.display())]
+    ConfigNotFound {
+        /// The path that was asked for.
+        path: PathBuf,
+    },
+    /// A line of a configuration file cannot be parsed.
+    #[error("{}:{line}: {message}", file.display())]
+    ConfigSyntax {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// An option has a value outside its allowed set.
+    #[error("{}:{line}: [{section}] {option} = {value}: invalid value (allowed: {allowed})", file.display())]
+    ConfigValue {
+        /// The file the value comes from.
+        file: PathBuf,
+        /// 1-based line number of the option.
+        line: usize,
+        /// The section the value comes from.
+        section: String,
+        /// The option name.
+        option: String,
+        /// The value as written.
+        value: Box<str>,
+        /// A description of the allowed values.
+        allowed: Box<str>,
+    },
+    /// A configuration rule is broken (conflicting options, reserved names, ...).
+    #[error("{}:{line}: [{section}] {message}", file.display())]
+    ConfigRule {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The section involved.
+        section: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Several configuration errors, reported together (one per line).
+    #[error("{} configuration errors:\n{}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    ConfigErrors(Vec<Error>),
     // -- catalog errors (owned by catalog/) --
+    /// A line of a catalog file (backup.info, xlog.db, keep, identity.json) is malformed.
+    #[error("{}:{line}: {message}", path.display())]
+    CatalogSyntax {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number (0 when the whole file is concerned).
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A backup.info file contains a key this version does not know.
+    #[error(
+        "{}:{line}: unknown key `{key}` in backup.info (created with a newer version of Barman?)",
+        path.display()
+    )]
+    UnknownBackupInfoKey {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The unknown key.
+        key: String,
+    },
+    /// A backup.info field holds a value that cannot be interpreted.
+    #[error("{}: invalid value for `{key}`: `{value}`: {reason}", path.display())]
+    InvalidBackupField {
+        /// The backup.info file (or `<new backup>` when not read from disk).
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// The raw value.
+        value: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// A value of a catalog type (backup id, status, WAL name, Python literal, ...) is invalid.
+    #[error("invalid {what} `{value}`: {reason}")]
+    InvalidCatalogValue {
+        /// The kind of value ("backup id", "backup status", "WAL name", ...).
+        what: &'static str,
+        /// The offending text (possibly shortened).
+        value: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// No backup.info exists for a backup id.
+    #[error("backup `{backup_id}` not found (looked for `{}`)", path.display())]
+    BackupNotFound {
+        /// The backup id.
+        backup_id: String,
+        /// The path looked at first (meta/).
+        path: PathBuf,
+    },
+    /// A lock file is held by another process (or another handle in this process).
+    #[error("lock `{}` is busy{}", path.display(), pid.map(|p| format!(" (held by pid {p})")).unwrap_or_default())]
+    LockBusy {
+        /// The lock file.
+        path: PathBuf,
+        /// The PID written by the holder, if readable.
+        pid: Option<u32>,
+    },
 }
 
 impl Error {

@@ -8,3 +8,4 @@ mod error;
 pub mod fs;
 
 pub use error::{Error, Result};
+pub use catalog::{BackupId, BackupInfo, BackupStatus, Catalog, ServerLayout};
