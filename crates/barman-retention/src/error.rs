@@ -13,6 +13,28 @@ pub enum Error {
         /// The value given.
         value: String,
     },
+    /// A backup status that is not one Barman writes (`DONE`, `FAILED`, ...).
+    #[error(
+        "invalid backup status `{value}` (allowed: EMPTY, STARTED, WAITING_FOR_WALS, DONE, FAILED, SYNCING)"
+    )]
+    InvalidBackupStatus {
+        /// The value given.
+        value: String,
+    },
+    /// A keep target that is not `full` or `standalone`.
+    #[error("invalid keep target `{value}` (allowed: full, standalone)")]
+    InvalidKeepTarget {
+        /// The value given.
+        value: String,
+    },
+    /// A retention label that is not one Barman prints.
+    #[error(
+        "invalid retention status `{value}` (allowed: VALID, OBSOLETE, OBSOLETE*, KEEP:FULL, KEEP:STANDALONE, -)"
+    )]
+    InvalidRetentionStatus {
+        /// The value given.
+        value: String,
+    },
 }
 
 /// Result alias for this crate.

@@ -1,9 +1,58 @@
-//! Barman retention policies.
+//! Barman retention policies: given a server's backups and a clock, decide
+//! which backups the policy still needs and which are obsolete.
 //!
-//! (crate documentation is being written; see README.md)
+//! This crate is pure: it reads no files and takes the time as a parameter.
+//! The catalog builds a [`BackupSummary`] per backup (id, status, end time,
+//! keep annotation, parent for incrementals) and [`evaluate`] returns a
+//! [`RetentionReport`] with one [`Decision`] per backup: the
+//! [`RetentionStatus`] label Barman prints (`VALID`, `OBSOLETE`, `OBSOLETE*`,
+//! `KEEP:FULL`, `KEEP:STANDALONE`, `-`) and the [`Reason`] for it.
+//!
+//! Policies parse from and print back to Barman's syntax: `REDUNDANCY n` and
+//! `RECOVERY WINDOW OF n DAYS|WEEKS|MONTHS` (a month is 31 days).
+//!
+//! # Example
+//!
+//! ```
+//! use barman_retention::{evaluate, BackupStatus, BackupSummary, RetentionPolicy, RetentionStatus};
+//!
+//! let policy: RetentionPolicy = "recovery window of 2 weeks".parse()?;
+//! assert_eq!(policy.to_string(), "RECOVERY WINDOW OF 2 WEEKS");
+//!
+//! let day = 86_400;
+//! let now = 1_800_000_000;
+//! assert_eq!(policy.point_of_recoverability(now), Some(now - 14 * day));
+//!
+//! let backups = [
+//!     BackupSummary::new("20250101T000000", BackupStatus::Done).end_time(now - 40 * day),
+//!     BackupSummary::new("20250110T000000", BackupStatus::Done).end_time(now - 30 * day),
+//!     BackupSummary::new("20250201T000000", BackupStatus::Done).end_time(now - 5 * day),
+//!     BackupSummary::new("20250205T000000", BackupStatus::Failed),
+//! ];
+//! let report = evaluate(&policy, &backups, now, 1);
+//! // The newest backup ending before the point of recoverability is still needed.
+//! assert_eq!(report.status_of("20250110T000000"), RetentionStatus::Valid);
+//! assert_eq!(report.status_of("20250101T000000").to_string(), "OBSOLETE");
+//! assert_eq!(report.status_of("20250205T000000").to_string(), "-");
+//! assert_eq!(report.obsolete_ids(), ["20250101T000000"]);
+//! # Ok::<(), barman_retention::Error>(())
+//! ```
 
+mod backup;
+mod decision;
 mod error;
+mod evaluate;
 mod policy;
+mod status;
 
+pub use backup::{BackupStatus, BackupSummary, KeepTarget};
+pub use decision::{Decision, Reason, RetentionReport};
 pub use error::{Error, Result};
+pub use evaluate::evaluate;
 pub use policy::{RetentionPolicy, WindowUnit};
+pub use status::RetentionStatus;
+
+/// Runs the README's example as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -41,6 +41,47 @@ pub enum RetentionPolicy {
     },
 }
 
+/// Seconds in a day, as Barman's `timedelta(days=1)` counts them.
+const SECS_PER_DAY: i64 = 86_400;
+
+impl RetentionPolicy {
+    /// The length of a recovery window in days (`None` for `REDUNDANCY`).
+    ///
+    /// A month counts as 31 days, as in Barman.
+    pub fn window_days(&self) -> Option<u64> {
+        match self {
+            Self::Redundancy(_) => None,
+            Self::RecoveryWindow { count, unit } => {
+                Some(u64::from(*count) * u64::from(unit.days()))
+            }
+        }
+    }
+
+    /// The point of recoverability (PoR) of a recovery window: `now` minus the
+    /// window, in seconds since the Unix epoch. `None` for `REDUNDANCY`.
+    ///
+    /// The newest DONE backup that ended before this instant is the one needed
+    /// to recover to it; older backups fall outside the policy.
+    ///
+    /// Barman subtracts the window from the local wall-clock time, so when the
+    /// window spans a daylight-saving change its PoR differs from this one
+    /// (which counts 86 400 s per day) by the size of the shift.
+    pub fn point_of_recoverability(&self, now_epoch_secs: i64) -> Option<i64> {
+        match self {
+            Self::Redundancy(_) => None,
+            Self::RecoveryWindow { count, unit } => {
+                Some(window_start(*count, *unit, now_epoch_secs))
+            }
+        }
+    }
+}
+
+/// `now` minus `count` units, saturating at `i64::MIN`.
+pub(crate) fn window_start(count: u32, unit: WindowUnit, now_epoch_secs: i64) -> i64 {
+    let days = i64::from(count) * i64::from(unit.days());
+    now_epoch_secs.saturating_sub(days.saturating_mul(SECS_PER_DAY))
+}
+
 impl fmt::Display for RetentionPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -61,7 +102,9 @@ impl FromStr for RetentionPolicy {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || Error::InvalidPolicy { value: s.to_owned() };
+        let bad = || Error::InvalidPolicy {
+            value: s.to_owned(),
+        };
         let upper = s.trim().to_ascii_uppercase();
         let words: Vec<&str> = upper.split_whitespace().collect();
         match words.as_slice() {
@@ -110,8 +153,42 @@ mod tests {
     }
 
     #[test]
+    fn point_of_recoverability_subtracts_the_window() {
+        let now = 1_800_000_000;
+        let day = 86_400;
+        for (policy, expected) in [
+            ("RECOVERY WINDOW OF 1 DAYS", Some(now - day)),
+            ("RECOVERY WINDOW OF 2 WEEKS", Some(now - 14 * day)),
+            ("RECOVERY WINDOW OF 3 MONTHS", Some(now - 93 * day)),
+            ("REDUNDANCY 3", None),
+        ] {
+            let p: RetentionPolicy = policy.parse().unwrap();
+            assert_eq!(p.point_of_recoverability(now), expected, "{policy}");
+        }
+    }
+
+    #[test]
+    fn point_of_recoverability_saturates_instead_of_overflowing() {
+        let p = RetentionPolicy::RecoveryWindow {
+            count: u32::MAX,
+            unit: WindowUnit::Months,
+        };
+        assert_eq!(p.window_days(), Some(u64::from(u32::MAX) * 31));
+        assert_eq!(p.point_of_recoverability(i64::MIN + 5), Some(i64::MIN));
+        let por = p.point_of_recoverability(0).unwrap();
+        assert_eq!(por, -(i64::from(u32::MAX) * 31 * 86_400));
+    }
+
+    #[test]
     fn refuses_bad_policies() {
-        for bad in ["REDUNDANCY x", "REDUNDANCY", "REDUNDANCY 0", "RECOVERY WINDOW 4 WEEKS", "KEEP 3", ""] {
+        for bad in [
+            "REDUNDANCY x",
+            "REDUNDANCY",
+            "REDUNDANCY 0",
+            "RECOVERY WINDOW 4 WEEKS",
+            "KEEP 3",
+            "",
+        ] {
             let err = bad.parse::<RetentionPolicy>().unwrap_err();
             assert!(err.to_string().contains("REDUNDANCY <n>"), "{err}");
         }

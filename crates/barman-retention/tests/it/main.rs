@@ -1,0 +1,3 @@
+//! Integration tests for barman-retention (one test binary).
+
+mod policy;
