@@ -1,1 +1,37 @@
-//! placeholder
+//! End-to-end test harness for barman-rs: real PostgreSQL clusters and a loopback sshd.
+//!
+//! * [`PgCluster`] — `initdb` + `pg_ctl start` in a temporary directory on a
+//!   free 127.0.0.1 port (PostgreSQL 15 from `/usr/lib/postgresql/15/bin` by
+//!   default, `BARMAN_TEST_PG_BIN` or [`PgClusterBuilder::pg_bin`] for other
+//!   majors). When the tests run as root the server runs as the `postgres` OS
+//!   user through `runuser`; otherwise as the current user.
+//! * [`Sshd`] — `sshd -D` with fresh host and client keys, key-only. As root it
+//!   can log in any user (e.g. `postgres`, the usual target of Barman's
+//!   `ssh_command`); as non-root only the current user.
+//! * [`stage_binary`] — copies a binary under test where the `postgres` user may
+//!   run it (an `archive_command` cannot reach a build directory under `/root`).
+//!
+//! Every fixture cleans up by pid on drop. A missing binary is an [`Error`]
+//! naming the package to install, and tests `.expect()` it: they fail, never skip.
+//! `scripts/install-test-deps.sh` installs everything.
+//!
+//! ```no_run
+//! # fn main() -> barman_e2e::Result<()> {
+//! let pg = barman_e2e::PgCluster::builder()
+//!     .archive_command("/bin/true")
+//!     .start()?;
+//! pg.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g")?;
+//! let segment = pg.switch_wal()?;
+//! assert!(pg.wal_dir().join(&segment).exists());
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod pg;
+mod process;
+mod sshd;
+
+pub use error::{Error, Result};
+pub use pg::{DEFAULT_PG_BIN, PG_BIN_ENV, PgCluster, PgClusterBuilder};
+pub use process::{SERVER_OS_USER, current_user, free_port, is_root, pid_alive, stage_binary};
+pub use sshd::{Sshd, SshdBuilder};

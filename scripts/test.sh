@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The single test command: install the system test dependencies (PostgreSQL 15,
+# OpenSSH, compressors), then run every test of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-test-deps.sh
+cargo test --workspace --all-targets
+cargo test --workspace --doc

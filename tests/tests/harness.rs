@@ -1,0 +1,12 @@
+//! End-to-end tests: the harness fixtures themselves, then real-server scenarios.
+//!
+//! Needs PostgreSQL 15 and OpenSSH (`scripts/install-test-deps.sh`); a missing
+//! binary fails the test with the package to install — nothing is skipped.
+//! Modules live in `tests/harness/` (one test binary for the whole crate).
+
+#[path = "harness/cluster.rs"]
+mod cluster;
+#[path = "harness/sshd.rs"]
+mod sshd;
+#[path = "harness/wal_header.rs"]
+mod wal_header;
