@@ -135,7 +135,11 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with the action and the path.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { action, path: path.into(), source }
+        Self::Io {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 }
 

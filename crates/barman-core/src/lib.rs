@@ -7,5 +7,5 @@ pub mod config;
 mod error;
 pub mod fs;
 
-pub use error::{Error, Result};
 pub use catalog::{BackupId, BackupInfo, BackupStatus, Catalog, ServerLayout};
+pub use error::{Error, Result};

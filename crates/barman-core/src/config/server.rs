@@ -200,6 +200,22 @@ impl ServerConfig {
         self.primary_ssh_command.is_some()
     }
 
+    /// The server's catalog directories, as configured.
+    pub fn layout(&self) -> crate::catalog::ServerLayout {
+        crate::catalog::ServerLayout::new(&self.backup_directory)
+            .with_basebackups_directory(&self.basebackups_directory)
+            .with_wals_directory(&self.wals_directory)
+            .with_incoming_directory(&self.incoming_wals_directory)
+            .with_streaming_directory(&self.streaming_wals_directory)
+            .with_errors_directory(&self.errors_directory)
+            .with_xlogdb_directory(&self.xlogdb_directory)
+    }
+
+    /// The server's catalog.
+    pub fn catalog(&self) -> crate::catalog::Catalog {
+        crate::catalog::Catalog::open(self.layout(), self.name.clone())
+    }
+
     /// The conninfo used for WAL-related queries: `wal_conninfo`, else `conninfo`.
     pub fn effective_wal_conninfo(&self) -> Option<&str> {
         self.wal_conninfo.as_deref().or(self.conninfo.as_deref())

@@ -1,0 +1,77 @@
+//! Dispatch of subcommands.
+
+mod diagnose;
+mod list_servers;
+mod show_servers;
+
+use anyhow::{Result, bail};
+use barman_core::config::{Config, ServerConfig};
+
+use crate::args::{Cli, Command};
+use crate::output::Output;
+use crate::{config_load, logging};
+
+/// Runs the command line.
+pub fn run(cli: &Cli, out: &mut Output) -> Result<()> {
+    if cli.version {
+        out.line(&format!("{} (barman-rs)", env!("CARGO_PKG_VERSION")))?;
+        return Ok(());
+    }
+    let Some(command) = &cli.command else {
+        bail!("no command given (try `barman --help`)");
+    };
+    let config = config_load::load(cli.config.as_deref())?;
+    init_logging(cli, &config)?;
+    for w in config.warnings() {
+        out.warning(w);
+    }
+    match command {
+        Command::ListServers { minimal } => list_servers::run(&config, *minimal, out),
+        Command::ShowServers { servers } => show_servers::run(&config, servers, out),
+        Command::Diagnose { show_config_source } => {
+            diagnose::run(&config, *show_config_source, out)
+        }
+    }
+}
+
+fn init_logging(cli: &Cli, config: &Config) -> Result<()> {
+    let level = if cli.debug {
+        tracing::Level::DEBUG
+    } else if let Some(l) = cli.log_level {
+        logging::parse_level(&format!("{l:?}"))
+    } else {
+        logging::parse_level(config.global().log_level.as_str())
+    };
+    logging::init(config.global().log_file.as_deref(), level)
+}
+
+/// Resolves server-name arguments (`all` = every server) into configs; an
+/// unknown name is reported as an error and skipped, as Barman does.
+pub fn select_servers<'c>(
+    config: &'c Config,
+    names: &[String],
+    out: &mut Output,
+) -> Vec<&'c ServerConfig> {
+    if names.iter().any(|n| n == "all") {
+        return config.servers().collect();
+    }
+    let mut v = Vec::new();
+    for n in names {
+        match config.server(n) {
+            Some(s) => v.push(s),
+            None => out.error(&format!("Unknown server '{n}'")),
+        }
+    }
+    v
+}
+
+/// Renders a JSON value the way Barman's console output prints Python values.
+pub fn python_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "None".into(),
+        serde_json::Value::Bool(true) => "True".into(),
+        serde_json::Value::Bool(false) => "False".into(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,79 @@
+//! Logging through `tracing`, in Barman's log format:
+//! `2026-11-22 04:15:10,123 [4242] barman.cli INFO: message`.
+
+use std::fmt;
+use std::fs::OpenOptions;
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Barman's log line layout.
+struct BarmanFormat;
+
+impl<S, N> FormatEvent<S, N> for BarmanFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let now = jiff::Zoned::now();
+        let meta = event.metadata();
+        let level = match *meta.level() {
+            Level::ERROR => "ERROR",
+            Level::WARN => "WARNING",
+            Level::INFO => "INFO",
+            Level::DEBUG | Level::TRACE => "DEBUG",
+        };
+        let target = meta.target().replace('_', "-").replace("::", ".");
+        write!(
+            writer,
+            "{},{:03} [{}] {} {}: ",
+            now.strftime("%Y-%m-%d %H:%M:%S"),
+            now.subsec_nanosecond() / 1_000_000,
+            std::process::id(),
+            target,
+            level
+        )?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// Maps Barman's level names to tracing levels (unknown names mean INFO).
+pub fn parse_level(name: &str) -> Level {
+    match name.trim().to_ascii_uppercase().as_str() {
+        "DEBUG" => Level::DEBUG,
+        "WARNING" | "WARN" => Level::WARN,
+        "ERROR" | "CRITICAL" => Level::ERROR,
+        _ => Level::INFO,
+    }
+}
+
+/// Installs the subscriber: to `log_file` when set (appending), else stderr.
+pub fn init(log_file: Option<&Path>, level: Level) -> Result<()> {
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .event_format(BarmanFormat);
+    match log_file {
+        Some(path) => {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open log file `{}`", path.display()))?;
+            builder.with_writer(Mutex::new(file)).try_init()
+        }
+        None => builder.with_writer(std::io::stderr).try_init(),
+    }
+    .map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
+}
