@@ -55,6 +55,7 @@ log_level = INFO
 description = "Throwaway PostgreSQL for the barman-rs quick start"
 conninfo = host=127.0.0.1 port=$PORT user=postgres dbname=postgres
 backup_method = local-rsync
+backup_options = concurrent_backup
 reuse_backup = link
 archiver = on
 compression = zstd
