@@ -4,8 +4,11 @@
 //! §3): files Barman wrote read back and, when rewritten unchanged, are
 //! byte-identical. [`Catalog`] is a small facade over one server's layout.
 //!
-//! WAL names are plain validated `String`s here for now (see [`wal_name`]);
-//! they will move to barman-wal's typed names.
+//! WAL names and LSNs are validated with `barman-wal`'s [`WalFileName`],
+//! [`SegmentName`](barman_wal::SegmentName) and [`Lsn`](barman_wal::Lsn);
+//! catalog files keep the text exactly as written so they round-trip.
+//!
+//! [`WalFileName`]: barman_wal::WalFileName
 
 mod backup_id;
 mod backup_info;
@@ -15,7 +18,6 @@ mod layout;
 pub mod lock;
 pub mod python;
 pub mod pytime;
-pub mod wal_name;
 mod xlogdb;
 
 use std::collections::BTreeMap;

@@ -122,6 +122,9 @@ pub enum Error {
         /// The path looked at first (meta/).
         path: PathBuf,
     },
+    /// A WAL file name, segment name or LSN is invalid (from `barman-wal`).
+    #[error(transparent)]
+    Wal(#[from] barman_wal::Error),
     /// A lock file is held by another process (or another handle in this process).
     #[error("lock `{}` is busy{}", path.display(), pid.map(|p| format!(" (held by pid {p})")).unwrap_or_default())]
     LockBusy {

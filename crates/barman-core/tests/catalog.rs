@@ -412,11 +412,11 @@ fn layout_paths_follow_barman() {
         Path::new("/home/barman/pg/wals/pg-xlog.db")
     );
     assert_eq!(
-        l.wal_path("000000010000000000000003"),
+        l.wal_path(&"000000010000000000000003".parse().unwrap()),
         Path::new("/home/barman/pg/wals/0000000100000000/000000010000000000000003")
     );
     assert_eq!(
-        l.wal_path("00000002.history"),
+        l.wal_path(&"00000002.history".parse().unwrap()),
         Path::new("/home/barman/pg/wals/00000002.history")
     );
     assert_eq!(
@@ -641,6 +641,75 @@ fn xlogdb_malformed_line_names_file_and_line() {
     ] {
         assert!(XlogDb::parse(bad, Path::new("x")).is_err(), "{bad}");
     }
+}
+
+#[test]
+fn xlogdb_accepts_every_archive_name_and_rejects_others() {
+    let text = "00000002.history\t42\t1.0\n\
+                000000010000000000000003.00000028.backup\t300\t1.0\n\
+                000000010000000000000003.partial\t16777216\t1.0\n\
+                0000000100000000000000a3\t16777216\t1.0\n";
+    let entries = XlogDb::parse(text, Path::new("x")).unwrap();
+    // Names are kept exactly as written (lower case too) for round trips.
+    assert_eq!(entries[3].name, "0000000100000000000000a3");
+    assert_eq!(
+        XlogDb::render(&entries).len(),
+        text.len() + 4 * "\tNone\tNone".len()
+    );
+    for bad in [
+        "00000002.history.tmp",
+        "0000000100000000000000GG",
+        "000000010000000000000003.0000028.backup",
+        "00000000.history",
+    ] {
+        let line = format!("{bad}\t1\t1.0\n");
+        let msg = XlogDb::parse(&line, Path::new("/w/pg-xlog.db"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("/w/pg-xlog.db:1") && msg.contains(&format!("`{bad}`")),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn wal_path_hashes_segments_partials_and_labels() {
+    let l = ServerLayout::new("/b/pg");
+    for (name, expected) in [
+        (
+            "000000010000000200000003.partial",
+            "/b/pg/wals/0000000100000002/000000010000000200000003.partial",
+        ),
+        (
+            "000000010000000200000003.00000028.backup",
+            "/b/pg/wals/0000000100000002/000000010000000200000003.00000028.backup",
+        ),
+        (
+            "0000000a0000000b000000cc",
+            "/b/pg/wals/0000000A0000000B/0000000A0000000B000000CC",
+        ),
+    ] {
+        assert_eq!(l.wal_path(&name.parse().unwrap()), Path::new(expected));
+    }
+}
+
+#[test]
+fn wal_and_lsn_setters_use_barman_wal_rules() {
+    let mut info = BackupInfo::new("pg", id("20240901T103000"));
+    info.set_begin_wal(Some("000000010000000000000003"))
+        .unwrap();
+    assert_eq!(info.begin_wal(), Some("000000010000000000000003"));
+    info.set_end_xlog(Some("16/b374d848")).unwrap();
+    assert_eq!(info.end_xlog(), Some("16/b374d848"));
+    // Timeline 0 does not exist in PostgreSQL; barman-wal refuses it.
+    let err = info
+        .set_end_wal(Some("000000000000000000000003"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("000000000000000000000003"), "{err}");
+    assert!(info.set_begin_xlog(Some("0/123456789")).is_err());
+    assert_eq!(info.begin_xlog(), None);
 }
 
 #[test]

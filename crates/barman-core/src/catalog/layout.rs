@@ -2,8 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use barman_wal::WalFileName;
+
 use super::BackupId;
-use super::wal_name::hash_dir;
 use crate::Result;
 use crate::fs::create_dir_secure;
 
@@ -128,10 +129,13 @@ impl ServerLayout {
 
     /// Where an archived WAL file lives: `wals/<first 16 hex>/<name>`, or
     /// `wals/<name>` for history files.
-    pub fn wal_path(&self, name: &str) -> PathBuf {
-        match hash_dir(name) {
-            Some(hash) => self.wals_directory.join(hash).join(name),
-            None => self.wals_directory.join(name),
+    ///
+    /// The name is the canonical (upper-case) one, as PostgreSQL writes it.
+    pub fn wal_path(&self, name: &WalFileName) -> PathBuf {
+        let file = name.to_string();
+        match name.archive_subdir() {
+            Some(hash) => self.wals_directory.join(hash).join(file),
+            None => self.wals_directory.join(file),
         }
     }
 

@@ -7,15 +7,17 @@
 
 use std::path::{Path, PathBuf};
 
+use barman_wal::WalFileName;
+
 use super::python::PyFloat;
-use super::wal_name::is_wal_name;
 use crate::fs::{FILE_MODE, append_durable, read_optional, write_atomic};
 use crate::{Error, Result};
 
 /// One xlog.db line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct XlogEntry {
-    /// The archived file's name (segment, `.backup`, `.history`, `.partial`).
+    /// The archived file's name (segment, `.backup`, `.history`, `.partial`),
+    /// kept as written; parsed lines always hold a valid [`WalFileName`].
     pub name: String,
     /// Stored (possibly compressed) size in bytes.
     pub size: u64,
@@ -58,8 +60,8 @@ impl XlogEntry {
             return Err(format!("expected 3 to 5 columns, found {}", cols.len()));
         }
         let name = cols[0];
-        if !is_wal_name(name) {
-            return Err(format!("`{name}` is not a WAL file name"));
+        if let Err(e) = name.parse::<WalFileName>() {
+            return Err(e.to_string());
         }
         let size = cols[1]
             .parse::<u64>()

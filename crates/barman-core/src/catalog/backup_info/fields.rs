@@ -3,10 +3,11 @@
 use jiff::Zoned;
 
 use super::{BackupInfo, DEFAULT_XLOG_SEGMENT_SIZE};
+use barman_wal::{Lsn, SegmentName};
+
 use crate::Result;
 use crate::catalog::python::{PyValue, str_repr};
 use crate::catalog::pytime::{parse_python_datetime, to_python_str, with_fixed_offset};
-use crate::catalog::wal_name::{check_lsn, check_segment_name};
 use crate::catalog::{BackupId, BackupStatus};
 
 /// One tablespace of a backup: `(name, oid, location)`.
@@ -161,15 +162,15 @@ impl BackupInfo {
         self.raw("end_wal")
     }
 
-    /// Sets `begin_wal` (must be a 24-hex segment name).
+    /// Sets `begin_wal` (must parse as a [`SegmentName`]; stored as given).
     pub fn set_begin_wal(&mut self, name: Option<&str>) -> Result<()> {
-        name.map_or(Ok(()), check_segment_name)?;
+        check_parses::<SegmentName>(name)?;
         self.set_raw("begin_wal", name)
     }
 
-    /// Sets `end_wal` (must be a 24-hex segment name).
+    /// Sets `end_wal` (must parse as a [`SegmentName`]; stored as given).
     pub fn set_end_wal(&mut self, name: Option<&str>) -> Result<()> {
-        name.map_or(Ok(()), check_segment_name)?;
+        check_parses::<SegmentName>(name)?;
         self.set_raw("end_wal", name)
     }
 
@@ -183,15 +184,15 @@ impl BackupInfo {
         self.raw("end_xlog")
     }
 
-    /// Sets `begin_xlog` (must be `X/Y` hex).
+    /// Sets `begin_xlog` (must parse as an `X/Y` [`Lsn`]; stored as given).
     pub fn set_begin_xlog(&mut self, lsn: Option<&str>) -> Result<()> {
-        lsn.map_or(Ok(()), check_lsn)?;
+        check_parses::<Lsn>(lsn)?;
         self.set_raw("begin_xlog", lsn)
     }
 
-    /// Sets `end_xlog` (must be `X/Y` hex).
+    /// Sets `end_xlog` (must parse as an `X/Y` [`Lsn`]; stored as given).
     pub fn set_end_xlog(&mut self, lsn: Option<&str>) -> Result<()> {
-        lsn.map_or(Ok(()), check_lsn)?;
+        check_parses::<Lsn>(lsn)?;
         self.set_raw("end_xlog", lsn)
     }
 
@@ -357,5 +358,16 @@ impl BackupInfo {
         } else {
             "full"
         }
+    }
+}
+
+/// Checks that `value`, if set, parses as `T` (a barman-wal name or LSN).
+fn check_parses<T>(value: Option<&str>) -> Result<()>
+where
+    T: std::str::FromStr<Err = barman_wal::Error>,
+{
+    match value {
+        Some(text) => text.parse::<T>().map(drop).map_err(Into::into),
+        None => Ok(()),
     }
 }
