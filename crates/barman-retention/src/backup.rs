@@ -47,6 +47,19 @@ impl BackupStatus {
             Self::Syncing => "SYNCING",
         }
     }
+
+    /// WAITING_FOR_WALS or DONE: the copy is complete.
+    pub fn is_copy_done(self) -> bool {
+        matches!(self, Self::WaitingForWals | Self::Done)
+    }
+
+    /// STARTED, WAITING_FOR_WALS, DONE or SYNCING: the backup needs WAL archiving.
+    pub fn is_archiving(self) -> bool {
+        matches!(
+            self,
+            Self::Started | Self::WaitingForWals | Self::Done | Self::Syncing
+        )
+    }
 }
 
 impl fmt::Display for BackupStatus {

@@ -1,52 +1,11 @@
 //! Keep annotations: `meta/<id>-keep` (legacy `base/<id>/annotations/keep`).
 
-use std::fmt;
-use std::str::FromStr;
-
 use super::{BackupId, ServerLayout};
 use crate::fs::{FILE_MODE, create_dir_secure, read_optional, remove_if_exists, write_atomic};
 use crate::{Error, Result};
 
-/// What a kept backup must be restorable to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum KeepTarget {
-    /// Keep the backup and every WAL after it (PITR).
-    Full,
-    /// Keep the backup and only the WALs needed for consistency.
-    Standalone,
-}
-
-impl KeepTarget {
-    /// Barman's spelling: `full` / `standalone`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Full => "full",
-            Self::Standalone => "standalone",
-        }
-    }
-}
-
-impl FromStr for KeepTarget {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "full" => Ok(Self::Full),
-            "standalone" => Ok(Self::Standalone),
-            _ => Err(Error::InvalidCatalogValue {
-                what: "keep target",
-                value: s.to_owned(),
-                reason: "expected `full` or `standalone`".into(),
-            }),
-        }
-    }
-}
-
-impl fmt::Display for KeepTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// What a kept backup must be restorable to; shared with the retention evaluator.
+pub use barman_retention::KeepTarget;
 
 /// Reads the keep mark of `id` (new location first, then legacy).
 pub fn read_keep(layout: &ServerLayout, id: &BackupId) -> Result<Option<KeepTarget>> {

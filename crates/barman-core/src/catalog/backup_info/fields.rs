@@ -115,7 +115,7 @@ impl BackupInfo {
     pub fn status(&self) -> Result<BackupStatus> {
         let raw = self.effective("status");
         raw.parse()
-            .map_err(|e: crate::Error| self.invalid("status", raw, e.to_string()))
+            .map_err(|e: barman_retention::Error| self.invalid("status", raw, e.to_string()))
     }
 
     /// Sets `status`.
