@@ -99,4 +99,79 @@ pub enum Command {
         #[arg(long = "show-config-source")]
         show_config_source: bool,
     },
+    /// Receive a WAL file from barman-wal-archive (a tar stream on stdin),
+    /// or read one local WAL file (one-host archive_command).
+    PutWal {
+        /// Test mode: check that the server accepts WAL files, write nothing.
+        #[arg(short = 't', long = "test")]
+        test: bool,
+        /// The server.
+        #[arg(value_name = "SERVER_NAME")]
+        server: String,
+        /// A local WAL file to archive instead of reading a tar stream from
+        /// stdin: `archive_command = 'barman put-wal SERVER %p'`.
+        #[arg(value_name = "WAL_PATH")]
+        wal_path: Option<PathBuf>,
+    },
+    /// Move the WAL files of incoming/ (and streaming/) into the archive.
+    ArchiveWal {
+        /// Server names, or `all`.
+        #[arg(required = true, value_name = "SERVER_NAME")]
+        servers: Vec<String>,
+    },
+    /// Retrieve a WAL file from the archive (stdout, or -o DIR).
+    GetWal {
+        /// Write the file into this directory instead of stdout.
+        #[arg(short = 'o', long = "output-directory", value_name = "DIR")]
+        output_directory: Option<PathBuf>,
+        /// Also look for a `.partial` file.
+        #[arg(short = 'P', long = "partial")]
+        partial: bool,
+        /// Print up to N existing WAL names starting from WAL_NAME.
+        #[arg(short = 'p', long = "peek", value_name = "N")]
+        peek: Option<usize>,
+        /// Test mode: check that WAL files can be retrieved.
+        #[arg(short = 't', long = "test")]
+        test: bool,
+        /// Send the file as stored (compressed), not decompressed.
+        #[arg(long = "keep-compression")]
+        keep_compression: bool,
+        /// Deprecated: gzip the output.
+        #[arg(short = 'z', long = "gzip")]
+        gzip: bool,
+        /// Deprecated: bzip2 the output.
+        #[arg(short = 'j', long = "bzip2")]
+        bzip2: bool,
+        /// Deprecated: xz the output.
+        #[arg(short = 'x', long = "xz")]
+        xz: bool,
+        /// The server.
+        #[arg(value_name = "SERVER_NAME")]
+        server: String,
+        /// The WAL file name.
+        #[arg(value_name = "WAL_NAME")]
+        wal_name: String,
+    },
+    /// Force PostgreSQL to switch to a new WAL file.
+    #[command(alias = "switch-xlog")]
+    SwitchWal {
+        /// Issue a CHECKPOINT first (makes the switch happen on an idle server).
+        #[arg(long)]
+        force: bool,
+        /// Wait for the closed WAL file to be archived.
+        #[arg(long)]
+        archive: bool,
+        /// Seconds to wait with --archive.
+        #[arg(long = "archive-timeout", default_value_t = 30, value_name = "SECONDS")]
+        archive_timeout: u64,
+        /// Server names, or `all`.
+        #[arg(required = true, value_name = "SERVER_NAME")]
+        servers: Vec<String>,
+    },
+    /// Rewrite the WAL catalogue (xlog.db) from the files in wals/.
+    RebuildXlogdb {
+        /// Server names, or `all`.
+        #[arg(required = true, value_name = "SERVER_NAME")]
+        servers: Vec<String>,
+    },
 }

@@ -3,6 +3,7 @@
 mod diagnose;
 mod list_servers;
 mod show_servers;
+mod wal;
 
 use anyhow::{Result, bail};
 use barman_core::config::{Config, ServerConfig};
@@ -31,6 +32,44 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<()> {
         Command::Diagnose { show_config_source } => {
             diagnose::run(&config, *show_config_source, out)
         }
+        Command::PutWal {
+            test,
+            server,
+            wal_path,
+        } => wal::put_wal(&config, server, *test, wal_path.as_deref(), out),
+        Command::ArchiveWal { servers } => wal::archive_wal(&config, servers, out),
+        Command::GetWal {
+            output_directory,
+            partial,
+            peek,
+            test,
+            keep_compression,
+            gzip,
+            bzip2,
+            xz,
+            server,
+            wal_name,
+        } => wal::get_wal(
+            &config,
+            &wal::GetWalArgs {
+                server,
+                wal_name,
+                output_directory: output_directory.as_deref(),
+                partial: *partial,
+                peek: *peek,
+                test: *test,
+                keep_compression: *keep_compression,
+                recompress: wal::recompression(*gzip, *bzip2, *xz),
+            },
+            out,
+        ),
+        Command::SwitchWal {
+            force,
+            archive,
+            archive_timeout,
+            servers,
+        } => wal::switch_wal(&config, servers, *force, *archive, *archive_timeout, out),
+        Command::RebuildXlogdb { servers } => wal::rebuild_xlogdb(&config, servers, out),
     }
 }
 

@@ -6,7 +6,9 @@ use std::fs::OpenOptions;
 use std::path::Path;
 use std::sync::Mutex;
 
-use anyhow::{Context, Result};
+use std::io::Write as _;
+
+use anyhow::Result;
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
@@ -64,16 +66,34 @@ pub fn init(log_file: Option<&Path>, level: Level) -> Result<()> {
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
         .event_format(BarmanFormat);
-    match log_file {
-        Some(path) => {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("cannot open log file `{}`", path.display()))?;
-            builder.with_writer(Mutex::new(file)).try_init()
-        }
-        None => builder.with_writer(std::io::stderr).try_init(),
+    let file = match log_file {
+        Some(path) => match OpenOptions::new().create(true).append(true).open(path) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                // As Barman: a log file we may not open (put-wal run over ssh
+                // by another user, say) must not stop the command.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "WARNING: cannot open log file `{}` ({e}); logging to standard error",
+                    path.display()
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    match file {
+        Some(file) => builder.with_writer(Mutex::new(file)).try_init(),
+        // On stderr only warnings and errors, unless debugging was asked for.
+        None => tracing_subscriber::fmt()
+            .with_max_level(if level >= Level::DEBUG {
+                level
+            } else {
+                level.min(Level::WARN)
+            })
+            .event_format(BarmanFormat)
+            .with_writer(std::io::stderr)
+            .try_init(),
     }
     .map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
 }

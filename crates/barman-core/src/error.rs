@@ -133,6 +133,51 @@ pub enum Error {
         /// The PID written by the holder, if readable.
         pid: Option<u32>,
     },
+    // -- PostgreSQL access (owned by postgres/) --
+    /// A PostgreSQL connection or query failed. The message never holds a
+    /// password: conninfo strings are redacted.
+    #[error("PostgreSQL ({conninfo}): {message}")]
+    Postgres {
+        /// The redacted conninfo of the server.
+        conninfo: String,
+        /// What failed.
+        message: String,
+    },
+    // -- WAL archiving (owned by archive/) --
+    /// A WAL file was refused (bad name, truncated, foreign cluster, bad
+    /// checksum, ...). Nothing was written to the archive.
+    #[error("WAL file `{name}` refused: {reason}")]
+    WalRejected {
+        /// The file name as received.
+        name: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A put-wal stream is malformed (not a tar, unsupported member, missing
+    /// or bad checksum file).
+    #[error("put-wal: {0}")]
+    PutWalStream(String),
+    /// A WAL file is not in the archive.
+    #[error("WAL file `{name}` not found in the archive of server `{server}`")]
+    WalNotFound {
+        /// The server.
+        server: String,
+        /// The WAL name asked for.
+        name: String,
+    },
+    /// The operation is not allowed on a passive node.
+    #[error(
+        "server `{server}` is a passive node (primary_ssh_command is set): {action} is not allowed"
+    )]
+    PassiveServer {
+        /// The server.
+        server: String,
+        /// The refused operation.
+        action: &'static str,
+    },
+    /// A timeout expired while waiting for something.
+    #[error("timed out: {0}")]
+    Timeout(String),
 }
 
 impl Error {

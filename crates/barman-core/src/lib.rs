@@ -74,10 +74,14 @@
 
 #![deny(missing_docs)]
 
+pub mod archive;
 pub mod catalog;
+pub mod clock;
 pub mod config;
 mod error;
 pub mod fs;
+pub mod postgres;
+pub mod server;
 
 pub use catalog::{BackupId, BackupInfo, BackupStatus, Catalog, ServerLayout};
 pub use error::{Error, Result};

@@ -132,6 +132,73 @@ impl XlogDb {
         append_durable(&self.path, &entry.to_line())
     }
 
+    /// Whether a line for `name` exists (streams the file; an absent file
+    /// has none). Malformed lines are skipped.
+    pub fn contains(&self, name: &str) -> Result<bool> {
+        use std::io::BufRead as _;
+        let file = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io("cannot read", &self.path, e)),
+        };
+        for line in std::io::BufReader::new(file).lines() {
+            let line = line.map_err(|e| Error::io("cannot read", &self.path, e))?;
+            if line.split('\t').next() == Some(name) || line.split_whitespace().next() == Some(name)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Cuts an unterminated last line (left by a crash in the middle of an
+    /// append) so the next append starts on a fresh line. Returns the bytes
+    /// removed. The caller holds the xlogdb lock.
+    pub fn repair_tail(&self) -> Result<u64> {
+        use std::io::{Read as _, Seek as _, SeekFrom};
+        let mut file = match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Error::io("cannot open", &self.path, e)),
+        };
+        let io = |e| Error::io("cannot repair", &self.path, e);
+        let len = file.metadata().map_err(io)?.len();
+        if len == 0 {
+            return Ok(0);
+        }
+        let mut end = len;
+        let mut keep = 0;
+        let mut buf = vec![0u8; 4096];
+        'scan: while end > 0 {
+            let start = end.saturating_sub(buf.len() as u64);
+            let chunk = usize::try_from(end - start).unwrap_or(buf.len());
+            file.seek(SeekFrom::Start(start)).map_err(io)?;
+            file.read_exact(&mut buf[..chunk]).map_err(io)?;
+            for i in (0..chunk).rev() {
+                if buf[i] == b'\n' {
+                    keep = start + i as u64 + 1;
+                    break 'scan;
+                }
+            }
+            end = start;
+        }
+        if keep == len {
+            return Ok(0);
+        }
+        file.set_len(keep).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        tracing::warn!(
+            "{}: removed an unterminated last line ({} bytes) left by an interrupted append",
+            self.path.display(),
+            len - keep
+        );
+        Ok(len - keep)
+    }
+
     /// Replaces the whole file atomically (temp file, fsync, rename, fsync dir).
     pub fn rewrite(&self, entries: &[XlogEntry]) -> Result<()> {
         write_atomic(&self.path, Self::render(entries).as_bytes(), FILE_MODE)

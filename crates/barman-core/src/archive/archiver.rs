@@ -1,0 +1,572 @@
+//! `archive-wal`: moving `incoming/` and `streaming/` into `wals/`.
+//!
+//! Per file, in name order: check the name, the size and the page header
+//! (a file that fails goes to `errors/` as `.unknown`); if `wals/` already
+//! has the name, compare the content (identical: the source is dropped;
+//! different: the source goes to `errors/` as `.duplicate`); otherwise
+//! compress into a temporary file next to the destination, fsync it, link it
+//! into place without ever replacing a file, fsync the directory, append the
+//! xlog.db line (fsync'ed), and only then remove the source. Killed at any
+//! instant, a rerun finishes the job: an archived file whose xlog.db line is
+//! missing gets it, a half-written last line is cut first, leftover
+//! temporaries are removed.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use barman_wal::{Codec, Encoder, WalFileName};
+
+use super::inspect::{InspectError, WalExpectations, inspect, inspect_plain, same_content};
+use super::store::{
+    ErrorKind, Install, create_temp, install_no_replace, is_temp_name, move_to_errors, mtime_secs,
+    parent, remove_quietly,
+};
+use crate::catalog::lock::{LockKind, acquire_blocking, try_acquire};
+use crate::catalog::{XlogDb, XlogEntry};
+use crate::clock::Clock;
+use crate::fs::{create_dir_secure, fsync_dir};
+use crate::{Error, Result, ServerLayout};
+
+/// Which directory a file came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `incoming/` (archive_command, put-wal).
+    Incoming,
+    /// `streaming/` (receive-wal).
+    Streaming,
+}
+
+impl Source {
+    /// Barman's wording in its output.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Incoming => "file archival",
+            Self::Streaming => "streaming",
+        }
+    }
+}
+
+/// Options of an archive-wal run.
+#[derive(Debug, Clone)]
+pub struct ArchiveOptions {
+    /// The server name (xlog.db and lock names).
+    pub server: String,
+    /// The directory of lock files.
+    pub lock_directory: PathBuf,
+    /// Compression for newly archived files (`None`: store as received).
+    pub codec: Option<Codec>,
+    /// What files must match.
+    pub expectations: WalExpectations,
+    /// Process `incoming/` (`archiver`).
+    pub incoming: bool,
+    /// At most this many files from `incoming/` per run (0 = all).
+    pub incoming_batch_size: u64,
+    /// Process `streaming/` (`streaming_archiver`).
+    pub streaming: bool,
+    /// At most this many files from `streaming/` per run (0 = all).
+    pub streaming_batch_size: u64,
+}
+
+/// What happened to one file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Archived; its xlog.db line.
+    Archived(XlogEntry),
+    /// Already archived with the same content (an earlier run was
+    /// interrupted, or the file was sent twice); the source was removed.
+    AlreadyArchived {
+        /// Whether its missing xlog.db line was added.
+        line_added: bool,
+    },
+    /// Moved to `errors/`.
+    Rejected {
+        /// Duplicate or unknown.
+        kind: ErrorKind,
+        /// Why.
+        reason: String,
+        /// Where it went.
+        moved_to: PathBuf,
+    },
+}
+
+/// One processed file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Processed {
+    /// Where it came from.
+    pub source: Source,
+    /// Its file name.
+    pub name: String,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ArchiveReport {
+    /// Every processed file, in order.
+    pub processed: Vec<Processed>,
+    /// Bytes removed from an unterminated last xlog.db line.
+    pub repaired_xlogdb_bytes: u64,
+}
+
+impl ArchiveReport {
+    /// Files moved to `errors/`.
+    pub fn rejected(&self) -> impl Iterator<Item = &Processed> {
+        self.processed
+            .iter()
+            .filter(|p| matches!(p.outcome, Outcome::Rejected { .. }))
+    }
+}
+
+/// Called around each file (hook point for pre/post archive scripts).
+pub trait ArchiveObserver {
+    /// A file is about to be processed.
+    fn before(&mut self, _source: Source, _name: &str, _path: &Path) {}
+    /// A file was processed.
+    fn after(&mut self, _processed: &Processed) {}
+}
+
+/// An observer that does nothing.
+#[derive(Debug, Default)]
+pub struct NoObserver;
+impl ArchiveObserver for NoObserver {}
+
+/// Runs archive-wal for one server: takes the `archive-wal` lock (busy →
+/// [`Error::LockBusy`]), repairs xlog.db's tail, then processes the queues.
+pub fn archive_wal(
+    layout: &ServerLayout,
+    options: &ArchiveOptions,
+    clock: &dyn Clock,
+    observer: &mut dyn ArchiveObserver,
+) -> Result<ArchiveReport> {
+    let _lock = try_acquire(
+        &options.lock_directory,
+        &LockKind::ArchiveWal(options.server.clone()),
+    )?;
+    let xlogdb = XlogDb::new(layout.xlogdb_path(&options.server));
+    let mut report = ArchiveReport::default();
+    {
+        let _x = acquire_blocking(
+            &options.lock_directory,
+            &LockKind::XlogDb(options.server.clone()),
+        )?;
+        report.repaired_xlogdb_bytes = xlogdb.repair_tail()?;
+    }
+    create_dir_secure(layout.wals_directory())?;
+    let archiver = Archiver {
+        layout,
+        options,
+        clock,
+        xlogdb,
+    };
+    if options.incoming {
+        let names = archiver.queue(layout.incoming_directory(), Source::Incoming)?;
+        let names = limit(names, options.incoming_batch_size);
+        archiver.run_queue(Source::Incoming, names, &mut report, observer)?;
+    }
+    if options.streaming {
+        let names = archiver.queue(layout.streaming_directory(), Source::Streaming)?;
+        let names = limit(streaming_batch(names), options.streaming_batch_size);
+        archiver.run_queue(Source::Streaming, names, &mut report, observer)?;
+    }
+    Ok(report)
+}
+
+fn limit(mut names: Vec<String>, batch: u64) -> Vec<String> {
+    if batch > 0 {
+        names.truncate(usize::try_from(batch).unwrap_or(usize::MAX));
+    }
+    names
+}
+
+/// The files of a sorted `streaming/` listing that may be archived now
+/// (BARMAN-BEHAVIOUR.md §3.5): the newest `.partial` is being written and
+/// stays; older `.partial` files (timeline switches) go; with no `.partial`
+/// at all the newest complete segment stays, as the restart point.
+pub fn streaming_batch(names: Vec<String>) -> Vec<String> {
+    let partials: Vec<&String> = names.iter().filter(|n| n.ends_with(".partial")).collect();
+    let held: Option<String> = if let Some(last) = partials.last() {
+        Some((*last).clone())
+    } else {
+        names
+            .iter()
+            .rev()
+            .find(|n| n.parse::<WalFileName>().is_ok_and(|w| w.is_segment()))
+            .cloned()
+    };
+    names
+        .into_iter()
+        .filter(|n| Some(n) != held.as_ref())
+        .collect()
+}
+
+struct Archiver<'a> {
+    layout: &'a ServerLayout,
+    options: &'a ArchiveOptions,
+    clock: &'a dyn Clock,
+    xlogdb: XlogDb,
+}
+
+impl Archiver<'_> {
+    /// Sorted entry names of `dir`, temporaries excluded (old hidden ones
+    /// of ours are removed).
+    fn queue(&self, dir: &Path, _source: Source) -> Result<Vec<String>> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("cannot list", dir, e)),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("cannot list", dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if is_temp_name(&name) {
+                self.remove_stale_temp(&entry.path(), &name);
+                continue;
+            }
+            names.push(name);
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Our own temporaries (`.<name>.<pid>.<n>.tmp`) older than an hour
+    /// belong to a put-wal that died: remove them.
+    fn remove_stale_temp(&self, path: &Path, name: &str) {
+        if !name.starts_with('.') {
+            return;
+        }
+        let Ok(meta) = path.symlink_metadata() else {
+            return;
+        };
+        let age = self.clock.now().as_second() as f64 - mtime_secs(&meta);
+        if meta.is_file() && age > 3600.0 {
+            tracing::info!("removing stale temporary file {}", path.display());
+            remove_quietly(path);
+        }
+    }
+
+    fn run_queue(
+        &self,
+        source: Source,
+        names: Vec<String>,
+        report: &mut ArchiveReport,
+        observer: &mut dyn ArchiveObserver,
+    ) -> Result<()> {
+        let dir = match source {
+            Source::Incoming => self.layout.incoming_directory(),
+            Source::Streaming => self.layout.streaming_directory(),
+        };
+        for name in names {
+            let path = dir.join(&name);
+            observer.before(source, &name, &path);
+            let outcome = self.process(&path, &name)?;
+            let processed = Processed {
+                source,
+                name,
+                outcome,
+            };
+            observer.after(&processed);
+            report.processed.push(processed);
+        }
+        Ok(())
+    }
+
+    fn reject(&self, path: &Path, name: &str, kind: ErrorKind, reason: String) -> Result<Outcome> {
+        let moved_to =
+            move_to_errors(path, name, self.layout.errors_directory(), kind, self.clock)?;
+        tracing::error!(
+            "archive-wal {}: `{name}` moved to {}: {reason}",
+            self.options.server,
+            moved_to.display()
+        );
+        Ok(Outcome::Rejected {
+            kind,
+            reason,
+            moved_to,
+        })
+    }
+
+    fn process(&self, path: &Path, name: &str) -> Result<Outcome> {
+        let meta = path
+            .symlink_metadata()
+            .map_err(|e| Error::io("cannot stat", path, e))?;
+        let Ok(wal) = name.parse::<WalFileName>() else {
+            return self.reject(path, name, ErrorKind::Unknown, "not a WAL file name".into());
+        };
+        if !meta.is_file() {
+            return self.reject(path, name, ErrorKind::Unknown, "not a regular file".into());
+        }
+        let codec = self.options.codec.as_ref();
+        let dest = self.layout.wal_path(&wal);
+        let canonical = wal.to_string();
+        remove_own_temps(parent(&dest), &canonical);
+        if dest.symlink_metadata().is_ok() {
+            return self.already_there(path, name, &dest);
+        }
+        create_dir_secure(parent(&dest))?;
+        let time = mtime_secs(&meta);
+        let modified = meta.modified().ok();
+        let arrived = super::inspect::detect_compression(path, codec)?;
+        // The checks run on exactly the bytes that are stored: while
+        // compressing a plain file, or on the stored copy otherwise.
+        let (tmp, checked, compression) = match (codec, arrived) {
+            (Some(codec), None) => {
+                let (tmp, checked) =
+                    self.compress_checked(path, &dest, &wal, &canonical, codec, modified)?;
+                (tmp, checked, Some(codec.compression()))
+            }
+            (_, stored) => {
+                let tmp = self.copy_to_temp(path, &dest, &canonical, modified)?;
+                let checked = inspect(&tmp, &wal, &self.options.expectations, codec).map(|_| ());
+                (tmp, checked, stored)
+            }
+        };
+        match checked {
+            Ok(()) => {}
+            Err(InspectError::Invalid(reason)) => {
+                remove_quietly(&tmp);
+                return self.reject(path, name, ErrorKind::Unknown, reason);
+            }
+            Err(InspectError::Io(e)) => {
+                remove_quietly(&tmp);
+                return Err(e);
+            }
+        }
+        let size = std::fs::metadata(&tmp)
+            .map_err(|e| Error::io("cannot stat", &tmp, e))?
+            .len();
+        match install_no_replace(&tmp, &dest) {
+            Ok(Install::Done) => {}
+            Ok(Install::Exists) => {
+                remove_quietly(&tmp);
+                return self.already_there(path, name, &dest);
+            }
+            Err(e) => {
+                remove_quietly(&tmp);
+                return Err(e);
+            }
+        }
+        let mut entry = XlogEntry::new(wal.to_string(), size, time);
+        entry.compression = compression.map(|c| c.name().to_owned());
+        self.append(&entry)?;
+        remove_source(path)?;
+        Ok(Outcome::Archived(entry))
+    }
+
+    /// `dest` exists: identical content → make sure xlog.db lists it and
+    /// drop the source; different → the source is a duplicate.
+    fn already_there(&self, path: &Path, name: &str, dest: &Path) -> Result<Outcome> {
+        if !same_content(path, dest, self.options.codec.as_ref())? {
+            return self.reject(
+                path,
+                name,
+                ErrorKind::Duplicate,
+                format!(
+                    "a different file with this name is already archived at {}",
+                    dest.display()
+                ),
+            );
+        }
+        let wal_name = name
+            .parse::<WalFileName>()
+            .map(|w| w.to_string())
+            .unwrap_or_else(|_| name.to_owned());
+        let line_added = if self.xlogdb.contains(&wal_name)? {
+            false
+        } else {
+            let meta = std::fs::metadata(dest).map_err(|e| Error::io("cannot stat", dest, e))?;
+            let mut entry = XlogEntry::new(wal_name, meta.len(), mtime_secs(&meta));
+            entry.compression =
+                super::inspect::detect_compression(dest, self.options.codec.as_ref())?
+                    .map(|c| c.name().to_owned());
+            self.append(&entry)?;
+            true
+        };
+        remove_source(path)?;
+        Ok(Outcome::AlreadyArchived { line_added })
+    }
+
+    fn append(&self, entry: &XlogEntry) -> Result<()> {
+        let _x = acquire_blocking(
+            &self.options.lock_directory,
+            &LockKind::XlogDb(self.options.server.clone()),
+        )?;
+        self.xlogdb.append(entry)
+    }
+
+    /// A durable byte copy of `path` next to `dest` (never a hard link: the
+    /// archive must not share an inode with a file another program may
+    /// rewrite in place).
+    fn copy_to_temp(
+        &self,
+        path: &Path,
+        dest: &Path,
+        name: &str,
+        modified: Option<SystemTime>,
+    ) -> Result<PathBuf> {
+        let (tmp, mut out) = create_temp(parent(dest), name)?;
+        let result = File::open(path)
+            .and_then(|mut src| io::copy(&mut src, &mut out))
+            .and_then(|_| modified.map_or(Ok(()), |m| out.set_modified(m)))
+            .and_then(|()| out.sync_all());
+        if let Err(e) = result {
+            remove_quietly(&tmp);
+            return Err(Error::io("cannot copy into", &tmp, e));
+        }
+        Ok(tmp)
+    }
+
+    /// Compresses plain `path` into a temporary file next to `dest`,
+    /// checking the plain bytes as they pass; returns the durable temporary
+    /// file and the check's verdict.
+    fn compress_checked(
+        &self,
+        path: &Path,
+        dest: &Path,
+        wal: &WalFileName,
+        name: &str,
+        codec: &Codec,
+        modified: Option<SystemTime>,
+    ) -> Result<(PathBuf, std::result::Result<(), InspectError>)> {
+        let (tmp, out) = create_temp(parent(dest), name)?;
+        let result = (|| -> Result<std::result::Result<(), InspectError>> {
+            let src = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+            let enc: Encoder<io::BufWriter<File>> =
+                codec.writer(io::BufWriter::with_capacity(256 * 1024, out))?;
+            let mut tee = TeeReader {
+                inner: io::BufReader::with_capacity(256 * 1024, src),
+                sink: enc,
+                error: None,
+            };
+            let checked =
+                inspect_plain(&mut tee, path, wal, &self.options.expectations).map(|_| ());
+            let TeeReader { sink, error, .. } = tee;
+            if let Some(e) = error {
+                return Err(Error::io("cannot compress into", &tmp, e));
+            }
+            let mut w = sink
+                .finish()
+                .map_err(|e| Error::io("cannot compress into", &tmp, e))?;
+            w.flush().map_err(|e| Error::io("cannot write", &tmp, e))?;
+            let f = w
+                .into_inner()
+                .map_err(|e| Error::io("cannot write", &tmp, e.into_error()))?;
+            if let Some(m) = modified {
+                f.set_modified(m)
+                    .map_err(|e| Error::io("cannot set the mtime of", &tmp, e))?;
+            }
+            f.sync_all()
+                .map_err(|e| Error::io("cannot fsync", &tmp, e))?;
+            Ok(checked)
+        })();
+        match result {
+            Ok(checked) => Ok((tmp, checked)),
+            Err(e) => {
+                remove_quietly(&tmp);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A reader that copies everything it reads into `sink`; a write error is
+/// kept and reported as a read error.
+struct TeeReader<R, W> {
+    inner: R,
+    sink: W,
+    error: Option<io::Error>,
+}
+
+impl<R: io::Read, W: Write> io::Read for TeeReader<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Err(e) = self.sink.write_all(&buf[..n]) {
+            let kind = e.kind();
+            self.error = Some(e);
+            return Err(io::Error::new(kind, "cannot write the compressed copy"));
+        }
+        Ok(n)
+    }
+}
+
+/// Removes the temporaries `.<name>.*.tmp` an interrupted run left in
+/// `dir`. Only archive-wal writes them there and the caller holds its lock,
+/// so none of them is in use.
+fn remove_own_temps(dir: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        if file.starts_with(&prefix) && is_temp_name(&file) {
+            tracing::info!(
+                "removing {} left by an interrupted archive-wal",
+                entry.path().display()
+            );
+            remove_quietly(&entry.path());
+        }
+    }
+}
+
+/// Removes an archived source and fsyncs its directory.
+fn remove_source(path: &Path) -> Result<()> {
+    std::fs::remove_file(path).map_err(|e| Error::io("cannot remove", path, e))?;
+    fsync_dir(parent(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn streaming_holds_back_the_newest_partial() {
+        let got = streaming_batch(v(&[
+            "000000010000000000000001",
+            "000000010000000000000002",
+            "000000010000000000000003.partial",
+        ]));
+        assert_eq!(
+            got,
+            v(&["000000010000000000000001", "000000010000000000000002"])
+        );
+    }
+
+    #[test]
+    fn streaming_archives_older_partials() {
+        let got = streaming_batch(v(&[
+            "000000010000000000000003.partial",
+            "00000002.history",
+            "000000020000000000000003.partial",
+        ]));
+        assert_eq!(
+            got,
+            v(&["000000010000000000000003.partial", "00000002.history"])
+        );
+    }
+
+    #[test]
+    fn streaming_without_partial_holds_back_the_newest_segment() {
+        let got = streaming_batch(v(&[
+            "000000010000000000000001",
+            "000000010000000000000002",
+            "00000002.history",
+        ]));
+        assert_eq!(got, v(&["000000010000000000000001", "00000002.history"]));
+        assert!(streaming_batch(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn batch_limit() {
+        assert_eq!(limit(v(&["a", "b", "c"]), 2), v(&["a", "b"]));
+        assert_eq!(limit(v(&["a", "b", "c"]), 0).len(), 3);
+    }
+}

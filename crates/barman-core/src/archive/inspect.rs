@@ -1,0 +1,235 @@
+//! Checking a WAL file before it enters the archive, reading through any
+//! compression: segment size and long page header (magic, system identifier,
+//! page address, segment size), history file syntax, backup label text.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+use barman_wal::{
+    Codec, Compression, Decoder, HeaderExpectations, LongPageHeader, MAX_MAGIC_LEN,
+    TimelineHistory, WalFileName, WalSegmentSize,
+};
+
+use crate::{Error, Result};
+
+/// Largest history or backup-label file accepted (both are small text files).
+const MAX_TEXT_FILE: u64 = 1 << 20;
+
+/// What the archive knows about the cluster a WAL file must come from;
+/// `None` fields are not checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalExpectations {
+    /// The cluster's system identifier (from `identity.json` or the server).
+    pub system_identifier: Option<u64>,
+    /// The cluster's WAL segment size.
+    pub segment_size: Option<WalSegmentSize>,
+}
+
+/// A WAL file that passed [`inspect`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inspection {
+    /// How the file is stored (`None`: plain).
+    pub compression: Option<Compression>,
+    /// The decompressed size.
+    pub plain_size: u64,
+    /// The segment size from the header (segments and partials only).
+    pub segment_size: Option<WalSegmentSize>,
+    /// The system identifier from the header (segments and partials only).
+    pub system_identifier: Option<u64>,
+}
+
+/// Why [`inspect`] did not accept a file.
+#[derive(Debug)]
+pub enum InspectError {
+    /// The file's content is wrong (truncated, foreign, corrupt): it must
+    /// not be archived. The text says why.
+    Invalid(String),
+    /// The file could not be read: nothing can be decided.
+    Io(Error),
+}
+
+/// Detects how `path` is stored, from its first bytes (custom magic first
+/// when `codec` is a custom filter).
+pub fn detect_compression(path: &Path, codec: Option<&Codec>) -> Result<Option<Compression>> {
+    let mut file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+    let mut prefix = [0u8; MAX_MAGIC_LEN];
+    let mut n = 0;
+    while n < prefix.len() {
+        let read = file
+            .read(&mut prefix[n..])
+            .map_err(|e| Error::io("cannot read", path, e))?;
+        if read == 0 {
+            break;
+        }
+        n += read;
+    }
+    Ok(match codec {
+        Some(c) => c.detect(&prefix[..n]),
+        None => barman_wal::detect(&prefix[..n]),
+    })
+}
+
+/// Opens `path` for reading its plain (decompressed) content, stored as
+/// `compression`.
+pub fn open_plain(
+    path: &Path,
+    compression: Option<Compression>,
+    codec: Option<&Codec>,
+) -> Result<Decoder<File>> {
+    let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+    let decoder = match (compression, codec) {
+        (Some(Compression::Custom), Some(codec)) => codec.reader_for(compression, file)?,
+        _ => Decoder::for_detected(compression, file)?,
+    };
+    Ok(decoder)
+}
+
+fn classify_io(path: &Path, e: io::Error) -> InspectError {
+    match e.kind() {
+        io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidInput => {
+            InspectError::Invalid(format!("cannot decode: {e}"))
+        }
+        _ => InspectError::Io(Error::io("cannot read", path, e)),
+    }
+}
+
+/// Checks that `path` holds a valid `name`: for segments and partials, the
+/// full segment size and a long page header naming this segment from the
+/// expected cluster; for history files, a parsable history; for backup
+/// labels, a label text.
+pub fn inspect(
+    path: &Path,
+    name: &WalFileName,
+    expected: &WalExpectations,
+    codec: Option<&Codec>,
+) -> std::result::Result<Inspection, InspectError> {
+    let compression = detect_compression(path, codec).map_err(InspectError::Io)?;
+    let mut reader = open_plain(path, compression, codec).map_err(|e| match e {
+        Error::Io { .. } => InspectError::Io(e),
+        other => InspectError::Invalid(other.to_string()),
+    })?;
+    let mut inspection = inspect_plain(&mut reader, path, name, expected)?;
+    inspection.compression = compression;
+    Ok(inspection)
+}
+
+/// [`inspect`] on a plain (decompressed) stream; `path` names it in errors.
+/// The stream is read to its end.
+pub fn inspect_plain<R: Read>(
+    reader: &mut R,
+    path: &Path,
+    name: &WalFileName,
+    expected: &WalExpectations,
+) -> std::result::Result<Inspection, InspectError> {
+    let mut inspection = Inspection {
+        compression: None,
+        plain_size: 0,
+        segment_size: None,
+        system_identifier: None,
+    };
+    match name {
+        WalFileName::Segment(segment) | WalFileName::Partial(segment) => {
+            let mut head = [0u8; LongPageHeader::SIZE];
+            let got = read_up_to(reader, &mut head).map_err(|e| classify_io(path, e))?;
+            if got < head.len() {
+                return Err(InspectError::Invalid(format!(
+                    "truncated: {got} bytes, shorter than a WAL page header"
+                )));
+            }
+            let header =
+                LongPageHeader::parse(&head).map_err(|e| InspectError::Invalid(e.to_string()))?;
+            header
+                .validate(&HeaderExpectations {
+                    system_identifier: expected.system_identifier,
+                    segment_size: expected.segment_size,
+                    name: Some(*segment),
+                })
+                .map_err(|e| match e {
+                    barman_wal::Error::InvalidHeader {
+                        field: "xlp_sysid",
+                        expected,
+                        found,
+                    } => InspectError::Invalid(format!(
+                        "it comes from another cluster: system identifier {found}, this server's is {expected}"
+                    )),
+                    other => InspectError::Invalid(other.to_string()),
+                })?;
+            let rest = io::copy(reader, &mut io::sink()).map_err(|e| classify_io(path, e))?;
+            let total = rest + head.len() as u64;
+            let want = header.segment_size.bytes();
+            if total != want {
+                return Err(InspectError::Invalid(format!(
+                    "truncated or oversized: {total} bytes, a segment has {want}"
+                )));
+            }
+            inspection.plain_size = total;
+            inspection.segment_size = Some(header.segment_size);
+            inspection.system_identifier = Some(header.system_identifier);
+        }
+        WalFileName::History(_) | WalFileName::BackupLabel { .. } => {
+            let mut text = Vec::new();
+            reader
+                .take(MAX_TEXT_FILE + 1)
+                .read_to_end(&mut text)
+                .map_err(|e| classify_io(path, e))?;
+            if text.len() as u64 > MAX_TEXT_FILE {
+                return Err(InspectError::Invalid(format!(
+                    "larger than {MAX_TEXT_FILE} bytes"
+                )));
+            }
+            let text = String::from_utf8(text)
+                .map_err(|_| InspectError::Invalid("not UTF-8 text".into()))?;
+            if name.is_history() {
+                TimelineHistory::parse(&text).map_err(|e| {
+                    InspectError::Invalid(format!("not a timeline history file: {e}"))
+                })?;
+            } else if !text.contains("START WAL LOCATION") {
+                return Err(InspectError::Invalid(
+                    "not a backup history file (no START WAL LOCATION)".into(),
+                ));
+            }
+            inspection.plain_size = text.len() as u64;
+        }
+    }
+    Ok(inspection)
+}
+
+fn read_up_to<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Whether two stored WAL files hold the same plain content, whatever their
+/// compression. Streams both; never holds more than two buffers.
+pub fn same_content(a: &Path, b: &Path, codec: Option<&Codec>) -> Result<bool> {
+    let ca = detect_compression(a, codec)?;
+    let cb = detect_compression(b, codec)?;
+    let mut ra = open_plain(a, ca, codec)?;
+    let mut rb = open_plain(b, cb, codec)?;
+    let mut ba = vec![0u8; 64 * 1024];
+    let mut bb = vec![0u8; 64 * 1024];
+    loop {
+        // A corrupt compressed stream simply differs.
+        let Ok(na) = read_up_to(&mut ra, &mut ba) else {
+            return Ok(false);
+        };
+        let Ok(nb) = read_up_to(&mut rb, &mut bb) else {
+            return Ok(false);
+        };
+        if na != nb || ba[..na] != bb[..nb] {
+            return Ok(false);
+        }
+        if na == 0 {
+            return Ok(true);
+        }
+    }
+}
