@@ -26,12 +26,17 @@
 //! # Ok(()) }
 //! ```
 
+mod barman;
 mod error;
 mod pg;
 mod process;
 mod sshd;
 
+pub use barman::{BarmanHome, DataDirServer, barman_bin, target_bin_dir};
 pub use error::{Error, Result};
 pub use pg::{DEFAULT_PG_BIN, PG_BIN_ENV, PgCluster, PgClusterBuilder};
-pub use process::{SERVER_OS_USER, current_user, free_port, is_root, pid_alive, stage_binary};
+pub use process::{
+    SERVER_OS_USER, chmod, chown_to, current_user, free_port, is_root, output, pid_alive, run,
+    stage_binary, user_ids,
+};
 pub use sshd::{Sshd, SshdBuilder};

@@ -32,6 +32,11 @@ pub struct PgCluster {
     dir: TempDir,
 }
 
+/// Appends `text` to a `postgresql.conf`.
+pub(crate) fn append_conf(path: &Path, text: &str) -> Result<()> {
+    builder::append(path, text)
+}
+
 /// A command running `program` as the server's OS user, in `cwd`.
 ///
 /// As root that is `runuser -u postgres -- program`; otherwise the current user.

@@ -36,7 +36,7 @@ pub(crate) fn describe(cmd: &Command) -> String {
 }
 
 /// Runs `cmd` to completion with captured output; spawn errors are reported.
-pub(crate) fn output(cmd: &mut Command) -> Result<Output> {
+pub fn output(cmd: &mut Command) -> Result<Output> {
     cmd.stdin(Stdio::null())
         .output()
         .map_err(|source| Error::Spawn {
@@ -46,7 +46,7 @@ pub(crate) fn output(cmd: &mut Command) -> Result<Output> {
 }
 
 /// Runs `cmd` and fails unless it exits successfully; returns its output.
-pub(crate) fn run(cmd: &mut Command) -> Result<Output> {
+pub fn run(cmd: &mut Command) -> Result<Output> {
     let out = output(cmd)?;
     if out.status.success() {
         Ok(out)
@@ -79,7 +79,7 @@ pub fn current_user() -> Result<String> {
 }
 
 /// Numeric uid and gid of `user`.
-pub(crate) fn user_ids(user: &str) -> Result<(u32, u32)> {
+pub fn user_ids(user: &str) -> Result<(u32, u32)> {
     let id = |flag: &str| -> Result<u32> {
         let out = run(Command::new("id").arg(flag).arg(user))?;
         let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
@@ -92,13 +92,13 @@ pub(crate) fn user_ids(user: &str) -> Result<(u32, u32)> {
 }
 
 /// Changes the owner of `path` (not recursive) to `user`.
-pub(crate) fn chown_to(path: &Path, user: &str) -> Result<()> {
+pub fn chown_to(path: &Path, user: &str) -> Result<()> {
     let (uid, gid) = user_ids(user)?;
     std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(|e| Error::io(path, e))
 }
 
 /// Sets the permission bits of `path`.
-pub(crate) fn chmod(path: &Path, mode: u32) -> Result<()> {
+pub fn chmod(path: &Path, mode: u32) -> Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| Error::io(path, e))
 }
 

@@ -23,6 +23,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Debug, Clone, Default)]
 pub struct SshdBuilder {
     user: Option<String>,
+    extra: Vec<String>,
 }
 
 impl SshdBuilder {
@@ -34,6 +35,14 @@ impl SshdBuilder {
     #[must_use]
     pub fn user(mut self, user: impl Into<String>) -> Self {
         self.user = Some(user.into());
+        self
+    }
+
+    /// Adds a line to `sshd_config`, e.g. `SetEnv PATH=/dir:/usr/bin:/bin`
+    /// so that a command run over ssh finds the binaries under test.
+    #[must_use]
+    pub fn config_line(mut self, line: impl Into<String>) -> Self {
+        self.extra.push(line.into());
         self
     }
 
@@ -80,7 +89,11 @@ impl SshdBuilder {
         for _ in 0..START_ATTEMPTS {
             let port = process::free_port()?;
             let config = dir.path().join("sshd_config");
-            let text = config_text(dir.path(), port, &user, as_root);
+            let mut text = config_text(dir.path(), port, &user, as_root);
+            for line in &self.extra {
+                text.push_str(line);
+                text.push('\n');
+            }
             fs::write(&config, text).map_err(|e| Error::io(&config, e))?;
             let log = dir.path().join("sshd.log");
             let _ = fs::remove_file(&log);

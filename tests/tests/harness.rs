@@ -4,6 +4,8 @@
 //! binary fails the test with the package to install — nothing is skipped.
 //! Modules live in `tests/harness/` (one test binary for the whole crate).
 
+#[path = "harness/archiving.rs"]
+mod archiving;
 #[path = "harness/cluster.rs"]
 mod cluster;
 #[path = "harness/sshd.rs"]

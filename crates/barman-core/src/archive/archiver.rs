@@ -304,7 +304,14 @@ impl Archiver<'_> {
         let canonical = wal.to_string();
         remove_own_temps(parent(&dest), &canonical);
         if dest.symlink_metadata().is_ok() {
-            return self.already_there(path, name, &dest);
+            // An invalid file is reported as such even when its name is taken.
+            match inspect(path, &wal, &self.options.expectations, codec) {
+                Ok(_) => return self.already_there(path, name, &dest),
+                Err(InspectError::Invalid(reason)) => {
+                    return self.reject(path, name, ErrorKind::Unknown, reason);
+                }
+                Err(InspectError::Io(e)) => return Err(e),
+            }
         }
         create_dir_secure(parent(&dest))?;
         let time = mtime_secs(&meta);
