@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Quick-start demo: build barman-rs, start a throwaway PostgreSQL 15 cluster,
-# write a barman.conf for it, and run barman against it. Everything lives in a
+# Quick-start demo: build barman-rs, start a throwaway PostgreSQL 15 cluster
+# whose archive_command is `barman put-wal` (the one-host mode), write a
+# barman.conf for it, archive WAL under pgbench load and read it back. Everything lives in a
 # temporary directory that is removed at the end (set KEEP=1 to keep it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,10 +12,12 @@ if [ ! -x "$PG_BIN/initdb" ]; then
   exit 1
 fi
 
-cargo build --release -q -p barman-cli
-BARMAN=$PWD/target/release/barman
+cargo build --release -q -p barman-cli --bins
 
 WORK=$(mktemp -d /tmp/barman-demo.XXXXXX)
+# The archive_command runs as the server's user: give it its own copy of barman.
+mkdir -p "$WORK/bin" && cp target/release/barman "$WORK/bin/" && chmod 755 "$WORK" "$WORK/bin"
+BARMAN=$WORK/bin/barman
 PGDATA=$WORK/data
 PORT=${PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -35,19 +38,17 @@ unix_socket_directories = '$WORK'
 wal_level = replica
 max_wal_senders = 10
 max_replication_slots = 10
+wal_keep_size = '1GB'
 archive_mode = on
-archive_command = 'test ! -f $WORK/barman/demo/incoming/%f && cp %p $WORK/barman/demo/incoming/%f.tmp && mv $WORK/barman/demo/incoming/%f.tmp $WORK/barman/demo/incoming/%f'
+archive_command = '$BARMAN -c $WORK/barman.conf put-wal demo %p'
 CONF
 echo "host replication all 127.0.0.1/32 trust" >> "$PGDATA/pg_hba.conf"
-as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$WORK/pg.log" -w start >/dev/null
-as_pg "$PG_BIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -i -s 1 -q postgres >/dev/null 2>&1
 
-mkdir -p "$WORK/barman/demo/incoming"
-[ "$(id -u)" = 0 ] && chown -R postgres: "$WORK/barman"
+mkdir -p "$WORK/barman"
 cat > "$WORK/barman.conf" <<CONF
 [barman]
 barman_home = $WORK/barman
-barman_user = $(id -un)
+barman_user = postgres
 log_file = $WORK/barman.log
 log_level = INFO
 
@@ -62,10 +63,29 @@ compression = zstd
 retention_policy = REDUNDANCY 2
 CONF
 
+[ "$(id -u)" = 0 ] && chown -R postgres: "$WORK/barman" "$WORK/barman.conf"
+as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$WORK/pg.log" -w start >/dev/null
+
+barman() { as_pg "$BARMAN" -c "$WORK/barman.conf" "$@"; }
 echo "== barman list-servers"
-"$BARMAN" -c "$WORK/barman.conf" list-servers
+barman list-servers
 echo "== barman show-servers demo (first lines)"
-"$BARMAN" -c "$WORK/barman.conf" show-servers demo | head -n 12
-echo "== barman diagnose (servers.demo.config.compression, retention_policy)"
-"$BARMAN" -c "$WORK/barman.conf" diagnose | python3 -c 'import json,sys; d=json.load(sys.stdin); c=d["servers"]["demo"]["config"]; print(c["compression"], "|", c["retention_policy"])'
+barman show-servers demo | head -n 12
+echo "== pgbench -i -s 1, then 10 s of load: archive_command = barman put-wal demo %p"
+as_pg "$PG_BIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -i -s 1 -q postgres >/dev/null 2>&1
+as_pg "$PG_BIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -c 2 -T 10 postgres >/dev/null 2>&1
+echo "== barman switch-wal --archive demo (closes the current WAL and waits until it is archived)"
+barman switch-wal --archive --archive-timeout 60 demo
+echo "== barman archive-wal demo"
+barman archive-wal demo
+echo "== the archive (xlog.db: name, size, time, compression, encryption)"
+cat "$WORK/barman/demo/wals/demo-xlog.db"
+FIRST=$(head -n 1 "$WORK/barman/demo/wals/demo-xlog.db" | cut -f1)
+echo "== barman get-wal demo $FIRST: decompressed, byte-identical to pg_wal/$FIRST"
+barman get-wal -o "$WORK" demo "$FIRST"
+cmp "$WORK/$FIRST" "$PGDATA/pg_wal/$FIRST" && echo "identical ($(stat -c %s "$WORK/$FIRST") bytes)"
+echo "== pg_waldump reads it"
+"$PG_BIN/pg_waldump" --stats "$WORK/$FIRST" | head -n 4
+echo "== barman rebuild-xlogdb demo"
+barman rebuild-xlogdb demo
 echo "== demo finished"

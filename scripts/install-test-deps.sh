@@ -29,6 +29,8 @@ need bzip2 /bin/bzip2
 need xz-utils /usr/bin/xz
 need gzip /bin/gzip
 need util-linux /usr/bin/flock /usr/sbin/runuser
+need mount /bin/mount /bin/umount
+need python3 /usr/bin/python3
 
 if ((${#missing[@]} == 0)); then
     echo "install-test-deps: all test dependencies present"

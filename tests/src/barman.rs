@@ -18,7 +18,9 @@ use crate::process::{self, SERVER_OS_USER};
 /// (`target/debug` when the tests run from `target/debug/deps`).
 pub fn target_bin_dir() -> Result<PathBuf> {
     let exe = std::env::current_exe().map_err(|e| Error::io("current_exe", e))?;
-    let deps = exe.parent().ok_or_else(|| Error::Unsupported("test binary has no directory".into()))?;
+    let deps = exe
+        .parent()
+        .ok_or_else(|| Error::Unsupported("test binary has no directory".into()))?;
     Ok(if deps.ends_with("deps") {
         deps.parent().unwrap_or(deps).to_path_buf()
     } else {
@@ -44,7 +46,9 @@ pub fn barman_bin(name: &str) -> Result<PathBuf> {
             process::run(&mut cmd).map(drop).map_err(|e| e.to_string())
         });
         if let Err(e) = built {
-            return Err(Error::Unsupported(format!("cannot build the barman binaries: {e}")));
+            return Err(Error::Unsupported(format!(
+                "cannot build the barman binaries: {e}"
+            )));
         }
     }
     if !path.exists() {
@@ -84,7 +88,11 @@ impl BarmanHome {
         fs::write(&conf, text).map_err(|e| Error::io(&conf, e))?;
         process::chmod(dir.path(), 0o755)?;
         if let Some(user) = owner {
-            process::run(Command::new("chown").args(["-R", &format!("{user}:")]).arg(dir.path()))?;
+            process::run(
+                Command::new("chown")
+                    .args(["-R", &format!("{user}:")])
+                    .arg(dir.path()),
+            )?;
             process::chmod(&home, 0o700)?;
         }
         Ok(Self { dir, conf })
@@ -222,8 +230,21 @@ impl DataDirServer {
     /// Runs `sql` through psql (`-X -A -t`), returning trimmed output.
     pub fn psql(&self, sql: &str) -> Result<String> {
         let mut cmd = Command::new(self.pg_bin.join("psql"));
-        cmd.args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres"])
-            .args(["-p", &self.port.to_string(), "-c", sql]);
+        cmd.args([
+            "-X",
+            "-A",
+            "-t",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+        ])
+        .args(["-p", &self.port.to_string(), "-c", sql]);
         let out = process::run(&mut cmd)?;
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }

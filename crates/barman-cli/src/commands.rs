@@ -68,7 +68,10 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<()> {
             archive,
             archive_timeout,
             servers,
-        } => wal::switch_wal(&config, servers, *force, *archive, *archive_timeout, out),
+        } => {
+            wal::switch_wal(&config, servers, *force, *archive, *archive_timeout, out);
+            Ok(())
+        }
         Command::RebuildXlogdb { servers } => wal::rebuild_xlogdb(&config, servers, out),
     }
 }

@@ -4,8 +4,11 @@
 //! Segments here are synthetic but well-formed (a PostgreSQL 15 long page
 //! header, 1 MiB segment size); the end-to-end crate archives real WAL.
 
+#![allow(clippy::cast_possible_truncation)]
+
 use std::fs;
 use std::io::{Cursor, Read};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use barman_core::ServerLayout;
@@ -185,7 +188,10 @@ fn archives_every_codec_byte_identical() {
             );
         }
         let entries = XlogDb::new(env.layout.xlogdb_path("pg")).read().unwrap();
-        assert_eq!(entries[0].compression.as_deref(), comp.map(|c| c.name()));
+        assert_eq!(
+            entries[0].compression.as_deref(),
+            comp.map(Compression::name)
+        );
         assert!(
             env.layout
                 .wals_directory()
@@ -194,7 +200,6 @@ fn archives_every_codec_byte_identical() {
         );
         assert!(dir_names(env.layout.incoming_directory()).is_empty());
         // Modes: archived files 0600.
-        use std::os::unix::fs::PermissionsExt;
         let m = fs::metadata(
             env.layout
                 .wals_directory()
@@ -381,7 +386,7 @@ fn streaming_directory_follows_the_partial_rules() {
     .unwrap();
     archive::archive_wal(&env.layout, &opts, &clock(), &mut NoObserver).unwrap();
     assert_eq!(xlog(&env), [name(1), name(2)]);
-    assert_eq!(dir_names(&s), [format!("{}.partial", name(3))]);
+    assert_eq!(dir_names(s), [format!("{}.partial", name(3))]);
 }
 
 #[test]
@@ -466,10 +471,11 @@ fn get_wal_peek_and_partial() {
 // ---- put-wal ----
 
 fn sha256_hex(b: &[u8]) -> String {
-    Sha256::digest(b)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
+    use std::fmt::Write as _;
+    Sha256::digest(b).iter().fold(String::new(), |mut s, x| {
+        let _ = write!(s, "{x:02x}");
+        s
+    })
 }
 
 fn tar_stream(files: &[(&str, &[u8])], sums: Option<(&str, String)>) -> Vec<u8> {

@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use barman_e2e::{
-    BarmanHome, DataDirServer, PgCluster, SERVER_OS_USER, Sshd, barman_bin, chown_to, is_root,
-    run, stage_binary, target_bin_dir,
+    BarmanHome, DataDirServer, PgCluster, SERVER_OS_USER, Sshd, barman_bin, chown_to, is_root, run,
+    stage_binary,
 };
 
 /// (server, server-side compression, barman-wal-archive compression flag)
@@ -38,20 +38,34 @@ impl ClientSide {
             .unwrap();
         barman_e2e::chmod(dir.path(), 0o755).unwrap();
         for b in ["barman-wal-archive", "barman-wal-restore", "barman"] {
-            stage_binary(&barman_bin(b).expect("build the barman binaries"), dir.path()).unwrap();
+            stage_binary(
+                &barman_bin(b).expect("build the barman binaries"),
+                dir.path(),
+            )
+            .unwrap();
         }
         let key = dir.path().join("id_ed25519");
         fs::copy(sshd.client_key(), &key).unwrap();
         chown_to(&key, SERVER_OS_USER).unwrap();
         barman_e2e::chmod(&key, 0o600).unwrap();
+        // One multiplexed connection for all the sessions (as a busy
+        // archive host would configure it): every barman-wal-archive call
+        // still runs its own `barman put-wal` through sshd, without paying
+        // a key exchange each time.
+        let sockets = dir.path().join("cm");
+        fs::create_dir(&sockets).unwrap();
+        chown_to(&sockets, SERVER_OS_USER).unwrap();
+        barman_e2e::chmod(&sockets, 0o700).unwrap();
         let wrapper = dir.path().join("ssh");
         fs::write(
             &wrapper,
             format!(
                 "#!/bin/sh\nexec /usr/bin/ssh -i {} -o StrictHostKeyChecking=no \
                  -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o IdentitiesOnly=yes \
-                 -o LogLevel=ERROR \"$@\"\n",
-                key.display()
+                 -o LogLevel=ERROR -o ControlMaster=auto -o ControlPath={}/%C \
+                 -o ControlPersist=30 \"$@\"\n",
+                key.display(),
+                sockets.display()
             ),
         )
         .unwrap();
@@ -63,21 +77,32 @@ impl ClientSide {
         self.dir.path()
     }
 
+    /// Stops the multiplexing master of `port`, if one runs.
+    fn stop_master(&self, port: u16) {
+        let _ = Command::new("runuser")
+            .args(["-u", SERVER_OS_USER, "--"])
+            .arg(self.bin("ssh"))
+            .args(["-O", "exit", "-p", &port.to_string()])
+            .arg(format!("{SERVER_OS_USER}@127.0.0.1"))
+            .output();
+    }
+
     fn bin(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 }
 
 fn servers_conf(pg: &PgCluster) -> String {
-    SERVERS
-        .iter()
-        .map(|(name, comp, _)| {
-            format!(
-                "[{name}]\ndescription = archive test {name}\nconninfo = {}\nbackup_method = postgres\narchiver = on\ncompression = {comp}\n\n",
-                pg.conninfo()
-            )
-        })
-        .collect()
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    for (name, comp, _) in SERVERS {
+        let _ = write!(
+            text,
+            "[{name}]\ndescription = archive test {name}\nconninfo = {}\nbackup_method = postgres\narchiver = on\ncompression = {comp}\n\n",
+            pg.conninfo()
+        );
+    }
+    text
 }
 
 fn ok(out: &std::process::Output, what: &str) -> String {
@@ -152,28 +177,27 @@ fn xlogdb(home: &BarmanHome, server: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn archive_command_through_ssh_keeps_every_segment_for_every_codec_and_feeds_a_standby() {
-    assert!(
-        is_root().unwrap(),
-        "this test runs PostgreSQL as `postgres` and an sshd logging in root: run the tests as root"
-    );
-    let bin_dir = target_bin_dir().unwrap();
-    barman_bin("barman").expect("build the barman binaries");
+    // The Barman side runs as `postgres` too (a plain account: root's shell
+    // start-up files would dominate the timings), in a home it owns.
+    let setup = LocalSetup::new();
+    let home = &setup.home;
     let sshd = Sshd::builder()
-        .user("root")
-        .config_line(format!("SetEnv PATH={}:/usr/bin:/bin", bin_dir.display()))
+        .user(SERVER_OS_USER)
+        .config_line(format!(
+            "SetEnv PATH={}:/usr/bin:/bin",
+            setup.bin.path().display()
+        ))
         .start()
         .expect("start sshd");
     let client = ClientSide::new(&sshd);
 
-    // The barman home and config exist before PostgreSQL archives anything;
-    // its conninfo is filled in once the port is known (the servers section
-    // is rewritten below).
     let mut pushes = Vec::new();
     for (name, _, flag) in SERVERS {
         pushes.push(format!(
-            "{} -U root --port {} -c BARMAN_CONF {flag} 127.0.0.1 {name} %p",
+            "{} -U {SERVER_OS_USER} --port {} -c {} {flag} 127.0.0.1 {name} %p",
             client.bin("barman-wal-archive").display(),
-            sshd.port()
+            sshd.port(),
+            home.conf().display()
         ));
     }
     let archive_command = format!(
@@ -181,9 +205,6 @@ fn archive_command_through_ssh_keeps_every_segment_for_every_codec_and_feeds_a_s
         client.path().display(),
         pushes.join(" && ")
     );
-    // Placeholder home to get a stable config path.
-    let home = BarmanHome::new("", None).unwrap();
-    let archive_command = archive_command.replace("BARMAN_CONF", home.conf().to_str().unwrap());
     let pg = PgCluster::builder()
         .archive_command(archive_command)
         .conf("wal_keep_size = '4GB'")
@@ -191,7 +212,7 @@ fn archive_command_through_ssh_keeps_every_segment_for_every_codec_and_feeds_a_s
         .conf("checkpoint_timeout = '30min'")
         .start()
         .expect("start PostgreSQL 15");
-    // Now that the port is known, write the real servers.
+    // Now that the port is known, write the servers.
     let conf_text = fs::read_to_string(home.conf()).unwrap() + &servers_conf(&pg);
     fs::write(home.conf(), conf_text).unwrap();
 
@@ -207,7 +228,14 @@ fn archive_command_through_ssh_keeps_every_segment_for_every_codec_and_feeds_a_s
     run(Command::new("runuser")
         .args(["-u", SERVER_OS_USER, "--"])
         .arg(pg.pg_bin().join("pg_basebackup"))
-        .args(["-h", "127.0.0.1", "-p", &pg.port().to_string(), "-U", "postgres"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pg.port().to_string(),
+            "-U",
+            "postgres",
+        ])
         .args(["-X", "none", "-c", "fast", "-D"])
         .arg(&standby_dir))
     .expect("pg_basebackup");
@@ -240,17 +268,28 @@ fn archive_command_through_ssh_keeps_every_segment_for_every_codec_and_feeds_a_s
     let last = pg.switch_wal().unwrap();
     let t0 = Instant::now();
     wait_archived(&pg, &last, Duration::from_secs(600));
-    eprintln!("{} segments switched; archiving caught up {:?} after the load", switched.len(), t0.elapsed());
+    eprintln!(
+        "{} segments switched; archiving caught up {:?} after the load",
+        switched.len(),
+        t0.elapsed()
+    );
     let failed: u64 = pg
         .psql("SELECT failed_count FROM pg_stat_archiver")
         .unwrap()
         .parse()
         .unwrap();
-    assert_eq!(failed, 0, "archive_command failed {failed} times; log:\n{}", home.log());
+    assert_eq!(
+        failed,
+        0,
+        "archive_command failed {failed} times; log:\n{}",
+        home.log()
+    );
 
     let t0 = Instant::now();
-    let out = home.barman(&["archive-wal", "all"]).unwrap();
-    ok(&out, "barman archive-wal all");
+    ok(
+        &setup.run(&["archive-wal", "all"]),
+        "barman archive-wal all",
+    );
     eprintln!("archive-wal all: {:?}", t0.elapsed());
     let t0 = Instant::now();
 
@@ -258,11 +297,19 @@ fn archive_command_through_ssh_keeps_every_segment_for_every_codec_and_feeds_a_s
     let pg_wal = pg.wal_dir();
     for (server, comp, _) in SERVERS {
         let wals = home.server_dir(server).join("wals");
-        let lines = xlogdb(&home, server);
+        let lines = xlogdb(home, server);
         let names: Vec<String> = lines.iter().map(|l| l[0].clone()).collect();
         let unique: BTreeSet<&String> = names.iter().collect();
-        assert_eq!(unique.len(), names.len(), "{server}: duplicate xlog.db lines");
-        assert_eq!(archived_files(&wals), names, "{server}: xlog.db and wals/ differ");
+        assert_eq!(
+            unique.len(),
+            names.len(),
+            "{server}: duplicate xlog.db lines"
+        );
+        assert_eq!(
+            archived_files(&wals),
+            names,
+            "{server}: xlog.db and wals/ differ"
+        );
         let segments: Vec<&String> = names.iter().filter(|n| n.len() == 24).collect();
         assert!(
             segments.len() >= 50,
@@ -279,7 +326,7 @@ fn archive_command_through_ssh_keeps_every_segment_for_every_codec_and_feeds_a_s
         assert!(identity.contains(&sysid.to_string()), "{identity}");
         // Every segment decompresses (through get-wal) to what PostgreSQL wrote.
         for seg in &segments {
-            let out = home.barman(&["get-wal", server, seg]).unwrap();
+            let out = setup.run(&["get-wal", server, seg]);
             assert!(out.status.success(), "get-wal {server} {seg}: {out:?}");
             let original = fs::read(pg_wal.join(seg)).unwrap();
             assert!(
@@ -299,14 +346,21 @@ fn archive_command_through_ssh_keeps_every_segment_for_every_codec_and_feeds_a_s
     let t0 = Instant::now();
     // pg_waldump reads the whole archived range back (zstd server, via get-wal -o).
     let dump_dir = tempfile::tempdir().unwrap();
-    let names: Vec<String> = xlogdb(&home, "pg_zstd")
+    chown_to(dump_dir.path(), SERVER_OS_USER).unwrap();
+    let names: Vec<String> = xlogdb(home, "pg_zstd")
         .into_iter()
         .map(|l| l[0].clone())
         .filter(|n| n.len() == 24)
         .collect();
     for seg in &names {
         let out = home
-            .barman(&["get-wal", "-o", dump_dir.path().to_str().unwrap(), "pg_zstd", seg])
+            .barman(&[
+                "get-wal",
+                "-o",
+                dump_dir.path().to_str().unwrap(),
+                "pg_zstd",
+                seg,
+            ])
             .unwrap();
         ok(&out, "get-wal -o");
     }
@@ -330,7 +384,7 @@ fn archive_command_through_ssh_keeps_every_segment_for_every_codec_and_feeds_a_s
     // The standby replays everything from barman through barman-wal-restore
     // over ssh (with parallel prefetch), and sees the primary's final data.
     let restore = format!(
-        "PATH={}:/usr/bin:/bin {} -U root --port {} -c {} --parallel 3 --spool-dir {} 127.0.0.1 pg_bzip2 %f %p",
+        "PATH={}:/usr/bin:/bin {} -U postgres --port {} -c {} --parallel 3 --spool-dir {} 127.0.0.1 pg_bzip2 %f %p",
         client.path().display(),
         client.bin("barman-wal-restore").display(),
         sshd.port(),
@@ -355,6 +409,7 @@ fn archive_command_through_ssh_keeps_every_segment_for_every_codec_and_feeds_a_s
         )
         .expect("the standby replays the archive up to the primary's final state");
     assert_eq!(standby.psql("SELECT pg_is_in_recovery()").unwrap(), "t");
+    client.stop_master(sshd.port());
     eprintln!("standby caught up: {:?}", t0.elapsed());
 }
 
@@ -499,12 +554,12 @@ with tarfile.open(mode="w|", fileobj=out, format=tarfile.PAX_FORMAT) as tar:
     tar.addfile(info, io.BytesIO(sums))
 sys.stdout.buffer.write(out.getvalue())
 "#;
-    let out = Command::new("python3")
+    let out = Command::new("/usr/bin/python3")
         .args(["-c", script])
         .arg(wal)
         .arg(if corrupt { "1" } else { "0" })
         .output()
-        .expect("python3 (apt-get install -y python3)");
+        .expect("/usr/bin/python3 (apt-get install -y python3)");
     assert!(out.status.success(), "{out:?}");
     out.stdout
 }
@@ -527,23 +582,42 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_is_lost() {
     // --- A full disk: a 4 MiB tmpfs cannot take a 16 MiB segment. ---
     let (uid, gid) = barman_e2e::user_ids(SERVER_OS_USER).unwrap();
     let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size=4m,uid={uid},gid={gid},mode=0700"), "tmpfs"])
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size=4m,uid={uid},gid={gid},mode=0700"),
+            "tmpfs",
+        ])
         .arg(&incoming)
         .status()
         .unwrap();
-    assert!(mounted.success(), "mount a tmpfs (needs root with CAP_SYS_ADMIN)");
+    assert!(
+        mounted.success(),
+        "mount a tmpfs (needs root with CAP_SYS_ADMIN)"
+    );
     let mount = Mount(incoming.clone());
-    pg.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 10000) g").unwrap();
+    pg.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 10000) g")
+        .unwrap();
     let before = archiver_failures(&pg);
     let full_seg = pg.switch_wal().unwrap();
     wait_failures(&pg, before + 1);
     assert_eq!(
-        pg.psql("SELECT coalesce(last_archived_wal, 'none') FROM pg_stat_archiver").unwrap(),
+        pg.psql("SELECT coalesce(last_archived_wal, 'none') FROM pg_stat_archiver")
+            .unwrap(),
         "none",
         "a WAL was acknowledged although the disk is full"
     );
-    assert!(pg.wal_dir().join(format!("archive_status/{full_seg}.ready")).exists());
-    assert!(names_in(&incoming).is_empty(), "leftovers on the full disk: {:?}", names_in(&incoming));
+    assert!(
+        pg.wal_dir()
+            .join(format!("archive_status/{full_seg}.ready"))
+            .exists()
+    );
+    assert!(
+        names_in(&incoming).is_empty(),
+        "leftovers on the full disk: {:?}",
+        names_in(&incoming)
+    );
     let pg_log = fs::read_to_string(pg.log_path()).unwrap();
     assert!(pg_log.contains("No space left on device"), "{pg_log}");
     drop(mount);
@@ -553,14 +627,29 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_is_lost() {
     let before = archiver_failures(&pg);
     pg.psql("SELECT pg_switch_wal()").unwrap();
     wait_failures(&pg, before);
-    assert!(pg.wal_dir().join(format!("archive_status/{full_seg}.ready")).exists());
-    assert!(fs::read_to_string(pg.log_path()).unwrap().contains("Permission denied"));
+    assert!(
+        pg.wal_dir()
+            .join(format!("archive_status/{full_seg}.ready"))
+            .exists()
+    );
+    assert!(
+        fs::read_to_string(pg.log_path())
+            .unwrap()
+            .contains("Permission denied")
+    );
     barman_e2e::chmod(&incoming, 0o700).unwrap();
-    pg.psql("INSERT INTO t SELECT g FROM generate_series(1, 1000) g").unwrap();
+    pg.psql("INSERT INTO t SELECT g FROM generate_series(1, 1000) g")
+        .unwrap();
     let seg = pg.switch_wal().unwrap();
     wait_archived(&pg, &seg, Duration::from_secs(120));
-    assert!(incoming.join(&full_seg).is_file(), "the retried segment arrived");
-    ok(&setup.run(&["archive-wal", "pg"]), "archive-wal after the retries");
+    assert!(
+        incoming.join(&full_seg).is_file(),
+        "the retried segment arrived"
+    );
+    ok(
+        &setup.run(&["archive-wal", "pg"]),
+        "archive-wal after the retries",
+    );
     assert!(setup.dir("wals/0000000100000000").join(&full_seg).is_file());
 
     let scratch = tempfile::tempdir().unwrap();
@@ -574,7 +663,8 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_is_lost() {
     let original = fs::read(pg.wal_dir().join(&full_seg)).unwrap();
 
     // --- Barman's own stream format is accepted; a corrupted checksum is not. ---
-    pg.psql("INSERT INTO t SELECT g FROM generate_series(1, 1000) g").unwrap();
+    pg.psql("INSERT INTO t SELECT g FROM generate_series(1, 1000) g")
+        .unwrap();
     let seg2 = pg.switch_wal().unwrap();
     wait_archived(&pg, &seg2, Duration::from_secs(120));
     ok(&setup.run(&["archive-wal", "pg"]), "archive-wal");
@@ -586,7 +676,7 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_is_lost() {
     assert!(names_in(&incoming).is_empty(), "{:?}", names_in(&incoming));
     let out = setup.run_stdin(&["put-wal", "pg"], &python_put_wal_stream(&copy, false));
     ok(&out, "put-wal of a Barman-format stream");
-    assert_eq!(names_in(&incoming), [seg2.clone()]);
+    assert_eq!(names_in(&incoming), std::slice::from_ref(&seg2));
     let out = setup.run(&["archive-wal", "pg"]);
     ok(&out, "archive-wal of an identical re-send");
     assert!(names_in(&incoming).is_empty());
@@ -595,7 +685,10 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_is_lost() {
     let truncated = scratch_file(&full_seg, &original[..original.len() / 2]);
     let out = setup.run(&["put-wal", "pg", truncated.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("truncated"),
+        "{out:?}"
+    );
     assert!(names_in(&incoming).is_empty());
 
     // --- A segment of another cluster. ---
@@ -603,17 +696,25 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_is_lost() {
     // A name this archive does not hold, so the check under test is the cluster's.
     let mut foreign_name = String::new();
     for i in 0..8 {
-        other.psql(&format!("CREATE TABLE x{i} AS SELECT 1")).unwrap();
+        other
+            .psql(&format!("CREATE TABLE x{i} AS SELECT 1"))
+            .unwrap();
         foreign_name = other.switch_wal().unwrap();
         if ![&full_seg, &seg, &seg2].contains(&&foreign_name) {
             break;
         }
     }
     assert!(![&full_seg, &seg, &seg2].contains(&&foreign_name));
-    let foreign = scratch_file(&foreign_name, &fs::read(other.wal_dir().join(&foreign_name)).unwrap());
+    let foreign = scratch_file(
+        &foreign_name,
+        &fs::read(other.wal_dir().join(&foreign_name)).unwrap(),
+    );
     let out = setup.run(&["put-wal", "pg", foreign.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("another cluster"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another cluster"),
+        "{out:?}"
+    );
     assert!(names_in(&incoming).is_empty());
 
     // --- Files that arrive in incoming/ by other means: archive-wal sorts them out. ---
@@ -622,51 +723,99 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_is_lost() {
         fs::write(&p, bytes).unwrap();
         chown_to(&p, SERVER_OS_USER).unwrap();
     };
-    drop_in(&format!("{foreign_name}"), &fs::read(&foreign).unwrap());
+    drop_in(&foreign_name, &fs::read(&foreign).unwrap());
     drop_in("junk.bin", b"not a WAL file");
     drop_in("00000005.history", b"this is not a history file");
-    drop_in("00000002.history", b"1\t0/5000000\tno recovery target specified\n");
+    drop_in(
+        "00000002.history",
+        b"1\t0/5000000\tno recovery target specified\n",
+    );
     let mut changed = original.clone();
     changed[1 << 20] ^= 0xFF;
     let dup = scratch_file(&full_seg, &changed);
-    ok(&setup.run(&["put-wal", "pg", dup.to_str().unwrap()]), "put-wal of a changed duplicate");
+    ok(
+        &setup.run(&["put-wal", "pg", dup.to_str().unwrap()]),
+        "put-wal of a changed duplicate",
+    );
     let out = setup.run(&["archive-wal", "pg"]);
-    assert_eq!(out.status.code(), Some(1), "rejections make archive-wal fail: {out:?}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "rejections make archive-wal fail: {out:?}"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("Duplicate WAL file with different content"), "{err}");
+    assert!(
+        err.contains("Duplicate WAL file with different content"),
+        "{err}"
+    );
     assert!(err.contains("another cluster"), "{err}");
     assert!(err.contains("not a WAL file name"), "{err}");
     assert!(names_in(&incoming).is_empty(), "{:?}", names_in(&incoming));
     let errors = names_in(&setup.dir("errors"));
-    let has = |prefix: &str, suffix: &str| errors.iter().any(|e| e.starts_with(prefix) && e.ends_with(suffix));
+    let has = |prefix: &str, suffix: &str| {
+        errors
+            .iter()
+            .any(|e| e.starts_with(prefix) && e.ends_with(suffix))
+    };
     assert!(has(&full_seg, ".duplicate"), "{errors:?}");
     assert!(has(&foreign_name, ".unknown"), "{errors:?}");
     assert!(has("junk.bin.", ".unknown"), "{errors:?}");
     assert!(has("00000005.history.", ".unknown"), "{errors:?}");
     let dup_kept = errors.iter().find(|e| e.ends_with(".duplicate")).unwrap();
-    assert_eq!(fs::read(setup.dir("errors").join(dup_kept)).unwrap(), changed, "the rejected duplicate is kept as sent");
+    assert_eq!(
+        fs::read(setup.dir("errors").join(dup_kept)).unwrap(),
+        changed,
+        "the rejected duplicate is kept as sent"
+    );
     // The archived segment is still the original; the history file is archived.
     let out = setup.run(&["get-wal", "pg", &full_seg]);
-    assert!(out.status.success() && out.stdout == original, "archived segment changed");
+    assert!(
+        out.status.success() && out.stdout == original,
+        "archived segment changed"
+    );
     let out = setup.run(&["get-wal", "pg", "00000002.history"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "1\t0/5000000\tno recovery target specified\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1\t0/5000000\tno recovery target specified\n"
+    );
     assert!(setup.dir("wals/00000002.history").is_file());
 
     // --- get-wal's exit codes. ---
-    assert_eq!(setup.run(&["get-wal", "pg", "nonsense"]).status.code(), Some(3));
-    assert_eq!(setup.run(&["get-wal", "pg", "0000000100000000000000FE"]).status.code(), Some(1));
-    assert_eq!(setup.run(&["get-wal", "-o", "/nonexistent/dir", "pg", &full_seg]).status.code(), Some(3));
+    assert_eq!(
+        setup.run(&["get-wal", "pg", "nonsense"]).status.code(),
+        Some(3)
+    );
+    assert_eq!(
+        setup
+            .run(&["get-wal", "pg", "0000000100000000000000FE"])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        setup
+            .run(&["get-wal", "-o", "/nonexistent/dir", "pg", &full_seg])
+            .status
+            .code(),
+        Some(3)
+    );
 
     // Nothing listed twice; xlog.db matches wals/.
     let home = &setup.home;
-    let names: Vec<String> = xlogdb(home, "pg").into_iter().map(|l| l[0].clone()).collect();
+    let names: Vec<String> = xlogdb(home, "pg")
+        .into_iter()
+        .map(|l| l[0].clone())
+        .collect();
     let unique: BTreeSet<&String> = names.iter().collect();
     assert_eq!(unique.len(), names.len());
     assert_eq!(archived_files(&setup.dir("wals")), names);
     // rebuild-xlogdb gives the same catalogue.
     let before = fs::read_to_string(setup.dir("wals/pg-xlog.db")).unwrap();
     ok(&setup.run(&["rebuild-xlogdb", "pg"]), "rebuild-xlogdb");
-    assert_eq!(fs::read_to_string(setup.dir("wals/pg-xlog.db")).unwrap(), before);
+    assert_eq!(
+        fs::read_to_string(setup.dir("wals/pg-xlog.db")).unwrap(),
+        before
+    );
 }
 
 /// A small xorshift generator: the crash points vary per run; the seed is
@@ -698,18 +847,27 @@ fn archive_wal_killed_at_random_points_loses_and_duplicates_nothing() {
     let last = pg.switch_wal().unwrap();
     wait_archived(&pg, &last, Duration::from_secs(300));
     let queued = names_in(&setup.dir("incoming"));
-    assert!(queued.len() >= 60, "only {} segments to archive", queued.len());
+    assert!(
+        queued.len() >= 60,
+        "only {} segments to archive",
+        queued.len()
+    );
 
-    let seed = std::time::SystemTime::now()
+    let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_nanos() as u64
-        | 1;
+        .subsec_nanos();
+    let seed = u64::from(nanos) | 1;
     eprintln!("crash test seed: {seed}");
     let mut rng = Rng(seed);
     let mut interrupted = 0;
     for _ in 0..25 {
-        let mut child = setup.command(&["archive-wal", "pg"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let mut child = setup
+            .command(&["archive-wal", "pg"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(20 + rng.next() % 180));
         if child.try_wait().unwrap().is_none() {
             interrupted += 1;
@@ -717,21 +875,38 @@ fn archive_wal_killed_at_random_points_loses_and_duplicates_nothing() {
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
     }
-    eprintln!("{} segments, {interrupted} of 25 archive-wal runs killed mid-work", queued.len());
-    assert!(interrupted >= 10, "only {interrupted} runs were interrupted");
+    eprintln!(
+        "{} segments, {interrupted} of 25 archive-wal runs killed mid-work",
+        queued.len()
+    );
+    assert!(
+        interrupted >= 10,
+        "only {interrupted} runs were interrupted"
+    );
     ok(&setup.run(&["archive-wal", "pg"]), "final archive-wal");
 
     assert!(names_in(&setup.dir("incoming")).is_empty());
     let lines = xlogdb(&setup.home, "pg");
     let names: Vec<String> = lines.iter().map(|l| l[0].clone()).collect();
     let unique: BTreeSet<&String> = names.iter().collect();
-    assert_eq!(unique.len(), names.len(), "duplicate xlog.db lines: {names:?}");
-    assert_eq!(archived_files(&setup.dir("wals")), names, "xlog.db and wals/ differ (temporaries left?)");
+    assert_eq!(
+        unique.len(),
+        names.len(),
+        "duplicate xlog.db lines: {names:?}"
+    );
+    assert_eq!(
+        archived_files(&setup.dir("wals")),
+        names,
+        "xlog.db and wals/ differ (temporaries left?)"
+    );
     for name in &queued {
         assert!(names.contains(name), "{name} lost");
         let out = setup.run(&["get-wal", "pg", name]);
         assert!(out.status.success(), "{out:?}");
-        assert!(out.stdout == fs::read(pg.wal_dir().join(name)).unwrap(), "{name} differs");
+        assert!(
+            out.stdout == fs::read(pg.wal_dir().join(name)).unwrap(),
+            "{name} differs"
+        );
     }
     for l in &lines {
         assert_eq!(l[3], "bzip2", "{l:?}");

@@ -335,13 +335,12 @@ pub fn switch_wal(
     archive_flag: bool,
     timeout: u64,
     out: &mut Output,
-) -> Result<()> {
+) {
     for server in select_servers(config, names, out) {
         if let Err(e) = switch_one(config, server, force, archive_flag, timeout, out) {
             out.error(&format!("switch-wal {}: {e:#}", server.name));
         }
     }
-    Ok(())
 }
 
 fn switch_one(

@@ -241,6 +241,7 @@ impl Archiver<'_> {
         let Ok(meta) = path.symlink_metadata() else {
             return;
         };
+        #[allow(clippy::cast_precision_loss)] // seconds since 1970 fit in f64
         let age = self.clock.now().as_second() as f64 - mtime_secs(&meta);
         if meta.is_file() && age > 3600.0 {
             tracing::info!("removing stale temporary file {}", path.display());
@@ -326,7 +327,7 @@ impl Archiver<'_> {
                 (tmp, checked, Some(codec.compression()))
             }
             (_, stored) => {
-                let tmp = self.copy_to_temp(path, &dest, &canonical, modified)?;
+                let tmp = Self::copy_to_temp(path, &dest, &canonical, modified)?;
                 let checked = inspect(&tmp, &wal, &self.options.expectations, codec).map(|_| ());
                 (tmp, checked, stored)
             }
@@ -379,8 +380,7 @@ impl Archiver<'_> {
         }
         let wal_name = name
             .parse::<WalFileName>()
-            .map(|w| w.to_string())
-            .unwrap_or_else(|_| name.to_owned());
+            .map_or_else(|_| name.to_owned(), |w| w.to_string());
         let line_added = if self.xlogdb.contains(&wal_name)? {
             false
         } else {
@@ -408,7 +408,6 @@ impl Archiver<'_> {
     /// archive must not share an inode with a file another program may
     /// rewrite in place).
     fn copy_to_temp(
-        &self,
         path: &Path,
         dest: &Path,
         name: &str,

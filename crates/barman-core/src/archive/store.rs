@@ -56,6 +56,8 @@ pub fn create_temp(dir: &Path, name: &str) -> Result<(PathBuf, File)> {
 
 /// Whether `name` is a temporary file (ours or another tool's).
 pub fn is_temp_name(name: &str) -> bool {
+    // Barman's rule is exactly `*.tmp`.
+    #[allow(clippy::case_sensitive_file_extension_comparisons)]
     name.ends_with(".tmp")
 }
 

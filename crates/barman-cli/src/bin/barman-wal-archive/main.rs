@@ -1,0 +1,268 @@
+//! `barman-wal-archive`: PostgreSQL's `archive_command` for a remote Barman
+//! server, compatible with Barman's own script.
+//!
+//! `archive_command = 'barman-wal-archive backup-host pg %p'` runs
+//! `ssh -q -T [-p PORT] USER@HOST 'barman [--config=PATH] put-wal SERVER'`
+//! and streams into its standard input a tar archive holding the WAL file
+//! (optionally compressed) and a `SHA256SUMS` (or `MD5SUMS`) member. See
+//! `--help` for the options and the `--parallel` prefetch.
+
+#[path = "../common/fsutil.rs"]
+mod fsutil;
+mod prefetch;
+mod push;
+#[path = "../common/report.rs"]
+mod report;
+#[path = "../common/ssh.rs"]
+mod ssh;
+mod tarstream;
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{ExitCode, Stdio};
+
+use barman_wal::{Compression, CompressionLevel};
+use clap::Parser;
+
+use crate::push::PushOptions;
+use crate::ssh::{Ended, Remote};
+use crate::tarstream::HashKind;
+
+/// Exit status for local errors (bad arguments, unreadable WAL file).
+const EXIT_LOCAL: u8 = 2;
+/// Exit status when ssh could not reach the Barman server (ssh's 255).
+const EXIT_CONNECTION: u8 = 3;
+
+/// The `--help` text describing the exit codes and `--parallel`.
+const AFTER_HELP: &str = "\
+Exit status: 0 when the WAL was archived; 3 when ssh could not connect (ssh \
+exited with 255); the remote 'barman put-wal' exit status when it failed; 2 \
+for local errors (WAL_PATH missing, a directory or unreadable, bad arguments). With -t/--test the exit status is \
+the one of ssh (the remote command's, or 255) unchanged.
+
+Parallel archiving (-p/--parallel N, N > 1): a call for WAL X first looks in \
+the prefetch cache directory for a marker left by an earlier call. When the \
+marker records the size and modification time X has now, X was already pushed: \
+the marker is removed and the command exits 0 at once. Otherwise the plain \
+segment names that follow X among pg_wal/archive_status/*.ready (at most N-1, \
+in order, skipping those already pushed) are pushed together with X, one ssh \
+process each. A marker is written (atomically, mode 0600, in a 0700 directory) \
+for each extra segment pushed successfully; a failed extra leaves none, so \
+PostgreSQL asks for it again. The exit status is the one of X alone. Markers \
+older than a day are removed. The cache directory must be owned by the user \
+running the command and writable by nobody else; otherwise it is ignored (with \
+a warning) and only X is pushed.";
+
+/// Command-line arguments (the options of Barman's `barman-wal-archive`).
+#[derive(Debug, Parser)]
+#[command(
+    name = "barman-wal-archive",
+    version,
+    about = "This script will be used as an 'archive_command' based on the put-wal feature \
+             of Barman. A ssh connection will be opened to the Barman host.",
+    after_help = AFTER_HELP
+)]
+#[allow(clippy::struct_field_names)]
+struct Args {
+    /// The user used for the ssh connection to the Barman server.
+    #[arg(short = 'U', long, default_value = "barman")]
+    user: String,
+    /// The port used for the ssh connection to the Barman server.
+    #[arg(long)]
+    port: Option<u16>,
+    /// Configuration file on the Barman server.
+    #[arg(short = 'c', long, value_name = "CONFIG")]
+    config: Option<String>,
+    /// Test both the connection and the configuration of the requested
+    /// PostgreSQL server in Barman for WAL archiving (runs `barman put-wal
+    /// --test` remotely). With this option WAL_PATH is ignored.
+    #[arg(short = 't', long)]
+    test: bool,
+    /// Use MD5 (an MD5SUMS member) instead of SHA256, for old Barman servers.
+    #[arg(long)]
+    md5: bool,
+    /// gzip-compress the WAL file before sending it.
+    #[arg(short = 'z', long, group = "compression")]
+    gzip: bool,
+    /// bzip2-compress the WAL file before sending it.
+    #[arg(short = 'j', long, group = "compression")]
+    bzip2: bool,
+    /// xz-compress the WAL file before sending it.
+    #[arg(long, group = "compression")]
+    xz: bool,
+    /// snappy-compress the WAL file before sending it.
+    #[arg(long, group = "compression")]
+    snappy: bool,
+    /// zstd-compress the WAL file before sending it.
+    #[arg(long, group = "compression")]
+    zstd: bool,
+    /// lz4-compress the WAL file before sending it.
+    #[arg(long, group = "compression")]
+    lz4: bool,
+    /// A compression level for the chosen algorithm (an integer, clamped to
+    /// the algorithm's range; `low`, `medium` and `high` are accepted too).
+    #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
+    compression_level: Option<CompressionLevel>,
+    /// Archive up to N WAL files in parallel by pushing the next ready
+    /// segments ahead of PostgreSQL's requests (0 or 1: disabled).
+    #[arg(short = 'p', long, value_name = "N", default_value_t = 0)]
+    parallel: usize,
+    /// Directory of the markers of WAL files pushed ahead by --parallel
+    /// [default: /tmp/barman-<SERVER_NAME>-<hash of host:port:config>].
+    #[arg(long, value_name = "DIR")]
+    prefetch_cache_dir: Option<PathBuf>,
+    /// The host of the Barman server.
+    #[arg(value_name = "BARMAN_HOST")]
+    barman_host: String,
+    /// The server name configured in Barman to which WALs are sent.
+    #[arg(value_name = "SERVER_NAME")]
+    server_name: String,
+    /// The value of the '%p' keyword (according to 'archive_command').
+    #[arg(value_name = "WAL_PATH")]
+    wal_path: PathBuf,
+}
+
+impl Args {
+    /// The compression chosen by the flags, if any.
+    fn compression(&self) -> Option<Compression> {
+        [
+            (self.gzip, Compression::Gzip),
+            (self.bzip2, Compression::Bzip2),
+            (self.xz, Compression::Xz),
+            (self.snappy, Compression::Snappy),
+            (self.zstd, Compression::Zstd),
+            (self.lz4, Compression::Lz4),
+        ]
+        .into_iter()
+        .find_map(|(set, c)| set.then_some(c))
+    }
+}
+
+/// Parses `--compression-level`.
+fn parse_level(value: &str) -> Result<CompressionLevel, String> {
+    value.parse().map_err(|e| format!("{e}"))
+}
+
+/// Why a run failed: the exit status and the `ERROR:` message.
+#[derive(Debug)]
+pub struct Failure {
+    /// The process exit status.
+    pub code: u8,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl Failure {
+    /// A local error (exit status 2).
+    pub fn local(message: impl Into<String>) -> Self {
+        Self {
+            code: EXIT_LOCAL,
+            message: message.into(),
+        }
+    }
+
+    /// The failure matching how ssh ended, `None` on success.
+    pub fn from_ssh(ended: Ended) -> Option<Self> {
+        match ended {
+            Ended::Success => None,
+            Ended::SshFailure => Some(Self {
+                code: EXIT_CONNECTION,
+                message: "Connection problem with ssh".into(),
+            }),
+            Ended::Remote(code) => Some(Self {
+                code,
+                message: "Remote 'barman put-wal' command has failed!".into(),
+            }),
+            Ended::Signal => Some(Self::local("ssh was terminated by a signal")),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(EXIT_LOCAL));
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            report::error(&failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// Archives `args.wal_path` (or runs the connection test).
+fn run(args: &Args) -> Result<(), Failure> {
+    let remote = Remote::new(
+        &args.user,
+        &args.barman_host,
+        args.port,
+        args.config.as_deref(),
+    )
+    .map_err(|e| Failure::local(format!("{e:#}")))?;
+    if args.test {
+        return connectivity_test(&remote, &args.server_name);
+    }
+    let meta = fs::metadata(&args.wal_path).map_err(|e| {
+        Failure::local(format!(
+            "Cannot read WAL_PATH {}: {e}",
+            args.wal_path.display()
+        ))
+    })?;
+    if meta.is_dir() {
+        return Err(Failure::local(format!(
+            "WAL_PATH cannot be a directory: {}",
+            args.wal_path.display()
+        )));
+    }
+    let options = PushOptions {
+        server: args.server_name.clone(),
+        compression: args.compression(),
+        level: args.compression_level.unwrap_or_default(),
+        hash: if args.md5 {
+            HashKind::Md5
+        } else {
+            HashKind::Sha256
+        },
+    };
+    if args.parallel > 1 {
+        let cache_dir = args.prefetch_cache_dir.clone().unwrap_or_else(|| {
+            prefetch::default_cache_dir(
+                &args.server_name,
+                &args.barman_host,
+                args.port,
+                args.config.as_deref(),
+            )
+        });
+        prefetch::archive_parallel(&remote, &options, &args.wal_path, args.parallel, &cache_dir)
+    } else {
+        push::push(&remote, &options, &args.wal_path).map(drop)
+    }
+}
+
+/// `--test`: runs `barman put-wal --test SERVER` remotely with no input; its
+/// output goes to ours and its exit status becomes ours.
+fn connectivity_test(remote: &Remote, server: &str) -> Result<(), Failure> {
+    let line = remote.barman_command(&["put-wal", "--test", server]);
+    let status = remote
+        .ssh(&line)
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|e| Failure::local(format!("Impossible to invoke remote put-wal: {e}")))?;
+    match Ended::of(status) {
+        Ended::Success => Ok(()),
+        Ended::SshFailure => Err(Failure {
+            code: 255,
+            message: "Connection problem with ssh".into(),
+        }),
+        Ended::Remote(code) => Err(Failure {
+            code,
+            message: "Remote 'barman put-wal --test' command has failed!".into(),
+        }),
+        Ended::Signal => Err(Failure::local("ssh was terminated by a signal")),
+    }
+}

@@ -1,0 +1,236 @@
+//! `--parallel N`: pushing the next ready segments ahead of PostgreSQL's
+//! requests, with markers so the later requests for them return at once.
+//!
+//! PostgreSQL's archiver calls `archive_command` for one WAL at a time and
+//! waits for it; with a remote archive each call pays an ssh round trip.
+//! A call for X pushes X and up to N-1 segments that follow it in
+//! `archive_status/*.ready` concurrently, and records each extra one pushed
+//! successfully as a marker file (its size and modification time) in a
+//! private cache directory. When PostgreSQL later asks for such a segment
+//! and it still has the recorded size and mtime, the marker is removed and
+//! the call succeeds without contacting the server.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, SystemTime};
+
+use barman_wal::SegmentName;
+use sha2::{Digest, Sha256};
+
+use crate::push::{self, PushOptions, Stamp};
+use crate::ssh::Remote;
+use crate::tarstream::hex;
+use crate::{Failure, fsutil, report};
+
+/// Markers older than this are removed.
+const MARKER_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The largest marker file read (they hold one short line).
+const MARKER_MAX_LEN: u64 = 256;
+
+/// Barman's default cache directory:
+/// `/tmp/barman-<server>-<12 hex digits of sha256("host:port:config")>`
+/// (port and config empty when not given; characters of the server name
+/// other than letters, digits, `.`, `_` and `-` become `_`).
+pub fn default_cache_dir(
+    server: &str,
+    host: &str,
+    port: Option<u16>,
+    config: Option<&str>,
+) -> PathBuf {
+    let key = format!(
+        "{host}:{}:{}",
+        port.map(|p| p.to_string()).unwrap_or_default(),
+        config.unwrap_or("")
+    );
+    let digest = Sha256::digest(key.as_bytes());
+    let server: String = server
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    PathBuf::from(format!("/tmp/barman-{server}-{}", hex(&digest[..6])))
+}
+
+/// The marker directory.
+#[derive(Debug)]
+struct Cache {
+    /// A private directory (see [`fsutil::private_dir`]).
+    dir: PathBuf,
+}
+
+impl Cache {
+    /// Opens (creating it if needed) a trusted cache directory.
+    fn open(dir: &Path) -> io::Result<Self> {
+        fsutil::private_dir(dir, true)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The marker path of a WAL name.
+    fn marker(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The stamp recorded for `name`, if a well-formed marker exists.
+    fn recorded(&self, name: &str) -> Option<Stamp> {
+        let file = fs::File::open(self.marker(name)).ok()?;
+        let mut text = String::new();
+        file.take(MARKER_MAX_LEN).read_to_string(&mut text).ok()?;
+        let mut fields = text.split_whitespace();
+        let stamp = Stamp {
+            size: fields.next()?.parse().ok()?,
+            mtime: fields.next()?.parse().ok()?,
+            mtime_nsec: fields.next()?.parse().ok()?,
+        };
+        fields.next().is_none().then_some(stamp)
+    }
+
+    /// True when `name` was pushed ahead with exactly this stamp; the marker
+    /// is consumed either way (a stale one is useless).
+    fn take(&self, name: &str, current: Stamp) -> bool {
+        let path = self.marker(name);
+        if fs::symlink_metadata(&path).is_err() {
+            return false;
+        }
+        let recorded = self.recorded(name);
+        if let Err(e) = fs::remove_file(&path) {
+            report::warning(&format!("cannot remove {}: {e}", path.display()));
+        }
+        recorded == Some(current)
+    }
+
+    /// True when a marker for `name` records exactly this stamp.
+    fn holds(&self, name: &str, current: Stamp) -> bool {
+        self.recorded(name) == Some(current)
+    }
+
+    /// Writes the marker for `name` atomically (temporary file, fsync,
+    /// rename, directory fsync).
+    fn record(&self, name: &str, stamp: Stamp) -> io::Result<()> {
+        let mut temp = tempfile::Builder::new()
+            .prefix(".marker-")
+            .suffix(".tmp")
+            .tempfile_in(&self.dir)?;
+        writeln!(temp, "{} {} {}", stamp.size, stamp.mtime, stamp.mtime_nsec)?;
+        temp.as_file().sync_all()?;
+        temp.persist(self.marker(name)).map_err(|e| e.error)?;
+        fsutil::fsync_dir(&self.dir)
+    }
+
+    /// Removes markers (and leftover temporary files) older than a day.
+    fn remove_stale(&self, now: SystemTime) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            let old = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .is_some_and(|age| age > MARKER_MAX_AGE);
+            if old && meta.is_file() {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+/// The plain segment names after `current` among
+/// `<dir of wal>/archive_status/*.ready`, in order.
+fn ready_after(wal: &Path, current: &SegmentName) -> Vec<(SegmentName, String)> {
+    let status_dir = fsutil::parent_dir(wal).join("archive_status");
+    let Ok(entries) = fs::read_dir(&status_dir) else {
+        return Vec::new();
+    };
+    let mut ready: Vec<(SegmentName, String)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let file_name = entry.file_name();
+            let stem = file_name.to_str()?.strip_suffix(".ready")?.to_owned();
+            let segment: SegmentName = stem.parse().ok()?;
+            (segment > *current).then_some((segment, stem))
+        })
+        .collect();
+    ready.sort();
+    ready.dedup_by(|a, b| a.0 == b.0);
+    ready
+}
+
+/// Archives `wal` with up to `parallel - 1` following ready segments (see
+/// the module docs). The result is the one of `wal` alone.
+pub fn archive_parallel(
+    remote: &Remote,
+    options: &PushOptions,
+    wal: &Path,
+    parallel: usize,
+    cache_dir: &Path,
+) -> Result<(), Failure> {
+    let cache = match Cache::open(cache_dir) {
+        Ok(cache) => cache,
+        Err(e) => {
+            report::warning(&format!(
+                "prefetch cache unusable, archiving {} alone: {e}",
+                wal.display()
+            ));
+            return push::push(remote, options, wal).map(drop);
+        }
+    };
+    let name = wal.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if !name.is_empty() {
+        let meta = fs::metadata(wal)
+            .map_err(|e| Failure::local(format!("Cannot read WAL_PATH {}: {e}", wal.display())))?;
+        if cache.take(name, Stamp::of(&meta)) {
+            return Ok(());
+        }
+    }
+
+    // Only a plain segment starts a prefetch: history and backup-label files
+    // are archived on their own.
+    let extras: Vec<(String, PathBuf)> = match name.parse::<SegmentName>() {
+        Ok(current) => ready_after(wal, &current)
+            .into_iter()
+            .filter_map(|(_, stem)| {
+                let path = fsutil::parent_dir(wal).join(&stem);
+                let meta = fs::metadata(&path).ok()?;
+                (!cache.holds(&stem, Stamp::of(&meta))).then_some((stem, path))
+            })
+            .take(parallel - 1)
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+
+    let result = thread::scope(|scope| {
+        let handles: Vec<_> = extras
+            .iter()
+            .map(|(stem, path)| scope.spawn(move || (stem, push::push(remote, options, path))))
+            .collect();
+        let main = push::push(remote, options, wal);
+        for handle in handles {
+            match handle.join() {
+                Ok((stem, Ok(stamp))) => {
+                    if let Err(e) = cache.record(stem, stamp) {
+                        report::warning(&format!("cannot record prefetched WAL {stem}: {e}"));
+                    }
+                }
+                Ok((stem, Err(failure))) => report::warning(&format!(
+                    "prefetching WAL {stem} failed (exit {}): {}",
+                    failure.code, failure.message
+                )),
+                Err(_) => report::warning("a prefetch thread panicked"),
+            }
+        }
+        main
+    });
+    cache.remove_stale(SystemTime::now());
+    result.map(drop)
+}

@@ -1,0 +1,149 @@
+//! Pushing one WAL file: `ssh ... 'barman put-wal SERVER'` fed with the tar
+//! stream of [`tarstream`](crate::tarstream).
+
+use std::fs::{File, Metadata};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Stdio;
+
+use barman_wal::{COPY_BUFFER_SIZE, Compression, CompressionLevel};
+
+use crate::Failure;
+use crate::ssh::{Ended, Remote};
+use crate::tarstream::{self, HashKind, Member, StreamError};
+
+/// What to send and how.
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// The Barman server name (`SERVER_NAME`).
+    pub server: String,
+    /// Compress the WAL with this algorithm before sending it.
+    pub compression: Option<Compression>,
+    /// The compression level.
+    pub level: CompressionLevel,
+    /// The checksum file to send.
+    pub hash: HashKind,
+}
+
+/// The size and modification time of a WAL file when it was pushed: what
+/// the `--parallel` markers record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, seconds since the epoch.
+    pub mtime: i64,
+    /// Nanoseconds part of the modification time.
+    pub mtime_nsec: i64,
+}
+
+impl Stamp {
+    /// The stamp of a file's metadata.
+    pub fn of(meta: &Metadata) -> Self {
+        Self {
+            size: meta.len(),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec(),
+        }
+    }
+}
+
+/// Sends `wal` to the Barman server; returns the stamp of the file sent.
+pub fn push(remote: &Remote, options: &PushOptions, wal: &Path) -> Result<Stamp, Failure> {
+    let name = wal
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Failure::local(format!("invalid WAL file name: {}", wal.display())))?;
+    let cannot_read = |e: io::Error| Failure::local(format!("Cannot read {}: {e}", wal.display()));
+    let file = File::open(wal).map_err(cannot_read)?;
+    let meta = file.metadata().map_err(cannot_read)?;
+    if meta.is_dir() {
+        return Err(Failure::local(format!(
+            "WAL_PATH cannot be a directory: {}",
+            wal.display()
+        )));
+    }
+    if !meta.is_file() {
+        return Err(Failure::local(format!(
+            "{} is not a regular file",
+            wal.display()
+        )));
+    }
+    let stamp = Stamp::of(&meta);
+
+    // Compress first, into an anonymous temporary file, so the tar header
+    // can carry the exact size.
+    let (content, size) = match options.compression {
+        None => (file, meta.len()),
+        Some(compression) => {
+            let compressed = compress_to_temp(file, compression, options.level).map_err(|e| {
+                Failure::local(format!(
+                    "Cannot {compression}-compress {}: {e}",
+                    wal.display()
+                ))
+            })?;
+            let size = compressed.metadata().map_err(cannot_read)?.len();
+            (compressed, size)
+        }
+    };
+
+    let line = remote.barman_command(&["put-wal", &options.server]);
+    let mut child = remote
+        .ssh(&line)
+        .stdin(Stdio::piped())
+        .spawn()
+        .map_err(|e| Failure::local(format!("Error executing ssh: {e}")))?;
+    let streamed = match child.stdin.take() {
+        Some(stdin) => tarstream::write_archive(
+            BufWriter::with_capacity(COPY_BUFFER_SIZE, stdin),
+            Member {
+                name,
+                size,
+                mtime: u64::try_from(meta.mtime()).unwrap_or(0),
+                uid: u64::from(meta.uid()),
+                gid: u64::from(meta.gid()),
+                content: BufReader::with_capacity(COPY_BUFFER_SIZE, content),
+            },
+            options.hash,
+        ),
+        None => Err(StreamError::Write(io::Error::other("no pipe to ssh"))),
+    };
+    // The pipe is closed here: ssh sees the end of its input.
+    let status = child
+        .wait()
+        .map_err(|e| Failure::local(format!("Error waiting for ssh: {e}")))?;
+    if let Err(StreamError::Read(e)) = &streamed {
+        return Err(Failure::local(format!(
+            "Cannot read {}: {e}",
+            wal.display()
+        )));
+    }
+    if let Some(failure) = Failure::from_ssh(Ended::of(status)) {
+        return Err(failure);
+    }
+    match streamed {
+        Ok(()) => Ok(stamp),
+        Err(StreamError::Read(e) | StreamError::Write(e)) => {
+            Err(Failure::local(format!("Error sending {name} to ssh: {e}")))
+        }
+    }
+}
+
+/// Compresses `file` into an anonymous temporary file, rewound.
+fn compress_to_temp(
+    file: File,
+    compression: Compression,
+    level: CompressionLevel,
+) -> io::Result<File> {
+    let temp = tempfile::tempfile()?;
+    let encoder = compression
+        .writer(BufWriter::with_capacity(COPY_BUFFER_SIZE, temp), level)
+        .map_err(io::Error::other)?;
+    let mut source = BufReader::with_capacity(COPY_BUFFER_SIZE, file);
+    let (_, out) = barman_wal::compress(&mut source as &mut dyn Read, encoder)?;
+    let mut temp = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+    temp.flush()?;
+    temp.seek(SeekFrom::Start(0))?;
+    Ok(temp)
+}
