@@ -1,9 +1,8 @@
 //! Barman-compatible configuration, catalog and operations for PostgreSQL
 //! backup and recovery.
 //!
-//! `barman-core` owns the Barman configuration model and the on-disk
-//! catalog of each server. Operations (backup, archive-wal, recover,
-//! retention) build on these and arrive later; WAL names, positions and
+//! `barman-core` owns the Barman configuration model, the on-disk catalog
+//! of each server and the operations on it. WAL names, positions and
 //! compression come from `barman-wal`.
 //!
 //! - [`config`]: [`Config`](config::Config) parses `barman.conf` and its
@@ -17,6 +16,13 @@
 //!   [`BackupStatus`]); [`XlogDb`](catalog::XlogDb) is the
 //!   `<server>-xlog.db` WAL catalogue; [`Identity`](catalog::Identity) is
 //!   `identity.json`; keep marks and lock files complete it.
+//! - [`archive`]: continuous WAL archiving — receiving put-wal streams,
+//!   archive-wal (checks, compression, duplicates, `errors/`, crash-safe
+//!   xlog.db), get-wal and rebuild-xlogdb.
+//! - [`postgres`]: SQL access to the server (`conninfo`), passwords never
+//!   shown; [`server`] ties a [`ServerConfig`](config::ServerConfig) to the
+//!   operations' options.
+//! - [`clock`]: injected time.
 //! - [`fs`]: the durable-write primitives the catalog uses.
 //! - [`Error`]: the single error type; every variant names the file, line,
 //!   option or object involved.

@@ -15,13 +15,18 @@ use barman_e2e::{
     stage_binary,
 };
 
-/// (server, server-side compression, barman-wal-archive compression flag)
+/// (server, server-side compression, barman-wal-archive options; `{cache}`
+/// is a directory the `postgres` user owns)
 const SERVERS: [(&str, &str, &str); 5] = [
     ("pg_none", "", ""),
     ("pg_gzip", "gzip", "--gzip"),
     ("pg_bzip2", "bzip2", ""),
     ("pg_zstd", "zstd", "--zstd"),
-    ("pg_lz4", "lz4", ""),
+    (
+        "pg_lz4",
+        "lz4",
+        "--parallel 4 --prefetch-cache-dir {cache}/prefetch",
+    ),
 ];
 
 /// What the client side (run as `postgres` by PostgreSQL) needs: the
@@ -75,6 +80,11 @@ impl ClientSide {
 
     fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// A directory owned by `postgres` (ssh sockets, prefetch cache).
+    fn private_dir(&self) -> PathBuf {
+        self.dir.path().join("cm")
     }
 
     /// Stops the multiplexing master of `port`, if one runs.
@@ -193,6 +203,7 @@ fn archive_command_through_ssh_keeps_every_segment_for_every_codec_and_feeds_a_s
 
     let mut pushes = Vec::new();
     for (name, _, flag) in SERVERS {
+        let flag = flag.replace("{cache}", client.private_dir().to_str().unwrap());
         pushes.push(format!(
             "{} -U {SERVER_OS_USER} --port {} -c {} {flag} 127.0.0.1 {name} %p",
             client.bin("barman-wal-archive").display(),
@@ -911,4 +922,74 @@ fn archive_wal_killed_at_random_points_loses_and_duplicates_nothing() {
     for l in &lines {
         assert_eq!(l[3], "bzip2", "{l:?}");
     }
+}
+
+#[test]
+fn switch_wal_closes_and_archives_a_segment_and_test_modes_answer() {
+    let setup = LocalSetup::new();
+    let pg = PgCluster::builder()
+        .archive_command(setup.archive_command())
+        .start()
+        .expect("start PostgreSQL 15");
+    setup.configure(&pg, "gzip");
+    pg.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g")
+        .unwrap();
+
+    let text = ok(
+        &setup.run(&["switch-wal", "--archive", "--archive-timeout", "60", "pg"]),
+        "switch-wal --archive",
+    );
+    let closed = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("The WAL file ")
+                .filter(|r| r.contains("has been closed on server 'pg'"))
+                .and_then(|r| r.split_whitespace().next())
+        })
+        .unwrap_or_else(|| panic!("no closed WAL in: {text}"))
+        .to_owned();
+    assert!(
+        text.contains(&format!("The WAL file {closed} has been archived")),
+        "{text}"
+    );
+    assert!(setup.dir("wals/0000000100000000").join(&closed).is_file());
+    let line = xlogdb(&setup.home, "pg");
+    assert!(
+        line.iter().any(|l| l[0] == closed && l[3] == "gzip"),
+        "{line:?}"
+    );
+
+    // Nothing written since: no switch needed.
+    let text = ok(&setup.run(&["switch-wal", "pg"]), "switch-wal");
+    assert!(
+        text.contains("No switch required for server 'pg'"),
+        "{text}"
+    );
+    // --force checkpoints first, so an idle server switches too; JSON output.
+    let out = setup.run(&["-f", "json", "switch-wal", "--force", "pg"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    let forced = doc["pg"]["closed_wal"]
+        .as_str()
+        .expect("closed_wal")
+        .to_owned();
+    assert!(forced > closed, "{doc}");
+
+    // Test modes used by barman-wal-archive -t / barman-wal-restore -t.
+    let text = ok(&setup.run(&["put-wal", "-t", "pg"]), "put-wal -t");
+    assert_eq!(text.trim(), "Ready to accept WAL files for the server pg");
+    let text = ok(&setup.run(&["get-wal", "-t", "pg", "DUMMY"]), "get-wal -t");
+    assert_eq!(
+        text.trim(),
+        "Ready to retrieve WAL files from the server pg"
+    );
+
+    // A server PostgreSQL does not answer for: a clear error, exit 1.
+    let conf = fs::read_to_string(setup.home.conf()).unwrap()
+        + "\n[down]\ndescription = nothing listens\nconninfo = host=127.0.0.1 port=1 user=postgres password=hunter2 connect_timeout=3\nbackup_method = postgres\n";
+    fs::write(setup.home.conf(), conf).unwrap();
+    let out = setup.run(&["switch-wal", "down"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot connect"), "{err}");
+    assert!(!err.contains("hunter2"), "password leaked: {err}");
 }
