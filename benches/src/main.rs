@@ -1,17 +1,84 @@
-//! End-to-end benchmarks of barman-rs (whole commands against real clusters).
+//! End-to-end benchmarks of barman-rs: whole commands against real
+//! PostgreSQL clusters and a loopback sshd, timed the way they are used.
 //!
-//! The end-to-end scenarios (base backup, incremental backup, WAL archiving and
-//! recovery, side by side with pgBackRest and Barman) are built with the
-//! commands they measure; until then this binary only lists what exists.
-//! Micro-benchmarks live in each crate's `benches/` (`cargo bench -p barman-wal`).
+//! ```text
+//! cargo build --release -p barman-cli --bins
+//! cargo run --release -p barman-benches -- wal-archive [--segments 200] [--runs 3]
+//! cargo run --release -p barman-benches -- list
+//! ```
+//!
+//! Each scenario writes a Markdown table and a JSON file under
+//! `target/bench-report/` (`--out` to change it) and prints the Markdown.
+//! Scenarios need root (the server and the archive commands run as the
+//! `postgres` OS user), PostgreSQL 15 and openssh-server; a missing piece is
+//! an error, never a skip. Micro-benchmarks live in each crate's `benches/`
+//! (`cargo bench -p barman-wal`).
 
-use std::io::Write;
+mod machine;
+mod stats;
+mod wal_archive;
 
-fn main() {
-    let mut out = std::io::stdout();
-    let _ = writeln!(
-        out,
-        "barman-benches: no end-to-end scenario yet.\n\
-         Micro-benchmarks: cargo bench -p barman-wal (WAL names; codecs vs gzip/bzip2/xz/zstd/lz4 CLIs)."
-    );
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Command line of `barman-benches`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "barman-benches",
+    about = "End-to-end benchmarks of barman-rs against real PostgreSQL clusters and a loopback sshd",
+    arg_required_else_help = true
+)]
+struct Cli {
+    /// The scenario to run.
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+/// The scenarios.
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Lists the scenarios and what they measure.
+    List,
+    /// WAL archiving end to end: `barman put-wal` (local) and
+    /// `barman-wal-archive` over a loopback sshd (none/zstd, --parallel 4),
+    /// called once per segment as PostgreSQL's archive_command is, next to
+    /// `cp` of the same segments.
+    WalArchive(wal_archive::Options),
+}
+
+/// Where reports go by default: `<cargo target dir>/bench-report`.
+pub fn default_report_dir() -> PathBuf {
+    barman_e2e::target_bin_dir()
+        .ok()
+        .and_then(|d| d.parent().map(|p| p.join("bench-report")))
+        .unwrap_or_else(|| PathBuf::from("target/bench-report"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.scenario {
+        Scenario::List => {
+            let mut out = std::io::stdout();
+            let _ = writeln!(
+                out,
+                "wal-archive  per-segment latency and segments/s of archive_command variants \
+                 (cp, barman put-wal, barman-wal-archive over ssh; none/zstd; --parallel 4)\n\
+                 \n\
+                 Micro-benchmarks: cargo bench -p barman-wal (WAL names; codecs vs the \
+                 gzip/bzip2/xz/zstd/lz4 CLIs)."
+            );
+            Ok(())
+        }
+        Scenario::WalArchive(options) => wal_archive::run(&options),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "barman-benches: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

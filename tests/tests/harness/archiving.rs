@@ -420,6 +420,37 @@ fn archive_command_through_ssh_keeps_every_segment_for_every_codec_and_feeds_a_s
         )
         .expect("the standby replays the archive up to the primary's final state");
     assert_eq!(standby.psql("SELECT pg_is_in_recovery()").unwrap(), "t");
+    // The connection tests of both clients, over the same ssh.
+    for (bin, expect) in [
+        (
+            "barman-wal-archive",
+            "Ready to accept WAL files for the server pg_none",
+        ),
+        (
+            "barman-wal-restore",
+            "Ready to retrieve WAL files from the server pg_none",
+        ),
+    ] {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", SERVER_OS_USER, "--", "env"])
+            .arg(format!("PATH={}:/usr/bin:/bin", client.path().display()))
+            .arg(client.bin(bin))
+            .args([
+                "-t",
+                "-U",
+                SERVER_OS_USER,
+                "--port",
+                &sshd.port().to_string(),
+                "-c",
+            ])
+            .arg(home.conf())
+            .args(["127.0.0.1", "pg_none", "DUMMY"]);
+        if bin == "barman-wal-restore" {
+            cmd.arg("/tmp/unused-destination");
+        }
+        let text = ok(&cmd.output().unwrap(), bin);
+        assert!(text.contains(expect), "{bin} -t: {text}");
+    }
     client.stop_master(sshd.port());
     eprintln!("standby caught up: {:?}", t0.elapsed());
 }

@@ -238,6 +238,10 @@ pub fn put_wal_stream<R: Read>(
             sha256: hex(&hasher.finalize()),
         });
     }
+    // Read the tar padding the sender still writes after the end-of-archive
+    // blocks (Python's tarfile pads to 10 KiB records), so that it does not
+    // fail on a closed pipe. Bounded: a sender cannot keep us here.
+    let _ = io::copy(&mut archive.into_inner().take(1 << 20), &mut io::sink());
     if pending.is_empty() {
         return Err(Error::PutWalStream("no WAL file in the stream".into()));
     }
