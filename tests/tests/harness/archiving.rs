@@ -5,6 +5,7 @@
 //! `pg_waldump` and the original files in `pg_wal` are the outside judges.
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -103,7 +104,6 @@ impl ClientSide {
 }
 
 fn servers_conf(pg: &PgCluster) -> String {
-    use std::fmt::Write as _;
     let mut text = String::new();
     for (name, comp, _) in SERVERS {
         let _ = write!(
@@ -201,21 +201,26 @@ fn archive_command_through_ssh_keeps_every_segment_for_every_codec_and_feeds_a_s
         .expect("start sshd");
     let client = ClientSide::new(&sshd);
 
-    let mut pushes = Vec::new();
+    // One push per server, in a script: PostgreSQL 15 expands
+    // archive_command into a 1024-byte buffer, too short for five commands.
+    let mut script = format!(
+        "#!/bin/sh\nset -e\nPATH={}:/usr/bin:/bin\nexport PATH\n",
+        client.path().display()
+    );
     for (name, _, flag) in SERVERS {
         let flag = flag.replace("{cache}", client.private_dir().to_str().unwrap());
-        pushes.push(format!(
-            "{} -U {SERVER_OS_USER} --port {} -c {} {flag} 127.0.0.1 {name} %p",
-            client.bin("barman-wal-archive").display(),
+        let _ = writeln!(
+            script,
+            "barman-wal-archive -U {SERVER_OS_USER} --port {} -c {} {flag} 127.0.0.1 {name} \"$1\"",
             sshd.port(),
             home.conf().display()
-        ));
+        );
     }
-    let archive_command = format!(
-        "PATH={}:/usr/bin:/bin; export PATH; {}",
-        client.path().display(),
-        pushes.join(" && ")
-    );
+    let script_path = client.private_dir().join("archive.sh");
+    fs::write(&script_path, script).unwrap();
+    chown_to(&script_path, SERVER_OS_USER).unwrap();
+    barman_e2e::chmod(&script_path, 0o755).unwrap();
+    let archive_command = format!("{} %p", script_path.display());
     let pg = PgCluster::builder()
         .archive_command(archive_command)
         .conf("wal_keep_size = '4GB'")
@@ -236,8 +241,8 @@ fn archive_command_through_ssh_keeps_every_segment_for_every_codec_and_feeds_a_s
         .unwrap();
     chown_to(standby_parent.path(), SERVER_OS_USER).unwrap();
     let standby_dir = standby_parent.path().join("data");
-    run(Command::new("runuser")
-        .args(["-u", SERVER_OS_USER, "--"])
+    run(Command::new("timeout")
+        .args(["300", "runuser", "-u", SERVER_OS_USER, "--"])
         .arg(pg.pg_bin().join("pg_basebackup"))
         .args([
             "-h",
