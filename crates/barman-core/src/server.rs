@@ -107,3 +107,19 @@ pub fn archive_options(
         streaming_batch_size: server.streaming_archiver_batch_size,
     })
 }
+
+/// archive-wal options for `server` with the system identifier to check
+/// against, from `identity.json` or, when missing, from the server (see
+/// [`ensure_identity`]). The flag says whether an identifier was found.
+pub fn archive_setup(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+) -> Result<(ArchiveOptions, bool)> {
+    let identity = ensure_identity(server)?;
+    let expectations = WalExpectations {
+        system_identifier: identity.as_ref().and_then(|i| i.systemid.parse().ok()),
+        segment_size: None,
+    };
+    let found = expectations.system_identifier.is_some();
+    Ok((archive_options(global, server, expectations)?, found))
+}

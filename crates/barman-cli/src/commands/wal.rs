@@ -110,17 +110,13 @@ fn archive_one(config: &Config, server: &ServerConfig, out: &mut Output) -> Resu
         );
         return Ok(true);
     }
-    let identity = srv::ensure_identity(server)?;
-    let mut expectations = srv::wal_expectations(server)?;
-    if let Some(id) = identity {
-        expectations.system_identifier = id.systemid.parse().ok();
-    } else {
+    let (options, identified) = srv::archive_setup(config.global(), server)?;
+    if !identified {
         out.warning(&format!(
             "server {name}: no identity.json and PostgreSQL not reachable: \
              the system identifier of WAL files is not checked"
         ));
     }
-    let options = srv::archive_options(config.global(), server, expectations)?;
     let report = match archive::archive_wal(
         &server.layout(),
         &options,
@@ -390,12 +386,7 @@ fn switch_one(
     let start = Instant::now();
     let layout = server.layout();
     loop {
-        let identity = srv::ensure_identity(server)?;
-        let mut expectations = srv::wal_expectations(server)?;
-        if let Some(id) = identity {
-            expectations.system_identifier = id.systemid.parse().ok();
-        }
-        let options = srv::archive_options(config.global(), server, expectations)?;
+        let (options, _) = srv::archive_setup(config.global(), server)?;
         match archive::archive_wal(&layout, &options, &SystemClock, &mut archive::NoObserver) {
             Ok(_) | Err(Error::LockBusy { .. }) => {}
             Err(e) => return Err(e.into()),

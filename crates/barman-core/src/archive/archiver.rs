@@ -162,12 +162,12 @@ pub fn archive_wal(
         xlogdb,
     };
     if options.incoming {
-        let names = archiver.queue(layout.incoming_directory(), Source::Incoming)?;
+        let names = archiver.queue(layout.incoming_directory())?;
         let names = limit(names, options.incoming_batch_size);
         archiver.run_queue(Source::Incoming, names, &mut report, observer)?;
     }
     if options.streaming {
-        let names = archiver.queue(layout.streaming_directory(), Source::Streaming)?;
+        let names = archiver.queue(layout.streaming_directory())?;
         let names = limit(streaming_batch(names), options.streaming_batch_size);
         archiver.run_queue(Source::Streaming, names, &mut report, observer)?;
     }
@@ -212,7 +212,7 @@ struct Archiver<'a> {
 impl Archiver<'_> {
     /// Sorted entry names of `dir`, temporaries excluded (old hidden ones
     /// of ours are removed).
-    fn queue(&self, dir: &Path, _source: Source) -> Result<Vec<String>> {
+    fn queue(&self, dir: &Path) -> Result<Vec<String>> {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),

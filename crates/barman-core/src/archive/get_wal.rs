@@ -117,7 +117,7 @@ pub fn write_wal_to_dir(
     codec: Option<&Codec>,
 ) -> Result<PathBuf> {
     let dest = dir.join(name);
-    crate::fs::write_atomic_with(&dest, 0o600, |w| {
+    crate::fs::write_atomic_with(&dest, crate::fs::FILE_MODE, |w| {
         write_wal(located, keep_compression, codec, w)
             .map(drop)
             .map_err(io::Error::other)
