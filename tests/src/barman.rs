@@ -229,24 +229,7 @@ impl DataDirServer {
 
     /// Runs `sql` through psql (`-X -A -t`), returning trimmed output.
     pub fn psql(&self, sql: &str) -> Result<String> {
-        let mut cmd = Command::new(self.pg_bin.join("psql"));
-        cmd.args([
-            "-X",
-            "-A",
-            "-t",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-        ])
-        .args(["-p", &self.port.to_string(), "-c", sql]);
-        let out = process::run(&mut cmd)?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        crate::pg::psql_on(&self.pg_bin, self.port, sql)
     }
 
     /// Polls `sql` until it prints `expected` or `timeout` passes.

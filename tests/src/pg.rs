@@ -115,21 +115,7 @@ impl PgCluster {
     ///
     /// The error carries psql's stderr.
     pub fn psql(&self, sql: &str) -> Result<String> {
-        let mut cmd = self.client("psql");
-        cmd.args([
-            "-d",
-            "postgres",
-            "-X",
-            "-A",
-            "-t",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ]);
-        let out = process::run(&mut cmd)?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        psql_on(&self.client_bin, self.port, sql)
     }
 
     /// Creates the pgbench tables at `scale` (`pgbench -i -s scale -q`, ~15 MB per unit).
@@ -260,19 +246,7 @@ impl PgCluster {
 
     /// A client tool connecting over TCP as `postgres` (the database is added by the caller).
     fn client(&self, tool: &str) -> Command {
-        let mut cmd = builder::client_command(&self.client_bin, tool);
-        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(["-U", "postgres"]);
-        for var in [
-            "PGPASSWORD",
-            "PGSERVICE",
-            "PGOPTIONS",
-            "PGSSLMODE",
-            "PGTARGETSESSIONATTRS",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd
+        client_for(&self.client_bin, self.port, tool)
     }
 }
 
@@ -283,4 +257,42 @@ impl Drop for PgCluster {
             process::terminate(pid, "QUIT", Duration::from_secs(10));
         }
     }
+}
+
+/// A client tool (`psql`, `pgbench`, ...) aimed at the server on `port` as
+/// `postgres`, with the libpq variables that could redirect it removed.
+pub(crate) fn client_for(client_bin: &Path, port: u16, tool: &str) -> Command {
+    let mut cmd = builder::client_command(client_bin, tool);
+    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-U", "postgres"]);
+    for var in [
+        "PGPASSWORD",
+        "PGSERVICE",
+        "PGOPTIONS",
+        "PGSSLMODE",
+        "PGTARGETSESSIONATTRS",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Runs `sql` with `psql -X -A -t -v ON_ERROR_STOP=1` against the server on
+/// `port` and returns its trimmed output; the error carries psql's stderr.
+pub(crate) fn psql_on(client_bin: &Path, port: u16, sql: &str) -> Result<String> {
+    let mut cmd = client_for(client_bin, port, "psql");
+    cmd.args([
+        "-d",
+        "postgres",
+        "-X",
+        "-A",
+        "-t",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-c",
+        sql,
+    ]);
+    let out = process::run(&mut cmd)?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
