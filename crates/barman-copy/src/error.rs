@@ -1,5 +1,7 @@
 //! The crate's error type.
 
+use std::path::PathBuf;
+
 /// Errors returned by `barman-copy`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -10,6 +12,71 @@ pub enum Error {
         /// The pattern given.
         pattern: String,
     },
+    /// A path (from a peer, a manifest or a caller) that could leave its root.
+    #[error("unsafe path {path:?}: {reason}")]
+    UnsafePath {
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An I/O error on a named file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file disappeared between the listing and the copy (a dropped table).
+    #[error("{path}: vanished during the copy")]
+    Vanished {
+        /// The file, relative to the backup directory.
+        path: String,
+    },
+    /// A malformed manifest.
+    #[error("{path}:{line}: bad manifest: {message}")]
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The peer broke the agent protocol (bad frame, unexpected message, version mismatch).
+    #[error("agent protocol error: {0}")]
+    Protocol(String),
+    /// The agent reported an error for a request.
+    #[error("agent: {0}")]
+    Agent(String),
+    /// The agent could not be started or went away.
+    #[error("agent session: {0}")]
+    Session(String),
+    /// A file's content does not match its checksum.
+    #[error("{path}: checksum mismatch (expected {expected}, got {actual})")]
+    Checksum {
+        /// The file.
+        path: String,
+        /// Expected blake3 hex.
+        expected: String,
+        /// Actual blake3 hex.
+        actual: String,
+    },
+    /// The copy was cancelled (Ctrl-C, SIGTERM).
+    #[error("copy cancelled")]
+    Cancelled,
+}
+
+impl Error {
+    /// An [`Error::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
 }
 
 /// Result alias for this crate.

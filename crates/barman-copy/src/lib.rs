@@ -29,11 +29,24 @@
 //! assert!(why.reason().contains("postmaster"));
 //! ```
 
+mod entry;
 mod error;
 mod exclusion;
+pub mod executor;
+pub mod hash;
+pub mod manifest;
+pub mod plan;
+pub mod progress;
+pub mod source;
 
+pub use entry::{Entry, EntryKind, Mtime, RelPath};
 pub use error::{Error, Result};
 pub use exclusion::{Exclusion, Exclusions, Matcher, Rule};
+pub use executor::{CopyReport, ExecOptions, execute};
+pub use manifest::{Manifest, ManifestEntry};
+pub use plan::{Action, CopyPlan, PlanItem, PlanOptions, Reuse};
+pub use progress::{NoProgress, Progress};
+pub use source::{Roots, Source, SourceFactory};
 
 /// Runs the README's example as a doc test.
 #[cfg(doctest)]

@@ -1,0 +1,74 @@
+//! Where files come from: the local file system or an agent session.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::Result;
+use crate::entry::{Entry, RelPath};
+use crate::exclusion::Exclusions;
+use crate::hash::PageHashes;
+
+/// Named roots a source serves: `data` → PGDATA, `16385` → a tablespace.
+pub type Roots = BTreeMap<String, PathBuf>;
+
+/// One chunk of a page-level delta.
+#[derive(Debug)]
+pub enum PageChunk<'a> {
+    /// Pages starting at page number `first`, `data.len()` bytes (whole pages,
+    /// except possibly the file's short last page).
+    Pages {
+        /// First page number.
+        first: u64,
+        /// The bytes.
+        data: &'a [u8],
+    },
+}
+
+/// Result summary of a page delta.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageDeltaEnd {
+    /// The file's size at the source when it was read.
+    pub size: u64,
+    /// Pages sent.
+    pub pages_sent: u64,
+}
+
+/// A session with a source of files. One per worker.
+pub trait Source: Send {
+    /// Lists tree `tree` (a root name) with `exclusions`; entries' paths start
+    /// with the tree name. Files that vanish during the listing are skipped.
+    fn list(&mut self, tree: &str, exclusions: &Exclusions) -> Result<Vec<Entry>>;
+
+    /// Streams the whole file to `sink`; returns the bytes read. A file that
+    /// vanished is `Error::Vanished`.
+    fn read(&mut self, path: &RelPath, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<u64>;
+
+    /// Page delta: the source reads its file, compares each 8 KiB page with
+    /// `previous` and streams the pages that differ (and every page beyond
+    /// `previous`'s length).
+    fn changed_pages(
+        &mut self,
+        path: &RelPath,
+        previous: &PageHashes,
+        sink: &mut dyn FnMut(PageChunk<'_>) -> Result<()>,
+    ) -> Result<PageDeltaEnd>;
+
+    /// rsync delta: `signature` is a fast_rsync signature of the previous
+    /// copy; the source streams the delta bytes (fast_rsync format) to `sink`.
+    fn rsync_delta(
+        &mut self,
+        path: &RelPath,
+        signature: &[u8],
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<u64>;
+
+    /// Bytes received from the peer so far (on the wire, after compression);
+    /// for a local source, bytes read.
+    fn wire_bytes(&self) -> u64;
+}
+
+/// Opens sessions (one per worker).
+pub trait SourceFactory: Send + Sync {
+    /// A new session.
+    fn open(&self) -> Result<Box<dyn Source>>;
+}
