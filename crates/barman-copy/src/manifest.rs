@@ -2,17 +2,21 @@
 //!
 //! Format (documented in docs/agent-protocol.md and docs/catalog.md): JSON
 //! Lines. The first line is a header object
-//! `{"barman_manifest": 1, "created": "<RFC 3339>", ...}`, then one
-//! [`ManifestEntry`] per line, sorted by path. Barman never reads this file.
+//! `{"barman_manifest":1,"created_by":"barman-rs <version>","entries":N}`,
+//! then one [`ManifestEntry`] per line, sorted by path; `N` is the number of
+//! entry lines. Barman never reads this file.
 
 use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Result;
-use crate::entry::{EntryKind, Mtime, RelPath};
+use crate::entry::{Entry, EntryKind, Mtime, RelPath};
+use crate::fsutil::{PRIVATE_FILE_MODE, create_temp, fsync_dir, temp_path_for};
 use crate::hash::{FileHash, PageHashes};
+use crate::{Error, Result};
 
 /// Format version written in the header line.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -39,6 +43,33 @@ pub struct ManifestEntry {
     pub pages: Option<PageHashes>,
 }
 
+impl From<&Entry> for ManifestEntry {
+    /// The manifest entry of a listed entry, without checksums.
+    fn from(entry: &Entry) -> Self {
+        Self {
+            path: entry.path.clone(),
+            kind: entry.kind.clone(),
+            size: entry.size,
+            mtime: entry.mtime,
+            mode: entry.mode,
+            blake3: None,
+            pages: None,
+        }
+    }
+}
+
+/// The header line.
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    /// Format version ([`MANIFEST_VERSION`]).
+    barman_manifest: u32,
+    /// The program that wrote the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    created_by: Option<String>,
+    /// Number of entry lines that follow.
+    entries: u64,
+}
+
 /// A backup's manifest, keyed by path.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Manifest {
@@ -48,13 +79,127 @@ pub struct Manifest {
 
 impl Manifest {
     /// Reads a manifest file; a missing file is an error.
-    pub fn read(_path: &Path) -> Result<Self> {
-        todo!("helper: parse JSON Lines, header first; errors name file and line")
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the file cannot be read; [`Error::Manifest`]
+    /// (naming the file and the 1-based line) for a missing or unsupported
+    /// header, a line that is not a valid entry, a duplicate path, or an
+    /// entry count that does not match the header's.
+    pub fn read(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let bad = |line: usize, message: String| Error::Manifest {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        let mut lines = BufReader::new(file).lines();
+        let header_text = match lines.next() {
+            Some(text) => text.map_err(|e| Error::io(path, e))?,
+            None => return Err(bad(1, "empty file: missing header".to_owned())),
+        };
+        let header: Header = serde_json::from_str(&header_text)
+            .map_err(|e| bad(1, format!("missing or invalid header: {e}")))?;
+        if header.barman_manifest != MANIFEST_VERSION {
+            return Err(bad(
+                1,
+                format!(
+                    "unsupported manifest version {} (expected {MANIFEST_VERSION})",
+                    header.barman_manifest
+                ),
+            ));
+        }
+        let mut manifest = Self::default();
+        let mut last_line = 1;
+        for (index, text) in lines.enumerate() {
+            let line = index + 2;
+            last_line = line;
+            let text = text.map_err(|e| Error::io(path, e))?;
+            let entry: ManifestEntry =
+                serde_json::from_str(&text).map_err(|e| bad(line, format!("bad entry: {e}")))?;
+            if manifest.entries.contains_key(&entry.path) {
+                return Err(bad(line, format!("duplicate path {}", entry.path)));
+            }
+            manifest.insert(entry);
+        }
+        if manifest.len() as u64 != header.entries {
+            return Err(bad(
+                last_line,
+                format!(
+                    "the header announces {} entries, the file holds {}",
+                    header.entries,
+                    manifest.len()
+                ),
+            ));
+        }
+        Ok(manifest)
     }
 
     /// Writes the manifest durably (temp file, fsync, rename, fsync dir), mode 0600.
-    pub fn write(&self, _path: &Path) -> Result<()> {
-        todo!("helper")
+    ///
+    /// The entries are streamed to the temporary file, never held as one
+    /// text in memory.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] on any write, sync or rename failure; the temporary file
+    /// is removed.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let tmp = temp_path_for(path);
+        let result = self.write_temp(&tmp).and_then(|()| {
+            fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+            match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => fsync_dir(dir),
+                _ => fsync_dir(Path::new(".")),
+            }
+        });
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Streams the header and the entries to `tmp` and fsyncs it.
+    fn write_temp(&self, tmp: &Path) -> Result<()> {
+        let io_err = |e: std::io::Error| Error::io(tmp, e);
+        let json_err = |e: serde_json::Error| Error::io(tmp, e.into());
+        let mut out = BufWriter::new(create_temp(tmp, PRIVATE_FILE_MODE)?);
+        let header = Header {
+            barman_manifest: MANIFEST_VERSION,
+            created_by: Some(format!("barman-rs {}", env!("CARGO_PKG_VERSION"))),
+            entries: self.len() as u64,
+        };
+        serde_json::to_writer(&mut out, &header).map_err(json_err)?;
+        out.write_all(b"\n").map_err(io_err)?;
+        for entry in self.entries.values() {
+            serde_json::to_writer(&mut out, entry).map_err(json_err)?;
+            out.write_all(b"\n").map_err(io_err)?;
+        }
+        let file = out.into_inner().map_err(|e| io_err(e.into_error()))?;
+        file.sync_all().map_err(io_err)
+    }
+
+    /// The entries, sorted by path.
+    pub fn iter(&self) -> impl Iterator<Item = &ManifestEntry> {
+        self.entries.values()
+    }
+
+    /// Number of entries (files, directories and symlinks).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the manifest has no entry.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Sum of the sizes of the regular files.
+    pub fn total_size(&self) -> u64 {
+        self.iter()
+            .filter(|e| matches!(e.kind, EntryKind::File))
+            .map(|e| e.size)
+            .sum()
     }
 
     /// Looks a path up.

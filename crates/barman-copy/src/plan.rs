@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::entry::{Entry, Mtime};
+use crate::entry::{Entry, EntryKind, Mtime};
 use crate::manifest::Manifest;
 
 /// How unchanged files are reused from the previous backup (`reuse_backup`).
@@ -71,19 +71,263 @@ pub struct CopyPlan {
     pub items: Vec<PlanItem>,
 }
 
-impl CopyPlan {
-    /// Plans `listing` against `previous` (the previous backup's manifest).
-    pub fn compute(
-        _previous: Option<&Manifest>,
-        _listing: &[Entry],
-        _options: &PlanOptions,
-    ) -> Self {
-        todo!("helper")
+/// Default of [`PlanOptions::delta_min_size`] when it is 0: 64 KiB.
+pub const DEFAULT_DELTA_MIN_SIZE: u64 = 64 * 1024;
+
+/// The path of the control file, always copied last.
+pub const PG_CONTROL: &str = "data/global/pg_control";
+
+impl Action {
+    /// A short name, as printed by [`CopyPlan`]'s `Display`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Mkdir => "mkdir",
+            Self::Symlink => "symlink",
+            Self::Fetch => "fetch",
+            Self::Link => "link",
+            Self::CopyPrevious => "copy-prev",
+            Self::DeltaPages => "delta-pages",
+            Self::DeltaRsync => "delta-rsync",
+        }
     }
 }
 
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// How many files a plan handles one way, and their total size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileCount {
+    /// Number of files.
+    pub files: u64,
+    /// Sum of their sizes (source sizes at listing time).
+    pub bytes: u64,
+}
+
+impl FileCount {
+    fn add(&mut self, size: u64) {
+        self.files += 1;
+        self.bytes += size;
+    }
+}
+
+/// Totals of a [`CopyPlan`] by action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanSummary {
+    /// Directories to create.
+    pub dirs: u64,
+    /// Symbolic links to create.
+    pub symlinks: u64,
+    /// Files fetched whole from the source.
+    pub fetch: FileCount,
+    /// Files hard-linked to the previous backup.
+    pub link: FileCount,
+    /// Files copied locally from the previous backup.
+    pub copy_previous: FileCount,
+    /// Files rebuilt from a page-level delta.
+    pub delta_pages: FileCount,
+    /// Files rebuilt from an rsync delta.
+    pub delta_rsync: FileCount,
+}
+
+impl PlanSummary {
+    /// All regular files of the plan.
+    pub fn files(&self) -> FileCount {
+        let all = [
+            self.fetch,
+            self.link,
+            self.copy_previous,
+            self.delta_pages,
+            self.delta_rsync,
+        ];
+        FileCount {
+            files: all.iter().map(|c| c.files).sum(),
+            bytes: all.iter().map(|c| c.bytes).sum(),
+        }
+    }
+}
+
+impl fmt::Display for PlanSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let files = self.files();
+        write!(
+            f,
+            "{} directories, {} symlinks, {} files ({} bytes): ",
+            self.dirs, self.symlinks, files.files, files.bytes
+        )?;
+        let parts = [
+            ("fetch", self.fetch),
+            ("link", self.link),
+            ("copy-prev", self.copy_previous),
+            ("delta-pages", self.delta_pages),
+            ("delta-rsync", self.delta_rsync),
+        ];
+        for (i, (label, count)) in parts.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{label} {} ({} bytes)", count.files, count.bytes)?;
+        }
+        Ok(())
+    }
+}
+
+impl CopyPlan {
+    /// Plans `listing` against `previous` (the previous backup's manifest).
+    ///
+    /// Directories become [`Action::Mkdir`] and symbolic links
+    /// [`Action::Symlink`]. A regular file is fetched whole when reuse is
+    /// off or the previous backup has no file at its path. A file whose size
+    /// and mtime match the previous copy, last modified strictly before
+    /// `options.horizon` (when set), is reused ([`Action::Link`] or
+    /// [`Action::CopyPrevious`]) unless `options.checksum` is set. Any other
+    /// file is compared by content: [`Action::DeltaPages`] when the previous
+    /// copy has page fingerprints, [`Action::DeltaRsync`] when the file is at
+    /// least `options.delta_min_size` bytes (0: [`DEFAULT_DELTA_MIN_SIZE`])
+    /// and the previous copy is not empty, else [`Action::Fetch`].
+    ///
+    /// Items are ordered directories first (sorted, so parents precede their
+    /// children), then symbolic links, then files, all sorted by path, with
+    /// [`PG_CONTROL`] always last. Pure: no I/O.
+    pub fn compute(previous: Option<&Manifest>, listing: &[Entry], options: &PlanOptions) -> Self {
+        let mut dirs = Vec::new();
+        let mut links = Vec::new();
+        let mut files = Vec::new();
+        let mut control = Vec::new();
+        for entry in listing {
+            match entry.kind {
+                EntryKind::Dir => dirs.push(PlanItem {
+                    entry: entry.clone(),
+                    action: Action::Mkdir,
+                    reason: "directory",
+                }),
+                EntryKind::Symlink { .. } => links.push(PlanItem {
+                    entry: entry.clone(),
+                    action: Action::Symlink,
+                    reason: "symlink",
+                }),
+                EntryKind::File => {
+                    let (action, reason) = plan_file(previous, entry, options);
+                    let item = PlanItem {
+                        entry: entry.clone(),
+                        action,
+                        reason,
+                    };
+                    if entry.path.as_str() == PG_CONTROL {
+                        control.push(item);
+                    } else {
+                        files.push(item);
+                    }
+                }
+            }
+        }
+        for group in [&mut dirs, &mut links, &mut files] {
+            group.sort_by(|a, b| a.entry.path.cmp(&b.entry.path));
+        }
+        let mut items = dirs;
+        items.extend(links);
+        items.extend(files);
+        items.extend(control);
+        Self { items }
+    }
+
+    /// Totals by action.
+    pub fn summary(&self) -> PlanSummary {
+        let mut summary = PlanSummary::default();
+        for item in &self.items {
+            let size = item.entry.size;
+            match item.action {
+                Action::Mkdir => summary.dirs += 1,
+                Action::Symlink => summary.symlinks += 1,
+                Action::Fetch => summary.fetch.add(size),
+                Action::Link => summary.link.add(size),
+                Action::CopyPrevious => summary.copy_previous.add(size),
+                Action::DeltaPages => summary.delta_pages.add(size),
+                Action::DeltaRsync => summary.delta_rsync.add(size),
+            }
+        }
+        summary
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether the plan has no item.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+/// The action for one regular file, and why.
+fn plan_file(
+    previous: Option<&Manifest>,
+    entry: &Entry,
+    options: &PlanOptions,
+) -> (Action, &'static str) {
+    if options.reuse == Reuse::Off {
+        return (Action::Fetch, "reuse off");
+    }
+    let Some(previous) = previous else {
+        return (Action::Fetch, "no previous backup");
+    };
+    let Some(old) = previous.get(&entry.path) else {
+        return (Action::Fetch, "new file");
+    };
+    if !matches!(old.kind, EntryKind::File) {
+        return (Action::Fetch, "new file (previously not a regular file)");
+    }
+    let before_horizon = options.horizon.is_none_or(|h| entry.mtime < h);
+    let reason = if old.size != entry.size {
+        "changed: size"
+    } else if old.mtime != entry.mtime {
+        "changed: mtime"
+    } else if options.checksum {
+        "checksum mode"
+    } else if !before_horizon {
+        "modified after previous backup started"
+    } else {
+        let action = match options.reuse {
+            Reuse::Copy => Action::CopyPrevious,
+            Reuse::Link | Reuse::Off => Action::Link,
+        };
+        return (action, "unchanged (size and mtime)");
+    };
+    let min_size = match options.delta_min_size {
+        0 => DEFAULT_DELTA_MIN_SIZE,
+        n => n,
+    };
+    let action = if old.pages.is_some() {
+        Action::DeltaPages
+    } else if entry.size >= min_size && old.size > 0 {
+        Action::DeltaRsync
+    } else {
+        Action::Fetch
+    };
+    (action, reason)
+}
+
 impl fmt::Display for CopyPlan {
-    fn fmt(&self, _f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        todo!("helper: one line per item and a summary")
+    /// One line per item, then a summary line:
+    /// `link        data/base/5/16384  (8192 bytes; unchanged (size and mtime))`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for item in &self.items {
+            let label = item.action.label();
+            let path = &item.entry.path;
+            match &item.entry.kind {
+                EntryKind::File => writeln!(
+                    f,
+                    "{label:<11} {path}  ({} bytes; {})",
+                    item.entry.size, item.reason
+                )?,
+                EntryKind::Symlink { target } => {
+                    writeln!(f, "{label:<11} {path} -> {target}  ({})", item.reason)?;
+                }
+                EntryKind::Dir => writeln!(f, "{label:<11} {path}  ({})", item.reason)?,
+            }
+        }
+        write!(f, "total: {}", self.summary())
     }
 }
