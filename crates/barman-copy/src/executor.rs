@@ -1,23 +1,71 @@
 //! Runs a [`CopyPlan`] with N workers.
+//!
+//! The order of work:
+//!
+//! 1. every directory is created (plan directories with their mode plus
+//!    owner `rwx` while copying, and any missing ancestor with `0700`);
+//! 2. regular files, largest first, by `jobs` worker threads pulling from one
+//!    queue, each with its own source session;
+//! 3. `data/global/pg_control`, alone, after every other file is done
+//!    (PostgreSQL's rule: the control file is copied last);
+//! 4. symbolic links, created from their target verbatim (never followed);
+//! 5. directories, deepest first: final mtime and mode, fsync.
+//!
+//! Every file is built under a temporary name ([`fsutil::temp_path_for`]),
+//! given its mode and mtime, fsynced and renamed into place; a file
+//! hard-linked to the previous backup is never written in place. On error or
+//! cancellation all workers stop at their next chunk and the temporary files
+//! they created are removed.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use crate::Result;
-use crate::manifest::Manifest;
-use crate::plan::{CopyPlan, Reuse};
+use crossbeam_channel::Receiver;
+use fast_rsync::{Signature, SignatureOptions};
+
+use crate::entry::{Entry, EntryKind, Mtime, RelPath};
+use crate::fsutil::{self, temp_path_for};
+use crate::hash::{FileHash, Hasher, PAGE_SIZE, PageHashes, is_page_structured};
+use crate::manifest::{Manifest, ManifestEntry};
+use crate::plan::{Action, CopyPlan, PlanItem, Reuse};
 use crate::progress::Progress;
-use crate::source::SourceFactory;
+use crate::ratelimit::TokenBucket;
+use crate::source::{PageChunk, Source, SourceFactory};
+use crate::{Error, Result};
+
+/// The control file, copied after every other file.
+pub const CONTROL_FILE: &str = "data/global/pg_control";
+
+/// Files (previous or new) larger than this are fetched whole instead of by
+/// rsync delta: the delta path holds the previous copy in memory.
+pub const RSYNC_MAX_FILE_SIZE: u64 = 64 << 20;
+
+/// Largest rsync delta accepted from a source (an all-literal delta of a
+/// file at the cap, with room for its framing).
+const RSYNC_MAX_DELTA: usize = 2 * (64 << 20) + (1 << 20);
+
+/// Block size of rsync signatures.
+const RSYNC_BLOCK_SIZE: u32 = 4096;
+
+/// Bytes of MD4 per block in rsync signatures.
+const RSYNC_HASH_SIZE: u32 = 8;
+
+/// Buffer size for local copies, hashing and writes.
+const BUF_SIZE: usize = 256 * 1024;
 
 /// Options of [`execute`].
 #[derive(Debug, Clone, Default)]
 pub struct ExecOptions {
     /// Worker threads (and source sessions); 0 means 1.
     pub jobs: usize,
-    /// Whole-copy bandwidth limit in bytes per second (`None`: unlimited).
+    /// Whole-copy bandwidth limit in bytes per second (`None` or 0: unlimited).
     pub bandwidth_limit: Option<u64>,
     /// Per-tree limits in bytes per second (tree name → limit), on top of the global one.
     pub tree_limits: BTreeMap<String, u64>,
@@ -61,14 +109,869 @@ pub struct CopyReport {
 /// Executes `plan` into `dest` (the new backup directory; tree roots are
 /// `dest/<tree>`), reading from sessions opened by `sources`. Every file is
 /// written to a temporary name, fsynced and renamed; modes and mtimes are
-/// set; directories are fsynced. `cancel` is polled between chunks.
+/// set; directories are fsynced. `cancel` is polled between chunks and
+/// between files ([`Error::Cancelled`]).
+///
+/// Planned actions fall back to a whole fetch when the previous copy they
+/// rely on is missing, not a regular file, or (for local copies and deltas)
+/// does not match the previous manifest's checksum. A file that vanished at
+/// the source is [`Error::Vanished`]. A plan entry inside one of the plan's
+/// symbolic links, or whose action does not fit its kind, is
+/// [`Error::UnsafePath`].
 pub fn execute(
-    _plan: &CopyPlan,
-    _sources: &dyn SourceFactory,
-    _dest: &Path,
-    _options: &ExecOptions,
-    _progress: &dyn Progress,
-    _cancel: &AtomicBool,
+    plan: &CopyPlan,
+    sources: &dyn SourceFactory,
+    dest: &Path,
+    options: &ExecOptions,
+    progress: &dyn Progress,
+    cancel: &AtomicBool,
 ) -> Result<CopyReport> {
-    todo!("helper")
+    let started = Instant::now();
+    let work = Work::prepare(plan)?;
+    let file_count = work.files.len() + usize::from(work.control.is_some());
+    let file_bytes = work
+        .files
+        .iter()
+        .chain(&work.control)
+        .map(|item| item.entry.size)
+        .sum();
+    progress.start(file_count as u64, file_bytes);
+
+    let shared = Shared::new(dest, options, progress, cancel);
+    shared.check()?;
+    fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
+    make_dirs(dest, &work.dirs)?;
+
+    let (mut done, mut sessions) = run_workers(&shared, sources, &work.files, options.jobs)?;
+    let mut workers = sessions.len();
+    if let Some(control) = work.control {
+        shared.check()?;
+        let source = if let Some(source) = sessions.pop() {
+            source
+        } else {
+            workers = 1;
+            sources.open()?
+        };
+        let mut worker = Worker::new(&shared, source);
+        done.push(worker.copy(control)?);
+        sessions.push(worker.source);
+    }
+
+    shared.check()?;
+    make_symlinks(dest, &work.symlinks)?;
+    finish_dirs(dest, &work.dirs)?;
+
+    let mut report = CopyReport {
+        files: file_count as u64,
+        wire_bytes: sessions.iter().map(|s| s.wire_bytes()).sum(),
+        workers,
+        ..CopyReport::default()
+    };
+    for entry in work.dirs.values().flatten().chain(&work.symlinks) {
+        report.manifest.insert(ManifestEntry {
+            path: entry.path.clone(),
+            kind: entry.kind.clone(),
+            size: 0,
+            mtime: entry.mtime,
+            mode: entry.mode,
+            blake3: None,
+            pages: None,
+        });
+    }
+    for file in done {
+        let size = file.entry.size;
+        report.bytes_total += size;
+        let (files, bytes) = match file.how {
+            How::Linked => (&mut report.files_linked, &mut report.bytes_linked),
+            How::Fetched => (&mut report.files_fetched, &mut report.bytes_written),
+            How::CopiedLocally => (&mut report.files_copied_locally, &mut report.bytes_written),
+            How::Delta => (&mut report.files_delta, &mut report.bytes_written),
+        };
+        *files += 1;
+        *bytes += size;
+        report.manifest.insert(file.entry);
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// The plan sorted into the executor's steps.
+struct Work<'p> {
+    /// Every directory to create, by path (so parents come before their
+    /// children); `None` for an ancestor the plan does not list.
+    dirs: BTreeMap<RelPath, Option<&'p Entry>>,
+    /// Symbolic links.
+    symlinks: Vec<&'p Entry>,
+    /// Regular files but the control file, largest first.
+    files: Vec<&'p PlanItem>,
+    /// The control file.
+    control: Option<&'p PlanItem>,
+}
+
+impl<'p> Work<'p> {
+    fn prepare(plan: &'p CopyPlan) -> Result<Self> {
+        let links: HashSet<&RelPath> = plan
+            .items
+            .iter()
+            .filter(|item| item.action == Action::Symlink)
+            .map(|item| &item.entry.path)
+            .collect();
+        let mut work = Work {
+            dirs: BTreeMap::new(),
+            symlinks: Vec::new(),
+            files: Vec::new(),
+            control: None,
+        };
+        for item in &plan.items {
+            let entry = &item.entry;
+            let unsafe_path = |reason| Error::UnsafePath {
+                path: entry.path.to_string(),
+                reason,
+            };
+            let fits = match item.action {
+                Action::Mkdir => entry.kind == EntryKind::Dir,
+                Action::Symlink => matches!(entry.kind, EntryKind::Symlink { .. }),
+                _ => entry.is_file(),
+            };
+            if !fits {
+                return Err(unsafe_path(
+                    "the planned action does not fit the entry's kind",
+                ));
+            }
+            let mut ancestor = entry.path.parent();
+            while let Some(dir) = ancestor {
+                if links.contains(&dir) {
+                    return Err(unsafe_path("inside a symbolic link of the plan"));
+                }
+                ancestor = dir.parent();
+                work.dirs.entry(dir).or_insert(None);
+            }
+            match item.action {
+                Action::Mkdir => {
+                    work.dirs.insert(entry.path.clone(), Some(entry));
+                }
+                Action::Symlink => work.symlinks.push(entry),
+                _ if entry.path.as_str() == CONTROL_FILE => work.control = Some(item),
+                _ => work.files.push(item),
+            }
+        }
+        work.files.sort_by_key(|item| Reverse(item.entry.size));
+        Ok(work)
+    }
+}
+
+/// Creates the directories, parents first, with owner `rwx` for the copy.
+fn make_dirs(dest: &Path, dirs: &BTreeMap<RelPath, Option<&Entry>>) -> Result<()> {
+    for (path, entry) in dirs {
+        let dir = path.under(dest);
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let meta = fs::symlink_metadata(&dir).map_err(|e| Error::io(&dir, e))?;
+                if !meta.is_dir() {
+                    return Err(Error::io(&dir, e));
+                }
+            }
+            Err(e) => return Err(Error::io(&dir, e)),
+        }
+        let mode = entry.map_or(0o700, |entry| entry.mode | 0o700);
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io(&dir, e))?;
+    }
+    Ok(())
+}
+
+/// Creates the symbolic links with their targets verbatim.
+fn make_symlinks(dest: &Path, links: &[&Entry]) -> Result<()> {
+    for entry in links {
+        let EntryKind::Symlink { target } = &entry.kind else {
+            continue;
+        };
+        let path = entry.path.under(dest);
+        std::os::unix::fs::symlink(target, &path).map_err(|e| Error::io(&path, e))?;
+        let time = entry.mtime.to_filetime();
+        filetime::set_symlink_file_times(&path, time, time).map_err(|e| Error::io(&path, e))?;
+    }
+    Ok(())
+}
+
+/// Deepest first: sets the planned directories' mtimes and modes, fsyncs
+/// every directory, then `dest`.
+fn finish_dirs(dest: &Path, dirs: &BTreeMap<RelPath, Option<&Entry>>) -> Result<()> {
+    for (path, entry) in dirs.iter().rev() {
+        let dir = path.under(dest);
+        let io = |e| Error::io(&dir, e);
+        let handle = File::open(&dir).map_err(io)?;
+        if let Some(entry) = entry {
+            filetime::set_file_handle_times(&handle, None, Some(entry.mtime.to_filetime()))
+                .map_err(io)?;
+            handle
+                .set_permissions(fs::Permissions::from_mode(entry.mode))
+                .map_err(io)?;
+        }
+        handle.sync_all().map_err(io)?;
+    }
+    fsutil::fsync_dir(dest)
+}
+
+/// Runs the regular files on `jobs` workers; returns what each file became
+/// and the sessions, or the first error.
+fn run_workers(
+    shared: &Shared<'_>,
+    sources: &dyn SourceFactory,
+    files: &[&PlanItem],
+    jobs: usize,
+) -> Result<(Vec<FileDone>, Sessions)> {
+    let mut done = Vec::with_capacity(files.len());
+    let mut sessions = Vec::new();
+    if files.is_empty() {
+        return Ok((done, sessions));
+    }
+    let (queue, work) = crossbeam_channel::unbounded();
+    for item in files {
+        // The receiver is alive: this cannot fail.
+        let _ = queue.send(*item);
+    }
+    drop(queue);
+    let workers = jobs.clamp(1, files.len());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| scope.spawn(|| worker_loop(shared, sources, &work)))
+            .collect();
+        for handle in handles {
+            match handle.join() {
+                Ok(Some((source, files))) => {
+                    sessions.push(source);
+                    done.extend(files);
+                }
+                Ok(None) => {}
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    });
+    match shared.take_error() {
+        Some(error) => Err(error),
+        None => Ok((done, sessions)),
+    }
+}
+
+/// One worker: opens a session and copies files from the queue until it is
+/// empty or the copy stops. `None` when it failed (the error is recorded).
+fn worker_loop(
+    shared: &Shared<'_>,
+    sources: &dyn SourceFactory,
+    work: &Receiver<&PlanItem>,
+) -> Option<(Box<dyn Source>, Vec<FileDone>)> {
+    let run = || -> Result<(Box<dyn Source>, Vec<FileDone>)> {
+        let mut worker = Worker::new(shared, sources.open()?);
+        let mut done = Vec::new();
+        while let Ok(item) = work.recv() {
+            shared.check()?;
+            done.push(worker.copy(item)?);
+        }
+        Ok((worker.source, done))
+    };
+    run().map_err(|error| shared.fail(error)).ok()
+}
+
+/// Source sessions, one per worker.
+type Sessions = Vec<Box<dyn Source>>;
+
+/// State shared by the workers.
+struct Shared<'a> {
+    dest: &'a Path,
+    options: &'a ExecOptions,
+    progress: &'a dyn Progress,
+    cancel: &'a AtomicBool,
+    /// Set when a worker failed: the others stop.
+    stop: AtomicBool,
+    /// The first error.
+    error: Mutex<Option<Error>>,
+    global: Option<TokenBucket>,
+    trees: BTreeMap<String, TokenBucket>,
+}
+
+impl<'a> Shared<'a> {
+    fn new(
+        dest: &'a Path,
+        options: &'a ExecOptions,
+        progress: &'a dyn Progress,
+        cancel: &'a AtomicBool,
+    ) -> Self {
+        Self {
+            dest,
+            options,
+            progress,
+            cancel,
+            stop: AtomicBool::new(false),
+            error: Mutex::new(None),
+            global: options
+                .bandwidth_limit
+                .filter(|&rate| rate > 0)
+                .map(TokenBucket::new),
+            trees: options
+                .tree_limits
+                .iter()
+                .filter(|&(_, &rate)| rate > 0)
+                .map(|(tree, &rate)| (tree.clone(), TokenBucket::new(rate)))
+                .collect(),
+        }
+    }
+
+    fn interrupted(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed) || self.stop.load(Ordering::Relaxed)
+    }
+
+    /// `Err(Cancelled)` once the copy is cancelled or a worker failed.
+    fn check(&self) -> Result<()> {
+        if self.interrupted() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Accounts for `bytes` received from the source for a file of `tree`:
+    /// waits for the bandwidth limits.
+    fn received(&self, tree: &str, bytes: usize) -> Result<()> {
+        self.check()?;
+        let bytes = bytes as u64;
+        let interrupted = || self.interrupted();
+        for bucket in self.global.iter().chain(self.trees.get(tree)) {
+            if !bucket.take_until(bytes, &interrupted) {
+                return Err(Error::Cancelled);
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a worker's error (the first one wins) and stops the others.
+    fn fail(&self, error: Error) {
+        let mut slot = self.error.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(error);
+        }
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    fn take_error(&self) -> Option<Error> {
+        self.error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+/// How a file came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum How {
+    Fetched,
+    Linked,
+    CopiedLocally,
+    Delta,
+}
+
+/// A finished file.
+struct FileDone {
+    entry: ManifestEntry,
+    how: How,
+}
+
+impl FileDone {
+    /// A file written by this copy, with the plan entry's mtime and mode.
+    fn written(entry: &Entry, hashed: Hashed, how: How) -> Self {
+        Self {
+            entry: ManifestEntry {
+                path: entry.path.clone(),
+                kind: EntryKind::File,
+                size: hashed.size,
+                mtime: entry.mtime,
+                mode: entry.mode,
+                blake3: Some(hashed.blake3),
+                pages: hashed.pages,
+            },
+            how,
+        }
+    }
+}
+
+/// A file's length and fingerprints.
+struct Hashed {
+    size: u64,
+    blake3: FileHash,
+    pages: Option<PageHashes>,
+}
+
+impl Hashed {
+    /// Finishes `hasher`; page fingerprints are kept only when the file
+    /// (`path` inside its tree, at its final size) is page-structured.
+    fn finish(hasher: Hasher, path: &RelPath) -> Self {
+        let size = hasher.len();
+        let (blake3, pages) = hasher.finish();
+        Self {
+            size,
+            blake3,
+            pages: pages.filter(|_| is_page_structured(path.in_tree(), size)),
+        }
+    }
+
+    /// Whether this is the content `previous` describes.
+    fn matches(&self, previous: &ManifestEntry) -> bool {
+        previous.blake3 == Some(self.blake3) && previous.size == self.size
+    }
+}
+
+/// A hasher sized for `entry`.
+fn hasher_for(entry: &Entry) -> Hasher {
+    Hasher::new(is_page_structured(entry.path.in_tree(), entry.size))
+}
+
+/// The previous backup's copy of a file.
+struct Previous<'m> {
+    /// Its manifest entry.
+    entry: &'m ManifestEntry,
+    /// Where it is.
+    path: PathBuf,
+    /// Its metadata (a regular file).
+    meta: fs::Metadata,
+}
+
+/// A temporary name for a file of the new backup, removed when dropped
+/// unless renamed into place.
+struct TempFile {
+    path: PathBuf,
+    target: PathBuf,
+    armed: bool,
+}
+
+impl TempFile {
+    /// The temporary name for `entry` under `dest` (nothing created yet).
+    fn name(dest: &Path, entry: &Entry) -> Self {
+        let target = entry.path.under(dest);
+        Self {
+            path: temp_path_for(&target),
+            target,
+            armed: true,
+        }
+    }
+
+    /// Creates (or truncates) the temporary file for `entry` under `dest`,
+    /// readable and writable by the owner whatever the entry's mode is.
+    fn create(dest: &Path, entry: &Entry) -> Result<(Self, File)> {
+        let temp = Self::name(dest, entry);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(entry.mode | 0o600)
+            .open(&temp.path)
+            .map_err(|e| Error::io(&temp.path, e))?;
+        Ok((temp, file))
+    }
+
+    /// Renames the file into place.
+    fn rename(mut self) -> Result<()> {
+        fs::rename(&self.path, &self.target).map_err(|e| Error::io(&self.target, e))?;
+        self.armed = false;
+        Ok(())
+    }
+
+    /// Gives `file` the entry's mode and mtime, fsyncs it and renames it
+    /// into place.
+    fn install(self, file: File, entry: &Entry) -> Result<()> {
+        let io = |e| Error::io(&self.path, e);
+        file.set_permissions(fs::Permissions::from_mode(entry.mode))
+            .map_err(io)?;
+        filetime::set_file_handle_times(&file, None, Some(entry.mtime.to_filetime()))
+            .map_err(io)?;
+        file.sync_all().map_err(io)?;
+        drop(file);
+        self.rename()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Writes to a file while hashing what is written.
+struct HashingWriter<W> {
+    out: W,
+    hasher: Hasher,
+}
+
+impl<'f> HashingWriter<BufWriter<&'f File>> {
+    /// Buffered writes to `file`, hashed as `entry` is.
+    fn buffered(file: &'f File, entry: &Entry) -> Self {
+        Self {
+            out: BufWriter::with_capacity(BUF_SIZE, file),
+            hasher: hasher_for(entry),
+        }
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// One worker: a source session and a buffer.
+struct Worker<'s, 'a> {
+    shared: &'s Shared<'a>,
+    source: Box<dyn Source>,
+    buf: Vec<u8>,
+    /// Directories of the previous backup known to be real directories.
+    previous_dirs: HashSet<RelPath>,
+}
+
+impl<'s, 'a> Worker<'s, 'a> {
+    fn new(shared: &'s Shared<'a>, source: Box<dyn Source>) -> Self {
+        Self {
+            shared,
+            source,
+            buf: vec![0; BUF_SIZE],
+            previous_dirs: HashSet::new(),
+        }
+    }
+
+    /// Copies one file as planned.
+    fn copy(&mut self, item: &PlanItem) -> Result<FileDone> {
+        let entry = &item.entry;
+        let done = match item.action {
+            Action::Link => self.link_or_fetch(entry)?,
+            Action::CopyPrevious => self.copy_previous_or_fetch(entry)?,
+            Action::DeltaPages => self.delta_pages(entry)?,
+            Action::DeltaRsync => self.delta_rsync(entry)?,
+            Action::Fetch | Action::Mkdir | Action::Symlink => self.fetch(entry)?,
+        };
+        self.shared.progress.file_done(&entry.path);
+        Ok(done)
+    }
+
+    /// Streams the whole file from the source.
+    fn fetch(&mut self, entry: &Entry) -> Result<FileDone> {
+        let shared = self.shared;
+        let (temp, file) = TempFile::create(shared.dest, entry)?;
+        let hasher = {
+            let mut out = HashingWriter::buffered(&file, entry);
+            let tree = entry.path.tree();
+            self.source.read(&entry.path, &mut |chunk| {
+                shared.received(tree, chunk.len())?;
+                out.write_all(chunk).map_err(|e| Error::io(&temp.path, e))?;
+                shared.progress.advance(chunk.len() as u64);
+                Ok(())
+            })?;
+            out.flush().map_err(|e| Error::io(&temp.path, e))?;
+            out.hasher
+        };
+        let hashed = Hashed::finish(hasher, &entry.path);
+        temp.install(file, entry)?;
+        Ok(FileDone::written(entry, hashed, How::Fetched))
+    }
+
+    /// The previous backup's copy of `path`, if there is a usable one: listed
+    /// in the previous manifest as a file, a regular file under real
+    /// directories of the previous backup.
+    fn previous(&mut self, path: &RelPath) -> Result<Option<Previous<'a>>> {
+        let options = self.shared.options;
+        let (Some(dir), Some(manifest)) = (&options.previous_dir, &options.previous) else {
+            return Ok(None);
+        };
+        let Some(entry) = manifest.get(path).filter(|e| e.kind == EntryKind::File) else {
+            return Ok(None);
+        };
+        let mut checked = Vec::new();
+        let mut ancestor = path.parent();
+        while let Some(parent) = ancestor.filter(|p| !self.previous_dirs.contains(p)) {
+            match fs::symlink_metadata(parent.under(dir)) {
+                Ok(meta) if meta.is_dir() => {}
+                _ => {
+                    tracing::warn!(%path, "the previous backup's copy is not under a directory");
+                    return Ok(None);
+                }
+            }
+            ancestor = parent.parent();
+            checked.push(parent);
+        }
+        self.previous_dirs.extend(checked);
+        let file = path.under(dir);
+        match fs::symlink_metadata(&file) {
+            Ok(meta) if meta.is_file() => Ok(Some(Previous {
+                entry,
+                path: file,
+                meta,
+            })),
+            Ok(_) => {
+                tracing::warn!(%path, "the previous backup's copy is not a regular file");
+                Ok(None)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                tracing::warn!(%path, "the previous backup's copy is missing");
+                Ok(None)
+            }
+            Err(e) => Err(Error::io(file, e)),
+        }
+    }
+
+    /// Hard-links the previous copy, or fetches.
+    fn link_or_fetch(&mut self, entry: &Entry) -> Result<FileDone> {
+        if let Some(previous) = self.previous(&entry.path)? {
+            if previous.meta.len() != previous.entry.size {
+                tracing::warn!(path = %entry.path, "the previous backup's copy changed size");
+            } else if let Some(done) = self.link(entry, &previous)? {
+                return Ok(done);
+            }
+        }
+        self.fetch(entry)
+    }
+
+    /// Hard-links `previous` at the entry's place (through a temporary name,
+    /// renamed over); falls back to a local copy when the link cannot be
+    /// made. `None` when the previous copy is gone.
+    fn link(&mut self, entry: &Entry, previous: &Previous<'_>) -> Result<Option<FileDone>> {
+        let mut temp = TempFile::name(self.shared.dest, entry);
+        temp.armed = false;
+        match fs::remove_file(&temp.path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(Error::io(&temp.path, e)),
+            _ => {}
+        }
+        match fs::hard_link(&previous.path, &temp.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                tracing::warn!(path = %entry.path, error = %e, "cannot hard-link the previous backup's copy; copying it");
+                return self.copy_previous(entry, previous);
+            }
+        }
+        temp.armed = true;
+        temp.rename()?;
+        let meta = &previous.meta;
+        self.shared.progress.advance(meta.len());
+        Ok(Some(FileDone {
+            entry: ManifestEntry {
+                path: entry.path.clone(),
+                kind: EntryKind::File,
+                size: meta.len(),
+                mtime: Mtime::of(meta),
+                mode: meta.mode() & 0o7777,
+                blake3: previous.entry.blake3,
+                pages: previous.entry.pages.clone(),
+            },
+            how: How::Linked,
+        }))
+    }
+
+    /// Copies the previous copy locally, or fetches.
+    fn copy_previous_or_fetch(&mut self, entry: &Entry) -> Result<FileDone> {
+        if let Some(previous) = self.previous(&entry.path)?
+            && let Some(done) = self.copy_previous(entry, &previous)?
+        {
+            return Ok(done);
+        }
+        self.fetch(entry)
+    }
+
+    /// Copies `previous` to a temporary file, checking it against the
+    /// previous manifest. `None` (nothing left behind) when it differs.
+    fn copy_previous(
+        &mut self,
+        entry: &Entry,
+        previous: &Previous<'_>,
+    ) -> Result<Option<FileDone>> {
+        let (temp, file) = TempFile::create(self.shared.dest, entry)?;
+        let Some(hashed) = self.copy_base(entry, previous, &temp, &file)? else {
+            return Ok(None);
+        };
+        temp.install(file, entry)?;
+        self.shared.progress.advance(hashed.size);
+        Ok(Some(FileDone::written(entry, hashed, How::CopiedLocally)))
+    }
+
+    /// Copies `previous` into `file` (a new temporary file) while hashing
+    /// it; `None` when it does not match the previous manifest.
+    fn copy_base(
+        &mut self,
+        entry: &Entry,
+        previous: &Previous<'_>,
+        temp: &TempFile,
+        file: &File,
+    ) -> Result<Option<Hashed>> {
+        let mut source = File::open(&previous.path).map_err(|e| Error::io(&previous.path, e))?;
+        let mut out = HashingWriter::buffered(file, entry);
+        self.pump(&mut source, &previous.path, &mut out, &temp.path)?;
+        out.flush().map_err(|e| Error::io(&temp.path, e))?;
+        let hashed = Hashed::finish(out.hasher, &entry.path);
+        if hashed.matches(previous.entry) {
+            Ok(Some(hashed))
+        } else {
+            tracing::warn!(
+                path = %entry.path,
+                "the previous backup's copy does not match its manifest; fetching the file"
+            );
+            Ok(None)
+        }
+    }
+
+    /// Copies `reader` to `out` in chunks, checking for cancellation.
+    fn pump(
+        &mut self,
+        reader: &mut dyn Read,
+        reader_path: &Path,
+        out: &mut dyn Write,
+        out_path: &Path,
+    ) -> Result<()> {
+        loop {
+            self.shared.check()?;
+            let n = match reader.read(&mut self.buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io(reader_path, e)),
+            };
+            out.write_all(&self.buf[..n])
+                .map_err(|e| Error::io(out_path, e))?;
+        }
+    }
+
+    /// Page delta: the previous copy, overwritten by the pages the source
+    /// finds changed.
+    fn delta_pages(&mut self, entry: &Entry) -> Result<FileDone> {
+        let Some(previous) = self.previous(&entry.path)? else {
+            return self.fetch(entry);
+        };
+        let Some(previous_pages) = previous.entry.pages.as_ref() else {
+            return self.fetch(entry);
+        };
+        let shared = self.shared;
+        let (temp, file) = TempFile::create(shared.dest, entry)?;
+        if self.copy_base(entry, &previous, &temp, &file)?.is_none() {
+            drop((temp, file));
+            return self.fetch(entry);
+        }
+        let tree = entry.path.tree();
+        let mut received = 0;
+        let end = self
+            .source
+            .changed_pages(&entry.path, previous_pages, &mut |chunk| {
+                let PageChunk::Pages { first, data } = chunk;
+                shared.received(tree, data.len())?;
+                let offset = first.checked_mul(PAGE_SIZE as u64).ok_or_else(|| {
+                    Error::Protocol(format!("{}: page number {first} out of range", entry.path))
+                })?;
+                file.write_all_at(data, offset)
+                    .map_err(|e| Error::io(&temp.path, e))?;
+                received += data.len() as u64;
+                shared.progress.advance(data.len() as u64);
+                Ok(())
+            })?;
+        file.set_len(end.size)
+            .map_err(|e| Error::io(&temp.path, e))?;
+        let mut reader = &file;
+        reader
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io(&temp.path, e))?;
+        let mut sink = HashingWriter {
+            out: io::sink(),
+            hasher: hasher_for(entry),
+        };
+        self.pump(&mut reader, &temp.path, &mut sink, &temp.path)?;
+        shared.progress.advance(end.size.saturating_sub(received));
+        let hashed = Hashed::finish(sink.hasher, &entry.path);
+        self.finish_delta(entry, &previous, temp, file, hashed)
+    }
+
+    /// Installs a file rebuilt from a delta, or, when it is the previous
+    /// copy unchanged and reuse is by hard link, links that instead.
+    fn finish_delta(
+        &mut self,
+        entry: &Entry,
+        previous: &Previous<'_>,
+        temp: TempFile,
+        file: File,
+        hashed: Hashed,
+    ) -> Result<FileDone> {
+        if self.shared.options.reuse == Reuse::Link && hashed.matches(previous.entry) {
+            drop((temp, file));
+            if let Some(done) = self.link(entry, previous)? {
+                return Ok(done);
+            }
+            return self.fetch(entry);
+        }
+        temp.install(file, entry)?;
+        Ok(FileDone::written(entry, hashed, How::Delta))
+    }
+
+    /// rsync delta against the previous copy (held in memory, so only up to
+    /// [`RSYNC_MAX_FILE_SIZE`]).
+    fn delta_rsync(&mut self, entry: &Entry) -> Result<FileDone> {
+        let Some(previous) = self.previous(&entry.path)? else {
+            return self.fetch(entry);
+        };
+        if previous.meta.len() > RSYNC_MAX_FILE_SIZE || entry.size > RSYNC_MAX_FILE_SIZE {
+            return self.fetch(entry);
+        }
+        let mut base = Vec::new();
+        File::open(&previous.path)
+            .and_then(|f| f.take(RSYNC_MAX_FILE_SIZE + 1).read_to_end(&mut base))
+            .map_err(|e| Error::io(&previous.path, e))?;
+        let base_size = base.len() as u64;
+        if base_size != previous.entry.size
+            || previous.entry.blake3 != Some(FileHash(*blake3::hash(&base).as_bytes()))
+        {
+            tracing::warn!(
+                path = %entry.path,
+                "the previous backup's copy does not match its manifest; fetching the file"
+            );
+            return self.fetch(entry);
+        }
+        let signature = Signature::calculate(
+            &base,
+            SignatureOptions {
+                block_size: RSYNC_BLOCK_SIZE,
+                crypto_hash_size: RSYNC_HASH_SIZE,
+            },
+        );
+        let shared = self.shared;
+        let tree = entry.path.tree();
+        let mut delta = Vec::new();
+        self.source
+            .rsync_delta(&entry.path, signature.serialized(), &mut |chunk| {
+                shared.received(tree, chunk.len())?;
+                if delta.len() + chunk.len() > RSYNC_MAX_DELTA {
+                    return Err(Error::Protocol(format!(
+                        "{}: rsync delta larger than {RSYNC_MAX_DELTA} bytes",
+                        entry.path
+                    )));
+                }
+                delta.extend_from_slice(chunk);
+                Ok(())
+            })?;
+        shared.check()?;
+        let (temp, file) = TempFile::create(shared.dest, entry)?;
+        let hasher = {
+            let mut out = HashingWriter::buffered(&file, entry);
+            fast_rsync::apply(&base, &delta, &mut out).map_err(|e| match e {
+                fast_rsync::ApplyError::Io(e) => Error::io(&temp.path, e),
+                e => Error::Protocol(format!("{}: bad rsync delta: {e}", entry.path)),
+            })?;
+            out.flush().map_err(|e| Error::io(&temp.path, e))?;
+            out.hasher
+        };
+        drop((base, delta));
+        let hashed = Hashed::finish(hasher, &entry.path);
+        shared.progress.advance(hashed.size);
+        self.finish_delta(entry, &previous, temp, file, hashed)
+    }
 }

@@ -39,6 +39,7 @@ pub mod listing;
 pub mod manifest;
 pub mod plan;
 pub mod progress;
+pub mod ratelimit;
 pub mod source;
 
 pub use entry::{Entry, EntryKind, Mtime, RelPath};
