@@ -67,6 +67,19 @@ pub enum Error {
     /// The copy was cancelled (Ctrl-C, SIGTERM).
     #[error("copy cancelled")]
     Cancelled,
+    /// A file too large for an rsync delta (fast_rsync needs the whole file
+    /// in memory): use a page delta or a full copy.
+    #[error(
+        "{path}: {size} bytes is too large for an rsync delta (limit {limit}); use a page delta or a full copy"
+    )]
+    DeltaTooLarge {
+        /// The file, relative to the backup directory.
+        path: String,
+        /// Its size.
+        size: u64,
+        /// The largest size accepted.
+        limit: u64,
+    },
 }
 
 impl Error {

@@ -29,6 +29,7 @@
 //! assert!(why.reason().contains("postmaster"));
 //! ```
 
+pub mod agent;
 mod entry;
 mod error;
 mod exclusion;
@@ -36,19 +37,25 @@ pub mod executor;
 pub mod fsutil;
 pub mod hash;
 pub mod listing;
+pub mod local;
 pub mod manifest;
 pub mod plan;
 pub mod progress;
+pub mod protocol;
 pub mod ratelimit;
+pub mod remote;
 pub mod source;
 
+pub use agent::serve;
 pub use entry::{Entry, EntryKind, Mtime, RelPath};
 pub use error::{Error, Result};
 pub use exclusion::{Exclusion, Exclusions, Matcher, Rule};
 pub use executor::{CopyReport, ExecOptions, execute};
+pub use local::{LocalFactory, LocalSource};
 pub use manifest::{Manifest, ManifestEntry};
 pub use plan::{Action, CopyPlan, PlanItem, PlanOptions, Reuse};
 pub use progress::{NoProgress, Progress};
+pub use remote::{AgentFactory, AgentSource};
 pub use source::{Roots, Source, SourceFactory};
 
 /// Runs the README's example as a doc test.

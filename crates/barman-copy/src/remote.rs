@@ -1,0 +1,604 @@
+//! A [`Source`] served by an agent: a child process (`ssh … barman agent`)
+//! or any pair of byte streams.
+
+use std::collections::VecDeque;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::entry::{Entry, Mtime, RelPath};
+use crate::exclusion::Exclusions;
+use crate::hash::PageHashes;
+use crate::protocol::{
+    CHUNK, ErrorReply, ExclusionSet, FrameKind, FrameReader, FrameWriter, MAGIC,
+    MAX_PREVIOUS_PAGES, Message, Summary, VERSION, read_full,
+};
+use crate::source::{PageChunk, PageDeltaEnd, Roots, Source, SourceFactory};
+use crate::{Error, Result};
+
+/// Lines of the agent's stderr kept for error messages.
+const STDERR_LINES: usize = 20;
+
+/// How long to wait for a child whose output ended to exit.
+const EXIT_WAIT: Duration = Duration::from_secs(2);
+
+/// How long [`Drop`] lets the agent exit on its own after closing its input.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// A session's input stream.
+type BoxedRead = Box<dyn Read + Send>;
+
+/// A session's output stream.
+type BoxedWrite = Box<dyn Write + Send>;
+
+/// The agent process behind a session, and the tail of its stderr.
+struct AgentChild {
+    child: Child,
+    stderr: Arc<Mutex<VecDeque<String>>>,
+    stderr_done: mpsc::Receiver<()>,
+}
+
+impl AgentChild {
+    /// Starts `command` with piped stdin, stdout and stderr; stderr lines
+    /// are logged (`tracing`, debug) and the last ones kept.
+    fn spawn(mut command: Command) -> Result<(Self, BoxedRead, BoxedWrite)> {
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().map_err(|e| {
+            Error::Session(format!(
+                "cannot start the agent `{}`: {e}",
+                command.get_program().to_string_lossy()
+            ))
+        })?;
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::Session("the agent's pipes are missing".into()));
+        };
+        let lines = Arc::new(Mutex::new(VecDeque::new()));
+        let (done_tx, stderr_done) = mpsc::channel();
+        let kept = Arc::clone(&lines);
+        let spawned = std::thread::Builder::new()
+            .name("barman-agent-stderr".into())
+            .spawn(move || {
+                let mut reader = BufReader::new(stderr);
+                let mut line = Vec::new();
+                while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                    let text = String::from_utf8_lossy(&line).trim_end().to_owned();
+                    tracing::debug!(target: "barman_copy::agent", "agent: {text}");
+                    let mut kept = kept.lock().unwrap_or_else(PoisonError::into_inner);
+                    if kept.len() == STDERR_LINES {
+                        kept.pop_front();
+                    }
+                    kept.push_back(text);
+                    line.clear();
+                }
+                drop(done_tx);
+            });
+        let this = Self {
+            child,
+            stderr: lines,
+            stderr_done,
+        };
+        if let Err(e) = spawned {
+            drop(this);
+            return Err(Error::Session(format!("cannot start a thread: {e}")));
+        }
+        Ok((this, Box::new(stdout), Box::new(stdin)))
+    }
+
+    /// The last lines of stderr (waiting a little for it to end).
+    fn stderr_tail(&self) -> String {
+        let _ = self.stderr_done.recv_timeout(Duration::from_millis(500));
+        let lines = self.stderr.lock().unwrap_or_else(PoisonError::into_inner);
+        if lines.is_empty() {
+            "(empty)".to_owned()
+        } else {
+            lines.iter().cloned().collect::<Vec<_>>().join(" / ")
+        }
+    }
+
+    /// Waits up to `limit` for the child to exit.
+    fn wait_for(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for AgentChild {
+    fn drop(&mut self) {
+        if self.wait_for(CLOSE_WAIT).is_none() {
+            self.kill();
+        }
+    }
+}
+
+/// A session with an agent: a [`Source`] for backups, plus the write
+/// operations of recovery (push).
+pub struct AgentSource {
+    reader: FrameReader<BoxedRead>,
+    writer: FrameWriter<BoxedWrite>,
+    child: Option<AgentChild>,
+    compressed: bool,
+    broken: Option<String>,
+}
+
+impl std::fmt::Debug for AgentSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentSource")
+            .field("wire_bytes", &self.reader.bytes_read())
+            .field("compressed", &self.compressed)
+            .field("child", &self.child.as_ref().map(|c| c.child.id()))
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentSource {
+    /// Starts `command` (for example `ssh -q postgres@pg barman agent`, see
+    /// [`ssh_command`]) and opens a session serving `roots` (tree name →
+    /// absolute path on the agent's host). `compress` asks for zstd on the
+    /// wire. The child's stderr is relayed to `tracing` (debug) and its last
+    /// lines are quoted when it dies. Dropping the source closes the
+    /// session, then kills the child if it has not exited within a second.
+    pub fn spawn(command: Command, roots: &Roots, compress: bool) -> Result<Self> {
+        let (child, stdout, stdin) = AgentChild::spawn(command)?;
+        Self::start(stdout, stdin, Some(child), roots, compress)
+    }
+
+    /// Opens a session over a pair of streams connected to an agent
+    /// ([`crate::agent::serve`] in a thread, a socket…).
+    pub fn over(
+        reader: impl Read + Send + 'static,
+        writer: impl Write + Send + 'static,
+        roots: &Roots,
+        compress: bool,
+    ) -> Result<Self> {
+        Self::start(Box::new(reader), Box::new(writer), None, roots, compress)
+    }
+
+    fn start(
+        reader: BoxedRead,
+        writer: BoxedWrite,
+        child: Option<AgentChild>,
+        roots: &Roots,
+        compress: bool,
+    ) -> Result<Self> {
+        let mut this = Self {
+            reader: FrameReader::new(reader),
+            writer: FrameWriter::new(writer),
+            child,
+            compressed: false,
+            broken: None,
+        };
+        match this.handshake(roots, compress) {
+            Ok(result) => result.map(|()| this),
+            Err(e) => Err(this.fail(e)),
+        }
+    }
+
+    fn handshake(&mut self, roots: &Roots, compress: bool) -> Result<Result<()>> {
+        self.writer.message(&Message::Hello {
+            magic: MAGIC.to_owned(),
+            version: VERSION,
+            capabilities: vec!["zstd".to_owned()],
+            roots: roots.clone(),
+            compress,
+        })?;
+        // A dead child shows up on the read side, with its exit status.
+        let _ = self.writer.flush();
+        let frame = next_frame(&mut self.reader)?;
+        match frame.kind {
+            FrameKind::Error => {
+                let reply: ErrorReply = frame.json()?;
+                return Ok(Err(reply.into_error()));
+            }
+            FrameKind::Message => {}
+            _ => return Err(Error::Protocol("expected the agent's welcome".into())),
+        }
+        let Message::Welcome {
+            version,
+            compress: agreed,
+            ..
+        } = frame.json()?
+        else {
+            return Err(Error::Protocol("expected the agent's welcome".into()));
+        };
+        if version != VERSION {
+            return Ok(Err(Error::Protocol(format!(
+                "protocol version mismatch: the agent speaks version {version}, this client \
+                 speaks version {VERSION}; install the same barman-rs release on both hosts"
+            ))));
+        }
+        if agreed && compress {
+            self.writer.compress()?;
+            self.reader.allow_compressed()?;
+            self.compressed = true;
+        }
+        Ok(Ok(()))
+    }
+
+    /// Whether data frames are zstd-compressed in this session.
+    pub fn compressed(&self) -> bool {
+        self.compressed
+    }
+
+    /// Marks the session unusable after a transport or protocol error and
+    /// says what happened to the agent process, if there is one.
+    fn fail(&mut self, error: Error) -> Error {
+        self.broken = Some(error.to_string());
+        let Some(child) = self.child.as_mut() else {
+            return error;
+        };
+        if let Error::Protocol(message) = error {
+            child.kill();
+            return Error::Protocol(format!("{message}; agent stderr: {}", child.stderr_tail()));
+        }
+        if let Some(status) = child.wait_for(EXIT_WAIT) {
+            Error::Session(format!(
+                "agent exited: {status}, stderr: {}",
+                child.stderr_tail()
+            ))
+        } else {
+            child.kill();
+            Error::Session(format!("{error}; agent stderr: {}", child.stderr_tail()))
+        }
+    }
+
+    /// Sends `message` (then `upload`'s bytes as data frames and an `end`
+    /// frame, if any) and reads the reply, passing its data to `on_data`.
+    fn request(
+        &mut self,
+        message: &Message,
+        upload: Option<&mut dyn Read>,
+        on_data: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<Summary> {
+        if let Some(why) = &self.broken {
+            return Err(Error::Session(format!(
+                "the agent session is unusable after an earlier failure: {why}"
+            )));
+        }
+        match self.exchange(message, upload, on_data) {
+            Ok(result) => result,
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// The outer error breaks the session; the inner one is the request's.
+    fn exchange(
+        &mut self,
+        message: &Message,
+        upload: Option<&mut dyn Read>,
+        on_data: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<Result<Summary>> {
+        self.writer.message(message)?;
+        let mut upload_error = None;
+        if let Some(upload) = upload {
+            let mut buf = vec![0u8; CHUNK];
+            loop {
+                match read_full(upload, &mut buf) {
+                    Ok(n) => {
+                        self.writer.data(&buf[..n])?;
+                        if n < buf.len() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        upload_error = Some(Error::io("(data sent to the agent)", e));
+                        break;
+                    }
+                }
+            }
+            match &upload_error {
+                None => self.writer.end(&Summary::default())?,
+                Some(e) => self.writer.error(e)?,
+            }
+        }
+        self.writer.flush()?;
+        let reply = self.reply(on_data)?;
+        Ok(match upload_error {
+            Some(e) => Err(e),
+            None => reply,
+        })
+    }
+
+    /// Reads a reply: data frames, then `end` or `error`. After an error of
+    /// `on_data`, the rest of the reply is read and dropped.
+    fn reply(&mut self, on_data: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<Result<Summary>> {
+        let mut failed = None;
+        loop {
+            let frame = next_frame(&mut self.reader)?;
+            match frame.kind {
+                FrameKind::Data => {
+                    if failed.is_none()
+                        && let Err(e) = on_data(frame.payload)
+                    {
+                        failed = Some(e);
+                    }
+                }
+                FrameKind::End => {
+                    let summary: Summary = frame.json()?;
+                    return Ok(failed.map_or(Ok(summary), Err));
+                }
+                FrameKind::Error => {
+                    let reply: ErrorReply = frame.json()?;
+                    return Ok(Err(failed.unwrap_or_else(|| reply.into_error())));
+                }
+                FrameKind::Message | FrameKind::Zdata => {
+                    return Err(Error::Protocol("unexpected message in a reply".into()));
+                }
+            }
+        }
+    }
+
+    /// A request without data either way.
+    fn simple(&mut self, message: &Message) -> Result<()> {
+        self.request(message, None, &mut |_| {
+            Err(Error::Protocol("unexpected data in a reply".into()))
+        })
+        .map(|_| ())
+    }
+
+    /// Streams `length` bytes (to the end when `None`) of a file from
+    /// `offset`; returns the bytes received.
+    pub fn read_range(
+        &mut self,
+        path: &RelPath,
+        offset: u64,
+        length: Option<u64>,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<u64> {
+        let message = Message::Read {
+            path: path.to_string(),
+            offset,
+            length,
+        };
+        let summary = self.request(&message, None, sink)?;
+        required(summary.size, "size")
+    }
+
+    /// Writes a file of `size` bytes read from `data` on the agent's host:
+    /// temporary file, fsync, rename, with `mode` and `mtime`. The parent
+    /// directory is not fsynced: call [`fsync`](Self::fsync) on it.
+    pub fn write_file(
+        &mut self,
+        path: &RelPath,
+        size: u64,
+        mode: u32,
+        mtime: Mtime,
+        data: &mut dyn Read,
+    ) -> Result<()> {
+        let message = Message::WriteFile {
+            path: path.to_string(),
+            size,
+            mode,
+            mtime,
+        };
+        let mut limited = data.take(size);
+        self.request(&message, Some(&mut limited), &mut |_| {
+            Err(Error::Protocol("unexpected data in a reply".into()))
+        })
+        .map(|_| ())
+    }
+
+    /// Creates a directory (and missing parents) with `mode`.
+    pub fn mkdir(&mut self, path: &RelPath, mode: u32) -> Result<()> {
+        self.simple(&Message::Mkdir {
+            path: path.to_string(),
+            mode,
+        })
+    }
+
+    /// Creates (or replaces) a symbolic link to `target`.
+    pub fn symlink(&mut self, path: &RelPath, target: &str) -> Result<()> {
+        self.simple(&Message::Symlink {
+            path: path.to_string(),
+            target: target.to_owned(),
+        })
+    }
+
+    /// Removes a file, a link or a directory tree (nothing there is fine).
+    pub fn remove(&mut self, path: &RelPath) -> Result<()> {
+        self.simple(&Message::Remove {
+            path: path.to_string(),
+        })
+    }
+
+    /// fsyncs a file or directory.
+    pub fn fsync(&mut self, path: &RelPath) -> Result<()> {
+        self.simple(&Message::Fsync {
+            path: path.to_string(),
+        })
+    }
+}
+
+/// The next frame; the end of the stream is an error.
+fn next_frame(reader: &mut FrameReader<BoxedRead>) -> Result<crate::protocol::Frame<'_>> {
+    reader
+        .next_frame()?
+        .ok_or_else(|| Error::Session("the agent closed the session".into()))
+}
+
+fn required(value: Option<u64>, name: &str) -> Result<u64> {
+    value.ok_or_else(|| Error::Protocol(format!("the agent's reply lacks `{name}`")))
+}
+
+impl Source for AgentSource {
+    fn list(&mut self, tree: &str, exclusions: &Exclusions) -> Result<Vec<Entry>> {
+        let exclusions = ExclusionSet::of(exclusions).ok_or_else(|| {
+            Error::Protocol(
+                "only the postgres, barman_rsync and empty exclusion sets can be sent to an agent"
+                    .into(),
+            )
+        })?;
+        let message = Message::List {
+            tree: tree.to_owned(),
+            exclusions,
+        };
+        let mut entries = Vec::new();
+        let summary = self.request(&message, None, &mut |batch| {
+            for line in batch.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let entry = serde_json::from_slice(line)
+                    .map_err(|e| Error::Protocol(format!("bad entry from the agent: {e}")))?;
+                entries.push(entry);
+            }
+            Ok(())
+        })?;
+        if required(summary.entries, "entries")? != entries.len() as u64 {
+            return Err(Error::Protocol("entry count mismatch in a listing".into()));
+        }
+        Ok(entries)
+    }
+
+    fn read(&mut self, path: &RelPath, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<u64> {
+        self.read_range(path, 0, None, sink)
+    }
+
+    fn changed_pages(
+        &mut self,
+        path: &RelPath,
+        previous: &PageHashes,
+        sink: &mut dyn FnMut(PageChunk<'_>) -> Result<()>,
+    ) -> Result<PageDeltaEnd> {
+        let pages = previous.0.len() as u64;
+        if pages > MAX_PREVIOUS_PAGES {
+            return Err(Error::Protocol(format!(
+                "{path}: {pages} page fingerprints exceed the protocol's limit of \
+                 {MAX_PREVIOUS_PAGES}; copy the file whole"
+            )));
+        }
+        let message = Message::ChangedPages {
+            path: path.to_string(),
+            pages,
+        };
+        let hashes = previous.to_bytes();
+        let summary = self.request(&message, Some(&mut hashes.as_slice()), &mut |payload| {
+            let (first, data) = payload
+                .split_first_chunk::<8>()
+                .ok_or_else(|| Error::Protocol("short page frame".into()))?;
+            sink(PageChunk::Pages {
+                first: u64::from_be_bytes(*first),
+                data,
+            })
+        })?;
+        Ok(PageDeltaEnd {
+            size: required(summary.size, "size")?,
+            pages_sent: required(summary.pages_sent, "pages_sent")?,
+        })
+    }
+
+    fn rsync_delta(
+        &mut self,
+        path: &RelPath,
+        signature: &[u8],
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<u64> {
+        let message = Message::RsyncDelta {
+            path: path.to_string(),
+            signature_len: signature.len() as u64,
+        };
+        let mut upload = signature;
+        let summary = self.request(&message, Some(&mut upload), sink)?;
+        required(summary.size, "size")
+    }
+
+    fn wire_bytes(&self) -> u64 {
+        self.reader.bytes_read()
+    }
+}
+
+impl Drop for AgentSource {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            // Closing the agent's stdin ends the session cleanly; the child
+            // is then waited for, or killed (AgentChild's drop).
+            let _ = self.writer.flush();
+            drop(std::mem::replace(
+                self.writer.get_mut(),
+                Box::new(io::sink()),
+            ));
+        }
+    }
+}
+
+/// A command running `remote_command` through `ssh_command` (a shell
+/// fragment such as Barman's `ssh_command = ssh -q postgres@pg`):
+/// `sh -c 'exec <ssh_command> "$@"' barman-agent <remote_command>`, so that
+/// ssh gets `remote_command` as one argument for the remote shell.
+pub fn ssh_command(ssh_command: &str, remote_command: &str) -> Command {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!("exec {ssh_command} \"$@\""))
+        .arg("barman-agent")
+        .arg(remote_command);
+    command
+}
+
+/// Opens [`AgentSource`]s by starting an agent process per session.
+pub struct AgentFactory {
+    /// Builds the command starting one agent (called once per session).
+    pub command: Box<dyn Fn() -> Command + Send + Sync>,
+    /// Tree name → absolute path on the agent's host.
+    pub roots: Roots,
+    /// Whether to ask for zstd on the wire.
+    pub compress: bool,
+}
+
+impl std::fmt::Debug for AgentFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentFactory")
+            .field("command", &(self.command)())
+            .field("roots", &self.roots)
+            .field("compress", &self.compress)
+            .finish()
+    }
+}
+
+impl AgentFactory {
+    /// A factory starting `command()` for each session.
+    pub fn new(
+        command: impl Fn() -> Command + Send + Sync + 'static,
+        roots: Roots,
+        compress: bool,
+    ) -> Self {
+        Self {
+            command: Box::new(command),
+            roots,
+            compress,
+        }
+    }
+
+    /// A factory running `remote_command` (normally `barman agent`) through
+    /// `ssh_command` (see [`ssh_command`]).
+    pub fn ssh(ssh: &str, remote_command: &str, roots: Roots, compress: bool) -> Self {
+        let (ssh, remote) = (ssh.to_owned(), remote_command.to_owned());
+        Self::new(move || ssh_command(&ssh, &remote), roots, compress)
+    }
+}
+
+impl SourceFactory for AgentFactory {
+    fn open(&self) -> Result<Box<dyn Source>> {
+        let source = AgentSource::spawn((self.command)(), &self.roots, self.compress)?;
+        Ok(Box::new(source))
+    }
+}
