@@ -4,6 +4,7 @@
 //! ```text
 //! cargo build --release -p barman-cli --bins
 //! cargo run --release -p barman-benches -- wal-archive [--segments 200] [--runs 3]
+//! cargo run --release -p barman-benches -- backup [--scale 100] [--runs 3]
 //! cargo run --release -p barman-benches -- list
 //! ```
 //!
@@ -14,6 +15,7 @@
 //! an error, never a skip. Micro-benchmarks live in each crate's `benches/`
 //! (`cargo bench -p barman-wal`).
 
+mod backup;
 mod machine;
 mod stats;
 mod wal_archive;
@@ -47,6 +49,11 @@ enum Scenario {
     /// called once per segment as PostgreSQL's archive_command is, next to
     /// `cp` of the same segments.
     WalArchive(wal_archive::Options),
+    /// Base backups end to end: `barman backup` (local-rsync -j 1/2, rsync
+    /// over a loopback sshd -j 1/2 with and without zstd, and an
+    /// incremental `--reuse-backup link`) of a `pgbench -i` cluster, next
+    /// to `cp -a` of its data directory; time, MB/s, peak RSS.
+    Backup(backup::Options),
 }
 
 /// Where reports go by default: `<cargo target dir>/bench-report`.
@@ -66,6 +73,8 @@ fn main() -> ExitCode {
                 out,
                 "wal-archive  per-segment latency and segments/s of archive_command variants \
                  (cp, barman put-wal, barman-wal-archive over ssh; none/zstd; --parallel 4)\n\
+                 backup       time, MB/s and peak RSS of `barman backup` (local-rsync, rsync over \
+                 ssh, zstd, -j 1/2, incremental --reuse-backup link) beside `cp -a` of PGDATA\n\
                  \n\
                  Micro-benchmarks: cargo bench -p barman-wal (WAL names; codecs vs the \
                  gzip/bzip2/xz/zstd/lz4 CLIs)."
@@ -73,6 +82,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Scenario::WalArchive(options) => wal_archive::run(&options),
+        Scenario::Backup(options) => backup::run(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,7 +19,7 @@
 //! Between runs the outputs are removed and `sync` flushes dirty pages, so a
 //! run does not pay for the previous one's writeback.
 
-mod fixture;
+pub(crate) mod fixture;
 mod report;
 
 use std::fmt::Write as _;

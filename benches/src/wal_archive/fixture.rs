@@ -364,7 +364,7 @@ fn write_ssh_wrappers(scratch: &Path, sshd: &Sshd) -> Result<()> {
 }
 
 /// The home directory of `user` from `/etc/passwd`.
-fn home_of(user: &str) -> Result<PathBuf> {
+pub fn home_of(user: &str) -> Result<PathBuf> {
     let passwd = fs::read_to_string("/etc/passwd").context("read /etc/passwd")?;
     passwd
         .lines()

@@ -1,0 +1,611 @@
+//! `backup`: base backups end to end, `barman backup` against a real
+//! PostgreSQL 15 cluster filled by `pgbench -i -s SCALE`, next to `cp -a` of
+//! the same data directory.
+//!
+//! The cluster archives its WAL through `barman put-wal` (the one-host
+//! mode); the WAL written by `pgbench -i` is pushed and filed before the
+//! first measurement. One barman server `pg`, three configuration files
+//! that differ only in how the copy reaches PGDATA: `local-rsync` (barman
+//! reads PGDATA itself), `rsync` through `ssh_command` to a loopback sshd
+//! that runs `barman agent` as `postgres`, and the same with
+//! `network_compression = true` (zstd on the wire).
+//!
+//! Every operation runs as `postgres` under GNU time (peak RSS, user and
+//! system CPU) and is timed spawn to exit. Every backup is
+//! `barman -f json backup --wait --wait-timeout 120` and must end DONE
+//! (checked in `meta/<id>-backup.info`): anything else fails the benchmark.
+//! The incremental is `--reuse-backup link` after a full backup and
+//! `pgbench -n -t 1000 -c 2`. The operations run interleaved (run 1 of
+//! every operation, then run 2, ...); older backups are deleted before each
+//! backup (the newest one is kept: the incremental's base) and `sync` runs
+//! between operations, untimed. The median run is reported, with
+//! PASS/MISS against the targets (a MISS never fails the process).
+
+mod fixture;
+mod report;
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail, ensure};
+use serde_json::Value;
+
+use crate::machine::{self, Machine};
+use fixture::{Conf, Fixture, SERVER};
+
+/// Options of the `backup` scenario.
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// pgbench scale of the cluster (≈ 15 MB per unit: 100 ≈ 1.5 GB).
+    #[arg(long, default_value_t = 100)]
+    scale: u32,
+    /// Runs of each operation; the median run is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Only these operations (comma-separated ids: cp-a, cp-a-sync,
+    /// local-j1, local-j2, incremental, ssh-j1, ssh-j2, ssh-zstd-j1).
+    /// Default: all.
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    operations: Vec<String>,
+    /// Drop the page cache (`echo 3 > /proc/sys/vm/drop_caches`) before
+    /// every timed operation: PGDATA is then read from disk. Off by
+    /// default (it slows down everything else on the machine).
+    #[arg(long)]
+    drop_caches: bool,
+    /// Directory for backup.md and backup.json
+    /// [default: <cargo target dir>/bench-report].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+/// What an operation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `cp -a PGDATA DEST` (then `sync` when `sync`), as `postgres`.
+    Copy {
+        /// Whether a `sync` after the copy is part of the timed command.
+        sync: bool,
+    },
+    /// `barman backup --reuse-backup off -j JOBS pg`.
+    Full {
+        /// The configuration (how the copy reaches PGDATA).
+        conf: Conf,
+        /// `-j`.
+        jobs: u32,
+    },
+    /// `pgbench -n -t 1000 -c 2` after a full backup (untimed), then
+    /// `barman backup --reuse-backup link -j JOBS pg`.
+    Incremental {
+        /// The configuration.
+        conf: Conf,
+        /// `-j`.
+        jobs: u32,
+    },
+}
+
+/// One measured operation.
+#[derive(Debug, Clone, Copy)]
+pub struct Operation {
+    /// Short id (`--operations`, report rows).
+    pub id: &'static str,
+    /// What it is, for the report.
+    pub about: &'static str,
+    /// What it runs.
+    pub kind: Kind,
+}
+
+/// Transactions of the `pgbench -n` run before each incremental.
+pub const INCREMENTAL_TRANSACTIONS: u32 = 1000;
+/// Clients of that run.
+pub const INCREMENTAL_CLIENTS: u32 = 2;
+/// `--wait-timeout` of every backup, seconds.
+const WAIT_TIMEOUT_S: u32 = 120;
+
+/// Every operation, in run and report order. `cp-a` is the reference of
+/// the ratios; `incremental` follows the local full backups so that its
+/// base (the newest backup) was taken the same way.
+pub const OPERATIONS: [Operation; 8] = [
+    Operation {
+        id: "cp-a",
+        about: "reference: `cp -a PGDATA DEST` (no fsync)",
+        kind: Kind::Copy { sync: false },
+    },
+    Operation {
+        id: "cp-a-sync",
+        about: "reference: `cp -a PGDATA DEST && sync` (the copy on disk)",
+        kind: Kind::Copy { sync: true },
+    },
+    Operation {
+        id: "local-j1",
+        about: "full backup, `backup_method = local-rsync`, `--reuse-backup off -j 1`",
+        kind: Kind::Full {
+            conf: Conf::Local,
+            jobs: 1,
+        },
+    },
+    Operation {
+        id: "local-j2",
+        about: "full backup, `backup_method = local-rsync`, `--reuse-backup off -j 2`",
+        kind: Kind::Full {
+            conf: Conf::Local,
+            jobs: 2,
+        },
+    },
+    Operation {
+        id: "incremental",
+        about: "after a full backup and `pgbench -n -t 1000 -c 2`: `backup_method = local-rsync`, \
+                `--reuse-backup link -j 1`",
+        kind: Kind::Incremental {
+            conf: Conf::Local,
+            jobs: 1,
+        },
+    },
+    Operation {
+        id: "ssh-j1",
+        about: "full backup, `backup_method = rsync` over the loopback sshd (`barman agent` on \
+                the PostgreSQL side), `network_compression = false`, `--reuse-backup off -j 1`",
+        kind: Kind::Full {
+            conf: Conf::Ssh,
+            jobs: 1,
+        },
+    },
+    Operation {
+        id: "ssh-j2",
+        about: "the same with `-j 2` (two agent sessions)",
+        kind: Kind::Full {
+            conf: Conf::Ssh,
+            jobs: 2,
+        },
+    },
+    Operation {
+        id: "ssh-zstd-j1",
+        about: "`backup_method = rsync` over sshd with `network_compression = true` (zstd on the \
+                wire), `--reuse-backup off -j 1`",
+        kind: Kind::Full {
+            conf: Conf::SshZstd,
+            jobs: 1,
+        },
+    },
+];
+
+impl Operation {
+    /// The command line as shown in the report.
+    pub fn display(&self) -> String {
+        match self.kind {
+            Kind::Copy { sync: false } => "cp -a PGDATA DEST".to_owned(),
+            Kind::Copy { sync: true } => "sh -c 'cp -a PGDATA DEST && sync'".to_owned(),
+            Kind::Full { jobs, .. } => format!(
+                "barman -c CONF -f json backup --reuse-backup off -j {jobs} --wait \
+                 --wait-timeout {WAIT_TIMEOUT_S} pg"
+            ),
+            Kind::Incremental { jobs, .. } => format!(
+                "barman -c CONF -f json backup --reuse-backup link -j {jobs} --wait \
+                 --wait-timeout {WAIT_TIMEOUT_S} pg"
+            ),
+        }
+    }
+}
+
+/// The `copy` statistics `barman -f json backup` reports.
+#[derive(Debug, Clone, Default)]
+pub struct CopyStats {
+    /// Files in the backup.
+    pub files: u64,
+    /// Files fetched whole from the source.
+    pub files_fetched: u64,
+    /// Files hard-linked from the previous backup.
+    pub files_linked: u64,
+    /// Files copied from the previous backup on the barman side.
+    pub files_copied_locally: u64,
+    /// Files rebuilt from a delta against the previous backup's copy.
+    pub files_delta: u64,
+    /// Bytes of the backup's files.
+    pub bytes_total: u64,
+    /// Bytes written into the backup directory (new content).
+    pub bytes_written: u64,
+    /// Bytes received from the source (`bytes_transferred`).
+    pub bytes_transferred: u64,
+    /// The copy phase alone, seconds.
+    pub copy_seconds: f64,
+    /// The object as printed.
+    pub raw: Value,
+}
+
+impl CopyStats {
+    fn from_json(copy: &Value) -> Self {
+        let n = |key: &str| copy.get(key).and_then(Value::as_u64).unwrap_or(0);
+        Self {
+            files: n("files"),
+            files_fetched: n("files_fetched"),
+            files_linked: n("files_linked"),
+            files_copied_locally: n("files_copied_locally"),
+            files_delta: n("files_delta"),
+            bytes_total: n("bytes_total"),
+            bytes_written: n("bytes_written"),
+            bytes_transferred: n("bytes_transferred"),
+            copy_seconds: copy
+                .get("copy_seconds")
+                .and_then(Value::as_f64)
+                .unwrap_or(f64::NAN),
+            raw: copy.clone(),
+        }
+    }
+}
+
+/// One timed run of one operation.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// Spawn to exit, seconds.
+    pub seconds: f64,
+    /// Bytes the operation covered: PGDATA's regular files for `cp -a`,
+    /// the copy's `bytes_total` for a backup.
+    pub bytes: u64,
+    /// Peak RSS of the measured process (`cp`/`sh`, or `barman`), KiB.
+    pub rss_kib: Option<u64>,
+    /// Peak RSS over the `barman agent` sessions (ssh operations), KiB.
+    pub agent_rss_kib: Option<u64>,
+    /// User + system CPU seconds of the measured process and its waited
+    /// children (not the agents behind sshd).
+    pub cpu_s: Option<f64>,
+    /// The backup id (barman operations).
+    pub backup_id: Option<String>,
+    /// The copy statistics (barman operations).
+    pub copy: Option<CopyStats>,
+    /// Seconds of the `pgbench -n` run before an incremental (untimed).
+    pub pgbench_s: Option<f64>,
+}
+
+/// Runs the scenario and writes the report.
+pub fn run(options: &Options) -> Result<()> {
+    let operations = select(&options.operations)?;
+    ensure!(options.runs > 0, "--runs must be at least 1");
+    let pg_bin = std::env::var_os(barman_e2e::PG_BIN_ENV)
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from(barman_e2e::DEFAULT_PG_BIN), PathBuf::from);
+    let machine = Machine::probe(&pg_bin);
+    let load_before = machine::load_average();
+    let fixture = Fixture::start(options.scale)?;
+    eprintln!(
+        "PGDATA {} holds {:.0} MB; pgbench -i took {:.1} s, archiving its WAL {:.1} s; \
+         sshd on port {}, PostgreSQL on port {}",
+        fixture.pg.data_dir().display(),
+        mb(fixture.pgdata_bytes),
+        fixture.pgbench_init_s,
+        fixture.wal_catch_up_s,
+        fixture.sshd.port(),
+        fixture.pg.port()
+    );
+
+    let mut results: Vec<Vec<Run>> = vec![Vec::new(); operations.len()];
+    for round in 1..=options.runs {
+        // Whether a full backup was taken this round since the last
+        // incremental (its base).
+        let mut base_ready = false;
+        for (op, runs) in operations.iter().zip(&mut results) {
+            let r = run_once(&fixture, op, options.drop_caches, &mut base_ready)
+                .with_context(|| format!("operation {} (run {round})", op.id))?;
+            eprintln!(
+                "run {round}/{}  {:<12} {:>8.2} s  {:>7.1} MB/s  peak RSS {}{}",
+                options.runs,
+                op.id,
+                r.seconds,
+                mb(r.bytes) / r.seconds,
+                r.rss_kib
+                    .map_or_else(|| "?".to_owned(), |k| format!("{:.1} MiB", kib_mib(k))),
+                r.copy.as_ref().map_or_else(String::new, |c| format!(
+                    "  files {} (linked {}, delta {}), written {:.0} MB, transferred {:.0} MB",
+                    c.files,
+                    c.files_linked,
+                    c.files_delta,
+                    mb(c.bytes_written),
+                    mb(c.bytes_transferred)
+                )),
+            );
+            runs.push(r);
+        }
+    }
+    let load_after = machine::load_average();
+    fixture.prune(0)?;
+
+    let report = report::Report {
+        machine: &machine,
+        load_before: &load_before,
+        load_after: &load_after,
+        scale: options.scale,
+        runs: options.runs,
+        drop_caches: options.drop_caches,
+        pgdata_bytes: fixture.pgdata_bytes,
+        pgbench_init_s: fixture.pgbench_init_s,
+        wal_catch_up_s: fixture.wal_catch_up_s,
+        operations: &operations,
+        results: &results,
+    };
+    let markdown = report.markdown();
+    let json = serde_json::to_string_pretty(&report.json())?;
+    let out = options
+        .out
+        .clone()
+        .unwrap_or_else(crate::default_report_dir);
+    fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
+    for (name, text) in [("backup.md", &markdown), ("backup.json", &json)] {
+        let path = out.join(name);
+        fs::write(&path, format!("{text}\n"))
+            .with_context(|| format!("write {}", path.display()))?;
+    }
+    println!("{markdown}");
+    eprintln!(
+        "report written to {} and {}",
+        out.join("backup.md").display(),
+        out.join("backup.json").display()
+    );
+    Ok(())
+}
+
+/// The operations named by `--operations` (all when empty), in run order.
+fn select(ids: &[String]) -> Result<Vec<Operation>> {
+    for id in ids {
+        if !OPERATIONS.iter().any(|o| o.id == id) {
+            let known: Vec<&str> = OPERATIONS.iter().map(|o| o.id).collect();
+            bail!("unknown operation `{id}` (known: {})", known.join(", "));
+        }
+    }
+    Ok(OPERATIONS
+        .iter()
+        .filter(|o| ids.is_empty() || ids.iter().any(|id| id == o.id))
+        .copied()
+        .collect())
+}
+
+/// One run: prepare (untimed), run the operation, check, clean up.
+fn run_once(
+    fixture: &Fixture,
+    op: &Operation,
+    drop_caches: bool,
+    base_ready: &mut bool,
+) -> Result<Run> {
+    let time_file = fixture.out_dir().join("time.txt");
+    let _ = fs::remove_file(&time_file);
+    match op.kind {
+        Kind::Copy { sync } => {
+            let dest = fixture.ref_dir().join("data");
+            fixture::remove_dir(&dest)?;
+            settle(drop_caches)?;
+            let src = fixture.pg.data_dir().to_string_lossy().into_owned();
+            let dst = dest.to_string_lossy().into_owned();
+            let mut cmd = if sync {
+                fixture.timed(
+                    &time_file,
+                    "/bin/sh".as_ref(),
+                    &["-c", "cp -a \"$0\" \"$1\" && sync", &src, &dst],
+                )
+            } else {
+                fixture.timed(&time_file, "/bin/cp".as_ref(), &["-a", &src, &dst])
+            };
+            let bytes = fixture::tree_bytes(fixture.pg.data_dir())?;
+            let t = Instant::now();
+            let out = barman_e2e::output(&mut cmd)?;
+            let seconds = t.elapsed().as_secs_f64();
+            // cp of a live data directory may race with a file PostgreSQL
+            // removes; anything else is a failure.
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let vanished = stderr
+                .lines()
+                .all(|l| l.contains("No such file or directory"));
+            ensure!(
+                out.status.success() || (vanished && !stderr.trim().is_empty()),
+                "`{}` failed ({}):\n{stderr}",
+                op.display(),
+                out.status,
+            );
+            if !out.status.success() {
+                eprintln!("warning: files vanished during cp -a:\n{stderr}");
+            }
+            let copied = fixture::tree_bytes(&dest)?;
+            ensure!(
+                copied * 10 >= bytes * 9,
+                "cp -a copied {copied} bytes of {bytes}"
+            );
+            fixture::remove_dir(&dest)?;
+            let (rss_kib, cpu_s) = read_time_file(&time_file);
+            Ok(Run {
+                seconds,
+                bytes,
+                rss_kib,
+                agent_rss_kib: None,
+                cpu_s,
+                backup_id: None,
+                copy: None,
+                pgbench_s: None,
+            })
+        }
+        Kind::Full { conf, jobs } => {
+            fixture.prune(1)?;
+            let r = backup(fixture, conf, jobs, "off", &time_file, drop_caches)?;
+            *base_ready = true;
+            Ok(r)
+        }
+        Kind::Incremental { conf, jobs } => {
+            if !*base_ready {
+                eprintln!("taking an untimed full backup as the incremental's base");
+                fixture.prune(0)?;
+                backup(fixture, conf, jobs, "off", &time_file, false)?;
+            }
+            fixture.prune(1)?;
+            let base = fixture.backup_ids()?;
+            let pgbench_s = fixture.pgbench_run(INCREMENTAL_TRANSACTIONS, INCREMENTAL_CLIENTS)?;
+            let mut r = backup(fixture, conf, jobs, "link", &time_file, drop_caches)?;
+            if let Some(c) = &r.copy {
+                let previous = c.raw.get("reused_backup").and_then(Value::as_str);
+                ensure!(
+                    previous.is_some_and(|p| base.iter().any(|b| b == p)),
+                    "the incremental reused {previous:?}, not the previous backup {base:?}"
+                );
+            }
+            r.pgbench_s = Some(pgbench_s);
+            *base_ready = false;
+            Ok(r)
+        }
+    }
+}
+
+/// `sync` (all filesystems), and the page cache dropped when asked: the
+/// previous steps' writeback is not paid by the next measurement.
+fn settle(drop_caches: bool) -> Result<()> {
+    barman_e2e::run(&mut Command::new("sync")).context("sync")?;
+    if drop_caches {
+        fs::write("/proc/sys/vm/drop_caches", "3").context("echo 3 > /proc/sys/vm/drop_caches")?;
+    }
+    Ok(())
+}
+
+/// One `barman -f json backup` under GNU time; fails unless the backup
+/// ends DONE.
+fn backup(
+    fixture: &Fixture,
+    conf: Conf,
+    jobs: u32,
+    reuse: &str,
+    time_file: &std::path::Path,
+    drop_caches: bool,
+) -> Result<Run> {
+    let agent_file = fixture.out_dir().join("agent-time.txt");
+    let _ = fs::remove_file(&agent_file);
+    let conf_path = fixture.conf(conf).to_string_lossy().into_owned();
+    let jobs = jobs.to_string();
+    let wait_timeout = WAIT_TIMEOUT_S.to_string();
+    let barman = fixture.bin().join("barman");
+    let mut cmd = fixture.timed(
+        time_file,
+        &barman,
+        &[
+            "-c",
+            &conf_path,
+            "-f",
+            "json",
+            "backup",
+            "--reuse-backup",
+            reuse,
+            "-j",
+            &jobs,
+            "--wait",
+            "--wait-timeout",
+            &wait_timeout,
+            SERVER,
+        ],
+    );
+    if conf.uses_ssh() {
+        // What runs after ssh_command on the PostgreSQL side: the staged
+        // barman under GNU time, appending each session's peak RSS.
+        cmd.env(
+            "BARMAN_AGENT_COMMAND",
+            format!(
+                "{} -a -o {} -f %M {} agent",
+                fixture::TIME,
+                agent_file.display(),
+                barman.display()
+            ),
+        );
+    }
+    settle(drop_caches)?;
+    let t = Instant::now();
+    let out = barman_e2e::output(&mut cmd)?;
+    let seconds = t.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let failure = |what: String| {
+        let sshd = if conf.uses_ssh() {
+            format!("\n--- sshd log (tail) ---\n{}", fixture.sshd_log())
+        } else {
+            String::new()
+        };
+        anyhow::anyhow!(
+            "{what}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}\n--- barman log (tail) ---\n{}{sshd}",
+            fixture.log_tail()
+        )
+    };
+    let doc: Value = serde_json::from_str(stdout.trim()).map_err(|e| {
+        failure(format!(
+            "`barman backup` ({}) printed no JSON document: {e}",
+            out.status
+        ))
+    })?;
+    let result = doc
+        .get(SERVER)
+        .ok_or_else(|| failure(format!("no `{SERVER}` key in the JSON output")))?;
+    let id = result
+        .get("backup_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| failure("no backup_id in the JSON output".to_owned()))?
+        .to_owned();
+    if !out.status.success() {
+        return Err(failure(format!(
+            "`barman backup` exited with {} (backup {id})",
+            out.status
+        )));
+    }
+    let status = fixture.backup_status(&id)?;
+    if status != "DONE" {
+        return Err(failure(format!(
+            "backup {id} ended with status={status}, not DONE"
+        )));
+    }
+    let copy = result
+        .get("copy")
+        .map(CopyStats::from_json)
+        .ok_or_else(|| failure("no `copy` statistics in the JSON output".to_owned()))?;
+    let (rss_kib, cpu_s) = read_time_file(time_file);
+    let agent_rss_kib = conf
+        .uses_ssh()
+        .then(|| {
+            fs::read_to_string(&agent_file)
+                .ok()?
+                .lines()
+                .filter_map(|l| l.trim().parse::<u64>().ok())
+                .max()
+        })
+        .flatten();
+    Ok(Run {
+        seconds,
+        bytes: copy.bytes_total,
+        rss_kib,
+        agent_rss_kib,
+        cpu_s,
+        backup_id: Some(id),
+        copy: Some(copy),
+        pgbench_s: None,
+    })
+}
+
+/// The peak RSS (KiB) and user + system seconds GNU time wrote with
+/// `-f '%M %e %U %S'` (its last line; a first line may say the command
+/// exited non-zero).
+fn read_time_file(path: &std::path::Path) -> (Option<u64>, Option<f64>) {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let Some(line) = text.lines().rev().find(|l| !l.trim().is_empty()) else {
+        return (None, None);
+    };
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let rss = fields.first().and_then(|v| v.parse().ok());
+    let cpu = match (
+        fields.get(2).and_then(|v| v.parse::<f64>().ok()),
+        fields.get(3).and_then(|v| v.parse::<f64>().ok()),
+    ) {
+        (Some(u), Some(s)) => Some(u + s),
+        _ => None,
+    };
+    (rss, cpu)
+}
+
+/// Bytes as MB (10^6).
+pub fn mb(bytes: u64) -> f64 {
+    // Exact below 2^53 bytes.
+    let kb = u32::try_from(bytes / 1000).unwrap_or(u32::MAX);
+    f64::from(kb) / 1000.0
+}
+
+/// KiB as MiB.
+pub fn kib_mib(kib: u64) -> f64 {
+    f64::from(u32::try_from(kib).unwrap_or(u32::MAX)) / 1024.0
+}
