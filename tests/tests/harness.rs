@@ -6,6 +6,8 @@
 
 #[path = "harness/archiving.rs"]
 mod archiving;
+#[path = "harness/backup.rs"]
+mod backup;
 #[path = "harness/cluster.rs"]
 mod cluster;
 #[path = "harness/sshd.rs"]

@@ -168,6 +168,71 @@ pub enum Command {
         #[arg(required = true, value_name = "SERVER_NAME")]
         servers: Vec<String>,
     },
+    /// Take a base backup of one or more servers.
+    Backup {
+        /// Reuse the previous backup: off, copy or link (bare flag: link).
+        #[arg(long = "reuse-backup", value_name = "MODE", num_args = 0..=1, default_missing_value = "link")]
+        reuse_backup: Option<String>,
+        /// Ask PostgreSQL for an immediate (fast) checkpoint at start.
+        #[arg(
+            long = "immediate-checkpoint",
+            overrides_with = "no_immediate_checkpoint"
+        )]
+        immediate_checkpoint: bool,
+        /// Wait for the regular (spread) checkpoint at start.
+        #[arg(long = "no-immediate-checkpoint")]
+        no_immediate_checkpoint: bool,
+        /// Parallel copy workers (agent sessions).
+        #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        jobs: Option<u32>,
+        /// Accepted for compatibility (workers start at once).
+        #[arg(long = "jobs-start-batch-period", value_name = "SECONDS", hide = true)]
+        jobs_start_batch_period: Option<u64>,
+        /// Accepted for compatibility (workers start at once).
+        #[arg(long = "jobs-start-batch-size", value_name = "N", hide = true)]
+        jobs_start_batch_size: Option<u32>,
+        /// Bandwidth limit in KB/s for the whole backup (0: none).
+        #[arg(long = "bwlimit", value_name = "KBPS")]
+        bwlimit: Option<u64>,
+        /// Retries of the copy after a failure.
+        #[arg(long = "retry-times", value_name = "N")]
+        retry_times: Option<u32>,
+        /// Seconds between retries.
+        #[arg(long = "retry-sleep", value_name = "SECONDS")]
+        retry_sleep: Option<u64>,
+        /// No retries (retry-times 0).
+        #[arg(long = "no-retry")]
+        no_retry: bool,
+        /// Wait until every WAL the backup needs is archived.
+        #[arg(short = 'w', long = "wait")]
+        wait: bool,
+        /// Seconds to wait with --wait (0: for ever).
+        #[arg(long = "wait-timeout", value_name = "SECONDS")]
+        wait_timeout: Option<u64>,
+        /// A friendly name for the backup.
+        #[arg(short = 'n', long = "name", value_name = "NAME")]
+        name: Option<String>,
+        /// Compare every file by content instead of trusting size and mtime.
+        #[arg(long = "checksum")]
+        checksum: bool,
+        /// Accepted for compatibility (the SQL session has TCP keepalives).
+        #[arg(long = "keepalive-interval", value_name = "SECONDS", hide = true)]
+        keepalive_interval: Option<u64>,
+        /// Server names, or `all`.
+        #[arg(required = true, value_name = "SERVER_NAME")]
+        servers: Vec<String>,
+    },
+    /// Check that every WAL a backup needs is archived (WAITING_FOR_WALS → DONE/FAILED).
+    CheckBackup {
+        /// Server name.
+        #[arg(value_name = "SERVER_NAME")]
+        server: String,
+        /// Backup id (or latest, oldest, ...).
+        #[arg(value_name = "BACKUP_ID")]
+        backup_id: String,
+    },
+    /// The copy agent (run on the PostgreSQL host through ssh_command; speaks on stdin/stdout).
+    Agent,
     /// Rewrite the WAL catalogue (xlog.db) from the files in wals/.
     RebuildXlogdb {
         /// Server names, or `all`.

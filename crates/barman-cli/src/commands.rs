@@ -1,5 +1,6 @@
 //! Dispatch of subcommands.
 
+mod backup;
 mod diagnose;
 mod list_servers;
 mod show_servers;
@@ -21,6 +22,11 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<()> {
     let Some(command) = &cli.command else {
         bail!("no command given (try `barman --help`)");
     };
+    if matches!(command, Command::Agent) {
+        // The agent runs on the PostgreSQL host: no configuration there, and
+        // stdout is the protocol channel.
+        return backup::agent(cli);
+    }
     let config = config_load::load(cli.config.as_deref())?;
     init_logging(cli, &config)?;
     for w in config.warnings() {
@@ -73,6 +79,11 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<()> {
             Ok(())
         }
         Command::RebuildXlogdb { servers } => wal::rebuild_xlogdb(&config, servers, out),
+        Command::Backup { .. } => backup::backup(&config, command, out),
+        Command::CheckBackup { server, backup_id } => {
+            backup::check_backup(&config, server, backup_id, out)
+        }
+        Command::Agent => unreachable!("handled before loading the configuration"),
     }
 }
 

@@ -75,6 +75,10 @@ pub struct ExecOptions {
     pub previous: Option<Arc<Manifest>>,
     /// Reuse mode (a delta that finds nothing changed links under `Link`).
     pub reuse: Reuse,
+    /// Leave out files that vanish between the listing and their copy
+    /// (PostgreSQL drops relations during a backup; WAL replay from the
+    /// backup's start makes that consistent) instead of failing.
+    pub skip_vanished: bool,
 }
 
 /// What a copy did.
@@ -104,6 +108,8 @@ pub struct CopyReport {
     pub workers: usize,
     /// Wall time of the copy.
     pub elapsed: Duration,
+    /// Files left out because they vanished (with `skip_vanished`).
+    pub vanished: Vec<String>,
 }
 
 /// Executes `plan` into `dest` (the new backup directory; tree roots are
@@ -191,6 +197,15 @@ pub fn execute(
         *bytes += size;
         report.manifest.insert(file.entry);
     }
+    report.files -= shared
+        .vanished
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .len() as u64;
+    report.vanished = shared
+        .vanished
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
     report.elapsed = started.elapsed();
     Ok(report)
 }
@@ -367,7 +382,18 @@ fn worker_loop(
         let mut done = Vec::new();
         while let Ok(item) = work.recv() {
             shared.check()?;
-            done.push(worker.copy(item)?);
+            match worker.copy(item) {
+                Ok(file) => done.push(file),
+                Err(Error::Vanished { path }) if shared.options.skip_vanished => {
+                    tracing::info!("{path} vanished during the copy (dropped?): left out");
+                    shared
+                        .vanished
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(path);
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok((worker.source, done))
     };
@@ -387,6 +413,8 @@ struct Shared<'a> {
     stop: AtomicBool,
     /// The first error.
     error: Mutex<Option<Error>>,
+    /// Files that vanished (with `skip_vanished`).
+    vanished: Mutex<Vec<String>>,
     global: Option<TokenBucket>,
     trees: BTreeMap<String, TokenBucket>,
 }
@@ -405,6 +433,7 @@ impl<'a> Shared<'a> {
             cancel,
             stop: AtomicBool::new(false),
             error: Mutex::new(None),
+            vanished: Mutex::new(Vec::new()),
             global: options
                 .bandwidth_limit
                 .filter(|&rate| rate > 0)
@@ -677,6 +706,21 @@ impl<'s, 'a> Worker<'s, 'a> {
             out.hasher
         };
         let hashed = Hashed::finish(hasher, &entry.path);
+        // A file fetched whole (small, or compared because it was modified
+        // after the previous backup started) that turns out identical to the
+        // previous copy is linked under `Reuse::Link`, so unchanged content
+        // is never stored twice.
+        if shared.options.reuse == Reuse::Link
+            && let Some(previous) = self.previous(&entry.path)?
+            && previous.meta.len() == previous.entry.size
+            && hashed.matches(previous.entry)
+        {
+            drop((temp, file));
+            if let Some(done) = self.link(entry, &previous)? {
+                return Ok(done);
+            }
+            return self.fetch(entry);
+        }
         temp.install(file, entry)?;
         Ok(FileDone::written(entry, hashed, How::Fetched))
     }

@@ -68,7 +68,7 @@ impl PageHashes {
 
     /// Decodes [`to_hex`](Self::to_hex) output.
     pub fn from_hex(text: &str) -> Option<Self> {
-        if text.len() % 32 != 0 {
+        if !text.len().is_multiple_of(32) {
             return None;
         }
         let mut out = Vec::with_capacity(text.len() / 32);
@@ -87,7 +87,7 @@ impl PageHashes {
 
     /// From raw bytes, 16 per page.
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() % 16 != 0 {
+        if !bytes.len().is_multiple_of(16) {
             return None;
         }
         Some(Self(
@@ -212,7 +212,7 @@ pub fn hash_reader(
 /// `PG_*/<db>/`, whose size is a whole number of pages. Such files get
 /// per-page fingerprints in the manifest and page-level deltas.
 pub fn is_page_structured(path_in_tree: &str, size: u64) -> bool {
-    if size % PAGE_SIZE as u64 != 0 || size == 0 {
+    if !size.is_multiple_of(PAGE_SIZE as u64) || size == 0 {
         return false;
     }
     let parts: Vec<&str> = path_in_tree.split('/').collect();
@@ -247,7 +247,9 @@ mod tests {
 
     #[test]
     fn pages_independent_of_chunking() {
-        let data: Vec<u8> = (0..PAGE_SIZE * 3 + 100).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..PAGE_SIZE * 3 + 100)
+            .map(|i| u8::try_from(i % 251).unwrap())
+            .collect();
         let mut a = Hasher::new(true);
         a.update(&data);
         let mut b = Hasher::new(true);

@@ -178,6 +178,22 @@ pub enum Error {
     /// A timeout expired while waiting for something.
     #[error("timed out: {0}")]
     Timeout(String),
+    /// The copy engine failed.
+    #[error(transparent)]
+    Copy(#[from] barman_copy::Error),
+    /// A backup was refused before it started (a failed check, a bad option).
+    #[error("{0}")]
+    BackupRefused(String),
+    /// A backup failed; its backup.info is FAILED with this error.
+    #[error("backup {id} of server `{server}` failed: {message}")]
+    BackupFailed {
+        /// The server.
+        server: String,
+        /// The backup id.
+        id: String,
+        /// The `error` recorded in backup.info.
+        message: String,
+    },
 }
 
 impl Error {

@@ -32,12 +32,12 @@ const SERVERS: [(&str, &str, &str); 5] = [
 
 /// What the client side (run as `postgres` by PostgreSQL) needs: the
 /// staged client binaries and an `ssh` wrapper carrying the test key.
-struct ClientSide {
+pub(crate) struct ClientSide {
     dir: tempfile::TempDir,
 }
 
 impl ClientSide {
-    fn new(sshd: &Sshd) -> Self {
+    pub(crate) fn new(sshd: &Sshd) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("barman-e2e-client-")
             .tempdir_in("/tmp")
@@ -79,17 +79,17 @@ impl ClientSide {
         Self { dir }
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// A directory owned by `postgres` (ssh sockets, prefetch cache).
-    fn private_dir(&self) -> PathBuf {
+    pub(crate) fn private_dir(&self) -> PathBuf {
         self.dir.path().join("cm")
     }
 
     /// Stops the multiplexing master of `port`, if one runs.
-    fn stop_master(&self, port: u16) {
+    pub(crate) fn stop_master(&self, port: u16) {
         let _ = Command::new("runuser")
             .args(["-u", SERVER_OS_USER, "--"])
             .arg(self.bin("ssh"))
@@ -98,7 +98,7 @@ impl ClientSide {
             .output();
     }
 
-    fn bin(&self, name: &str) -> PathBuf {
+    pub(crate) fn bin(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 }
@@ -115,7 +115,7 @@ fn servers_conf(pg: &PgCluster) -> String {
     text
 }
 
-fn ok(out: &std::process::Output, what: &str) -> String {
+pub(crate) fn ok(out: &std::process::Output, what: &str) -> String {
     assert!(
         out.status.success(),
         "{what} failed ({}):\nstdout: {}\nstderr: {}",
@@ -466,13 +466,13 @@ fn archive_command_through_ssh_keeps_every_segment_for_every_codec_and_feeds_a_s
 // ---------------------------------------------------------------------------
 
 /// A barman binary the `postgres` user may run, and a barman home it owns.
-struct LocalSetup {
-    bin: tempfile::TempDir,
-    home: BarmanHome,
+pub(crate) struct LocalSetup {
+    pub(crate) bin: tempfile::TempDir,
+    pub(crate) home: BarmanHome,
 }
 
 impl LocalSetup {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         assert!(is_root().unwrap(), "run the end-to-end tests as root");
         let bin = tempfile::Builder::new()
             .prefix("barman-e2e-bin-")
@@ -484,11 +484,11 @@ impl LocalSetup {
         Self { bin, home }
     }
 
-    fn barman(&self) -> PathBuf {
+    pub(crate) fn barman(&self) -> PathBuf {
         self.bin.path().join("barman")
     }
 
-    fn archive_command(&self) -> String {
+    pub(crate) fn archive_command(&self) -> String {
         format!(
             "{} -c {} put-wal pg %p",
             self.barman().display(),
@@ -496,7 +496,7 @@ impl LocalSetup {
         )
     }
 
-    fn configure(&self, pg: &PgCluster, compression: &str) {
+    pub(crate) fn configure(&self, pg: &PgCluster, compression: &str) {
         let text = fs::read_to_string(self.home.conf()).unwrap()
             + &format!(
                 "[pg]\ndescription = local\nconninfo = {}\nbackup_method = postgres\narchiver = on\ncompression = {compression}\n",
@@ -506,7 +506,7 @@ impl LocalSetup {
     }
 
     /// `barman -c CONF args` run as `postgres` (the pid is barman's own).
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         use std::os::unix::process::CommandExt as _;
         let (uid, gid) = barman_e2e::user_ids(SERVER_OS_USER).unwrap();
         let mut cmd = Command::new(self.barman());
@@ -515,11 +515,11 @@ impl LocalSetup {
         cmd
     }
 
-    fn run(&self, args: &[&str]) -> std::process::Output {
+    pub(crate) fn run(&self, args: &[&str]) -> std::process::Output {
         self.command(args).output().unwrap()
     }
 
-    fn run_stdin(&self, args: &[&str], input: &[u8]) -> std::process::Output {
+    pub(crate) fn run_stdin(&self, args: &[&str], input: &[u8]) -> std::process::Output {
         use std::io::Write as _;
         let mut child = self
             .command(args)
@@ -532,7 +532,7 @@ impl LocalSetup {
         child.wait_with_output().unwrap()
     }
 
-    fn dir(&self, sub: &str) -> PathBuf {
+    pub(crate) fn dir(&self, sub: &str) -> PathBuf {
         self.home.server_dir("pg").join(sub)
     }
 }

@@ -27,7 +27,9 @@ macro_rules! str_enum {
                 match self { $(Self::$var => $s),+ }
             }
 
-            pub(crate) fn parse(value: &str) -> Result<Self, String> {
+            /// Parses a value as barman.conf spells it (case-insensitive);
+            /// the error lists the allowed values.
+            pub fn parse(value: &str) -> Result<Self, String> {
                 match value.trim().to_ascii_lowercase().as_str() {
                     $($s => Ok(Self::$var),)+
                     _ => Err(Self::allowed().to_owned()),

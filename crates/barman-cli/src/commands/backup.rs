@@ -1,0 +1,290 @@
+//! `barman backup`, `barman check-backup` and `barman agent`.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use barman_copy::{Progress, RelPath};
+use barman_core::backup::{
+    self as core_backup, BackupContext, BackupObserver, BackupOptions, ShellSpawner,
+};
+use barman_core::clock::SystemClock;
+use barman_core::config::{Config, ReuseBackup};
+use barman_core::{BackupStatus, Error};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+use super::select_servers;
+use crate::args::{Cli, Command, Format};
+use crate::output::Output;
+
+/// `barman agent`: serve the copy protocol on stdin/stdout until EOF.
+pub fn agent(cli: &Cli) -> Result<()> {
+    // Logs go to stderr only (stdout is the protocol channel); ssh carries
+    // stderr back to the barman host, which keeps the last lines for errors.
+    let level = if cli.debug {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::WARN
+    };
+    crate::logging::init(None, level)?;
+    let stdin = std::io::stdin().lock();
+    let stdout = std::io::stdout().lock();
+    barman_copy::agent::serve(stdin, stdout)?;
+    Ok(())
+}
+
+/// Console lines of a backup, to stdout (console) or collected (JSON).
+struct Lines<'a> {
+    out: &'a mut Output,
+    collected: Vec<String>,
+    bar: Option<ProgressBar>,
+}
+
+impl BackupObserver for Lines<'_> {
+    fn message(&mut self, text: &str) {
+        tracing::info!("{text}");
+        self.collected.push(text.to_owned());
+        let print = |out: &mut Output| {
+            if let Some(w) = text.strip_prefix("WARNING: ") {
+                out.warning(w);
+            } else {
+                let _ = out.line(text);
+            }
+        };
+        match &self.bar {
+            Some(bar) => bar.suspend(|| print(self.out)),
+            None => print(self.out),
+        }
+    }
+}
+
+/// A progress bar with bytes, files and rate (on a TTY, console format only).
+struct Bar {
+    inner: Option<ProgressBar>,
+    files_done: AtomicU64,
+    files_total: AtomicU64,
+}
+
+impl Bar {
+    fn new(enabled: bool) -> Self {
+        let bar = enabled.then(|| {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Self {
+            inner: bar,
+            files_done: AtomicU64::new(0),
+            files_total: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn start(&self, files: u64, bytes: u64) {
+        self.files_total.store(files, Ordering::Relaxed);
+        if let Some(bar) = &self.inner {
+            bar.set_length(bytes);
+            bar.set_message(format!("0/{files} files"));
+        }
+    }
+    fn advance(&self, bytes: u64) {
+        if let Some(bar) = &self.inner {
+            bar.inc(bytes);
+        }
+    }
+    fn file_done(&self, _path: &RelPath) {
+        let done = self.files_done.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(bar) = &self.inner {
+            bar.set_message(format!(
+                "{done}/{} files",
+                self.files_total.load(Ordering::Relaxed)
+            ));
+        }
+    }
+}
+
+/// Ctrl-C and SIGTERM set the flag: the backup stops and is marked FAILED.
+fn cancel_flag() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, flag.clone())?;
+    }
+    Ok(flag)
+}
+
+fn options(command: &Command) -> Result<(BackupOptions, &[String])> {
+    let Command::Backup {
+        reuse_backup,
+        immediate_checkpoint,
+        no_immediate_checkpoint,
+        jobs,
+        bwlimit,
+        retry_times,
+        retry_sleep,
+        no_retry,
+        wait,
+        wait_timeout,
+        name,
+        checksum,
+        servers,
+        ..
+    } = command
+    else {
+        bail!("not a backup command");
+    };
+    let reuse = match reuse_backup.as_deref() {
+        None => None,
+        Some(v) => Some(ReuseBackup::parse(v).map_err(|_| {
+            anyhow::anyhow!("invalid --reuse-backup value `{v}` (expected off, copy or link)")
+        })?),
+    };
+    if let Some(n) = name
+        && (n.trim().is_empty() || n.contains('\n'))
+    {
+        bail!("invalid --name: it must be one non-empty line");
+    }
+    let immediate = if *immediate_checkpoint {
+        Some(true)
+    } else if *no_immediate_checkpoint {
+        Some(false)
+    } else {
+        None
+    };
+    Ok((
+        BackupOptions {
+            reuse,
+            immediate_checkpoint: immediate,
+            jobs: *jobs,
+            bwlimit: *bwlimit,
+            name: name.clone(),
+            wait: *wait,
+            wait_timeout: wait_timeout.filter(|&t| t > 0).map(Duration::from_secs),
+            retry_times: if *no_retry { Some(0) } else { *retry_times },
+            retry_sleep: *retry_sleep,
+            checksum: *checksum,
+            agent_command: std::env::var("BARMAN_AGENT_COMMAND").ok(),
+        },
+        servers,
+    ))
+}
+
+/// `barman backup SERVER...|all`.
+pub fn backup(config: &Config, command: &Command, out: &mut Output) -> Result<()> {
+    let (options, names) = options(command)?;
+    let cancel = cancel_flag()?;
+    for server in select_servers(config, names, out) {
+        if server.is_passive() {
+            out.line(&format!("Skipping passive server '{}'", server.name))?;
+            continue;
+        }
+        if cancel.load(Ordering::SeqCst) {
+            out.error("interrupted");
+            break;
+        }
+        let tty = out.format() == Format::Console && std::io::stderr().is_terminal();
+        let bar = Bar::new(tty);
+        let mut lines = Lines {
+            out,
+            collected: Vec::new(),
+            bar: bar.inner.clone(),
+        };
+        let mut ctx = BackupContext {
+            clock: &SystemClock,
+            progress: &bar,
+            observer: &mut lines,
+            cancel: &cancel,
+            spawner: Arc::new(ShellSpawner),
+        };
+        let result = core_backup::backup(config.global(), server, &options, &mut ctx);
+        if let Some(b) = &bar.inner {
+            b.finish_and_clear();
+        }
+        let collected = std::mem::take(&mut lines.collected);
+        match result {
+            Ok(report) => {
+                let mut doc = report.info.to_json()?;
+                if let Value::Object(map) = &mut doc {
+                    map.insert("backup_id".into(), json!(report.info.backup_id().as_str()));
+                    if let Some(copy) = &report.copy {
+                        let c = &copy.report;
+                        map.insert(
+                            "copy".into(),
+                            json!({
+                                "files": c.files,
+                                "files_fetched": c.files_fetched,
+                                "files_linked": c.files_linked,
+                                "files_copied_locally": c.files_copied_locally,
+                                "files_delta": c.files_delta,
+                                "bytes_total": c.bytes_total,
+                                "bytes_written": c.bytes_written,
+                                "bytes_transferred": c.wire_bytes,
+                                "bytes_linked": c.bytes_linked,
+                                "vanished": c.vanished,
+                                "workers": c.workers,
+                                "copy_seconds": c.elapsed.as_secs_f64(),
+                                "reused_backup": copy.previous.as_ref().map(ToString::to_string),
+                            }),
+                        );
+                    }
+                    map.insert("messages".into(), json!(collected));
+                }
+                out.json_result(&server.name, doc);
+            }
+            Err(Error::BackupFailed { id, message, .. }) => {
+                out.json_result(
+                    &server.name,
+                    json!({"backup_id": id, "status": "FAILED", "error": message, "messages": collected}),
+                );
+                out.error(&format!(
+                    "Backup {id} of server '{}' failed: {message}",
+                    server.name
+                ));
+            }
+            Err(e) => {
+                out.json_result(
+                    &server.name,
+                    json!({"status": "REFUSED", "error": e.to_string()}),
+                );
+                out.error(&format!("Cannot back up server '{}': {e}", server.name));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `barman check-backup SERVER BACKUP_ID`.
+pub fn check_backup(config: &Config, name: &str, id: &str, out: &mut Output) -> Result<()> {
+    let Some(server) = config.server(name) else {
+        out.error(&format!("Unknown server '{name}'"));
+        return Ok(());
+    };
+    let info = core_backup::resolve_backup(&server.catalog(), id)?;
+    let status = core_backup::check_backup(config.global(), server, info.backup_id())?;
+    let info = server.catalog().backup(info.backup_id())?;
+    out.json_result(
+        name,
+        json!({"backup_id": info.backup_id().as_str(), "status": status.to_string(), "error": info.error()}),
+    );
+    match status {
+        BackupStatus::Failed => out.error(&format!(
+            "Backup {} of server '{name}' is FAILED: {}",
+            info.backup_id(),
+            info.error().unwrap_or("unknown error")
+        )),
+        other => out.line(&format!(
+            "Backup {} of server '{name}': {other}",
+            info.backup_id()
+        ))?,
+    }
+    Ok(())
+}

@@ -1,0 +1,1025 @@
+//! `barman backup` for the `rsync` and `local-rsync` methods: the lifecycle
+//! of BARMAN-BEHAVIOUR.md §5 over the barman-copy engine.
+//!
+//! The backup holds a SQL session open for `pg_backup_start`/`pg_backup_stop`
+//! (non-exclusive), copies PGDATA and every tablespace with the copy engine
+//! (in-process for `local-rsync`, through `barman agent` sessions started by
+//! `ssh_command` for `rsync`), reusing the previous DONE backup by hard link,
+//! local copy or delta (`reuse_backup`), writes `backup_label` and
+//! `tablespace_map` into the copy and a manifest with a blake3 per file, then
+//! moves backup.info through EMPTY → STARTED → WAITING_FOR_WALS → DONE.
+//! Any failure (Ctrl-C included) leaves a FAILED backup.info with an `error`
+//! and no partial data.
+
+pub mod check;
+pub mod pgside;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use barman_copy::{
+    CopyPlan, CopyReport, Entry, EntryKind, Exclusions, ExecOptions, Manifest, ManifestEntry,
+    PlanOptions, Progress, RelPath, Reuse, Roots, SourceFactory,
+};
+use barman_wal::WalSegmentSize;
+use jiff::Zoned;
+use jiff::tz::TimeZone;
+
+use crate::archive::{ArchiveObserver, archive_wal};
+use crate::catalog::{
+    BackupId, BackupInfo, BackupStatus, LockKind, PyFloat, PyValue, ServerLayout, Tablespace,
+    try_acquire,
+};
+use crate::clock::Clock;
+use crate::config::{BackupMethod, BackupOption, GlobalConfig, ReuseBackup, ServerConfig};
+use crate::postgres::PgConnection;
+use crate::{Error, Result};
+
+pub use check::{WalCheck, check_wals};
+
+/// Name of the manifest file in `base/<id>/`.
+pub const MANIFEST_FILE: &str = "manifest";
+
+/// Command-line overrides of the server's backup settings.
+#[derive(Debug, Clone, Default)]
+pub struct BackupOptions {
+    /// `--reuse-backup`.
+    pub reuse: Option<ReuseBackup>,
+    /// `--immediate-checkpoint` / `--no-immediate-checkpoint`.
+    pub immediate_checkpoint: Option<bool>,
+    /// `-j/--jobs`.
+    pub jobs: Option<u32>,
+    /// `--bwlimit` in KB/s (0 = unlimited).
+    pub bwlimit: Option<u64>,
+    /// `--name`.
+    pub name: Option<String>,
+    /// `--wait`: wait until every WAL the backup needs is archived.
+    pub wait: bool,
+    /// `--wait-timeout` (None: wait for ever).
+    pub wait_timeout: Option<Duration>,
+    /// `--retry-times`.
+    pub retry_times: Option<u32>,
+    /// `--retry-sleep` in seconds.
+    pub retry_sleep: Option<u64>,
+    /// Compare every file by content (checksum mode) instead of trusting size+mtime.
+    pub checksum: bool,
+    /// The command run after `ssh_command` to start the agent (`barman agent`).
+    pub agent_command: Option<String>,
+}
+
+/// Receives the console messages of a backup (Barman's phase lines).
+pub trait BackupObserver {
+    /// One line of console output.
+    fn message(&mut self, text: &str);
+}
+
+/// Starts processes (injected so that tests and embedders control spawning).
+pub trait Spawner: Send + Sync {
+    /// A command running `shell_command` (a shell command line).
+    fn shell(&self, shell_command: &str) -> Command;
+}
+
+/// Spawns through `sh -c`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ShellSpawner;
+
+impl Spawner for ShellSpawner {
+    fn shell(&self, shell_command: &str) -> Command {
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(shell_command);
+        c
+    }
+}
+
+/// What a backup needs from its caller.
+pub struct BackupContext<'a> {
+    /// The clock (backup id, begin/end times).
+    pub clock: &'a dyn Clock,
+    /// Copy progress.
+    pub progress: &'a dyn Progress,
+    /// Console lines.
+    pub observer: &'a mut dyn BackupObserver,
+    /// Set to cancel (Ctrl-C / SIGTERM): the backup ends FAILED.
+    pub cancel: &'a AtomicBool,
+    /// Process spawning (agent sessions over `ssh_command`).
+    pub spawner: Arc<dyn Spawner>,
+}
+
+impl std::fmt::Debug for BackupContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackupContext").finish_non_exhaustive()
+    }
+}
+
+/// The result of a backup.
+#[derive(Debug, Clone)]
+pub struct BackupReport {
+    /// The backup's metadata as written last.
+    pub info: BackupInfo,
+    /// The backup directory.
+    pub directory: PathBuf,
+    /// What the copy did (None when the backup failed before copying).
+    pub copy: Option<CopySummary>,
+}
+
+/// The copy figures of a backup: the copy engine's report (its manifest
+/// moved to `base/<id>/manifest`) and the backup it reused.
+#[derive(Debug, Clone, Default)]
+pub struct CopySummary {
+    /// What the copy engine did (`manifest` left empty).
+    pub report: CopyReport,
+    /// The previous backup reused, if any.
+    pub previous: Option<BackupId>,
+}
+
+/// The backup `mode` recorded in backup.info.
+fn mode_name(method: BackupMethod) -> &'static str {
+    match method {
+        BackupMethod::LocalRsync => "local-rsync-concurrent",
+        _ => "rsync-concurrent",
+    }
+}
+
+/// Refuses what this build cannot back up, before anything is written.
+fn refuse_unsupported(server: &ServerConfig) -> Result<()> {
+    if server.is_passive() {
+        return Err(Error::PassiveServer {
+            server: server.name.clone(),
+            action: "backup",
+        });
+    }
+    match server.backup_method {
+        BackupMethod::Rsync | BackupMethod::LocalRsync => {}
+        other => {
+            return Err(Error::BackupRefused(format!(
+                "server `{}`: backup_method = {other} is not supported yet (use rsync or local-rsync)",
+                server.name
+            )));
+        }
+    }
+    if server.backup_method == BackupMethod::Rsync && server.ssh_command.is_none() {
+        return Err(Error::BackupRefused(format!(
+            "server `{}`: backup_method = rsync needs ssh_command",
+            server.name
+        )));
+    }
+    if server.conninfo.is_none() {
+        return Err(Error::BackupRefused(format!(
+            "server `{}`: conninfo is not set",
+            server.name
+        )));
+    }
+    Ok(())
+}
+
+/// Marks EMPTY/STARTED backups FAILED: called with the backup lock held, so
+/// no backup process owns them (it was killed). Returns their ids.
+pub fn fail_interrupted(layout: &ServerLayout, server: &str) -> Result<Vec<BackupId>> {
+    let catalog = crate::catalog::Catalog::open(layout.clone(), server);
+    let mut failed = Vec::new();
+    for mut info in catalog.backups()? {
+        let status = info.status()?;
+        if matches!(status, BackupStatus::Empty | BackupStatus::Started) {
+            let message = format!(
+                "failure interrupted (the backup process ended while the backup was {status})"
+            );
+            info.set_error(Some(&message))?;
+            info.set_status(BackupStatus::Failed);
+            info.write(layout)?;
+            remove_partial_data(layout, info.backup_id());
+            tracing::warn!(
+                "backup {} of `{server}` was interrupted: marked FAILED",
+                info.backup_id()
+            );
+            failed.push(info.backup_id().clone());
+        }
+    }
+    Ok(failed)
+}
+
+fn remove_partial_data(layout: &ServerLayout, id: &BackupId) {
+    let dir = layout.backup_dir(id);
+    for name in ["data", MANIFEST_FILE] {
+        let path = dir.join(name);
+        let result = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        if let Err(e) = result
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("cannot remove {}: {e}", path.display());
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// The newest DONE backup with a manifest (the one a new backup reuses).
+fn previous_backup(layout: &ServerLayout, server: &str) -> Result<Option<(BackupInfo, Manifest)>> {
+    let catalog = crate::catalog::Catalog::open(layout.clone(), server);
+    let mut backups = catalog.backups()?;
+    backups.reverse();
+    for info in backups {
+        if info.status()? != BackupStatus::Done {
+            continue;
+        }
+        let path = layout.backup_dir(info.backup_id()).join(MANIFEST_FILE);
+        if !path.is_file() {
+            tracing::info!(
+                "backup {} has no manifest (taken by Barman?): not reused",
+                info.backup_id()
+            );
+            continue;
+        }
+        let manifest = Manifest::read(&path)?;
+        return Ok(Some((info, manifest)));
+    }
+    Ok(None)
+}
+
+/// A fresh backup id: the local time now, waiting for the next second if a
+/// backup with this id exists.
+fn new_backup_id(layout: &ServerLayout, clock: &dyn Clock) -> (BackupId, Zoned) {
+    loop {
+        let now = clock.now().to_zoned(TimeZone::system());
+        let id = BackupId::from_timestamp(&now);
+        if !layout.backup_info_path(&id).exists() && !layout.backup_dir(&id).exists() {
+            return (id, now);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The copy roots: `data` → PGDATA, `<oid>` → each tablespace location.
+fn roots(pgdata: &str, tablespaces: &[Tablespace]) -> Roots {
+    let mut roots: Roots = BTreeMap::new();
+    roots.insert("data".into(), PathBuf::from(pgdata));
+    for t in tablespaces {
+        roots.insert(t.oid.to_string(), PathBuf::from(&t.location));
+    }
+    roots
+}
+
+fn source_factory(
+    server: &ServerConfig,
+    options: &BackupOptions,
+    roots: Roots,
+    spawner: Arc<dyn Spawner>,
+) -> Box<dyn SourceFactory> {
+    match (server.backup_method, server.ssh_command.as_deref()) {
+        (BackupMethod::Rsync, Some(ssh)) => {
+            let agent = options.agent_command.as_deref().unwrap_or("barman agent");
+            let line = format!("{ssh} {agent}");
+            Box::new(barman_copy::remote::AgentFactory::new(
+                Box::new(move || spawner.shell(&line)),
+                roots,
+                server.network_compression,
+            ))
+        }
+        _ => Box::new(barman_copy::local::LocalFactory::new(roots)),
+    }
+}
+
+/// The listing of every tree, tablespace links in `pg_tblspc` left out (the
+/// tablespaces are recorded in backup.info and `tablespace_map`, and copied
+/// as their own trees).
+fn list_all(sources: &dyn SourceFactory, roots: &Roots) -> Result<Vec<Entry>> {
+    let mut session = sources.open()?;
+    let mut all = Vec::new();
+    for tree in roots.keys() {
+        let exclusions = if tree == "data" {
+            Exclusions::barman_rsync()
+        } else {
+            Exclusions::postgres_default()
+        };
+        for entry in session.list(tree, &exclusions)? {
+            let in_tablespace_dir = entry.path.as_str().starts_with("data/pg_tblspc/");
+            if in_tablespace_dir && matches!(entry.kind, EntryKind::Symlink { .. }) {
+                continue;
+            }
+            all.push(entry);
+        }
+    }
+    Ok(all)
+}
+
+struct Phase(&'static str);
+
+fn fail_message(phase: &Phase, e: &Error) -> String {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("").to_owned();
+    format!("failure {} ({first})", phase.0)
+}
+
+/// Runs one backup of `server`. On failure after the backup.info was
+/// created, the backup is FAILED and [`Error::BackupFailed`] is returned.
+pub fn backup(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+    options: &BackupOptions,
+    ctx: &mut BackupContext<'_>,
+) -> Result<BackupReport> {
+    refuse_unsupported(server)?;
+    let conninfo = server.conninfo.clone().unwrap_or_default();
+    // The pre-backup checks: PostgreSQL answers, the API and identity agree.
+    let pg = PgConnection::connect(&conninfo, "barman_backup")?;
+    let facts = pgside::server_facts(&pg)?;
+    if facts.version >= 150_000
+        && server
+            .backup_options
+            .contains(&BackupOption::ExclusiveBackup)
+    {
+        return Err(Error::BackupRefused(format!(
+            "server `{}`: backup_options = exclusive_backup is not supported by PostgreSQL 15 and later (use concurrent_backup)",
+            server.name
+        )));
+    }
+    if !server.archiver && !server.streaming_archiver {
+        return Err(Error::BackupRefused(format!(
+            "server `{}`: neither archiver nor streaming_archiver is on: the backup's WAL would never arrive",
+            server.name
+        )));
+    }
+    let layout = server.layout();
+    layout.ensure()?;
+    let identity = crate::server::ensure_identity(server)?;
+    if let Some(identity) = &identity
+        && identity.systemid != facts.systemid.to_string()
+    {
+        return Err(Error::BackupRefused(format!(
+            "server `{}`: system identifier mismatch: the catalog (identity.json) has {}, PostgreSQL has {}",
+            server.name, identity.systemid, facts.systemid
+        )));
+    }
+
+    let lock = try_acquire(
+        &global.barman_lock_directory,
+        &LockKind::Backup(server.name.clone()),
+    )?;
+    for id in fail_interrupted(&layout, &server.name)? {
+        ctx.observer
+            .message(&format!("Marked interrupted backup {id} as FAILED"));
+    }
+
+    let (id, begin_time) = new_backup_id(&layout, ctx.clock);
+    let dir = layout.backup_dir(&id);
+    let mut info = BackupInfo::new(&server.name, id.clone());
+    info.set_mode(Some(mode_name(server.backup_method)))?;
+    info.set_systemid(Some(&facts.systemid.to_string()))?;
+    info.set_version(Some(facts.version));
+    info.set_xlog_segment_size(facts.wal_segment_size);
+    info.set_pgdata(Some(&facts.data_directory))?;
+    info.set_config_file(facts.config_file.as_deref())?;
+    info.set_hba_file(facts.hba_file.as_deref())?;
+    info.set_ident_file(facts.ident_file.as_deref())?;
+    info.set_data_checksums(facts.data_checksums.as_deref())?;
+    info.set_cluster_size(facts.cluster_size);
+    if !facts.tablespaces.is_empty() {
+        info.set_tablespaces(&facts.tablespaces);
+    }
+    if let Some(name) = &options.name {
+        info.set_backup_name(Some(name))?;
+    }
+    info.set_begin_time(Some(&begin_time));
+    crate::fs::create_dir_secure(&dir)?;
+    info.write(&layout)?;
+
+    ctx.observer.message(&format!(
+        "Starting backup using {} method for server {} in {}",
+        mode_name(server.backup_method),
+        server.name,
+        dir.display()
+    ));
+    let mut state = Running {
+        server,
+        options,
+        layout: &layout,
+        info,
+        pg: &pg,
+        facts: &facts,
+        started: false,
+        copy: None,
+    };
+    let result = state.run(ctx);
+    let Running {
+        mut info,
+        started,
+        copy,
+        ..
+    } = state;
+    match result {
+        Ok(()) => {}
+        Err(failure) => {
+            let (phase, e) = *failure;
+            let message = if ctx.cancel.load(Ordering::SeqCst) {
+                format!("failure {} (interrupted by signal)", phase.0)
+            } else {
+                fail_message(&phase, &e)
+            };
+            if started {
+                // Leave backup mode now rather than when the session closes.
+                if let Err(stop) = pgside::stop_backup(&pg, facts.version) {
+                    tracing::debug!("stopping the failed backup: {stop}");
+                }
+            }
+            remove_partial_data(&layout, &id);
+            info.set_error(Some(&message))?;
+            info.set_status(BackupStatus::Failed);
+            info.set_end_time(Some(&ctx.clock.now().to_zoned(TimeZone::system())));
+            info.write(&layout)?;
+            ctx.observer.message(&format!(
+                "ERROR: Backup failed {}",
+                message.trim_start_matches("failure ")
+            ));
+            return Err(Error::BackupFailed {
+                server: server.name.clone(),
+                id: id.to_string(),
+                message,
+            });
+        }
+    }
+    drop(lock);
+
+    // Inline archive-wal and check-backup, as Barman does after the copy.
+    finish_wals(global, server, &mut info, options, ctx)?;
+    Ok(BackupReport {
+        info,
+        directory: dir,
+        copy,
+    })
+}
+
+struct Running<'a> {
+    server: &'a ServerConfig,
+    options: &'a BackupOptions,
+    layout: &'a ServerLayout,
+    info: BackupInfo,
+    pg: &'a PgConnection,
+    facts: &'a pgside::ServerFacts,
+    started: bool,
+    copy: Option<CopySummary>,
+}
+
+type PhaseResult<T> = std::result::Result<T, Box<(Phase, Error)>>;
+
+fn at<T>(phase: &'static str, r: Result<T>) -> PhaseResult<T> {
+    r.map_err(|e| Box::new((Phase(phase), e)))
+}
+
+impl Running<'_> {
+    fn run(&mut self, ctx: &mut BackupContext<'_>) -> PhaseResult<()> {
+        let server = self.server;
+        let id = self.info.backup_id().clone();
+        let dir = self.layout.backup_dir(&id);
+        let fast = self
+            .options
+            .immediate_checkpoint
+            .unwrap_or(server.immediate_checkpoint);
+        let label = format!("Barman backup {} {id}", server.name);
+        let start_lsn = at(
+            "starting backup",
+            pgside::start_backup(self.pg, self.facts.version, &label, fast),
+        )?;
+        self.started = true;
+        let seg_size = at(
+            "starting backup",
+            WalSegmentSize::new(self.facts.wal_segment_size).map_err(Error::from),
+        )?;
+        self.info.set_status(BackupStatus::Started);
+        at("starting backup", self.info.write(self.layout).map(|_| ()))?;
+        ctx.observer
+            .message(&format!("Backup start at LSN: {start_lsn}"));
+
+        // Copy.
+        let previous = at("copying files", previous_backup(self.layout, &server.name))?;
+        let reuse = match self.options.reuse.or(server.reuse_backup) {
+            Some(ReuseBackup::Link) => Reuse::Link,
+            Some(ReuseBackup::Copy) => Reuse::Copy,
+            _ => Reuse::Off,
+        };
+        match &previous {
+            None => ctx.observer.message(&format!(
+                "This is the first backup for server {}",
+                server.name
+            )),
+            Some((p, _)) if reuse != Reuse::Off => ctx.observer.message(&format!(
+                "Reusing unchanged files of backup {} (reuse_backup = {})",
+                p.backup_id(),
+                self.options
+                    .reuse
+                    .or(server.reuse_backup)
+                    .map_or("off", |r| r.as_str())
+            )),
+            Some(_) => {}
+        }
+        let copy = self.copy_files(ctx, &dir, previous, reuse)?;
+        ctx.observer.message(&format!(
+            "Copy done (time: {})",
+            human_duration(copy.1.report.elapsed)
+        ));
+
+        // Stop.
+        ctx.observer
+            .message("Asking PostgreSQL server to finalize the backup.");
+        let stop = at(
+            "stopping backup",
+            pgside::stop_backup(self.pg, self.facts.version),
+        )?;
+        self.started = false;
+        let end_time = ctx.clock.now().to_zoned(TimeZone::system());
+        let label_facts = at("stopping backup", pgside::parse_label(&stop.label))?;
+        let (begin_wal, begin_offset) =
+            pgside::wal_position(label_facts.timeline, label_facts.start_lsn, seg_size);
+        let (end_wal, end_offset) = pgside::wal_position(label_facts.timeline, stop.lsn, seg_size);
+        let mut manifest = copy.0;
+        let mut extra_bytes = 0u64;
+        at(
+            "stopping backup",
+            (|| {
+                extra_bytes +=
+                    write_into_copy(&dir, "data/backup_label", &stop.label, &mut manifest)?;
+                if !stop.tablespace_map.is_empty() {
+                    extra_bytes += write_into_copy(
+                        &dir,
+                        "data/tablespace_map",
+                        &stop.tablespace_map,
+                        &mut manifest,
+                    )?;
+                }
+                Ok(())
+            })(),
+        )?;
+        self.info.set_backup_label(Some(&stop.label));
+        self.info.set_timeline(Some(label_facts.timeline.get()));
+        at(
+            "stopping backup",
+            (|| {
+                self.info
+                    .set_begin_xlog(Some(&label_facts.start_lsn.to_string()))?;
+                self.info.set_begin_wal(Some(&begin_wal.to_string()))?;
+                self.info.set_end_xlog(Some(&stop.lsn.to_string()))?;
+                self.info.set_end_wal(Some(&end_wal.to_string()))
+            })(),
+        )?;
+        self.info.set_begin_offset(Some(begin_offset));
+        self.info.set_end_offset(Some(end_offset));
+        self.info.set_end_time(Some(&end_time));
+
+        // Finalise: restore point, WAL switch, sizes, manifest, status.
+        at("finalising backup", self.after_stop(&id))?;
+        let mut summary = copy.1;
+        summary.report.bytes_total += extra_bytes;
+        summary.report.bytes_written += extra_bytes;
+        self.info.set_size(Some(summary.report.bytes_total));
+        self.info
+            .set_deduplicated_size(Some(summary.report.bytes_written));
+        self.info
+            .set_copy_stats(Some(&copy_stats(&summary, copy.2)));
+        at(
+            "finalising backup",
+            manifest
+                .write(&dir.join(MANIFEST_FILE))
+                .map_err(Error::from)
+                .and_then(|()| crate::fs::fsync_dir(&dir)),
+        )?;
+        if ctx.cancel.load(Ordering::SeqCst) {
+            return Err(Box::new((
+                Phase("finalising backup"),
+                Error::Copy(barman_copy::Error::Cancelled),
+            )));
+        }
+        self.info.set_status(BackupStatus::WaitingForWals);
+        at(
+            "finalising backup",
+            self.info.write(self.layout).map(|_| ()),
+        )?;
+        let (total, written) = (summary.report.bytes_total, summary.report.bytes_written);
+        let dedup_ratio = if total == 0 {
+            0.0
+        } else {
+            #[allow(clippy::cast_precision_loss)]
+            let r = 100.0 * (1.0 - written as f64 / total as f64);
+            r
+        };
+        ctx.observer.message(&format!(
+            "Backup size: {}. Actual size on disk: {} (-{dedup_ratio:.2}% deduplication ratio).",
+            human_size(total),
+            human_size(written)
+        ));
+        ctx.observer.message(&format!(
+            "Backup end at LSN: {} ({end_wal}, {end_offset:08X})",
+            stop.lsn
+        ));
+        ctx.observer.message(&format!(
+            "Backup completed (start time: {}, elapsed time: {})",
+            crate::catalog::pytime::to_python_str(
+                &self
+                    .info
+                    .begin_time()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| end_time.clone())
+            ),
+            human_duration(
+                end_time
+                    .timestamp()
+                    .duration_since(
+                        self.info
+                            .begin_time()
+                            .ok()
+                            .flatten()
+                            .map_or(end_time.timestamp(), |b| b.timestamp())
+                    )
+                    .unsigned_abs()
+            )
+        ));
+        self.copy = Some(summary);
+        Ok(())
+    }
+
+    /// Lists, plans and copies, with `basebackup_retry_times` retries.
+    fn copy_files(
+        &mut self,
+        ctx: &mut BackupContext<'_>,
+        dir: &Path,
+        previous: Option<(BackupInfo, Manifest)>,
+        reuse: Reuse,
+    ) -> PhaseResult<(Manifest, CopySummary, Duration)> {
+        let server = self.server;
+        let roots = roots(&self.facts.data_directory, &self.facts.tablespaces);
+        let sources = source_factory(server, self.options, roots.clone(), ctx.spawner.clone());
+        let retries = self
+            .options
+            .retry_times
+            .unwrap_or(server.basebackup_retry_times);
+        let sleep = Duration::from_secs(
+            self.options
+                .retry_sleep
+                .unwrap_or(server.basebackup_retry_sleep),
+        );
+        let previous_id = previous.as_ref().map(|(p, _)| p.backup_id().clone());
+        let horizon = previous.as_ref().and_then(|(p, _)| {
+            p.begin_time().ok().flatten().map(|t| {
+                // Two seconds of margin for clock differences between hosts.
+                let ts = t.timestamp();
+                barman_copy::Mtime {
+                    secs: ts.as_second() - 2,
+                    nanos: 0,
+                }
+            })
+        });
+        let (previous_dir, previous_manifest) = match previous {
+            Some((p, m)) => (
+                Some(self.layout.backup_dir(p.backup_id())),
+                Some(Arc::new(m)),
+            ),
+            None => (None, None),
+        };
+        let jobs = self.options.jobs.unwrap_or(server.parallel_jobs).max(1) as usize;
+        let kbps = self
+            .options
+            .bwlimit
+            .or(server.bandwidth_limit)
+            .filter(|&l| l > 0);
+        let exec = ExecOptions {
+            jobs,
+            bandwidth_limit: kbps.map(|k| k * 1024),
+            tree_limits: self
+                .facts
+                .tablespaces
+                .iter()
+                .filter_map(|t| {
+                    let limit = server.tablespace_bandwidth_limit.as_ref()?.get(&t.name)?;
+                    (*limit > 0).then(|| (t.oid.to_string(), limit * 1024))
+                })
+                .collect(),
+            previous_dir,
+            previous: previous_manifest.clone(),
+            reuse,
+            skip_vanished: true,
+        };
+        let mut attempt = 0;
+        loop {
+            let started = Instant::now();
+            let result = (|| {
+                let listing = list_all(sources.as_ref(), &roots)?;
+                let plan = CopyPlan::compute(
+                    previous_manifest.as_deref(),
+                    &listing,
+                    &PlanOptions {
+                        reuse,
+                        horizon,
+                        checksum: self.options.checksum,
+                        delta_min_size: 0,
+                    },
+                );
+                let analysis = started.elapsed();
+                tracing::debug!("copy plan for {}:\n{plan}", self.info.backup_id());
+                let report = barman_copy::execute(
+                    &plan,
+                    sources.as_ref(),
+                    dir,
+                    &exec,
+                    ctx.progress,
+                    ctx.cancel,
+                )?;
+                Ok::<_, Error>((report, analysis))
+            })();
+            match result {
+                Ok((report, analysis)) => {
+                    let mut report = report;
+                    let manifest = std::mem::take(&mut report.manifest);
+                    let summary = CopySummary {
+                        report,
+                        previous: previous_id.clone(),
+                    };
+                    return Ok((manifest, summary, analysis));
+                }
+                Err(e) => {
+                    let cancelled = ctx.cancel.load(Ordering::SeqCst)
+                        || matches!(e, Error::Copy(barman_copy::Error::Cancelled));
+                    if cancelled || attempt >= retries {
+                        return Err(Box::new((Phase("copying files"), e)));
+                    }
+                    attempt += 1;
+                    ctx.observer.message(&format!(
+                        "WARNING: copy failed ({e}); retrying in {} s ({attempt}/{retries})",
+                        sleep.as_secs()
+                    ));
+                    remove_partial_data(self.layout, self.info.backup_id());
+                    std::thread::sleep(sleep);
+                }
+            }
+        }
+    }
+
+    fn after_stop(&mut self, id: &BackupId) -> Result<()> {
+        let server = self.server;
+        if self.facts.in_recovery {
+            // A standby cannot switch WAL or create restore points: ask the primary.
+            if let Some(primary) = server.primary_conninfo.as_deref() {
+                let p = PgConnection::connect(primary, "barman_backup")?;
+                p.switch_wal()?;
+            } else {
+                tracing::warn!(
+                    "server `{}` is a standby and primary_conninfo is not set: the backup's last WAL arrives only when the primary switches WAL",
+                    server.name
+                );
+            }
+        } else {
+            self.pg.execute(&format!(
+                "SELECT pg_catalog.pg_create_restore_point('barman_{id}')"
+            ))?;
+            self.pg.switch_wal()?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `text` as `rel` in the copy (durably) and records it in the manifest.
+fn write_into_copy(dir: &Path, rel: &str, text: &str, manifest: &mut Manifest) -> Result<u64> {
+    let path = dir.join(rel);
+    crate::fs::write_atomic(&path, text.as_bytes(), 0o600)?;
+    let meta = std::fs::metadata(&path).map_err(|e| Error::io("cannot stat", &path, e))?;
+    let bytes = text.as_bytes();
+    manifest.insert(ManifestEntry {
+        path: RelPath::new(rel)?,
+        kind: EntryKind::File,
+        size: bytes.len() as u64,
+        mtime: barman_copy::Mtime::of(&meta),
+        mode: 0o600,
+        blake3: Some(file_hash(bytes)),
+        pages: None,
+    });
+    Ok(bytes.len() as u64)
+}
+
+fn file_hash(bytes: &[u8]) -> barman_copy::hash::FileHash {
+    let mut hasher = barman_copy::hash::Hasher::new(false);
+    hasher.update(bytes);
+    hasher.finish().0
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn copy_stats(summary: &CopySummary, analysis: Duration) -> PyValue {
+    let secs = |d: Duration| PyValue::Float(PyFloat::new(d.as_secs_f64()));
+    let summary = &summary.report;
+    PyValue::Dict(vec![
+        (
+            PyValue::Str("total_time".into()),
+            secs(summary.elapsed + analysis),
+        ),
+        (
+            PyValue::Str("number_of_workers".into()),
+            PyValue::Int(i128::try_from(summary.workers).unwrap_or(1)),
+        ),
+        (PyValue::Str("analysis_time".into()), secs(analysis)),
+        (PyValue::Str("copy_time".into()), secs(summary.elapsed)),
+        (
+            PyValue::Str("files_linked".into()),
+            PyValue::Int(i128::from(summary.files_linked)),
+        ),
+        (
+            PyValue::Str("bytes_transferred".into()),
+            PyValue::Int(i128::from(summary.wire_bytes)),
+        ),
+    ])
+}
+
+/// After the copy: archive-wal inline, then check-backup; with `--wait`,
+/// repeat until the backup is DONE (or FAILED, or the timeout).
+fn finish_wals(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+    info: &mut BackupInfo,
+    options: &BackupOptions,
+    ctx: &mut BackupContext<'_>,
+) -> Result<()> {
+    let layout = server.layout();
+    let deadline = options.wait_timeout.map(|t| Instant::now() + t);
+    let mut announced = false;
+    loop {
+        let (archive_options, _) = crate::server::archive_setup(global, server)?;
+        match archive_wal(&layout, &archive_options, ctx.clock, &mut NoArchiveObserver) {
+            Ok(report) => {
+                if !report.processed.is_empty() {
+                    ctx.observer.message(&format!(
+                        "Processing xlog segments from file archival for {}",
+                        server.name
+                    ));
+                    for p in &report.processed {
+                        ctx.observer.message(&format!("\t{}", p.name));
+                    }
+                }
+            }
+            Err(Error::LockBusy { .. }) => {
+                tracing::debug!("archive-wal is running elsewhere");
+            }
+            Err(e) => return Err(e),
+        }
+        let status = check_backup_info(global, server, info)?;
+        if status != BackupStatus::WaitingForWals || !options.wait {
+            if status == BackupStatus::WaitingForWals {
+                ctx.observer.message(&format!(
+                    "WARNING: backup {} is WAITING_FOR_WALS: its last WAL {} is not archived yet (run `barman cron`, or use --wait)",
+                    info.backup_id(),
+                    info.end_wal().unwrap_or("?")
+                ));
+            }
+            return Ok(());
+        }
+        if !announced {
+            ctx.observer.message(&format!(
+                "Waiting for the WAL file {} from the server",
+                info.end_wal().unwrap_or("?")
+            ));
+            announced = true;
+        }
+        if ctx.cancel.load(Ordering::SeqCst) {
+            return Err(Error::Timeout("interrupted while waiting for WALs".into()));
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Error::Timeout(format!(
+                "backup {} is still WAITING_FOR_WALS after --wait-timeout",
+                info.backup_id()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+struct NoArchiveObserver;
+impl ArchiveObserver for NoArchiveObserver {}
+
+/// Runs check-backup on `info` (re-read from disk under the backup-id lock),
+/// writes a changed status and returns the status.
+pub fn check_backup_info(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+    info: &mut BackupInfo,
+) -> Result<BackupStatus> {
+    let layout = server.layout();
+    let _lock = crate::catalog::acquire_blocking(
+        &global.barman_lock_directory,
+        &LockKind::BackupId(server.name.clone(), info.backup_id().clone()),
+    )?;
+    *info = BackupInfo::read(&layout, info.backup_id())?;
+    let xlog = server.catalog().xlogdb().read()?;
+    let verdict = check_wals(info, &xlog)?;
+    if let Some((status, error)) = check::next_status(info, &verdict)? {
+        info.set_status(status);
+        if let Some(e) = error {
+            info.set_error(Some(&e))?;
+        }
+        info.write(&layout)?;
+        tracing::info!(
+            "backup {} of `{}` is now {status}",
+            info.backup_id(),
+            server.name
+        );
+    }
+    info.status()
+}
+
+/// `barman check-backup SERVER BACKUP_ID`.
+pub fn check_backup(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+    id: &BackupId,
+) -> Result<BackupStatus> {
+    let mut info = server.catalog().backup(id)?;
+    check_backup_info(global, server, &mut info)
+}
+
+/// Barman-style human size (`30.5 MiB`).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    #[allow(clippy::cast_precision_loss)]
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Barman-style human duration (`2 seconds`, `1 minute, 3 seconds`).
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs == 0 {
+        return "less than one second".into();
+    }
+    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+    let mut parts = Vec::new();
+    let unit = |n: u64, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+    if h > 0 {
+        parts.push(unit(h, "hour"));
+    }
+    if m > 0 {
+        parts.push(unit(m, "minute"));
+    }
+    if s > 0 {
+        parts.push(unit(s, "second"));
+    }
+    parts.join(", ")
+}
+
+/// Resolves a backup id or one of Barman's shortcuts (§1.3): `latest`/`last`
+/// and `oldest`/`first` (DONE backups), `last-failed`, `last-full`, or a
+/// backup name.
+pub fn resolve_backup(catalog: &crate::catalog::Catalog, text: &str) -> Result<BackupInfo> {
+    let backups = catalog.backups()?;
+    let not_found = || Error::BackupNotFound {
+        backup_id: text.to_owned(),
+        path: catalog.layout().meta_directory().to_path_buf(),
+    };
+    let done = |b: &&BackupInfo| b.status().is_ok_and(|s| s == BackupStatus::Done);
+    let found = match text {
+        "latest" | "last" => backups.iter().rev().find(done),
+        "oldest" | "first" => backups.iter().find(done),
+        "last-full" => backups
+            .iter()
+            .rev()
+            .filter(done)
+            .find(|b| !b.is_incremental()),
+        "last-failed" => backups
+            .iter()
+            .rev()
+            .find(|b| b.status().is_ok_and(|s| s == BackupStatus::Failed)),
+        _ => {
+            if let Ok(id) = text.parse::<BackupId>() {
+                backups.iter().find(|b| b.backup_id() == &id)
+            } else {
+                let named: Vec<&BackupInfo> = backups
+                    .iter()
+                    .filter(|b| b.backup_name() == Some(text))
+                    .collect();
+                if named.len() > 1 {
+                    return Err(Error::BackupRefused(format!(
+                        "more than one backup of server `{}` is named `{text}`: use its id",
+                        catalog.server_name()
+                    )));
+                }
+                named.into_iter().next()
+            }
+        }
+    };
+    found.cloned().ok_or_else(not_found)
+}

@@ -1,0 +1,216 @@
+//! The PostgreSQL side of a backup: settings, tablespaces, start and stop.
+
+use barman_wal::{Lsn, SegmentName, TimelineId, WalSegmentSize};
+
+use crate::catalog::Tablespace;
+use crate::postgres::PgConnection;
+use crate::{Error, Result};
+
+/// What a backup records about its server before copying.
+#[derive(Debug, Clone)]
+pub struct ServerFacts {
+    /// `server_version_num`.
+    pub version: u32,
+    /// System identifier.
+    pub systemid: u64,
+    /// `data_directory`.
+    pub data_directory: String,
+    /// `config_file`, `hba_file`, `ident_file`.
+    pub config_file: Option<String>,
+    /// `hba_file`.
+    pub hba_file: Option<String>,
+    /// `ident_file`.
+    pub ident_file: Option<String>,
+    /// `data_checksums` (`on`/`off`).
+    pub data_checksums: Option<String>,
+    /// `wal_segment_size` in bytes.
+    pub wal_segment_size: u64,
+    /// User tablespaces.
+    pub tablespaces: Vec<Tablespace>,
+    /// Whether the server is a standby.
+    pub in_recovery: bool,
+    /// Sum of `pg_database_size` over all databases.
+    pub cluster_size: Option<u64>,
+}
+
+fn setting(pg: &PgConnection, name: &str) -> Result<Option<String>> {
+    pg.query_value(&format!(
+        "SELECT setting FROM pg_catalog.pg_settings WHERE name = '{name}'"
+    ))
+}
+
+/// Reads [`ServerFacts`].
+pub fn server_facts(pg: &PgConnection) -> Result<ServerFacts> {
+    let version = pg.server_version_num()?;
+    let systemid = pg.system_identifier()?;
+    let data_directory = setting(pg, "data_directory")?.ok_or_else(|| Error::Postgres {
+        conninfo: String::new(),
+        message: "cannot read data_directory (the user needs superuser or pg_read_all_settings)"
+            .into(),
+    })?;
+    let wal_segment_size = setting(pg, "wal_segment_size")?
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(16 * 1024 * 1024);
+    let rows = pg.query_text(
+        "SELECT spcname, oid, pg_catalog.pg_tablespace_location(oid) FROM pg_catalog.pg_tablespace \
+         WHERE spcname NOT IN ('pg_default', 'pg_global') ORDER BY oid",
+    )?;
+    let mut tablespaces = Vec::new();
+    for row in rows {
+        let name = row.first().cloned().flatten().unwrap_or_default();
+        let oid = row
+            .get(1)
+            .cloned()
+            .flatten()
+            .and_then(|o| o.parse().ok())
+            .unwrap_or(0);
+        let location = row.get(2).cloned().flatten().unwrap_or_default();
+        if location.is_empty() || !location.starts_with('/') {
+            // An in-place tablespace (allow_in_place_tablespaces) lives in pg_tblspc itself.
+            continue;
+        }
+        tablespaces.push(Tablespace {
+            name,
+            oid,
+            location,
+        });
+    }
+    let cluster_size = pg
+        .query_value(
+            "SELECT sum(pg_catalog.pg_database_size(datname))::bigint FROM pg_catalog.pg_database",
+        )?
+        .and_then(|v| v.parse().ok());
+    Ok(ServerFacts {
+        version,
+        systemid,
+        data_directory,
+        config_file: setting(pg, "config_file")?,
+        hba_file: setting(pg, "hba_file")?,
+        ident_file: setting(pg, "ident_file")?,
+        data_checksums: setting(pg, "data_checksums")?,
+        wal_segment_size,
+        tablespaces,
+        in_recovery: pg.is_in_recovery()?,
+        cluster_size,
+    })
+}
+
+/// Starts a concurrent (non-exclusive) backup on this session; returns the start LSN.
+pub fn start_backup(pg: &PgConnection, version: u32, label: &str, fast: bool) -> Result<Lsn> {
+    let label = label.replace('\'', "''");
+    let sql = if version >= 150_000 {
+        format!("SELECT pg_catalog.pg_backup_start('{label}', {fast})")
+    } else {
+        format!("SELECT pg_catalog.pg_start_backup('{label}', {fast}, false)")
+    };
+    let lsn = pg.query_value(&sql)?.unwrap_or_default();
+    lsn.parse().map_err(|_| Error::Postgres {
+        conninfo: String::new(),
+        message: format!("unexpected start LSN `{lsn}`"),
+    })
+}
+
+/// What `pg_backup_stop` returns.
+#[derive(Debug, Clone)]
+pub struct StopResult {
+    /// End LSN.
+    pub lsn: Lsn,
+    /// Content of `backup_label`.
+    pub label: String,
+    /// Content of `tablespace_map` (empty when there are no tablespaces).
+    pub tablespace_map: String,
+}
+
+/// Stops the concurrent backup started on this session (not waiting for archiving).
+pub fn stop_backup(pg: &PgConnection, version: u32) -> Result<StopResult> {
+    let sql = if version >= 150_000 {
+        "SELECT lsn, labelfile, spcmapfile FROM pg_catalog.pg_backup_stop(false)"
+    } else {
+        "SELECT lsn, labelfile, spcmapfile FROM pg_catalog.pg_stop_backup(false, false)"
+    };
+    let row = pg.query_text(sql)?.into_iter().next().unwrap_or_default();
+    let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+    let lsn_text = get(0);
+    let lsn = lsn_text.parse().map_err(|_| Error::Postgres {
+        conninfo: String::new(),
+        message: format!("unexpected stop LSN `{lsn_text}`"),
+    })?;
+    Ok(StopResult {
+        lsn,
+        label: get(1),
+        tablespace_map: get(2),
+    })
+}
+
+/// Start facts read from a `backup_label`: start LSN, its segment, timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelFacts {
+    /// `START WAL LOCATION`.
+    pub start_lsn: Lsn,
+    /// The segment named there.
+    pub start_wal: SegmentName,
+    /// `START TIMELINE`.
+    pub timeline: TimelineId,
+}
+
+/// Parses the lines of a `backup_label` that a backup records.
+pub fn parse_label(label: &str) -> Result<LabelFacts> {
+    let bad = |what: &str| Error::Postgres {
+        conninfo: String::new(),
+        message: format!("backup_label returned by PostgreSQL has no valid {what}"),
+    };
+    let mut start = None;
+    let mut timeline = None;
+    for line in label.lines() {
+        if let Some(rest) = line.strip_prefix("START WAL LOCATION: ") {
+            // `0/2000028 (file 000000010000000000000002)`
+            let mut parts = rest.split_whitespace();
+            let lsn: Lsn = parts
+                .next()
+                .and_then(|l| l.parse().ok())
+                .ok_or_else(|| bad("START WAL LOCATION"))?;
+            let file = parts
+                .nth(1)
+                .map(|f| f.trim_end_matches(')'))
+                .and_then(|f| f.parse::<SegmentName>().ok())
+                .ok_or_else(|| bad("START WAL LOCATION file"))?;
+            start = Some((lsn, file));
+        } else if let Some(rest) = line.strip_prefix("START TIMELINE: ") {
+            timeline = rest
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .and_then(|t| TimelineId::new(t).ok());
+        }
+    }
+    let (start_lsn, start_wal) = start.ok_or_else(|| bad("START WAL LOCATION"))?;
+    let timeline = timeline.unwrap_or_else(|| start_wal.timeline());
+    Ok(LabelFacts {
+        start_lsn,
+        start_wal,
+        timeline,
+    })
+}
+
+/// The segment holding `lsn` on `timeline`, and the offset in it.
+pub fn wal_position(timeline: TimelineId, lsn: Lsn, size: WalSegmentSize) -> (SegmentName, u64) {
+    (
+        SegmentName::from_lsn(timeline, lsn, size),
+        lsn.segment_offset(size),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label() {
+        let text = "START WAL LOCATION: 0/6000028 (file 000000010000000000000006)\nCHECKPOINT LOCATION: 0/6000060\nBACKUP METHOD: streamed\nBACKUP FROM: primary\nSTART TIME: 2026-11-22 04:15:37 UTC\nLABEL: Barman backup pg 20261122T041536\nSTART TIMELINE: 1\n";
+        let f = parse_label(text).unwrap();
+        assert_eq!(f.start_lsn.to_string(), "0/6000028");
+        assert_eq!(f.start_wal.to_string(), "000000010000000000000006");
+        assert_eq!(f.timeline.get(), 1);
+        assert!(parse_label("garbage").is_err());
+    }
+}
