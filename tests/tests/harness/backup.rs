@@ -58,7 +58,7 @@ impl Bench {
         pg.pgbench_init(scale).unwrap();
         let conf = fs::read_to_string(setup.home.conf()).unwrap()
             + &format!(
-                "[pg]\ndescription = backup test\nconninfo = {}\narchiver = on\n{server_conf}\n",
+                "[pg]\ndescription = backup test\nconninfo = {}\narchiver = on\nimmediate_checkpoint = true\n{server_conf}\n",
                 pg.conninfo()
             );
         fs::write(setup.home.conf(), conf).unwrap();
@@ -122,6 +122,8 @@ impl Bench {
             .tempdir_in("/tmp")
             .unwrap();
         barman_e2e::chmod(dest.path(), 0o755).unwrap();
+        // The server writes its log and socket next to its data directory.
+        barman_e2e::chown_to(dest.path(), SERVER_OS_USER).unwrap();
         let src = self.backup_dir(id);
         let data = dest.path().join("data");
         run(Command::new("cp")
@@ -260,10 +262,18 @@ fn backup_under_load_with_a_tablespace_restores_to_the_same_data() {
     assert!(dir.join("data/tablespace_map").is_file());
     assert!(!dir.join("data/postmaster.pid").exists());
     assert!(dir.join("data/pg_wal").is_dir());
+    // pg_wal is kept with only an empty archive_status/, as PostgreSQL's
+    // own base backup does.
+    let in_wal: Vec<String> = fs::read_dir(dir.join("data/pg_wal"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(in_wal, ["archive_status"], "pg_wal copied");
     assert_eq!(
-        fs::read_dir(dir.join("data/pg_wal")).unwrap().count(),
-        0,
-        "pg_wal copied"
+        fs::read_dir(dir.join("data/pg_wal/archive_status"))
+            .unwrap()
+            .count(),
+        0
     );
     assert!(dir.join("manifest").is_file());
     // The restore point barman_<id> exists in the WAL, and so does the
@@ -305,6 +315,10 @@ fn backup_under_load_with_a_tablespace_restores_to_the_same_data() {
 fn reuse_backup_link_copy_off_and_check_backup() {
     let bench = Bench::new("backup_method = local-rsync\nreuse_backup = link\n", 2);
     let pg = &bench.pg;
+    pg.psql("CHECKPOINT").unwrap();
+    // Files written more than 2 s before a backup starts are trusted by
+    // size and mtime by the next one; younger ones are compared by content.
+    std::thread::sleep(Duration::from_secs(3));
     let first = bench.backup(&["--wait", "--wait-timeout", "60"]);
     let first = first["backup_id"].as_str().unwrap().to_owned();
     pg.psql("UPDATE pgbench_branches SET bbalance = bbalance + 1")
@@ -365,7 +379,12 @@ fn reuse_backup_link_copy_off_and_check_backup() {
         c.values().all(|(_, nlink, _)| *nlink == 1),
         "copy mode left hard links"
     );
-    assert!(third["copy"]["files_copied_locally"].as_u64().unwrap() > 500);
+    assert!(
+        third["copy"]["files_copied_locally"].as_u64().unwrap() > 300,
+        "{:?}",
+        third["copy"]
+    );
+    assert_eq!(third["copy"]["files_linked"].as_u64(), Some(0));
     // off: everything fetched.
     let fourth = bench.backup(&["--reuse-backup", "off", "--wait", "--wait-timeout", "60"]);
     assert_eq!(fourth["copy"]["files_linked"].as_u64(), Some(0));
@@ -432,6 +451,10 @@ fn rsync_over_ssh_with_page_deltas_moves_a_fraction_of_the_table() {
         .unwrap();
     pg.psql("INSERT INTO big SELECT g, 0, repeat('x', 200) FROM generate_series(1, 150000) g")
         .unwrap();
+    // Hint bits and the visibility map settle once (as on any table that
+    // has been read and vacuumed), so the next change touches only the
+    // pages it updates.
+    pg.psql("VACUUM FREEZE big").unwrap();
     pg.psql("CHECKPOINT").unwrap();
     let pages: u64 = pg
         .psql("SELECT pg_relation_size('big') / 8192")
