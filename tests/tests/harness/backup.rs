@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::archiving::{ClientSide, LocalSetup, ok};
 
 /// The queries whose answers must survive backup + WAL replay exactly.
-const SNAPSHOT_SQL: &str = "SELECT (SELECT count(*) FROM pgbench_accounts) || ' ' || \
+pub(crate) const SNAPSHOT_SQL: &str = "SELECT (SELECT count(*) FROM pgbench_accounts) || ' ' || \
      (SELECT sum(abalance) FROM pgbench_accounts) || ' ' || \
      (SELECT count(*) FROM pgbench_history) || ' ' || \
      (SELECT coalesce(sum(delta), 0) FROM pgbench_history) || ' ' || \
@@ -27,16 +27,16 @@ const SNAPSHOT_SQL: &str = "SELECT (SELECT count(*) FROM pgbench_accounts) || ' 
 
 /// A PostgreSQL 15 archiving into `barman put-wal pg` (one host), with a
 /// tablespace `ts1` outside PGDATA holding table `in_ts`.
-struct Bench {
-    setup: LocalSetup,
-    pg: PgCluster,
+pub(crate) struct Bench {
+    pub(crate) setup: LocalSetup,
+    pub(crate) pg: PgCluster,
     _ts: PathBuf,
     /// Environment of the backup commands.
-    env: Vec<(String, String)>,
+    pub(crate) env: Vec<(String, String)>,
 }
 
 impl Bench {
-    fn new(server_conf: &str, scale: u32) -> Self {
+    pub(crate) fn new(server_conf: &str, scale: u32) -> Self {
         let setup = LocalSetup::new();
         let pg = PgCluster::builder()
             .archive_command(setup.archive_command())
@@ -71,7 +71,7 @@ impl Bench {
     }
 
     /// `barman -f json backup pg ARGS`, expected to succeed; returns the JSON of `pg`.
-    fn backup(&self, args: &[&str]) -> Value {
+    pub(crate) fn backup(&self, args: &[&str]) -> Value {
         let mut all = vec!["-f", "json", "backup"];
         all.extend_from_slice(args);
         all.push("pg");
@@ -88,7 +88,7 @@ impl Bench {
         doc["pg"].clone()
     }
 
-    fn info(&self, id: &str) -> BTreeMap<String, String> {
+    pub(crate) fn info(&self, id: &str) -> BTreeMap<String, String> {
         let path = self.setup.dir("meta").join(format!("{id}-backup.info"));
         fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -98,12 +98,12 @@ impl Bench {
             .collect()
     }
 
-    fn backup_dir(&self, id: &str) -> PathBuf {
+    pub(crate) fn backup_dir(&self, id: &str) -> PathBuf {
         self.setup.dir("base").join(id)
     }
 
     /// Archives everything written so far (switch + archive-wal).
-    fn flush_wal(&self) {
+    pub(crate) fn flush_wal(&self) {
         ok(
             &self
                 .setup
@@ -116,7 +116,7 @@ impl Bench {
     /// `barman recover`: data/, each tablespace relocated (tablespace_map
     /// rewritten), `recovery.signal` with `restore_command = barman get-wal`;
     /// starts it and waits for the end of recovery.
-    fn restore_and_start(&self, id: &str) -> (tempfile::TempDir, DataDirServer) {
+    pub(crate) fn restore_and_start(&self, id: &str) -> (tempfile::TempDir, DataDirServer) {
         let dest = tempfile::Builder::new()
             .prefix("barman-e2e-restore-")
             .tempdir_in("/tmp")
@@ -172,7 +172,7 @@ fn blake3_file(path: &Path) -> String {
 }
 
 /// Every regular file under `root`, relative path → (inode, nlink, size).
-fn files(root: &Path) -> BTreeMap<String, (u64, u64, u64)> {
+pub(crate) fn files(root: &Path) -> BTreeMap<String, (u64, u64, u64)> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -595,7 +595,7 @@ fn manifest_line(dir: &Path, rel: &str) -> String {
         .join("\n")
 }
 
-fn newest(bench: &Bench) -> String {
+pub(crate) fn newest(bench: &Bench) -> String {
     let mut ids: Vec<String> = fs::read_dir(bench.setup.dir("meta"))
         .unwrap()
         .filter_map(|e| {
@@ -610,7 +610,7 @@ fn newest(bench: &Bench) -> String {
     ids.pop().expect("a backup")
 }
 
-fn wait_for_status(bench: &Bench, status: &str, timeout: Duration) {
+pub(crate) fn wait_for_status(bench: &Bench, status: &str, timeout: Duration) {
     let start = Instant::now();
     loop {
         if bench.setup.dir("meta").is_dir() {
