@@ -117,6 +117,17 @@ impl Bench {
     /// rewritten), `recovery.signal` with `restore_command = barman get-wal`;
     /// starts it and waits for the end of recovery.
     pub(crate) fn restore_and_start(&self, id: &str) -> (tempfile::TempDir, DataDirServer) {
+        self.restore(id, None)
+    }
+
+    /// [`restore_and_start`](Self::restore_and_start), or with
+    /// `standby_of = Some(conninfo)` a hot standby streaming from that
+    /// primary (waits until it accepts read-only queries).
+    pub(crate) fn restore(
+        &self,
+        id: &str,
+        standby_of: Option<&str>,
+    ) -> (tempfile::TempDir, DataDirServer) {
         let dest = tempfile::Builder::new()
             .prefix("barman-e2e-restore-")
             .tempdir_in("/tmp")
@@ -146,16 +157,28 @@ impl Bench {
             }
             fs::write(&map_path, map).unwrap();
         }
-        fs::write(data.join("recovery.signal"), "").unwrap();
-        let conf = format!(
+        let mut conf = format!(
             "archive_mode = off\nrestore_command = '{} -c {} get-wal pg %f > %p'\n",
             self.setup.barman().display(),
             self.setup.home.conf().display()
         );
+        let signal = match standby_of {
+            Some(primary) => {
+                let _ = writeln!(conf, "primary_conninfo = '{primary}'\nhot_standby = on");
+                "standby.signal"
+            }
+            None => "recovery.signal",
+        };
+        fs::write(data.join(signal), "").unwrap();
         let server = DataDirServer::start(self.pg.pg_bin(), &data, &conf)
             .unwrap_or_else(|e| panic!("start the restored backup {id}: {e}"));
+        let in_recovery = if standby_of.is_some() { "t" } else { "f" };
         server
-            .wait_for("SELECT pg_is_in_recovery()", "f", Duration::from_secs(180))
+            .wait_for(
+                "SELECT pg_is_in_recovery()",
+                in_recovery,
+                Duration::from_secs(180),
+            )
             .unwrap();
         (dest, server)
     }
@@ -622,4 +645,59 @@ pub(crate) fn wait_for_status(bench: &Bench, status: &str, timeout: Duration) {
         assert!(start.elapsed() < timeout, "no backup reached {status}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A backup taken from a hot standby (itself built from a barman backup):
+/// `pg_backup_start/stop` on the standby, the WAL switch asked of the
+/// primary through `primary_conninfo`, and the result restores to the
+/// primary's data.
+#[test]
+fn backup_from_a_hot_standby_restores() {
+    let bench = Bench::new("backup_method = local-rsync\nreuse_backup = link\n", 1);
+    let pg = &bench.pg;
+    let base = bench.backup(&["--wait", "--wait-timeout", "60"]);
+    let base_id = base["backup_id"].as_str().unwrap().to_owned();
+    let (_standby_dir, standby) = bench.restore(&base_id, Some(&pg.conninfo()));
+    pg.psql("INSERT INTO in_ts SELECT g, g FROM generate_series(20001, 21000) g")
+        .unwrap();
+    standby
+        .wait_for(
+            "SELECT count(*) FROM in_ts",
+            "21000",
+            Duration::from_secs(60),
+        )
+        .unwrap();
+
+    // The same server entry now backs up the standby.
+    let conf_path = bench.setup.home.conf().to_path_buf();
+    let primary_conf = fs::read_to_string(&conf_path).unwrap();
+    let conf = primary_conf.replace(
+        &format!("conninfo = {}", pg.conninfo()),
+        &format!(
+            "conninfo = host=127.0.0.1 port={} user=postgres dbname=postgres\nprimary_conninfo = {}",
+            standby.port(),
+            pg.conninfo()
+        ),
+    );
+    fs::write(&conf_path, &conf).unwrap();
+    let from_standby = bench.backup(&["--wait", "--wait-timeout", "90"]);
+    let id = from_standby["backup_id"].as_str().unwrap().to_owned();
+    let info = bench.info(&id);
+    assert_eq!(info["status"], "DONE", "{info:?}");
+    assert!(
+        info["backup_label"].contains("BACKUP FROM: standby"),
+        "{}",
+        info["backup_label"]
+    );
+    assert!(
+        info["pgdata"] != bench.info(&base_id)["pgdata"],
+        "copied the primary"
+    );
+
+    pg.psql("UPDATE in_ts SET n = 0 WHERE id <= 10").unwrap();
+    let expected = pg.psql(SNAPSHOT_SQL).unwrap();
+    fs::write(&conf_path, primary_conf).unwrap();
+    bench.flush_wal();
+    let (_dest, restored) = bench.restore_and_start(&id);
+    assert_eq!(restored.psql(SNAPSHOT_SQL).unwrap(), expected);
 }
