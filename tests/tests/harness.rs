@@ -8,6 +8,8 @@
 mod archiving;
 #[path = "harness/backup.rs"]
 mod backup;
+#[path = "harness/backup_faults.rs"]
+mod backup_faults;
 #[path = "harness/cluster.rs"]
 mod cluster;
 #[path = "harness/sshd.rs"]
