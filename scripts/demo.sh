@@ -103,7 +103,8 @@ echo "== a second backup: unchanged files are hard links to the first one's (reu
 barman -f json backup --wait --wait-timeout 120 demo | python3 -c '
 import json, sys
 c = json.load(sys.stdin)["demo"]["copy"]
-print(f"files: {c[\"files\"]}, hard-linked: {c[\"files_linked\"]}, rebuilt from page deltas: {c[\"files_delta\"]}, fetched: {c[\"files_fetched\"]}; bytes written: {c[\"bytes_written\"]} of {c[\"bytes_total\"]}")'
+print("files: %d, hard-linked: %d, rebuilt from page deltas: %d, fetched: %d; bytes written: %d of %d"
+      % (c["files"], c["files_linked"], c["files_delta"], c["files_fetched"], c["bytes_written"], c["bytes_total"]))'
 EXPECTED=$(as_pg "$PG_BIN/psql" -X -A -t -h 127.0.0.1 -p "$PORT" -U postgres -c "SELECT count(*) || ' ' || sum(abalance) FROM pgbench_accounts" postgres)
 barman switch-wal --archive --archive-timeout 60 demo >/dev/null
 LATEST=$(ls "$WORK/barman/demo/meta" | sed -n 's/-backup.info$//p' | sort | tail -n 1)

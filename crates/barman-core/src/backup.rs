@@ -525,9 +525,23 @@ impl Running<'_> {
             Some(_) => {}
         }
         let copy = self.copy_files(ctx, &dir, previous, reuse)?;
+        let copy_report = &copy.1.report;
+        let secs = copy_report.elapsed.as_secs_f64().max(0.001);
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
+        let rate = (copy_report.bytes_total as f64 / secs) as u64;
         ctx.observer.message(&format!(
-            "Copy done (time: {})",
-            human_duration(copy.1.report.elapsed)
+            "Copy done (time: {}, {} files, {} at {}/s; {} hard-linked, {} from deltas, {} received)",
+            human_duration(copy_report.elapsed),
+            copy_report.files,
+            human_size(copy_report.bytes_total),
+            human_size(rate),
+            copy_report.files_linked,
+            copy_report.files_delta,
+            human_size(copy_report.wire_bytes)
         ));
 
         // Stop.
