@@ -215,6 +215,10 @@ pub enum Command {
         /// Compare every file by content instead of trusting size and mtime.
         #[arg(long = "checksum")]
         checksum: bool,
+        /// Print the copy plan (what would be fetched, linked, copied or
+        /// delta-copied) and exit without backing up.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
         /// Accepted for compatibility (the SQL session has TCP keepalives).
         #[arg(long = "keepalive-interval", value_name = "SECONDS", hide = true)]
         keepalive_interval: Option<u64>,

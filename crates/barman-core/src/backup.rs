@@ -292,6 +292,63 @@ fn source_factory(
     }
 }
 
+/// `--reuse-backup`, else `reuse_backup`.
+fn reuse_mode(options: &BackupOptions, server: &ServerConfig) -> Reuse {
+    match options.reuse.or(server.reuse_backup) {
+        Some(ReuseBackup::Link) => Reuse::Link,
+        Some(ReuseBackup::Copy) => Reuse::Copy,
+        _ => Reuse::Off,
+    }
+}
+
+/// Files modified at or after this instant are compared by content: the
+/// previous backup's start, minus two seconds for clock differences between hosts.
+fn horizon_of(previous: &BackupInfo) -> Option<barman_copy::Mtime> {
+    previous
+        .begin_time()
+        .ok()
+        .flatten()
+        .map(|t| barman_copy::Mtime {
+            secs: t.timestamp().as_second() - 2,
+            nanos: 0,
+        })
+}
+
+/// `barman backup --dry-run`: the copy plan the next backup would follow
+/// (listing and plan only; nothing is written, PostgreSQL is only queried).
+pub fn plan_backup(
+    server: &ServerConfig,
+    options: &BackupOptions,
+    spawner: Arc<dyn Spawner>,
+) -> Result<CopyPlan> {
+    refuse_unsupported(server)?;
+    let pg = PgConnection::connect(
+        server.conninfo.as_deref().unwrap_or_default(),
+        "barman_backup",
+    )?;
+    let facts = pgside::server_facts(&pg)?;
+    let roots = roots(&facts.data_directory, &facts.tablespaces);
+    let sources = source_factory(server, options, roots.clone(), spawner);
+    let listing = list_all(sources.as_ref(), &roots)?;
+    let layout = server.layout();
+    let previous = if layout.meta_directory().is_dir() {
+        previous_backup(&layout, &server.name)?
+    } else {
+        None
+    };
+    let reuse = reuse_mode(options, server);
+    Ok(CopyPlan::compute(
+        previous.as_ref().map(|(_, m)| m),
+        &listing,
+        &PlanOptions {
+            reuse,
+            horizon: previous.as_ref().and_then(|(p, _)| horizon_of(p)),
+            checksum: options.checksum,
+            delta_min_size: 0,
+        },
+    ))
+}
+
 /// The listing of every tree, tablespace links in `pg_tblspc` left out (the
 /// tablespaces are recorded in backup.info and `tablespace_map`, and copied
 /// as their own trees).
@@ -504,11 +561,7 @@ impl Running<'_> {
 
         // Copy.
         let previous = at("copying files", previous_backup(self.layout, &server.name))?;
-        let reuse = match self.options.reuse.or(server.reuse_backup) {
-            Some(ReuseBackup::Link) => Reuse::Link,
-            Some(ReuseBackup::Copy) => Reuse::Copy,
-            _ => Reuse::Off,
-        };
+        let reuse = reuse_mode(self.options, server);
         match &previous {
             None => ctx.observer.message(&format!(
                 "This is the first backup for server {}",
@@ -684,16 +737,7 @@ impl Running<'_> {
                 .unwrap_or(server.basebackup_retry_sleep),
         );
         let previous_id = previous.as_ref().map(|(p, _)| p.backup_id().clone());
-        let horizon = previous.as_ref().and_then(|(p, _)| {
-            p.begin_time().ok().flatten().map(|t| {
-                // Two seconds of margin for clock differences between hosts.
-                let ts = t.timestamp();
-                barman_copy::Mtime {
-                    secs: ts.as_second() - 2,
-                    nanos: 0,
-                }
-            })
-        });
+        let horizon = previous.as_ref().and_then(|(p, _)| horizon_of(p));
         let (previous_dir, previous_manifest) = match previous {
             Some((p, m)) => (
                 Some(self.layout.backup_dir(p.backup_id())),

@@ -348,6 +348,17 @@ fn reuse_backup_link_copy_off_and_check_backup() {
         .unwrap();
     pg.psql("CHECKPOINT").unwrap();
 
+    // --dry-run prints the plan and writes nothing.
+    let plan = ok(
+        &bench.setup.run(&["backup", "--dry-run", "pg"]),
+        "backup --dry-run",
+    );
+    assert!(plan.contains("data/global/pg_control"), "{plan}");
+    let links = plan.lines().filter(|l| l.starts_with("link")).count();
+    assert!(links > 300, "{links} links planned:\n{plan}");
+    assert!(plan.lines().any(|l| l.starts_with("total")), "{plan}");
+    assert_eq!(newest(&bench), first, "--dry-run created a backup");
+
     let second = bench.backup(&["--wait", "--wait-timeout", "60"]);
     let second_id = second["backup_id"].as_str().unwrap().to_owned();
     assert_ne!(first, second_id);
@@ -422,7 +433,9 @@ fn reuse_backup_link_copy_off_and_check_backup() {
         "check-backup",
     );
     assert!(out.contains("DONE"), "{out}");
-    let begin = bench.info(fourth_id)["begin_wal"].clone();
+    // Lose the first WAL of the second backup: later WALs exist, so the
+    // gap is certain.
+    let begin = bench.info(&second_id)["begin_wal"].clone();
     let hash_dir = bench.setup.dir("wals").join(&begin[..16]);
     fs::remove_file(hash_dir.join(&begin)).unwrap();
     let xlogdb = bench.setup.dir("wals").join("pg-xlog.db");
@@ -435,16 +448,22 @@ fn reuse_backup_link_copy_off_and_check_backup() {
             acc
         });
     fs::write(&xlogdb, text).unwrap();
-    let out = bench.setup.run(&["check-backup", "pg", "latest"]);
+    let out = bench.setup.run(&["check-backup", "pg", &second_id]);
     assert!(
         !out.status.success(),
         "check-backup after losing {begin}: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let info = bench.info(fourth_id);
+    let info = bench.info(&second_id);
     assert_eq!(info["status"], "FAILED");
     assert!(info["error"].contains(&begin), "{}", info["error"]);
+    // `latest` resolves to the newest DONE backup.
+    let out = ok(
+        &bench.setup.run(&["check-backup", "pg", "latest"]),
+        "check-backup latest",
+    );
+    assert!(out.contains(fourth_id), "{out}");
 }
 
 /// `rsync` over a loopback sshd: the agent runs as `postgres` through

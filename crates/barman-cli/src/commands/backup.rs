@@ -122,7 +122,7 @@ fn cancel_flag() -> Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
-fn options(command: &Command) -> Result<(BackupOptions, &[String])> {
+fn options(command: &Command) -> Result<(BackupOptions, &[String], bool)> {
     let Command::Backup {
         reuse_backup,
         immediate_checkpoint,
@@ -136,6 +136,7 @@ fn options(command: &Command) -> Result<(BackupOptions, &[String])> {
         wait_timeout,
         name,
         checksum,
+        dry_run,
         servers,
         ..
     } = command
@@ -175,12 +176,22 @@ fn options(command: &Command) -> Result<(BackupOptions, &[String])> {
             agent_command: std::env::var("BARMAN_AGENT_COMMAND").ok(),
         },
         servers,
+        *dry_run,
     ))
 }
 
 /// `barman backup SERVER...|all`.
 pub fn backup(config: &Config, command: &Command, out: &mut Output) -> Result<()> {
-    let (options, names) = options(command)?;
+    let (options, names, dry_run) = options(command)?;
+    if dry_run {
+        for server in select_servers(config, names, out) {
+            let plan = core_backup::plan_backup(server, &options, Arc::new(ShellSpawner))?;
+            out.line(&format!("Copy plan for server {}:", server.name))?;
+            out.line(&plan.to_string())?;
+            out.json_result(&server.name, json!({"plan": plan.summary().to_string()}));
+        }
+        return Ok(());
+    }
     let cancel = cancel_flag()?;
     for server in select_servers(config, names, out) {
         if server.is_passive() {
