@@ -235,6 +235,25 @@ pub enum Command {
         #[arg(value_name = "BACKUP_ID")]
         backup_id: String,
     },
+    /// Write a PostgreSQL backup_manifest (SHA256) into an rsync backup's data directory.
+    GenerateManifest {
+        /// Server name.
+        #[arg(value_name = "SERVER_NAME")]
+        server: String,
+        /// Backup id (or latest, oldest, ...).
+        #[arg(value_name = "BACKUP_ID")]
+        backup_id: String,
+    },
+    /// Check a backup with pg_verifybackup against its backup_manifest.
+    #[command(alias = "verify")]
+    VerifyBackup {
+        /// Server name.
+        #[arg(value_name = "SERVER_NAME")]
+        server: String,
+        /// Backup id (or latest, oldest, ...).
+        #[arg(value_name = "BACKUP_ID")]
+        backup_id: String,
+    },
     /// The copy agent (run on the PostgreSQL host through ssh_command; speaks on stdin/stdout).
     Agent,
     /// Rewrite the WAL catalogue (xlog.db) from the files in wals/.

@@ -83,6 +83,12 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<()> {
         Command::CheckBackup { server, backup_id } => {
             backup::check_backup(&config, server, backup_id, out)
         }
+        Command::GenerateManifest { server, backup_id } => {
+            backup::generate_manifest(&config, server, backup_id, out)
+        }
+        Command::VerifyBackup { server, backup_id } => {
+            backup::verify_backup(&config, server, backup_id, out)
+        }
         Command::Agent => unreachable!("handled before loading the configuration"),
     }
 }

@@ -12,6 +12,7 @@
 //! and no partial data.
 
 pub mod check;
+pub mod pg_manifest;
 pub mod pgside;
 
 use std::collections::BTreeMap;
@@ -654,6 +655,20 @@ impl Running<'_> {
             .set_deduplicated_size(Some(summary.report.bytes_written));
         self.info
             .set_copy_stats(Some(&copy_stats(&summary, copy.2)));
+        if server.autogenerate_manifest {
+            let path = at(
+                "finalising backup",
+                pg_manifest::generate(self.layout, &self.info),
+            )?;
+            let text = at(
+                "finalising backup",
+                std::fs::read_to_string(&path).map_err(|e| Error::io("cannot read", &path, e)),
+            )?;
+            at(
+                "finalising backup",
+                write_into_copy(&dir, "data/backup_manifest", &text, &mut manifest),
+            )?;
+        }
         at(
             "finalising backup",
             manifest

@@ -332,6 +332,26 @@ fn backup_under_load_with_a_tablespace_restores_to_the_same_data() {
         String::from_utf8_lossy(&amcheck.stdout),
         String::from_utf8_lossy(&amcheck.stderr)
     );
+
+    // A PostgreSQL backup_manifest: pg_verifybackup passes, and fails once
+    // a file of the backup is altered.
+    let out = ok(
+        &bench.setup.run(&["generate-manifest", "pg", &id]),
+        "generate-manifest",
+    );
+    assert!(out.contains("backup_manifest"), "{out}");
+    let out = ok(
+        &bench.setup.run(&["verify-backup", "pg", &id]),
+        "verify-backup",
+    );
+    assert!(out.contains("successfully verified"), "{out}");
+    let victim = dir.join("data/PG_VERSION");
+    let mut text = fs::read_to_string(&victim).unwrap();
+    text.push('\n');
+    fs::write(&victim, text).unwrap();
+    let out = bench.setup.run(&["verify-backup", "pg", &id]);
+    assert!(!out.status.success(), "a modified backup verified");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PG_VERSION"));
 }
 
 #[test]

@@ -299,3 +299,80 @@ pub fn check_backup(config: &Config, name: &str, id: &str, out: &mut Output) -> 
     }
     Ok(())
 }
+
+/// `barman generate-manifest SERVER BACKUP_ID`.
+pub fn generate_manifest(config: &Config, name: &str, id: &str, out: &mut Output) -> Result<()> {
+    let Some(server) = config.server(name) else {
+        out.error(&format!("Unknown server '{name}'"));
+        return Ok(());
+    };
+    let info = core_backup::resolve_backup(&server.catalog(), id)?;
+    let path = core_backup::pg_manifest::generate(&server.layout(), &info)?;
+    out.line(&format!(
+        "Backup manifest for backup '{}' successfully generated: {}",
+        info.backup_id(),
+        path.display()
+    ))?;
+    out.json_result(
+        name,
+        json!({"backup_id": info.backup_id().as_str(), "manifest": path}),
+    );
+    Ok(())
+}
+
+/// `barman verify-backup SERVER BACKUP_ID`: `pg_verifybackup -n` on the
+/// backup's data directory (WAL completeness is check-backup's job).
+pub fn verify_backup(config: &Config, name: &str, id: &str, out: &mut Output) -> Result<()> {
+    let Some(server) = config.server(name) else {
+        out.error(&format!("Unknown server '{name}'"));
+        return Ok(());
+    };
+    let info = core_backup::resolve_backup(&server.catalog(), id)?;
+    let data = server.layout().backup_dir(info.backup_id()).join("data");
+    if !data
+        .join(core_backup::pg_manifest::BACKUP_MANIFEST)
+        .is_file()
+    {
+        bail!(
+            "backup {} has no backup_manifest: run `barman generate-manifest {name} {}` first",
+            info.backup_id(),
+            info.backup_id()
+        );
+    }
+    let major = info.version()?.unwrap_or(0) / 10000;
+    let tool = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain([std::path::PathBuf::from(format!(
+            "/usr/lib/postgresql/{major}/bin"
+        ))])
+        .map(|d| d.join("pg_verifybackup"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            anyhow::anyhow!("pg_verifybackup not found in PATH nor /usr/lib/postgresql/{major}/bin")
+        })?;
+    let result = std::process::Command::new(&tool)
+        .arg("-n")
+        .arg(&data)
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    );
+    out.json_result(
+        name,
+        json!({"backup_id": info.backup_id().as_str(), "ok": result.status.success(), "output": text.trim()}),
+    );
+    if result.status.success() {
+        out.line(text.trim())?;
+    } else {
+        out.error(&format!(
+            "pg_verifybackup failed for backup {}: {}",
+            info.backup_id(),
+            text.trim()
+        ));
+    }
+    Ok(())
+}
