@@ -20,14 +20,15 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
+use std::num::NonZeroU64;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use fast_rsync::{Signature, SignatureOptions};
 
 use crate::entry::{Entry, EntryKind, Mtime, RelPath};
@@ -57,8 +58,24 @@ const RSYNC_BLOCK_SIZE: u32 = 4096;
 /// Bytes of MD4 per block in rsync signatures.
 const RSYNC_HASH_SIZE: u32 = 8;
 
-/// Buffer size for local copies, hashing and writes.
-const BUF_SIZE: usize = 256 * 1024;
+/// Buffer size for local copies, hashing and writes (blake3's SIMD wants
+/// large slices; every write is a large one).
+const BUF_SIZE: usize = 1 << 20;
+
+/// Write-behind: every time this many bytes of a new file reached the page
+/// cache, the kernel is asked to start writing them back
+/// (`POSIX_FADV_DONTNEED`, which starts asynchronous writeback of dirty
+/// pages), so the disk works while the copy goes on and the fsync before
+/// the rename has little left to wait for.
+const WRITE_BEHIND: u64 = 8 << 20;
+
+/// Threads that finish written files (mode, mtime, fsync, rename) while the
+/// workers write the next ones; fsyncs from several threads also share
+/// journal commits.
+const INSTALLERS: usize = 4;
+
+/// Written files waiting for an installer (each holds an open descriptor).
+const INSTALL_QUEUE: usize = 16;
 
 /// Options of [`execute`].
 #[derive(Debug, Clone, Default)]
@@ -148,7 +165,21 @@ pub fn execute(
     fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
     make_dirs(dest, &work.dirs)?;
 
-    let (mut done, mut sessions) = run_workers(&shared, sources, &work.files, options.jobs)?;
+    let (mut done, mut sessions) = std::thread::scope(|scope| {
+        let (install, pending) = crossbeam_channel::bounded(INSTALL_QUEUE);
+        for _ in 0..INSTALLERS {
+            let pending = pending.clone();
+            let shared = &shared;
+            scope.spawn(move || installer_loop(shared, &pending));
+        }
+        drop(pending);
+        run_workers(&shared, sources, &work.files, options.jobs, &install)
+        // `install` is dropped here: the installers finish the queue and
+        // the scope waits for them.
+    })?;
+    if let Some(error) = shared.take_error() {
+        return Err(error);
+    }
     let mut workers = sessions.len();
     if let Some(control) = work.control {
         shared.check()?;
@@ -158,7 +189,7 @@ pub fn execute(
             workers = 1;
             sources.open()?
         };
-        let mut worker = Worker::new(&shared, source);
+        let mut worker = Worker::new(&shared, source, None);
         done.push(worker.copy(control)?);
         sessions.push(worker.source);
     }
@@ -336,6 +367,7 @@ fn run_workers(
     sources: &dyn SourceFactory,
     files: &[&PlanItem],
     jobs: usize,
+    install: &Sender<Pending>,
 ) -> Result<(Vec<FileDone>, Sessions)> {
     let mut done = Vec::with_capacity(files.len());
     let mut sessions = Vec::new();
@@ -351,7 +383,7 @@ fn run_workers(
     let workers = jobs.clamp(1, files.len());
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
-            .map(|_| scope.spawn(|| worker_loop(shared, sources, &work)))
+            .map(|_| scope.spawn(|| worker_loop(shared, sources, &work, install)))
             .collect();
         for handle in handles {
             match handle.join() {
@@ -376,9 +408,10 @@ fn worker_loop(
     shared: &Shared<'_>,
     sources: &dyn SourceFactory,
     work: &Receiver<&PlanItem>,
+    install: &Sender<Pending>,
 ) -> Option<(Box<dyn Source>, Vec<FileDone>)> {
     let run = || -> Result<(Box<dyn Source>, Vec<FileDone>)> {
-        let mut worker = Worker::new(shared, sources.open()?);
+        let mut worker = Worker::new(shared, sources.open()?, Some(install.clone()));
         let mut done = Vec::new();
         while let Ok(item) = work.recv() {
             shared.check()?;
@@ -398,6 +431,20 @@ fn worker_loop(
         Ok((worker.source, done))
     };
     run().map_err(|error| shared.fail(error)).ok()
+}
+
+/// One installer: finishes written files until the queue closes. Once the
+/// copy is interrupted, the files left are dropped (their temporary files
+/// removed).
+fn installer_loop(shared: &Shared<'_>, pending: &Receiver<Pending>) {
+    while let Ok(file) = pending.recv() {
+        if shared.interrupted() {
+            continue;
+        }
+        if let Err(error) = file.install() {
+            shared.fail(error);
+        }
+    }
 }
 
 /// Source sessions, one per worker.
@@ -606,17 +653,42 @@ impl TempFile {
         Ok(())
     }
 
-    /// Gives `file` the entry's mode and mtime, fsyncs it and renames it
-    /// into place.
-    fn install(self, file: File, entry: &Entry) -> Result<()> {
-        let io = |e| Error::io(&self.path, e);
-        file.set_permissions(fs::Permissions::from_mode(entry.mode))
+    /// The written `file`, to be given the entry's mode and mtime, fsynced
+    /// and renamed into place by [`Pending::install`].
+    fn written(self, file: File, entry: &Entry) -> Pending {
+        Pending {
+            temp: self,
+            file,
+            mode: entry.mode,
+            mtime: entry.mtime,
+        }
+    }
+}
+
+/// A written temporary file, not yet installed.
+struct Pending {
+    temp: TempFile,
+    file: File,
+    mode: u32,
+    mtime: Mtime,
+}
+
+impl Pending {
+    /// Sets mode and mtime, fsyncs, renames into place.
+    fn install(self) -> Result<()> {
+        let Self {
+            temp,
+            file,
+            mode,
+            mtime,
+        } = self;
+        let io = |e| Error::io(&temp.path, e);
+        file.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(io)?;
-        filetime::set_file_handle_times(&file, None, Some(entry.mtime.to_filetime()))
-            .map_err(io)?;
+        filetime::set_file_handle_times(&file, None, Some(mtime.to_filetime())).map_err(io)?;
         file.sync_all().map_err(io)?;
         drop(file);
-        self.rename()
+        temp.rename()
     }
 }
 
@@ -628,32 +700,166 @@ impl Drop for TempFile {
     }
 }
 
-/// Writes to a file while hashing what is written.
-struct HashingWriter<W> {
-    out: W,
+/// Where the bytes of a new file go: hashed as they reach the file, with
+/// write-behind every [`WRITE_BEHIND`] bytes.
+struct Sink<'f> {
+    file: &'f File,
     hasher: Hasher,
+    written: u64,
+    behind: u64,
 }
 
-impl<'f> HashingWriter<BufWriter<&'f File>> {
-    /// Buffered writes to `file`, hashed as `entry` is.
-    fn buffered(file: &'f File, entry: &Entry) -> Self {
-        Self {
-            out: BufWriter::with_capacity(BUF_SIZE, file),
-            hasher: hasher_for(entry),
+impl Sink<'_> {
+    fn emit(&mut self, data: &[u8]) -> io::Result<()> {
+        self.hasher.update(data);
+        let mut file = self.file;
+        file.write_all(data)?;
+        self.written += data.len() as u64;
+        if let Some(len) = NonZeroU64::new(self.written - self.behind)
+            && len.get() >= WRITE_BEHIND
+        {
+            // Only a hint: a failure changes nothing but the timing.
+            let _ = rustix::fs::fadvise(
+                self.file,
+                self.behind,
+                Some(len),
+                rustix::fs::Advice::DontNeed,
+            );
+            self.behind = self.written;
         }
+        Ok(())
     }
 }
 
-impl<W: Write> Write for HashingWriter<W> {
+/// A new file being written: buffered (large writes go straight through),
+/// hashed in large slices as the bytes reach the file.
+struct Output<'f> {
+    sink: Sink<'f>,
+    buf: Vec<u8>,
+}
+
+impl<'f> Output<'f> {
+    /// Writes to `file` (empty), hashing with `hasher`.
+    fn new(file: &'f File, hasher: Hasher) -> Self {
+        Self {
+            sink: Sink {
+                file,
+                hasher,
+                written: 0,
+                behind: 0,
+            },
+            buf: Vec::with_capacity(BUF_SIZE),
+        }
+    }
+
+    /// Writes to `file`, hashed as `entry` is.
+    fn for_entry(file: &'f File, entry: &Entry) -> Self {
+        Self::new(file, hasher_for(entry))
+    }
+
+    /// Bytes written so far (buffered ones included).
+    fn len(&self) -> u64 {
+        self.sink.written + self.buf.len() as u64
+    }
+
+    /// Appends `data`.
+    fn put(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.buf.len() + data.len() > self.buf.capacity() {
+            self.flush_buf()?;
+        }
+        if data.len() >= self.buf.capacity() {
+            self.sink.emit(data)
+        } else {
+            self.buf.extend_from_slice(data);
+            Ok(())
+        }
+    }
+
+    fn flush_buf(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let result = self.sink.emit(&self.buf);
+        self.buf.clear();
+        result
+    }
+
+    /// Writes what is buffered; returns the hasher.
+    fn finish(mut self) -> io::Result<Hasher> {
+        self.flush_buf()?;
+        Ok(self.sink.hasher)
+    }
+}
+
+impl Write for Output<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.out.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
+        self.put(buf)?;
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        self.flush_buf()
     }
+}
+
+/// Copies the previous copy of a file into a page delta's output, from
+/// where the output stands to a given offset.
+struct BaseCopy<'b, 's, 'a> {
+    base: &'b File,
+    base_path: &'b Path,
+    out_path: &'b Path,
+    buf: &'b mut [u8],
+    /// Set when the previous copy ended early (the rest is zeros, which
+    /// the page check then refuses).
+    short: bool,
+    shared: &'s Shared<'a>,
+}
+
+impl BaseCopy<'_, '_, '_> {
+    /// Appends the previous copy's bytes `out.len()..to` to `out`.
+    fn copy_to(&mut self, out: &mut Output<'_>, to: u64) -> Result<()> {
+        while out.len() < to {
+            self.shared.check()?;
+            let at = out.len();
+            let want = usize::try_from(to - at).map_or(self.buf.len(), |n| n.min(self.buf.len()));
+            let n = if self.short {
+                self.buf[..want].fill(0);
+                want
+            } else {
+                match self.base.read_at(&mut self.buf[..want], at) {
+                    Ok(0) => {
+                        self.short = true;
+                        continue;
+                    }
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(Error::io(self.base_path, e)),
+                }
+            };
+            out.put(&self.buf[..n])
+                .map_err(|e| Error::io(self.out_path, e))?;
+            self.shared.progress.advance(n as u64);
+        }
+        Ok(())
+    }
+}
+
+/// Whether every page of `pages` (a page delta's result) outside the runs
+/// the source sent has the previous copy's fingerprint (those pages came
+/// from the previous copy).
+fn unsent_pages_match(pages: &PageHashes, previous: &PageHashes, sent: &[(u64, u64)]) -> bool {
+    let mut runs = sent.iter().peekable();
+    pages.0.iter().enumerate().all(|(n, page)| {
+        let n64 = n as u64;
+        while runs
+            .next_if(|&&(first, count)| first + count <= n64)
+            .is_some()
+        {}
+        if runs.peek().is_some_and(|&&(first, _)| first <= n64) {
+            return true;
+        }
+        previous.0.get(n) == Some(page)
+    })
 }
 
 /// One worker: a source session and a buffer.
@@ -661,17 +867,36 @@ struct Worker<'s, 'a> {
     shared: &'s Shared<'a>,
     source: Box<dyn Source>,
     buf: Vec<u8>,
+    /// The installers' queue (`None`: files are installed in place).
+    install: Option<Sender<Pending>>,
     /// Directories of the previous backup known to be real directories.
     previous_dirs: HashSet<RelPath>,
 }
 
 impl<'s, 'a> Worker<'s, 'a> {
-    fn new(shared: &'s Shared<'a>, source: Box<dyn Source>) -> Self {
+    fn new(
+        shared: &'s Shared<'a>,
+        source: Box<dyn Source>,
+        install: Option<Sender<Pending>>,
+    ) -> Self {
         Self {
             shared,
             source,
             buf: vec![0; BUF_SIZE],
+            install,
             previous_dirs: HashSet::new(),
+        }
+    }
+
+    /// Finishes a written file: through the installers, or here.
+    fn install(&self, temp: TempFile, file: File, entry: &Entry) -> Result<()> {
+        let pending = temp.written(file, entry);
+        match &self.install {
+            Some(queue) => match queue.send(pending) {
+                Ok(()) => Ok(()),
+                Err(crossbeam_channel::SendError(pending)) => pending.install(),
+            },
+            None => pending.install(),
         }
     }
 
@@ -694,16 +919,15 @@ impl<'s, 'a> Worker<'s, 'a> {
         let shared = self.shared;
         let (temp, file) = TempFile::create(shared.dest, entry)?;
         let hasher = {
-            let mut out = HashingWriter::buffered(&file, entry);
+            let mut out = Output::for_entry(&file, entry);
             let tree = entry.path.tree();
             self.source.read(&entry.path, &mut |chunk| {
                 shared.received(tree, chunk.len())?;
-                out.write_all(chunk).map_err(|e| Error::io(&temp.path, e))?;
+                out.put(chunk).map_err(|e| Error::io(&temp.path, e))?;
                 shared.progress.advance(chunk.len() as u64);
                 Ok(())
             })?;
-            out.flush().map_err(|e| Error::io(&temp.path, e))?;
-            out.hasher
+            out.finish().map_err(|e| Error::io(&temp.path, e))?
         };
         let hashed = Hashed::finish(hasher, &entry.path);
         // A file fetched whole (small, or compared because it was modified
@@ -721,7 +945,7 @@ impl<'s, 'a> Worker<'s, 'a> {
             }
             return self.fetch(entry);
         }
-        temp.install(file, entry)?;
+        self.install(temp, file, entry)?;
         Ok(FileDone::written(entry, hashed, How::Fetched))
     }
 
@@ -838,7 +1062,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         let Some(hashed) = self.copy_base(entry, previous, &temp, &file)? else {
             return Ok(None);
         };
-        temp.install(file, entry)?;
+        self.install(temp, file, entry)?;
         self.shared.progress.advance(hashed.size);
         Ok(Some(FileDone::written(entry, hashed, How::CopiedLocally)))
     }
@@ -853,10 +1077,10 @@ impl<'s, 'a> Worker<'s, 'a> {
         file: &File,
     ) -> Result<Option<Hashed>> {
         let mut source = File::open(&previous.path).map_err(|e| Error::io(&previous.path, e))?;
-        let mut out = HashingWriter::buffered(file, entry);
+        let mut out = Output::for_entry(file, entry);
         self.pump(&mut source, &previous.path, &mut out, &temp.path)?;
-        out.flush().map_err(|e| Error::io(&temp.path, e))?;
-        let hashed = Hashed::finish(out.hasher, &entry.path);
+        let hasher = out.finish().map_err(|e| Error::io(&temp.path, e))?;
+        let hashed = Hashed::finish(hasher, &entry.path);
         if hashed.matches(previous.entry) {
             Ok(Some(hashed))
         } else {
@@ -873,7 +1097,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         &mut self,
         reader: &mut dyn Read,
         reader_path: &Path,
-        out: &mut dyn Write,
+        out: &mut Output<'_>,
         out_path: &Path,
     ) -> Result<()> {
         loop {
@@ -884,13 +1108,18 @@ impl<'s, 'a> Worker<'s, 'a> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(Error::io(reader_path, e)),
             };
-            out.write_all(&self.buf[..n])
+            out.put(&self.buf[..n])
                 .map_err(|e| Error::io(out_path, e))?;
         }
     }
 
-    /// Page delta: the previous copy, overwritten by the pages the source
-    /// finds changed.
+    /// Page delta, in one pass: the new file is written in order, runs of
+    /// unchanged pages read from the previous copy between the changed
+    /// pages the source sends. The pages taken from the previous copy are
+    /// checked against the previous manifest's fingerprints (a mismatch:
+    /// the file is fetched). When the source finds no page changed and the
+    /// size unchanged, nothing is written: under `Reuse::Link` the previous
+    /// copy is linked, else copied.
     fn delta_pages(&mut self, entry: &Entry) -> Result<FileDone> {
         let Some(previous) = self.previous(&entry.path)? else {
             return self.fetch(entry);
@@ -898,14 +1127,29 @@ impl<'s, 'a> Worker<'s, 'a> {
         let Some(previous_pages) = previous.entry.pages.as_ref() else {
             return self.fetch(entry);
         };
-        let shared = self.shared;
-        let (temp, file) = TempFile::create(shared.dest, entry)?;
-        if self.copy_base(entry, &previous, &temp, &file)?.is_none() {
-            drop((temp, file));
+        if previous.meta.len() != previous.entry.size {
+            tracing::warn!(path = %entry.path, "the previous backup's copy changed size");
             return self.fetch(entry);
         }
+        let base = match File::open(&previous.path) {
+            Ok(base) => base,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return self.fetch(entry),
+            Err(e) => return Err(Error::io(&previous.path, e)),
+        };
+        let shared = self.shared;
+        let (temp, file) = TempFile::create(shared.dest, entry)?;
+        let mut out = Output::new(&file, Hasher::new(true));
+        let mut base_copy = BaseCopy {
+            base: &base,
+            base_path: &previous.path,
+            out_path: &temp.path,
+            buf: &mut self.buf,
+            short: false,
+            shared,
+        };
+        // Runs of pages sent by the source: (first, count).
+        let mut sent: Vec<(u64, u64)> = Vec::new();
         let tree = entry.path.tree();
-        let mut received = 0;
         let end = self
             .source
             .changed_pages(&entry.path, previous_pages, &mut |chunk| {
@@ -914,25 +1158,62 @@ impl<'s, 'a> Worker<'s, 'a> {
                 let offset = first.checked_mul(PAGE_SIZE as u64).ok_or_else(|| {
                     Error::Protocol(format!("{}: page number {first} out of range", entry.path))
                 })?;
-                file.write_all_at(data, offset)
-                    .map_err(|e| Error::io(&temp.path, e))?;
-                received += data.len() as u64;
+                if offset < out.len() {
+                    return Err(Error::Protocol(format!(
+                        "{}: page {first} sent out of order",
+                        entry.path
+                    )));
+                }
+                base_copy.copy_to(&mut out, offset)?;
+                out.put(data).map_err(|e| Error::io(&temp.path, e))?;
                 shared.progress.advance(data.len() as u64);
+                let pages = (data.len() as u64).div_ceil(PAGE_SIZE as u64);
+                match sent.last_mut() {
+                    Some((start, count)) if *start + *count == first => *count += pages,
+                    _ => sent.push((first, pages)),
+                }
                 Ok(())
             })?;
-        file.set_len(end.size)
-            .map_err(|e| Error::io(&temp.path, e))?;
-        let mut reader = &file;
-        reader
-            .seek(SeekFrom::Start(0))
-            .map_err(|e| Error::io(&temp.path, e))?;
-        let mut sink = HashingWriter {
-            out: io::sink(),
-            hasher: hasher_for(entry),
+        if out.len() > end.size {
+            return Err(Error::Protocol(format!(
+                "{}: pages sent beyond the file's end ({} bytes)",
+                entry.path, end.size
+            )));
+        }
+        if sent.is_empty() && end.size == previous.entry.size {
+            // Unchanged: the previous copy's fingerprints are the source's.
+            drop((temp, file));
+            if self.shared.options.reuse == Reuse::Link {
+                if let Some(done) = self.link(entry, &previous)? {
+                    return Ok(done);
+                }
+                return self.fetch(entry);
+            }
+            if let Some(mut done) = self.copy_previous(entry, &previous)? {
+                done.how = How::Delta;
+                return Ok(done);
+            }
+            return self.fetch(entry);
+        }
+        base_copy.copy_to(&mut out, end.size)?;
+        let short = base_copy.short;
+        let hasher = out.finish().map_err(|e| Error::io(&temp.path, e))?;
+        let size = hasher.len();
+        let (blake3, pages) = hasher.finish();
+        let pages = pages.unwrap_or_default();
+        if short || !unsent_pages_match(&pages, previous_pages, &sent) {
+            tracing::warn!(
+                path = %entry.path,
+                "the previous backup's copy does not match its manifest; fetching the file"
+            );
+            drop((temp, file));
+            return self.fetch(entry);
+        }
+        let hashed = Hashed {
+            size,
+            blake3,
+            pages: Some(pages).filter(|_| is_page_structured(entry.path.in_tree(), size)),
         };
-        self.pump(&mut reader, &temp.path, &mut sink, &temp.path)?;
-        shared.progress.advance(end.size.saturating_sub(received));
-        let hashed = Hashed::finish(sink.hasher, &entry.path);
         self.finish_delta(entry, &previous, temp, file, hashed)
     }
 
@@ -953,7 +1234,7 @@ impl<'s, 'a> Worker<'s, 'a> {
             }
             return self.fetch(entry);
         }
-        temp.install(file, entry)?;
+        self.install(temp, file, entry)?;
         Ok(FileDone::written(entry, hashed, How::Delta))
     }
 
@@ -1005,13 +1286,12 @@ impl<'s, 'a> Worker<'s, 'a> {
         shared.check()?;
         let (temp, file) = TempFile::create(shared.dest, entry)?;
         let hasher = {
-            let mut out = HashingWriter::buffered(&file, entry);
+            let mut out = Output::for_entry(&file, entry);
             fast_rsync::apply(&base, &delta, &mut out).map_err(|e| match e {
                 fast_rsync::ApplyError::Io(e) => Error::io(&temp.path, e),
                 e => Error::Protocol(format!("{}: bad rsync delta: {e}", entry.path)),
             })?;
-            out.flush().map_err(|e| Error::io(&temp.path, e))?;
-            out.hasher
+            out.finish().map_err(|e| Error::io(&temp.path, e))?
         };
         drop((base, delta));
         let hashed = Hashed::finish(hasher, &entry.path);
