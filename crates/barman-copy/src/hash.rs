@@ -116,14 +116,77 @@ impl<'de> Deserialize<'de> for PageHashes {
     }
 }
 
+/// Page fingerprints of a stream, fed in any chunk sizes.
+#[derive(Debug, Default)]
+struct PageHasher {
+    pages: Vec<PageHash>,
+    buf: Vec<u8>,
+}
+
+impl PageHasher {
+    fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.buf.is_empty() && data.len() >= PAGE_SIZE {
+                self.pages.push(PageHash::of(&data[..PAGE_SIZE]));
+                data = &data[PAGE_SIZE..];
+                continue;
+            }
+            let take = (PAGE_SIZE - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buf.len() == PAGE_SIZE {
+                self.pages.push(PageHash::of(&self.buf));
+                self.buf.clear();
+            }
+        }
+    }
+
+    fn finish(mut self) -> PageHashes {
+        if !self.buf.is_empty() {
+            self.pages.push(PageHash::of(&self.buf));
+        }
+        PageHashes(self.pages)
+    }
+}
+
+/// Where the page fingerprints are computed.
+#[derive(Debug)]
+enum Pages {
+    /// Not asked for.
+    Off,
+    /// On the caller's thread (small files).
+    Inline(PageHasher),
+    /// On a helper thread (files past [`BACKGROUND_PAGES_AFTER`]), so that
+    /// the whole-file hash and the page fingerprints of one large file use
+    /// two cores; at most [`BACKGROUND_QUEUE`] chunks wait in between.
+    Background {
+        queue: std::sync::mpsc::SyncSender<Feed>,
+        worker: std::thread::JoinHandle<PageHashes>,
+    },
+}
+
+/// What the page-fingerprint thread receives.
+#[derive(Debug)]
+enum Feed {
+    /// The fingerprints computed inline so far (sent first).
+    State(PageHasher),
+    /// The next bytes.
+    Chunk(Vec<u8>),
+}
+
+/// Bytes after which a hasher moves its page fingerprints to a helper thread.
+pub const BACKGROUND_PAGES_AFTER: u64 = 4 << 20;
+/// Chunks queued for the page-fingerprint thread (bounds its memory).
+const BACKGROUND_QUEUE: usize = 8;
+
 /// Hashes a stream as it passes: the whole-file blake3 and, when asked, one
 /// [`PageHash`] per 8 KiB page. Feed it with [`update`](Self::update) in any
-/// chunk sizes.
+/// chunk sizes. Past [`BACKGROUND_PAGES_AFTER`] bytes the page fingerprints
+/// are computed on a helper thread; the result is the same.
 #[derive(Debug)]
 pub struct Hasher {
     file: blake3::Hasher,
-    pages: Option<Vec<PageHash>>,
-    page_buf: Vec<u8>,
+    pages: Pages,
     len: u64,
 }
 
@@ -132,34 +195,59 @@ impl Hasher {
     pub fn new(pages: bool) -> Self {
         Self {
             file: blake3::Hasher::new(),
-            pages: pages.then(Vec::new),
-            page_buf: Vec::with_capacity(if pages { PAGE_SIZE } else { 0 }),
+            pages: if pages {
+                Pages::Inline(PageHasher::default())
+            } else {
+                Pages::Off
+            },
             len: 0,
         }
     }
 
     /// Adds bytes.
-    pub fn update(&mut self, mut data: &[u8]) {
-        self.file.update(data);
+    pub fn update(&mut self, data: &[u8]) {
         self.len += data.len() as u64;
-        let Some(pages) = self.pages.as_mut() else {
-            return;
-        };
-        while !data.is_empty() {
-            let want = PAGE_SIZE - self.page_buf.len();
-            if self.page_buf.is_empty() && data.len() >= PAGE_SIZE {
-                pages.push(PageHash::of(&data[..PAGE_SIZE]));
-                data = &data[PAGE_SIZE..];
-                continue;
-            }
-            let take = want.min(data.len());
-            self.page_buf.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if self.page_buf.len() == PAGE_SIZE {
-                pages.push(PageHash::of(&self.page_buf));
-                self.page_buf.clear();
+        if self.len > BACKGROUND_PAGES_AFTER && matches!(self.pages, Pages::Inline(_)) {
+            self.move_pages_to_thread();
+        }
+        match &mut self.pages {
+            Pages::Off => {}
+            Pages::Inline(p) => p.update(data),
+            Pages::Background { queue, .. } => {
+                // The worker only stops when the queue closes.
+                let _ = queue.send(Feed::Chunk(data.to_vec()));
             }
         }
+        self.file.update(data);
+    }
+
+    /// Starts the page-fingerprint thread and hands it the state so far;
+    /// stays inline if no thread can be started.
+    fn move_pages_to_thread(&mut self) {
+        let (queue, feed) = std::sync::mpsc::sync_channel::<Feed>(BACKGROUND_QUEUE);
+        let spawned = std::thread::Builder::new()
+            .name("barman-page-hash".into())
+            .spawn(move || {
+                let mut hasher = PageHasher::default();
+                for item in feed {
+                    match item {
+                        Feed::State(state) => hasher = state,
+                        Feed::Chunk(chunk) => hasher.update(&chunk),
+                    }
+                }
+                hasher.finish()
+            });
+        let worker = match spawned {
+            Ok(worker) => worker,
+            Err(e) => {
+                tracing::debug!("page fingerprints stay on this thread: {e}");
+                return;
+            }
+        };
+        if let Pages::Inline(state) = std::mem::replace(&mut self.pages, Pages::Off) {
+            let _ = queue.send(Feed::State(state));
+        }
+        self.pages = Pages::Background { queue, worker };
     }
 
     /// Bytes seen so far.
@@ -173,16 +261,20 @@ impl Hasher {
     }
 
     /// The file hash and the page fingerprints (a short last page included).
-    pub fn finish(mut self) -> (FileHash, Option<PageHashes>) {
-        if let Some(pages) = self.pages.as_mut()
-            && !self.page_buf.is_empty()
-        {
-            pages.push(PageHash::of(&self.page_buf));
-        }
-        (
-            FileHash(*self.file.finalize().as_bytes()),
-            self.pages.map(PageHashes),
-        )
+    pub fn finish(self) -> (FileHash, Option<PageHashes>) {
+        let file = FileHash(*self.file.finalize().as_bytes());
+        let pages = match self.pages {
+            Pages::Off => None,
+            Pages::Inline(p) => Some(p.finish()),
+            Pages::Background { queue, worker } => {
+                drop(queue);
+                match worker.join() {
+                    Ok(pages) => Some(pages),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        };
+        (file, pages)
     }
 }
 
@@ -266,6 +358,21 @@ mod tests {
         assert_eq!(PageHashes::from_hex(&pa.to_hex()), Some(pa.clone()));
         assert_eq!(PageHashes::from_bytes(&pa.to_bytes()), Some(pa));
         assert_eq!(fa.0, *blake3::hash(&data).as_bytes());
+    }
+
+    #[test]
+    fn large_streams_hash_the_same_with_the_page_thread() {
+        let len = usize::try_from(BACKGROUND_PAGES_AFTER).unwrap() * 2 + PAGE_SIZE * 3 + 100;
+        let data: Vec<u8> = (0..len).map(|i| u8::try_from(i % 253).unwrap()).collect();
+        let mut h = Hasher::new(true);
+        for chunk in data.chunks(777_777) {
+            h.update(chunk);
+        }
+        assert!(matches!(h.pages, Pages::Background { .. }));
+        let (file, pages) = h.finish();
+        assert_eq!(file.0, *blake3::hash(&data).as_bytes());
+        let expected: Vec<PageHash> = data.chunks(PAGE_SIZE).map(PageHash::of).collect();
+        assert_eq!(pages.unwrap().0, expected);
     }
 
     #[test]
