@@ -70,6 +70,24 @@ impl Bench {
         }
     }
 
+    /// A bench backing up with `rsync` through a loopback sshd, two jobs;
+    /// the agent the ssh session starts is the staged `barman agent`.
+    pub(crate) fn rsync(sshd: &Sshd, client: &ClientSide) -> Self {
+        let mut bench = Self::new(
+            &format!(
+                "backup_method = rsync\nreuse_backup = link\nssh_command = {} -p {} {SERVER_OS_USER}@127.0.0.1\nparallel_jobs = 2\nnetwork_compression = false\n",
+                client.bin("ssh").display(),
+                sshd.port()
+            ),
+            1,
+        );
+        bench.env.push((
+            "BARMAN_AGENT_COMMAND".into(),
+            format!("{} agent", client.bin("barman").display()),
+        ));
+        bench
+    }
+
     /// `barman -f json backup pg ARGS`, expected to succeed; returns the JSON of `pg`.
     pub(crate) fn backup(&self, args: &[&str]) -> Value {
         let mut all = vec!["-f", "json", "backup"];
@@ -184,7 +202,7 @@ impl Bench {
     }
 }
 
-fn blake3_file(path: &Path) -> String {
+fn content_digest(path: &Path) -> String {
     // Content equality judged by `cmp`, not by our own hashing.
     let out = Command::new("sha256sum").arg(path).output().unwrap();
     String::from_utf8_lossy(&out.stdout)
@@ -393,8 +411,8 @@ fn reuse_backup_link_copy_off_and_check_backup() {
         let Some((ino_a, _, _)) = a.get(rel) else {
             continue;
         };
-        let same_content = blake3_file(&bench.backup_dir(&first).join(rel))
-            == blake3_file(&bench.backup_dir(&second_id).join(rel));
+        let same_content = content_digest(&bench.backup_dir(&first).join(rel))
+            == content_digest(&bench.backup_dir(&second_id).join(rel));
         if same_content
             && rel != "manifest"
             && !rel.ends_with("backup_label")
@@ -495,19 +513,7 @@ fn rsync_over_ssh_with_page_deltas_moves_a_fraction_of_the_table() {
         .start()
         .expect("start sshd");
     let client = ClientSide::new(&sshd);
-    let mut bench = Bench::new(
-        &format!(
-            "backup_method = rsync\nreuse_backup = link\nssh_command = {} -p {} {SERVER_OS_USER}@127.0.0.1\nparallel_jobs = 2\nnetwork_compression = false\n",
-            client.bin("ssh").display(),
-            sshd.port()
-        ),
-        1,
-    );
-    // The agent the ssh session starts: the staged `barman agent`.
-    bench.env.push((
-        "BARMAN_AGENT_COMMAND".into(),
-        format!("{} agent", client.bin("barman").display()),
-    ));
+    let bench = Bench::rsync(&sshd, &client);
     let pg = &bench.pg;
     pg.psql("CREATE TABLE big (id int, n int, pad text) WITH (fillfactor = 50)")
         .unwrap();

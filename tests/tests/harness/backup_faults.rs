@@ -199,24 +199,6 @@ impl Drop for Master<'_> {
     }
 }
 
-/// A bench backing up with `rsync` through a loopback sshd (the agent is
-/// the staged `barman agent`, as in `backup.rs`).
-fn rsync_bench(sshd: &Sshd, client: &ClientSide) -> Bench {
-    let mut bench = Bench::new(
-        &format!(
-            "backup_method = rsync\nreuse_backup = link\nssh_command = {} -p {} {SERVER_OS_USER}@127.0.0.1\nparallel_jobs = 2\nnetwork_compression = false\n",
-            client.bin("ssh").display(),
-            sshd.port()
-        ),
-        1,
-    );
-    bench.env.push((
-        "BARMAN_AGENT_COMMAND".into(),
-        format!("{} agent", client.bin("barman").display()),
-    ));
-    bench
-}
-
 /// The `barman agent` sessions are SIGKILLed mid-copy: the backup ends
 /// FAILED in the copy phase with an error naming the agent.
 #[test]
@@ -227,7 +209,7 @@ fn agent_killed_mid_copy_fails_the_backup_and_the_next_one_works() {
         .expect("start sshd");
     let client = ClientSide::new(&sshd);
     let _master = Master(&client, sshd.port());
-    let bench = rsync_bench(&sshd, &client);
+    let bench = Bench::rsync(&sshd, &client);
     let good = Good::take(&bench);
     let agent = client.bin("barman");
     assert!(agent_pids(&agent).is_empty(), "agents left after a backup");
@@ -286,7 +268,7 @@ fn ssh_unreachable_fails_the_backup_and_the_next_one_works() {
         .expect("start sshd");
     let client = ClientSide::new(&sshd);
     let _master = Master(&client, sshd.port());
-    let bench = rsync_bench(&sshd, &client);
+    let bench = Bench::rsync(&sshd, &client);
     let good = Good::take(&bench);
 
     let conf_path = bench.setup.home.conf().to_path_buf();

@@ -11,8 +11,8 @@ use barman_core::backup::{
     self as core_backup, BackupContext, BackupObserver, BackupOptions, ShellSpawner,
 };
 use barman_core::clock::SystemClock;
-use barman_core::config::{Config, ReuseBackup};
-use barman_core::{BackupStatus, Error};
+use barman_core::config::{Config, ReuseBackup, ServerConfig};
+use barman_core::{BackupInfo, BackupStatus, Error};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
@@ -273,13 +273,27 @@ pub fn backup(config: &Config, command: &Command, out: &mut Output) -> Result<()
     Ok(())
 }
 
-/// `barman check-backup SERVER BACKUP_ID`.
-pub fn check_backup(config: &Config, name: &str, id: &str, out: &mut Output) -> Result<()> {
+/// The server `name` and its backup `id` (an id, name or shortcut); `None`
+/// (reported) for an unknown server.
+fn server_and_backup<'c>(
+    config: &'c Config,
+    name: &str,
+    id: &str,
+    out: &mut Output,
+) -> Result<Option<(&'c ServerConfig, BackupInfo)>> {
     let Some(server) = config.server(name) else {
         out.error(&format!("Unknown server '{name}'"));
-        return Ok(());
+        return Ok(None);
     };
     let info = core_backup::resolve_backup(&server.catalog(), id)?;
+    Ok(Some((server, info)))
+}
+
+/// `barman check-backup SERVER BACKUP_ID`.
+pub fn check_backup(config: &Config, name: &str, id: &str, out: &mut Output) -> Result<()> {
+    let Some((server, info)) = server_and_backup(config, name, id, out)? else {
+        return Ok(());
+    };
     let status = core_backup::check_backup(config.global(), server, info.backup_id())?;
     let info = server.catalog().backup(info.backup_id())?;
     out.json_result(
@@ -302,11 +316,9 @@ pub fn check_backup(config: &Config, name: &str, id: &str, out: &mut Output) -> 
 
 /// `barman generate-manifest SERVER BACKUP_ID`.
 pub fn generate_manifest(config: &Config, name: &str, id: &str, out: &mut Output) -> Result<()> {
-    let Some(server) = config.server(name) else {
-        out.error(&format!("Unknown server '{name}'"));
+    let Some((server, info)) = server_and_backup(config, name, id, out)? else {
         return Ok(());
     };
-    let info = core_backup::resolve_backup(&server.catalog(), id)?;
     let path = core_backup::pg_manifest::generate(&server.layout(), &info)?;
     out.line(&format!(
         "Backup manifest for backup '{}' successfully generated: {}",
@@ -323,11 +335,9 @@ pub fn generate_manifest(config: &Config, name: &str, id: &str, out: &mut Output
 /// `barman verify-backup SERVER BACKUP_ID`: `pg_verifybackup -n` on the
 /// backup's data directory (WAL completeness is check-backup's job).
 pub fn verify_backup(config: &Config, name: &str, id: &str, out: &mut Output) -> Result<()> {
-    let Some(server) = config.server(name) else {
-        out.error(&format!("Unknown server '{name}'"));
+    let Some((server, info)) = server_and_backup(config, name, id, out)? else {
         return Ok(());
     };
-    let info = core_backup::resolve_backup(&server.catalog(), id)?;
     let data = server.layout().backup_dir(info.backup_id()).join("data");
     if !data
         .join(core_backup::pg_manifest::BACKUP_MANIFEST)
