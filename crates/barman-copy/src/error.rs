@@ -64,6 +64,16 @@ pub enum Error {
         /// Actual blake3 hex.
         actual: String,
     },
+    /// A restore destination holds files and delta restore is off.
+    #[error(
+        "the destination tree `{tree}` is not empty (it holds {example}); use --delta-restore to restore into it"
+    )]
+    NotEmpty {
+        /// The tree (`data` or a tablespace OID).
+        tree: String,
+        /// One entry found there.
+        example: String,
+    },
     /// The copy was cancelled (Ctrl-C, SIGTERM).
     #[error("copy cancelled")]
     Cancelled,

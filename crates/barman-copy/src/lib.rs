@@ -85,6 +85,7 @@ pub mod progress;
 pub mod protocol;
 pub mod ratelimit;
 pub mod remote;
+pub mod restore;
 pub mod source;
 
 pub use agent::serve;
@@ -97,6 +98,9 @@ pub use manifest::{Manifest, ManifestEntry};
 pub use plan::{Action, CopyPlan, PlanItem, PlanOptions, Reuse};
 pub use progress::{NoProgress, Progress};
 pub use remote::{AgentFactory, AgentSource};
+pub use restore::{
+    Destination, DestinationFactory, LocalDestination, RestoreOptions, RestoreReport, restore,
+};
 pub use source::{Roots, Source, SourceFactory};
 
 /// Runs the README's example as a doc test.

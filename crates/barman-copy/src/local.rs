@@ -305,7 +305,16 @@ impl NewFile {
 
     /// Checks the size, sets mode and mtime, fsyncs, renames into place.
     pub(crate) fn finish(self, size: u64, mode: u32, mtime: Mtime) -> Result<()> {
-        let tmp = self.tmp.clone();
+        self.install(size, mode, mtime, true)
+    }
+
+    /// [`finish`](Self::finish) without the fsync: the caller makes the
+    /// whole tree durable at once (`syncfs`).
+    pub(crate) fn finish_unsynced(self, size: u64, mode: u32, mtime: Mtime) -> Result<()> {
+        self.install(size, mode, mtime, false)
+    }
+
+    fn install(self, size: u64, mode: u32, mtime: Mtime, sync: bool) -> Result<()> {
         let result = (|| {
             if self.written != size {
                 return Err(Error::Protocol(format!(
@@ -320,11 +329,13 @@ impl NewFile {
                 .map_err(io_err)?;
             filetime::set_file_handle_times(&self.file, None, Some(mtime.to_filetime()))
                 .map_err(io_err)?;
-            self.file.sync_all().map_err(io_err)?;
+            if sync {
+                self.file.sync_all().map_err(io_err)?;
+            }
             fs::rename(&self.tmp, &self.target).map_err(|e| Error::io(&self.target, e))
         })();
         if result.is_err() {
-            let _ = fs::remove_file(&tmp);
+            let _ = fs::remove_file(&self.tmp);
         }
         result
     }
@@ -335,8 +346,15 @@ impl NewFile {
     }
 }
 
-/// Creates a directory (and missing parents) and sets its mode.
+/// Creates a directory (and missing parents; for a tree root, the root
+/// itself) and sets its mode.
 pub(crate) fn mkdir(roots: &Roots, path: &RelPath, mode: u32) -> Result<()> {
+    if path.parent().is_none()
+        && let Some(root) = roots.get(path.tree())
+    {
+        // A tree root may not exist yet (a restore's destination).
+        fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+    }
     let local = resolve(roots, path)?;
     fs::create_dir_all(&local).map_err(|e| Error::io(&local, e))?;
     let meta = fs::symlink_metadata(&local).map_err(|e| Error::io(&local, e))?;

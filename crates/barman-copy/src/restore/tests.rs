@@ -1,0 +1,181 @@
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use super::*;
+use crate::executor::{ExecOptions, execute};
+use crate::local::LocalFactory;
+use crate::plan::{CopyPlan, PlanOptions};
+use crate::progress::NoProgress;
+
+/// A backup of a small tree (data + one tablespace) made by the executor,
+/// with its manifest.
+fn backup(root: &Path) -> (std::path::PathBuf, Manifest) {
+    let pgdata = root.join("pgdata");
+    let ts = root.join("ts");
+    fs::create_dir_all(pgdata.join("base/5")).unwrap();
+    fs::create_dir_all(pgdata.join("global")).unwrap();
+    fs::create_dir_all(pgdata.join("pg_tblspc")).unwrap();
+    fs::create_dir_all(ts.join("PG_15/5")).unwrap();
+    fs::write(pgdata.join("base/5/1259"), vec![7u8; 3 * 8192]).unwrap();
+    fs::write(pgdata.join("base/5/1260"), b"small".repeat(1000)).unwrap();
+    fs::write(pgdata.join("global/pg_control"), vec![1u8; 8192]).unwrap();
+    fs::write(pgdata.join("PG_VERSION"), "15\n").unwrap();
+    fs::write(ts.join("PG_15/5/16390"), vec![9u8; 2 * 8192]).unwrap();
+    std::os::unix::fs::symlink(&ts, pgdata.join("pg_tblspc/16390")).unwrap();
+    let roots: Roots = [
+        ("data".to_owned(), pgdata.clone()),
+        ("16390".to_owned(), ts.clone()),
+    ]
+    .into();
+    let mut listing = crate::local::list(&roots, "data", &Exclusions::none()).unwrap();
+    listing.extend(crate::local::list(&roots, "16390", &Exclusions::none()).unwrap());
+    let plan = CopyPlan::compute(None, &listing, &PlanOptions::default());
+    let dir = root.join("backup");
+    let report = execute(
+        &plan,
+        &LocalFactory::new(roots),
+        &dir,
+        &ExecOptions::default(),
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    (dir, report.manifest)
+}
+
+fn dest_roots(root: &Path) -> Roots {
+    [
+        ("data".to_owned(), root.join("dest")),
+        ("16390".to_owned(), root.join("newts")),
+    ]
+    .into()
+}
+
+fn run(
+    manifest: &Manifest,
+    dir: &Path,
+    root: &Path,
+    options: &RestoreOptions,
+) -> Result<RestoreReport> {
+    restore(
+        manifest,
+        dir,
+        &LocalDestination::new(dest_roots(root)),
+        options,
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+}
+
+fn relocated() -> RestoreOptions {
+    RestoreOptions {
+        jobs: 2,
+        symlink_targets: BTreeMap::from([(
+            RelPath::new("data/pg_tblspc/16390").unwrap(),
+            "/new/place".to_owned(),
+        )]),
+        ..RestoreOptions::default()
+    }
+}
+
+#[test]
+fn restores_every_file_and_relocates_links() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, manifest) = backup(tmp.path());
+    let report = run(&manifest, &dir, tmp.path(), &relocated()).unwrap();
+    assert_eq!(report.files, 5);
+    assert_eq!(report.files_written, 5);
+    assert_eq!(report.files_reused, 0);
+    let dest = tmp.path().join("dest");
+    assert_eq!(
+        fs::read(dest.join("base/5/1260")).unwrap(),
+        b"small".repeat(1000)
+    );
+    assert_eq!(
+        fs::read(dest.join("global/pg_control")).unwrap(),
+        vec![1u8; 8192]
+    );
+    assert_eq!(
+        fs::read(tmp.path().join("newts/PG_15/5/16390")).unwrap(),
+        vec![9u8; 2 * 8192]
+    );
+    assert_eq!(
+        fs::read_link(dest.join("pg_tblspc/16390")).unwrap(),
+        Path::new("/new/place")
+    );
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&dest), mode(&tmp.path().join("pgdata")));
+}
+
+#[test]
+fn refuses_a_non_empty_destination_without_delta() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, manifest) = backup(tmp.path());
+    fs::create_dir_all(tmp.path().join("dest")).unwrap();
+    fs::write(tmp.path().join("dest/stray"), "x").unwrap();
+    let err = run(&manifest, &dir, tmp.path(), &relocated()).unwrap_err();
+    assert!(matches!(err, Error::NotEmpty { .. }), "{err}");
+    assert!(err.to_string().contains("data/stray"), "{err}");
+    // Nothing was written.
+    assert!(!tmp.path().join("dest/base").exists());
+}
+
+#[test]
+fn a_corrupted_backup_file_fails_naming_it_and_is_not_installed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, manifest) = backup(tmp.path());
+    let mut bytes = fs::read(dir.join("data/base/5/1259")).unwrap();
+    bytes[8192 + 17] ^= 0xff;
+    fs::write(dir.join("data/base/5/1259"), bytes).unwrap();
+    let err = run(&manifest, &dir, tmp.path(), &relocated()).unwrap_err();
+    assert!(matches!(err, Error::Checksum { .. }), "{err}");
+    assert!(err.to_string().contains("data/base/5/1259"), "{err}");
+    assert!(!tmp.path().join("dest/base/5/1259").exists());
+    // No temporary file left behind either.
+    let left: Vec<_> = fs::read_dir(tmp.path().join("dest/base/5"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        left.iter().all(|n| !n.to_string_lossy().contains("1259")),
+        "{left:?}"
+    );
+}
+
+#[test]
+fn delta_restore_rewrites_only_what_differs_and_removes_extras() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, manifest) = backup(tmp.path());
+    run(&manifest, &dir, tmp.path(), &relocated()).unwrap();
+    let dest = tmp.path().join("dest");
+    // A stale copy: one file changed (same size), one removed, one added,
+    // a directory where a file was.
+    let mut changed = fs::read(dest.join("base/5/1259")).unwrap();
+    changed[5] ^= 1;
+    fs::write(dest.join("base/5/1259"), changed).unwrap();
+    fs::remove_file(dest.join("PG_VERSION")).unwrap();
+    fs::write(dest.join("base/5/99999"), "extra").unwrap();
+    fs::remove_file(dest.join("base/5/1260")).unwrap();
+    fs::create_dir_all(dest.join("base/5/1260/inner")).unwrap();
+    let options = RestoreOptions {
+        delta: true,
+        ..relocated()
+    };
+    let report = run(&manifest, &dir, tmp.path(), &options).unwrap();
+    assert_eq!(report.files_written, 3, "{report:?}");
+    assert_eq!(report.files_reused, 2, "{report:?}");
+    assert_eq!(report.files_removed, 1, "{report:?}");
+    assert_eq!(
+        fs::read(dest.join("base/5/1259")).unwrap(),
+        vec![7u8; 3 * 8192]
+    );
+    assert_eq!(
+        fs::read(dest.join("base/5/1260")).unwrap(),
+        b"small".repeat(1000)
+    );
+    assert_eq!(fs::read_to_string(dest.join("PG_VERSION")).unwrap(), "15\n");
+    assert!(!dest.join("base/5/99999").exists());
+}
