@@ -256,10 +256,114 @@ pub enum Command {
     },
     /// The copy agent (run on the PostgreSQL host through ssh_command; speaks on stdin/stdout).
     Agent,
+    /// Restore a backup into a directory (local or remote), with point-in-time recovery.
+    #[command(alias = "restore")]
+    Recover(Box<RecoverArgs>),
     /// Rewrite the WAL catalogue (xlog.db) from the files in wals/.
     RebuildXlogdb {
         /// Server names, or `all`.
         #[arg(required = true, value_name = "SERVER_NAME")]
         servers: Vec<String>,
     },
+}
+
+/// `barman recover SERVER BACKUP_ID DEST`.
+#[derive(Debug, clap::Args)]
+pub struct RecoverArgs {
+    /// Server name.
+    #[arg(value_name = "SERVER_NAME")]
+    pub server: String,
+    /// Backup id, name, or first/oldest, last/latest, last-full, auto.
+    #[arg(value_name = "BACKUP_ID")]
+    pub backup_id: String,
+    /// Destination directory (the new PGDATA).
+    #[arg(value_name = "DESTINATION_DIRECTORY")]
+    pub destination: std::path::PathBuf,
+    /// Recover to this time (time-zone aware; a naive time is local time).
+    #[arg(long = "target-time", value_name = "TIMESTAMP")]
+    pub target_time: Option<String>,
+    /// Recover to this transaction id.
+    #[arg(long = "target-xid", value_name = "XID")]
+    pub target_xid: Option<String>,
+    /// Recover to this LSN.
+    #[arg(long = "target-lsn", value_name = "LSN")]
+    pub target_lsn: Option<String>,
+    /// Recover to this restore point (pg_create_restore_point).
+    #[arg(long = "target-name", value_name = "NAME")]
+    pub target_name: Option<String>,
+    /// End recovery as soon as the backup is consistent.
+    #[arg(long = "target-immediate")]
+    pub target_immediate: bool,
+    /// Recovery target timeline: a number, `current` or `latest`.
+    #[arg(long = "target-tli", value_name = "TLI")]
+    pub target_tli: Option<String>,
+    /// Stop just before the target (time, xid or lsn) instead of just after.
+    #[arg(long = "exclusive")]
+    pub exclusive: bool,
+    /// What PostgreSQL does at the target: pause, shutdown or promote.
+    #[arg(long = "target-action", value_name = "ACTION")]
+    pub target_action: Option<String>,
+    /// Write standby.signal: the recovered server starts as a standby.
+    #[arg(long = "standby-mode")]
+    pub standby_mode: bool,
+    /// Relocate a tablespace (repeatable).
+    #[arg(long = "tablespace", value_name = "NAME:LOCATION")]
+    pub tablespace: Vec<String>,
+    /// Recover to a remote host: the ssh command reaching it (runs `barman agent` there).
+    #[arg(long = "remote-ssh-command", value_name = "SSH_COMMAND")]
+    pub remote_ssh_command: Option<String>,
+    /// restore_command fetches WALs with barman get-wal / barman-wal-restore.
+    #[arg(long = "get-wal", overrides_with = "no_get_wal")]
+    pub get_wal: bool,
+    /// Stage the WALs in the destination (the default unless recovery_options has get-wal).
+    #[arg(long = "no-get-wal")]
+    pub no_get_wal: bool,
+    /// Also use .partial WAL files.
+    #[arg(long = "partial-wal")]
+    pub partial_wal: bool,
+    /// The restore_command to write (with --get-wal).
+    #[arg(long = "restore-command", value_name = "COMMAND")]
+    pub restore_command: Option<String>,
+    /// Parallel copy workers.
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+    /// Accepted for compatibility (workers start at once).
+    #[arg(long = "jobs-start-batch-period", value_name = "SECONDS", hide = true)]
+    pub jobs_start_batch_period: Option<u64>,
+    /// Accepted for compatibility (workers start at once).
+    #[arg(long = "jobs-start-batch-size", value_name = "N", hide = true)]
+    pub jobs_start_batch_size: Option<u32>,
+    /// Bandwidth limit in KB/s (0: none).
+    #[arg(long = "bwlimit", value_name = "KBPS")]
+    pub bwlimit: Option<u64>,
+    /// Compress the agent sessions with zstd.
+    #[arg(
+        long = "network-compression",
+        overrides_with = "no_network_compression"
+    )]
+    pub network_compression: bool,
+    /// Do not compress the agent sessions.
+    #[arg(long = "no-network-compression")]
+    pub no_network_compression: bool,
+    /// Restore into a non-empty destination, rewriting only what differs.
+    #[arg(long = "delta-restore", overrides_with = "no_delta_restore")]
+    pub delta_restore: bool,
+    /// Refuse a non-empty destination.
+    #[arg(long = "no-delta-restore")]
+    pub no_delta_restore: bool,
+    /// Where PITR WALs are staged (default DEST/barman_wal).
+    #[arg(long = "staging-wal-directory", value_name = "DIR")]
+    pub staging_wal_directory: Option<std::path::PathBuf>,
+    /// File the recovery settings are appended to (default postgresql.auto.conf).
+    #[arg(long = "recovery-conf-filename", value_name = "FILE")]
+    pub recovery_conf_filename: Option<String>,
+    /// Accepted for compatibility (copies are retried by the agent session).
+    #[arg(long = "retry-times", value_name = "N", hide = true)]
+    pub retry_times: Option<u32>,
+    /// Accepted for compatibility.
+    #[arg(long = "retry-sleep", value_name = "SECONDS", hide = true)]
+    pub retry_sleep: Option<u64>,
+    /// Accepted for compatibility.
+    #[arg(long = "no-retry", hide = true)]
+    pub no_retry: bool,
 }

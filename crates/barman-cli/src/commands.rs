@@ -3,6 +3,7 @@
 mod backup;
 mod diagnose;
 mod list_servers;
+mod recover;
 mod show_servers;
 mod wal;
 
@@ -89,6 +90,7 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<()> {
         Command::VerifyBackup { server, backup_id } => {
             backup::verify_backup(&config, server, backup_id, out)
         }
+        Command::Recover(args) => recover::recover(&config, args, out),
         Command::Agent => unreachable!("handled before loading the configuration"),
     }
 }

@@ -88,6 +88,7 @@ pub mod config;
 mod error;
 pub mod fs;
 pub mod postgres;
+pub mod recover;
 pub mod server;
 
 pub use catalog::{BackupId, BackupInfo, BackupStatus, Catalog, ServerLayout};

@@ -37,10 +37,10 @@ pub fn agent(cli: &Cli) -> Result<()> {
 }
 
 /// Console lines of a backup, to stdout (console) or collected (JSON).
-struct Lines<'a> {
-    out: &'a mut Output,
-    collected: Vec<String>,
-    bar: Option<ProgressBar>,
+pub(super) struct Lines<'a> {
+    pub(super) out: &'a mut Output,
+    pub(super) collected: Vec<String>,
+    pub(super) bar: Option<ProgressBar>,
 }
 
 impl BackupObserver for Lines<'_> {
@@ -62,14 +62,14 @@ impl BackupObserver for Lines<'_> {
 }
 
 /// A progress bar with bytes, files and rate (on a TTY, console format only).
-struct Bar {
-    inner: Option<ProgressBar>,
+pub(super) struct Bar {
+    pub(super) inner: Option<ProgressBar>,
     files_done: AtomicU64,
     files_total: AtomicU64,
 }
 
 impl Bar {
-    fn new(enabled: bool) -> Self {
+    pub(super) fn new(enabled: bool) -> Self {
         let bar = enabled.then(|| {
             let bar = ProgressBar::new(0);
             bar.set_style(
@@ -114,7 +114,7 @@ impl Progress for Bar {
 }
 
 /// Ctrl-C and SIGTERM set the flag: the backup stops and is marked FAILED.
-fn cancel_flag() -> Result<Arc<AtomicBool>> {
+pub(super) fn cancel_flag() -> Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, flag.clone())?;

@@ -1,0 +1,130 @@
+//! `barman recover` (alias `restore`).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use barman_core::backup::ShellSpawner;
+use barman_core::clock::SystemClock;
+use barman_core::config::Config;
+use barman_core::recover::{self, RecoverContext, RecoverOptions, TargetOptions};
+use jiff::tz::TimeZone;
+use serde_json::Value;
+
+use super::backup::{Bar, Lines, cancel_flag};
+use crate::args::{Format, RecoverArgs};
+use crate::output::Output;
+
+/// Builds the core options from the command line.
+fn options(config: &Config, args: &RecoverArgs) -> Result<RecoverOptions> {
+    let mut tablespaces = Vec::new();
+    for spec in &args.tablespace {
+        let Some((name, location)) = spec.split_once(':') else {
+            bail!("invalid --tablespace `{spec}`: expected NAME:LOCATION");
+        };
+        if name.is_empty() || location.is_empty() {
+            bail!("invalid --tablespace `{spec}`: expected NAME:LOCATION");
+        }
+        tablespaces.push((name.to_owned(), PathBuf::from(location)));
+    }
+    let flag = |on: bool, off: bool| {
+        if on {
+            Some(true)
+        } else if off {
+            Some(false)
+        } else {
+            None
+        }
+    };
+    let remote = args.remote_ssh_command.clone();
+    let destination = if args.destination.is_absolute() || remote.is_some() {
+        args.destination.clone()
+    } else {
+        std::env::current_dir()?.join(&args.destination)
+    };
+    let barman =
+        std::env::current_exe().map_or_else(|_| "barman".to_owned(), |p| p.display().to_string());
+    Ok(RecoverOptions {
+        backup_id: args.backup_id.clone(),
+        destination,
+        target: TargetOptions {
+            time: args.target_time.clone(),
+            xid: args.target_xid.clone(),
+            lsn: args.target_lsn.clone(),
+            name: args.target_name.clone(),
+            immediate: args.target_immediate,
+            tli: args.target_tli.clone(),
+            exclusive: args.exclusive,
+            action: args.target_action.clone(),
+        },
+        standby_mode: args.standby_mode,
+        remote_ssh_command: remote,
+        jobs: args.jobs,
+        bwlimit: args.bwlimit,
+        network_compression: flag(args.network_compression, args.no_network_compression),
+        tablespaces,
+        delta_restore: flag(args.delta_restore, args.no_delta_restore),
+        get_wal: flag(args.get_wal, args.no_get_wal),
+        partial_wal: args.partial_wal,
+        restore_command: args.restore_command.clone(),
+        staging_wal_directory: args.staging_wal_directory.clone(),
+        recovery_conf_filename: args.recovery_conf_filename.clone(),
+        agent_command: std::env::var("BARMAN_AGENT_COMMAND").ok(),
+        barman_command: Some(format!("{barman} -c {}", config.path().display())),
+    })
+}
+
+/// `barman recover SERVER BACKUP_ID DEST`.
+pub fn recover(config: &Config, args: &RecoverArgs, out: &mut Output) -> Result<()> {
+    let Some(server) = config.server(&args.server) else {
+        out.error(&format!("Unknown server '{}'", args.server));
+        return Ok(());
+    };
+    let options = options(config, args)?;
+    let cancel = cancel_flag()?;
+    let tty = out.format() == Format::Console && std::io::stderr().is_terminal();
+    let bar = Bar::new(tty);
+    let mut lines = Lines {
+        out,
+        collected: Vec::new(),
+        bar: bar.inner.clone(),
+    };
+    let mut ctx = RecoverContext {
+        clock: &SystemClock,
+        local_tz: TimeZone::system(),
+        progress: &bar,
+        observer: &mut lines,
+        cancel: &cancel,
+        spawner: Arc::new(ShellSpawner),
+    };
+    let result = recover::recover(config.global(), server, &options, &mut ctx);
+    if let Some(b) = &bar.inner {
+        b.finish_and_clear();
+    }
+    match result {
+        Ok(report) => {
+            if let Value::Object(map) = serde_json::to_value(&report)? {
+                for (k, v) in map {
+                    out.json_result(&k, v);
+                }
+            }
+            out.line(&format!(
+                "Restored {} files ({} written, {} reused, {} removed), {} WAL files staged, in {:.1} s",
+                report.files,
+                report.files_written,
+                report.files_reused,
+                report.files_removed,
+                report.wals,
+                report.elapsed_seconds
+            ))?;
+        }
+        Err(e) => {
+            out.error(&format!(
+                "Cannot recover server '{}' ({}): {e}",
+                server.name, args.backup_id
+            ));
+        }
+    }
+    Ok(())
+}

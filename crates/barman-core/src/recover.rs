@@ -1,0 +1,911 @@
+//! `barman recover` (alias `restore`): the flow of BARMAN-BEHAVIOUR.md §8.
+//!
+//! 1. The target options are validated and the backup chosen (an id, a
+//!    name, a shortcut, or `auto`: the newest backup that can reach the
+//!    target) before anything is written.
+//! 2. The WALs the target needs are computed from xlog.db and the timeline
+//!    histories (§4.1); a segment missing from that range fails the
+//!    recovery, naming it, before any file is copied.
+//! 3. The backup is restored with [`barman_copy::restore`]: locally, or
+//!    through `barman agent` sessions over `--remote-ssh-command`; every
+//!    file's blake3 is checked against the backup's manifest while it is
+//!    sent; `--delta-restore` keeps the files already right in DEST;
+//!    `--tablespace NAME:LOCATION` relocates a tablespace (its
+//!    `pg_tblspc` link and `tablespace_map` line).
+//! 4. The WALs are staged (decompressed) into `barman_wal/` (PITR) or
+//!    `pg_wal/` with `.done` status files, unless `restore_command` fetches
+//!    them (`--get-wal`).
+//! 5. The configuration: `.origin` copies, `archive_command` neutralised
+//!    with `#BARMAN#`, the recovery settings appended to
+//!    `postgresql.auto.conf` with `recovery.signal`/`standby.signal`
+//!    (`recovery.conf` before PostgreSQL 12), `.barman-recover.info`,
+//!    `backup_manifest` renamed.
+//!
+//! The catalog is only read: a failed recovery changes nothing in it.
+
+pub mod conf;
+pub mod target;
+pub mod wals;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use barman_copy::{
+    Destination, DestinationFactory, Entry, Exclusions, LocalDestination, Manifest, Mtime,
+    Progress, RelPath, RestoreOptions, Roots,
+};
+use barman_wal::{Codec, Compression, TimelineHistory, TimelineId, WalFileName, WalSegmentSize};
+use jiff::tz::TimeZone;
+use serde::Serialize;
+
+use crate::archive::inspect::{detect_compression, open_plain};
+use crate::backup::{BackupObserver, MANIFEST_FILE, Spawner, resolve_backup};
+use crate::catalog::{BackupInfo, BackupStatus, Catalog};
+use crate::clock::Clock;
+use crate::config::{GlobalConfig, RecoveryOption, ServerConfig};
+use crate::{Error, Result};
+
+pub use target::{RecoveryTarget, TargetAction, TargetOptions, TargetTli};
+pub use wals::{MissingWal, WalNeeds, WalStop, required_wals};
+
+/// Name of the copy of backup.info written into DEST.
+pub const RECOVER_INFO_FILE: &str = ".barman-recover.info";
+
+/// Mode of the files recovery writes (configuration, WALs).
+const FILE_MODE: u32 = 0o600;
+
+/// The options of `barman recover`.
+#[derive(Debug, Clone, Default)]
+pub struct RecoverOptions {
+    /// BACKUP_ID as given (id, name, shortcut or `auto`).
+    pub backup_id: String,
+    /// DEST (absolute).
+    pub destination: PathBuf,
+    /// The target options.
+    pub target: TargetOptions,
+    /// `--standby-mode`.
+    pub standby_mode: bool,
+    /// `--remote-ssh-command`.
+    pub remote_ssh_command: Option<String>,
+    /// `-j/--jobs` (else `parallel_jobs`).
+    pub jobs: Option<u32>,
+    /// `--bwlimit` in KB/s (else `bandwidth_limit`; 0: none).
+    pub bwlimit: Option<u64>,
+    /// `--network-compression` / `--no-network-compression`.
+    pub network_compression: Option<bool>,
+    /// `--tablespace NAME:LOCATION`.
+    pub tablespaces: Vec<(String, PathBuf)>,
+    /// `--delta-restore` / `--no-delta-restore` (else `recovery_options`).
+    pub delta_restore: Option<bool>,
+    /// `--get-wal` / `--no-get-wal` (else `recovery_options`).
+    pub get_wal: Option<bool>,
+    /// `--partial-wal`.
+    pub partial_wal: bool,
+    /// `--restore-command` (used with get-wal).
+    pub restore_command: Option<String>,
+    /// `--staging-wal-directory` (PITR WAL directory instead of DEST/barman_wal).
+    pub staging_wal_directory: Option<PathBuf>,
+    /// `--recovery-conf-filename` (instead of postgresql.auto.conf).
+    pub recovery_conf_filename: Option<String>,
+    /// The command run after the ssh command to start the agent (`barman agent`).
+    pub agent_command: Option<String>,
+    /// How `restore_command` calls this barman locally (`barman -c FILE`).
+    pub barman_command: Option<String>,
+}
+
+/// What a recovery needs from its caller.
+pub struct RecoverContext<'a> {
+    /// The clock.
+    pub clock: &'a dyn Clock,
+    /// The time zone of naive `--target-time` values.
+    pub local_tz: TimeZone,
+    /// Copy progress.
+    pub progress: &'a dyn Progress,
+    /// Console lines.
+    pub observer: &'a mut dyn BackupObserver,
+    /// Set to cancel (Ctrl-C / SIGTERM).
+    pub cancel: &'a AtomicBool,
+    /// Process spawning (agent sessions over ssh).
+    pub spawner: Arc<dyn Spawner>,
+}
+
+impl std::fmt::Debug for RecoverContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecoverContext").finish_non_exhaustive()
+    }
+}
+
+/// What a recovery did (the `--format json` summary).
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoverReport {
+    /// The backup restored.
+    pub backup_id: String,
+    /// The server.
+    pub server: String,
+    /// DEST.
+    pub destination: String,
+    /// The ssh command of a remote recovery.
+    pub remote_ssh_command: Option<String>,
+    /// The recovery target.
+    pub recovery_target: RecoveryTarget,
+    /// Whether this is a point-in-time recovery.
+    pub pitr: bool,
+    /// The timeline recovery ends on (as staged).
+    pub target_timeline: u32,
+    /// Tablespaces: name → location they were restored to.
+    pub tablespaces: BTreeMap<String, String>,
+    /// Regular files in the backup.
+    pub files: u64,
+    /// Files written.
+    pub files_written: u64,
+    /// Files kept because DEST already held them (delta restore).
+    pub files_reused: u64,
+    /// Entries of DEST removed (delta restore).
+    pub files_removed: u64,
+    /// Files restored without a checksum to verify (a backup without manifest).
+    pub files_unverified: u64,
+    /// Bytes of the backup.
+    pub bytes_total: u64,
+    /// Bytes of files written.
+    pub bytes_written: u64,
+    /// Bytes sent to the agent sessions (remote) or written (local).
+    pub wire_bytes: u64,
+    /// WAL files staged.
+    pub wals: u64,
+    /// Where the WALs were staged.
+    pub wal_directory: Option<String>,
+    /// The `restore_command` written.
+    pub restore_command: Option<String>,
+    /// The file the recovery settings went to.
+    pub recovery_configuration_file: Option<String>,
+    /// `recovery.signal` / `standby.signal` when written.
+    pub signal_file: Option<String>,
+    /// What was changed in DEST's configuration.
+    pub changes: Vec<String>,
+    /// What to review before starting PostgreSQL.
+    pub warnings: Vec<String>,
+    /// Wall time in seconds.
+    pub elapsed_seconds: f64,
+}
+
+/// Restores a backup of `server` into `options.destination`.
+///
+/// # Errors
+///
+/// [`Error::BackupRefused`] for bad options or a backup that cannot serve
+/// the target (checked before anything is written);
+/// [`Error::BackupNotFound`]; [`Error::WalNotFound`] naming the first WAL
+/// missing from the range the recovery needs; [`Error::Copy`] for copy
+/// failures (a checksum mismatch names the file; a non-empty DEST without
+/// delta restore).
+pub fn recover(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+    options: &RecoverOptions,
+    ctx: &mut RecoverContext<'_>,
+) -> Result<RecoverReport> {
+    let started = Instant::now();
+    let mut warnings = Vec::new();
+    let target = RecoveryTarget::from_options(&options.target, &ctx.local_tz, &mut warnings)?;
+    let catalog = server.catalog();
+    let info = choose_backup(&catalog, &options.backup_id, &target)?;
+    let id = info.backup_id().clone();
+    let status = info.status()?;
+    let get_wal = options
+        .get_wal
+        .unwrap_or_else(|| server.recovery_options.contains(&RecoveryOption::GetWal));
+    let delta = options.delta_restore.unwrap_or_else(|| {
+        server
+            .recovery_options
+            .contains(&RecoveryOption::DeltaRestore)
+    });
+    match status {
+        BackupStatus::Done => {}
+        BackupStatus::WaitingForWals if get_wal => {}
+        BackupStatus::WaitingForWals => warnings.push(format!(
+            "backup {id} is WAITING_FOR_WALS: some WAL it needs may not be archived yet"
+        )),
+        other => {
+            return Err(refuse(format!(
+                "backup {id} of server `{}` is {other}: only DONE (or WAITING_FOR_WALS) backups can be recovered",
+                server.name
+            )));
+        }
+    }
+    let version = info.version()?.unwrap_or(0);
+    check_version(&target, version)?;
+    if let (Some(time), Some(end)) = (&target.time_value, info.end_time()?)
+        && time.timestamp() < end.timestamp()
+    {
+        return Err(refuse(format!(
+            "the target time {} is before the end of backup {id} ({}): choose an earlier backup or a later target",
+            target::format_time(time),
+            target::format_time(&end)
+        )));
+    }
+    if let (Some(lsn), Some(end)) = (target.lsn_value, info.end_xlog())
+        && let Ok(end) = end.parse::<barman_wal::Lsn>()
+        && lsn < end
+    {
+        return Err(refuse(format!(
+            "the target LSN {lsn} is before the end of backup {id} ({end}): choose an earlier backup"
+        )));
+    }
+    let dest = &options.destination;
+    if !dest.is_absolute() {
+        return Err(refuse(format!(
+            "destination `{}` must be an absolute path",
+            dest.display()
+        )));
+    }
+    let remote = options
+        .remote_ssh_command
+        .as_deref()
+        .filter(|s| !s.trim().is_empty());
+
+    // Tablespaces and where they go.
+    let tablespaces = info.tablespaces()?.unwrap_or_default();
+    let mut locations: BTreeMap<String, String> = BTreeMap::new();
+    let mut roots: Roots = BTreeMap::from([("data".to_owned(), dest.clone())]);
+    let mut symlink_targets = BTreeMap::new();
+    for (name, _) in &options.tablespaces {
+        if !tablespaces.iter().any(|t| &t.name == name) {
+            let known: Vec<&str> = tablespaces.iter().map(|t| t.name.as_str()).collect();
+            return Err(refuse(format!(
+                "--tablespace {name}: backup {id} has no tablespace `{name}` (it has: {})",
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+    }
+    for t in &tablespaces {
+        let relocated = options
+            .tablespaces
+            .iter()
+            .rev()
+            .find(|(name, _)| name == &t.name)
+            .map(|(_, path)| path.clone());
+        let location = relocated
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(&t.location));
+        if !location.is_absolute() {
+            return Err(refuse(format!(
+                "--tablespace {}:{}: the location must be an absolute path",
+                t.name,
+                location.display()
+            )));
+        }
+        if location.starts_with(dest) {
+            warnings.push(format!(
+                "tablespace {} is restored inside the data directory ({})",
+                t.name,
+                location.display()
+            ));
+        }
+        let location_text = location.display().to_string();
+        if relocated.is_some() {
+            symlink_targets.insert(
+                RelPath::new(format!("data/pg_tblspc/{}", t.oid))?,
+                location_text.clone(),
+            );
+        }
+        roots.insert(t.oid.to_string(), location);
+        locations.insert(t.name.clone(), location_text);
+    }
+
+    // The WALs, checked before anything is written.
+    let pitr = target.is_pitr();
+    let layout = catalog.layout().clone();
+    let codec = crate::server::wal_codec(server)?;
+    let segment_size = WalSegmentSize::new(info.xlog_segment_size()?)?;
+    let (wal_names, target_tli) = plan_wals(
+        &catalog,
+        &info,
+        &target,
+        version,
+        options.partial_wal,
+        segment_size,
+    )?;
+    let mut located = Vec::new();
+    if !get_wal {
+        for name in &wal_names {
+            let file: WalFileName = name.parse()?;
+            let path = layout.wal_path(&file);
+            let path = if path.is_file() || !file.is_partial() {
+                path
+            } else {
+                layout.streaming_directory().join(name)
+            };
+            if !path.is_file() {
+                return Err(Error::WalNotFound {
+                    name: name.clone(),
+                    server: server.name.clone(),
+                });
+            }
+            located.push((name.clone(), path));
+        }
+    }
+
+    // The backup's files.
+    let backup_dir = layout.backup_dir(&id);
+    let manifest_path = backup_dir.join(MANIFEST_FILE);
+    let manifest = if manifest_path.is_file() {
+        Manifest::read(&manifest_path)?
+    } else {
+        warnings.push(format!(
+            "backup {id} has no manifest ({}): files are restored without checksum verification",
+            manifest_path.display()
+        ));
+        listing_manifest(&backup_dir, &tablespaces)?
+    };
+
+    let wal_root = options
+        .staging_wal_directory
+        .as_ref()
+        .filter(|_| pitr || options.standby_mode);
+    if let Some(dir) = wal_root {
+        if !dir.is_absolute() {
+            return Err(refuse(format!(
+                "--staging-wal-directory `{}` must be an absolute path",
+                dir.display()
+            )));
+        }
+        roots.insert("wal".to_owned(), dir.clone());
+    }
+    let factory: Box<dyn DestinationFactory> = match remote {
+        Some(ssh) => {
+            let agent = options.agent_command.as_deref().unwrap_or("barman agent");
+            let line = format!("{ssh} {agent}");
+            let spawner = Arc::clone(&ctx.spawner);
+            Box::new(barman_copy::AgentFactory::new(
+                move || spawner.shell(&line),
+                roots.clone(),
+                options
+                    .network_compression
+                    .unwrap_or(server.network_compression),
+            ))
+        }
+        None => Box::new(LocalDestination::new(roots.clone())),
+    };
+    let where_to = match remote {
+        Some(ssh) => format!("{ssh}:{}", dest.display()),
+        None => dest.display().to_string(),
+    };
+    ctx.observer.message(&format!(
+        "Starting {} restore for server {} using backup {id}",
+        if remote.is_some() { "remote" } else { "local" },
+        server.name
+    ));
+    ctx.observer
+        .message(&format!("Destination directory: {where_to}"));
+    for (name, location) in &locations {
+        ctx.observer.message(&format!("\t{name}, {location}"));
+    }
+
+    let jobs = options.jobs.unwrap_or(server.parallel_jobs).max(1) as usize;
+    let restore_options = RestoreOptions {
+        jobs,
+        bandwidth_limit: options
+            .bwlimit
+            .or(server.bandwidth_limit)
+            .filter(|&kb| kb > 0)
+            .map(|kb| kb * 1024),
+        delta,
+        symlink_targets,
+    };
+    ctx.observer.message("Copying the base backup.");
+    let copied = barman_copy::restore(
+        &manifest,
+        &backup_dir,
+        factory.as_ref(),
+        &restore_options,
+        ctx.progress,
+        ctx.cancel,
+    )?;
+
+    // Everything else goes through one more session.
+    let mut session = factory.open()?;
+    let mut changes = Vec::new();
+    let data = |path: &str| RelPath::new(format!("data/{path}"));
+
+    // tablespace_map with the final locations.
+    let map_path = data("tablespace_map")?;
+    if manifest.get(&map_path).is_some() && !tablespaces.is_empty() {
+        let mut text = String::new();
+        for t in &tablespaces {
+            let _ = writeln!(text, "{} {}", t.oid, locations[&t.name]);
+        }
+        put(session.as_mut(), &map_path, text.as_bytes())?;
+        if !options.tablespaces.is_empty() {
+            changes.push("tablespace_map: relocated tablespaces rewritten".to_owned());
+        }
+    }
+    // backup_manifest → backup_manifest.<id>
+    let pg_manifest = data("backup_manifest")?;
+    if manifest.get(&pg_manifest).is_some() {
+        let bytes = read_backup_file(&backup_dir, &pg_manifest)?;
+        put(
+            session.as_mut(),
+            &data(&format!("backup_manifest.{id}"))?,
+            &bytes,
+        )?;
+        session.remove(&pg_manifest)?;
+        changes.push(format!("backup_manifest renamed backup_manifest.{id}"));
+    }
+    put(
+        session.as_mut(),
+        &data(RECOVER_INFO_FILE)?,
+        info.to_file_string().as_bytes(),
+    )?;
+
+    // WALs.
+    let mut wal_directory = None;
+    let mut staged = 0_u64;
+    let wal_dir_name = if version >= 100_000 || version == 0 {
+        "pg_wal"
+    } else {
+        "pg_xlog"
+    };
+    let staging_dir = if pitr || options.standby_mode {
+        match wal_root {
+            Some(dir) => (RelPath::new("wal")?, dir.display().to_string()),
+            None => (
+                data("barman_wal")?,
+                dest.join("barman_wal").display().to_string(),
+            ),
+        }
+    } else {
+        (
+            data(wal_dir_name)?,
+            dest.join(wal_dir_name).display().to_string(),
+        )
+    };
+    if !get_wal {
+        let (dir, dir_text) = &staging_dir;
+        session.mkdir(dir, 0o700)?;
+        let status = if pitr || options.standby_mode {
+            None
+        } else {
+            let status = dir.join("archive_status")?;
+            session.mkdir(&status, 0o700)?;
+            Some(status)
+        };
+        ctx.observer
+            .message(&format!("Copying required WAL segments to {dir_text}."));
+        for (name, path) in &located {
+            stage_wal(
+                session.as_mut(),
+                &dir.join(name)?,
+                path,
+                codec.as_ref(),
+                segment_size,
+            )?;
+            if let Some(status) = &status {
+                put(
+                    session.as_mut(),
+                    &status.join(&format!("{name}.done"))?,
+                    b"",
+                )?;
+            }
+            staged += 1;
+        }
+        wal_directory = Some(dir_text.clone());
+    }
+
+    // Configuration files.
+    let auto_conf = options
+        .recovery_conf_filename
+        .clone()
+        .unwrap_or_else(|| "postgresql.auto.conf".to_owned());
+    let mut conf_files = vec![
+        "postgresql.conf".to_owned(),
+        "postgresql.auto.conf".to_owned(),
+    ];
+    if !conf_files.contains(&auto_conf) {
+        conf_files.push(auto_conf.clone());
+    }
+    let mut texts: BTreeMap<String, String> = BTreeMap::new();
+    for file in &conf_files {
+        let rel = data(file)?;
+        if manifest.get(&rel).is_none() {
+            continue;
+        }
+        let original = String::from_utf8_lossy(&read_backup_file(&backup_dir, &rel)?).into_owned();
+        put(
+            session.as_mut(),
+            &data(&format!("{file}.origin"))?,
+            original.as_bytes(),
+        )?;
+        let mangled = conf::mangle(&original, file);
+        changes.extend(mangled.changes);
+        warnings.extend(mangled.warnings);
+        texts.insert(file.clone(), mangled.text);
+    }
+    for missing in ["pg_hba.conf", "pg_ident.conf"] {
+        if manifest.get(&data(missing)?).is_none() {
+            warnings.push(format!(
+                "{missing} is not in the backup (kept outside the data directory?): provide one before starting PostgreSQL"
+            ));
+        }
+    }
+
+    // Recovery settings.
+    let mut restore_command = None;
+    let mut recovery_file = None;
+    let mut signal_file = None;
+    if pitr || get_wal || options.standby_mode {
+        let mut settings: Vec<(String, String)> = Vec::new();
+        let command = if get_wal {
+            let partial = if options.partial_wal && !options.standby_mode {
+                "-P "
+            } else {
+                ""
+            };
+            options
+                .restore_command
+                .clone()
+                .unwrap_or_else(|| match remote {
+                    Some(_) => {
+                        let mut c = format!(
+                            "barman-wal-restore {partial}-U {} {} {} %f %p",
+                            global.barman_user,
+                            hostname(),
+                            server.name
+                        );
+                        if jobs > 1 {
+                            let _ = write!(c, " -p {jobs}");
+                        }
+                        c
+                    }
+                    None => format!(
+                        "{} get-wal {partial}{} %f > %p",
+                        options.barman_command.as_deref().unwrap_or("barman"),
+                        server.name
+                    ),
+                })
+        } else {
+            let dir = &staging_dir.1;
+            format!("cp {dir}/%f %p")
+        };
+        settings.push(("restore_command".into(), target::quote(&command)));
+        if !get_wal && !options.standby_mode && wal_root.is_none() {
+            settings.push((
+                "recovery_end_command".into(),
+                target::quote(&format!("rm -fr {}", staging_dir.1)),
+            ));
+        }
+        settings.extend(target.settings(version));
+        let mut block = format!(
+            "\n# Recovery settings written by barman-rs recover on {} (backup {id})\n",
+            target::format_time(&ctx.clock.now().to_zoned(ctx.local_tz.clone()))
+        );
+        for (k, v) in &settings {
+            let _ = writeln!(block, "{k} = {v}");
+        }
+        if version >= 120_000 || version == 0 {
+            let text = texts.entry(auto_conf.clone()).or_default();
+            text.push_str(&block);
+            let signal = if options.standby_mode {
+                "standby.signal"
+            } else {
+                "recovery.signal"
+            };
+            put(session.as_mut(), &data(signal)?, b"")?;
+            signal_file = Some(signal.to_owned());
+            recovery_file = Some(auto_conf.clone());
+        } else {
+            if options.standby_mode {
+                block.push_str("standby_mode = 'on'\n");
+            }
+            put(session.as_mut(), &data("recovery.conf")?, block.as_bytes())?;
+            recovery_file = Some("recovery.conf".to_owned());
+        }
+        changes.push(format!(
+            "{}: recovery settings written ({})",
+            recovery_file.as_deref().unwrap_or_default(),
+            settings
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        if let Some(signal) = &signal_file {
+            changes.push(format!("{signal} created"));
+        }
+        restore_command = Some(command);
+    }
+    for (file, text) in &texts {
+        put(session.as_mut(), &data(file)?, text.as_bytes())?;
+    }
+    let mut trees: Vec<String> = roots.keys().cloned().collect();
+    trees.sort();
+    let dirs = [RelPath::new("data")?, staging_dir.0.clone()];
+    let dirs: Vec<&RelPath> = dirs.iter().collect();
+    session.sync(&trees, &dirs)?;
+
+    ctx.observer.message("Restore operation completed");
+    if let Some(command) = &restore_command {
+        ctx.observer
+            .message(&format!("restore_command = '{command}'"));
+    }
+    for line in &changes {
+        ctx.observer.message(&format!("Changed: {line}"));
+    }
+    for line in &warnings {
+        ctx.observer.message(&format!("WARNING: {line}"));
+    }
+    ctx.observer
+        .message("Review the configuration of the recovered cluster before starting PostgreSQL.");
+    Ok(RecoverReport {
+        backup_id: id.to_string(),
+        server: server.name.clone(),
+        destination: dest.display().to_string(),
+        remote_ssh_command: remote.map(str::to_owned),
+        recovery_target: target,
+        pitr,
+        target_timeline: target_tli.get(),
+        tablespaces: locations,
+        files: copied.files,
+        files_written: copied.files_written,
+        files_reused: copied.files_reused,
+        files_removed: copied.files_removed,
+        files_unverified: copied.files_unverified,
+        bytes_total: copied.bytes_total,
+        bytes_written: copied.bytes_written,
+        wire_bytes: copied.wire_bytes + session.wire_bytes(),
+        wals: staged,
+        wal_directory,
+        restore_command,
+        recovery_configuration_file: recovery_file,
+        signal_file,
+        changes,
+        warnings,
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn refuse(message: String) -> Error {
+    Error::BackupRefused(message)
+}
+
+/// Targets a PostgreSQL version cannot honour.
+fn check_version(target: &RecoveryTarget, version: u32) -> Result<()> {
+    if version == 0 {
+        return Ok(());
+    }
+    if target.lsn.is_some() && version < 100_000 {
+        return Err(refuse("--target-lsn needs PostgreSQL 10 or later".into()));
+    }
+    if target.immediate && version < 90_400 {
+        return Err(refuse(
+            "--target-immediate needs PostgreSQL 9.4 or later".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The backup for BACKUP_ID: `auto` picks the newest DONE backup that ends
+/// before a time or LSN target (the latest DONE without one).
+pub fn choose_backup(catalog: &Catalog, text: &str, target: &RecoveryTarget) -> Result<BackupInfo> {
+    if text == "last-failed" {
+        return Err(refuse(
+            "`last-failed` cannot be recovered: a FAILED backup is incomplete".into(),
+        ));
+    }
+    if text != "auto" {
+        return resolve_backup(catalog, text);
+    }
+    if target.xid.is_some() || target.name.is_some() {
+        return Err(refuse(
+            "`auto` cannot choose a backup for --target-xid or --target-name (the catalog does not record them): give a backup id".into(),
+        ));
+    }
+    let backups = catalog.backups()?;
+    let mut candidates = backups
+        .iter()
+        .rev()
+        .filter(|b| b.status().is_ok_and(|s| s == BackupStatus::Done));
+    let found = if let Some(time) = &target.time_value {
+        candidates.find(|b| {
+            b.end_time()
+                .ok()
+                .flatten()
+                .is_some_and(|end| end.timestamp() <= time.timestamp())
+        })
+    } else if let Some(lsn) = target.lsn_value {
+        candidates.find(|b| {
+            b.end_xlog()
+                .and_then(|e| e.parse::<barman_wal::Lsn>().ok())
+                .is_some_and(|end| end <= lsn)
+        })
+    } else {
+        candidates.next()
+    };
+    found.cloned().ok_or_else(|| {
+        refuse(format!(
+            "no DONE backup of server `{}` can reach the requested target",
+            catalog.server_name()
+        ))
+    })
+}
+
+/// The WAL names to stage and the target timeline.
+fn plan_wals(
+    catalog: &Catalog,
+    info: &BackupInfo,
+    target: &RecoveryTarget,
+    version: u32,
+    partial: bool,
+    segment_size: WalSegmentSize,
+) -> Result<(Vec<String>, TimelineId)> {
+    let id = info.backup_id();
+    let begin = info
+        .begin_wal()
+        .ok_or_else(|| refuse(format!("backup {id} has no begin_wal")))?
+        .parse()?;
+    let end = info
+        .end_wal()
+        .ok_or_else(|| refuse(format!("backup {id} has no end_wal")))?
+        .parse()?;
+    let archived: Vec<String> = catalog
+        .xlogdb()
+        .read()?
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    let layout = catalog.layout();
+    let mut histories = BTreeMap::new();
+    let mut newest = TimelineId::ONE;
+    for name in &archived {
+        let Ok(file) = name.parse::<WalFileName>() else {
+            continue;
+        };
+        if file.timeline().get() > newest.get() {
+            newest = file.timeline();
+        }
+        if let WalFileName::History(tli) = file {
+            let path = layout.wal_path(&file);
+            let compression = detect_compression(&path, None).unwrap_or(None);
+            let mut text = String::new();
+            open_plain(&path, compression, None)?
+                .read_to_string(&mut text)
+                .map_err(|e| Error::io("cannot read", &path, e))?;
+            histories.insert(tli, TimelineHistory::parse(&text)?);
+        }
+    }
+    let backup_tli = barman_wal::SegmentName::timeline(&begin);
+    let target_tli = match target.tli {
+        Some(TargetTli::Number(n)) => TimelineId::new(n)?,
+        Some(TargetTli::Latest) => newest,
+        None if version >= 120_000 || version == 0 => newest,
+        Some(TargetTli::Current) | None => backup_tli,
+    };
+    if target_tli.get() < backup_tli.get() {
+        return Err(refuse(format!(
+            "target timeline {} is older than backup {id}'s timeline {}",
+            target_tli.get(),
+            backup_tli.get()
+        )));
+    }
+    let stop = if target.immediate {
+        WalStop::Immediate
+    } else if let Some(lsn) = target.lsn_value {
+        WalStop::Lsn(lsn)
+    } else {
+        WalStop::End
+    };
+    let needs = WalNeeds {
+        begin_wal: begin,
+        end_wal: end,
+        target_tli,
+        stop,
+        partial,
+        segment_size,
+        archived: &archived,
+    };
+    let names = required_wals(&needs, &histories).map_err(|m| {
+        Error::BackupRefused(format!(
+            "WAL {} is missing from the archive of server `{}` ({}): backup {id} cannot be recovered to this target; nothing was written",
+            m.name,
+            catalog.server_name(),
+            m.reason
+        ))
+    })?;
+    Ok((names, target_tli))
+}
+
+/// A manifest without checksums from a listing of the backup directory
+/// (a backup made by Barman).
+fn listing_manifest(
+    backup_dir: &Path,
+    tablespaces: &[crate::catalog::Tablespace],
+) -> Result<Manifest> {
+    let mut manifest = Manifest::default();
+    let mut trees = vec!["data".to_owned()];
+    trees.extend(tablespaces.iter().map(|t| t.oid.to_string()));
+    for tree in trees {
+        let entries: Vec<Entry> =
+            barman_copy::listing::list_tree(&backup_dir.join(&tree), &tree, &Exclusions::none())?;
+        for entry in &entries {
+            manifest.insert(entry.into());
+        }
+    }
+    Ok(manifest)
+}
+
+/// Reads a (small) file of the backup.
+fn read_backup_file(backup_dir: &Path, path: &RelPath) -> Result<Vec<u8>> {
+    let local = path.under(backup_dir);
+    std::fs::read(&local).map_err(|e| Error::io("cannot read", &local, e))
+}
+
+/// Writes a small file through the destination.
+fn put(session: &mut dyn Destination, path: &RelPath, bytes: &[u8]) -> Result<()> {
+    let mut data = bytes;
+    session.write_file(path, bytes.len() as u64, FILE_MODE, now_mtime(), &mut data)?;
+    Ok(())
+}
+
+fn now_mtime() -> Mtime {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Mtime {
+        secs: i64::try_from(now.as_secs()).unwrap_or(i64::MAX),
+        nanos: now.subsec_nanos(),
+    }
+}
+
+/// Stages one archived WAL file, decompressed, at `dest`.
+fn stage_wal(
+    session: &mut dyn Destination,
+    dest: &RelPath,
+    path: &Path,
+    codec: Option<&Codec>,
+    segment_size: WalSegmentSize,
+) -> Result<()> {
+    let compression: Option<Compression> = detect_compression(path, codec)?;
+    let mtime = std::fs::metadata(path)
+        .map(|m| Mtime::of(&m))
+        .map_err(|e| Error::io("cannot read", path, e))?;
+    let mut reader = open_plain(path, compression, codec)?;
+    let size = if compression.is_none() {
+        std::fs::metadata(path)
+            .map_err(|e| Error::io("cannot read", path, e))?
+            .len()
+    } else if dest.file_name().ends_with(".history") {
+        let mut bytes = Vec::new();
+        reader
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io("cannot read", path, e))?;
+        session.write_file(
+            dest,
+            bytes.len() as u64,
+            FILE_MODE,
+            mtime,
+            &mut bytes.as_slice(),
+        )?;
+        return Ok(());
+    } else {
+        segment_size.bytes()
+    };
+    session.write_file(dest, size, FILE_MODE, mtime, &mut reader)?;
+    Ok(())
+}
+
+/// This host's name, for `barman-wal-restore` on the recovered host.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
