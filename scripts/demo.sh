@@ -2,8 +2,9 @@
 # Quick-start demo: build barman-rs, start a throwaway PostgreSQL 15 cluster
 # whose archive_command is `barman put-wal` (the one-host mode), write a
 # barman.conf for it, archive WAL under pgbench load and read it back, take a
-# base backup under load and an incremental one (hard links), then restore the
-# backup, replay the archived WAL and check the data. Everything lives in a
+# base backup under load and an incremental one (hard links), change data,
+# `barman recover` to a point in time between two changes, start PostgreSQL on
+# the recovered directory and check the rows. Everything lives in a
 # temporary directory that is removed at the end (set KEEP=1 to keep it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -105,31 +106,38 @@ import json, sys
 c = json.load(sys.stdin)["demo"]["copy"]
 print("files: %d, hard-linked: %d, rebuilt from page deltas: %d, fetched: %d; bytes written: %d of %d"
       % (c["files"], c["files_linked"], c["files_delta"], c["files_fetched"], c["bytes_written"], c["bytes_total"]))'
-EXPECTED=$(as_pg "$PG_BIN/psql" -X -A -t -h 127.0.0.1 -p "$PORT" -U postgres -c "SELECT count(*) || ' ' || sum(abalance) FROM pgbench_accounts" postgres)
-barman switch-wal --archive --archive-timeout 60 demo >/dev/null
+psql_on() { as_pg "$PG_BIN/psql" -X -A -t -h 127.0.0.1 -p "$1" -U postgres -c "$2" postgres; }
+EXPECTED=$(psql_on "$PORT" "SELECT count(*) || ' ' || sum(abalance) FROM pgbench_accounts")
 LATEST=$(ls "$WORK/barman/demo/meta" | sed -n 's/-backup.info$//p' | sort | tail -n 1)
 echo "== backup $LATEST:"
 grep -E '^(status|begin_wal|end_wal|size|deduplicated_size)=' "$WORK/barman/demo/meta/$LATEST-backup.info"
 
-echo "== restore it by hand (barman recover comes next): copy data/, recovery.signal, restore_command = barman get-wal"
+echo "== change data after the backup: a row we want back, then a mistake we want undone"
+psql_on "$PORT" "CREATE TABLE marks (id int, note text); INSERT INTO marks VALUES (1, 'kept')" >/dev/null
+sleep 1
+TARGET=$(psql_on "$PORT" "SELECT now()::timestamptz(6)")
+sleep 1
+psql_on "$PORT" "INSERT INTO marks VALUES (2, 'after the target'); DELETE FROM pgbench_accounts WHERE aid <= 1000" >/dev/null
+barman switch-wal --archive --archive-timeout 60 demo >/dev/null
+echo "   target time: $TARGET (between the two changes)"
+
 RESTORED=$WORK/restored
-cp -a "$WORK/barman/demo/base/$LATEST/data" "$RESTORED"
-touch "$RESTORED/recovery.signal"
+echo "== barman recover --target-time '$TARGET' --target-action promote demo latest $RESTORED"
+barman recover --target-time "$TARGET" --target-action promote demo latest "$RESTORED"
+echo "== what recover wrote into postgresql.auto.conf:"
+grep -v '^#' "$RESTORED/postgresql.auto.conf" | sed 's/^/   /'
 PORT2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >> "$RESTORED/postgresql.conf" <<CONF
-port = $PORT2
-archive_mode = off
-restore_command = '$BARMAN -c $WORK/barman.conf get-wal demo %f > %p'
-CONF
-[ "$(id -u)" = 0 ] && chown -R postgres: "$RESTORED"
-chmod 700 "$RESTORED"
-as_pg "$PG_BIN/pg_ctl" -D "$RESTORED" -l "$WORK/restored.log" -w -t 120 start >/dev/null
+echo "== start PostgreSQL on the recovered directory (port $PORT2)"
+as_pg "$PG_BIN/pg_ctl" -D "$RESTORED" -l "$WORK/restored.log" -o "-p $PORT2" -w -t 120 start >/dev/null
 for _ in $(seq 1 120); do
-  [ "$(as_pg "$PG_BIN/psql" -X -A -t -h 127.0.0.1 -p "$PORT2" -U postgres -c 'SELECT pg_is_in_recovery()' postgres 2>/dev/null)" = f ] && break
+  [ "$(psql_on "$PORT2" 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ] && break
   sleep 1
 done
-GOT=$(as_pg "$PG_BIN/psql" -X -A -t -h 127.0.0.1 -p "$PORT2" -U postgres -c "SELECT count(*) || ' ' || sum(abalance) FROM pgbench_accounts" postgres)
-echo "primary:  accounts, sum(abalance) = $EXPECTED"
-echo "restored: accounts, sum(abalance) = $GOT"
-[ "$EXPECTED" = "$GOT" ] || { echo "MISMATCH" >&2; exit 1; }
-echo "== demo finished: the restored backup holds exactly the primary's data"
+GOT=$(psql_on "$PORT2" "SELECT count(*) || ' ' || sum(abalance) FROM pgbench_accounts")
+MARKS=$(psql_on "$PORT2" "SELECT string_agg(id || ':' || note, ', ' ORDER BY id) FROM marks")
+echo "primary before the mistake: accounts, sum(abalance) = $EXPECTED"
+echo "recovered:                  accounts, sum(abalance) = $GOT"
+echo "recovered marks:            $MARKS"
+[ "$EXPECTED" = "$GOT" ] || { echo "MISMATCH in pgbench_accounts" >&2; exit 1; }
+[ "$MARKS" = "1:kept" ] || { echo "MISMATCH in marks: expected only 1:kept" >&2; exit 1; }
+echo "== demo finished: the recovered cluster holds exactly the data of the target time"
