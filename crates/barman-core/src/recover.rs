@@ -416,6 +416,11 @@ pub fn recover(
     let mut changes = Vec::new();
     let data = |path: &str| RelPath::new(format!("data/{path}"));
 
+    // pg_tblspc links to the final locations (a backup keeps the
+    // tablespaces in tablespace_map and backup.info, not as links).
+    for t in &tablespaces {
+        session.symlink(&data(&format!("pg_tblspc/{}", t.oid))?, &locations[&t.name])?;
+    }
     // tablespace_map with the final locations.
     let map_path = data("tablespace_map")?;
     if manifest.get(&map_path).is_some() && !tablespaces.is_empty() {
