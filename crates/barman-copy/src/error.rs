@@ -66,7 +66,7 @@ pub enum Error {
     },
     /// A restore destination holds files and delta restore is off.
     #[error(
-        "the destination tree `{tree}` is not empty (it holds {example}); use --delta-restore to restore into it"
+        "the destination tree `{tree}` is not empty ({example} exists); use --delta-restore to restore into it"
     )]
     NotEmpty {
         /// The tree (`data` or a tablespace OID).

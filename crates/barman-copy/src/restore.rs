@@ -340,11 +340,14 @@ pub fn restore(
     cancel: &AtomicBool,
 ) -> Result<RestoreReport> {
     let started = Instant::now();
-    let trees: Vec<String> = manifest
+    // `data` first: a non-empty data directory is refused before any
+    // tablespace directory is created.
+    let mut trees: Vec<String> = manifest
         .iter()
         .filter(|e| e.path.parent().is_none())
         .map(|e| e.path.as_str().to_owned())
         .collect();
+    trees.sort_by_key(|t| t != "data");
     let mut main = dest.open()?;
     let check = || {
         if cancel.load(Ordering::Relaxed) {

@@ -360,6 +360,21 @@ pub fn recover(
         }
         roots.insert("wal".to_owned(), dir.clone());
     }
+    if remote.is_none() && !delta {
+        // Refused here, before any directory is created.
+        for (tree, root) in &roots {
+            let first = std::fs::read_dir(root)
+                .ok()
+                .and_then(|mut d| d.next())
+                .and_then(std::result::Result::ok);
+            if let Some(entry) = first.filter(|_| tree != "wal") {
+                return Err(Error::Copy(barman_copy::Error::NotEmpty {
+                    tree: tree.clone(),
+                    example: entry.path().display().to_string(),
+                }));
+            }
+        }
+    }
     let factory: Box<dyn DestinationFactory> = match remote {
         Some(ssh) => {
             let agent = options.agent_command.as_deref().unwrap_or("barman agent");
