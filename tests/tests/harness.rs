@@ -12,6 +12,10 @@ mod backup;
 mod backup_faults;
 #[path = "harness/cluster.rs"]
 mod cluster;
+#[path = "harness/recover.rs"]
+mod recover;
+#[path = "harness/recover_faults.rs"]
+mod recover_faults;
 #[path = "harness/sshd.rs"]
 mod sshd;
 #[path = "harness/wal_header.rs"]
