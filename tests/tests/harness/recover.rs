@@ -47,6 +47,10 @@ impl Dest {
         Self { parent }
     }
 
+    pub(crate) fn path(&self) -> &Path {
+        self.parent.path()
+    }
+
     /// The recovery destination (PGDATA of the recovered server).
     pub(crate) fn data(&self) -> PathBuf {
         self.parent.path().join("data")
@@ -995,18 +999,26 @@ fn remote_recovery_over_ssh_matches_the_local_one() {
         "BARMAN_AGENT_COMMAND".to_owned(),
         format!("{} agent", client.bin("barman").display()),
     )];
-    // Files whose content names the destination differ by design.
+    // The trees with the destination's own path replaced by `<DEST>`
+    // (tablespace_map, the pg_tblspc link and the configuration name it).
     let comparable = |dest: &Dest| -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+        let own = dest.path().display().to_string();
         let mut data = tree(&dest.data());
+        for value in data.values_mut() {
+            if value.starts_with("link -> ") {
+                *value = value.replace(&own, "<DEST>");
+            }
+        }
         for f in [
             "tablespace_map",
             ".barman-recover.info",
             "postgresql.auto.conf",
             "postgresql.conf",
         ] {
-            data.remove(f);
+            if let Ok(text) = fs::read_to_string(dest.data().join(f)) {
+                data.insert(f.to_owned(), text.replace(&own, "<DEST>"));
+            }
         }
-        data.retain(|k, _| !k.starts_with("pg_tblspc/"));
         (data, tree(&dest.ts()))
     };
     let reference = comparable(&local);
@@ -1122,8 +1134,7 @@ fn delta_restore_into_a_stale_copy_gives_the_fresh_recovery() {
         "{doc}"
     );
     let now = (tree(&dest.data()), tree(&dest.ts()));
-    let mut diff = tree_diff(&fresh.0, &now.0);
-    diff.retain(|l| !l.starts_with(".barman-recover.info:"));
+    let diff = tree_diff(&fresh.0, &now.0);
     assert!(
         diff.is_empty(),
         "delta restore differs from the fresh recovery: {diff:#?}"
@@ -1142,5 +1153,98 @@ fn delta_restore_into_a_stale_copy_gives_the_fresh_recovery() {
             .psql("SELECT to_regclass('scratch') IS NULL AND to_regclass('scratch_ts') IS NULL")
             .unwrap(),
         "t"
+    );
+}
+
+/// Backup selection (`first`, `oldest`, `last`, `latest`, `last-full`, a
+/// backup name, `auto` with a time or an LSN target), `--standby-mode`, and
+/// a naive `--target-time` (local time, with a warning).
+#[test]
+fn backup_selection_standby_mode_and_naive_time() {
+    let bench = Bench::new(LOCAL_RSYNC, 1);
+    let pg = &bench.pg;
+    let b1 = backup_id(&bench.backup(&["--name", "nightly", "--wait", "--wait-timeout", "60"]));
+    std::thread::sleep(Duration::from_millis(300));
+    let between = pg.psql(NOW_UTC).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    pg.psql("UPDATE in_ts SET n = n + 1 WHERE id <= 10")
+        .unwrap();
+    let b2 = backup_id(&bench.backup(&["--wait", "--wait-timeout", "60"]));
+    assert_ne!(b1, b2);
+    pg.psql("UPDATE in_ts SET n = n + 1 WHERE id <= 10")
+        .unwrap();
+    let lsn_after_b2 = pg.psql("SELECT pg_current_wal_insert_lsn()").unwrap();
+    bench.flush_wal();
+
+    let cases: [(&str, &[&str], &str); 8] = [
+        ("first", &[], &b1),
+        ("oldest", &[], &b1),
+        ("last", &[], &b2),
+        ("latest", &[], &b2),
+        ("last-full", &[], &b2),
+        ("nightly", &[], &b1),
+        ("auto", &["--target-time", &between], &b1),
+        ("auto", &["--target-lsn", &lsn_after_b2], &b2),
+    ];
+    for (selector, options, expected) in cases {
+        let dest = Dest::new("select");
+        let (d, ts) = (dest.data_arg(), dest.ts_arg());
+        let mut args = vec![selector, d.as_str(), "--tablespace", ts.as_str()];
+        args.extend(options.iter().copied());
+        let doc = recover(&bench, &args, &[]);
+        assert_eq!(doc["backup_id"], expected, "{selector} {options:?}: {doc}");
+        assert_eq!(
+            fs::read(dest.data().join("PG_VERSION")).unwrap(),
+            b"15\n",
+            "{selector}"
+        );
+    }
+
+    // --standby-mode: standby.signal instead of recovery.signal.
+    let dest = Dest::new("standby");
+    recover(
+        &bench,
+        &[
+            "latest",
+            &dest.data_arg(),
+            "--tablespace",
+            &dest.ts_arg(),
+            "--standby-mode",
+        ],
+        &[],
+    );
+    assert!(dest.data().join("standby.signal").is_file());
+    assert!(!dest.data().join("recovery.signal").exists());
+    let auto = fs::read_to_string(dest.data().join("postgresql.auto.conf")).unwrap();
+    assert!(
+        auto.lines()
+            .any(|l| l.trim_start().starts_with("restore_command")),
+        "{auto}"
+    );
+
+    // A naive --target-time is local time: accepted with a warning.
+    let dest = Dest::new("naive");
+    let doc = recover(
+        &bench,
+        &[
+            "latest",
+            &dest.data_arg(),
+            "--tablespace",
+            &dest.ts_arg(),
+            "--target-time",
+            "2100-01-01 00:00:00",
+        ],
+        &[],
+    );
+    let time = doc["recovery_target"]["time"].as_str().unwrap_or_default();
+    assert!(time.starts_with("2100-01-01 00:00:00"), "{doc}");
+    assert!(
+        time.len() > "2100-01-01 00:00:00".len(),
+        "not tz-aware: {doc}"
+    );
+    let warnings = doc["warnings"].to_string().to_lowercase();
+    assert!(
+        warnings.contains("zone") || warnings.contains("local"),
+        "no warning about the naive time: {doc}"
     );
 }
