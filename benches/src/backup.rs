@@ -21,7 +21,7 @@
 //! between operations, untimed. The median run is reported, with
 //! PASS/MISS against the targets (a MISS never fails the process).
 
-mod fixture;
+pub mod fixture;
 mod report;
 
 use std::fs;
@@ -452,7 +452,7 @@ fn run_once(
 
 /// `sync` (all filesystems), and the page cache dropped when asked: the
 /// previous steps' writeback is not paid by the next measurement.
-fn settle(drop_caches: bool) -> Result<()> {
+pub fn settle(drop_caches: bool) -> Result<()> {
     barman_e2e::run(&mut Command::new("sync")).context("sync")?;
     if drop_caches {
         fs::write("/proc/sys/vm/drop_caches", "3").context("echo 3 > /proc/sys/vm/drop_caches")?;
@@ -462,7 +462,7 @@ fn settle(drop_caches: bool) -> Result<()> {
 
 /// One `barman -f json backup` under GNU time; fails unless the backup
 /// ends DONE.
-fn backup(
+pub fn backup(
     fixture: &Fixture,
     conf: Conf,
     jobs: u32,
@@ -581,7 +581,7 @@ fn backup(
 /// The peak RSS (KiB) and user + system seconds GNU time wrote with
 /// `-f '%M %e %U %S'` (its last line; a first line may say the command
 /// exited non-zero).
-fn read_time_file(path: &std::path::Path) -> (Option<u64>, Option<f64>) {
+pub fn read_time_file(path: &std::path::Path) -> (Option<u64>, Option<f64>) {
     let text = fs::read_to_string(path).unwrap_or_default();
     let Some(line) = text.lines().rev().find(|l| !l.trim().is_empty()) else {
         return (None, None);

@@ -5,6 +5,7 @@
 //! cargo build --release -p barman-cli --bins
 //! cargo run --release -p barman-benches -- wal-archive [--segments 200] [--runs 3]
 //! cargo run --release -p barman-benches -- backup [--scale 100] [--runs 3]
+//! cargo run --release -p barman-benches -- recover [--scale 100] [--runs 3]
 //! cargo run --release -p barman-benches -- list
 //! ```
 //!
@@ -17,6 +18,7 @@
 
 mod backup;
 mod machine;
+mod recover;
 mod stats;
 mod wal_archive;
 
@@ -54,6 +56,12 @@ enum Scenario {
     /// incremental `--reuse-backup link`) of a `pgbench -i` cluster, next
     /// to `cp -a` of its data directory; time, MB/s, peak RSS.
     Backup(backup::Options),
+    /// Recovery end to end: `barman recover` of one backup of a
+    /// `pgbench -i` cluster (local -j 1/2, remote over a loopback sshd
+    /// -j 1/2) into a fresh directory, next to `cp -a` of the backup's
+    /// data directory; time, MB/s, peak RSS, and PostgreSQL started on a
+    /// recovery to count the rows.
+    Recover(recover::Options),
 }
 
 /// Where reports go by default: `<cargo target dir>/bench-report`.
@@ -75,6 +83,8 @@ fn main() -> ExitCode {
                  (cp, barman put-wal, barman-wal-archive over ssh; none/zstd; --parallel 4)\n\
                  backup       time, MB/s and peak RSS of `barman backup` (local-rsync, rsync over \
                  ssh, zstd, -j 1/2, incremental --reuse-backup link) beside `cp -a` of PGDATA\n\
+                 recover      time, MB/s and peak RSS of `barman recover` (local and over ssh, \
+                 -j 1/2) beside `cp -a` of the backup; PostgreSQL started on a recovery\n\
                  \n\
                  Micro-benchmarks: cargo bench -p barman-wal (WAL names; codecs vs the \
                  gzip/bzip2/xz/zstd/lz4 CLIs)."
@@ -83,6 +93,7 @@ fn main() -> ExitCode {
         }
         Scenario::WalArchive(options) => wal_archive::run(&options),
         Scenario::Backup(options) => backup::run(&options),
+        Scenario::Recover(options) => recover::run(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
