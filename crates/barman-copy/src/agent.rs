@@ -190,6 +190,7 @@ impl<R: Read, W: Write> Agent<R, W> {
                 size,
                 mode,
                 mtime,
+                no_fsync,
             } => {
                 let mut file = RelPath::new(path).and_then(|p| NewFile::create(roots, &p, mode));
                 let (_, failed) = receive(&mut self.reader, size, &mut |chunk| match &mut file {
@@ -197,6 +198,9 @@ impl<R: Read, W: Write> Agent<R, W> {
                     Err(_) => Ok(()),
                 })?;
                 Ok(match (file, failed) {
+                    (Ok(f), None) if no_fsync => f
+                        .finish_unsynced(size, mode, mtime)
+                        .map(|()| Summary::default()),
                     (Ok(f), None) => f.finish(size, mode, mtime).map(|()| Summary::default()),
                     (Ok(f), Some(e)) => {
                         f.abort();
@@ -214,9 +218,13 @@ impl<R: Read, W: Write> Agent<R, W> {
             Message::Remove { path } => {
                 done(RelPath::new(path).and_then(|p| local::remove(roots, &p).map(|_| ())))
             }
-            Message::Fsync { path } => {
-                done(RelPath::new(path).and_then(|p| local::fsync(roots, &p)))
-            }
+            Message::Fsync { path, filesystem } => done(RelPath::new(path).and_then(|p| {
+                if filesystem {
+                    local::syncfs(roots, &p)
+                } else {
+                    local::fsync(roots, &p)
+                }
+            })),
         }
     }
 

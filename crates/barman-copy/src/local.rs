@@ -412,6 +412,14 @@ pub(crate) fn remove(roots: &Roots, path: &RelPath) -> Result<bool> {
     Ok(true)
 }
 
+/// `syncfs` of the file system holding `path` (a directory or file, not a
+/// link): everything written there becomes durable at once.
+pub(crate) fn syncfs(roots: &Roots, path: &RelPath) -> Result<()> {
+    let local = resolve(roots, path)?;
+    let file = File::open(&local).map_err(|e| Error::io(&local, e))?;
+    rustix::fs::syncfs(&file).map_err(|e| Error::io(&local, e.into()))
+}
+
 /// fsyncs a file or directory (not through a link).
 pub(crate) fn fsync(roots: &Roots, path: &RelPath) -> Result<()> {
     let local = resolve(roots, path)?;

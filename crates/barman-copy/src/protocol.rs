@@ -200,6 +200,10 @@ pub enum Message {
         mode: u32,
         /// Modification time to set.
         mtime: Mtime,
+        /// Skip the file's fsync: the client makes the file system durable
+        /// at the end with `fsync` + `filesystem` (a restore).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        no_fsync: bool,
     },
     /// Create a directory (and missing parents).
     Mkdir {
@@ -220,10 +224,14 @@ pub enum Message {
         /// What to remove.
         path: String,
     },
-    /// fsync a file or directory.
+    /// fsync a file or directory, or (`filesystem`) `syncfs` the whole
+    /// file system holding it.
     Fsync {
         /// What to fsync.
         path: String,
+        /// Sync the whole file system (`syncfs`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        filesystem: bool,
     },
 }
 

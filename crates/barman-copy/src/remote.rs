@@ -387,11 +387,38 @@ impl AgentSource {
         mtime: Mtime,
         data: &mut dyn Read,
     ) -> Result<()> {
+        self.upload(path, size, mode, mtime, data, false)
+    }
+
+    /// [`write_file`](Self::write_file) without the file's fsync: the caller
+    /// makes the whole file system durable at the end with
+    /// [`syncfs`](Self::syncfs).
+    pub fn write_file_unsynced(
+        &mut self,
+        path: &RelPath,
+        size: u64,
+        mode: u32,
+        mtime: Mtime,
+        data: &mut dyn Read,
+    ) -> Result<()> {
+        self.upload(path, size, mode, mtime, data, true)
+    }
+
+    fn upload(
+        &mut self,
+        path: &RelPath,
+        size: u64,
+        mode: u32,
+        mtime: Mtime,
+        data: &mut dyn Read,
+        no_fsync: bool,
+    ) -> Result<()> {
         let message = Message::WriteFile {
             path: path.to_string(),
             size,
             mode,
             mtime,
+            no_fsync,
         };
         let mut limited = data.take(size);
         self.request(&message, Some(&mut limited), &mut |_| {
@@ -427,6 +454,16 @@ impl AgentSource {
     pub fn fsync(&mut self, path: &RelPath) -> Result<()> {
         self.simple(&Message::Fsync {
             path: path.to_string(),
+            filesystem: false,
+        })
+    }
+
+    /// `syncfs` on the agent's host: the whole file system holding `path`
+    /// (a tree root, say) is made durable.
+    pub fn syncfs(&mut self, path: &RelPath) -> Result<()> {
+        self.simple(&Message::Fsync {
+            path: path.to_string(),
+            filesystem: true,
         })
     }
 }

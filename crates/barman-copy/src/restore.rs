@@ -227,7 +227,7 @@ impl Destination for AgentSource {
         mtime: Mtime,
         data: &mut dyn Read,
     ) -> Result<()> {
-        AgentSource::write_file(self, path, size, mode, mtime, data)
+        AgentSource::write_file_unsynced(self, path, size, mode, mtime, data)
     }
 
     fn same_content(&mut self, entry: &ManifestEntry) -> Result<bool> {
@@ -259,11 +259,11 @@ impl Destination for AgentSource {
         }
     }
 
-    fn sync(&mut self, _trees: &[String], dirs: &[&RelPath]) -> Result<()> {
-        // Files are fsynced by the agent as they are written; their
-        // directory entries are durable once each directory is fsynced.
-        for dir in dirs {
-            AgentSource::fsync(self, dir)?;
+    fn sync(&mut self, trees: &[String], _dirs: &[&RelPath]) -> Result<()> {
+        // Files were written without an fsync each: one syncfs per tree's
+        // file system on the agent's host covers files and directories.
+        for tree in trees {
+            self.syncfs(&RelPath::new(tree.as_str())?)?;
         }
         Ok(())
     }

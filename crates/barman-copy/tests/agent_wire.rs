@@ -141,6 +141,7 @@ fn bad_paths_get_error_replies_and_the_session_goes_on() {
             size: 3,
             mode: 0o600,
             mtime: barman_copy::Mtime::default(),
+            no_fsync: false,
         })
         .unwrap();
         w.data(b"abc").unwrap();
