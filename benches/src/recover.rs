@@ -129,11 +129,11 @@ impl Kind {
                 remote: false,
                 jobs,
             } => {
-                format!("local recovery with {jobs} job(s), one syncfs at the end")
+                format!("local recovery with {jobs} job(s)")
             }
             Self::Recover { remote: true, jobs } => format!(
                 "remote recovery over the loopback sshd with {jobs} `barman agent` session(s) \
-                 writing DEST as `postgres`, no network compression, each file fsynced"
+                 writing DEST as `postgres`, no network compression"
             ),
         }
     }

@@ -290,7 +290,7 @@ impl Report<'_> {
             md,
             "\nColumns: *median s*: spawn to exit of the command (a recovery includes reading \
              the catalog, the copy with its blake3 verification, the WALs staged, the \
-             configuration rewritten and the final syncfs or fsyncs); *MB/s*: the backup's \
+             configuration rewritten and everything made durable); *MB/s*: the backup's \
              `data` bytes ÷ median s (MB = 10⁶ bytes; the same bytes for every row); \
              *throughput ÷ `cp -a`*: > 1 is faster than `cp -a`; *peak RSS*: GNU time's maximum \
              resident set size of the command (the highest over the runs); *agent sessions*: \
