@@ -25,6 +25,10 @@ use crate::{Error, Result, fsutil, listing};
 /// [`Error::DeltaTooLarge`]; use a page delta or a full copy for them.
 pub const MAX_RSYNC_DELTA_FILE: u64 = 64 << 20;
 
+/// Write-behind step of [`NewFile`]: every this many bytes written, the
+/// kernel is asked to start writing them back (`POSIX_FADV_DONTNEED`).
+const WRITE_BEHIND: u64 = 8 << 20;
+
 /// A sink of bytes.
 pub(crate) type ByteSink<'a> = &'a mut dyn FnMut(&[u8]) -> Result<()>;
 
@@ -280,6 +284,7 @@ pub(crate) struct NewFile {
     tmp: PathBuf,
     file: File,
     written: u64,
+    behind: u64,
 }
 
 impl NewFile {
@@ -293,13 +298,28 @@ impl NewFile {
             tmp,
             file,
             written: 0,
+            behind: 0,
         })
     }
 
-    /// Appends bytes.
+    /// Appends bytes; every [`WRITE_BEHIND`] bytes the kernel is asked to
+    /// start writing them back, so the disk works while the copy goes on
+    /// and the final fsync or syncfs has little left to wait for.
     pub(crate) fn write(&mut self, data: &[u8]) -> Result<()> {
         io::Write::write_all(&mut self.file, data).map_err(|e| Error::io(&self.tmp, e))?;
         self.written += data.len() as u64;
+        if let Some(len) = std::num::NonZeroU64::new(self.written - self.behind)
+            && len.get() >= WRITE_BEHIND
+        {
+            // Only a hint: a failure changes nothing but the timing.
+            let _ = rustix::fs::fadvise(
+                &self.file,
+                self.behind,
+                Some(len),
+                rustix::fs::Advice::DontNeed,
+            );
+            self.behind = self.written;
+        }
         Ok(())
     }
 

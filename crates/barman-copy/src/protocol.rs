@@ -509,6 +509,7 @@ pub struct FrameWriter<W: Write> {
     inner: BufWriter<W>,
     compressor: Option<zstd::bulk::Compressor<'static>>,
     failed: bool,
+    written: u64,
 }
 
 impl<W: Write> std::fmt::Debug for FrameWriter<W> {
@@ -527,7 +528,13 @@ impl<W: Write> FrameWriter<W> {
             inner: BufWriter::with_capacity(256 * 1024, inner),
             compressor: None,
             failed: false,
+            written: 0,
         }
+    }
+
+    /// Bytes of frames written so far (headers included, after compression).
+    pub fn bytes_written(&self) -> u64 {
+        self.written
     }
 
     /// Compresses data frames from now on (when it makes them smaller).
@@ -567,6 +574,7 @@ impl<W: Write> FrameWriter<W> {
             .inner
             .write_all(&header)
             .and_then(|()| self.inner.write_all(payload));
+        self.written += (header.len() + payload.len()) as u64;
         result.map_err(|e| self.broken(&e))
     }
 

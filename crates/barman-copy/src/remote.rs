@@ -450,6 +450,11 @@ impl AgentSource {
         })
     }
 
+    /// Bytes sent to the agent so far (on the wire, after compression).
+    pub fn bytes_sent(&self) -> u64 {
+        self.writer.bytes_written()
+    }
+
     /// fsyncs a file or directory.
     pub fn fsync(&mut self, path: &RelPath) -> Result<()> {
         self.simple(&Message::Fsync {

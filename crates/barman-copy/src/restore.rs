@@ -269,7 +269,7 @@ impl Destination for AgentSource {
     }
 
     fn wire_bytes(&self) -> u64 {
-        Source::wire_bytes(self)
+        self.bytes_sent()
     }
 }
 
