@@ -16,6 +16,8 @@ mod cluster;
 mod recover;
 #[path = "harness/recover_faults.rs"]
 mod recover_faults;
+#[path = "harness/replication.rs"]
+mod replication;
 #[path = "harness/sshd.rs"]
 mod sshd;
 #[path = "harness/wal_header.rs"]

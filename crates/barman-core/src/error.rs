@@ -143,6 +143,10 @@ pub enum Error {
         /// What failed.
         message: String,
     },
+    /// A replication-protocol connection or command failed (owned by
+    /// replication/; the SQLSTATE is available from the inner error).
+    #[error(transparent)]
+    Replication(#[from] crate::replication::Error),
     // -- WAL archiving (owned by archive/) --
     /// A WAL file was refused (bad name, truncated, foreign cluster, bad
     /// checksum, ...). Nothing was written to the archive.

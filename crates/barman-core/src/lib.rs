@@ -89,6 +89,7 @@ mod error;
 pub mod fs;
 pub mod postgres;
 pub mod recover;
+pub mod replication;
 pub mod server;
 
 pub use catalog::{BackupId, BackupInfo, BackupStatus, Catalog, ServerLayout};

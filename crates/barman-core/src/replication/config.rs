@@ -1,0 +1,591 @@
+//! Connection settings: libpq `key=value` conninfo strings and
+//! `postgres://` URIs, with libpq's defaults and `~/.pgpass`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::error::{Error, Result};
+
+/// libpq's default unix socket directory on Debian-family systems.
+pub const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
+
+/// PostgreSQL's default port.
+pub const DEFAULT_PORT: u16 = 5432;
+
+/// Where and how to open a physical replication connection.
+///
+/// Built with [`ReplicationConfig::from_conninfo`]; every field may be
+/// changed afterwards (e.g. `application_name` set to Barman's
+/// `streaming_archiver_name`). `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ReplicationConfig {
+    /// A host name, an IP address, or a unix socket directory (starts with `/`).
+    pub host: String,
+    /// The TCP port, also the suffix of the socket file `.s.PGSQL.<port>`.
+    pub port: u16,
+    /// The role to log in as.
+    pub user: String,
+    /// The password, when the server asks for one.
+    pub password: Option<String>,
+    /// The database named in the conninfo. A physical replication connection
+    /// is not bound to a database; this only selects `~/.pgpass` lines.
+    pub dbname: Option<String>,
+    /// `application_name` of the session (what `pg_stat_replication` and
+    /// `synchronous_standby_names` see).
+    pub application_name: Option<String>,
+    /// How long connecting and authenticating may take (`None`: no limit).
+    pub connect_timeout: Option<Duration>,
+    /// libpq's `sslmode`. TLS is not implemented yet: `disable`, `allow` and
+    /// `prefer` connect in plain text, the others are refused.
+    pub sslmode: String,
+}
+
+impl fmt::Debug for ReplicationConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplicationConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("dbname", &self.dbname)
+            .field("application_name", &self.application_name)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("sslmode", &self.sslmode)
+            .finish()
+    }
+}
+
+impl ReplicationConfig {
+    /// Parses a libpq conninfo (`host=pg user=barman ...`) or a
+    /// `postgres://` / `postgresql://` URI.
+    ///
+    /// Unset values take libpq's defaults from the environment: `PGHOST`
+    /// (else [`DEFAULT_SOCKET_DIR`]), `PGPORT` (else 5432), `PGUSER` (else
+    /// the OS user), `PGPASSWORD`, `PGDATABASE`, `PGAPPNAME`,
+    /// `PGCONNECT_TIMEOUT` and `PGSSLMODE` (else `prefer`). Without a
+    /// password, `~/.pgpass` (or `passfile`, or `PGPASSFILE`) is searched as
+    /// libpq does, with `replication` as the database when none is given.
+    /// Keys this client does not use are ignored.
+    pub fn from_conninfo(conninfo: &str) -> Result<Self> {
+        Self::parse_with_env(conninfo, &|name| std::env::var(name).ok())
+    }
+
+    /// [`from_conninfo`](Self::from_conninfo) with the environment given as a
+    /// lookup function.
+    pub fn parse_with_env(conninfo: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
+        let pairs = if is_uri(conninfo) {
+            parse_uri(conninfo)?
+        } else {
+            crate::postgres::parse_conninfo(conninfo).map_err(Error::Conninfo)?
+        };
+        let mut given = Given::default();
+        for (key, value) in pairs {
+            given.set(&key, value);
+        }
+        given.resolve(env)
+    }
+
+    /// `host:port`, or the socket file for a unix socket directory.
+    pub fn target(&self) -> String {
+        if self.is_unix_socket() {
+            self.socket_path().display().to_string()
+        } else if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// Whether `host` names a unix socket directory.
+    pub fn is_unix_socket(&self) -> bool {
+        self.host.starts_with('/')
+    }
+
+    /// The socket file, `<host>/.s.PGSQL.<port>`.
+    pub fn socket_path(&self) -> PathBuf {
+        Path::new(&self.host).join(format!(".s.PGSQL.{}", self.port))
+    }
+}
+
+/// The values a conninfo gave explicitly (empty values count as unset, as in libpq).
+#[derive(Default)]
+struct Given {
+    host: Option<String>,
+    hostaddr: Option<String>,
+    port: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
+    dbname: Option<String>,
+    application_name: Option<String>,
+    fallback_application_name: Option<String>,
+    connect_timeout: Option<String>,
+    sslmode: Option<String>,
+    passfile: Option<String>,
+}
+
+impl Given {
+    fn set(&mut self, key: &str, value: String) {
+        let slot = match key {
+            "host" => &mut self.host,
+            "hostaddr" => &mut self.hostaddr,
+            "port" => &mut self.port,
+            "user" => &mut self.user,
+            "password" => &mut self.password,
+            "dbname" => &mut self.dbname,
+            "application_name" => &mut self.application_name,
+            "fallback_application_name" => &mut self.fallback_application_name,
+            "connect_timeout" => &mut self.connect_timeout,
+            "sslmode" => &mut self.sslmode,
+            "passfile" => &mut self.passfile,
+            _ => {
+                tracing::debug!("conninfo key `{key}` is not used by the replication client");
+                return;
+            }
+        };
+        *slot = Some(value).filter(|v| !v.is_empty());
+    }
+
+    fn resolve(self, env: &dyn Fn(&str) -> Option<String>) -> Result<ReplicationConfig> {
+        let env = |name: &str| env(name).filter(|v| !v.is_empty());
+        let host = self
+            .hostaddr
+            .or(self.host)
+            .or_else(|| env("PGHOSTADDR"))
+            .or_else(|| env("PGHOST"))
+            .unwrap_or_else(|| DEFAULT_SOCKET_DIR.to_owned());
+        if host.contains(',') {
+            return Err(Error::Conninfo(format!(
+                "several hosts (`{host}`) are not supported by the replication client"
+            )));
+        }
+        let port = match self.port.or_else(|| env("PGPORT")) {
+            None => DEFAULT_PORT,
+            Some(p) => p
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| Error::Conninfo(format!("invalid port `{p}`")))?,
+        };
+        let user = match self.user.or_else(|| env("PGUSER")) {
+            Some(u) => u,
+            None => os_user(&env).ok_or_else(|| {
+                Error::Conninfo("no user name given and the OS user is unknown".into())
+            })?,
+        };
+        let connect_timeout = match self.connect_timeout.or_else(|| env("PGCONNECT_TIMEOUT")) {
+            None => None,
+            Some(t) => {
+                let secs: u64 = t
+                    .trim()
+                    .parse()
+                    .map_err(|_| Error::Conninfo(format!("invalid connect_timeout `{t}`")))?;
+                // libpq: 0 waits forever, and less than 2 seconds means 2.
+                (secs > 0).then(|| Duration::from_secs(secs.max(2)))
+            }
+        };
+        let sslmode = self
+            .sslmode
+            .or_else(|| env("PGSSLMODE"))
+            .unwrap_or_else(|| "prefer".to_owned());
+        if !matches!(
+            sslmode.as_str(),
+            "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full"
+        ) {
+            return Err(Error::Conninfo(format!("invalid sslmode `{sslmode}`")));
+        }
+        let dbname = self.dbname.or_else(|| env("PGDATABASE"));
+        let mut config = ReplicationConfig {
+            host,
+            port,
+            user,
+            password: self.password.or_else(|| env("PGPASSWORD")),
+            dbname,
+            application_name: self
+                .application_name
+                .or_else(|| env("PGAPPNAME"))
+                .or(self.fallback_application_name),
+            connect_timeout,
+            sslmode,
+        };
+        if config.password.is_none() {
+            let file = self
+                .passfile
+                .or_else(|| env("PGPASSFILE"))
+                .map(PathBuf::from)
+                .or_else(|| env("HOME").map(|h| Path::new(&h).join(".pgpass")));
+            if let Some(file) = file {
+                config.password = password_from_file(&file, &config);
+            }
+        }
+        Ok(config)
+    }
+}
+
+fn is_uri(conninfo: &str) -> bool {
+    let s = conninfo.trim_start();
+    s.starts_with("postgres://") || s.starts_with("postgresql://")
+}
+
+/// The effective OS user: the owner of `/proc/self` looked up in
+/// `/etc/passwd`, else `$USER`.
+fn os_user(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let from_passwd = std::fs::metadata("/proc/self").ok().and_then(|m| {
+        let uid = m.uid().to_string();
+        let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+        passwd.lines().find_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            (fields.nth(1)? == uid).then(|| name.to_owned())
+        })
+    });
+    from_passwd
+        .or_else(|| env("USER"))
+        .or_else(|| env("LOGNAME"))
+}
+
+/// Splits a `postgres://` URI into conninfo pairs, percent-decoding every
+/// component: `postgresql://[user[:password]@][host][:port][/dbname][?key=value&...]`.
+pub(crate) fn parse_uri(uri: &str) -> Result<Vec<(String, String)>> {
+    let uri = uri.trim();
+    let rest = uri
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| Error::Conninfo("not a URI".into()))?;
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut pairs = Vec::new();
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    if let Some(userinfo) = userinfo {
+        let (user, password) = match userinfo.split_once(':') {
+            Some((u, p)) => (u, Some(p)),
+            None => (userinfo, None),
+        };
+        if !user.is_empty() {
+            pairs.push(("user".to_owned(), percent_decode(user)?));
+        }
+        if let Some(p) = password {
+            pairs.push(("password".to_owned(), percent_decode(p)?));
+        }
+    }
+    if hostport.contains(',') {
+        return Err(Error::Conninfo(
+            "several hosts are not supported by the replication client".into(),
+        ));
+    }
+    let (host, port) = if let Some(bracketed) = hostport.strip_prefix('[') {
+        let (host, after) = bracketed
+            .split_once(']')
+            .ok_or_else(|| Error::Conninfo("unterminated `[` in the URI's host".into()))?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or_else(|| {
+                Error::Conninfo(format!("unexpected `{p}` after the URI's host"))
+            })?),
+        };
+        (host, port)
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    if !host.is_empty() {
+        pairs.push(("host".to_owned(), percent_decode(host)?));
+    }
+    if let Some(port) = port.filter(|p| !p.is_empty()) {
+        pairs.push(("port".to_owned(), percent_decode(port)?));
+    }
+    if !path.is_empty() {
+        pairs.push(("dbname".to_owned(), percent_decode(path)?));
+    }
+    for param in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = param.split_once('=').ok_or_else(|| {
+            Error::Conninfo(format!("URI parameter `{param}` has no `=` and a value"))
+        })?;
+        pairs.push((percent_decode(key)?, percent_decode(value)?));
+    }
+    Ok(pairs)
+}
+
+fn percent_decode(text: &str) -> Result<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| Error::Conninfo(format!("invalid percent-encoding in `{text}`")))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out)
+        .map_err(|_| Error::Conninfo(format!("percent-encoding in `{text}` is not UTF-8")))
+}
+
+/// The password of the first matching line of a `.pgpass` file, as libpq
+/// reads it: `host:port:database:user:password`, `*` matches anything, `\`
+/// escapes `:` and `\`, a unix socket matches `localhost`, and a file
+/// readable by group or others is ignored.
+fn password_from_file(path: &Path, config: &ReplicationConfig) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        tracing::warn!(
+            "password file `{}` has group or world access; permissions should be u=rw (0600) or less",
+            path.display()
+        );
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    let host = if config.is_unix_socket() {
+        "localhost"
+    } else {
+        config.host.as_str()
+    };
+    let port = config.port.to_string();
+    let dbname = config.dbname.as_deref().unwrap_or("replication");
+    pgpass_lookup(&text, [host, &port, dbname, &config.user])
+}
+
+/// Finds the password for `wanted` (host, port, database, user) in the text
+/// of a `.pgpass` file.
+pub(crate) fn pgpass_lookup(text: &str, wanted: [&str; 4]) -> Option<String> {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .find_map(|line| {
+            let fields = split_pgpass_line(line);
+            if fields.len() < 5 {
+                return None;
+            }
+            let matches = fields[..4]
+                .iter()
+                .zip(wanted)
+                .all(|((field, star), want)| *star || field == want);
+            matches.then(|| fields[4].0.clone())
+        })
+}
+
+/// Splits a `.pgpass` line on unescaped `:`; each field comes with whether
+/// it was a bare `*`. The password is everything after the fourth `:`.
+fn split_pgpass_line(line: &str) -> Vec<(String, bool)> {
+    let mut fields = Vec::new();
+    let mut current = String::new();
+    let mut bare_star = true;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    current.push(n);
+                }
+                bare_star = false;
+            }
+            ':' if fields.len() < 4 => {
+                let star = bare_star && current == "*";
+                fields.push((std::mem::take(&mut current), star));
+                bare_star = true;
+            }
+            c => current.push(c),
+        }
+    }
+    fields.push((current, false));
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn parse(conninfo: &str, env: &[(&str, &str)]) -> Result<ReplicationConfig> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        ReplicationConfig::parse_with_env(conninfo, &|name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn key_value_conninfo() {
+        let c = parse(
+            "host=pg.example port=6432 user=barman password='se cret' dbname=postgres \
+             application_name=barman_receive_wal connect_timeout=1 sslmode=disable keepalives=1",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.host, "pg.example");
+        assert_eq!(c.port, 6432);
+        assert_eq!(c.user, "barman");
+        assert_eq!(c.password.as_deref(), Some("se cret"));
+        assert_eq!(c.dbname.as_deref(), Some("postgres"));
+        assert_eq!(c.application_name.as_deref(), Some("barman_receive_wal"));
+        assert_eq!(c.connect_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(c.sslmode, "disable");
+        assert_eq!(c.target(), "pg.example:6432");
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("se cret"), "{debug}");
+    }
+
+    #[test]
+    fn defaults_come_from_the_environment() {
+        let c = parse(
+            "",
+            &[
+                ("PGHOST", "/tmp/sock"),
+                ("PGPORT", "5555"),
+                ("PGUSER", "alice"),
+                ("PGPASSWORD", "pw"),
+                ("PGAPPNAME", "app"),
+                ("PGCONNECT_TIMEOUT", "0"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.host, "/tmp/sock");
+        assert!(c.is_unix_socket());
+        assert_eq!(c.socket_path(), Path::new("/tmp/sock/.s.PGSQL.5555"));
+        assert_eq!(c.target(), "/tmp/sock/.s.PGSQL.5555");
+        assert_eq!(c.port, 5555);
+        assert_eq!(c.user, "alice");
+        assert_eq!(c.password.as_deref(), Some("pw"));
+        assert_eq!(c.application_name.as_deref(), Some("app"));
+        assert_eq!(c.connect_timeout, None);
+        assert_eq!(c.sslmode, "prefer");
+
+        let c = parse("user=bob", &[]).unwrap();
+        assert_eq!(c.host, DEFAULT_SOCKET_DIR);
+        assert_eq!(c.port, DEFAULT_PORT);
+        // The conninfo wins over the environment.
+        let c = parse(
+            "user=bob password=x port=7",
+            &[("PGUSER", "a"), ("PGPASSWORD", "y")],
+        );
+        let c = c.unwrap();
+        assert_eq!(
+            (c.user.as_str(), c.password.as_deref(), c.port),
+            ("bob", Some("x"), 7)
+        );
+        // Without PGUSER the OS user is used.
+        assert!(!parse("", &[]).unwrap().user.is_empty());
+    }
+
+    #[test]
+    fn invalid_values_are_refused() {
+        for bad in [
+            "port=abc",
+            "port=0",
+            "port=70000",
+            "sslmode=sometimes",
+            "connect_timeout=x",
+            "host=a,b",
+            "host",
+            "host='unterminated",
+        ] {
+            let err = parse(&format!("user=u {bad}"), &[]).unwrap_err();
+            assert!(matches!(err, Error::Conninfo(_)), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn uris() {
+        let c = parse(
+            "postgresql://rep%40l:p%3Ass@db.example:5433/mydb?application_name=x&sslmode=disable",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.user, "rep@l");
+        assert_eq!(c.password.as_deref(), Some("p:ss"));
+        assert_eq!(c.host, "db.example");
+        assert_eq!(c.port, 5433);
+        assert_eq!(c.dbname.as_deref(), Some("mydb"));
+        assert_eq!(c.application_name.as_deref(), Some("x"));
+        assert_eq!(c.sslmode, "disable");
+
+        let c = parse("postgres://[::1]:6000", &[("PGUSER", "u")]).unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("::1", 6000));
+        assert_eq!(c.target(), "[::1]:6000");
+
+        let c = parse("postgres://%2Fvar%2Frun%2Fpg/db", &[("PGUSER", "u")]).unwrap();
+        assert_eq!(c.host, "/var/run/pg");
+        let c = parse("postgres:///db?host=/tmp&port=99", &[("PGUSER", "u")]).unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("/tmp", 99));
+        let c = parse("postgres://u@h", &[]).unwrap();
+        assert_eq!((c.user.as_str(), c.port, c.password), ("u", 5432, None));
+
+        for bad in [
+            "postgres://h:notaport",
+            "postgres://[::1",
+            "postgres://h/%zz",
+            "postgres://h?novalue",
+            "postgres://a,b/db",
+        ] {
+            assert!(parse(bad, &[("PGUSER", "u")]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pgpass_matching() {
+        let text = "# comment\n\
+                    other:5432:*:u:wrong\n\
+                    db\\:x:*:replication:u:first\n\
+                    localhost:5432:replication:u:sock:et\n\
+                    *:*:*:u:any\\:thing\n";
+        assert_eq!(
+            pgpass_lookup(text, ["db:x", "1", "replication", "u"]).as_deref(),
+            Some("first")
+        );
+        assert_eq!(
+            pgpass_lookup(text, ["localhost", "5432", "replication", "u"]).as_deref(),
+            Some("sock:et")
+        );
+        assert_eq!(
+            pgpass_lookup(text, ["h", "1", "d", "u"]).as_deref(),
+            Some("any:thing")
+        );
+        assert_eq!(pgpass_lookup(text, ["h", "1", "d", "v"]), None);
+        // A `\*` is a literal star, not a wildcard.
+        assert_eq!(pgpass_lookup("\\*:*:*:*:pw", ["h", "1", "d", "u"]), None);
+    }
+
+    #[test]
+    fn pgpass_file_is_used_without_a_password() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pgpass");
+        std::fs::write(&file, "localhost:5432:replication:u:from-file\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let env = [("PGPASSFILE", file.to_str().unwrap()), ("PGUSER", "u")];
+        let c = parse("host=/tmp", &env).unwrap();
+        assert_eq!(c.password.as_deref(), Some("from-file"));
+        let c = parse("host=/tmp password=given", &env).unwrap();
+        assert_eq!(c.password.as_deref(), Some("given"));
+        let c = parse("host=/tmp dbname=other", &env).unwrap();
+        assert_eq!(c.password, None);
+        // Group-readable files are ignored, as libpq does.
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let c = parse("host=/tmp", &env).unwrap();
+        assert_eq!(c.password, None);
+        // `passfile` in the conninfo wins.
+        let c = parse(
+            &format!("host=/tmp passfile={}", dir.path().join("none").display()),
+            &env,
+        );
+        assert_eq!(c.unwrap().password, None);
+    }
+}
