@@ -18,6 +18,8 @@ mod recover;
 mod recover_faults;
 #[path = "harness/replication.rs"]
 mod replication;
+#[path = "harness/replication_status.rs"]
+mod replication_status;
 #[path = "harness/sshd.rs"]
 mod sshd;
 #[path = "harness/wal_header.rs"]

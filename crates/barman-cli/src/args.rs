@@ -259,6 +259,21 @@ pub enum Command {
     /// Restore a backup into a directory (local or remote), with point-in-time recovery.
     #[command(alias = "restore")]
     Recover(Box<RecoverArgs>),
+    /// Show live information and status of any streaming client.
+    ReplicationStatus {
+        /// Machine readable output: one line per client.
+        #[arg(long)]
+        minimal: bool,
+        /// Which clients: hot-standby, wal-streamer (no replay) or all.
+        #[arg(long, default_value = "all", value_parser = ["all", "hot-standby", "wal-streamer"])]
+        target: String,
+        /// Connection: backup-host (conninfo) or wal-host (wal_conninfo).
+        #[arg(long, default_value = "backup-host", value_parser = ["backup-host", "wal-host"])]
+        source: String,
+        /// Server names, or `all`.
+        #[arg(required = true, value_name = "SERVER_NAME")]
+        servers: Vec<String>,
+    },
     /// Rewrite the WAL catalogue (xlog.db) from the files in wals/.
     RebuildXlogdb {
         /// Server names, or `all`.

@@ -4,6 +4,7 @@ mod backup;
 mod diagnose;
 mod list_servers;
 mod recover;
+mod replication_status;
 mod show_servers;
 mod wal;
 
@@ -91,6 +92,12 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<()> {
             backup::verify_backup(&config, server, backup_id, out)
         }
         Command::Recover(args) => recover::recover(&config, args, out),
+        Command::ReplicationStatus {
+            minimal,
+            target,
+            source,
+            servers,
+        } => replication_status::run(&config, servers, *minimal, target, source, out),
         Command::Agent => unreachable!("handled before loading the configuration"),
     }
 }

@@ -90,6 +90,7 @@ pub mod fs;
 pub mod postgres;
 pub mod recover;
 pub mod replication;
+pub mod replication_status;
 pub mod server;
 
 pub use catalog::{BackupId, BackupInfo, BackupStatus, Catalog, ServerLayout};
