@@ -10,6 +10,11 @@
 //! - [`WalStream`]: `START_REPLICATION ... PHYSICAL` in CopyBoth mode —
 //!   [`StreamMessage`]s (WAL, keepalives, the end of a timeline) read with a
 //!   timeout, standby status updates (write/flush/apply) sent back.
+//! - [`ReplicationConnection::base_backup`]: `BASE_BACKUP` (15+ syntax with
+//!   one CopyOut stream, or the older one with a CopyOut per tablespace),
+//!   tar archives unpacked as they stream into a [`BaseBackupSink`] (files,
+//!   directories, symlinks per tablespace, then `backup_manifest`), never
+//!   buffering more than one message.
 //!
 //! Errors are [`Error`]s carrying the server's SQLSTATE when it sent one;
 //! no message ever holds a password. A command that fails with a server
@@ -26,6 +31,7 @@
 //! # Ok::<(), barman_core::replication::Error>(())
 //! ```
 
+mod base_backup;
 mod config;
 mod error;
 mod stream;
@@ -41,6 +47,7 @@ use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, Scr
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 
+pub use base_backup::{BaseBackupOptions, BaseBackupResult, BaseBackupSink, TablespaceInfo};
 pub use config::{DEFAULT_PORT, DEFAULT_SOCKET_DIR, ReplicationConfig};
 pub use error::{Error, Result, ServerError};
 pub use stream::{StreamMessage, WalStream};

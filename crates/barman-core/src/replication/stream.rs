@@ -146,7 +146,7 @@ impl ReplicationConnection {
 
     /// Reads until ReadyForQuery (within `timeout`), skipping everything
     /// else; returns the first server error seen on the way.
-    fn drain_until_ready(&mut self, timeout: Duration) -> Result<Option<Error>> {
+    pub(super) fn drain_until_ready(&mut self, timeout: Duration) -> Result<Option<Error>> {
         let deadline = Instant::now() + timeout;
         let mut error = None;
         loop {
