@@ -38,7 +38,7 @@ mod stream;
 mod wire;
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use barman_wal::Lsn;
 use bytes::{Bytes, BytesMut};
@@ -52,6 +52,9 @@ pub use config::{DEFAULT_PORT, DEFAULT_SOCKET_DIR, ReplicationConfig};
 pub use error::{Error, Result, ServerError};
 pub use stream::{StreamMessage, WalStream};
 use wire::{Frame, Wire};
+
+/// How long one write to the server may block once connected.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// SQLSTATE `duplicate_object` (a slot that already exists).
 pub const SQLSTATE_DUPLICATE_OBJECT: &str = "42710";
@@ -114,7 +117,7 @@ impl ReplicationConnection {
         }
         let deadline = config.connect_timeout.map(|t| Instant::now() + t);
         let mut wire = Wire::connect(config)?;
-        wire.set_io_timeout(config.connect_timeout)?;
+        wire.set_io_timeouts(config.connect_timeout, config.connect_timeout)?;
         let mut conn = Self {
             wire,
             target: config.target(),
@@ -124,7 +127,9 @@ impl ReplicationConnection {
             ready: false,
         };
         conn.startup(config, deadline)?;
-        conn.wire.set_io_timeout(None)?;
+        // Reads wait as long as the caller says; a write blocks only while
+        // the server does not read, and a minute of that is a dead server.
+        conn.wire.set_io_timeouts(None, Some(WRITE_TIMEOUT))?;
         tracing::debug!(
             "replication connection to {} as `{}` (PostgreSQL {}, backend pid {:?})",
             conn.target,

@@ -171,6 +171,11 @@ impl ReplicationConnection {
 }
 
 impl WalStream {
+    /// The connection underneath (server version, parameters, target).
+    pub fn connection(&self) -> &ReplicationConnection {
+        &self.conn
+    }
+
     /// The next message, waiting at most `timeout`; `Ok(None)` if nothing
     /// complete arrived in time (a partly received message is kept).
     ///

@@ -22,6 +22,9 @@ const MAX_MESSAGE: usize = 1 << 30;
 /// How much is read from the socket at a time (at least).
 const READ_CHUNK: usize = 128 * 1024;
 
+/// How much the read buffer grows at most for one read.
+const MAX_GROWTH: usize = 1024 * 1024;
+
 /// A connected socket.
 #[derive(Debug)]
 enum Socket {
@@ -128,12 +131,17 @@ impl Wire {
         })
     }
 
-    /// Limits how long one blocking read or write may wait (`None`: forever).
-    pub(crate) fn set_io_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
+    /// Limits how long one blocking read (`read`) and one blocking write
+    /// (`write`) may wait (`None`: forever).
+    pub(crate) fn set_io_timeouts(
+        &mut self,
+        read: Option<Duration>,
+        write: Option<Duration>,
+    ) -> Result<()> {
         self.socket
-            .set_write_timeout(timeout)
+            .set_write_timeout(write)
             .map_err(|e| Error::io("set a socket timeout", e))?;
-        self.set_read_timeout(timeout)
+        self.set_read_timeout(read)
     }
 
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
@@ -173,7 +181,10 @@ impl Wire {
             };
             self.set_read_timeout(timeout)?;
             let start = self.buf.len();
-            self.buf.resize(start + needed.max(READ_CHUNK), 0);
+            // Grow by at most MAX_GROWTH at a time: a length announced by the
+            // peer is not allocated before its bytes arrive.
+            self.buf
+                .resize(start + needed.clamp(READ_CHUNK, MAX_GROWTH), 0);
             let got = self.socket.read(&mut self.buf[start..]);
             self.buf.truncate(start + *got.as_ref().unwrap_or(&0));
             match got {
@@ -303,6 +314,17 @@ mod tests {
         let (mut wire, mut peer) = pair();
         peer.write_all(&[b'?', 0, 0, 0, 4]).unwrap();
         assert!(matches!(wire.read(None), Err(Error::Protocol(_))));
+        // A huge announced length is not allocated up front.
+        let (mut wire, mut peer) = pair();
+        peer.write_all(&[b'd', 0x3f, 0xff, 0xff, 0xff, 1, 2])
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_millis(20);
+        assert!(wire.read(Some(deadline)).unwrap().is_none());
+        assert!(
+            wire.buf.capacity() < 4 * MAX_GROWTH,
+            "{}",
+            wire.buf.capacity()
+        );
         // End of stream.
         let (mut wire, peer) = pair();
         drop(peer);
