@@ -168,6 +168,27 @@ pub enum Command {
         #[arg(required = true, value_name = "SERVER_NAME")]
         servers: Vec<String>,
     },
+    /// Stream WAL into the server's streaming/ directory over the replication protocol.
+    ReceiveWal {
+        /// Create the replication slot (slot_name) and exit.
+        #[arg(long = "create-slot")]
+        create_slot: bool,
+        /// With --create-slot: an existing slot is not an error.
+        #[arg(long = "if-not-exists")]
+        if_not_exists: bool,
+        /// Drop the replication slot (slot_name) and exit.
+        #[arg(long = "drop-slot")]
+        drop_slot: bool,
+        /// Restart from the server's (or the slot's) position: discard the local .partial state.
+        #[arg(long = "reset", conflicts_with = "stop")]
+        reset: bool,
+        /// Stop the running receive-wal of the server.
+        #[arg(long = "stop")]
+        stop: bool,
+        /// Server name.
+        #[arg(value_name = "SERVER_NAME")]
+        server: String,
+    },
     /// Take a base backup of one or more servers.
     Backup {
         /// Reuse the previous backup: off, copy or link (bare flag: link).

@@ -3,6 +3,7 @@
 mod backup;
 mod diagnose;
 mod list_servers;
+mod receive_wal;
 mod recover;
 mod replication_status;
 mod show_servers;
@@ -91,6 +92,25 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<()> {
         Command::VerifyBackup { server, backup_id } => {
             backup::verify_backup(&config, server, backup_id, out)
         }
+        Command::ReceiveWal {
+            create_slot,
+            if_not_exists,
+            drop_slot,
+            reset,
+            stop,
+            server,
+        } => receive_wal::receive_wal(
+            &config,
+            server,
+            receive_wal::Flags {
+                create_slot: *create_slot,
+                if_not_exists: *if_not_exists,
+                drop_slot: *drop_slot,
+                reset: *reset,
+                stop: *stop,
+            },
+            out,
+        ),
         Command::Recover(args) => recover::recover(&config, args, out),
         Command::ReplicationStatus {
             minimal,

@@ -88,6 +88,7 @@ pub mod config;
 mod error;
 pub mod fs;
 pub mod postgres;
+pub mod receive_wal;
 pub mod recover;
 pub mod replication;
 pub mod replication_status;
