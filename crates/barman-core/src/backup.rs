@@ -14,6 +14,7 @@
 pub mod check;
 pub mod pg_manifest;
 pub mod pgside;
+pub mod streamed;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -141,6 +142,7 @@ pub struct CopySummary {
 fn mode_name(method: BackupMethod) -> &'static str {
     match method {
         BackupMethod::LocalRsync => "local-rsync-concurrent",
+        BackupMethod::Postgres => "postgres",
         _ => "rsync-concurrent",
     }
 }
@@ -154,7 +156,7 @@ fn refuse_unsupported(server: &ServerConfig) -> Result<()> {
         });
     }
     match server.backup_method {
-        BackupMethod::Rsync | BackupMethod::LocalRsync => {}
+        BackupMethod::Rsync | BackupMethod::LocalRsync | BackupMethod::Postgres => {}
         other => {
             return Err(Error::BackupRefused(format!(
                 "server `{}`: backup_method = {other} is not supported yet (use rsync or local-rsync)",
@@ -545,67 +547,73 @@ impl Running<'_> {
             .options
             .immediate_checkpoint
             .unwrap_or(server.immediate_checkpoint);
-        let label = format!("Barman backup {} {id}", server.name);
-        let start_lsn = at(
-            "starting backup",
-            pgside::start_backup(self.pg, self.facts.version, &label, fast),
-        )?;
-        self.started = true;
         let seg_size = at(
             "starting backup",
             WalSegmentSize::new(self.facts.wal_segment_size).map_err(Error::from),
         )?;
-        self.info.set_status(BackupStatus::Started);
-        at("starting backup", self.info.write(self.layout).map(|_| ()))?;
-        ctx.observer
-            .message(&format!("Backup start at LSN: {start_lsn}"));
+        let label = format!("Barman backup {} {id}", server.name);
+        let streamed = server.backup_method == BackupMethod::Postgres;
+        let (copy, stop) = if streamed {
+            self.stream_base_backup(ctx, &dir, &label, fast)?
+        } else {
+            let start_lsn = at(
+                "starting backup",
+                pgside::start_backup(self.pg, self.facts.version, &label, fast),
+            )?;
+            self.started = true;
+            self.info.set_status(BackupStatus::Started);
+            at("starting backup", self.info.write(self.layout).map(|_| ()))?;
+            ctx.observer
+                .message(&format!("Backup start at LSN: {start_lsn}"));
 
-        // Copy.
-        let previous = at("copying files", previous_backup(self.layout, &server.name))?;
-        let reuse = reuse_mode(self.options, server);
-        match &previous {
-            None => ctx.observer.message(&format!(
-                "This is the first backup for server {}",
-                server.name
-            )),
-            Some((p, _)) if reuse != Reuse::Off => ctx.observer.message(&format!(
-                "Reusing unchanged files of backup {} (reuse_backup = {})",
-                p.backup_id(),
-                self.options
-                    .reuse
-                    .or(server.reuse_backup)
-                    .map_or("off", |r| r.as_str())
-            )),
-            Some(_) => {}
-        }
-        let copy = self.copy_files(ctx, &dir, previous, reuse)?;
-        let copy_report = &copy.1.report;
-        let secs = copy_report.elapsed.as_secs_f64().max(0.001);
-        #[allow(
-            clippy::cast_precision_loss,
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss
-        )]
-        let rate = (copy_report.bytes_total as f64 / secs) as u64;
-        ctx.observer.message(&format!(
-            "Copy done (time: {}, {} files, {} at {}/s; {} hard-linked, {} from deltas, {} received)",
-            human_duration(copy_report.elapsed),
-            copy_report.files,
-            human_size(copy_report.bytes_total),
-            human_size(rate),
-            copy_report.files_linked,
-            copy_report.files_delta,
-            human_size(copy_report.wire_bytes)
-        ));
+            // Copy.
+            let previous = at("copying files", previous_backup(self.layout, &server.name))?;
+            let reuse = reuse_mode(self.options, server);
+            match &previous {
+                None => ctx.observer.message(&format!(
+                    "This is the first backup for server {}",
+                    server.name
+                )),
+                Some((p, _)) if reuse != Reuse::Off => ctx.observer.message(&format!(
+                    "Reusing unchanged files of backup {} (reuse_backup = {})",
+                    p.backup_id(),
+                    self.options
+                        .reuse
+                        .or(server.reuse_backup)
+                        .map_or("off", |r| r.as_str())
+                )),
+                Some(_) => {}
+            }
+            let copy = self.copy_files(ctx, &dir, previous, reuse)?;
+            let copy_report = &copy.1.report;
+            let secs = copy_report.elapsed.as_secs_f64().max(0.001);
+            #[allow(
+                clippy::cast_precision_loss,
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss
+            )]
+            let rate = (copy_report.bytes_total as f64 / secs) as u64;
+            ctx.observer.message(&format!(
+                "Copy done (time: {}, {} files, {} at {}/s; {} hard-linked, {} from deltas, {} received)",
+                human_duration(copy_report.elapsed),
+                copy_report.files,
+                human_size(copy_report.bytes_total),
+                human_size(rate),
+                copy_report.files_linked,
+                copy_report.files_delta,
+                human_size(copy_report.wire_bytes)
+            ));
 
-        // Stop.
-        ctx.observer
-            .message("Asking PostgreSQL server to finalize the backup.");
-        let stop = at(
-            "stopping backup",
-            pgside::stop_backup(self.pg, self.facts.version),
-        )?;
-        self.started = false;
+            // Stop.
+            ctx.observer
+                .message("Asking PostgreSQL server to finalize the backup.");
+            let stop = at(
+                "stopping backup",
+                pgside::stop_backup(self.pg, self.facts.version),
+            )?;
+            self.started = false;
+            (copy, stop)
+        };
         let end_time = ctx.clock.now().to_zoned(TimeZone::system());
         let label_facts = at("stopping backup", pgside::parse_label(&stop.label))?;
         let (begin_wal, begin_offset) =
@@ -616,6 +624,10 @@ impl Running<'_> {
         at(
             "stopping backup",
             (|| {
+                if streamed {
+                    // BASE_BACKUP sent backup_label and tablespace_map.
+                    return Ok(());
+                }
                 extra_bytes +=
                     write_into_copy(&dir, "data/backup_label", &stop.label, &mut manifest)?;
                 if !stop.tablespace_map.is_empty() {
@@ -655,7 +667,7 @@ impl Running<'_> {
             .set_deduplicated_size(Some(summary.report.bytes_written));
         self.info
             .set_copy_stats(Some(&copy_stats(&summary, copy.2)));
-        if server.autogenerate_manifest {
+        if server.autogenerate_manifest && !streamed {
             let path = at(
                 "finalising backup",
                 pg_manifest::generate(self.layout, &self.info),
@@ -729,6 +741,87 @@ impl Running<'_> {
         ));
         self.copy = Some(summary);
         Ok(())
+    }
+
+    /// `backup_method = postgres`: `BASE_BACKUP` streamed into the backup
+    /// directory; returns what the copy returns for the rsync methods and
+    /// the end of the backup as `pg_backup_stop` would.
+    fn stream_base_backup(
+        &mut self,
+        ctx: &mut BackupContext<'_>,
+        dir: &Path,
+        label: &str,
+        fast: bool,
+    ) -> PhaseResult<((Manifest, CopySummary, Duration), pgside::StopResult)> {
+        use crate::replication::{BaseBackupOptions, ReplicationConfig, ReplicationConnection};
+        let server = self.server;
+        let started = Instant::now();
+        let conn = (|| {
+            let conninfo = crate::receive_wal::streaming_conninfo(server)?;
+            let mut config = ReplicationConfig::from_conninfo(conninfo)?;
+            if config.application_name.is_none() {
+                config.application_name = Some(server.streaming_backup_name.clone());
+            }
+            Ok(ReplicationConnection::connect(&config)?)
+        })();
+        let mut conn = at("connecting for BASE_BACKUP", conn)?;
+        self.info.set_status(BackupStatus::Started);
+        at("starting backup", self.info.write(self.layout).map(|_| ()))?;
+        ctx.observer
+            .message("Starting backup copy via BASE_BACKUP (replication protocol)");
+        let options = BaseBackupOptions {
+            label: label.to_owned(),
+            fast,
+            max_rate_kbps: self
+                .options
+                .bwlimit
+                .or(server.bandwidth_limit)
+                .filter(|&kb| kb > 0),
+            manifest: true,
+            progress: true,
+            wal: false,
+            wait: false,
+            tablespace_map: true,
+        };
+        let mut sink = streamed::DirSink::new(dir, ctx.progress, ctx.cancel);
+        let result = at(
+            "copying files",
+            conn.base_backup(&options, &mut sink).map_err(Error::from),
+        )?;
+        at("copying files", streamed::sync_dir(dir))?;
+        let label_text = at(
+            "stopping backup",
+            sink.label
+                .clone()
+                .ok_or_else(|| Error::BackupRefused("BASE_BACKUP sent no backup_label".to_owned())),
+        )?;
+        let elapsed = started.elapsed();
+        ctx.observer.message(&format!(
+            "Copy done (time: {}, {} files, {})",
+            human_duration(elapsed),
+            sink.files,
+            human_size(sink.bytes)
+        ));
+        let report = CopyReport {
+            files: sink.files,
+            files_fetched: sink.files,
+            bytes_total: sink.bytes,
+            bytes_written: sink.bytes,
+            wire_bytes: result.bytes,
+            workers: 1,
+            elapsed,
+            ..CopyReport::default()
+        };
+        let stop = pgside::StopResult {
+            lsn: result.end_lsn,
+            label: label_text,
+            tablespace_map: sink.tablespace_map.clone().unwrap_or_default(),
+        };
+        let summary = CopySummary {
+            report,
+            previous: None,
+        };
+        Ok(((sink.manifest, summary, Duration::ZERO), stop))
     }
 
     /// Lists, plans and copies, with `basebackup_retry_times` retries.

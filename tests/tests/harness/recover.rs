@@ -372,7 +372,7 @@ pub(crate) fn tablespace_link(data: &Path) -> (String, PathBuf) {
     (oid, target)
 }
 
-fn ids(server: &DataDirServer, table: &str) -> String {
+pub(crate) fn ids(server: &DataDirServer, table: &str) -> String {
     server
         .psql(&format!(
             "SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM {table}"
@@ -380,7 +380,7 @@ fn ids(server: &DataDirServer, table: &str) -> String {
         .unwrap()
 }
 
-fn backup_id(doc: &Value) -> String {
+pub(crate) fn backup_id(doc: &Value) -> String {
     doc["backup_id"].as_str().unwrap().to_owned()
 }
 
