@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::archiving::ok;
 
 /// A tool of the cluster's bin directory, run as the server's OS user in `cwd`.
-fn as_server_user(pg: &PgCluster, tool: &str, cwd: &Path) -> Command {
+pub(crate) fn as_server_user(pg: &PgCluster, tool: &str, cwd: &Path) -> Command {
     let mut cmd = Command::new(pg.pg_bin().join(tool));
     if is_root().unwrap() {
         let (uid, gid) = user_ids(SERVER_OS_USER).unwrap();
