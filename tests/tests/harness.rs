@@ -14,6 +14,8 @@ mod backup_faults;
 mod cluster;
 #[path = "harness/postgres_backup.rs"]
 mod postgres_backup;
+#[path = "harness/receive_wal.rs"]
+mod receive_wal;
 #[path = "harness/receive_wal_timeline.rs"]
 mod receive_wal_timeline;
 #[path = "harness/recover.rs"]
