@@ -428,6 +428,40 @@ fn receive_wal_streaming_only_archives_every_segment() {
         Duration::from_secs(10),
         || rx.output(),
     );
+
+    // While receive-wal is down the slot keeps its position (the server
+    // retains the WAL); a restart resumes from the .partial, with no gap.
+    let restart_sql =
+        format!("SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = '{SLOT}'");
+    let held = pg.psql(&restart_sql).unwrap();
+    pg.psql("CREATE TABLE while_down AS SELECT generate_series(1, 100000) AS id")
+        .unwrap();
+    pg.switch_wal().unwrap();
+    pg.psql("CHECKPOINT").unwrap();
+    assert_eq!(
+        pg.psql(&restart_sql).unwrap(),
+        held,
+        "slot moved while receive-wal was down"
+    );
+    let resume = next_seg(&last);
+    let rx = Receiver::start(&setup, "pg");
+    wait_streaming(&pg, &rx);
+    assert!(
+        rx.output().contains(&format!("({resume})")),
+        "restart not from the .partial {resume}: {}",
+        rx.output()
+    );
+    let last = switch_and_stream(&pg, &streaming, &rx);
+    ok(
+        &setup.run(&["archive-wal", "pg"]),
+        "archive-wal after restart",
+    );
+    let names = xlogdb_segments(&setup, "pg");
+    assert_contiguous(&names, &last);
+    assert!(names.contains(&resume));
+    compare_with_server(&setup, "pg", &pg, &names);
+    waldump(&setup, "pg", &pg, &names);
+    assert_ne!(pg.psql(&restart_sql).unwrap(), held, "slot did not advance");
     eprintln!("streaming-only: {:?}", t0.elapsed());
 }
 
@@ -476,6 +510,7 @@ fn receive_wal_as_synchronous_standby_blocks_and_resumes_commits() {
     let mut rx = Receiver::start(&setup, "pg");
     wait_streaming(&pg, &rx);
     pg.psql("CREATE TABLE t (id int)").unwrap();
+    pg.pgbench_init(1).unwrap();
     pg.psql(&format!(
         "ALTER SYSTEM SET synchronous_standby_names = '{APP}'"
     ))
@@ -586,6 +621,19 @@ fn receive_wal_as_synchronous_standby_blocks_and_resumes_commits() {
         thread::sleep(Duration::from_millis(50));
     };
     assert!(st.success(), "load failed");
+    // pgbench proceeds with every commit waiting for our flush reports.
+    let report = pg.pgbench_run(2, 2).unwrap();
+    let tx: u64 = report
+        .lines()
+        .find_map(|l| l.strip_prefix("number of transactions actually processed: "))
+        .and_then(|v| v.split('/').next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("pgbench report: {report}"));
+    assert!(
+        tx >= 20,
+        "only {tx} synchronous pgbench transactions in 2 s"
+    );
+    eprintln!("synchronous pgbench: {tx} transactions in 2 s");
     for i in 2000..2020 {
         pg.psql(&format!("INSERT INTO t VALUES ({i})")).unwrap();
     }
@@ -810,5 +858,22 @@ fn receive_wal_bad_password_and_dropped_connection() {
         }
     }
     assert!(complete >= 1, "no complete segment streamed: {left:?}");
+
+    // A restart resumes the interrupted segment and completes it exactly.
+    let rx = Receiver::start(&setup, "pg");
+    wait_streaming(&pg, &rx);
+    let last = switch_and_stream(&pg, &streaming, &rx);
+    assert!(last >= current);
+    ok(&setup.run(&["archive-wal", "pg"]), "archive-wal");
+    let names = xlogdb_segments(&setup, "pg");
+    assert_contiguous(&names, &last);
+    assert!(names.contains(&current), "{names:?}");
+    let original = fs::read(pg.wal_dir().join(&current)).unwrap();
+    assert!(
+        fs::read(archived_path(&setup, "pg", &current)).unwrap() == original,
+        "the resumed segment {current} differs from pg_wal"
+    );
+    compare_with_server(&setup, "pg", &pg, &names);
+    waldump(&setup, "pg", &pg, &names);
     eprintln!("bad input: {:?}", t0.elapsed());
 }
