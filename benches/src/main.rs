@@ -6,6 +6,7 @@
 //! cargo run --release -p barman-benches -- wal-archive [--segments 200] [--runs 3]
 //! cargo run --release -p barman-benches -- backup [--scale 100] [--runs 3]
 //! cargo run --release -p barman-benches -- recover [--scale 100] [--runs 3]
+//! cargo run --release -p barman-benches -- streaming [--scale 100] [--runs 3] [--wal-mb 256]
 //! cargo run --release -p barman-benches -- list
 //! ```
 //!
@@ -20,6 +21,7 @@ mod backup;
 mod machine;
 mod recover;
 mod stats;
+mod streaming;
 mod wal_archive;
 
 use std::io::Write as _;
@@ -62,6 +64,13 @@ enum Scenario {
     /// data directory; time, MB/s, peak RSS, and PostgreSQL started on a
     /// recovery to count the rows.
     Recover(recover::Options),
+    /// The replication protocol end to end: `barman backup` with
+    /// `backup_method = postgres` beside `pg_basebackup -Fp` of a
+    /// `pgbench -i` cluster (time, peak RSS), and `barman receive-wal`
+    /// beside `pg_receivewal --synchronous` under a WAL-heavy load, live and
+    /// from a slot's backlog (MB/s of WAL, peak RSS); segments compared
+    /// byte for byte.
+    Streaming(streaming::Options),
 }
 
 /// Where reports go by default: `<cargo target dir>/bench-report`.
@@ -94,6 +103,7 @@ fn main() -> ExitCode {
         Scenario::WalArchive(options) => wal_archive::run(&options),
         Scenario::Backup(options) => backup::run(&options),
         Scenario::Recover(options) => recover::run(&options),
+        Scenario::Streaming(options) => streaming::run(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -35,11 +35,14 @@ pub enum Conf {
     Ssh,
     /// The same with `network_compression = true` (zstd on the wire).
     SshZstd,
+    /// `backup_method = postgres` (`BASE_BACKUP` over the replication
+    /// protocol, `streaming_conninfo` = the cluster's conninfo).
+    Postgres,
 }
 
 impl Conf {
     /// Every configuration.
-    const ALL: [Self; 3] = [Self::Local, Self::Ssh, Self::SshZstd];
+    const ALL: [Self; 4] = [Self::Local, Self::Ssh, Self::SshZstd, Self::Postgres];
 
     /// The file name under the barman directory.
     fn file_name(self) -> &'static str {
@@ -47,18 +50,22 @@ impl Conf {
             Self::Local => "local.conf",
             Self::Ssh => "ssh.conf",
             Self::SshZstd => "ssh-zstd.conf",
+            Self::Postgres => "postgres.conf",
         }
     }
 
     /// Whether the copy goes through ssh and `barman agent`.
     pub fn uses_ssh(self) -> bool {
-        !matches!(self, Self::Local)
+        matches!(self, Self::Ssh | Self::SshZstd)
     }
 
     /// The server's method lines of the configuration.
-    fn method_lines(self, ssh_command: &str) -> String {
+    fn method_lines(self, ssh_command: &str, conninfo: &str) -> String {
         match self {
             Self::Local => "backup_method = local-rsync\n".to_owned(),
+            Self::Postgres => {
+                format!("backup_method = postgres\nstreaming_conninfo = {conninfo}\n")
+            }
             Self::Ssh | Self::SshZstd => format!(
                 "backup_method = rsync\nssh_command = {ssh_command}\nnetwork_compression = {}\n",
                 self == Self::SshZstd
@@ -197,7 +204,7 @@ impl Fixture {
                 home = barman_dir.join("home").display(),
                 log = barman_dir.join("barman.log").display(),
                 conninfo = self.pg.conninfo(),
-                method = conf.method_lines(&ssh_command),
+                method = conf.method_lines(&ssh_command, &self.pg.conninfo()),
             );
             let path = self.conf(conf);
             fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
@@ -240,7 +247,7 @@ impl Fixture {
     }
 
     /// The barman directory (configurations, `home/`, `barman.log`).
-    fn barman_dir(&self) -> PathBuf {
+    pub fn barman_dir(&self) -> PathBuf {
         self.scratch.path().join("barman")
     }
 
