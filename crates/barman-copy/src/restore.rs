@@ -167,7 +167,9 @@ impl Destination for LocalDestination {
         if meta.len() != entry.size {
             return Ok(false);
         }
-        Ok(hash_file(&mut file, &entry.path)? == expected)
+        let (_, actual, _) = crate::hash::hash_reader(&mut file, false)
+            .map_err(|e| Error::io(entry.path.as_str(), e))?;
+        Ok(actual == expected)
     }
 
     fn sync(&mut self, trees: &[String], _dirs: &[&RelPath]) -> Result<()> {
@@ -184,22 +186,6 @@ impl Destination for LocalDestination {
     fn wire_bytes(&self) -> u64 {
         self.written
     }
-}
-
-/// blake3 of a whole open file.
-fn hash_file(file: &mut File, path: &RelPath) -> Result<FileHash> {
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0; BUF_SIZE];
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(path.as_str(), e)),
-        };
-        hasher.update(&buf[..n]);
-    }
-    Ok(FileHash(*hasher.finalize().as_bytes()))
 }
 
 impl Destination for AgentSource {
