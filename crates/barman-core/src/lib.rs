@@ -22,6 +22,8 @@
 //! - [`postgres`]: SQL access to the server (`conninfo`), passwords never
 //!   shown; [`server`] ties a [`ServerConfig`](config::ServerConfig) to the
 //!   operations' options.
+//! - [`retention`]: the catalog's backups as retention sees them and the
+//!   server's retention report.
 //! - [`clock`]: injected time.
 //! - [`fs`]: the durable-write primitives the catalog uses.
 //! - [`Error`]: the single error type; every variant names the file, line,
@@ -92,6 +94,7 @@ pub mod receive_wal;
 pub mod recover;
 pub mod replication;
 pub mod replication_status;
+pub mod retention;
 pub mod server;
 
 pub use catalog::{BackupId, BackupInfo, BackupStatus, Catalog, ServerLayout};
