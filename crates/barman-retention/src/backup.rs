@@ -137,6 +137,10 @@ pub struct BackupSummary {
     pub keep: Option<KeepTarget>,
     /// The parent backup for an incremental backup (`parent_backup_id`).
     pub parent_backup_id: Option<String>,
+    /// `begin_wal`: the 24-hex name of the first WAL segment the backup needs.
+    pub begin_wal: Option<String>,
+    /// `end_wal`: the 24-hex name of the last WAL segment the backup needs.
+    pub end_wal: Option<String>,
 }
 
 impl BackupSummary {
@@ -148,6 +152,8 @@ impl BackupSummary {
             status,
             keep: None,
             parent_backup_id: None,
+            begin_wal: None,
+            end_wal: None,
         }
     }
 
@@ -172,9 +178,28 @@ impl BackupSummary {
         self
     }
 
+    /// Sets `begin_wal` and `end_wal` (24-hex segment names, as in `backup.info`).
+    #[must_use]
+    pub fn wals(mut self, begin: impl Into<String>, end: impl Into<String>) -> Self {
+        self.begin_wal = Some(begin.into());
+        self.end_wal = Some(end.into());
+        self
+    }
+
     /// Whether this is an incremental backup (it has a parent).
     pub fn is_incremental(&self) -> bool {
         self.parent_backup_id.is_some()
+    }
+
+    /// The backup's timeline: the first 8 hex digits of `begin_wal` (of
+    /// `end_wal` when there is no `begin_wal`). `None` when neither is set or
+    /// the name does not start with 8 hex digits.
+    ///
+    /// Barman reads `timeline=` from `backup.info`; it is the timeline of
+    /// `begin_wal`, since a backup spanning two timelines is marked FAILED.
+    pub fn timeline(&self) -> Option<u32> {
+        let name = self.begin_wal.as_deref().or(self.end_wal.as_deref())?;
+        crate::wal::timeline_of(name)
     }
 }
 
@@ -226,10 +251,26 @@ mod tests {
         let b = BackupSummary::new("20240102T000000", BackupStatus::Done)
             .end_time(1_700_000_000)
             .keep(KeepTarget::Full)
-            .parent("20240101T000000");
+            .parent("20240101T000000")
+            .wals("00000002000000000000000A", "00000002000000000000000C");
         assert_eq!(b.end_time, Some(1_700_000_000));
+        assert_eq!(b.begin_wal.as_deref(), Some("00000002000000000000000A"));
+        assert_eq!(b.end_wal.as_deref(), Some("00000002000000000000000C"));
+        assert_eq!(b.timeline(), Some(2));
         assert_eq!(b.keep, Some(KeepTarget::Full));
         assert!(b.is_incremental());
         assert!(!BackupSummary::new("x", BackupStatus::Failed).is_incremental());
+    }
+
+    #[test]
+    fn timeline_is_the_first_eight_hex_digits() {
+        let mut b = BackupSummary::new("x", BackupStatus::Started);
+        assert_eq!(b.timeline(), None);
+        b.end_wal = Some("0000000A0000000000000003".into());
+        assert_eq!(b.timeline(), Some(10), "falls back to end_wal");
+        b.begin_wal = Some("000000FF0000000000000001".into());
+        assert_eq!(b.timeline(), Some(255));
+        b.begin_wal = Some("garbage".into());
+        assert_eq!(b.timeline(), None);
     }
 }

@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::backup::{BackupStatus, KeepTarget};
 use crate::status::RetentionStatus;
+use crate::warning::RetentionWarning;
 
 /// Why a backup got its retention label.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +150,8 @@ pub struct Decision {
 pub struct RetentionReport {
     /// One decision per evaluated backup, newest (highest id) first.
     pub decisions: Vec<Decision>,
+    /// The warnings Barman logs while computing this report, in its order.
+    pub warnings: Vec<RetentionWarning>,
 }
 
 impl RetentionReport {

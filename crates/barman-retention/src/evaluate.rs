@@ -6,6 +6,7 @@ use crate::backup::{BackupStatus, BackupSummary, KeepTarget};
 use crate::decision::{Decision, Reason, RetentionReport};
 use crate::policy::{RetentionPolicy, window_start};
 use crate::status::RetentionStatus;
+use crate::warning::RetentionWarning;
 
 /// Evaluates `policy` over a server's backups at `now_epoch_secs`.
 ///
@@ -30,7 +31,9 @@ use crate::status::RetentionStatus;
 ///   Barman walks the backup tree); an incremental whose root is missing or
 ///   `EMPTY` gets `-`.
 ///
-/// The report lists each labelled backup once, newest first.
+/// The report lists each labelled backup once, newest first, and carries the
+/// warnings Barman logs ([`RetentionWarning`]): `REDUNDANCY n` below
+/// `minimum_redundancy`, and each backup kept `OBSOLETE*` by it.
 pub fn evaluate(
     policy: &RetentionPolicy,
     backups: &[BackupSummary],
@@ -59,9 +62,27 @@ pub fn evaluate(
     roots.dedup_by(|a, b| a.id == b.id);
 
     let mut labels: HashMap<&str, (RetentionStatus, Reason)> = HashMap::new();
+    let mut warnings = Vec::new();
+    if let RetentionPolicy::Redundancy(redundancy) = *policy
+        && redundancy < minimum_redundancy
+    {
+        warnings.push(RetentionWarning::RedundancyBelowMinimum {
+            redundancy,
+            minimum_redundancy,
+        });
+    }
     let mut judge = Judge::new(*policy, now_epoch_secs, minimum_redundancy);
     for root in roots {
         let (status, reason, outside_policy) = judge.next(root);
+        if let Reason::MinimumRedundancy { minimum_redundancy } = reason
+            && let Some(point_of_recoverability) = policy.point_of_recoverability(now_epoch_secs)
+        {
+            warnings.push(RetentionWarning::KeptForMinimumRedundancy {
+                backup_id: root.id.clone(),
+                point_of_recoverability,
+                minimum_redundancy,
+            });
+        }
         let children_status = match status {
             RetentionStatus::KeepStandalone if outside_policy => RetentionStatus::Obsolete,
             RetentionStatus::KeepStandalone | RetentionStatus::KeepFull => RetentionStatus::Valid,
@@ -105,7 +126,10 @@ pub fn evaluate(
         })
         .collect();
     decisions.sort_by(|a, b| b.backup_id.cmp(&a.backup_id));
-    RetentionReport { decisions }
+    RetentionReport {
+        decisions,
+        warnings,
+    }
 }
 
 /// Follows parent links up to the full backup at the top of the chain.
