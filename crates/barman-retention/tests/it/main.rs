@@ -1,3 +1,5 @@
 //! Integration tests for barman-retention (one test binary).
 
+mod evaluate;
 mod policy;
+mod wal;
