@@ -139,9 +139,11 @@ pub struct CopySummary {
 }
 
 /// The backup `mode` recorded in backup.info.
+///
+/// `local-rsync` records `rsync-concurrent`, as Barman 3.20.1 does (see the
+/// fixture catalog): readers tell the backup type from this prefix.
 fn mode_name(method: BackupMethod) -> &'static str {
     match method {
-        BackupMethod::LocalRsync => "local-rsync-concurrent",
         BackupMethod::Postgres => "postgres",
         _ => "rsync-concurrent",
     }
@@ -514,6 +516,7 @@ pub fn backup(
 
     // Inline archive-wal and check-backup, as Barman does after the copy.
     finish_wals(global, server, &mut info, options, ctx)?;
+    purge_before_first(global, server, &info, ctx)?;
     Ok(BackupReport {
         info,
         directory: dir,
@@ -1064,6 +1067,41 @@ fn finish_wals(
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// After the very first backup of a server (no older WAITING_FOR_WALS or
+/// DONE backup): the WALs older than its `begin_wal` can never be used and
+/// are removed, as Barman does (not with `worm_mode`).
+fn purge_before_first(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+    info: &BackupInfo,
+    ctx: &mut BackupContext<'_>,
+) -> Result<()> {
+    if server.worm_mode || info.status()? == BackupStatus::Failed {
+        return Ok(());
+    }
+    let backups = crate::retention::catalog_backups(&server.catalog())?;
+    let summaries: Vec<_> = backups.into_iter().map(|b| b.summary).collect();
+    if !barman_retention::is_first_backup(&summaries, info.backup_id().as_str()) {
+        return Ok(());
+    }
+    struct Quiet;
+    impl crate::delete::DeleteObserver for Quiet {
+        fn message(&mut self, text: &str) {
+            tracing::info!("{text}");
+        }
+    }
+    let removed = crate::delete::purge_before_first_backup(global, server, info, &mut Quiet)?;
+    if removed.count > 0 {
+        ctx.observer.message(&format!(
+            "Removed {} WAL file(s) older than the first backup {} of server {}",
+            removed.count,
+            info.backup_id(),
+            server.name
+        ));
+    }
+    Ok(())
 }
 
 struct NoArchiveObserver;

@@ -188,6 +188,14 @@ pub enum Error {
     /// A backup was refused before it started (a failed check, a bad option).
     #[error("{0}")]
     BackupRefused(String),
+    /// A delete was refused (kept backup, minimum redundancy, a busy lock);
+    /// nothing was changed.
+    #[error("{0}")]
+    DeleteRefused(String),
+    /// A keep annotation was refused (the backup is not DONE, or is
+    /// incremental); nothing was changed.
+    #[error("{0}")]
+    KeepRefused(String),
     /// A backup failed; its backup.info is FAILED with this error.
     #[error("backup {id} of server `{server}` failed: {message}")]
     BackupFailed {

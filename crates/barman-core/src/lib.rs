@@ -85,10 +85,14 @@
 pub mod archive;
 pub mod backup;
 pub mod catalog;
+pub mod check;
 pub mod clock;
 pub mod config;
+pub mod cron;
+pub mod delete;
 mod error;
 pub mod fs;
+pub mod keep;
 pub mod postgres;
 pub mod receive_wal;
 pub mod recover;

@@ -35,6 +35,9 @@ pub fn summary_of(
     if let Some(target) = keep {
         summary = summary.keep(target);
     }
+    if let (Some(begin), Some(end)) = (info.begin_wal(), info.end_wal()) {
+        summary = summary.wals(begin, end);
+    }
     if let Some(parent) = info.parent_backup_id()? {
         summary = summary.parent(parent.as_str());
     }

@@ -1,0 +1,429 @@
+//! `barman cron`: the periodic maintenance of every server
+//! (BARMAN-BEHAVIOUR.md §1.4 `cron`, §5.2, §6.5).
+//!
+//! Under the global `.cron.lock`, then per server under
+//! `.<server>-cron.lock` (a busy lock skips, it never waits):
+//!
+//! 1. `archive-wal` (in process, under the archive-wal lock, so two crons
+//!    never run two archivers);
+//! 2. `receive-wal` supervision: started in the background through the
+//!    injected [`CronSpawner`] when `streaming_archiver` is on and no
+//!    process holds the receive-wal lock; stopped when it is off;
+//! 3. interrupted backups (EMPTY/STARTED with no backup process alive) are
+//!    marked FAILED — **beyond Barman**, which leaves them STARTED;
+//! 4. `check-backup` of the oldest WAITING_FOR_WALS backup;
+//! 5. interrupted deletes (a `delete_this` marker nobody works on) are
+//!    finished;
+//! 6. retention enforcement (`retention_policy_mode = auto`): every
+//!    OBSOLETE backup, oldest first, under its own backup lock.
+//!
+//! Inactive servers only get a running receive-wal stopped. Passive nodes
+//! skip 1, 2 and 6: their synchronisation from the primary is not
+//! implemented yet (issue 9), which `cron` says in its output.
+
+use crate::backup::{check_backup_info, fail_interrupted};
+use crate::catalog::{BackupId, BackupStatus, LockKind, read_owner, try_acquire};
+use crate::clock::Clock;
+use crate::config::{GlobalConfig, RetentionPolicyMode, ServerConfig};
+use crate::delete::{DeleteObserver, DeleteReport, delete_one, finish_interrupted};
+use crate::retention::{catalog_backups, report};
+use crate::{Error, Result};
+
+/// Starts and stops the background processes cron supervises (injected:
+/// the CLI spawns its own executable; tests and embedders choose).
+pub trait CronSpawner {
+    /// Starts `barman receive-wal SERVER` detached from cron; returns its pid.
+    fn spawn_receive_wal(&self, server: &str) -> Result<u32>;
+    /// Asks process `pid` to terminate (SIGTERM).
+    fn terminate(&self, pid: u32) -> Result<()>;
+}
+
+/// Receives cron's console lines.
+pub trait CronObserver {
+    /// One line of console output.
+    fn message(&mut self, text: &str);
+}
+
+/// What cron needs from its caller.
+pub struct CronContext<'a> {
+    /// The clock (retention windows).
+    pub clock: &'a dyn Clock,
+    /// Process spawning (receive-wal).
+    pub spawner: &'a dyn CronSpawner,
+    /// Console lines.
+    pub observer: &'a mut dyn CronObserver,
+}
+
+impl std::fmt::Debug for CronContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CronContext").finish_non_exhaustive()
+    }
+}
+
+/// What cron did for one server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerCronReport {
+    /// The server.
+    pub server: String,
+    /// The per-server cron lock was busy: nothing was done.
+    pub skipped_busy: bool,
+    /// WAL files archive-wal processed (None: not run, e.g. its lock was busy).
+    pub archived: Option<usize>,
+    /// The pid of a receive-wal started by this run.
+    pub receive_wal_started: Option<u32>,
+    /// The pid of a receive-wal stopped by this run.
+    pub receive_wal_stopped: Option<u32>,
+    /// Interrupted backups marked FAILED.
+    pub failed_interrupted: Vec<BackupId>,
+    /// The backup check-backup looked at, and its status afterwards.
+    pub checked: Option<(BackupId, BackupStatus)>,
+    /// Deletes finished after an interruption, and retention deletes.
+    pub deleted: DeleteReport,
+    /// Errors met (the run goes on with the next step).
+    pub errors: Vec<String>,
+}
+
+/// What a whole cron run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CronReport {
+    /// The global cron lock was busy: nothing was done.
+    pub skipped_busy: bool,
+    /// One report per server, in name order.
+    pub servers: Vec<ServerCronReport>,
+}
+
+/// Runs cron over `servers` under the global cron lock.
+pub fn cron(
+    global: &GlobalConfig,
+    servers: &[&ServerConfig],
+    ctx: &mut CronContext<'_>,
+) -> Result<CronReport> {
+    let mut report = CronReport::default();
+    crate::fs::create_dir_secure(&global.barman_lock_directory)?;
+    let _lock = match try_acquire(&global.barman_lock_directory, &LockKind::Cron) {
+        Ok(lock) => lock,
+        Err(Error::LockBusy { .. }) => {
+            ctx.observer
+                .message("Another cron process is already running. Skipping.");
+            report.skipped_busy = true;
+            return Ok(report);
+        }
+        Err(e) => return Err(e),
+    };
+    let mut sorted: Vec<&ServerConfig> = servers.to_vec();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    for server in sorted {
+        if server.disabled {
+            continue;
+        }
+        report.servers.push(cron_server(global, server, ctx));
+    }
+    Ok(report)
+}
+
+/// Cron for one server, under its cron lock. Errors of one step are
+/// reported and the following steps still run.
+pub fn cron_server(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+    ctx: &mut CronContext<'_>,
+) -> ServerCronReport {
+    let mut report = ServerCronReport {
+        server: server.name.clone(),
+        ..ServerCronReport::default()
+    };
+    let name = server.name.as_str();
+    let lock = match try_acquire(
+        &global.barman_lock_directory,
+        &LockKind::ServerCron(name.to_owned()),
+    ) {
+        Ok(lock) => lock,
+        Err(Error::LockBusy { .. }) => {
+            ctx.observer.message(&format!(
+                "Another cron process is already running on server {name}. Skipping to the next server"
+            ));
+            report.skipped_busy = true;
+            return report;
+        }
+        Err(e) => {
+            report.errors.push(e.to_string());
+            ctx.observer.message(&format!("ERROR: {e}"));
+            return report;
+        }
+    };
+
+    if !server.active {
+        stop_receive_wal(global, server, ctx, &mut report);
+        drop(lock);
+        return report;
+    }
+    let step = |report: &mut ServerCronReport, ctx: &mut CronContext<'_>, r: Result<()>| {
+        if let Err(e) = r {
+            ctx.observer.message(&format!("ERROR: server {name}: {e}"));
+            report.errors.push(e.to_string());
+        }
+    };
+    if server.is_passive() {
+        ctx.observer.message(&format!(
+            "Server {name} is a passive node: synchronisation from the primary is not implemented yet; skipping WAL archiving and retention"
+        ));
+    } else {
+        let r = archive(global, server, ctx, &mut report);
+        step(&mut report, ctx, r);
+        if server.streaming_archiver {
+            let r = start_receive_wal(global, server, ctx, &mut report);
+            step(&mut report, ctx, r);
+        } else {
+            stop_receive_wal(global, server, ctx, &mut report);
+        }
+    }
+    let r = fail_interrupted_backups(global, server, ctx, &mut report);
+    step(&mut report, ctx, r);
+    let r = check_oldest_waiting(global, server, ctx, &mut report);
+    step(&mut report, ctx, r);
+    let r = finish_deletes(global, server, ctx, &mut report);
+    step(&mut report, ctx, r);
+    if !server.is_passive() {
+        let r = enforce_retention(global, server, ctx, &mut report);
+        step(&mut report, ctx, r);
+    }
+    drop(lock);
+    report
+}
+
+fn archive(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+    ctx: &mut CronContext<'_>,
+    report: &mut ServerCronReport,
+) -> Result<()> {
+    let (options, _) = crate::server::archive_setup(global, server)?;
+    let layout = server.layout();
+    match crate::archive::archive_wal(
+        &layout,
+        &options,
+        ctx.clock,
+        &mut crate::archive::NoObserver,
+    ) {
+        Ok(run) => {
+            if !run.processed.is_empty() {
+                ctx.observer.message(&format!(
+                    "Processed {} WAL file(s) for server {}",
+                    run.processed.len(),
+                    server.name
+                ));
+            }
+            for rejected in run.rejected() {
+                ctx.observer.message(&format!(
+                    "WARNING: {} of server {} was moved to errors/",
+                    rejected.name, server.name
+                ));
+            }
+            report.archived = Some(run.processed.len());
+            Ok(())
+        }
+        Err(Error::LockBusy { .. }) => {
+            ctx.observer.message(&format!(
+                "Another archive-wal process is already running on server {}. Skipping to the next server",
+                server.name
+            ));
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn receive_wal_owner(global: &GlobalConfig, server: &ServerConfig) -> Option<u32> {
+    read_owner(&LockKind::ReceiveWal(server.name.clone()).path(&global.barman_lock_directory))
+}
+
+fn start_receive_wal(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+    ctx: &mut CronContext<'_>,
+    report: &mut ServerCronReport,
+) -> Result<()> {
+    if let Some(pid) = receive_wal_owner(global, server) {
+        tracing::debug!(
+            "Another STREAMING ARCHIVER process is running for server {} (pid {pid})",
+            server.name
+        );
+        return Ok(());
+    }
+    let pid = ctx.spawner.spawn_receive_wal(&server.name)?;
+    ctx.observer.message(&format!(
+        "Starting streaming archiver for server {} (pid {pid})",
+        server.name
+    ));
+    report.receive_wal_started = Some(pid);
+    Ok(())
+}
+
+fn stop_receive_wal(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+    ctx: &mut CronContext<'_>,
+    report: &mut ServerCronReport,
+) {
+    let Some(pid) = receive_wal_owner(global, server) else {
+        return;
+    };
+    match ctx.spawner.terminate(pid) {
+        Ok(()) => {
+            ctx.observer.message(&format!(
+                "Stopping the streaming archiver of server {} (pid {pid}): streaming_archiver is off or the server is inactive",
+                server.name
+            ));
+            report.receive_wal_stopped = Some(pid);
+        }
+        Err(e) => {
+            ctx.observer.message(&format!(
+                "ERROR: cannot stop receive-wal of server {} (pid {pid}): {e}",
+                server.name
+            ));
+            report.errors.push(e.to_string());
+        }
+    }
+}
+
+/// EMPTY/STARTED backups while no backup process holds the backup lock.
+fn fail_interrupted_backups(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+    ctx: &mut CronContext<'_>,
+    report: &mut ServerCronReport,
+) -> Result<()> {
+    let layout = server.layout();
+    let catalog = server.catalog();
+    let has_candidates = catalog.backups()?.iter().any(|b| {
+        b.status()
+            .is_ok_and(|s| matches!(s, BackupStatus::Empty | BackupStatus::Started))
+    });
+    if !has_candidates {
+        return Ok(());
+    }
+    let _lock = match try_acquire(
+        &global.barman_lock_directory,
+        &LockKind::Backup(server.name.clone()),
+    ) {
+        Ok(lock) => lock,
+        Err(Error::LockBusy { .. }) => return Ok(()), // a backup is running
+        Err(e) => return Err(e),
+    };
+    for id in fail_interrupted(&layout, &server.name)? {
+        ctx.observer.message(&format!(
+            "Backup {id} of server {} was interrupted: marked FAILED",
+            server.name
+        ));
+        report.failed_interrupted.push(id);
+    }
+    Ok(())
+}
+
+/// check-backup of the oldest WAITING_FOR_WALS backup (one per run, as Barman).
+fn check_oldest_waiting(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+    ctx: &mut CronContext<'_>,
+    report: &mut ServerCronReport,
+) -> Result<()> {
+    let catalog = server.catalog();
+    let Some(mut info) = catalog
+        .backups()?
+        .into_iter()
+        .find(|b| b.status().is_ok_and(|s| s == BackupStatus::WaitingForWals))
+    else {
+        return Ok(());
+    };
+    let status = check_backup_info(global, server, &mut info)?;
+    if status != BackupStatus::WaitingForWals {
+        ctx.observer.message(&format!(
+            "Backup {} of server {} is now {status}",
+            info.backup_id(),
+            server.name
+        ));
+    }
+    report.checked = Some((info.backup_id().clone(), status));
+    Ok(())
+}
+
+struct Lines<'a, 'b> {
+    observer: &'a mut (dyn CronObserver + 'b),
+}
+
+impl DeleteObserver for Lines<'_, '_> {
+    fn message(&mut self, text: &str) {
+        self.observer.message(text);
+    }
+
+    fn wal_removed(&mut self, name: &str) {
+        self.observer.message(&format!("\t{name}"));
+    }
+}
+
+fn finish_deletes(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+    ctx: &mut CronContext<'_>,
+    report: &mut ServerCronReport,
+) -> Result<()> {
+    let mut lines = Lines {
+        observer: &mut *ctx.observer,
+    };
+    let done = finish_interrupted(global, server, &mut lines)?;
+    report.deleted.absorb(done);
+    Ok(())
+}
+
+fn enforce_retention(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+    ctx: &mut CronContext<'_>,
+    report: &mut ServerCronReport,
+) -> Result<()> {
+    if server.retention_policy_mode != RetentionPolicyMode::Auto {
+        return Ok(());
+    }
+    let backups = catalog_backups(&server.catalog())?;
+    let Some(retention) = report_for(server, &backups, ctx.clock) else {
+        return Ok(());
+    };
+    for id in retention.obsolete_ids() {
+        let id: BackupId = id.parse()?;
+        ctx.observer.message(&format!(
+            "Enforcing retention policy: removing backup {id} for server {}",
+            server.name
+        ));
+        let mut lines = Lines {
+            observer: &mut *ctx.observer,
+        };
+        match delete_one(
+            global,
+            server,
+            &id,
+            barman_retention::DeleteKind::Retention,
+            &mut lines,
+        ) {
+            Ok(done) => report.deleted.absorb(done),
+            Err(Error::DeleteRefused(message)) => {
+                ctx.observer.message(&format!("WARNING: {message}"));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn report_for(
+    server: &ServerConfig,
+    backups: &[crate::retention::CatalogBackup],
+    clock: &dyn Clock,
+) -> Option<barman_retention::RetentionReport> {
+    let retention = report(server, backups, clock)?;
+    for warning in &retention.warnings {
+        tracing::warn!("server {}: {warning}", server.name);
+    }
+    Some(retention)
+}

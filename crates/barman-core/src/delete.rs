@@ -1,0 +1,591 @@
+//! Deleting backups: `barman delete` and retention enforcement
+//! (BARMAN-BEHAVIOUR.md §6.5, §6.6, §4.2).
+//!
+//! A delete is crash safe: `meta/<id>-delete_this` is written (durably)
+//! before anything is removed and removed last, so a delete killed at any
+//! instant leaves a marker that the next `barman cron` recognises
+//! ([`finish_interrupted`]) and completes. The steps, in order:
+//!
+//! 1. the marker;
+//! 2. the backup's data (`base/<id>/`);
+//! 3. the WALs no remaining backup needs (§4.2), each file unlinked before
+//!    xlog.db is rewritten without its line, under the xlogdb lock — a
+//!    crash in between leaves xlog.db listing files nobody needs, which the
+//!    rerun removes;
+//! 4. `backup.info` and the keep mark;
+//! 5. the marker.
+//!
+//! The WAL cleanup is computed from the catalog as it is before step 4, so
+//! a rerun computes the same cleanup.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead as _, BufReader};
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+
+use barman_retention::{DeleteKind, WalCleanup};
+use barman_wal::WalFileName;
+
+use crate::catalog::{
+    BackupId, BackupInfo, BackupStatus, LockKind, ServerLayout, XlogDb, XlogEntry,
+    acquire_blocking, try_acquire,
+};
+use crate::config::{BackupOption, GlobalConfig, ServerConfig};
+use crate::fs::{FILE_MODE, fsync_dir, write_atomic, write_atomic_with};
+use crate::retention::{CatalogBackup, catalog_backups};
+use crate::{Error, Result};
+
+/// Receives the console lines of a delete (Barman's messages).
+pub trait DeleteObserver {
+    /// One line of console output.
+    fn message(&mut self, text: &str);
+    /// One WAL file removed from the archive.
+    fn wal_removed(&mut self, name: &str) {
+        let _ = name;
+    }
+}
+
+/// An observer that only logs.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LogObserver;
+
+impl DeleteObserver for LogObserver {
+    fn message(&mut self, text: &str) {
+        tracing::info!("{text}");
+    }
+}
+
+/// What a delete did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeleteReport {
+    /// The backups deleted, in the order they were deleted.
+    pub deleted: Vec<BackupId>,
+    /// Number of WAL files removed from the archive.
+    pub wals_removed: u64,
+    /// The first and last WAL file removed, if any.
+    pub wal_range: Option<(String, String)>,
+    /// The backup whose `size` / `deduplicated_size` were recomputed.
+    pub resized: Option<BackupId>,
+}
+
+impl DeleteReport {
+    /// Adds what another delete did to this report.
+    pub fn absorb(&mut self, other: DeleteReport) {
+        self.deleted.extend(other.deleted);
+        self.wals_removed += other.wals_removed;
+        if let Some((first, last)) = other.wal_range {
+            self.wal_range = Some(match self.wal_range.take() {
+                Some((f, _)) => (f, last),
+                None => (first, last),
+            });
+        }
+        if other.resized.is_some() {
+            self.resized = other.resized;
+        }
+    }
+}
+
+/// Why a manual delete is refused (nothing was changed).
+fn refused(message: String) -> Error {
+    Error::DeleteRefused(message)
+}
+
+/// `barman delete SERVER BACKUP_ID` (a resolved backup): Barman's refusals
+/// (a keep annotation; a DONE full backup while `minimum_redundancy` would
+/// no longer be met), then the backup and every incremental backup that
+/// depends on it are deleted under the server's backup lock.
+pub fn delete_backup(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+    id: &BackupId,
+    observer: &mut dyn DeleteObserver,
+) -> Result<DeleteReport> {
+    let catalog = server.catalog();
+    let backups = catalog_backups(&catalog)?;
+    let Some(target) = backups.iter().find(|b| b.info.backup_id() == id) else {
+        return Err(Error::BackupNotFound {
+            backup_id: id.to_string(),
+            path: catalog.layout().backup_info_path(id),
+        });
+    };
+    if target.summary.keep.is_some() {
+        return Err(refused(format!(
+            "Skipping delete of backup {id} for server {} as it has a current keep request. \
+             If you really want to delete this backup please remove the keep and try again.",
+            server.name
+        )));
+    }
+    let status = target.info.status()?;
+    let done_full = backups
+        .iter()
+        .filter(|b| b.summary.status == BackupStatus::Done && !b.info.is_incremental())
+        .count();
+    let minimum = server.minimum_redundancy;
+    if status == BackupStatus::Done
+        && !target.info.is_incremental()
+        && u64::from(minimum) >= done_full as u64
+    {
+        return Err(refused(format!(
+            "Skipping delete of backup {id} for server {} due to minimum redundancy requirements \
+             (minimum redundancy = {minimum}, current redundancy = {done_full})",
+            server.name
+        )));
+    }
+    let tree = backup_tree(&backups, id);
+    if tree.len() > 1 {
+        observer.message(&format!(
+            "WARNING: Backup {id} has incremental backups which depend on it. Deleting all backups in the tree"
+        ));
+    }
+    let _backup_lock = try_acquire(
+        &global.barman_lock_directory,
+        &LockKind::Backup(server.name.clone()),
+    )
+    .map_err(|e| match e {
+        Error::LockBusy { .. } => refused(format!(
+            "Another process is running on server {}. Impossible to delete the backup.",
+            server.name
+        )),
+        other => other,
+    })?;
+    let mut report = DeleteReport::default();
+    for member in tree {
+        report.absorb(delete_one(
+            global,
+            server,
+            &member,
+            DeleteKind::Manual,
+            observer,
+        )?);
+    }
+    Ok(report)
+}
+
+/// The backup `root` and every backup that descends from it through
+/// `parent_backup_id`, children before their parents (the order they are
+/// deleted in).
+fn backup_tree(backups: &[CatalogBackup], root: &BackupId) -> Vec<BackupId> {
+    fn visit(
+        backups: &[CatalogBackup],
+        id: &BackupId,
+        seen: &mut BTreeSet<BackupId>,
+        out: &mut Vec<BackupId>,
+    ) {
+        if !seen.insert(id.clone()) {
+            return;
+        }
+        for child in backups
+            .iter()
+            .filter(|b| b.summary.parent_backup_id.as_deref() == Some(id.as_str()))
+        {
+            visit(backups, child.info.backup_id(), seen, out);
+        }
+        out.push(id.clone());
+    }
+    let mut out = Vec::new();
+    visit(backups, root, &mut BTreeSet::new(), &mut out);
+    out
+}
+
+/// Deletes one backup (no refusals: the caller decided), holding its
+/// `.<server>-<id>.lock`. `kind` selects Barman's WAL cleanup rule: a
+/// retention delete may remove WALs past older `keep:standalone` backups,
+/// a manual one does not. A backup whose `backup.info` is already gone (an
+/// interrupted delete past that step) only has its leftovers removed.
+pub fn delete_one(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+    id: &BackupId,
+    kind: DeleteKind,
+    observer: &mut dyn DeleteObserver,
+) -> Result<DeleteReport> {
+    let lock_kind = LockKind::BackupId(server.name.clone(), id.clone());
+    let lock = try_acquire(&global.barman_lock_directory, &lock_kind).map_err(|e| match e {
+        Error::LockBusy { .. } => refused(format!(
+            "Another process is holding the lock for backup {id} of server {}.",
+            server.name
+        )),
+        other => other,
+    })?;
+    let catalog = server.catalog();
+    let layout = catalog.layout().clone();
+    let backups = catalog_backups(&catalog)?;
+    let mut report = DeleteReport::default();
+    let Some(target) = backups.iter().find(|b| b.info.backup_id() == id) else {
+        // backup.info already removed: only the data dir and the marker can remain.
+        remove_tree(&layout.backup_dir(id))?;
+        remove_file_durable(&layout.delete_marker_path(id))?;
+        drop(lock);
+        remove_lock_file(&lock_kind.path(&global.barman_lock_directory));
+        return Ok(report);
+    };
+    let started = std::time::Instant::now();
+
+    // 1. The marker, durable before anything goes.
+    write_atomic(&layout.delete_marker_path(id), b"delete", FILE_MODE)?;
+    observer.message(&format!("Deleting backup {id} for server {}", server.name));
+
+    // The WAL cleanup, from the catalog as it is now.
+    let summaries: Vec<_> = backups.iter().map(|b| b.summary.clone()).collect();
+    let cleanup = barman_retention::wal_cleanup_for_delete(
+        &summaries,
+        id.as_str(),
+        kind,
+        concurrent_backup(server),
+    );
+    let next = next_copy_done(&backups, id);
+
+    // 2. The data.
+    remove_tree(&layout.backup_dir(id))?;
+
+    // 3. The WALs nobody needs any more.
+    if let Some(cleanup) = cleanup {
+        observer.message("Delete associated WAL segments:");
+        let removed = remove_wals(global, server, &cleanup, observer)?;
+        report.wals_removed = removed.count;
+        report.wal_range = removed.range;
+    }
+
+    // 4. backup.info (both locations) and the keep mark.
+    for path in [
+        layout.backup_info_path(id),
+        layout.legacy_backup_info_path(id),
+        layout.keep_path(id),
+        layout.legacy_keep_path(id),
+    ] {
+        remove_file_durable(&path)?;
+    }
+
+    // 5. The marker: the delete is complete.
+    remove_file_durable(&layout.delete_marker_path(id))?;
+    report.deleted.push(id.clone());
+    observer.message(&format!(
+        "Deleted backup {id} (start time: {}, elapsed time: {})",
+        jiff::Zoned::now().strftime("%a %b %e %H:%M:%S %Y"),
+        crate::backup::human_duration(started.elapsed())
+    ));
+
+    // Bookkeeping that a crash may lose without harm.
+    if let Some(parent) = target.info.parent_backup_id()? {
+        update_parent_children(&layout, &parent, id)?;
+    }
+    if let Some(next) = next {
+        if next.info.backup_type() == "rsync" {
+            let mut info = BackupInfo::read(&layout, next.info.backup_id())?;
+            let (size, dedup) = backup_sizes(&layout.backup_dir(next.info.backup_id()))?;
+            info.set_size(Some(size));
+            info.set_deduplicated_size(Some(dedup));
+            info.write(&layout)?;
+            report.resized = Some(next.info.backup_id().clone());
+        }
+    }
+    drop(lock);
+    remove_lock_file(&lock_kind.path(&global.barman_lock_directory));
+    remove_lock_file(
+        &LockKind::SyncBackup(server.name.clone(), id.clone()).path(&global.barman_lock_directory),
+    );
+    Ok(report)
+}
+
+/// Deletes that a crash interrupted: backups with a `delete_this` marker
+/// whose lock nobody holds. Each is finished as a retention delete (its
+/// data may already be gone, so it is never refused). Returns what was done.
+pub fn finish_interrupted(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+    observer: &mut dyn DeleteObserver,
+) -> Result<DeleteReport> {
+    let layout = server.layout();
+    let mut report = DeleteReport::default();
+    for id in pending_deletes(&layout)? {
+        let lock =
+            LockKind::BackupId(server.name.clone(), id.clone()).path(&global.barman_lock_directory);
+        if crate::catalog::read_owner(&lock).is_some() {
+            continue; // a delete is running right now
+        }
+        observer.message(&format!(
+            "Finishing the interrupted delete of backup {id} for server {}",
+            server.name
+        ));
+        report.absorb(delete_one(
+            global,
+            server,
+            &id,
+            DeleteKind::Retention,
+            observer,
+        )?);
+    }
+    Ok(report)
+}
+
+/// Ids with a `meta/<id>-delete_this` marker.
+pub fn pending_deletes(layout: &ServerLayout) -> Result<Vec<BackupId>> {
+    let dir = layout.meta_directory();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("cannot list", dir, e)),
+    };
+    let mut ids = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("cannot list", dir, e))?;
+        if let Some(id) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_suffix("-delete_this"))
+            .and_then(|id| id.parse::<BackupId>().ok())
+        {
+            ids.push(id);
+        }
+    }
+    ids.sort();
+    Ok(ids)
+}
+
+/// Whether backups are taken with the concurrent API (Barman's default).
+fn concurrent_backup(server: &ServerConfig) -> bool {
+    !server
+        .backup_options
+        .contains(&BackupOption::ExclusiveBackup)
+}
+
+/// The next backup after `id` among WAITING_FOR_WALS / DONE ones.
+fn next_copy_done<'a>(backups: &'a [CatalogBackup], id: &BackupId) -> Option<&'a CatalogBackup> {
+    backups
+        .iter()
+        .filter(|b| b.info.backup_id() > id)
+        .find(|b| b.summary.status.is_copy_done())
+}
+
+/// Removes `parent`'s reference to the deleted child.
+fn update_parent_children(
+    layout: &ServerLayout,
+    parent: &BackupId,
+    child: &BackupId,
+) -> Result<()> {
+    let Ok(mut info) = BackupInfo::read(layout, parent) else {
+        return Ok(());
+    };
+    if let Some(children) = info.children_backup_ids()? {
+        let kept: Vec<BackupId> = children.into_iter().filter(|c| c != child).collect();
+        info.set_children_backup_ids(&kept);
+        info.write(layout)?;
+    }
+    Ok(())
+}
+
+/// `size` and `deduplicated_size` of a backup directory: every file's size,
+/// and the size of the files with a single link (hard links shared with
+/// another backup are not counted), as Barman computes them.
+pub fn backup_sizes(dir: &Path) -> Result<(u64, u64)> {
+    let mut size = 0;
+    let mut dedup = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("cannot list", &d, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("cannot list", &d, e))?;
+            let meta = entry
+                .metadata()
+                .map_err(|e| Error::io("cannot stat", entry.path(), e))?;
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if meta.is_file() {
+                size += meta.len();
+                if meta.nlink() == 1 {
+                    dedup += meta.len();
+                }
+            }
+        }
+    }
+    Ok((size, dedup))
+}
+
+/// Removes a directory tree (absent is fine) and fsyncs its parent.
+fn remove_tree(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => {
+            if let Some(parent) = dir.parent() {
+                fsync_dir(parent)?;
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("cannot remove", dir, e)),
+    }
+}
+
+/// Removes a file (absent is fine) and fsyncs its directory.
+fn remove_file_durable(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {
+            if let Some(parent) = path.parent() {
+                fsync_dir(parent)?;
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("cannot remove", path, e)),
+    }
+}
+
+/// A released lock file of a backup that no longer exists: removed as
+/// Barman does (nobody waits on it).
+fn remove_lock_file(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::debug!("cannot remove {}: {e}", path.display());
+    }
+}
+
+/// What a WAL cleanup removed.
+#[derive(Debug, Default)]
+pub struct RemovedWals {
+    /// Number of files removed.
+    pub count: u64,
+    /// First and last name removed.
+    pub range: Option<(String, String)>,
+}
+
+/// Removes from the archive every xlog.db entry `cleanup` does not keep:
+/// under the xlogdb lock, xlog.db is read line by line, each removable
+/// file is unlinked, and the kept lines go to a temporary file that
+/// replaces xlog.db atomically at the end. Empty hash directories are
+/// removed. Memory stays bounded whatever the size of xlog.db.
+///
+/// Interrupted, it leaves xlog.db listing files already unlinked — files no
+/// remaining backup needs — and the rerun completes it. Temporary copies of
+/// xlog.db left by a killed writer are removed first (every writer holds
+/// the xlogdb lock, so none can be in use).
+pub fn remove_wals(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+    cleanup: &WalCleanup,
+    observer: &mut dyn DeleteObserver,
+) -> Result<RemovedWals> {
+    let layout = server.layout();
+    let xlogdb = XlogDb::new(layout.xlogdb_path(&server.name));
+    let _x = acquire_blocking(
+        &global.barman_lock_directory,
+        &LockKind::XlogDb(server.name.clone()),
+    )?;
+    remove_stale_temps(xlogdb.path());
+    let mut removed = RemovedWals::default();
+    let file = match std::fs::File::open(xlogdb.path()) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+        Err(e) => return Err(Error::io("cannot read", xlogdb.path(), e)),
+    };
+    let mut touched_dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut failure: Option<Error> = None;
+    let result = write_atomic_with(xlogdb.path(), FILE_MODE, |out| {
+        for (index, line) in BufReader::new(file).lines().enumerate() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let entry = match XlogEntry::parse_line(&line) {
+                Ok(entry) => entry,
+                Err(message) => {
+                    failure = Some(Error::CatalogSyntax {
+                        path: xlogdb.path().to_path_buf(),
+                        line: index + 1,
+                        message: format!("malformed xlog.db line: {message}"),
+                    });
+                    return Err(std::io::Error::other("malformed xlog.db"));
+                }
+            };
+            if cleanup.keeps(&entry.name) {
+                out.write_all(entry.to_line().as_bytes())?;
+                continue;
+            }
+            let name: WalFileName = match entry.name.parse() {
+                Ok(name) => name,
+                Err(e) => {
+                    failure = Some(Error::Wal(e));
+                    return Err(std::io::Error::other("bad WAL name"));
+                }
+            };
+            let path = layout.wal_path(&name);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    failure = Some(Error::io("cannot remove", &path, e));
+                    return Err(std::io::Error::other("cannot remove a WAL file"));
+                }
+            }
+            if let Some(dir) = path.parent() {
+                touched_dirs.insert(dir.to_path_buf());
+            }
+            observer.wal_removed(&entry.name);
+            removed.count += 1;
+            removed.range = Some(match removed.range.take() {
+                Some((first, _)) => (first, entry.name.clone()),
+                None => (entry.name.clone(), entry.name.clone()),
+            });
+        }
+        Ok(())
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    result?;
+    for dir in &touched_dirs {
+        if dir.as_path() == layout.wals_directory() {
+            continue;
+        }
+        // An empty hash directory goes (remove_dir fails on a non-empty one).
+        if std::fs::remove_dir(dir).is_err() {
+            fsync_dir(dir)?;
+        }
+    }
+    if !touched_dirs.is_empty() {
+        fsync_dir(layout.wals_directory())?;
+    }
+    Ok(removed)
+}
+
+/// Removes `.<name>.*.tmp` next to `path` (temporary files of
+/// [`write_atomic_with`] a killed process left behind).
+fn remove_stale_temps(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        if file.starts_with(&prefix) && file.ends_with(".tmp") {
+            tracing::info!(
+                "removing {} left by an interrupted write",
+                entry.path().display()
+            );
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// After the very first backup of a server: removes every WAL older than
+/// its `begin_wal` (Barman does this unless `worm_mode` is on).
+pub fn purge_before_first_backup(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+    info: &BackupInfo,
+    observer: &mut dyn DeleteObserver,
+) -> Result<RemovedWals> {
+    let summary = crate::retention::summary_of(info, None)?;
+    match barman_retention::wal_cleanup_for_first_backup(&summary) {
+        Some(cleanup) => remove_wals(global, server, &cleanup, observer),
+        None => Ok(RemovedWals::default()),
+    }
+}
