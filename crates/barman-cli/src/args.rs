@@ -295,6 +295,52 @@ pub enum Command {
         #[arg(required = true, value_name = "SERVER_NAME")]
         servers: Vec<String>,
     },
+    /// Delete a backup (and the WALs no other backup needs).
+    Delete {
+        /// Server name.
+        #[arg(value_name = "SERVER_NAME")]
+        server: String,
+        /// Backup id, name, or first/oldest, last/latest, last-full, last-failed.
+        #[arg(value_name = "BACKUP_ID")]
+        backup_id: String,
+    },
+    /// Keep a backup beyond the retention policy, release it, or show its keep status.
+    Keep {
+        /// Keep the backup with every WAL from it on (`full`) or only what makes it consistent (`standalone`).
+        #[arg(long = "target", value_parser = ["full", "standalone"])]
+        target: Option<String>,
+        /// Release the keep: retention applies again.
+        #[arg(short = 'r', long = "release")]
+        release: bool,
+        /// Print the keep status: full, standalone or nokeep.
+        #[arg(short = 's', long = "status")]
+        status: bool,
+        /// Server name.
+        #[arg(value_name = "SERVER_NAME")]
+        server: String,
+        /// Backup id, name, or first/oldest, last/latest, last-full.
+        #[arg(value_name = "BACKUP_ID")]
+        backup_id: String,
+    },
+    /// Periodic maintenance of every server: archive-wal, receive-wal,
+    /// check-backup, interrupted operations, retention policies.
+    Cron {
+        /// Accepted for compatibility (background processes get no descriptors).
+        #[arg(long = "keep-descriptors", hide = true)]
+        keep_descriptors: bool,
+    },
+    /// Check the configuration, the server and the catalog of one or more servers.
+    Check {
+        /// Nagios plugin compatible output (exit 2 = CRITICAL).
+        #[arg(long)]
+        nagios: bool,
+        /// Seconds every connection of the check may take (default check_timeout).
+        #[arg(long = "check-timeout", value_name = "SECONDS")]
+        check_timeout: Option<u64>,
+        /// Server names, or `all`.
+        #[arg(required = true, value_name = "SERVER_NAME")]
+        servers: Vec<String>,
+    },
     /// Rewrite the WAL catalogue (xlog.db) from the files in wals/.
     RebuildXlogdb {
         /// Server names, or `all`.

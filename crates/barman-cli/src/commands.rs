@@ -1,6 +1,8 @@
 //! Dispatch of subcommands.
 
 mod backup;
+mod catalog;
+mod check;
 mod diagnose;
 mod list_servers;
 mod receive_wal;
@@ -118,6 +120,26 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<()> {
             source,
             servers,
         } => replication_status::run(&config, servers, *minimal, target, source, out),
+        Command::Delete { server, backup_id } => catalog::delete(&config, server, backup_id, out),
+        Command::Keep {
+            target,
+            release,
+            status,
+            server,
+            backup_id,
+        } => catalog::keep(
+            &config,
+            server,
+            backup_id,
+            &catalog::KeepAction::from_flags(target.as_deref(), *release, *status),
+            out,
+        ),
+        Command::Cron { .. } => catalog::cron(&config, cli.config.as_deref(), out),
+        Command::Check {
+            nagios,
+            check_timeout,
+            servers,
+        } => check::run(&config, servers, *nagios, *check_timeout, out),
         Command::Agent => unreachable!("handled before loading the configuration"),
     }
 }

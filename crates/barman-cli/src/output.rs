@@ -49,6 +49,12 @@ impl Output {
         self.message("ERROR", msg, true);
     }
 
+    /// Sets the exit code without printing a message (a failed `check`
+    /// prints its own lines).
+    pub fn set_exit(&mut self, code: Exit) {
+        self.exit = code;
+    }
+
     /// Reports a warning (logged always, printed unless `-q`).
     pub fn warning(&mut self, msg: &str) {
         tracing::warn!("{msg}");
