@@ -26,6 +26,8 @@ mod recover_faults;
 mod replication;
 #[path = "harness/replication_status.rs"]
 mod replication_status;
+#[path = "harness/retention.rs"]
+mod retention;
 #[path = "harness/sshd.rs"]
 mod sshd;
 #[path = "harness/wal_header.rs"]

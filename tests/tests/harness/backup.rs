@@ -266,7 +266,7 @@ fn backup_under_load_with_a_tablespace_restores_to_the_same_data() {
 
     let info = bench.info(&id);
     assert_eq!(info["status"], "DONE", "{info:?}");
-    assert_eq!(info["mode"], "local-rsync-concurrent");
+    assert_eq!(info["mode"], "rsync-concurrent");
     assert!(
         info["tablespaces"].starts_with("[('ts1', "),
         "{}",
