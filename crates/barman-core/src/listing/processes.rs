@@ -101,6 +101,10 @@ mod tests {
                 },
             ]
         );
-        assert!(list_processes(&dir.path().join("nope"), "pg").unwrap().is_empty());
+        assert!(
+            list_processes(&dir.path().join("nope"), "pg")
+                .unwrap()
+                .is_empty()
+        );
     }
 }

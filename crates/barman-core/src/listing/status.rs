@@ -95,7 +95,9 @@ fn optional(pg: &PgConnection, sql: &str) -> Option<String> {
 
 /// The WAL file of the standby's last replayed position.
 fn replay_segment(pg: &PgConnection) -> Option<String> {
-    let lsn: Lsn = optional(pg, "SELECT pg_last_wal_replay_lsn()")?.parse().ok()?;
+    let lsn: Lsn = optional(pg, "SELECT pg_last_wal_replay_lsn()")?
+        .parse()
+        .ok()?;
     let tli: u32 = optional(pg, "SELECT timeline_id FROM pg_control_checkpoint()")?
         .parse()
         .ok()?;
@@ -127,8 +129,11 @@ pub fn pg_status(pg: &PgConnection) -> Result<PgStatus> {
     let mut status = PgStatus {
         server_txt_version,
         is_in_recovery,
-        current_size: optional(pg, "SELECT sum(pg_tablespace_size(oid))::bigint FROM pg_tablespace")
-            .and_then(|v| v.parse().ok()),
+        current_size: optional(
+            pg,
+            "SELECT sum(pg_tablespace_size(oid))::bigint FROM pg_tablespace",
+        )
+        .and_then(|v| v.parse().ok()),
         data_directory: optional(pg, "SHOW data_directory"),
         current_xlog,
         archive_mode: optional(pg, "SHOW archive_mode"),

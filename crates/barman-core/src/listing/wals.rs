@@ -102,10 +102,7 @@ pub fn wals_until_next<'a>(
             }
             continue;
         }
-        if entry.name.as_str() < begin
-            || file.timeline().get() > backup_tli
-            || !file.is_segment()
-        {
+        if entry.name.as_str() < begin || file.timeline().get() > backup_tli || !file.is_segment() {
             continue;
         }
         if next_end.is_some_and(|end| entry.name.as_str() > end) {
