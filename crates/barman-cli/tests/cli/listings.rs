@@ -461,3 +461,88 @@ fn status_of_an_unreachable_server_says_so() {
     assert_eq!(doc["pg"]["backups_number"]["message"], "2");
     assert_eq!(doc["pg"].as_object().unwrap().len(), 11);
 }
+
+#[test]
+fn incremental_chain_shows_root_parent_children_and_type() {
+    let (dir, conf) = fixture_setup();
+    let home = dir.path().join("home");
+    add_conf(
+        &conf,
+        &format!(
+            "\n[inc]\nconninfo = host=127.0.0.1 port=1\nbackup_method = postgres\nbackup_directory = {}/inc\n",
+            home.display()
+        ),
+    );
+    let (full, child) = ("20261201T100000", "20261201T110000");
+    let common = [("server_name", "inc"), ("mode", "postgres")];
+    derived_backup(
+        &home,
+        "inc",
+        full,
+        &[common[0], common[1], ("children_backup_ids", child)],
+    );
+    derived_backup(
+        &home,
+        "inc",
+        child,
+        &[
+            common[0],
+            common[1],
+            ("parent_backup_id", full),
+            ("cluster_size", "54775497"),
+            ("deduplicated_size", "1000000"),
+        ],
+    );
+    let (_, stdout, _) = barman_output(&conf, &["list-backups", "--minimal", "inc"]);
+    assert_eq!(stdout, format!("{child}\n{full}\n"));
+    let (_, stdout, _) = barman_output(&conf, &["list-backups", "inc"]);
+    let letters: Vec<&str> = stdout
+        .lines()
+        .map(|l| l.split(" - ").nth(1).unwrap())
+        .collect();
+    assert_eq!(letters, ["I", "F"], "{stdout}");
+
+    let (_, text, _) = barman_output(&conf, &["show-backup", "inc", child]);
+    // postgres method: deduplication against cluster_size (Barman's rule).
+    let ratio = 1.0 - 1_000_000.0 / 54_775_497.0;
+    for line in [
+        "    Backup Method        : postgres".to_owned(),
+        "    Backup Type          : incremental".to_owned(),
+        format!(
+            "    Resources saved      : 51.3 MiB ({:.2}%)",
+            ratio * 100.0
+        ),
+        format!("    Previous Backup      : {full}"),
+        format!("    Root Backup          : {full}"),
+        format!("    Parent Backup        : {full}"),
+        "    Backup chain size    : 2".to_owned(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing `{line}`:\n{text}");
+    }
+    assert!(!text.contains("Children Backup(s)"), "{text}");
+    let (_, doc) = json_out(&conf, &["show-backup", "inc", child]);
+    let catalog = &doc["inc"]["catalog_information"];
+    assert_eq!(catalog["root_backup_id"], full);
+    assert_eq!(catalog["parent_backup_id"], full);
+    assert_eq!(catalog["chain_size"], 2);
+    assert_eq!(catalog["children_backup_ids"], Value::Null);
+    assert_eq!(doc["inc"]["backup_type"], "incremental");
+
+    let (_, text, _) = barman_output(&conf, &["show-backup", "inc", full]);
+    assert!(text.contains("    Backup Type          : full\n"), "{text}");
+    assert!(
+        text.contains(&format!("    Children Backup(s)   : {child}\n")),
+        "{text}"
+    );
+    assert!(!text.contains("Resources saved"), "{text}");
+    let (_, doc) = json_out(&conf, &["show-backup", "inc", full]);
+    assert_eq!(
+        doc["inc"]["catalog_information"]["children_backup_ids"],
+        json!([child])
+    );
+    assert!(
+        doc["inc"]["catalog_information"]
+            .get("root_backup_id")
+            .is_none()
+    );
+}
