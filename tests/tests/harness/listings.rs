@@ -267,7 +267,7 @@ fn listings_of_two_backups_with_wal_between_them() {
     assert_eq!(wal_files, expected);
     assert!(wal_files.iter().all(|p| p.is_file()), "{wal_files:?}");
     let doc = json(&bench, &["list-files", "--target", "full", "pg", &first]);
-    let full: Vec<PathBuf> = doc["pg"]
+    let full: Vec<PathBuf> = doc["_INFO"]
         .as_array()
         .unwrap()
         .iter()

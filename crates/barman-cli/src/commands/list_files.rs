@@ -9,7 +9,8 @@ use super::server_and_backup;
 use crate::output::Output;
 
 /// Prints the files of backup `id` of server `name`, one absolute path per
-/// line (JSON: the list under the server's key).
+/// line. Barman prints them as plain messages, so its JSON document has
+/// them under `_INFO`; so does ours.
 pub fn run(config: &Config, name: &str, id: &str, target: &str, out: &mut Output) -> Result<()> {
     let target: FilesTarget = target.parse()?;
     let Some((server, info)) = server_and_backup(config, name, id, out)? else {
@@ -22,6 +23,6 @@ pub fn run(config: &Config, name: &str, id: &str, target: &str, out: &mut Output
         out.line(&text)?;
         json_files.push(json!(text));
     }
-    out.json_result(&server.name, Value::Array(json_files));
+    out.json_result("_INFO", Value::Array(json_files));
     Ok(())
 }
