@@ -142,8 +142,8 @@ pub fn pg_status(pg: &PgConnection) -> Result<PgStatus> {
     };
     let rows = pg
         .query_text(
-            "SELECT last_archived_wal, extract(epoch FROM last_archived_time)::bigint, \
-             failed_count, last_failed_wal, extract(epoch FROM last_failed_time)::bigint, \
+            "SELECT last_archived_wal, floor(extract(epoch FROM last_archived_time))::bigint, \
+             failed_count, last_failed_wal, floor(extract(epoch FROM last_failed_time))::bigint, \
              archived_count::numeric / nullif(extract(epoch FROM age(now(), stats_reset)), 0) \
              FROM pg_stat_archiver",
         )
