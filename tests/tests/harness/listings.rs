@@ -12,6 +12,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use barman_core::backup::human_size as pretty;
 use serde_json::Value;
 
 use crate::archiving::ok;
@@ -39,23 +40,6 @@ fn sum_where(segments: &BTreeMap<String, u64>, keep: impl Fn(&str) -> bool) -> u
         .filter(|(n, _)| keep(n))
         .map(|(_, s)| s)
         .sum()
-}
-
-/// Barman's `pretty_size` (powers of 1024, one decimal).
-fn pretty(bytes: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    #[allow(clippy::cast_precision_loss)]
-    let mut v = bytes as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i + 1 < units.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", units[i])
-    }
 }
 
 /// `date` renders a backup.info time (`2026-12-01 22:10:00.123456+00:00`).

@@ -13,13 +13,14 @@ use super::listing_fmt::{ctime, epoch_text, sort_keys};
 use super::select_servers;
 use crate::output::Output;
 
-/// Barman's one-letter backup type: `R`sync, `F`ull, `I`ncremental, `S`napshot.
-fn type_letter(row: &BackupRow) -> String {
-    row.backup_type
-        .chars()
-        .next()
-        .map(|c| c.to_ascii_uppercase().to_string())
-        .unwrap_or_default()
+/// Barman's one-letter backup type (the first letter of the type, upper case).
+fn type_letter(row: &BackupRow) -> &'static str {
+    match row.backup_type {
+        "rsync" => "R",
+        "incremental" => "I",
+        "snapshot" => "S",
+        _ => "F",
+    }
 }
 
 /// `<srv> <id>[ '<name>'] - <T> - <end ctime> - Size: <sz> - WAL Size: <sz>[ - WAITING_FOR_WALS][ - <label>]`,
