@@ -12,6 +12,8 @@ mod backup;
 mod backup_faults;
 #[path = "harness/cluster.rs"]
 mod cluster;
+#[path = "harness/listings.rs"]
+mod listings;
 #[path = "harness/postgres_backup.rs"]
 mod postgres_backup;
 #[path = "harness/receive_wal.rs"]

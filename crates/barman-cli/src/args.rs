@@ -347,6 +347,64 @@ pub enum Command {
         #[arg(required = true, value_name = "SERVER_NAME")]
         servers: Vec<String>,
     },
+    // -- listings (issue 7, item 6) --
+    /// List the backups of one or more servers, newest first.
+    #[command(alias = "list-backup")]
+    ListBackups {
+        /// Machine readable output: backup ids only.
+        #[arg(long)]
+        minimal: bool,
+        /// Server names, or `all`.
+        #[arg(required = true, value_name = "SERVER_NAME")]
+        servers: Vec<String>,
+    },
+    /// Show the details of a backup.
+    #[command(alias = "show-backups")]
+    ShowBackup {
+        /// Server name.
+        #[arg(value_name = "SERVER_NAME")]
+        server: String,
+        /// Backup id, name, or first/oldest, last/latest, last-full, last-failed.
+        #[arg(value_name = "BACKUP_ID")]
+        backup_id: String,
+    },
+    /// List the files of a backup (absolute paths, one per line).
+    ListFiles {
+        /// standalone (the backup and the WALs it needs), data (the
+        /// backup's files), wal (the WALs from the backup to the next one or
+        /// the end of the archive) or full (data + wal).
+        #[arg(long, default_value = "standalone", value_parser = ["standalone", "data", "wal", "full"])]
+        target: String,
+        /// Server name.
+        #[arg(value_name = "SERVER_NAME")]
+        server: String,
+        /// Backup id, name, or first/oldest, last/latest, last-full, last-failed.
+        #[arg(value_name = "BACKUP_ID")]
+        backup_id: String,
+    },
+    /// Show the status of one or more servers: PostgreSQL, archiving, backups.
+    Status {
+        /// Server names, or `all`.
+        #[arg(required = true, value_name = "SERVER_NAME")]
+        servers: Vec<String>,
+    },
+    /// List the barman processes working on a server (from its lock files).
+    #[command(alias = "list-process")]
+    ListProcesses {
+        /// Server name.
+        #[arg(value_name = "SERVER_NAME")]
+        server: String,
+    },
+    /// Check that the WAL archive can be used by a new cluster (it is empty,
+    /// or holds nothing on timeline --timeline or later).
+    CheckWalArchive {
+        /// The earliest timeline whose WALs make the check fail.
+        #[arg(long, value_name = "TIMELINE", value_parser = clap::value_parser!(u32).range(1..))]
+        timeline: Option<u32>,
+        /// Server name.
+        #[arg(value_name = "SERVER_NAME")]
+        server: String,
+    },
 }
 
 /// `barman recover SERVER BACKUP_ID DEST`.

@@ -5,6 +5,15 @@ mod catalog;
 mod check;
 mod diagnose;
 mod list_servers;
+// -- listings (issue 7, item 6) --
+mod check_wal_archive;
+mod list_backups;
+mod list_files;
+mod list_processes;
+mod listing_fmt;
+mod show_backup;
+mod status;
+// --
 mod receive_wal;
 mod recover;
 mod replication_status;
@@ -140,6 +149,24 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<()> {
             check_timeout,
             servers,
         } => check::run(&config, servers, *nagios, *check_timeout, out),
+        // -- listings (issue 7, item 6) --
+        Command::ListBackups { minimal, servers } => {
+            list_backups::run(&config, servers, *minimal, out)
+        }
+        Command::ShowBackup { server, backup_id } => {
+            show_backup::run(&config, server, backup_id, out)
+        }
+        Command::ListFiles {
+            target,
+            server,
+            backup_id,
+        } => list_files::run(&config, server, backup_id, target, out),
+        Command::Status { servers } => status::run(&config, servers, out),
+        Command::ListProcesses { server } => list_processes::run(&config, server, out),
+        Command::CheckWalArchive { timeline, server } => {
+            check_wal_archive::run(&config, server, *timeline, out)
+        }
+        // --
         Command::Agent => unreachable!("handled before loading the configuration"),
     }
 }
@@ -184,4 +211,43 @@ pub fn python_text(v: &serde_json::Value) -> String {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     }
+}
+
+/// The server `name` and its backup `id` (an id, a name or a shortcut);
+/// `None`, reported as Barman reports it, for an unknown server or backup.
+pub fn server_and_backup<'c>(
+    config: &'c Config,
+    name: &str,
+    id: &str,
+    out: &mut Output,
+) -> Result<Option<(&'c ServerConfig, barman_core::BackupInfo)>> {
+    let Some(server) = single_server(config, name, out) else {
+        return Ok(None);
+    };
+    match barman_core::backup::resolve_backup(&server.catalog(), id) {
+        Ok(info) => Ok(Some((server, info))),
+        Err(barman_core::Error::BackupNotFound { .. }) => {
+            out.error(&format!("Unknown backup '{id}' for server '{name}'"));
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The server `name` of a single-server command; `None`, reported as Barman
+/// reports it, for `all` or an unknown server.
+pub fn single_server<'c>(
+    config: &'c Config,
+    name: &str,
+    out: &mut Output,
+) -> Option<&'c ServerConfig> {
+    if name == "all" {
+        out.error("You cannot use 'all' in a single server context");
+        return None;
+    }
+    let server = config.server(name);
+    if server.is_none() {
+        out.error(&format!("Unknown server '{name}'"));
+    }
+    server
 }

@@ -20,7 +20,7 @@ pub use archiver::{
     archive_wal, streaming_batch,
 };
 pub use get_wal::{Located, locate, peek, write_wal, write_wal_to_dir};
-pub use inspect::{Inspection, WalExpectations};
+pub use inspect::{Inspection, WalExpectations, read_history};
 pub use put_wal::{PutWalOptions, Received, ReceivedWal, put_wal_file, put_wal_stream};
 pub use rebuild::rebuild_xlogdb;
 pub use store::ErrorKind;

@@ -1164,25 +1164,11 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
-/// Barman-style human duration (`2 seconds`, `1 minute, 3 seconds`).
+/// Barman-style human duration (`2 seconds`, `1 minute, 3 seconds`,
+/// `1 day, 2 hours`; `less than one second`), as Python's
+/// `human_readable_timedelta`.
 pub fn human_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs == 0 {
-        return "less than one second".into();
-    }
-    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
-    let mut parts = Vec::new();
-    let unit = |n: u64, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
-    if h > 0 {
-        parts.push(unit(h, "hour"));
-    }
-    if m > 0 {
-        parts.push(unit(m, "minute"));
-    }
-    if s > 0 {
-        parts.push(unit(s, "second"));
-    }
-    parts.join(", ")
+    crate::config::human_duration(d)
 }
 
 /// Resolves a backup id or one of Barman's shortcuts (§1.3): `latest`/`last`

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 pub use global::{DEFAULT_BARMAN_HOME, DEFAULT_LOG_FORMAT, GlobalConfig};
 pub use ini::Origin;
 pub use server::{HOOK_SCRIPT_KEYS, ServerConfig};
+pub(crate) use values::human_duration;
 pub use values::{
     BackupCompression, BackupCompressionFormat, BackupCompressionLocation, BackupMethod,
     BackupOption, CombineMode, CreateSlot, Encryption, LogLevel, RecoveryOption,

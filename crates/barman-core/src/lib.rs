@@ -24,6 +24,8 @@
 //!   operations' options.
 //! - [`retention`]: the catalog's backups as retention sees them and the
 //!   server's retention report.
+//! - [`listing`]: the data of `list-backups`, `show-backup`, `list-files`,
+//!   `status`, `list-processes` and `check-wal-archive`.
 //! - [`clock`]: injected time.
 //! - [`fs`]: the durable-write primitives the catalog uses.
 //! - [`Error`]: the single error type; every variant names the file, line,
@@ -93,6 +95,7 @@ pub mod delete;
 mod error;
 pub mod fs;
 pub mod keep;
+pub mod listing;
 pub mod postgres;
 pub mod receive_wal;
 pub mod recover;

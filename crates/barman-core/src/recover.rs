@@ -39,7 +39,7 @@ use barman_copy::{
     Destination, DestinationFactory, Entry, Exclusions, LocalDestination, Manifest, Mtime,
     Progress, RelPath, RestoreOptions, Roots,
 };
-use barman_wal::{Codec, Compression, TimelineHistory, TimelineId, WalFileName, WalSegmentSize};
+use barman_wal::{Codec, Compression, TimelineId, WalFileName, WalSegmentSize};
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
@@ -791,14 +791,10 @@ fn plan_wals(
         if file.timeline().get() > newest.get() {
             newest = file.timeline();
         }
-        if let WalFileName::History(tli) = file {
-            let path = layout.wal_path(&file);
-            let compression = detect_compression(&path, None).unwrap_or(None);
-            let mut text = String::new();
-            open_plain(&path, compression, None)?
-                .read_to_string(&mut text)
-                .map_err(|e| Error::io("cannot read", &path, e))?;
-            histories.insert(tli, TimelineHistory::parse(&text)?);
+        if let WalFileName::History(tli) = file
+            && let Some(history) = crate::archive::read_history(layout, tli)?
+        {
+            histories.insert(tli, history);
         }
     }
     let backup_tli = barman_wal::SegmentName::timeline(&begin);

@@ -52,7 +52,7 @@ fn streaming_dir(setup: &LocalSetup, server: &str) -> PathBuf {
 }
 
 /// A background `barman receive-wal SERVER`; killed (SIGKILL) on drop.
-struct Receiver {
+pub(crate) struct Receiver {
     child: Child,
     out: PathBuf,
     err: PathBuf,
@@ -60,7 +60,7 @@ struct Receiver {
 }
 
 impl Receiver {
-    fn start(setup: &LocalSetup, server: &str) -> Self {
+    pub(crate) fn start(setup: &LocalSetup, server: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("stdout");
         let err = dir.path().join("stderr");
@@ -79,11 +79,11 @@ impl Receiver {
         }
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         format!(
             "stdout: {}\nstderr: {}",
             fs::read_to_string(&self.out).unwrap_or_default(),

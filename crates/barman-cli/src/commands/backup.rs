@@ -11,12 +11,12 @@ use barman_core::backup::{
     self as core_backup, BackupContext, BackupObserver, BackupOptions, ShellSpawner,
 };
 use barman_core::clock::SystemClock;
-use barman_core::config::{Config, ReuseBackup, ServerConfig};
-use barman_core::{BackupInfo, BackupStatus, Error};
+use barman_core::config::{Config, ReuseBackup};
+use barman_core::{BackupStatus, Error};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
-use super::select_servers;
+use super::{select_servers, server_and_backup};
 use crate::args::{Cli, Command, Format};
 use crate::output::Output;
 
@@ -271,22 +271,6 @@ pub fn backup(config: &Config, command: &Command, out: &mut Output) -> Result<()
         }
     }
     Ok(())
-}
-
-/// The server `name` and its backup `id` (an id, name or shortcut); `None`
-/// (reported) for an unknown server.
-fn server_and_backup<'c>(
-    config: &'c Config,
-    name: &str,
-    id: &str,
-    out: &mut Output,
-) -> Result<Option<(&'c ServerConfig, BackupInfo)>> {
-    let Some(server) = config.server(name) else {
-        out.error(&format!("Unknown server '{name}'"));
-        return Ok(None);
-    };
-    let info = core_backup::resolve_backup(&server.catalog(), id)?;
-    Ok(Some((server, info)))
 }
 
 /// `barman check-backup SERVER BACKUP_ID`.

@@ -85,6 +85,24 @@ pub fn open_plain(
     Ok(decoder)
 }
 
+/// The archived history file of timeline `tli` (`wals/<tli>.history`, read
+/// through any compression), `None` when it is not in the archive.
+pub fn read_history(
+    layout: &crate::catalog::ServerLayout,
+    tli: barman_wal::TimelineId,
+) -> Result<Option<TimelineHistory>> {
+    let path = layout.wal_path(&WalFileName::History(tli));
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let compression = detect_compression(&path, None).unwrap_or(None);
+    let mut text = String::new();
+    open_plain(&path, compression, None)?
+        .read_to_string(&mut text)
+        .map_err(|e| Error::io("cannot read", &path, e))?;
+    Ok(Some(TimelineHistory::parse(&text)?))
+}
+
 fn classify_io(path: &Path, e: io::Error) -> InspectError {
     match e.kind() {
         io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidInput => {

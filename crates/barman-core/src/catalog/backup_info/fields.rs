@@ -347,11 +347,14 @@ impl BackupInfo {
     }
 
     /// Barman's backup type label: `snapshot`, `rsync`, `incremental` or `full`.
+    ///
+    /// Barman records `local-rsync` backups with the mode `rsync-...`; our
+    /// backups record `local-rsync-concurrent`, which is an rsync backup too.
     pub fn backup_type(&self) -> &'static str {
         let mode = self.mode().unwrap_or("");
         if mode.starts_with("snapshot") {
             "snapshot"
-        } else if mode.starts_with("rsync") {
+        } else if mode.starts_with("rsync") || mode.starts_with("local-rsync") {
             "rsync"
         } else if self.is_incremental() {
             "incremental"
