@@ -93,6 +93,7 @@ pub mod recover;
 pub mod replication;
 pub mod replication_status;
 pub mod server;
+pub mod tls;
 
 pub use catalog::{BackupId, BackupInfo, BackupStatus, Catalog, ServerLayout};
 pub use error::{Error, Result};
