@@ -528,8 +528,25 @@ pub fn describe_handshake_error(error: &rustls::Error) -> String {
                 C::UnknownIssuer => "the server's certificate is not signed by a trusted CA \
                                      (unknown issuer; check sslrootcert)"
                     .to_owned(),
-                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                C::NotValidForName => {
                     "the server's certificate does not match the host name".to_owned()
+                }
+                C::NotValidForNameContext {
+                    expected,
+                    presented,
+                } => {
+                    let expected = match expected {
+                        rustls::pki_types::ServerName::DnsName(n) => n.as_ref().to_owned(),
+                        rustls::pki_types::ServerName::IpAddress(ip) => {
+                            std::net::IpAddr::from(*ip).to_string()
+                        }
+                        other => format!("{other:?}"),
+                    };
+                    format!(
+                        "the server's certificate does not match the host name \"{expected}\" \
+                         (it names {})",
+                        presented.join(", ")
+                    )
                 }
                 C::Expired | C::ExpiredContext { .. } => {
                     "the server's certificate has expired".to_owned()
@@ -771,6 +788,16 @@ mod tests {
         assert!(text.contains("not signed by a trusted CA"), "{text}");
         let text = describe_handshake_error(&rustls::Error::InvalidCertificate(C::NotValidForName));
         assert!(text.contains("does not match the host name"), "{text}");
+        let text = describe_handshake_error(&rustls::Error::InvalidCertificate(
+            C::NotValidForNameContext {
+                expected: rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+                presented: vec!["DnsName(\"db.example.com\")".into()],
+            },
+        ));
+        assert!(
+            text.contains("\"127.0.0.1\"") && text.contains("db.example.com"),
+            "{text}"
+        );
         let io = std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             rustls::Error::InvalidCertificate(C::Expired),
