@@ -20,8 +20,8 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage, Socket};
 
 use crate::tls::{
-    AttemptFailure, ChannelBindingMode, HandshakeState, MakeRustlsConnect, SslMode, TlsOptions,
-    TlsOptionsBuilder,
+    AttemptFailure, ChannelBindingMode, FailedAttempt, HandshakeState, MakeRustlsConnect, SslMode,
+    TlsOptions, TlsOptionsBuilder,
 };
 use crate::{Error, Result};
 
@@ -294,10 +294,8 @@ impl PgConnection {
             .enable_all()
             .build()
             .map_err(|e| fail(format!("cannot start the I/O runtime: {e}")))?;
-        let mut with_tls = connector.is_some() && mode.tls_first();
-        let mut retried = false;
-        loop {
-            config.ssl_mode(match (with_tls, mode.plain_allowed()) {
+        let client = crate::tls::connect_with_retry(mode, connector.is_some(), &redacted, |tls| {
+            config.ssl_mode(match (tls, mode.plain_allowed()) {
                 (false, _) => PgSslMode::Disable,
                 (true, true) => PgSslMode::Prefer,
                 (true, false) => PgSslMode::Require,
@@ -307,42 +305,28 @@ impl PgConnection {
                 Some(tls) => rt.block_on(open(&config, tls)),
                 None => rt.block_on(open(&config, NoTls)),
             };
-            let e = match result {
-                Ok(client) => {
-                    return Ok(Self {
-                        rt,
-                        client,
-                        conninfo: redacted,
-                    });
+            result.map_err(|e| {
+                let state = attempt.map_or(HandshakeState::NotStarted, |c| c.state());
+                let failure = if e.as_db_error().is_some() {
+                    AttemptFailure::Refused
+                } else if state == HandshakeState::Failed {
+                    AttemptFailure::Handshake
+                } else {
+                    AttemptFailure::Other
+                };
+                FailedAttempt {
+                    error: error_text(&e),
+                    used_tls: state != HandshakeState::NotStarted,
+                    failure,
                 }
-                Err(e) => e,
-            };
-            let state = attempt.map_or(HandshakeState::NotStarted, |c| c.state());
-            let failure = if e.as_db_error().is_some() {
-                AttemptFailure::Refused
-            } else if state == HandshakeState::Failed {
-                AttemptFailure::Handshake
-            } else {
-                AttemptFailure::Other
-            };
-            match mode.retry(state != HandshakeState::NotStarted, failure) {
-                Some(next) if !retried && connector.is_some() => {
-                    tracing::warn!(
-                        "{redacted}: {}; trying again {} (sslmode={mode})",
-                        error_text(&e),
-                        if next { "with TLS" } else { "without TLS" }
-                    );
-                    with_tls = next;
-                    retried = true;
-                }
-                _ => {
-                    return Err(fail(format!(
-                        "cannot connect: {} (sslmode={mode})",
-                        error_text(&e)
-                    )));
-                }
-            }
-        }
+            })
+        })
+        .map_err(|e| fail(format!("cannot connect: {e} (sslmode={mode})")))?;
+        Ok(Self {
+            rt,
+            client,
+            conninfo: redacted,
+        })
     }
 
     fn err(&self, sql: &str, e: &tokio_postgres::Error) -> Error {

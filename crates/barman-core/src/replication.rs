@@ -59,7 +59,9 @@ pub use error::{Error, Result, ServerError};
 pub use stream::{StreamMessage, WalStream};
 use wire::{Frame, TlsStart, Wire};
 
-use crate::tls::{AttemptFailure, ChannelBindingMode, ClientConfig, ScramChoice, SslMode};
+use crate::tls::{
+    AttemptFailure, ChannelBindingMode, ClientConfig, FailedAttempt, ScramChoice, SslMode,
+};
 
 /// How long one write to the server may block once connected.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -135,32 +137,20 @@ impl ReplicationConnection {
                     })?,
             )
         };
-        let mut with_tls = tls.is_some() && mode.tls_first();
-        let mut retried = false;
-        loop {
-            let attempt = Self::attempt(config, tls.clone().filter(|_| with_tls));
-            let (error, used_tls) = match attempt {
-                Ok(conn) => return Ok(conn),
-                Err(failed) => failed,
-            };
-            let failure = match &error {
-                Error::Server(_) => AttemptFailure::Refused,
-                Error::TlsHandshake { .. } => AttemptFailure::Handshake,
-                _ => AttemptFailure::Other,
-            };
-            match mode.retry(used_tls, failure) {
-                Some(next) if !retried && tls.is_some() => {
-                    tracing::warn!(
-                        "{}: {error}; trying again {} (sslmode={mode})",
-                        config.target(),
-                        if next { "with TLS" } else { "without TLS" }
-                    );
-                    with_tls = next;
-                    retried = true;
+        crate::tls::connect_with_retry(mode, tls.is_some(), &config.target(), |with_tls| {
+            Self::attempt(config, tls.clone().filter(|_| with_tls)).map_err(|(error, used_tls)| {
+                let failure = match &error {
+                    Error::Server(_) => AttemptFailure::Refused,
+                    Error::TlsHandshake { .. } => AttemptFailure::Handshake,
+                    _ => AttemptFailure::Other,
+                };
+                FailedAttempt {
+                    error,
+                    used_tls,
+                    failure,
                 }
-                _ => return Err(error),
-            }
-        }
+            })
+        })
     }
 
     /// One connection attempt, with TLS when `tls` is given; a failure

@@ -210,6 +210,45 @@ pub enum AttemptFailure {
     Other,
 }
 
+/// A failed connection attempt, for [`connect_with_retry`].
+#[derive(Debug)]
+pub struct FailedAttempt<E> {
+    /// The attempt's error.
+    pub error: E,
+    /// Whether TLS had started (the server answered `S`).
+    pub used_tls: bool,
+    /// How it failed.
+    pub failure: AttemptFailure,
+}
+
+/// Runs `attempt(with_tls)` as libpq does: with TLS first when `sslmode`
+/// says so and `tls_possible` (TCP, not `disable`), then at most once more
+/// the other way when [`SslMode::retry`] allows it (the first error is
+/// logged as a warning naming `target`). The last error is returned.
+pub fn connect_with_retry<T, E: std::fmt::Display>(
+    sslmode: SslMode,
+    tls_possible: bool,
+    target: &str,
+    mut attempt: impl FnMut(bool) -> Result<T, FailedAttempt<E>>,
+) -> Result<T, E> {
+    let first = tls_possible && sslmode.tls_first();
+    let failed = match attempt(first) {
+        Ok(conn) => return Ok(conn),
+        Err(failed) => failed,
+    };
+    match sslmode.retry(failed.used_tls, failed.failure) {
+        Some(next) if tls_possible => {
+            tracing::warn!(
+                "{target}: {}; trying again {} (sslmode={sslmode})",
+                failed.error,
+                if next { "with TLS" } else { "without TLS" }
+            );
+            attempt(next).map_err(|f| f.error)
+        }
+        _ => Err(failed.error),
+    }
+}
+
 /// libpq's `channel_binding`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ChannelBindingMode {
@@ -402,7 +441,7 @@ const UNSUPPORTED_KEYS: [&str; 3] = ["sslcrl", "sslcrldir", "sslcertmode"];
 /// Conninfo keys of TLS settings that do not change this client's
 /// behaviour (`sslpassword`: encrypted keys are refused when read;
 /// `sslcompression`: no TLS library still compresses).
-const IGNORED_KEYS: [&str; 3] = ["sslpassword", "sslcompression", "requiressl"];
+const IGNORED_KEYS: [&str; 2] = ["sslpassword", "sslcompression"];
 
 impl TlsOptionsBuilder {
     /// Takes `key = value` if `key` is a TLS setting; `false` if it is not.
@@ -416,6 +455,13 @@ impl TlsOptionsBuilder {
             "channel_binding" => &mut self.channel_binding,
             "ssl_min_protocol_version" => &mut self.min_protocol,
             "ssl_max_protocol_version" => &mut self.max_protocol,
+            // PostgreSQL 17's direct TLS negotiation (no SSLRequest).
+            "sslnegotiation" => {
+                if !matches!(value, "" | "postgres") {
+                    self.unsupported.push("sslnegotiation=direct");
+                }
+                return true;
+            }
             _ => {
                 if let Some(k) = UNSUPPORTED_KEYS.iter().find(|k| **k == key) {
                     if !value.is_empty() {
@@ -435,7 +481,7 @@ impl TlsOptionsBuilder {
     pub fn resolve(self, env: &dyn Fn(&str) -> Option<String>) -> Result<TlsOptions, TlsError> {
         if let Some(key) = self.unsupported.first() {
             return Err(TlsError::Unsupported(format!(
-                "`{key}` (certificate revocation lists and sslcertmode)"
+                "`{key}` (certificate revocation lists, sslcertmode and direct TLS negotiation)"
             )));
         }
         let env = |name: &str| env(name).filter(|v| !v.is_empty());
@@ -631,6 +677,48 @@ mod tests {
     }
 
     #[test]
+    fn one_retry_the_other_way() {
+        use AttemptFailure::{Handshake, Other, Refused};
+        let run = |mode: SslMode, possible: bool, fail: &[(bool, AttemptFailure)]| {
+            let mut tries = Vec::new();
+            let result = connect_with_retry(mode, possible, "h:1", |tls| {
+                tries.push(tls);
+                match fail.get(tries.len() - 1) {
+                    Some(&(used_tls, failure)) => Err(FailedAttempt {
+                        error: format!("failure {}", tries.len()),
+                        used_tls,
+                        failure,
+                    }),
+                    None => Ok(()),
+                }
+            });
+            (tries, result)
+        };
+        // First attempts.
+        assert_eq!(run(SslMode::Prefer, true, &[]).0, [true]);
+        assert_eq!(run(SslMode::Allow, true, &[]).0, [false]);
+        assert_eq!(run(SslMode::Require, false, &[]).0, [false]);
+        // prefer: TLS refused, plain succeeds; allow: plain refused, TLS succeeds.
+        let (tries, r) = run(SslMode::Prefer, true, &[(true, Handshake)]);
+        assert_eq!((tries, r), (vec![true, false], Ok(())));
+        let (tries, r) = run(SslMode::Allow, true, &[(false, Refused)]);
+        assert_eq!((tries, r), (vec![false, true], Ok(())));
+        // Only one retry, and the last error is returned.
+        let (tries, r) = run(SslMode::Prefer, true, &[(true, Refused), (false, Refused)]);
+        assert_eq!((tries, r), (vec![true, false], Err("failure 2".to_owned())));
+        // No retry: final failures, strict modes, no TLS possible (unix sockets).
+        for (mode, possible, fail) in [
+            (SslMode::Prefer, true, (true, Other)),
+            (SslMode::Require, true, (true, Handshake)),
+            (SslMode::Allow, false, (false, Refused)),
+        ] {
+            let (tries, r) = run(mode, possible, &[fail]);
+            assert_eq!(tries.len(), 1, "{mode}");
+            assert_eq!(r, Err("failure 1".to_owned()));
+        }
+    }
+
+    #[test]
     fn channel_binding_choices() {
         use ChannelBindingMode::{Disable, Prefer, Require};
         let plain = |y| {
@@ -756,12 +844,13 @@ mod tests {
             &[("sslcrl", "/x.crl")][..],
             &[("sslcrldir", "/crl")],
             &[("ssl_max_protocol_version", "TLSv1.1")],
+            &[("sslnegotiation", "direct")],
         ] {
             let e = resolve(pairs, &[]).unwrap_err();
             assert!(matches!(e, TlsError::Unsupported(_)), "{pairs:?}: {e}");
         }
         // An empty sslcrl is unset.
-        assert!(resolve(&[("sslcrl", "")], &[]).is_ok());
+        assert!(resolve(&[("sslcrl", ""), ("sslnegotiation", "postgres")], &[]).is_ok());
         // Ignored keys are still TLS keys; other keys are not.
         let mut b = TlsOptionsBuilder::default();
         assert!(b.set("sslpassword", "x"));
