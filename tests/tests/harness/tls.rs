@@ -66,6 +66,12 @@ fn server(setup: &LocalSetup, name: &str, conninfo: &str, streaming: &str) {
     );
 }
 
+/// Appends `[name]` whose SQL side is the superuser and whose replication
+/// side is `rep`, both with the conninfo keys `extra`.
+fn both_with(setup: &LocalSetup, pg: &PgCluster, name: &str, extra: &str) {
+    server(setup, name, &superuser(pg, extra), &rep(pg, extra));
+}
+
 /// `barman args` succeeds; returns its output.
 fn succeeds(setup: &LocalSetup, args: &[&str]) -> String {
     let (st, text) = run_timed(setup, args, LIMIT);
@@ -238,7 +244,7 @@ fn tls_streams_backs_up_and_queries_with_libpq_sslmode_semantics() {
     let wrong = format!("sslrootcert={}", other_ca.ca_cert().display());
     for (name, mode) in [("wrongca", "verify-full"), ("wrongca_require", "require")] {
         let extra = format!("sslmode={mode} {wrong}");
-        server(setup, name, &superuser(pg, &extra), &rep(pg, &extra));
+        both_with(setup, pg, name, &extra);
         let target = format!("127.0.0.1:{}", pg.port());
         both_fail(
             setup,
@@ -257,12 +263,7 @@ fn tls_streams_backs_up_and_queries_with_libpq_sslmode_semantics() {
         "sslmode=verify-ca sslrootcert={}/none.crt",
         pki.dir().display()
     );
-    server(
-        setup,
-        "nofile",
-        &superuser(pg, &missing),
-        &rep(pg, &missing),
-    );
+    both_with(setup, pg, "nofile", &missing);
     both_fail(
         setup,
         "nofile",
@@ -271,18 +272,26 @@ fn tls_streams_backs_up_and_queries_with_libpq_sslmode_semantics() {
     );
 
     // sslmode=disable: pg_hba.conf refuses plain connections.
-    server(
-        setup,
-        "plain",
-        &superuser(pg, "sslmode=disable"),
-        &rep(pg, "sslmode=disable"),
-    );
+    both_with(setup, pg, "plain", "sslmode=disable");
     both_fail(
         setup,
         "plain",
         &["pg_hba.conf", "no encryption"],
         &["pg_hba.conf", "no encryption"],
     );
+
+    // libpq's one retry: allow's plain attempt is refused, the TLS retry
+    // connects; prefer's TLS attempt fails verification (a root file that
+    // exists is checked), the plain retry reaches pg_hba.conf's reject.
+    both_with(setup, pg, "allow", "sslmode=allow");
+    succeeds(
+        setup,
+        &["receive-wal", "--create-slot", "--if-not-exists", "allow"],
+    );
+    succeeds(setup, &["switch-wal", "--force", "allow"]);
+    let prefer_wrong = format!("sslmode=prefer {wrong}");
+    both_with(setup, pg, "prefer", &prefer_wrong);
+    both_fail(setup, "prefer", &["no encryption"], &["no encryption"]);
 
     // channel_binding=require and a server that authenticates without it
     // (trust): refused by the client.
@@ -302,12 +311,7 @@ fn tls_streams_backs_up_and_queries_with_libpq_sslmode_semantics() {
         .server_cert("other", "db.example.com", &["DNS:db.example.com"])
         .unwrap();
     install_server_cert(pg, &elsewhere);
-    server(
-        setup,
-        "mismatch",
-        &superuser(pg, &verify_full),
-        &rep(pg, &verify_full),
-    );
+    both_with(setup, pg, "mismatch", &verify_full);
     both_fail(
         setup,
         "mismatch",
@@ -315,12 +319,7 @@ fn tls_streams_backs_up_and_queries_with_libpq_sslmode_semantics() {
         &["certificate verify failed", "does not match the host name"],
     );
     let verify_ca = format!("sslmode=verify-ca sslrootcert={}", ca.display());
-    server(
-        setup,
-        "caonly",
-        &superuser(pg, &verify_ca),
-        &rep(pg, &verify_ca),
-    );
+    both_with(setup, pg, "caonly", &verify_ca);
     succeeds(
         setup,
         &["receive-wal", "--create-slot", "--if-not-exists", "caonly"],
@@ -354,18 +353,8 @@ fn tls_streams_backs_up_and_queries_with_libpq_sslmode_semantics() {
 fn tls_required_against_a_server_without_ssl() {
     let setup = LocalSetup::new();
     let pg = PgCluster::builder().start().expect("start PostgreSQL 15");
-    let plain = |extra: &str| {
-        format!(
-            "host=127.0.0.1 port={} user=postgres dbname=postgres {extra}",
-            pg.port()
-        )
-    };
-    server(
-        &setup,
-        "required",
-        &plain("sslmode=require"),
-        &plain("sslmode=require"),
-    );
+    let required = superuser(&pg, "sslmode=require");
+    server(&setup, "required", &required, &required);
     both_fail(
         &setup,
         "required",
@@ -376,12 +365,8 @@ fn tls_required_against_a_server_without_ssl() {
         ],
         &["does not support TLS", "sslmode=require"],
     );
-    server(
-        &setup,
-        "preferred",
-        &plain("sslmode=prefer"),
-        &plain("sslmode=prefer"),
-    );
+    let preferred = superuser(&pg, "sslmode=prefer");
+    server(&setup, "preferred", &preferred, &preferred);
     succeeds(&setup, &["receive-wal", "--create-slot", "preferred"]);
     succeeds(&setup, &["switch-wal", "--force", "preferred"]);
 }
