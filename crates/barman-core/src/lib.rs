@@ -22,6 +22,9 @@
 //! - [`postgres`]: SQL access to the server (`conninfo`), passwords never
 //!   shown; [`server`] ties a [`ServerConfig`](config::ServerConfig) to the
 //!   operations' options.
+//! - [`replication`]: the physical replication client (receive-wal,
+//!   `backup_method = postgres`); [`tls`]: libpq's `sslmode` semantics and
+//!   the one rustls configuration both connection paths use.
 //! - [`clock`]: injected time.
 //! - [`fs`]: the durable-write primitives the catalog uses.
 //! - [`Error`]: the single error type; every variant names the file, line,
