@@ -31,6 +31,7 @@ need gzip /bin/gzip
 need util-linux /usr/bin/flock /usr/sbin/runuser
 need mount /bin/mount /bin/umount
 need python3 /usr/bin/python3
+need openssl /usr/bin/openssl
 
 if ((${#missing[@]} == 0)); then
     echo "install-test-deps: all test dependencies present"

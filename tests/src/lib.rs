@@ -8,6 +8,9 @@
 //! * [`Sshd`] — `sshd -D` with fresh host and client keys, key-only. As root it
 //!   can log in any user (e.g. `postgres`, the usual target of Barman's
 //!   `ssh_command`); as non-root only the current user.
+//! * [`TestPki`] — a throw-away CA (the `openssl` CLI) issuing server and
+//!   client certificates, for clusters started with
+//!   [`PgClusterBuilder::ssl`] and `hostssl` lines ([`PgClusterBuilder::hba`]).
 //! * [`stage_binary`] — copies a binary under test where the `postgres` user may
 //!   run it (an `archive_command` cannot reach a build directory under `/root`).
 //!
@@ -31,6 +34,7 @@ mod error;
 mod pg;
 mod process;
 mod sshd;
+mod tls;
 
 pub use barman::{BarmanHome, DataDirServer, barman_bin, target_bin_dir};
 pub use error::{Error, Result};
@@ -40,3 +44,4 @@ pub use process::{
     stage_binary, user_ids,
 };
 pub use sshd::{Sshd, SshdBuilder};
+pub use tls::{CertPair, OPENSSL, TestPki};

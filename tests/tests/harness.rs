@@ -1,6 +1,6 @@
 //! End-to-end tests: the harness fixtures themselves, then real-server scenarios.
 //!
-//! Needs PostgreSQL 15 and OpenSSH (`scripts/install-test-deps.sh`); a missing
+//! Needs PostgreSQL 15, OpenSSH and the openssl CLI (`scripts/install-test-deps.sh`); a missing
 //! binary fails the test with the package to install — nothing is skipped.
 //! Modules live in `tests/harness/` (one test binary for the whole crate).
 
@@ -32,5 +32,7 @@ mod replication_status;
 mod retention;
 #[path = "harness/sshd.rs"]
 mod sshd;
+#[path = "harness/tls.rs"]
+mod tls;
 #[path = "harness/wal_header.rs"]
 mod wal_header;

@@ -26,6 +26,9 @@
 //!   server's retention report.
 //! - [`listing`]: the data of `list-backups`, `show-backup`, `list-files`,
 //!   `status`, `list-processes` and `check-wal-archive`.
+//! - [`replication`]: the physical replication client (receive-wal,
+//!   `backup_method = postgres`); [`tls`]: libpq's `sslmode` semantics and
+//!   the one rustls configuration both connection paths use.
 //! - [`clock`]: injected time.
 //! - [`fs`]: the durable-write primitives the catalog uses.
 //! - [`Error`]: the single error type; every variant names the file, line,
@@ -103,6 +106,7 @@ pub mod replication;
 pub mod replication_status;
 pub mod retention;
 pub mod server;
+pub mod tls;
 
 pub use catalog::{BackupId, BackupInfo, BackupStatus, Catalog, ServerLayout};
 pub use error::{Error, Result};

@@ -5,13 +5,24 @@
 //! switching, checkpoints, the current WAL position and the archiver's
 //! statistics. Messages never contain a password: conninfo strings are shown
 //! through [`redact_conninfo`].
+//!
+//! TLS follows libpq's `sslmode` with the settings, rustls configuration
+//! and retries of [`crate::tls`] (the same as the replication client's);
+//! SCRAM-SHA-256-PLUS channel binding is tokio-postgres' own, fed with the
+//! shared `tls-server-end-point` hash.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use tokio::runtime::Runtime;
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::config::{ChannelBinding, Host, SslMode as PgSslMode};
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage, Socket};
 
+use crate::tls::{
+    AttemptFailure, ChannelBindingMode, FailedAttempt, HandshakeState, MakeRustlsConnect, SslMode,
+    TlsOptions, TlsOptionsBuilder,
+};
 use crate::{Error, Result};
 
 /// Default connection timeout when the conninfo sets none.
@@ -20,9 +31,10 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Keys of a libpq conninfo whose values are secret.
 const SECRET_KEYS: [&str; 2] = ["password", "sslpassword"];
 
-/// Keys tokio-postgres understands; others (libpq-only) are dropped with a
-/// debug message rather than failing the connection.
-const SUPPORTED_KEYS: [&str; 14] = [
+/// Keys passed on to tokio-postgres (the TLS keys are [`crate::tls`]'s);
+/// others (libpq-only) are dropped with a debug message rather than failing
+/// the connection.
+const SUPPORTED_KEYS: [&str; 12] = [
     "host",
     "hostaddr",
     "port",
@@ -31,12 +43,10 @@ const SUPPORTED_KEYS: [&str; 14] = [
     "dbname",
     "options",
     "application_name",
-    "sslmode",
     "connect_timeout",
     "keepalives",
     "keepalives_idle",
     "target_session_attrs",
-    "channel_binding",
 ];
 
 /// A conninfo string with secret values replaced by `***` (key=value form;
@@ -151,30 +161,50 @@ pub fn parse_conninfo(conninfo: &str) -> std::result::Result<Vec<(String, String
     }
 }
 
-/// Builds a tokio-postgres configuration from a libpq conninfo (key=value
-/// or URI). Keys tokio-postgres does not know are ignored.
-fn client_config(conninfo: &str, application_name: &str) -> Result<tokio_postgres::Config> {
+/// Builds a tokio-postgres configuration and the TLS settings from a libpq
+/// conninfo (key=value or URI). Keys tokio-postgres does not know are
+/// ignored; the TLS keys go to [`TlsOptionsBuilder`].
+fn client_config(
+    conninfo: &str,
+    application_name: &str,
+) -> Result<(tokio_postgres::Config, TlsOptions)> {
     let redacted = redact_conninfo(conninfo);
     let bad = |message: String| Error::Postgres {
         conninfo: redacted.clone(),
-        message,
+        message: format!("invalid conninfo: {message}"),
     };
-    let mut config = if conninfo.contains("://") {
-        tokio_postgres::Config::from_str(conninfo)
-            .map_err(|e| bad(format!("invalid conninfo: {e}")))?
+    let pairs = if conninfo.trim_start().starts_with("postgres://")
+        || conninfo.trim_start().starts_with("postgresql://")
+    {
+        crate::replication::parse_uri(conninfo).map_err(|e| match e {
+            crate::replication::Error::Conninfo(m) => bad(m),
+            other => bad(other.to_string()),
+        })?
     } else {
-        let pairs = parse_conninfo(conninfo).map_err(|e| bad(format!("invalid conninfo: {e}")))?;
-        let mut kept = Vec::new();
-        for (k, v) in pairs {
-            if SUPPORTED_KEYS.contains(&k.as_str()) {
-                kept.push(format!("{k}={}", quote_value(&v)));
-            } else {
-                tracing::debug!("conninfo key `{k}` is not supported and is ignored");
-            }
-        }
-        tokio_postgres::Config::from_str(&kept.join(" "))
-            .map_err(|e| bad(format!("invalid conninfo: {e}")))?
+        parse_conninfo(conninfo).map_err(bad)?
     };
+    let mut tls = TlsOptionsBuilder::default();
+    let mut kept = Vec::new();
+    for (k, v) in pairs {
+        if tls.set(&k, &v) {
+            continue;
+        }
+        if SUPPORTED_KEYS.contains(&k.as_str()) {
+            kept.push(format!("{k}={}", quote_value(&v)));
+        } else {
+            tracing::debug!("conninfo key `{k}` is not supported and is ignored");
+        }
+    }
+    let tls = tls
+        .resolve(&|name| std::env::var(name).ok())
+        .map_err(|e| bad(e.to_string()))?;
+    let mut config =
+        tokio_postgres::Config::from_str(&kept.join(" ")).map_err(|e| bad(e.to_string()))?;
+    config.channel_binding(match tls.channel_binding {
+        ChannelBindingMode::Disable => ChannelBinding::Disable,
+        ChannelBindingMode::Prefer => ChannelBinding::Prefer,
+        ChannelBindingMode::Require => ChannelBinding::Require,
+    });
     if config.get_application_name().is_none() {
         config.application_name(application_name);
     }
@@ -198,7 +228,24 @@ fn client_config(conninfo: &str, application_name: &str) -> Result<tokio_postgre
     {
         config.dbname(&db);
     }
-    Ok(config)
+    Ok((config, tls))
+}
+
+/// One connection attempt with `tls`; the connection task runs on the runtime.
+async fn open<T>(config: &tokio_postgres::Config, tls: T) -> Result<Client, tokio_postgres::Error>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+    T::TlsConnect: Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    let (client, connection) = config.connect(tls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("PostgreSQL connection closed: {e}");
+        }
+    });
+    Ok(client)
 }
 
 /// An open SQL connection.
@@ -219,30 +266,62 @@ impl std::fmt::Debug for PgConnection {
 impl PgConnection {
     /// Connects with `conninfo` (libpq key=value or URI) as `application_name`
     /// (unless the conninfo sets one).
+    ///
+    /// TLS as libpq's `sslmode` says ([`crate::tls`]): unix sockets never
+    /// use it; `allow` and `prefer` retry once the other way. Errors name
+    /// the problem (the server does not support TLS, certificate verify
+    /// failed, a missing root certificate file) and the sslmode.
     pub fn connect(conninfo: &str, application_name: &str) -> Result<Self> {
         let redacted = redact_conninfo(conninfo);
-        let config = client_config(conninfo, application_name)?;
+        let fail = |message: String| Error::Postgres {
+            conninfo: redacted.clone(),
+            message,
+        };
+        let (mut config, tls) = client_config(conninfo, application_name)?;
+        let unix = config
+            .get_hosts()
+            .iter()
+            .all(|h| matches!(h, Host::Unix(_)));
+        let mode = if unix { SslMode::Disable } else { tls.sslmode };
+        let connector = match mode {
+            SslMode::Disable => None,
+            _ => Some(MakeRustlsConnect::new(
+                tls.client_config().map_err(|e| fail(format!("TLS: {e}")))?,
+                mode,
+            )),
+        };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| Error::Postgres {
-                conninfo: redacted.clone(),
-                message: format!("cannot start the I/O runtime: {e}"),
-            })?;
-        let client = rt
-            .block_on(async {
-                let (client, connection) = config.connect(NoTls).await?;
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!("PostgreSQL connection closed: {e}");
-                    }
-                });
-                Ok::<_, tokio_postgres::Error>(client)
+            .map_err(|e| fail(format!("cannot start the I/O runtime: {e}")))?;
+        let client = crate::tls::connect_with_retry(mode, connector.is_some(), &redacted, |tls| {
+            config.ssl_mode(match (tls, mode.plain_allowed()) {
+                (false, _) => PgSslMode::Disable,
+                (true, true) => PgSslMode::Prefer,
+                (true, false) => PgSslMode::Require,
+            });
+            let attempt = connector.as_ref().map(MakeRustlsConnect::fresh);
+            let result = match attempt.clone() {
+                Some(tls) => rt.block_on(open(&config, tls)),
+                None => rt.block_on(open(&config, NoTls)),
+            };
+            result.map_err(|e| {
+                let state = attempt.map_or(HandshakeState::NotStarted, |c| c.state());
+                let failure = if e.as_db_error().is_some() {
+                    AttemptFailure::Refused
+                } else if state == HandshakeState::Failed {
+                    AttemptFailure::Handshake
+                } else {
+                    AttemptFailure::Other
+                };
+                FailedAttempt {
+                    error: error_text(&e),
+                    used_tls: state != HandshakeState::NotStarted,
+                    failure,
+                }
             })
-            .map_err(|e| Error::Postgres {
-                conninfo: redacted.clone(),
-                message: format!("cannot connect: {}", error_text(&e)),
-            })?;
+        })
+        .map_err(|e| fail(format!("cannot connect: {e} (sslmode={mode})")))?;
         Ok(Self {
             rt,
             client,
@@ -405,14 +484,67 @@ mod tests {
 
     #[test]
     fn unsupported_keys_are_dropped() {
-        let c = client_config(
-            "host=127.0.0.1 port=5 sslrootcert=/x user=u dbname=d",
+        let (c, _) = client_config(
+            "host=127.0.0.1 port=5 krbsrvname=x user=u dbname=d",
             "barman",
         )
         .unwrap();
         assert_eq!(c.get_ports(), [5]);
         assert_eq!(c.get_user(), Some("u"));
         assert_eq!(c.get_application_name(), Some("barman"));
+    }
+
+    #[test]
+    fn tls_keys_are_taken_by_the_tls_settings() {
+        let (c, tls) = client_config(
+            "host=db port=5 user=u sslmode=verify-full sslrootcert=/ca.crt sslsni=0 \
+             channel_binding=require",
+            "barman",
+        )
+        .unwrap();
+        assert_eq!(tls.sslmode, SslMode::VerifyFull);
+        assert_eq!(tls.root_cert, crate::tls::RootCert::File("/ca.crt".into()));
+        assert!(!tls.sni);
+        assert_eq!(c.get_channel_binding(), ChannelBinding::Require);
+        // The URI form, with several hosts kept for tokio-postgres.
+        let (c, tls) = client_config(
+            "postgresql://u:pw@a:1,b:2/db?sslmode=require&sslrootcert=%2Fr.crt",
+            "barman",
+        )
+        .unwrap();
+        assert_eq!(c.get_hosts().len(), 2);
+        assert_eq!(c.get_ports(), [1, 2]);
+        assert_eq!(c.get_dbname(), Some("db"));
+        assert_eq!(tls.sslmode, SslMode::Require);
+        assert_eq!(tls.root_cert, crate::tls::RootCert::File("/r.crt".into()));
+        for bad in [
+            "host=h sslmode=sometimes",
+            "host=h sslcrl=/x",
+            "postgres://h?sslsni=2",
+        ] {
+            let e = client_config(bad, "barman").unwrap_err().to_string();
+            assert!(e.contains("invalid conninfo"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn verifying_modes_need_a_root_certificate_before_connecting() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing-ca.crt");
+        let err = PgConnection::connect(
+            &format!(
+                "host=127.0.0.1 port=1 user=u password=hunter2 sslmode=verify-ca sslrootcert={}",
+                missing.display()
+            ),
+            "barman",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("missing-ca.crt") && err.contains("does not exist"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //!
 //! - [`ReplicationConfig`]: where to connect, from a libpq conninfo or a
 //!   `postgres://` URI (libpq's defaults, `PGPASSWORD`, `~/.pgpass`).
-//! - [`ReplicationConnection`]: a `replication=true` session authenticated
-//!   with trust, cleartext, md5 or SCRAM-SHA-256; replication commands
+//! - [`ReplicationConnection`]: a `replication=true` session, over TLS when
+//!   `sslmode` asks (libpq's semantics, see [`crate::tls`]), authenticated
+//!   with trust, cleartext, md5, SCRAM-SHA-256 or SCRAM-SHA-256-PLUS
+//!   (`tls-server-end-point` channel binding); replication commands
 //!   (`IDENTIFY_SYSTEM`, `TIMELINE_HISTORY`, slots, `SHOW`, ...).
 //! - [`WalStream`]: `START_REPLICATION ... PHYSICAL` in CopyBoth mode —
 //!   [`StreamMessage`]s (WAL, keepalives, the end of a timeline) read with a
@@ -38,20 +40,28 @@ mod stream;
 mod wire;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use barman_wal::Lsn;
 use bytes::{Bytes, BytesMut};
 use postgres_protocol::authentication::md5_hash;
-use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
+use postgres_protocol::authentication::sasl::{
+    ChannelBinding, SCRAM_SHA_256, SCRAM_SHA_256_PLUS, ScramSha256,
+};
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 
 pub use base_backup::{BaseBackupOptions, BaseBackupResult, BaseBackupSink, TablespaceInfo};
+pub(crate) use config::parse_uri;
 pub use config::{DEFAULT_PORT, DEFAULT_SOCKET_DIR, ReplicationConfig};
 pub use error::{Error, Result, ServerError};
 pub use stream::{StreamMessage, WalStream};
-use wire::{Frame, Wire};
+use wire::{Frame, TlsStart, Wire};
+
+use crate::tls::{
+    AttemptFailure, ChannelBindingMode, ClientConfig, FailedAttempt, ScramChoice, SslMode,
+};
 
 /// How long one write to the server may block once connected.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -100,24 +110,86 @@ impl ReplicationConnection {
     /// Connects and authenticates a physical replication session
     /// (`replication=true`, `application_name` from `config`).
     ///
-    /// Authentication may be trust, cleartext password, md5 or
-    /// SCRAM-SHA-256; a refusal is an [`Error::Server`] with the server's
-    /// SQLSTATE (`28P01` for a wrong password). `connect_timeout` bounds the
-    /// whole handshake. `sslmode` `require`, `verify-ca` and `verify-full`
-    /// are refused ([`Error::Unsupported`]): TLS is not implemented yet.
+    /// Over TCP, TLS follows `sslmode` as libpq does ([`SslMode`]): an
+    /// SSLRequest first from `prefer` on, the handshake verified as the
+    /// mode and the root certificate file say, one retry the other way for
+    /// `allow` and `prefer`. A server without TLS under `require` or
+    /// stronger is [`Error::TlsRefused`], a failed handshake (certificate
+    /// verification included) [`Error::TlsHandshake`], an unusable TLS
+    /// setting [`Error::TlsConfig`]. Unix sockets never use TLS.
+    ///
+    /// Authentication may be trust, cleartext password, md5, SCRAM-SHA-256
+    /// or, over TLS, SCRAM-SHA-256-PLUS (`channel_binding`); a refusal is an
+    /// [`Error::Server`] with the server's SQLSTATE (`28P01` for a wrong
+    /// password). `connect_timeout` bounds the whole handshake.
     pub fn connect(config: &ReplicationConfig) -> Result<Self> {
-        if matches!(
-            config.sslmode.as_str(),
-            "require" | "verify-ca" | "verify-full"
-        ) {
-            return Err(Error::Unsupported(format!(
-                "sslmode={}: the replication client does not implement TLS yet",
-                config.sslmode
-            )));
-        }
+        let mode = config.tls.sslmode;
+        let tls = if config.is_unix_socket() || mode == SslMode::Disable {
+            None
+        } else {
+            Some(
+                config
+                    .tls
+                    .client_config()
+                    .map_err(|source| Error::TlsConfig {
+                        target: config.target(),
+                        source,
+                    })?,
+            )
+        };
+        crate::tls::connect_with_retry(mode, tls.is_some(), &config.target(), |with_tls| {
+            Self::attempt(config, tls.clone().filter(|_| with_tls)).map_err(|(error, used_tls)| {
+                let failure = match &error {
+                    Error::Server(_) => AttemptFailure::Refused,
+                    Error::TlsHandshake { .. } => AttemptFailure::Handshake,
+                    _ => AttemptFailure::Other,
+                };
+                FailedAttempt {
+                    error,
+                    used_tls,
+                    failure,
+                }
+            })
+        })
+    }
+
+    /// One connection attempt, with TLS when `tls` is given; a failure
+    /// comes with whether TLS had started (the server answered `S`).
+    fn attempt(
+        config: &ReplicationConfig,
+        tls: Option<Arc<ClientConfig>>,
+    ) -> std::result::Result<Self, (Error, bool)> {
+        let plain = |e| (e, false);
         let deadline = config.connect_timeout.map(|t| Instant::now() + t);
-        let mut wire = Wire::connect(config)?;
-        wire.set_io_timeouts(config.connect_timeout, config.connect_timeout)?;
+        let mut wire = Wire::connect(config).map_err(plain)?;
+        wire.set_io_timeouts(config.connect_timeout, config.connect_timeout)
+            .map_err(plain)?;
+        if let Some(tls) = tls {
+            let name = crate::tls::server_name(config.tls_host(), config.tls.sslmode).map_err(
+                |source| {
+                    plain(Error::TlsConfig {
+                        target: config.target(),
+                        source,
+                    })
+                },
+            )?;
+            wire = match wire.start_tls(tls, name, &config.target()) {
+                Ok(TlsStart::Encrypted(wire)) => wire,
+                Ok(TlsStart::Refused(wire)) if config.tls.sslmode.plain_allowed() => {
+                    tracing::debug!("{}: the server does not offer TLS", config.target());
+                    wire
+                }
+                Ok(TlsStart::Refused(_)) => {
+                    return Err(plain(Error::TlsRefused {
+                        target: config.target(),
+                        sslmode: config.tls.sslmode,
+                    }));
+                }
+                Err(e @ Error::TlsHandshake { .. }) => return Err((e, true)),
+                Err(e) => return Err(plain(e)),
+            };
+        }
+        let used_tls = wire.is_tls();
         let mut conn = Self {
             wire,
             target: config.target(),
@@ -126,18 +198,27 @@ impl ReplicationConnection {
             backend_pid: None,
             ready: false,
         };
-        conn.startup(config, deadline)?;
+        let failed = |e| (e, used_tls);
+        conn.startup(config, deadline).map_err(failed)?;
         // Reads wait as long as the caller says; a write blocks only while
         // the server does not read, and a minute of that is a dead server.
-        conn.wire.set_io_timeouts(None, Some(WRITE_TIMEOUT))?;
+        conn.wire
+            .set_io_timeouts(None, Some(WRITE_TIMEOUT))
+            .map_err(failed)?;
         tracing::debug!(
-            "replication connection to {} as `{}` (PostgreSQL {}, backend pid {:?})",
+            "replication connection to {} as `{}` (PostgreSQL {}, backend pid {:?}, {})",
             conn.target,
             config.user,
             conn.parameter("server_version").unwrap_or("?"),
-            conn.backend_pid
+            conn.backend_pid,
+            if used_tls { "TLS" } else { "no TLS" }
         );
         Ok(conn)
+    }
+
+    /// Whether the connection is encrypted with TLS.
+    pub fn is_tls(&self) -> bool {
+        self.wire.is_tls()
     }
 
     /// The server's version as `server_version_num` (e.g. `150004`), from
@@ -312,17 +393,40 @@ impl ReplicationConnection {
                 ))
             })
         };
+        let binding = config.tls.channel_binding;
+        // Never send a password by a method that cannot bind when binding is required.
+        let unbound = || {
+            if binding == ChannelBindingMode::Require {
+                Err(Error::Auth(
+                    "channel binding required, but the server asks for an authentication \
+                     method that does not support it"
+                        .into(),
+                ))
+            } else {
+                Ok(())
+            }
+        };
         let mut scram: Option<ScramSha256> = None;
+        let mut bound = false;
         let mut buf = BytesMut::new();
         loop {
             buf.clear();
             match self.handshake_message(deadline)? {
+                Message::AuthenticationOk if binding == ChannelBindingMode::Require && !bound => {
+                    return Err(Error::Auth(
+                        "channel binding required, but the server authenticated the client \
+                         without channel binding"
+                            .into(),
+                    ));
+                }
                 Message::AuthenticationOk => return Ok(()),
                 Message::AuthenticationCleartextPassword => {
+                    unbound()?;
                     frontend::password_message(password()?.as_bytes(), &mut buf)
                         .map_err(|e| Error::Auth(format!("cannot encode the password: {e}")))?;
                 }
                 Message::AuthenticationMd5Password(body) => {
+                    unbound()?;
                     let hash =
                         md5_hash(config.user.as_bytes(), password()?.as_bytes(), body.salt());
                     frontend::password_message(hash.as_bytes(), &mut buf)
@@ -337,15 +441,38 @@ impl ReplicationConnection {
                     {
                         offered.push(m.to_owned());
                     }
-                    if !offered.iter().any(|m| m == SCRAM_SHA_256) {
+                    let hash = self.wire.end_point_hash();
+                    let choice = binding
+                        .scram(
+                            self.wire.is_tls(),
+                            offered.iter().any(|m| m == SCRAM_SHA_256_PLUS),
+                            hash.is_some(),
+                        )
+                        .map_err(|m| Error::Auth(m.to_owned()))?;
+                    let (mechanism, cb) = match (choice, hash) {
+                        (ScramChoice::Plus, Some(hash)) => (
+                            SCRAM_SHA_256_PLUS,
+                            ChannelBinding::tls_server_end_point(hash.to_vec()),
+                        ),
+                        (
+                            ScramChoice::Plain {
+                                client_supports_binding: true,
+                            },
+                            _,
+                        ) => (SCRAM_SHA_256, ChannelBinding::unrequested()),
+                        _ => (SCRAM_SHA_256, ChannelBinding::unsupported()),
+                    };
+                    if !offered.iter().any(|m| m == mechanism) {
                         return Err(Error::Auth(format!(
                             "the server offers SASL mechanisms {offered:?}; this client supports \
-                             only SCRAM-SHA-256 (channel binding needs TLS)"
+                             SCRAM-SHA-256 and, over TLS, SCRAM-SHA-256-PLUS"
                         )));
                     }
-                    let s = ScramSha256::new(password()?.as_bytes(), ChannelBinding::unsupported());
-                    frontend::sasl_initial_response(SCRAM_SHA_256, s.message(), &mut buf)
+                    tracing::debug!("{}: SASL {mechanism}", self.target);
+                    let s = ScramSha256::new(password()?.as_bytes(), cb);
+                    frontend::sasl_initial_response(mechanism, s.message(), &mut buf)
                         .map_err(|e| Error::Auth(format!("SCRAM: {e}")))?;
+                    bound = mechanism == SCRAM_SHA_256_PLUS;
                     scram = Some(s);
                 }
                 Message::AuthenticationSaslContinue(body) => {

@@ -31,6 +31,7 @@ pub struct PgClusterBuilder {
     data_checksums: bool,
     initdb_args: Vec<String>,
     port: Option<u16>,
+    hba: Vec<String>,
 }
 
 impl Default for PgClusterBuilder {
@@ -46,6 +47,7 @@ impl Default for PgClusterBuilder {
             data_checksums: false,
             initdb_args: Vec::new(),
             port: None,
+            hba: Vec::new(),
         }
     }
 }
@@ -71,6 +73,29 @@ impl PgClusterBuilder {
     pub fn conf(mut self, line: impl Into<String>) -> Self {
         self.conf.push(line.into());
         self
+    }
+
+    /// Puts one line at the top of `pg_hba.conf`, after the lines added
+    /// before it (the first matching line wins, so these come before
+    /// initdb's `trust` lines), e.g. `hostssl replication rep 127.0.0.1/32
+    /// scram-sha-256` or `hostnossl all all 0.0.0.0/0 reject`.
+    #[must_use]
+    pub fn hba(mut self, line: impl Into<String>) -> Self {
+        self.hba.push(line.into());
+        self
+    }
+
+    /// Turns TLS on with this server certificate and key (files the
+    /// `postgres` user can read, the key mode 0600: see
+    /// [`TestPki`](crate::TestPki)), and `client_ca` as `ssl_ca_file` for
+    /// `cert` authentication.
+    #[must_use]
+    pub fn ssl(self, server: &crate::CertPair, client_ca: &Path) -> Self {
+        let quoted = |p: &Path| quote(&p.to_string_lossy());
+        self.conf("ssl = on")
+            .conf(format!("ssl_cert_file = '{}'", quoted(&server.cert)))
+            .conf(format!("ssl_key_file = '{}'", quoted(&server.key)))
+            .conf(format!("ssl_ca_file = '{}'", quoted(client_ca)))
     }
 
     /// Turns `archive_mode` on with this `archive_command` (run by the server as `postgres`).
@@ -196,10 +221,16 @@ impl PgClusterBuilder {
             let _ = writeln!(conf, "{line}");
         }
         append(&data_dir.join("postgresql.conf"), &conf)?;
-        append(
-            &data_dir.join("pg_hba.conf"),
-            "\nhost replication all 127.0.0.1/32 trust\n",
-        )
+        let hba = data_dir.join("pg_hba.conf");
+        if !self.hba.is_empty() {
+            let old = fs::read_to_string(&hba).map_err(|e| Error::io(&hba, e))?;
+            let mut text = String::from("# barman-e2e test lines (first match wins)\n");
+            for line in &self.hba {
+                let _ = writeln!(text, "{line}");
+            }
+            fs::write(&hba, text + &old).map_err(|e| Error::io(&hba, e))?;
+        }
+        append(&hba, "\nhost replication all 127.0.0.1/32 trust\n")
     }
 }
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use barman_e2e::{DataDirServer, PgCluster, SERVER_OS_USER, Sshd, run};
+use barman_e2e::{DataDirServer, PgCluster, PgClusterBuilder, SERVER_OS_USER, Sshd, run};
 use serde_json::Value;
 
 use crate::archiving::{ClientSide, LocalSetup, ok};
@@ -37,8 +37,18 @@ pub(crate) struct Bench {
 
 impl Bench {
     pub(crate) fn new(server_conf: &str, scale: u32) -> Self {
+        Self::with_cluster(server_conf, scale, |b| b)
+    }
+
+    /// [`new`](Self::new) with the cluster's builder passed through
+    /// `customize` first (TLS, pg_hba lines, more settings).
+    pub(crate) fn with_cluster(
+        server_conf: &str,
+        scale: u32,
+        customize: impl FnOnce(PgClusterBuilder) -> PgClusterBuilder,
+    ) -> Self {
         let setup = LocalSetup::new();
-        let pg = PgCluster::builder()
+        let pg = customize(PgCluster::builder())
             .archive_command(setup.archive_command())
             .conf("max_wal_size = '1GB'")
             .conf("checkpoint_timeout = '30min'")

@@ -17,8 +17,8 @@ use barman_e2e::{PgCluster, SERVER_OS_USER, chown_to};
 use crate::archiving::{LocalSetup, ok};
 
 const SEGMENT: u64 = 16 * 1024 * 1024;
-const SLOT: &str = "barman";
-const APP: &str = "barman_receive_wal";
+pub(crate) const SLOT: &str = "barman";
+pub(crate) const APP: &str = "barman_receive_wal";
 
 /// A cluster with no archiving; `wal_keep_size` keeps the server's copies of
 /// the streamed segments so that they can be compared byte for byte.
@@ -37,17 +37,22 @@ fn configure(setup: &LocalSetup, pg: &PgCluster, name: &str, extra: &str) {
     } else {
         format!("streaming_conninfo = {}\n", pg.conninfo())
     };
+    configure_with(setup, name, &pg.conninfo(), &format!("{streaming}{extra}"));
+}
+
+/// Appends a streaming-only `[name]` section (slot [`SLOT`]) with this SQL
+/// `conninfo`; `extra` holds `streaming_conninfo` and any other line.
+pub(crate) fn configure_with(setup: &LocalSetup, name: &str, conninfo: &str, extra: &str) {
     let text = fs::read_to_string(setup.home.conf()).unwrap()
         + &format!(
-            "[{name}]\ndescription = receive-wal test\nconninfo = {conn}\n\
-             {streaming}backup_method = postgres\narchiver = off\n\
-             streaming_archiver = on\nslot_name = {SLOT}\n{extra}\n\n",
-            conn = pg.conninfo()
+            "[{name}]\ndescription = receive-wal test\nconninfo = {conninfo}\n\
+             backup_method = postgres\narchiver = off\n\
+             streaming_archiver = on\nslot_name = {SLOT}\n{extra}\n\n"
         );
     fs::write(setup.home.conf(), text).unwrap();
 }
 
-fn streaming_dir(setup: &LocalSetup, server: &str) -> PathBuf {
+pub(crate) fn streaming_dir(setup: &LocalSetup, server: &str) -> PathBuf {
     setup.home.server_dir(server).join("streaming")
 }
 
@@ -101,7 +106,7 @@ impl Receiver {
     }
 
     /// Waits for the process to exit on its own.
-    fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+    pub(crate) fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
@@ -114,7 +119,7 @@ impl Receiver {
         }
     }
 
-    fn running(&mut self) -> bool {
+    pub(crate) fn running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }
 }
@@ -129,7 +134,11 @@ impl Drop for Receiver {
 }
 
 /// Runs `barman args` as postgres with a time limit (killed past it).
-fn run_timed(setup: &LocalSetup, args: &[&str], timeout: Duration) -> (ExitStatus, String) {
+pub(crate) fn run_timed(
+    setup: &LocalSetup,
+    args: &[&str],
+    timeout: Duration,
+) -> (ExitStatus, String) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let mut child = setup
@@ -158,7 +167,13 @@ fn run_timed(setup: &LocalSetup, args: &[&str], timeout: Duration) -> (ExitStatu
 }
 
 /// Waits until `sql` returns `want`.
-fn wait_for(pg: &PgCluster, sql: &str, want: &str, timeout: Duration, why: impl Fn() -> String) {
+pub(crate) fn wait_for(
+    pg: &PgCluster,
+    sql: &str,
+    want: &str,
+    timeout: Duration,
+    why: impl Fn() -> String,
+) {
     let deadline = Instant::now() + timeout;
     loop {
         let got = pg.psql(sql).unwrap();
@@ -178,7 +193,7 @@ fn slot_active(pg: &PgCluster) -> String {
     pg.psql(&slot_active_sql()).unwrap()
 }
 
-fn wait_streaming(pg: &PgCluster, rx: &Receiver) {
+pub(crate) fn wait_streaming(pg: &PgCluster, rx: &Receiver) {
     wait_for(
         pg,
         &format!(
@@ -264,7 +279,7 @@ fn wait_complete(dir: &Path, segment: &str, rx: &Receiver, timeout: Duration) {
 /// `streaming/` holds the switched-out segment complete and the next one as
 /// `.partial` (archive-wal holds back the newest complete segment when no
 /// `.partial` exists, as Barman does). Returns the switched-out segment.
-fn switch_and_stream(pg: &PgCluster, dir: &Path, rx: &Receiver) -> String {
+pub(crate) fn switch_and_stream(pg: &PgCluster, dir: &Path, rx: &Receiver) -> String {
     let last = pg.switch_wal().unwrap();
     pg.psql(
         "CREATE TABLE IF NOT EXISTS after_switch (id int); INSERT INTO after_switch VALUES (1)",
@@ -661,7 +676,7 @@ fn receive_wal_as_synchronous_standby_blocks_and_resumes_commits() {
     eprintln!("synchronous: {:?}", t0.elapsed());
 }
 
-fn slot_active_sql() -> String {
+pub(crate) fn slot_active_sql() -> String {
     format!(
         "SELECT coalesce((SELECT active::text FROM pg_replication_slots WHERE slot_name = '{SLOT}'), 'missing')"
     )

@@ -1,11 +1,13 @@
 //! Connection settings: libpq `key=value` conninfo strings and
-//! `postgres://` URIs, with libpq's defaults and `~/.pgpass`.
+//! `postgres://` URIs, with libpq's defaults, `~/.pgpass` and the TLS
+//! settings ([`TlsOptions`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::error::{Error, Result};
+use crate::tls::{TlsOptions, TlsOptionsBuilder};
 
 /// libpq's default unix socket directory on Debian-family systems.
 pub const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
@@ -20,8 +22,13 @@ pub const DEFAULT_PORT: u16 = 5432;
 /// `streaming_archiver_name`). `Debug` never shows the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ReplicationConfig {
-    /// A host name, an IP address, or a unix socket directory (starts with `/`).
+    /// Where to connect: a host name, an IP address, or a unix socket
+    /// directory (starts with `/`). libpq's `hostaddr` when one is given.
     pub host: String,
+    /// The `host` given beside a `hostaddr` (not a socket directory): the
+    /// name TLS checks the certificate against (`verify-full`) and sends as
+    /// SNI, and the host `~/.pgpass` lines match. `None` when `host` is both.
+    pub host_name: Option<String>,
     /// The TCP port, also the suffix of the socket file `.s.PGSQL.<port>`.
     pub port: u16,
     /// The role to log in as.
@@ -36,22 +43,24 @@ pub struct ReplicationConfig {
     pub application_name: Option<String>,
     /// How long connecting and authenticating may take (`None`: no limit).
     pub connect_timeout: Option<Duration>,
-    /// libpq's `sslmode`. TLS is not implemented yet: `disable`, `allow` and
-    /// `prefer` connect in plain text, the others are refused.
-    pub sslmode: String,
+    /// `sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `sslsni`,
+    /// `channel_binding` and the protocol versions (TCP only: a unix socket
+    /// never uses TLS, as with libpq).
+    pub tls: TlsOptions,
 }
 
 impl fmt::Debug for ReplicationConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReplicationConfig")
             .field("host", &self.host)
+            .field("host_name", &self.host_name)
             .field("port", &self.port)
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("dbname", &self.dbname)
             .field("application_name", &self.application_name)
             .field("connect_timeout", &self.connect_timeout)
-            .field("sslmode", &self.sslmode)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -63,10 +72,12 @@ impl ReplicationConfig {
     /// Unset values take libpq's defaults from the environment: `PGHOST`
     /// (else [`DEFAULT_SOCKET_DIR`]), `PGPORT` (else 5432), `PGUSER` (else
     /// the OS user), `PGPASSWORD`, `PGDATABASE`, `PGAPPNAME`,
-    /// `PGCONNECT_TIMEOUT` and `PGSSLMODE` (else `prefer`). Without a
+    /// `PGCONNECT_TIMEOUT`, and the TLS variables (`PGSSLMODE`, else
+    /// `prefer`; `PGSSLROOTCERT`, ...: see [`crate::tls`]). Without a
     /// password, `~/.pgpass` (or `passfile`, or `PGPASSFILE`) is searched as
     /// libpq does, with `replication` as the database when none is given.
-    /// Keys this client does not use are ignored.
+    /// Keys this client does not use are ignored; TLS keys it cannot honour
+    /// (`sslcrl`, ...) are refused.
     pub fn from_conninfo(conninfo: &str) -> Result<Self> {
         Self::parse_with_env(conninfo, &|name| std::env::var(name).ok())
     }
@@ -81,7 +92,9 @@ impl ReplicationConfig {
         };
         let mut given = Given::default();
         for (key, value) in pairs {
-            given.set(&key, value);
+            if !given.tls.set(&key, &value) {
+                given.set(&key, value);
+            }
         }
         given.resolve(env)
     }
@@ -95,6 +108,12 @@ impl ReplicationConfig {
         } else {
             format!("{}:{}", self.host, self.port)
         }
+    }
+
+    /// The host name TLS verifies and sends as SNI: [`host_name`](Self::host_name)
+    /// when given, else [`host`](Self::host).
+    pub fn tls_host(&self) -> &str {
+        self.host_name.as_deref().unwrap_or(&self.host)
     }
 
     /// Whether `host` names a unix socket directory.
@@ -120,8 +139,8 @@ struct Given {
     application_name: Option<String>,
     fallback_application_name: Option<String>,
     connect_timeout: Option<String>,
-    sslmode: Option<String>,
     passfile: Option<String>,
+    tls: TlsOptionsBuilder,
 }
 
 impl Given {
@@ -136,7 +155,6 @@ impl Given {
             "application_name" => &mut self.application_name,
             "fallback_application_name" => &mut self.fallback_application_name,
             "connect_timeout" => &mut self.connect_timeout,
-            "sslmode" => &mut self.sslmode,
             "passfile" => &mut self.passfile,
             _ => {
                 tracing::debug!("conninfo key `{key}` is not used by the replication client");
@@ -148,12 +166,14 @@ impl Given {
 
     fn resolve(self, env: &dyn Fn(&str) -> Option<String>) -> Result<ReplicationConfig> {
         let env = |name: &str| env(name).filter(|v| !v.is_empty());
-        let host = self
-            .hostaddr
-            .or(self.host)
-            .or_else(|| env("PGHOSTADDR"))
-            .or_else(|| env("PGHOST"))
-            .unwrap_or_else(|| DEFAULT_SOCKET_DIR.to_owned());
+        // As libpq: `hostaddr` (or PGHOSTADDR) is where to connect, `host`
+        // (or PGHOST) then only names the server.
+        let name = self.host.or_else(|| env("PGHOST"));
+        let (host, host_name) = match (self.hostaddr.or_else(|| env("PGHOSTADDR")), name) {
+            (Some(addr), name) => (addr, name.filter(|n| !n.starts_with('/'))),
+            (None, Some(name)) => (name, None),
+            (None, None) => (DEFAULT_SOCKET_DIR.to_owned(), None),
+        };
         if host.contains(',') {
             return Err(Error::Conninfo(format!(
                 "several hosts (`{host}`) are not supported by the replication client"
@@ -185,19 +205,14 @@ impl Given {
                 (secs > 0).then(|| Duration::from_secs(secs.max(2)))
             }
         };
-        let sslmode = self
-            .sslmode
-            .or_else(|| env("PGSSLMODE"))
-            .unwrap_or_else(|| "prefer".to_owned());
-        if !matches!(
-            sslmode.as_str(),
-            "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full"
-        ) {
-            return Err(Error::Conninfo(format!("invalid sslmode `{sslmode}`")));
-        }
+        let tls = self
+            .tls
+            .resolve(&env)
+            .map_err(|e| Error::Conninfo(e.to_string()))?;
         let dbname = self.dbname.or_else(|| env("PGDATABASE"));
         let mut config = ReplicationConfig {
             host,
+            host_name,
             port,
             user,
             password: self.password.or_else(|| env("PGPASSWORD")),
@@ -207,7 +222,7 @@ impl Given {
                 .or_else(|| env("PGAPPNAME"))
                 .or(self.fallback_application_name),
             connect_timeout,
-            sslmode,
+            tls,
         };
         if config.password.is_none() {
             let file = self
@@ -273,12 +288,34 @@ pub(crate) fn parse_uri(uri: &str) -> Result<Vec<(String, String)>> {
             pairs.push(("password".to_owned(), percent_decode(p)?));
         }
     }
-    if hostport.contains(',') {
-        return Err(Error::Conninfo(
-            "several hosts are not supported by the replication client".into(),
-        ));
+    let mut hosts = Vec::new();
+    let mut ports = Vec::new();
+    for hostport in hostport.split(',') {
+        let (host, port) = split_host_port(hostport)?;
+        hosts.push(percent_decode(host)?);
+        ports.push(port.map(percent_decode).transpose()?.unwrap_or_default());
     }
-    let (host, port) = if let Some(bracketed) = hostport.strip_prefix('[') {
+    if hosts.iter().any(|h| !h.is_empty()) {
+        pairs.push(("host".to_owned(), hosts.join(",")));
+    }
+    if ports.iter().any(|p| !p.is_empty()) {
+        pairs.push(("port".to_owned(), ports.join(",")));
+    }
+    if !path.is_empty() {
+        pairs.push(("dbname".to_owned(), percent_decode(path)?));
+    }
+    for param in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = param.split_once('=').ok_or_else(|| {
+            Error::Conninfo(format!("URI parameter `{param}` has no `=` and a value"))
+        })?;
+        pairs.push((percent_decode(key)?, percent_decode(value)?));
+    }
+    Ok(pairs)
+}
+
+/// One `host[:port]` of a URI's host list (`[v6]:port` included).
+fn split_host_port(hostport: &str) -> Result<(&str, Option<&str>)> {
+    Ok(if let Some(bracketed) = hostport.strip_prefix('[') {
         let (host, after) = bracketed
             .split_once(']')
             .ok_or_else(|| Error::Conninfo("unterminated `[` in the URI's host".into()))?;
@@ -294,23 +331,7 @@ pub(crate) fn parse_uri(uri: &str) -> Result<Vec<(String, String)>> {
             Some((h, p)) => (h, Some(p)),
             None => (hostport, None),
         }
-    };
-    if !host.is_empty() {
-        pairs.push(("host".to_owned(), percent_decode(host)?));
-    }
-    if let Some(port) = port.filter(|p| !p.is_empty()) {
-        pairs.push(("port".to_owned(), percent_decode(port)?));
-    }
-    if !path.is_empty() {
-        pairs.push(("dbname".to_owned(), percent_decode(path)?));
-    }
-    for param in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = param.split_once('=').ok_or_else(|| {
-            Error::Conninfo(format!("URI parameter `{param}` has no `=` and a value"))
-        })?;
-        pairs.push((percent_decode(key)?, percent_decode(value)?));
-    }
-    Ok(pairs)
+    })
 }
 
 fn percent_decode(text: &str) -> Result<String> {
@@ -353,10 +374,10 @@ fn password_from_file(path: &Path, config: &ReplicationConfig) -> Option<String>
         return None;
     }
     let text = std::fs::read_to_string(path).ok()?;
-    let host = if config.is_unix_socket() {
+    let host = if config.is_unix_socket() && config.host_name.is_none() {
         "localhost"
     } else {
-        config.host.as_str()
+        config.tls_host()
     };
     let port = config.port.to_string();
     let dbname = config.dbname.as_deref().unwrap_or("replication");
@@ -413,6 +434,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::tls::{ChannelBindingMode, RootCert, SslMode};
 
     fn parse(conninfo: &str, env: &[(&str, &str)]) -> Result<ReplicationConfig> {
         let env: HashMap<String, String> = env
@@ -437,7 +459,7 @@ mod tests {
         assert_eq!(c.dbname.as_deref(), Some("postgres"));
         assert_eq!(c.application_name.as_deref(), Some("barman_receive_wal"));
         assert_eq!(c.connect_timeout, Some(Duration::from_secs(2)));
-        assert_eq!(c.sslmode, "disable");
+        assert_eq!(c.tls.sslmode, SslMode::Disable);
         assert_eq!(c.target(), "pg.example:6432");
         let debug = format!("{c:?}");
         assert!(!debug.contains("se cret"), "{debug}");
@@ -466,7 +488,7 @@ mod tests {
         assert_eq!(c.password.as_deref(), Some("pw"));
         assert_eq!(c.application_name.as_deref(), Some("app"));
         assert_eq!(c.connect_timeout, None);
-        assert_eq!(c.sslmode, "prefer");
+        assert_eq!(c.tls.sslmode, SslMode::Prefer);
 
         let c = parse("user=bob", &[]).unwrap();
         assert_eq!(c.host, DEFAULT_SOCKET_DIR);
@@ -496,10 +518,79 @@ mod tests {
             "host=a,b",
             "host",
             "host='unterminated",
+            "sslcrl=/x.crl",
+            "sslrootcert=system sslmode=require",
+            "channel_binding=sometimes",
         ] {
             let err = parse(&format!("user=u {bad}"), &[]).unwrap_err();
             assert!(matches!(err, Error::Conninfo(_)), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn tls_settings_and_hostaddr() {
+        let c = parse(
+            "host=db.example hostaddr=127.0.0.1 user=u sslmode=verify-full \
+             sslrootcert=/etc/ca.crt sslcert=/c.crt sslkey=/c.key sslsni=0 channel_binding=require",
+            &[("HOME", "/home/u")],
+        )
+        .unwrap();
+        assert_eq!(c.host, "127.0.0.1");
+        assert_eq!(c.host_name.as_deref(), Some("db.example"));
+        assert_eq!(c.tls_host(), "db.example");
+        assert_eq!(c.target(), "127.0.0.1:5432");
+        assert_eq!(c.tls.sslmode, SslMode::VerifyFull);
+        assert_eq!(c.tls.root_cert, RootCert::File("/etc/ca.crt".into()));
+        assert_eq!(c.tls.client_cert.as_deref(), Some(Path::new("/c.crt")));
+        assert_eq!(c.tls.client_key.as_deref(), Some(Path::new("/c.key")));
+        assert!(!c.tls.sni);
+        assert_eq!(c.tls.channel_binding, ChannelBindingMode::Require);
+        assert_eq!(c.tls.home.as_deref(), Some(Path::new("/home/u")));
+        // Without hostaddr the host is both; the environment fills in.
+        let c = parse(
+            "host=127.0.0.1 user=u",
+            &[("PGSSLMODE", "require"), ("PGSSLROOTCERT", "/r.crt")],
+        )
+        .unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.host_name.as_deref()),
+            ("127.0.0.1", None)
+        );
+        assert_eq!(c.tls_host(), "127.0.0.1");
+        assert_eq!(c.tls.sslmode, SslMode::Require);
+        assert_eq!(c.tls.root_cert, RootCert::File("/r.crt".into()));
+        // PGHOSTADDR beside a conninfo host: libpq connects to the address.
+        let c = parse("host=db user=u", &[("PGHOSTADDR", "10.1.2.3")]).unwrap();
+        assert_eq!((c.host.as_str(), c.tls_host()), ("10.1.2.3", "db"));
+        // The URI form carries the same keys.
+        let c = parse(
+            "postgres://u@db:5433?sslmode=verify-ca&sslrootcert=%2Fca.pem",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.tls.sslmode, SslMode::VerifyCa);
+        assert_eq!(c.tls.root_cert, RootCert::File("/ca.pem".into()));
+        // The Debug form shows the TLS settings, never the password.
+        let debug = format!(
+            "{:?}",
+            parse("user=u password=s3cret sslmode=require", &[]).unwrap()
+        );
+        assert!(
+            debug.contains("Require") && !debug.contains("s3cret"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn uris_with_several_hosts_keep_them() {
+        let pairs = parse_uri("postgresql://a:1,b:2,[::1]/db").unwrap();
+        assert_eq!(
+            pairs[..2],
+            [
+                ("host".to_owned(), "a,b,::1".to_owned()),
+                ("port".to_owned(), "1,2,".to_owned())
+            ]
+        );
     }
 
     #[test]
@@ -515,7 +606,7 @@ mod tests {
         assert_eq!(c.port, 5433);
         assert_eq!(c.dbname.as_deref(), Some("mydb"));
         assert_eq!(c.application_name.as_deref(), Some("x"));
-        assert_eq!(c.sslmode, "disable");
+        assert_eq!(c.tls.sslmode, SslMode::Disable);
 
         let c = parse("postgres://[::1]:6000", &[("PGUSER", "u")]).unwrap();
         assert_eq!((c.host.as_str(), c.port), ("::1", 6000));

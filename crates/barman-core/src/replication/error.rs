@@ -91,6 +91,33 @@ pub enum Error {
         /// The name as given.
         name: String,
     },
+    /// The server answered `N` to the SSLRequest and `sslmode` requires TLS.
+    #[error("server {target} does not support SSL, but SSL was required (sslmode={sslmode})")]
+    TlsRefused {
+        /// `host:port`.
+        target: String,
+        /// The `sslmode` in force.
+        sslmode: crate::tls::SslMode,
+    },
+    /// The TLS handshake failed: certificate verification (unknown CA, a
+    /// host name the certificate does not name, ...) or the protocol.
+    #[error("TLS handshake with {target} failed: {message}")]
+    TlsHandshake {
+        /// `host:port`.
+        target: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A TLS setting cannot be used (a missing or unreadable root
+    /// certificate file, a client key with open permissions, ...).
+    #[error("TLS for {target}: {source}")]
+    TlsConfig {
+        /// `host:port`.
+        target: String,
+        /// The problem.
+        #[source]
+        source: crate::tls::TlsError,
+    },
     /// The server (or this client) does not support what was asked.
     #[error("not supported: {0}")]
     Unsupported(String),

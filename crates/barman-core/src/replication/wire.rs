@@ -1,16 +1,20 @@
-//! The transport: a TCP or unix socket, message framing on top of
-//! `postgres-protocol`'s backend parser (plus the CopyBothResponse it does
-//! not know), and the few message bodies this client encodes or decodes by
-//! hand.
+//! The transport: a TCP or unix socket, TLS over TCP (SSLRequest, then a
+//! rustls handshake), message framing on top of `postgres-protocol`'s
+//! backend parser (plus the CopyBothResponse it does not know), and the few
+//! message bodies this client encodes or decodes by hand.
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use fallible_iterator::FallibleIterator as _;
 use postgres_protocol::message::backend::{DataRowBody, ErrorFields, Message};
+use postgres_protocol::message::frontend;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use super::config::ReplicationConfig;
 use super::error::{Error, Result, ServerError};
@@ -25,11 +29,14 @@ const READ_CHUNK: usize = 128 * 1024;
 /// How much the read buffer grows at most for one read.
 const MAX_GROWTH: usize = 1024 * 1024;
 
-/// A connected socket.
+/// A connected socket. The TLS stream keeps the TCP socket's timeouts: a
+/// read that times out leaves a partly received record inside rustls for
+/// the next read.
 #[derive(Debug)]
 enum Socket {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
 }
 
 impl Socket {
@@ -37,6 +44,7 @@ impl Socket {
         match self {
             Self::Tcp(s) => s.set_read_timeout(timeout),
             Self::Unix(s) => s.set_read_timeout(timeout),
+            Self::Tls(s) => s.sock.set_read_timeout(timeout),
         }
     }
 
@@ -44,6 +52,7 @@ impl Socket {
         match self {
             Self::Tcp(s) => s.set_write_timeout(timeout),
             Self::Unix(s) => s.set_write_timeout(timeout),
+            Self::Tls(s) => s.sock.set_write_timeout(timeout),
         }
     }
 }
@@ -53,6 +62,7 @@ impl Read for Socket {
         match self {
             Self::Tcp(s) => s.read(buf),
             Self::Unix(s) => s.read(buf),
+            Self::Tls(s) => s.read(buf),
         }
     }
 }
@@ -62,6 +72,7 @@ impl Write for Socket {
         match self {
             Self::Tcp(s) => s.write(buf),
             Self::Unix(s) => s.write(buf),
+            Self::Tls(s) => s.write(buf),
         }
     }
 
@@ -69,8 +80,17 @@ impl Write for Socket {
         match self {
             Self::Tcp(s) => s.flush(),
             Self::Unix(s) => s.flush(),
+            Self::Tls(s) => s.flush(),
         }
     }
+}
+
+/// What became of an SSLRequest.
+pub(crate) enum TlsStart {
+    /// The server answered `S` and the handshake completed.
+    Encrypted(Wire),
+    /// The server answered `N`: the same connection, still plain.
+    Refused(Wire),
 }
 
 /// One message from the server.
@@ -87,6 +107,9 @@ pub(crate) struct Wire {
     socket: Socket,
     buf: BytesMut,
     read_timeout: Option<Duration>,
+    /// With TLS: the server certificate's `tls-server-end-point` hash, when
+    /// its signature algorithm gives one.
+    end_point_hash: Option<Vec<u8>>,
 }
 
 impl Wire {
@@ -128,7 +151,95 @@ impl Wire {
             socket,
             buf: BytesMut::with_capacity(READ_CHUNK),
             read_timeout: None,
+            end_point_hash: None,
         })
+    }
+
+    /// Sends an SSLRequest and, when the server answers `S`, runs the TLS
+    /// handshake (within the socket's current timeouts). Only before the
+    /// start-up message, on TCP.
+    pub(crate) fn start_tls(
+        mut self,
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+        target: &str,
+    ) -> Result<TlsStart> {
+        let mut request = BytesMut::new();
+        frontend::ssl_request(&mut request);
+        self.send(&request)?;
+        // One byte, read straight from the socket: nothing the server sent
+        // before the handshake can end up in the buffer (CVE-2021-23222).
+        let mut answer = [0u8; 1];
+        self.socket
+            .read_exact(&mut answer)
+            .map_err(|e| Error::io("read the answer to SSLRequest", e))?;
+        match answer[0] {
+            b'N' => return Ok(TlsStart::Refused(self)),
+            b'S' => {}
+            // A server that cannot start a session says why in an ErrorResponse.
+            b'E' => {
+                self.buf.extend_from_slice(b"E");
+                return match self.read(None)? {
+                    Some(Frame::Message(Message::ErrorResponse(body))) => {
+                        Err(Error::Server(Box::new(server_error(body.fields()))))
+                    }
+                    _ => Err(Error::protocol("unexpected answer to SSLRequest")),
+                };
+            }
+            other => {
+                return Err(Error::protocol(format!(
+                    "unexpected answer `{}` to SSLRequest",
+                    char::from(other).escape_default()
+                )));
+            }
+        }
+        let Socket::Tcp(tcp) = self.socket else {
+            return Err(Error::protocol("TLS is only negotiated over TCP"));
+        };
+        let handshake_error = |message: String| Error::TlsHandshake {
+            target: target.to_owned(),
+            message,
+        };
+        let conn =
+            ClientConnection::new(config, name).map_err(|e| handshake_error(e.to_string()))?;
+        let mut stream = StreamOwned::new(conn, tcp);
+        while stream.conn.is_handshaking() {
+            if let Err(e) = stream.conn.complete_io(&mut stream.sock) {
+                return Err(handshake_error(match crate::tls::rustls_error(&e) {
+                    Some(inner) => crate::tls::describe_handshake_error(inner),
+                    None if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        "the server closed the connection".to_owned()
+                    }
+                    None => e.to_string(),
+                }));
+            }
+        }
+        let end_point_hash = stream
+            .conn
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .and_then(|cert| crate::tls::server_end_point_hash(cert));
+        tracing::debug!(
+            "{target}: TLS {:?} with {:?}",
+            stream.conn.protocol_version(),
+            stream.conn.negotiated_cipher_suite().map(|s| s.suite())
+        );
+        Ok(TlsStart::Encrypted(Self {
+            socket: Socket::Tls(Box::new(stream)),
+            buf: self.buf,
+            read_timeout: self.read_timeout,
+            end_point_hash,
+        }))
+    }
+
+    /// Whether the connection is encrypted.
+    pub(crate) fn is_tls(&self) -> bool {
+        matches!(self.socket, Socket::Tls(_))
+    }
+
+    /// The `tls-server-end-point` channel-binding data (TLS only).
+    pub(crate) fn end_point_hash(&self) -> Option<&[u8]> {
+        self.end_point_hash.as_deref()
     }
 
     /// Limits how long one blocking read (`read`) and one blocking write
@@ -158,6 +269,7 @@ impl Wire {
     pub(crate) fn send(&mut self, bytes: &[u8]) -> Result<()> {
         self.socket
             .write_all(bytes)
+            .and_then(|()| self.socket.flush())
             .map_err(|e| Error::io("write to the server", e))
     }
 
@@ -189,6 +301,8 @@ impl Wire {
             self.buf.truncate(start + *got.as_ref().unwrap_or(&0));
             match got {
                 Ok(0) => return Err(Error::Closed),
+                // A TLS peer gone without close_notify.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(Error::Closed),
                 Ok(_) => {}
                 Err(e)
                     if matches!(
@@ -288,6 +402,7 @@ mod tests {
                 socket: Socket::Unix(a),
                 buf: BytesMut::new(),
                 read_timeout: None,
+                end_point_hash: None,
             },
             b,
         )
