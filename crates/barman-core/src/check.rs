@@ -18,7 +18,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use barman_wal::WalFileName;
 use serde::Serialize;
 
 use crate::Result;
@@ -475,7 +474,7 @@ fn backup_validity(
                 Duration::from_secs(u64::try_from(secs).unwrap_or(0))
             });
             let (ok, age_text) = match age {
-                Some(age) => (age <= max, human_age(age)),
+                Some(age) => (age <= max, crate::backup::human_duration(age)),
                 None => (false, "No available backups".to_owned()),
             };
             out.push(CheckResult::new(
@@ -483,7 +482,7 @@ fn backup_validity(
                 ok,
                 Some(format!(
                     "interval provided: {}, latest backup age: {age_text}",
-                    human_age(max)
+                    crate::backup::human_duration(max)
                 )),
             ));
         }
@@ -519,65 +518,6 @@ fn backup_validity(
     }
 }
 
-/// Barman's `human_readable_timedelta`: `2 days, 3 hours, 1 minute`, or
-/// `less than one second`.
-pub fn human_age(d: Duration) -> String {
-    let secs = d.as_secs();
-    let (days, hours, minutes, seconds) = (
-        secs / 86_400,
-        (secs / 3600) % 24,
-        (secs / 60) % 60,
-        secs % 60,
-    );
-    let mut parts = Vec::new();
-    let unit = |n: u64, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
-    if days > 0 {
-        parts.push(unit(days, "day"));
-    }
-    if hours > 0 {
-        parts.push(unit(hours, "hour"));
-    }
-    if minutes > 0 {
-        parts.push(unit(minutes, "minute"));
-    }
-    if seconds > 0 && days == 0 {
-        parts.push(unit(seconds, "second"));
-    }
-    if parts.is_empty() {
-        "less than one second".into()
-    } else {
-        parts.join(", ")
-    }
-}
-
-/// The WALs archived after the newest backup ended: their total size and
-/// the archive time of the newest one (Barman's `wal_until_next_size` and
-/// `wal_last_timestamp` for the last backup).
-fn wals_after(info: &BackupInfo, xlog: &[XlogEntry]) -> (u64, Option<f64>) {
-    let (Some(begin), Some(end)) = (info.begin_wal(), info.end_wal()) else {
-        return (0, None);
-    };
-    let timeline = &begin[..8.min(begin.len())];
-    let mut size = 0;
-    let mut last = None;
-    for entry in xlog {
-        let Ok(name) = entry.name.parse::<WalFileName>() else {
-            continue;
-        };
-        if !matches!(name, WalFileName::Segment(_)) || entry.name.as_str() < begin {
-            continue;
-        }
-        if entry.name[..8] > *timeline {
-            continue;
-        }
-        if entry.name.as_str() > end {
-            size += entry.size;
-        }
-        last = Some(entry.time.value());
-    }
-    (size, last)
-}
-
 fn wal_validity(
     out: &mut Vec<CheckResult>,
     server: &ServerConfig,
@@ -589,7 +529,10 @@ fn wal_validity(
         .iter()
         .rev()
         .find(|b| b.status().is_ok_and(BackupStatus::is_copy_done));
-    let (size, last_time) = last.map_or((0, None), |b| wals_after(b, xlog));
+    let stats = last
+        .and_then(|b| crate::listing::wals::WalStats::of(b, backups, xlog).ok())
+        .unwrap_or_default();
+    let (size, last_time) = (stats.until_next_size, stats.last_time);
     let check = "wal maximum age";
     match server.last_wal_maximum_age {
         Some(max) => match last_time {
@@ -602,8 +545,8 @@ fn wal_validity(
                     age <= max,
                     Some(format!(
                         "interval provided: {}, latest wal age: {}",
-                        human_age(max),
-                        human_age(age)
+                        crate::backup::human_duration(max),
+                        crate::backup::human_duration(age)
                     )),
                 ));
             }
@@ -848,17 +791,6 @@ fn archiver_errors(out: &mut Vec<CheckResult>, errors_dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn human_age_reads_like_barman() {
-        assert_eq!(human_age(Duration::from_secs(0)), "less than one second");
-        assert_eq!(human_age(Duration::from_secs(61)), "1 minute, 1 second");
-        assert_eq!(
-            human_age(Duration::from_secs(86_400 * 2 + 3600)),
-            "2 days, 1 hour"
-        );
-        assert_eq!(human_age(Duration::from_secs(7 * 86_400)), "7 days");
-    }
 
     #[test]
     fn timeouts_are_added_to_keyword_conninfo_only() {
