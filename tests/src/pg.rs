@@ -194,6 +194,20 @@ impl PgCluster {
         result
     }
 
+    /// Crashes the server: `pg_ctl stop -m immediate` (no shutdown
+    /// checkpoint, the walsenders killed), then `SIGKILL` by pid if the
+    /// postmaster is still alive.
+    pub fn stop_immediate(&mut self) -> Result<()> {
+        let Some(pid) = self.pid.take() else {
+            return Ok(());
+        };
+        let mut cmd = self.pg_ctl();
+        cmd.args(["-m", "immediate", "-w", "-t", "60", "stop"]);
+        let result = process::run(&mut cmd).map(drop);
+        process::terminate(pid, "KILL", Duration::from_secs(5));
+        result
+    }
+
     /// Starts the server again on the same port after [`stop`](Self::stop).
     pub fn restart(&mut self) -> Result<()> {
         if self.pid.is_some() {

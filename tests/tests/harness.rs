@@ -16,6 +16,8 @@ mod cluster;
 mod postgres_backup;
 #[path = "harness/receive_wal.rs"]
 mod receive_wal;
+#[path = "harness/receive_wal_sync_recovery.rs"]
+mod receive_wal_sync_recovery;
 #[path = "harness/receive_wal_timeline.rs"]
 mod receive_wal_timeline;
 #[path = "harness/recover.rs"]

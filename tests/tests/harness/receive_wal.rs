@@ -16,13 +16,13 @@ use barman_e2e::{PgCluster, SERVER_OS_USER, chown_to};
 
 use crate::archiving::{LocalSetup, ok};
 
-const SEGMENT: u64 = 16 * 1024 * 1024;
-const SLOT: &str = "barman";
-const APP: &str = "barman_receive_wal";
+pub(crate) const SEGMENT: u64 = 16 * 1024 * 1024;
+pub(crate) const SLOT: &str = "barman";
+pub(crate) const APP: &str = "barman_receive_wal";
 
 /// A cluster with no archiving; `wal_keep_size` keeps the server's copies of
 /// the streamed segments so that they can be compared byte for byte.
-fn cluster(extra: &[&str]) -> PgCluster {
+pub(crate) fn cluster(extra: &[&str]) -> PgCluster {
     let mut b = PgCluster::builder().conf("wal_keep_size = '1GB'");
     for line in extra {
         b = b.conf(*line);
@@ -31,7 +31,7 @@ fn cluster(extra: &[&str]) -> PgCluster {
 }
 
 /// Appends a streaming-only `[name]` section to barman.conf.
-fn configure(setup: &LocalSetup, pg: &PgCluster, name: &str, extra: &str) {
+pub(crate) fn configure(setup: &LocalSetup, pg: &PgCluster, name: &str, extra: &str) {
     let streaming = if extra.contains("streaming_conninfo") {
         String::new()
     } else {
@@ -47,12 +47,12 @@ fn configure(setup: &LocalSetup, pg: &PgCluster, name: &str, extra: &str) {
     fs::write(setup.home.conf(), text).unwrap();
 }
 
-fn streaming_dir(setup: &LocalSetup, server: &str) -> PathBuf {
+pub(crate) fn streaming_dir(setup: &LocalSetup, server: &str) -> PathBuf {
     setup.home.server_dir(server).join("streaming")
 }
 
 /// A background `barman receive-wal SERVER`; killed (SIGKILL) on drop.
-struct Receiver {
+pub(crate) struct Receiver {
     child: Child,
     out: PathBuf,
     err: PathBuf,
@@ -60,7 +60,7 @@ struct Receiver {
 }
 
 impl Receiver {
-    fn start(setup: &LocalSetup, server: &str) -> Self {
+    pub(crate) fn start(setup: &LocalSetup, server: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("stdout");
         let err = dir.path().join("stderr");
@@ -79,11 +79,11 @@ impl Receiver {
         }
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         format!(
             "stdout: {}\nstderr: {}",
             fs::read_to_string(&self.out).unwrap_or_default(),
@@ -91,7 +91,7 @@ impl Receiver {
         )
     }
 
-    fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let st = Command::new("kill")
             .arg(format!("-{sig}"))
             .arg(self.pid().to_string())
@@ -101,7 +101,7 @@ impl Receiver {
     }
 
     /// Waits for the process to exit on its own.
-    fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+    pub(crate) fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
@@ -114,7 +114,7 @@ impl Receiver {
         }
     }
 
-    fn running(&mut self) -> bool {
+    pub(crate) fn running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }
 }
@@ -129,7 +129,11 @@ impl Drop for Receiver {
 }
 
 /// Runs `barman args` as postgres with a time limit (killed past it).
-fn run_timed(setup: &LocalSetup, args: &[&str], timeout: Duration) -> (ExitStatus, String) {
+pub(crate) fn run_timed(
+    setup: &LocalSetup,
+    args: &[&str],
+    timeout: Duration,
+) -> (ExitStatus, String) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let mut child = setup
@@ -158,7 +162,13 @@ fn run_timed(setup: &LocalSetup, args: &[&str], timeout: Duration) -> (ExitStatu
 }
 
 /// Waits until `sql` returns `want`.
-fn wait_for(pg: &PgCluster, sql: &str, want: &str, timeout: Duration, why: impl Fn() -> String) {
+pub(crate) fn wait_for(
+    pg: &PgCluster,
+    sql: &str,
+    want: &str,
+    timeout: Duration,
+    why: impl Fn() -> String,
+) {
     let deadline = Instant::now() + timeout;
     loop {
         let got = pg.psql(sql).unwrap();
@@ -174,11 +184,11 @@ fn wait_for(pg: &PgCluster, sql: &str, want: &str, timeout: Duration, why: impl 
     }
 }
 
-fn slot_active(pg: &PgCluster) -> String {
+pub(crate) fn slot_active(pg: &PgCluster) -> String {
     pg.psql(&slot_active_sql()).unwrap()
 }
 
-fn wait_streaming(pg: &PgCluster, rx: &Receiver) {
+pub(crate) fn wait_streaming(pg: &PgCluster, rx: &Receiver) {
     wait_for(
         pg,
         &format!(
@@ -197,19 +207,19 @@ fn parse_seg(name: &str) -> (u32, u32, u32) {
     (p(0..8), p(8..16), p(16..24))
 }
 
-fn next_seg(name: &str) -> String {
+pub(crate) fn next_seg(name: &str) -> String {
     let (t, l, s) = parse_seg(name);
     // 16 MiB segments: 0x100 per log file.
     let (l, s) = if s == 0xff { (l + 1, 0) } else { (l, s + 1) };
     format!("{t:08X}{l:08X}{s:08X}")
 }
 
-fn is_segment(name: &str) -> bool {
+pub(crate) fn is_segment(name: &str) -> bool {
     name.len() == 24 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Segment names recorded in the server's xlog.db, in order.
-fn xlogdb_segments(setup: &LocalSetup, server: &str) -> Vec<String> {
+pub(crate) fn xlogdb_segments(setup: &LocalSetup, server: &str) -> Vec<String> {
     let wals = setup.home.server_dir(server).join("wals");
     let mut names = Vec::new();
     for e in fs::read_dir(&wals).unwrap() {
@@ -237,7 +247,7 @@ fn archived_path(setup: &LocalSetup, server: &str, name: &str) -> PathBuf {
         .join(name)
 }
 
-fn names_in(dir: &Path) -> Vec<String> {
+pub(crate) fn names_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -247,7 +257,7 @@ fn names_in(dir: &Path) -> Vec<String> {
 }
 
 /// Waits until `streaming/` holds `segment` as a complete file.
-fn wait_complete(dir: &Path, segment: &str, rx: &Receiver, timeout: Duration) {
+pub(crate) fn wait_complete(dir: &Path, segment: &str, rx: &Receiver, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while !dir.join(segment).exists() {
         assert!(
@@ -264,7 +274,7 @@ fn wait_complete(dir: &Path, segment: &str, rx: &Receiver, timeout: Duration) {
 /// `streaming/` holds the switched-out segment complete and the next one as
 /// `.partial` (archive-wal holds back the newest complete segment when no
 /// `.partial` exists, as Barman does). Returns the switched-out segment.
-fn switch_and_stream(pg: &PgCluster, dir: &Path, rx: &Receiver) -> String {
+pub(crate) fn switch_and_stream(pg: &PgCluster, dir: &Path, rx: &Receiver) -> String {
     let last = pg.switch_wal().unwrap();
     pg.psql(
         "CREATE TABLE IF NOT EXISTS after_switch (id int); INSERT INTO after_switch VALUES (1)",
@@ -281,7 +291,7 @@ fn switch_and_stream(pg: &PgCluster, dir: &Path, rx: &Receiver) -> String {
 }
 
 /// The archived segments are a gap-free run ending at `last`; returns them.
-fn assert_contiguous(names: &[String], last: &str) {
+pub(crate) fn assert_contiguous(names: &[String], last: &str) {
     assert!(!names.is_empty(), "nothing archived");
     for w in names.windows(2) {
         assert_eq!(
@@ -340,7 +350,7 @@ fn waldump(setup: &LocalSetup, server: &str, pg: &PgCluster, names: &[String]) -
     String::from_utf8_lossy(&dump.stdout).into_owned()
 }
 
-fn current_segment(pg: &PgCluster) -> String {
+pub(crate) fn current_segment(pg: &PgCluster) -> String {
     pg.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
         .unwrap()
 }
@@ -661,7 +671,7 @@ fn receive_wal_as_synchronous_standby_blocks_and_resumes_commits() {
     eprintln!("synchronous: {:?}", t0.elapsed());
 }
 
-fn slot_active_sql() -> String {
+pub(crate) fn slot_active_sql() -> String {
     format!(
         "SELECT coalesce((SELECT active::text FROM pg_replication_slots WHERE slot_name = '{SLOT}'), 'missing')"
     )
