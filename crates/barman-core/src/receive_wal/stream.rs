@@ -62,11 +62,35 @@ pub fn streaming_conninfo(server: &ServerConfig) -> Result<&str> {
 }
 
 fn connect(server: &ServerConfig) -> Result<ReplicationConnection> {
+    connect_as(server, &server.streaming_archiver_name)
+}
+
+/// A replication connection to `server` through [`streaming_conninfo`],
+/// as `application_name` unless the conninfo names one.
+///
+/// # Errors
+///
+/// [`Error::ReplicationDisabled`] when PostgreSQL refuses every
+/// replication connection (`max_wal_senders = 0`, as `wal_level =
+/// minimal` requires); the connection's error otherwise.
+pub fn connect_as(server: &ServerConfig, application_name: &str) -> Result<ReplicationConnection> {
     let mut config = ReplicationConfig::from_conninfo(streaming_conninfo(server)?)?;
     if config.application_name.is_none() {
-        config.application_name = Some(server.streaming_archiver_name.clone());
+        config.application_name = Some(application_name.to_owned());
     }
-    Ok(ReplicationConnection::connect(&config)?)
+    ReplicationConnection::connect(&config).map_err(|e| {
+        // SQLSTATE 53300 (too_many_connections), "number of requested
+        // standby connections exceeds max_wal_senders (currently 0)".
+        let text = e.to_string();
+        if e.code() == Some("53300") && text.contains("max_wal_senders (currently 0)") {
+            Error::ReplicationDisabled {
+                server: server.name.clone(),
+                detail: text,
+            }
+        } else {
+            e.into()
+        }
+    })
 }
 
 /// Runs `barman receive-wal` for `server`.
