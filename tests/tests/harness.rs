@@ -30,5 +30,7 @@ mod replication;
 mod replication_status;
 #[path = "harness/sshd.rs"]
 mod sshd;
+#[path = "harness/streaming_bad_input.rs"]
+mod streaming_bad_input;
 #[path = "harness/wal_header.rs"]
 mod wal_header;
