@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-pub use builder::{DEFAULT_PG_BIN, PG_BIN_ENV, PgClusterBuilder};
+pub use builder::{DEFAULT_PG_BIN, PG_BIN_ENV, PgClusterBuilder, embedded_pg_bin, server_major};
 
 use crate::error::{Error, Result};
 use crate::process::{self, SERVER_OS_USER};
@@ -22,6 +22,7 @@ use crate::process::{self, SERVER_OS_USER};
 /// server by pid (immediate shutdown, then `SIGKILL`) and removes the directory.
 #[derive(Debug)]
 pub struct PgCluster {
+    major: u32,
     pg_bin: PathBuf,
     client_bin: PathBuf,
     data_dir: PathBuf,
@@ -91,6 +92,11 @@ impl PgCluster {
     /// The server log file.
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("pg.log")
+    }
+
+    /// The server's major version (13, 15, 17, ...).
+    pub fn major(&self) -> u32 {
+        self.major
     }
 
     /// The directory of the server binaries in use.

@@ -1,6 +1,7 @@
 //! End-to-end tests: the harness fixtures themselves, then real-server scenarios.
 //!
-//! Needs PostgreSQL 15 and OpenSSH (`scripts/install-test-deps.sh`); a missing
+//! Needs PostgreSQL 15, PostgreSQL 13 and 17 in /opt/pg13 and /opt/pg17, and
+//! OpenSSH (`scripts/install-test-deps.sh` installs them all); a missing
 //! binary fails the test with the package to install — nothing is skipped.
 //! Modules live in `tests/harness/` (one test binary for the whole crate).
 
