@@ -33,5 +33,7 @@ mod replication_status;
 mod sshd;
 #[path = "harness/streaming_bad_input.rs"]
 mod streaming_bad_input;
+#[path = "harness/streaming_majors.rs"]
+mod streaming_majors;
 #[path = "harness/wal_header.rs"]
 mod wal_header;
