@@ -190,25 +190,22 @@ impl PgCluster {
     /// Stops the server (`pg_ctl stop -m fast`), killing the postmaster by pid if
     /// it is still alive afterwards.
     pub fn stop(&mut self) -> Result<()> {
-        let Some(pid) = self.pid.take() else {
-            return Ok(());
-        };
-        let mut cmd = self.pg_ctl();
-        cmd.args(["-m", "fast", "-w", "-t", "60", "stop"]);
-        let result = process::run(&mut cmd).map(drop);
-        process::terminate(pid, "KILL", Duration::from_secs(5));
-        result
+        self.stop_with("fast")
     }
 
     /// Crashes the server: `pg_ctl stop -m immediate` (no shutdown
     /// checkpoint, the walsenders killed), then `SIGKILL` by pid if the
     /// postmaster is still alive.
     pub fn stop_immediate(&mut self) -> Result<()> {
+        self.stop_with("immediate")
+    }
+
+    fn stop_with(&mut self, mode: &str) -> Result<()> {
         let Some(pid) = self.pid.take() else {
             return Ok(());
         };
         let mut cmd = self.pg_ctl();
-        cmd.args(["-m", "immediate", "-w", "-t", "60", "stop"]);
+        cmd.args(["-m", mode, "-w", "-t", "60", "stop"]);
         let result = process::run(&mut cmd).map(drop);
         process::terminate(pid, "KILL", Duration::from_secs(5));
         result

@@ -867,25 +867,15 @@ fn streamed_wals(
     layout: &crate::ServerLayout,
     segment_size: WalSegmentSize,
 ) -> Result<Vec<String>> {
-    let dir = layout.streaming_directory();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io("cannot list", dir, e)),
-    };
     let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("cannot list", dir, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
+    for (name, path, is_dir) in crate::archive::rebuild::list(layout.streaming_directory())? {
         let Ok(file @ (WalFileName::Segment(_) | WalFileName::Partial(_))) =
             name.parse::<WalFileName>()
         else {
             continue;
         };
-        let whole = entry
-            .metadata()
-            .is_ok_and(|m| m.is_file() && m.len() == segment_size.bytes());
-        if whole {
+        let whole = std::fs::metadata(&path).is_ok_and(|m| m.len() == segment_size.bytes());
+        if !is_dir && whole {
             names.push(file.to_string());
         }
     }

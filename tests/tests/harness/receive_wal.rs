@@ -200,6 +200,17 @@ pub(crate) fn wait_streaming(pg: &PgCluster, rx: &Receiver) {
     );
 }
 
+/// Waits until receive-wal is the synchronous standby.
+pub(crate) fn wait_sync(pg: &PgCluster, rx: &Receiver) {
+    wait_for(
+        pg,
+        &format!("SELECT sync_state FROM pg_stat_replication WHERE application_name = '{APP}'"),
+        "sync",
+        Duration::from_secs(20),
+        || rx.output(),
+    );
+}
+
 /// (timeline, log, seg) of a segment name.
 fn parse_seg(name: &str) -> (u32, u32, u32) {
     assert_eq!(name.len(), 24, "{name}");
@@ -527,13 +538,7 @@ fn receive_wal_as_synchronous_standby_blocks_and_resumes_commits() {
     .unwrap();
     pg.psql("ALTER SYSTEM SET synchronous_commit = on").unwrap();
     pg.psql("SELECT pg_reload_conf()").unwrap();
-    wait_for(
-        &pg,
-        &format!("SELECT sync_state FROM pg_stat_replication WHERE application_name = '{APP}'"),
-        "sync",
-        Duration::from_secs(10),
-        || rx.output(),
-    );
+    wait_sync(&pg, &rx);
     let took = timed_psql(&pg, "INSERT INTO t VALUES (1)");
     assert!(
         took < Duration::from_secs(3),

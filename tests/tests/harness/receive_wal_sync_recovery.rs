@@ -22,7 +22,7 @@ use crate::archiving::{LocalSetup, ok};
 use crate::backup::Bench;
 use crate::receive_wal::{
     APP, Receiver, SEGMENT, cluster, configure, names_in, next_seg, slot_active_sql, streaming_dir,
-    wait_complete, wait_for, wait_streaming,
+    wait_complete, wait_for, wait_streaming, wait_sync,
 };
 use crate::recover::{Dest, backup_id, recover, start, wait_promoted};
 
@@ -163,13 +163,7 @@ fn synchronous_commits_survive_a_killed_receiver_and_a_crashed_primary() {
     );
     let mut rx = Receiver::start(&setup, "pg");
     wait_streaming(&pg, &rx);
-    wait_for(
-        &pg,
-        &format!("SELECT sync_state FROM pg_stat_replication WHERE application_name = '{APP}'"),
-        "sync",
-        Duration::from_secs(20),
-        || rx.output(),
-    );
+    wait_sync(&pg, &rx);
     pg.psql("CREATE TABLE acked (id int PRIMARY KEY)").unwrap();
     let bench = Bench::from_cluster(setup, pg);
     let id = backup_id(&bench.backup(&[]));
