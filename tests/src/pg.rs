@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-pub use builder::{DEFAULT_PG_BIN, PG_BIN_ENV, PgClusterBuilder};
+pub use builder::{DEFAULT_PG_BIN, PG_BIN_ENV, PgClusterBuilder, embedded_pg_bin, server_major};
 
 use crate::error::{Error, Result};
 use crate::process::{self, SERVER_OS_USER};
@@ -22,6 +22,7 @@ use crate::process::{self, SERVER_OS_USER};
 /// server by pid (immediate shutdown, then `SIGKILL`) and removes the directory.
 #[derive(Debug)]
 pub struct PgCluster {
+    major: u32,
     pg_bin: PathBuf,
     client_bin: PathBuf,
     data_dir: PathBuf,
@@ -91,6 +92,11 @@ impl PgCluster {
     /// The server log file.
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("pg.log")
+    }
+
+    /// The server's major version (13, 15, 17, ...).
+    pub fn major(&self) -> u32 {
+        self.major
     }
 
     /// The directory of the server binaries in use.
@@ -184,11 +190,22 @@ impl PgCluster {
     /// Stops the server (`pg_ctl stop -m fast`), killing the postmaster by pid if
     /// it is still alive afterwards.
     pub fn stop(&mut self) -> Result<()> {
+        self.stop_with("fast")
+    }
+
+    /// Crashes the server: `pg_ctl stop -m immediate` (no shutdown
+    /// checkpoint, the walsenders killed), then `SIGKILL` by pid if the
+    /// postmaster is still alive.
+    pub fn stop_immediate(&mut self) -> Result<()> {
+        self.stop_with("immediate")
+    }
+
+    fn stop_with(&mut self, mode: &str) -> Result<()> {
         let Some(pid) = self.pid.take() else {
             return Ok(());
         };
         let mut cmd = self.pg_ctl();
-        cmd.args(["-m", "fast", "-w", "-t", "60", "stop"]);
+        cmd.args(["-m", mode, "-w", "-t", "60", "stop"]);
         let result = process::run(&mut cmd).map(drop);
         process::terminate(pid, "KILL", Duration::from_secs(5));
         result

@@ -1,6 +1,8 @@
 //! End-to-end tests: the harness fixtures themselves, then real-server scenarios.
 //!
-//! Needs PostgreSQL 15, OpenSSH and the openssl CLI (`scripts/install-test-deps.sh`); a missing
+//! Needs PostgreSQL 15, PostgreSQL 13 and 17 in /opt/pg13 and /opt/pg17,
+//! OpenSSH and the openssl CLI (`scripts/install-test-deps.sh` installs them
+//! all); a missing
 //! binary fails the test with the package to install — nothing is skipped.
 //! Modules live in `tests/harness/` (one test binary for the whole crate).
 
@@ -18,6 +20,8 @@ mod listings;
 mod postgres_backup;
 #[path = "harness/receive_wal.rs"]
 mod receive_wal;
+#[path = "harness/receive_wal_sync_recovery.rs"]
+mod receive_wal_sync_recovery;
 #[path = "harness/receive_wal_timeline.rs"]
 mod receive_wal_timeline;
 #[path = "harness/recover.rs"]
@@ -32,6 +36,10 @@ mod replication_status;
 mod retention;
 #[path = "harness/sshd.rs"]
 mod sshd;
+#[path = "harness/streaming_bad_input.rs"]
+mod streaming_bad_input;
+#[path = "harness/streaming_majors.rs"]
+mod streaming_majors;
 #[path = "harness/tls.rs"]
 mod tls;
 #[path = "harness/wal_header.rs"]

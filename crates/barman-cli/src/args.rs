@@ -458,7 +458,10 @@ pub struct RecoverArgs {
     /// Stage the WALs in the destination (the default unless recovery_options has get-wal).
     #[arg(long = "no-get-wal")]
     pub no_get_wal: bool,
-    /// Also use .partial WAL files.
+    /// Also stage the WAL receive-wal has not archived yet: the complete
+    /// segments in streaming/ and the .partial the last one continues in
+    /// (get-wal's restore_command always asks for them with -P, except in
+    /// standby mode).
     #[arg(long = "partial-wal")]
     pub partial_wal: bool,
     /// The restore_command to write (with --get-wal).

@@ -19,7 +19,7 @@ pub use archiver::{
     ArchiveObserver, ArchiveOptions, ArchiveReport, NoObserver, Outcome, Processed, Source,
     archive_wal, streaming_batch,
 };
-pub use get_wal::{Located, locate, peek, write_wal, write_wal_to_dir};
+pub use get_wal::{Located, candidates, locate, peek, vanished, write_wal, write_wal_to_dir};
 pub use inspect::{Inspection, WalExpectations, read_history};
 pub use put_wal::{PutWalOptions, Received, ReceivedWal, put_wal_file, put_wal_stream};
 pub use rebuild::rebuild_xlogdb;

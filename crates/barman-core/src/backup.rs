@@ -408,6 +408,12 @@ pub fn backup(
             server.name
         )));
     }
+    if let Some(why) = facts.backup_obstacle(server.backup_method == BackupMethod::Postgres) {
+        return Err(Error::BackupRefused(format!(
+            "server `{}`: {why}",
+            server.name
+        )));
+    }
     if !server.archiver && !server.streaming_archiver {
         return Err(Error::BackupRefused(format!(
             "server `{}`: neither archiver nor streaming_archiver is on: the backup's WAL would never arrive",
@@ -756,17 +762,10 @@ impl Running<'_> {
         label: &str,
         fast: bool,
     ) -> PhaseResult<((Manifest, CopySummary, Duration), pgside::StopResult)> {
-        use crate::replication::{BaseBackupOptions, ReplicationConfig, ReplicationConnection};
+        use crate::replication::BaseBackupOptions;
         let server = self.server;
         let started = Instant::now();
-        let conn = (|| {
-            let conninfo = crate::receive_wal::streaming_conninfo(server)?;
-            let mut config = ReplicationConfig::from_conninfo(conninfo)?;
-            if config.application_name.is_none() {
-                config.application_name = Some(server.streaming_backup_name.clone());
-            }
-            Ok(ReplicationConnection::connect(&config)?)
-        })();
+        let conn = crate::receive_wal::connect_as(server, &server.streaming_backup_name);
         let mut conn = at("connecting for BASE_BACKUP", conn)?;
         self.info.set_status(BackupStatus::Started);
         at("starting backup", self.info.write(self.layout).map(|_| ()))?;

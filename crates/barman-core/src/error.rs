@@ -147,6 +147,17 @@ pub enum Error {
     /// replication/; the SQLSTATE is available from the inner error).
     #[error(transparent)]
     Replication(#[from] crate::replication::Error),
+    /// The server takes no replication connection at all.
+    #[error(
+        "server `{server}` accepts no replication connection ({detail}): streaming needs \
+         wal_level = replica (or logical) and max_wal_senders > 0 on the PostgreSQL server"
+    )]
+    ReplicationDisabled {
+        /// The server.
+        server: String,
+        /// What PostgreSQL said.
+        detail: String,
+    },
     // -- WAL archiving (owned by archive/) --
     /// A WAL file was refused (bad name, truncated, foreign cluster, bad
     /// checksum, ...). Nothing was written to the archive.

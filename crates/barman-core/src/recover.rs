@@ -84,7 +84,11 @@ pub struct RecoverOptions {
     pub delta_restore: Option<bool>,
     /// `--get-wal` / `--no-get-wal` (else `recovery_options`).
     pub get_wal: Option<bool>,
-    /// `--partial-wal`.
+    /// `--partial-wal`: also stage the WAL in `streaming/` that
+    /// `archive-wal` has not filed yet (complete segments, and the
+    /// `.partial` a timeline continues in), a `.partial` under its
+    /// segment's name. With get-wal, `-P` is added to `restore_command`
+    /// whatever this says (except in standby mode), as Barman does.
     pub partial_wal: bool,
     /// `--restore-command` (used with get-wal).
     pub restore_command: Option<String>,
@@ -306,31 +310,46 @@ pub fn recover(
     let layout = catalog.layout().clone();
     let codec = crate::server::wal_codec(server)?;
     let segment_size = WalSegmentSize::new(info.xlog_segment_size()?)?;
-    let (wal_names, target_tli) = plan_wals(
-        &catalog,
-        &info,
-        &target,
-        version,
-        options.partial_wal,
-        segment_size,
-    )?;
+    // As Barman writes it, get-wal's restore_command asks for `.partial`
+    // files (`-P`) except in standby mode; staged WALs include them with
+    // --partial-wal.
+    let partial = if get_wal {
+        !options.standby_mode
+    } else {
+        options.partial_wal
+    };
+    let (wal_names, target_tli) =
+        plan_wals(&catalog, &info, &target, version, partial, segment_size)?;
     let mut located = Vec::new();
     if !get_wal {
         for name in &wal_names {
             let file: WalFileName = name.parse()?;
-            let path = layout.wal_path(&file);
-            let path = if path.is_file() || !file.is_partial() {
-                path
-            } else {
-                layout.streaming_directory().join(name)
+            // A `.partial` is staged under its segment's name (the name
+            // PostgreSQL asks restore_command for); the complete segment,
+            // when it has arrived meanwhile, is preferred.
+            let (staged_name, found) = match file {
+                WalFileName::Partial(seg) | WalFileName::Segment(seg) if partial => (
+                    WalFileName::Segment(seg).to_string(),
+                    crate::archive::locate(
+                        &layout,
+                        &WalFileName::Segment(seg),
+                        true,
+                        codec.as_ref(),
+                    )?
+                    .map(|l| l.path),
+                ),
+                _ => {
+                    let path = layout.wal_path(&file);
+                    (name.clone(), path.is_file().then_some(path))
+                }
             };
-            if !path.is_file() {
+            let Some(path) = found else {
                 return Err(Error::WalNotFound {
                     name: name.clone(),
                     server: server.name.clone(),
                 });
-            }
-            located.push((name.clone(), path));
+            };
+            located.push((staged_name, path));
         }
     }
 
@@ -564,11 +583,7 @@ pub fn recover(
     if pitr || get_wal || options.standby_mode {
         let mut settings: Vec<(String, String)> = Vec::new();
         let command = if get_wal {
-            let partial = if options.partial_wal && !options.standby_mode {
-                "-P "
-            } else {
-                ""
-            };
+            let partial = if partial { "-P " } else { "" };
             options
                 .restore_command
                 .clone()
@@ -775,13 +790,16 @@ fn plan_wals(
         .end_wal()
         .ok_or_else(|| refuse(format!("backup {id} has no end_wal")))?
         .parse()?;
-    let archived: Vec<String> = catalog
+    let mut archived: Vec<String> = catalog
         .xlogdb()
         .read()?
         .into_iter()
         .map(|e| e.name)
         .collect();
     let layout = catalog.layout();
+    if partial {
+        archived.extend(streamed_wals(layout, segment_size)?);
+    }
     let mut histories = BTreeMap::new();
     let mut newest = TimelineId::ONE;
     for name in &archived {
@@ -836,6 +854,28 @@ fn plan_wals(
         ))
     })?;
     Ok((names, target_tli))
+}
+
+/// The WAL receive-wal wrote that `archive-wal` has not filed yet: the
+/// complete segments in `streaming/` and its full-size `.partial` files
+/// (an empty `.partial` is the marker `receive-wal --reset` leaves).
+fn streamed_wals(
+    layout: &crate::ServerLayout,
+    segment_size: WalSegmentSize,
+) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for (name, path, is_dir) in crate::archive::rebuild::list(layout.streaming_directory())? {
+        let Ok(file @ (WalFileName::Segment(_) | WalFileName::Partial(_))) =
+            name.parse::<WalFileName>()
+        else {
+            continue;
+        };
+        let whole = std::fs::metadata(&path).is_ok_and(|m| m.len() == segment_size.bytes());
+        if !is_dir && whole {
+            names.push(file.to_string());
+        }
+    }
+    Ok(names)
 }
 
 /// A manifest without checksums from a listing of the backup directory
@@ -924,4 +964,41 @@ fn hostname() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "localhost".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streamed_wals_are_the_whole_files_of_streaming() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = crate::ServerLayout::new(dir.path().join("pg"));
+        let size = WalSegmentSize::new(1 << 20).unwrap();
+        assert!(streamed_wals(&layout, size).unwrap().is_empty());
+        layout.ensure().unwrap();
+        let streaming = layout.streaming_directory();
+        let whole = vec![0u8; 1 << 20];
+        for (name, bytes) in [
+            ("000000010000000000000005", &whole[..]),
+            ("000000010000000000000006.partial", &whole[..]),
+            // --reset's empty marker, a truncated leftover, not WAL names.
+            ("000000010000000000000007.partial", &[][..]),
+            ("000000010000000000000008.partial", &whole[..4096]),
+            ("00000002.history", b"1\t0/6000000\tno recovery target\n"),
+            ("garbage", &whole[..]),
+            ("000000010000000000000009.tmp", &whole[..]),
+        ] {
+            std::fs::write(streaming.join(name), bytes).unwrap();
+        }
+        let mut got = streamed_wals(&layout, size).unwrap();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "000000010000000000000005",
+                "000000010000000000000006.partial"
+            ]
+        );
+    }
 }

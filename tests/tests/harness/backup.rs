@@ -80,6 +80,17 @@ impl Bench {
         }
     }
 
+    /// A bench over a cluster and a `[pg]` section the caller made (no
+    /// tablespace, nothing configured here).
+    pub(crate) fn from_cluster(setup: LocalSetup, pg: PgCluster) -> Self {
+        Self {
+            setup,
+            pg,
+            _ts: PathBuf::new(),
+            env: Vec::new(),
+        }
+    }
+
     /// A bench backing up with `rsync` through a loopback sshd, two jobs;
     /// the agent the ssh session starts is the staged `barman agent`.
     pub(crate) fn rsync(sshd: &Sshd, client: &ClientSide) -> Self {

@@ -148,3 +148,17 @@ fn wait_for(path: &Path, timeout: Duration) {
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A major `scripts/install-test-deps.sh` does not install fails naming
+/// the script (13 and 17 start in `replication::pg13`/`pg17`).
+#[test]
+fn a_missing_embedded_major_fails_naming_the_install_script() {
+    let err = PgCluster::builder().embedded(9).start().unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, barman_e2e::Error::MissingBinary { .. })
+            && text.contains("scripts/install-test-deps.sh")
+            && text.contains("/opt/pg9"),
+        "{text}"
+    );
+}

@@ -16,13 +16,13 @@ use barman_e2e::{PgCluster, SERVER_OS_USER, chown_to};
 
 use crate::archiving::{LocalSetup, ok};
 
-const SEGMENT: u64 = 16 * 1024 * 1024;
+pub(crate) const SEGMENT: u64 = 16 * 1024 * 1024;
 pub(crate) const SLOT: &str = "barman";
 pub(crate) const APP: &str = "barman_receive_wal";
 
 /// A cluster with no archiving; `wal_keep_size` keeps the server's copies of
 /// the streamed segments so that they can be compared byte for byte.
-fn cluster(extra: &[&str]) -> PgCluster {
+pub(crate) fn cluster(extra: &[&str]) -> PgCluster {
     let mut b = PgCluster::builder().conf("wal_keep_size = '1GB'");
     for line in extra {
         b = b.conf(*line);
@@ -31,7 +31,7 @@ fn cluster(extra: &[&str]) -> PgCluster {
 }
 
 /// Appends a streaming-only `[name]` section to barman.conf.
-fn configure(setup: &LocalSetup, pg: &PgCluster, name: &str, extra: &str) {
+pub(crate) fn configure(setup: &LocalSetup, pg: &PgCluster, name: &str, extra: &str) {
     let streaming = if extra.contains("streaming_conninfo") {
         String::new()
     } else {
@@ -96,7 +96,7 @@ impl Receiver {
         )
     }
 
-    fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let st = Command::new("kill")
             .arg(format!("-{sig}"))
             .arg(self.pid().to_string())
@@ -189,7 +189,7 @@ pub(crate) fn wait_for(
     }
 }
 
-fn slot_active(pg: &PgCluster) -> String {
+pub(crate) fn slot_active(pg: &PgCluster) -> String {
     pg.psql(&slot_active_sql()).unwrap()
 }
 
@@ -205,6 +205,17 @@ pub(crate) fn wait_streaming(pg: &PgCluster, rx: &Receiver) {
     );
 }
 
+/// Waits until receive-wal is the synchronous standby.
+pub(crate) fn wait_sync(pg: &PgCluster, rx: &Receiver) {
+    wait_for(
+        pg,
+        &format!("SELECT sync_state FROM pg_stat_replication WHERE application_name = '{APP}'"),
+        "sync",
+        Duration::from_secs(20),
+        || rx.output(),
+    );
+}
+
 /// (timeline, log, seg) of a segment name.
 fn parse_seg(name: &str) -> (u32, u32, u32) {
     assert_eq!(name.len(), 24, "{name}");
@@ -212,19 +223,19 @@ fn parse_seg(name: &str) -> (u32, u32, u32) {
     (p(0..8), p(8..16), p(16..24))
 }
 
-fn next_seg(name: &str) -> String {
+pub(crate) fn next_seg(name: &str) -> String {
     let (t, l, s) = parse_seg(name);
     // 16 MiB segments: 0x100 per log file.
     let (l, s) = if s == 0xff { (l + 1, 0) } else { (l, s + 1) };
     format!("{t:08X}{l:08X}{s:08X}")
 }
 
-fn is_segment(name: &str) -> bool {
+pub(crate) fn is_segment(name: &str) -> bool {
     name.len() == 24 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Segment names recorded in the server's xlog.db, in order.
-fn xlogdb_segments(setup: &LocalSetup, server: &str) -> Vec<String> {
+pub(crate) fn xlogdb_segments(setup: &LocalSetup, server: &str) -> Vec<String> {
     let wals = setup.home.server_dir(server).join("wals");
     let mut names = Vec::new();
     for e in fs::read_dir(&wals).unwrap() {
@@ -252,7 +263,7 @@ fn archived_path(setup: &LocalSetup, server: &str, name: &str) -> PathBuf {
         .join(name)
 }
 
-fn names_in(dir: &Path) -> Vec<String> {
+pub(crate) fn names_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -262,7 +273,7 @@ fn names_in(dir: &Path) -> Vec<String> {
 }
 
 /// Waits until `streaming/` holds `segment` as a complete file.
-fn wait_complete(dir: &Path, segment: &str, rx: &Receiver, timeout: Duration) {
+pub(crate) fn wait_complete(dir: &Path, segment: &str, rx: &Receiver, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while !dir.join(segment).exists() {
         assert!(
@@ -296,7 +307,7 @@ pub(crate) fn switch_and_stream(pg: &PgCluster, dir: &Path, rx: &Receiver) -> St
 }
 
 /// The archived segments are a gap-free run ending at `last`; returns them.
-fn assert_contiguous(names: &[String], last: &str) {
+pub(crate) fn assert_contiguous(names: &[String], last: &str) {
     assert!(!names.is_empty(), "nothing archived");
     for w in names.windows(2) {
         assert_eq!(
@@ -355,7 +366,7 @@ fn waldump(setup: &LocalSetup, server: &str, pg: &PgCluster, names: &[String]) -
     String::from_utf8_lossy(&dump.stdout).into_owned()
 }
 
-fn current_segment(pg: &PgCluster) -> String {
+pub(crate) fn current_segment(pg: &PgCluster) -> String {
     pg.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
         .unwrap()
 }
@@ -532,13 +543,7 @@ fn receive_wal_as_synchronous_standby_blocks_and_resumes_commits() {
     .unwrap();
     pg.psql("ALTER SYSTEM SET synchronous_commit = on").unwrap();
     pg.psql("SELECT pg_reload_conf()").unwrap();
-    wait_for(
-        &pg,
-        &format!("SELECT sync_state FROM pg_stat_replication WHERE application_name = '{APP}'"),
-        "sync",
-        Duration::from_secs(10),
-        || rx.output(),
-    );
+    wait_sync(&pg, &rx);
     let took = timed_psql(&pg, "INSERT INTO t VALUES (1)");
     assert!(
         took < Duration::from_secs(3),

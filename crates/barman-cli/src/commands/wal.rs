@@ -275,51 +275,114 @@ pub fn get_wal(config: &Config, args: &GetWalArgs<'_>, out: &mut Output) -> Resu
         }
         return Ok(());
     }
-    let Some(located) = archive::locate(&layout, &name, args.partial, codec.as_ref())? else {
-        out.error(&format!(
-            "WAL file {} not found in server {}",
-            args.wal_name, args.server
-        ));
+    if let Some(dir) = args.output_directory
+        && !dir.is_dir()
+    {
+        out.error_with(
+            &format!("Destination directory '{}' does not exist", dir.display()),
+            Exit::BadInput,
+        );
         return Ok(());
-    };
-    tracing::info!(
-        "Sending WAL '{}' for server '{}'{}",
-        args.wal_name,
-        args.server,
-        ssh_client()
-    );
-    if let Some(dir) = args.output_directory {
-        if !dir.is_dir() {
-            out.error_with(
-                &format!("Destination directory '{}' does not exist", dir.display()),
-                Exit::BadInput,
-            );
+    }
+    // A file found in incoming/ or streaming/ may be moved into the archive
+    // before it is opened: look again (Barman's get-wal does the same).
+    let mut attempts = 0;
+    loop {
+        let Some(located) = archive::locate(&layout, &name, args.partial, codec.as_ref())? else {
+            out.error(&format!(
+                "WAL file {} not found in server {}",
+                args.wal_name, args.server
+            ));
             return Ok(());
+        };
+        tracing::info!(
+            "Sending WAL '{}' for server '{}'{}",
+            located
+                .path
+                .file_name()
+                .map_or_else(|| args.wal_name.into(), |n| n.to_string_lossy()),
+            args.server,
+            ssh_client()
+        );
+        match send_wal(&located, &name, args, codec.as_ref()) {
+            Err(Send::Vanished(e)) if attempts < 3 => {
+                tracing::info!(
+                    "Skipping vanished WAL file '{}': {e}",
+                    located.path.display()
+                );
+                attempts += 1;
+            }
+            Err(Send::Vanished(e) | Send::Core(e)) => {
+                if args.output_directory.is_some() {
+                    out.error_with(&format!("cannot write the WAL file: {e}"), Exit::BadInput);
+                    return Ok(());
+                }
+                return Err(e.into());
+            }
+            Err(Send::Other(e)) => return Err(e),
+            Ok(()) => return Ok(()),
         }
-        if let Err(e) = archive::write_wal_to_dir(
-            &located,
+    }
+}
+
+/// Why serving a WAL file failed.
+enum Send {
+    /// The file was gone when it was opened (nothing was written).
+    Vanished(barman_core::Error),
+    /// Reading or writing it failed.
+    Core(barman_core::Error),
+    /// Writing the output failed.
+    Other(anyhow::Error),
+}
+
+impl From<barman_core::Error> for Send {
+    fn from(e: barman_core::Error) -> Self {
+        if archive::vanished(&e) {
+            Self::Vanished(e)
+        } else {
+            Self::Core(e)
+        }
+    }
+}
+
+/// Writes a located WAL file where get-wal was asked to.
+fn send_wal(
+    located: &archive::Located,
+    name: &WalFileName,
+    args: &GetWalArgs<'_>,
+    codec: Option<&barman_wal::Codec>,
+) -> std::result::Result<(), Send> {
+    // Opened first: a file gone meanwhile is retried before anything (a
+    // compressor's header included) is written.
+    std::fs::File::open(&located.path)
+        .map_err(|e| barman_core::Error::io("cannot open", &located.path, e))?;
+    if let Some(dir) = args.output_directory {
+        archive::write_wal_to_dir(
+            located,
             &name.to_string(),
             dir,
             args.keep_compression,
-            codec.as_ref(),
-        ) {
-            out.error_with(&format!("cannot write the WAL file: {e}"), Exit::BadInput);
-        }
+            codec,
+        )?;
         return Ok(());
     }
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
     match args.recompress {
         Some(c) => {
-            let mut enc = c.writer(&mut lock, CompressionLevel::Medium)?;
-            archive::write_wal(&located, false, codec.as_ref(), &mut enc)?;
-            enc.finish().context("cannot write to standard output")?;
+            let mut enc = c
+                .writer(&mut lock, CompressionLevel::Medium)
+                .map_err(|e| Send::Other(e.into()))?;
+            archive::write_wal(located, false, codec, &mut enc)?;
+            enc.finish()
+                .context("cannot write to standard output")
+                .map_err(Send::Other)?;
         }
         None => {
-            archive::write_wal(&located, args.keep_compression, codec.as_ref(), &mut lock)?;
+            archive::write_wal(located, args.keep_compression, codec, &mut lock)?;
         }
     }
-    lock.flush()?;
+    lock.flush().map_err(|e| Send::Other(e.into()))?;
     Ok(())
 }
 

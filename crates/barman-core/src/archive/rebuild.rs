@@ -58,8 +58,9 @@ fn entry_for(name: &WalFileName, path: &Path, codec: Option<&Codec>) -> Result<X
     Ok(e)
 }
 
-/// Sorted (name, path, is_dir) of a directory, temporaries excluded.
-fn list(dir: &Path) -> Result<Vec<(String, std::path::PathBuf, bool)>> {
+/// Sorted (name, path, is_dir) of a directory, temporaries excluded; empty
+/// when the directory does not exist.
+pub(crate) fn list(dir: &Path) -> Result<Vec<(String, std::path::PathBuf, bool)>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -31,6 +31,39 @@ pub struct ServerFacts {
     pub in_recovery: bool,
     /// Sum of `pg_database_size` over all databases.
     pub cluster_size: Option<u64>,
+    /// `wal_level` (`minimal`, `replica`, `logical`).
+    pub wal_level: Option<String>,
+    /// `max_wal_senders`.
+    pub max_wal_senders: Option<u32>,
+}
+
+impl ServerFacts {
+    /// Why this server cannot be backed up at all (`wal_level = minimal`:
+    /// PostgreSQL refuses to start a backup), or with `streamed`
+    /// (`backup_method = postgres`) not over a replication connection
+    /// (`max_wal_senders = 0`); `None` when it can.
+    pub fn backup_obstacle(&self, streamed: bool) -> Option<String> {
+        let level = self.wal_level.as_deref().unwrap_or("replica");
+        if level == "minimal" {
+            return Some(format!(
+                "wal_level is minimal: a backup needs wal_level = replica (or logical){}",
+                if streamed {
+                    ", and backup_method = postgres also max_wal_senders > 0"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if streamed && self.max_wal_senders == Some(0) {
+            return Some(
+                "max_wal_senders is 0: backup_method = postgres streams the backup over a \
+                 replication connection, which needs max_wal_senders > 0 (and wal_level = \
+                 replica or logical)"
+                    .to_owned(),
+            );
+        }
+        None
+    }
 }
 
 fn setting(pg: &PgConnection, name: &str) -> Result<Option<String>> {
@@ -92,6 +125,8 @@ pub fn server_facts(pg: &PgConnection) -> Result<ServerFacts> {
         tablespaces,
         in_recovery: pg.is_in_recovery()?,
         cluster_size,
+        wal_level: setting(pg, "wal_level")?,
+        max_wal_senders: setting(pg, "max_wal_senders")?.and_then(|v| v.parse().ok()),
     })
 }
 
@@ -212,5 +247,35 @@ mod tests {
         assert_eq!(f.start_wal.to_string(), "000000010000000000000006");
         assert_eq!(f.timeline.get(), 1);
         assert!(parse_label("garbage").is_err());
+    }
+
+    #[test]
+    fn wal_level_and_max_wal_senders_obstacles() {
+        let facts = |level: &str, senders: u32| ServerFacts {
+            version: 150_000,
+            systemid: 1,
+            data_directory: "/pg".into(),
+            config_file: None,
+            hba_file: None,
+            ident_file: None,
+            data_checksums: None,
+            wal_segment_size: 16 << 20,
+            tablespaces: Vec::new(),
+            in_recovery: false,
+            cluster_size: None,
+            wal_level: Some(level.into()),
+            max_wal_senders: Some(senders),
+        };
+        for streamed in [false, true] {
+            let why = facts("minimal", 0).backup_obstacle(streamed).unwrap();
+            assert!(why.contains("wal_level is minimal"), "{why}");
+            assert_eq!(why.contains("max_wal_senders"), streamed, "{why}");
+            assert_eq!(facts("replica", 10).backup_obstacle(streamed), None);
+            assert_eq!(facts("logical", 1).backup_obstacle(streamed), None);
+        }
+        let why = facts("replica", 0).backup_obstacle(true).unwrap();
+        assert!(why.starts_with("max_wal_senders is 0"), "{why}");
+        // The rsync methods need no WAL sender.
+        assert_eq!(facts("replica", 0).backup_obstacle(false), None);
     }
 }

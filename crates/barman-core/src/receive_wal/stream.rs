@@ -62,11 +62,35 @@ pub fn streaming_conninfo(server: &ServerConfig) -> Result<&str> {
 }
 
 fn connect(server: &ServerConfig) -> Result<ReplicationConnection> {
+    connect_as(server, &server.streaming_archiver_name)
+}
+
+/// A replication connection to `server` through [`streaming_conninfo`],
+/// as `application_name` unless the conninfo names one.
+///
+/// # Errors
+///
+/// [`Error::ReplicationDisabled`] when PostgreSQL refuses every
+/// replication connection (`max_wal_senders = 0`, as `wal_level =
+/// minimal` requires); the connection's error otherwise.
+pub fn connect_as(server: &ServerConfig, application_name: &str) -> Result<ReplicationConnection> {
     let mut config = ReplicationConfig::from_conninfo(streaming_conninfo(server)?)?;
     if config.application_name.is_none() {
-        config.application_name = Some(server.streaming_archiver_name.clone());
+        config.application_name = Some(application_name.to_owned());
     }
-    Ok(ReplicationConnection::connect(&config)?)
+    ReplicationConnection::connect(&config).map_err(|e| {
+        // SQLSTATE 53300 (too_many_connections), "number of requested
+        // standby connections exceeds max_wal_senders (currently 0)".
+        let text = e.to_string();
+        if e.code() == Some("53300") && text.contains("max_wal_senders (currently 0)") {
+            Error::ReplicationDisabled {
+                server: server.name.clone(),
+                detail: text,
+            }
+        } else {
+            e.into()
+        }
+    })
 }
 
 /// Runs `barman receive-wal` for `server`.
@@ -132,26 +156,14 @@ pub fn receive_wal(
         ensure_slot(&mut conn, server, name, observer)?;
     }
     if action == ReceiveAction::Reset {
-        return reset(
-            &mut conn,
-            &dir,
-            slot.as_deref(),
-            size,
-            system.xlogpos,
-            server_tli,
-            observer,
-        );
+        let restart = slot_restart(&mut conn, server, slot.as_deref())?
+            .map_or(system.xlogpos, |(lsn, _)| lsn);
+        return reset(&dir, restart, size, system.xlogpos, server_tli, observer);
     }
     let (mut start, mut tli) = if let Some(found) = local_position(&dir, size)? {
         found
     } else {
-        let from_slot = match &slot {
-            Some(name) if conn.server_version() >= 150_000 => conn
-                .read_replication_slot(name)?
-                .and_then(|p| p.restart_lsn.map(|lsn| (lsn, p.timeline))),
-            _ => None,
-        };
-        match from_slot {
+        match slot_restart(&mut conn, server, slot.as_deref())? {
             Some((lsn, t)) => (lsn, t.map_or(Ok(server_tli), TimelineId::new)?),
             None => (system.xlogpos, server_tli),
         }
@@ -273,6 +285,75 @@ fn pg_size(text: &str) -> Option<u64> {
     n.checked_mul(unit)
 }
 
+/// What is known of a physical replication slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Slot {
+    /// It exists (where it would restart streaming).
+    Present(crate::replication::SlotPosition),
+    /// There is no such slot.
+    Missing,
+    /// It cannot be told: PostgreSQL before 15 without a `conninfo`.
+    Unknown,
+}
+
+/// The slot `name`: `READ_REPLICATION_SLOT` on PostgreSQL 15+; before 15
+/// (no such command, and a physical replication session runs no SQL),
+/// `pg_replication_slots` read through the server's `conninfo`, as Barman
+/// does.
+fn slot_position(
+    conn: &mut ReplicationConnection,
+    server: &ServerConfig,
+    name: &str,
+) -> Result<Slot> {
+    if conn.server_version() >= 150_000 {
+        return Ok(conn
+            .read_replication_slot(name)?
+            .map_or(Slot::Missing, Slot::Present));
+    }
+    let Some(conninfo) = server.conninfo.as_deref() else {
+        return Ok(Slot::Unknown);
+    };
+    let pg = crate::postgres::PgConnection::connect(conninfo, &server.streaming_archiver_name)?;
+    let rows = pg.query_text(&format!(
+        "SELECT restart_lsn::text, pg_catalog.pg_walfile_name(restart_lsn) \
+         FROM pg_catalog.pg_replication_slots WHERE slot_name = '{}' AND slot_type = 'physical'",
+        name.replace('\'', "''")
+    ))?;
+    let Some(row) = rows.first() else {
+        return Ok(Slot::Missing);
+    };
+    let restart_lsn = row
+        .first()
+        .cloned()
+        .flatten()
+        .and_then(|v| v.parse::<Lsn>().ok());
+    // The timeline is the first 8 hex digits of the WAL file name.
+    let timeline = row
+        .get(1)
+        .cloned()
+        .flatten()
+        .and_then(|f| f.get(..8).and_then(|t| u32::from_str_radix(t, 16).ok()));
+    Ok(Slot::Present(crate::replication::SlotPosition {
+        restart_lsn,
+        timeline,
+    }))
+}
+
+/// Where the slot (if any) would restart streaming, and on which timeline.
+fn slot_restart(
+    conn: &mut ReplicationConnection,
+    server: &ServerConfig,
+    slot: Option<&str>,
+) -> Result<Option<(Lsn, Option<u32>)>> {
+    let Some(name) = slot else {
+        return Ok(None);
+    };
+    Ok(match slot_position(conn, server, name)? {
+        Slot::Present(p) => p.restart_lsn.map(|lsn| (lsn, p.timeline)),
+        Slot::Missing | Slot::Unknown => None,
+    })
+}
+
 /// Checks the slot: missing → created with `create_slot = auto`, else an error.
 fn ensure_slot(
     conn: &mut ReplicationConnection,
@@ -280,16 +361,12 @@ fn ensure_slot(
     name: &str,
     observer: &mut dyn ReceiveObserver,
 ) -> Result<()> {
-    let exists = if conn.server_version() >= 150_000 {
-        conn.read_replication_slot(name)?.is_some()
-    } else {
-        let rows = conn.simple_query(&format!(
-            "SELECT 1 FROM pg_replication_slots WHERE slot_name = '{}'",
-            name.replace('\'', "''")
-        ));
-        rows.map_or(true, |r| !r.is_empty())
-    };
-    if exists {
+    let found = slot_position(conn, server, name)?;
+    if matches!(found, Slot::Present(_))
+        || (found == Slot::Unknown && server.create_slot != CreateSlot::Auto)
+    {
+        // Unknown with create_slot = manual: START_REPLICATION names a
+        // missing slot.
         return Ok(());
     }
     if server.create_slot == CreateSlot::Auto {
@@ -336,21 +413,13 @@ pub fn local_position(dir: &Path, size: WalSegmentSize) -> Result<Option<(Lsn, T
 /// the server's current one): older `.partial` files are removed and an
 /// empty `<segment>.partial` marks where streaming restarts.
 fn reset(
-    conn: &mut ReplicationConnection,
     dir: &Path,
-    slot: Option<&str>,
+    restart: Lsn,
     size: WalSegmentSize,
     current: Lsn,
     tli: TimelineId,
     observer: &mut dyn ReceiveObserver,
 ) -> Result<()> {
-    let restart = match slot {
-        Some(name) if conn.server_version() >= 150_000 => conn
-            .read_replication_slot(name)?
-            .and_then(|p| p.restart_lsn)
-            .unwrap_or(current),
-        _ => current,
-    };
     let target = SegmentName::from_lsn(tli, restart, size);
     if let Some((local, _)) = local_position(dir, size)?
         && local > current

@@ -28,7 +28,8 @@ pub struct WalNeeds<'a> {
     pub target_tli: TimelineId,
     /// Where recovery stops.
     pub stop: WalStop,
-    /// Include `.partial` files.
+    /// Include `.partial` files: on each timeline of the chain, the one of
+    /// the segment right after its last complete segment.
     pub partial: bool,
     /// The segment size.
     pub segment_size: WalSegmentSize,
@@ -56,7 +57,9 @@ pub struct MissingWal {
 /// then on each timeline from the backup's to `target_tli` (following the
 /// target's history) every segment up to the switch point, and on the
 /// target timeline every segment up to the last one archived (or to the
-/// stop). A target timeline without a history file is missing too.
+/// stop). A target timeline without a history file is missing too. With
+/// `partial`, a `.partial` past the segment after a timeline's last
+/// complete one names that segment as missing.
 pub fn required_wals(
     needs: &WalNeeds<'_>,
     histories: &BTreeMap<TimelineId, TimelineHistory>,
@@ -149,9 +152,11 @@ pub fn required_wals(
         seg = next;
     }
 
-    // Each timeline of the chain, contiguous.
+    // Each timeline of the chain, contiguous; where each one's WAL goes
+    // on past what is archived (the segment after its last, or its first).
     let mut start = needs.begin_wal;
     let mut wanted: BTreeSet<SegmentName> = BTreeSet::new();
+    let mut continues_at: BTreeMap<TimelineId, SegmentName> = BTreeMap::new();
     for (tli, left_at) in &chain {
         let first = on(*tli, start);
         let last = match left_at {
@@ -164,6 +169,11 @@ pub fn required_wals(
                 .last()
                 .copied(),
         };
+        let next = match last {
+            Some(last) if (last.log(), last.seg()) >= (first.log(), first.seg()) => last.next(size),
+            _ => first,
+        };
+        continues_at.insert(*tli, next);
         if let Some(last) = last
             && (last.log(), last.seg()) >= (first.log(), first.seg())
         {
@@ -211,14 +221,31 @@ pub fn required_wals(
         .collect();
     names.extend(wanted.iter().map(ToString::to_string));
     if needs.partial {
+        // A timeline's WAL goes on in the `.partial` of the segment right
+        // after its last complete one (the segment receive-wal is writing,
+        // or the last one of a timeline left by a promotion). A `.partial`
+        // further on means the segments between are missing; an older one
+        // is superseded by the complete segments.
         for seg in &partials {
-            if tlis.contains(&seg.timeline())
-                && !wanted.contains(seg)
-                && (seg.log(), seg.seg()) >= (needs.begin_wal.log(), needs.begin_wal.seg())
-                && !past_stop(*seg)
+            let Some(&expected) = continues_at.get(&seg.timeline()) else {
+                continue;
+            };
+            if wanted.contains(seg)
+                || (seg.log(), seg.seg()) < (needs.begin_wal.log(), needs.begin_wal.seg())
+                || past_stop(*seg)
+                || (seg.log(), seg.seg()) < (expected.log(), expected.seg())
             {
-                names.push(WalFileName::Partial(*seg).to_string());
+                continue;
             }
+            if *seg != expected {
+                let reason = format!(
+                    "timeline {} goes on in {} but this segment is missing",
+                    seg.timeline().get(),
+                    WalFileName::Partial(*seg)
+                );
+                return Err(missing(expected, &reason));
+            }
+            names.push(WalFileName::Partial(*seg).to_string());
         }
     }
     Ok(names)
@@ -330,6 +357,72 @@ mod tests {
             .collect();
         let err = required_wals(&needs(&holed, 2, WalStop::End), &histories).unwrap_err();
         assert_eq!(err.name, "000000010000000000000005");
+    }
+
+    #[test]
+    fn only_the_partial_that_continues_a_timeline() {
+        // A hole before the newest .partial: the segment is named.
+        let archived = names(&[
+            "000000010000000000000003",
+            "000000010000000000000004",
+            "000000010000000000000006.partial",
+        ]);
+        let mut n = needs(&archived, 1, WalStop::End);
+        n.partial = true;
+        let err = required_wals(&n, &BTreeMap::new()).unwrap_err();
+        assert_eq!(err.name, "000000010000000000000005");
+        assert!(
+            err.reason.contains("000000010000000000000006.partial"),
+            "{}",
+            err.reason
+        );
+        // Without partials the same archive is fine (the hole is past the end).
+        n.partial = false;
+        assert_eq!(required_wals(&n, &BTreeMap::new()).unwrap().len(), 2);
+
+        // A superseded .partial (its segment is complete) is left out; a
+        // timeline's last segment archived as .partial at a promotion
+        // continues timeline 1 up to the switch, the new timeline's
+        // .partial continues timeline 2.
+        let archived = names(&[
+            "000000010000000000000003",
+            "000000010000000000000003.partial",
+            "000000010000000000000004",
+            "000000010000000000000005",
+            "000000010000000000000006.partial",
+            "00000002.history",
+            "000000020000000000000006",
+            "000000020000000000000007.partial",
+        ]);
+        let history =
+            TimelineHistory::parse("1\t0/6000A00\tno recovery target specified\n").unwrap();
+        let histories = BTreeMap::from([(tli(2), history)]);
+        let mut n = needs(&archived, 2, WalStop::End);
+        n.partial = true;
+        let got = required_wals(&n, &histories).unwrap();
+        assert!(!got.contains(&"000000010000000000000003.partial".to_owned()));
+        assert!(got.contains(&"000000010000000000000006.partial".to_owned()));
+        assert_eq!(got.last().unwrap(), "000000020000000000000007.partial");
+        // An LSN stop before the .partial leaves it out.
+        n.stop = WalStop::Lsn("0/6000100".parse().unwrap());
+        let got = required_wals(&n, &histories).unwrap();
+        assert!(
+            !got.iter()
+                .any(|g| g.starts_with("000000020000000000000007"))
+        );
+        // The first segment of a timeline may be its .partial.
+        let archived = names(&[
+            "000000010000000000000003",
+            "000000010000000000000004",
+            "000000010000000000000005",
+            "000000010000000000000006.partial",
+            "00000002.history",
+            "000000020000000000000006.partial",
+        ]);
+        let mut n = needs(&archived, 2, WalStop::End);
+        n.partial = true;
+        let got = required_wals(&n, &histories).unwrap();
+        assert_eq!(got.last().unwrap(), "000000020000000000000006.partial");
     }
 
     #[test]
