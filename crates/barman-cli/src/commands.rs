@@ -140,7 +140,7 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<()> {
             &config,
             server,
             backup_id,
-            &catalog::KeepAction::from_flags(target.as_deref(), *release, *status),
+            catalog::KeepAction::from_flags(target.as_deref(), *release, *status),
             out,
         ),
         Command::Cron { .. } => catalog::cron(&config, cli.config.as_deref(), out),

@@ -1085,13 +1085,12 @@ fn purge_before_first(
     if !barman_retention::is_first_backup(&summaries, info.backup_id().as_str()) {
         return Ok(());
     }
-    struct Quiet;
-    impl crate::delete::DeleteObserver for Quiet {
-        fn message(&mut self, text: &str) {
-            tracing::info!("{text}");
-        }
-    }
-    let removed = crate::delete::purge_before_first_backup(global, server, info, &mut Quiet)?;
+    let removed = crate::delete::purge_before_first_backup(
+        global,
+        server,
+        info,
+        &mut crate::delete::LogObserver,
+    )?;
     if removed.count > 0 {
         ctx.observer.message(&format!(
             "Removed {} WAL file(s) older than the first backup {} of server {}",

@@ -213,14 +213,12 @@ fn wal_queue(
     option: &str,
     enabled: bool,
 ) {
-    let mut count = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter(|e| !e.file_name().to_string_lossy().ends_with(".tmp"))
-                .count()
-        })
-        .unwrap_or(0);
+    let mut count = std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().ends_with(".tmp"))
+            .count()
+    });
     if label == "streaming" {
         // The streaming directory always holds one .partial segment.
         count = count.saturating_sub(1);
@@ -588,12 +586,13 @@ fn failed_backups(
         }
     }
     let total = failed + interrupted;
-    let mut hint = format!("there are {total} failed backups");
-    if interrupted > 0 {
-        hint.push_str(&format!(
-            ", {interrupted} of them interrupted (run `barman cron` to mark them FAILED)"
-        ));
-    }
+    let hint = if interrupted > 0 {
+        format!(
+            "there are {total} failed backups, {interrupted} of them interrupted (run `barman cron` to mark them FAILED)"
+        )
+    } else {
+        format!("there are {total} failed backups")
+    };
     out.push(CheckResult::new("failed backups", total == 0, Some(hint)));
 }
 

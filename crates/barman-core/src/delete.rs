@@ -270,15 +270,15 @@ pub fn delete_one(
     if let Some(parent) = target.info.parent_backup_id()? {
         update_parent_children(&layout, &parent, id)?;
     }
-    if let Some(next) = next {
-        if next.info.backup_type() == "rsync" {
-            let mut info = BackupInfo::read(&layout, next.info.backup_id())?;
-            let (size, dedup) = backup_sizes(&layout.backup_dir(next.info.backup_id()))?;
-            info.set_size(Some(size));
-            info.set_deduplicated_size(Some(dedup));
-            info.write(&layout)?;
-            report.resized = Some(next.info.backup_id().clone());
-        }
+    if let Some(next) = next
+        && next.info.backup_type() == "rsync"
+    {
+        let mut info = BackupInfo::read(&layout, next.info.backup_id())?;
+        let (size, dedup) = backup_sizes(&layout.backup_dir(next.info.backup_id()))?;
+        info.set_size(Some(size));
+        info.set_deduplicated_size(Some(dedup));
+        info.write(&layout)?;
+        report.resized = Some(next.info.backup_id().clone());
     }
     drop(lock);
     remove_lock_file(&lock_kind.path(&global.barman_lock_directory));

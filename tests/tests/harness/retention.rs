@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -340,12 +340,12 @@ fn kill_9_during_delete_is_finished_by_the_next_cron() {
 struct Held(Child);
 
 impl Held {
-    fn new(lock: PathBuf) -> Self {
+    fn new(lock: &Path) -> Self {
         use std::os::unix::process::CommandExt as _;
         // Its own process group, so that dropping it kills `sleep` too
         // (the child inherits the locked descriptor).
         let child = Command::new("flock")
-            .arg(&lock)
+            .arg(lock)
             .args(["sleep", "600"])
             .process_group(0)
             .spawn()
@@ -355,7 +355,7 @@ impl Held {
         loop {
             let busy = !Command::new("flock")
                 .args(["-n"])
-                .arg(&lock)
+                .arg(lock)
                 .arg("true")
                 .status()
                 .unwrap()
@@ -423,8 +423,8 @@ fn concurrent_crons_and_busy_locks_never_double_up() {
     // archive-wal running elsewhere, and a delete holding backups[0]: cron
     // archives nothing and skips that backup.
     {
-        let _archiver = Held::new(lock_dir.join(".pg-archive-wal.lock"));
-        let _deleter = Held::new(lock_dir.join(format!(".pg-{}.lock", backups[0])));
+        let _archiver = Held::new(&lock_dir.join(".pg-archive-wal.lock"));
+        let _deleter = Held::new(&lock_dir.join(format!(".pg-{}.lock", backups[0])));
         let (code, stdout, stderr) = barman(&bench, &["cron"]);
         assert!(
             stdout.contains("Another archive-wal process is already running on server pg"),
@@ -514,8 +514,10 @@ fn parse_nagios(text: &str) -> (String, Vec<(String, u64)>) {
     let state = first
         .strip_prefix("BARMAN ")
         .and_then(|r| r.split_once(" - "))
-        .map(|(s, _)| s.to_owned())
-        .unwrap_or_else(|| panic!("not a Nagios status line: {first}"));
+        .map_or_else(
+            || panic!("not a Nagios status line: {first}"),
+            |(s, _)| s.to_owned(),
+        );
     let perf = first
         .split_once('|')
         .map(|(_, p)| {

@@ -141,10 +141,10 @@ pub fn keep(
     config: &Config,
     name: &str,
     backup: &str,
-    action: &KeepAction,
+    action: KeepAction,
     out: &mut Output,
 ) -> Result<()> {
-    if *action == KeepAction::Missing {
+    if action == KeepAction::Missing {
         out.error("one of --target, --release or --status is required");
         return Ok(());
     }
@@ -165,7 +165,7 @@ pub fn keep(
     };
     let id = info.backup_id().clone();
     match action {
-        KeepAction::Add(target) => match barman_core::keep::keep(&catalog, &id, *target) {
+        KeepAction::Add(target) => match barman_core::keep::keep(&catalog, &id, target) {
             Ok(()) => {
                 if out.format() == Format::Json {
                     out.json_result(

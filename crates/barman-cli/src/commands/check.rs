@@ -118,11 +118,10 @@ pub fn nagios_report(results: &[(String, Vec<CheckResult>)]) -> (bool, Vec<Strin
     });
     for (s, failed) in &failing {
         for c in failed {
-            let mut line = format!("{s}.{}: FAILED", c.check);
-            if let Some(hint) = &c.hint {
-                line.push_str(&format!(" ({hint})"));
-            }
-            lines.push(line);
+            lines.push(match &c.hint {
+                Some(hint) => format!("{s}.{}: FAILED ({hint})", c.check),
+                None => format!("{s}.{}: FAILED", c.check),
+            });
         }
     }
     (false, lines)
