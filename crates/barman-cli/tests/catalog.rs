@@ -66,14 +66,14 @@ impl Catalog {
 
     /// Archives segments `0..count` (fake 64-byte files) with xlog.db lines.
     fn wals(&self, count: u32) {
-        let xlog: String = (0..count)
-            .map(|n| {
-                let name = seg(n);
-                let path = self.srv().join("wals/0000000100000000").join(&name);
-                fs::write(&path, [u8::try_from(n % 256).unwrap(); 64]).unwrap();
-                format!("{name}\t64\t{}.5\tNone\tNone\n", 1_790_000_000 + n)
-            })
-            .collect();
+        use std::fmt::Write as _;
+        let mut xlog = String::new();
+        for n in 0..count {
+            let name = seg(n);
+            let path = self.srv().join("wals/0000000100000000").join(&name);
+            fs::write(&path, [u8::try_from(n % 256).unwrap(); 64]).unwrap();
+            writeln!(xlog, "{name}\t64\t{}.5\tNone\tNone", 1_790_000_000 + n).unwrap();
+        }
         fs::write(self.srv().join("wals/pg-xlog.db"), xlog).unwrap();
     }
 
