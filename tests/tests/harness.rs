@@ -38,6 +38,8 @@ mod retention;
 mod sshd;
 #[path = "harness/streaming_bad_input.rs"]
 mod streaming_bad_input;
+#[path = "harness/streaming_checks.rs"]
+mod streaming_checks;
 #[path = "harness/streaming_majors.rs"]
 mod streaming_majors;
 #[path = "harness/tls.rs"]
