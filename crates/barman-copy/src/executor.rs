@@ -21,7 +21,6 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::num::NonZeroU64;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,13 +60,6 @@ const RSYNC_HASH_SIZE: u32 = 8;
 /// Buffer size for local copies, hashing and writes (blake3's SIMD wants
 /// large slices; every write is a large one).
 const BUF_SIZE: usize = 1 << 20;
-
-/// Write-behind: every time this many bytes of a new file reached the page
-/// cache, the kernel is asked to start writing them back
-/// (`POSIX_FADV_DONTNEED`, which starts asynchronous writeback of dirty
-/// pages), so the disk works while the copy goes on and the fsync before
-/// the rename has little left to wait for.
-const WRITE_BEHIND: u64 = 8 << 20;
 
 /// Threads that finish written files (mode, mtime, fsync, rename) while the
 /// workers write the next ones; fsyncs from several threads also share
@@ -701,12 +693,11 @@ impl Drop for TempFile {
 }
 
 /// Where the bytes of a new file go: hashed as they reach the file, with
-/// write-behind every [`WRITE_BEHIND`] bytes.
+/// write-behind ([`fsutil::WriteBehind`]).
 struct Sink<'f> {
     file: &'f File,
     hasher: Hasher,
-    written: u64,
-    behind: u64,
+    behind: fsutil::WriteBehind,
 }
 
 impl Sink<'_> {
@@ -714,19 +705,7 @@ impl Sink<'_> {
         self.hasher.update(data);
         let mut file = self.file;
         file.write_all(data)?;
-        self.written += data.len() as u64;
-        if let Some(len) = NonZeroU64::new(self.written - self.behind)
-            && len.get() >= WRITE_BEHIND
-        {
-            // Only a hint: a failure changes nothing but the timing.
-            let _ = rustix::fs::fadvise(
-                self.file,
-                self.behind,
-                Some(len),
-                rustix::fs::Advice::DontNeed,
-            );
-            self.behind = self.written;
-        }
+        self.behind.wrote(self.file, data.len());
         Ok(())
     }
 }
@@ -745,8 +724,7 @@ impl<'f> Output<'f> {
             sink: Sink {
                 file,
                 hasher,
-                written: 0,
-                behind: 0,
+                behind: fsutil::WriteBehind::default(),
             },
             buf: Vec::with_capacity(BUF_SIZE),
         }
@@ -759,7 +737,7 @@ impl<'f> Output<'f> {
 
     /// Bytes written so far (buffered ones included).
     fn len(&self) -> u64 {
-        self.sink.written + self.buf.len() as u64
+        self.sink.behind.written() + self.buf.len() as u64
     }
 
     /// Appends `data`.

@@ -25,10 +25,6 @@ use crate::{Error, Result, fsutil, listing};
 /// [`Error::DeltaTooLarge`]; use a page delta or a full copy for them.
 pub const MAX_RSYNC_DELTA_FILE: u64 = 64 << 20;
 
-/// Write-behind step of [`NewFile`]: every this many bytes written, the
-/// kernel is asked to start writing them back (`POSIX_FADV_DONTNEED`).
-const WRITE_BEHIND: u64 = 8 << 20;
-
 /// A sink of bytes.
 pub(crate) type ByteSink<'a> = &'a mut dyn FnMut(&[u8]) -> Result<()>;
 
@@ -283,8 +279,7 @@ pub(crate) struct NewFile {
     target: PathBuf,
     tmp: PathBuf,
     file: File,
-    written: u64,
-    behind: u64,
+    behind: fsutil::WriteBehind,
 }
 
 impl NewFile {
@@ -297,29 +292,14 @@ impl NewFile {
             target,
             tmp,
             file,
-            written: 0,
-            behind: 0,
+            behind: fsutil::WriteBehind::default(),
         })
     }
 
-    /// Appends bytes; every [`WRITE_BEHIND`] bytes the kernel is asked to
-    /// start writing them back, so the disk works while the copy goes on
-    /// and the final fsync or syncfs has little left to wait for.
+    /// Appends bytes, with write-behind ([`fsutil::WriteBehind`]).
     pub(crate) fn write(&mut self, data: &[u8]) -> Result<()> {
         io::Write::write_all(&mut self.file, data).map_err(|e| Error::io(&self.tmp, e))?;
-        self.written += data.len() as u64;
-        if let Some(len) = std::num::NonZeroU64::new(self.written - self.behind)
-            && len.get() >= WRITE_BEHIND
-        {
-            // Only a hint: a failure changes nothing but the timing.
-            let _ = rustix::fs::fadvise(
-                &self.file,
-                self.behind,
-                Some(len),
-                rustix::fs::Advice::DontNeed,
-            );
-            self.behind = self.written;
-        }
+        self.behind.wrote(&self.file, data.len());
         Ok(())
     }
 
@@ -336,11 +316,11 @@ impl NewFile {
 
     fn install(self, size: u64, mode: u32, mtime: Mtime, sync: bool) -> Result<()> {
         let result = (|| {
-            if self.written != size {
+            if self.behind.written() != size {
                 return Err(Error::Protocol(format!(
                     "{}: announced {size} bytes, received {}",
                     self.target.display(),
-                    self.written
+                    self.behind.written()
                 )));
             }
             let io_err = |e| Error::io(&self.tmp, e);

@@ -164,6 +164,7 @@ impl BaseBackupSink for DirSink<'_> {
         let mut text = Vec::new();
         let mut buf = vec![0u8; BUF.min(usize::try_from(size).unwrap_or(BUF).max(1))];
         let mut left = size;
+        let mut behind = barman_copy::fsutil::WriteBehind::default();
         let result = (|| {
             while left > 0 {
                 let want = buf.len().min(usize::try_from(left).unwrap_or(buf.len()));
@@ -172,6 +173,7 @@ impl BaseBackupSink for DirSink<'_> {
                     return Err(invalid(format!("{rel}: the stream ended inside the file")));
                 }
                 file.write_all(&buf[..n])?;
+                behind.wrote(&file, n);
                 hasher.update(&buf[..n]);
                 if keep_text {
                     text.extend_from_slice(&buf[..n]);
