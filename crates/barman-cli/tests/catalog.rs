@@ -452,3 +452,27 @@ fn cron_marks_interrupted_backups_failed_and_check_reports_them() {
     assert!(info.contains("\nstatus=FAILED\n"), "{info}");
     assert!(info.contains("error=failure interrupted"), "{info}");
 }
+
+#[test]
+fn a_delete_with_no_wal_bound_keeps_the_wals_while_a_backup_is_in_progress() {
+    let c = Catalog::new("");
+    c.wals(6);
+    let layout = barman_core::ServerLayout::new(c.srv());
+    // A FAILED backup that never got a begin_wal, and one EMPTY (in progress).
+    for (id, status) in [
+        ("20261101T000000", BackupStatus::Failed),
+        ("20261102T000000", BackupStatus::Empty),
+    ] {
+        let mut info = BackupInfo::new("pg", id.parse().unwrap());
+        info.set_status(status);
+        info.write(&layout).unwrap();
+        fs::create_dir_all(c.srv().join("base").join(id)).unwrap();
+    }
+    let (code, stdout, stderr) = c.barman(&["delete", "pg", "20261101T000000"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(c.backup_ids(), ["20261102T000000"]);
+    // Barman would remove every WAL here (no lower bound): they stay.
+    let (xlog, files) = c.wal_state();
+    assert_eq!(xlog, names(0..6));
+    assert_eq!(files, names(0..6));
+}

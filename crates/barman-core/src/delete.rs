@@ -221,6 +221,7 @@ pub fn delete_one(
         return Ok(report);
     };
     let started = std::time::Instant::now();
+    let started_at = jiff::Zoned::now();
 
     // 1. The marker, durable before anything goes.
     write_atomic(&layout.delete_marker_path(id), b"delete", FILE_MODE)?;
@@ -235,6 +236,26 @@ pub fn delete_one(
         concurrent_backup(server),
     );
     let next = next_copy_done(&backups, id);
+    // Beyond Barman: with no lower bound, the cleanup would remove every
+    // WAL — also those of a backup in progress, whose backup.info has no
+    // begin_wal yet. Keep them while another backup is EMPTY or STARTED.
+    let running = backups.iter().any(|b| {
+        b.info.backup_id() != id
+            && matches!(
+                b.summary.status,
+                BackupStatus::Empty | BackupStatus::Started
+            )
+    });
+    let cleanup = cleanup.filter(|c| {
+        let unbounded = c.keep_from.is_none();
+        if unbounded && running {
+            tracing::info!(
+                "deleting backup {id} of {}: WALs kept, another backup is in progress",
+                server.name
+            );
+        }
+        !(unbounded && running)
+    });
 
     // 2. The data.
     remove_tree(&layout.backup_dir(id))?;
@@ -262,7 +283,7 @@ pub fn delete_one(
     report.deleted.push(id.clone());
     observer.message(&format!(
         "Deleted backup {id} (start time: {}, elapsed time: {})",
-        jiff::Zoned::now().strftime("%a %b %e %H:%M:%S %Y"),
+        started_at.strftime("%a %b %e %H:%M:%S %Y"),
         crate::backup::human_duration(started.elapsed())
     ));
 
