@@ -2,7 +2,8 @@
 # Quick-start demo: build barman-rs, start a throwaway PostgreSQL 15 cluster
 # whose archive_command is `barman put-wal` (the one-host mode), write a
 # barman.conf for it, archive WAL under pgbench load and read it back, take a
-# base backup under load and an incremental one (hard links), change data,
+# base backup under load and an incremental one (hard links), `barman check`,
+# a third backup and `barman cron` enforcing REDUNDANCY 2, change data,
 # `barman recover` to a point in time between two changes, start PostgreSQL on
 # the recovered directory and check the rows. Everything lives in a
 # temporary directory that is removed at the end (set KEEP=1 to keep it).
@@ -106,6 +107,14 @@ import json, sys
 c = json.load(sys.stdin)["demo"]["copy"]
 print("files: %d, hard-linked: %d, rebuilt from page deltas: %d, fetched: %d; bytes written: %d of %d"
       % (c["files"], c["files_linked"], c["files_delta"], c["files_fetched"], c["bytes_written"], c["bytes_total"]))'
+echo "== barman check demo"
+barman check demo
+echo "== a third backup: with retention_policy = REDUNDANCY 2 the first one is now OBSOLETE"
+barman backup --wait --wait-timeout 120 demo >/dev/null
+barman list-backups demo
+echo "== barman cron: archive-wal, check-backup, and the retention policy (the first backup and its WALs go)"
+barman cron
+barman list-backups demo
 psql_on() { as_pg "$PG_BIN/psql" -X -A -t -h 127.0.0.1 -p "$1" -U postgres -c "$2" postgres; }
 EXPECTED=$(psql_on "$PORT" "SELECT count(*) || ' ' || sum(abalance) FROM pgbench_accounts")
 LATEST=$(ls "$WORK/barman/demo/meta" | sed -n 's/-backup.info$//p' | sort | tail -n 1)
