@@ -18,8 +18,8 @@
 //! read the catalog) are not even computed.
 
 use barman_hooks::{
-    BackupVars, HookAbort, HookEnv, HookEvent, HookKind, HookPhase, HookPoint, Hooks, RecoveryVars,
-    WalVars,
+    AbortReason, BackupVars, HookAbort, HookEnv, HookEvent, HookKind, HookPhase, HookPoint, Hooks,
+    RecoveryVars, WalVars,
 };
 
 use crate::archive::{ArchiveObserver, Arriving, Landed, StopArchiving};
@@ -206,6 +206,7 @@ impl ArchiveObserver for ArchiveHooks<'_> {
             })
             .map_err(|abort| StopArchiving {
                 reason: abort.to_string(),
+                interrupted: abort.reason == AbortReason::Interrupted,
             })
     }
 

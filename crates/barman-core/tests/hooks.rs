@@ -175,6 +175,7 @@ fn archive_hooks_wrap_each_wal_and_63_stops_the_run_with_the_wal_in_incoming() {
     let done: Vec<&str> = report.processed.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(done, [name(1), name(2)]);
     let stopped = report.stopped.clone().expect("the run stopped");
+    assert!(!stopped.interrupted);
     assert_eq!(
         (stopped.source, stopped.name.as_str()),
         (Source::Incoming, seg3.as_str())
@@ -302,6 +303,7 @@ fn a_missing_retry_script_is_retried_until_the_cancel_flag_stops_it() {
     // script kept being retried until the flag was set; then nothing runs,
     // not even the post hook.
     let stopped = report.stopped.expect("stopped by the cancel flag");
+    assert!(stopped.interrupted);
     assert!(
         stopped.reason.starts_with("Interrupted"),
         "{}",

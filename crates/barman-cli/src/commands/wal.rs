@@ -202,10 +202,16 @@ fn archive_one(
             Source::Incoming => "incoming",
             Source::Streaming => "streaming",
         };
-        out.warning(&format!(
+        let text = format!(
             "archiving of {} for server {name} stopped: {}; it stays in {dir}/",
             stopped.name, stopped.reason
-        ));
+        );
+        // Barman exits 0 when a hook asks to stop; an interrupted run fails.
+        if stopped.interrupted {
+            out.error(&text);
+        } else {
+            out.warning(&text);
+        }
     }
     out.json_result(
         name,

@@ -124,6 +124,8 @@ pub struct Stopped {
     pub name: String,
     /// Why.
     pub reason: String,
+    /// Stopped by the cancel flag (SIGINT / SIGTERM) rather than by a hook's 63.
+    pub interrupted: bool,
 }
 
 impl ArchiveReport {
@@ -171,6 +173,8 @@ pub struct Landed {
 pub struct StopArchiving {
     /// Why (reported in [`Stopped`] and to [`ArchiveObserver::after`]).
     pub reason: String,
+    /// The cancel flag (SIGINT / SIGTERM) stopped it.
+    pub interrupted: bool,
 }
 
 /// Called around each WAL file (the pre/post archive hook points). Files
@@ -365,6 +369,7 @@ impl Archiver<'_> {
                             source,
                             name,
                             reason: stop.reason,
+                            interrupted: stop.interrupted,
                         });
                         return Ok(());
                     }
