@@ -360,9 +360,9 @@ fn switch_new_wal(pg: &PgCluster) -> String {
     pg.switch_wal().unwrap()
 }
 
-/// Waits until PostgreSQL's archive_command has put `name` into incoming/.
-fn wait_incoming(bench: &Bench, name: &str) {
-    let path = bench.setup.dir("incoming").join(name);
+/// Waits until PostgreSQL's archive_command has put `name` into `incoming`.
+fn wait_incoming(incoming: &Path, name: &str) {
+    let path = incoming.join(name);
     let start = Instant::now();
     while !path.is_file() {
         assert!(
@@ -515,7 +515,7 @@ fn every_operation_runs_its_hooks_in_barmans_order_with_barmans_values() {
     // 5. A pre-archive retry hook exiting 63 stops archive-wal (exit 0, as
     // in Barman) with the WAL still in incoming/; the next run files it.
     let segment = switch_new_wal(&bench.pg);
-    wait_incoming(&bench, &segment);
+    wait_incoming(&bench.setup.dir("incoming"), &segment);
     let incoming = crate::recover::names_in(&bench.setup.dir("incoming"));
     let held = incoming[0].clone();
     let held_bytes = fs::read(bench.setup.dir("incoming").join(&held)).unwrap();
@@ -735,15 +735,7 @@ fn hooks_that_flood_fail_to_exist_or_hang_never_wedge_barman() {
     let incoming = setup.dir("incoming");
     let next_wal = || {
         let name = switch_new_wal(&pg);
-        let path = incoming.join(&name);
-        let start = Instant::now();
-        while !path.is_file() {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "{name} not received"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_incoming(&incoming, &name);
         name
     };
     let archived = |name: &str| setup.dir("wals").join(&name[..16]).join(name).is_file();
