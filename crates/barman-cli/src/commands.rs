@@ -20,8 +20,12 @@ mod replication_status;
 mod show_servers;
 mod wal;
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
 use anyhow::{Result, bail};
 use barman_core::config::{Config, ServerConfig};
+use barman_core::hooks::HookSetup;
 
 use crate::args::{Cli, Command};
 use crate::output::Output;
@@ -180,6 +184,36 @@ fn init_logging(cli: &Cli, config: &Config) -> Result<()> {
         logging::parse_level(config.global().log_level.as_str())
     };
     logging::init(config.global().log_file.as_deref(), level)
+}
+
+/// The hook settings of this run: `BARMAN_VERSION` is ours,
+/// `BARMAN_CONFIGURATION` the configuration file, and `cancel` (the flag
+/// SIGINT and SIGTERM set) stops a running hook: SIGTERM to its process
+/// group, SIGKILL 5 s later.
+pub fn hook_setup(config: &Config, cancel: Option<Arc<AtomicBool>>) -> HookSetup {
+    let mut base = barman_hooks::Hooks::new();
+    if let Some(flag) = cancel {
+        base = base.cancel_flag(flag);
+    }
+    HookSetup::new(
+        env!("CARGO_PKG_VERSION"),
+        config.path().display().to_string(),
+    )
+    .base(base)
+}
+
+/// [`hook_setup`] for a command that has no cancellation of its own
+/// (delete, archive-wal, cron): when one of `servers` has hook scripts,
+/// SIGINT and SIGTERM set the flag that stops them (the command then ends
+/// once its running step does) instead of killing barman and leaving the
+/// hook running in its own process group.
+pub fn interruptible_hooks(config: &Config, servers: &[&ServerConfig]) -> Result<HookSetup> {
+    let cancel = if servers.iter().any(|s| !s.hook_scripts.is_empty()) {
+        Some(backup::cancel_flag()?)
+    } else {
+        None
+    };
+    Ok(hook_setup(config, cancel))
 }
 
 /// Resolves server-name arguments (`all` = every server) into configs; an

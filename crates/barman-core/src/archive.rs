@@ -16,8 +16,8 @@ pub mod rebuild;
 pub mod store;
 
 pub use archiver::{
-    ArchiveObserver, ArchiveOptions, ArchiveReport, NoObserver, Outcome, Processed, Source,
-    archive_wal, streaming_batch,
+    ArchiveObserver, ArchiveOptions, ArchiveReport, Arriving, Landed, NoObserver, Outcome,
+    Processed, Source, StopArchiving, Stopped, archive_wal, streaming_batch,
 };
 pub use get_wal::{Located, candidates, locate, peek, vanished, write_wal, write_wal_to_dir};
 pub use inspect::{Inspection, WalExpectations, read_history};

@@ -27,17 +27,19 @@ use barman_copy::{
     CopyPlan, CopyReport, Entry, EntryKind, Exclusions, ExecOptions, Manifest, ManifestEntry,
     PlanOptions, Progress, RelPath, Reuse, Roots, SourceFactory,
 };
+use barman_hooks::HookEvent;
 use barman_wal::WalSegmentSize;
 use jiff::Zoned;
 use jiff::tz::TimeZone;
 
-use crate::archive::{ArchiveObserver, archive_wal};
+use crate::archive::archive_wal;
 use crate::catalog::{
     BackupId, BackupInfo, BackupStatus, LockKind, PyFloat, PyValue, ServerLayout, Tablespace,
     try_acquire,
 };
 use crate::clock::Clock;
 use crate::config::{BackupMethod, BackupOption, GlobalConfig, ReuseBackup, ServerConfig};
+use crate::hooks::{EventVars, ServerHooks, backup_vars_now};
 use crate::postgres::PgConnection;
 use crate::{Error, Result};
 
@@ -109,6 +111,10 @@ pub struct BackupContext<'a> {
     pub cancel: &'a AtomicBool,
     /// Process spawning (agent sessions over `ssh_command`).
     pub spawner: Arc<dyn Spawner>,
+    /// The server's hook scripts: backup hooks around the backup, archive
+    /// hooks in the inline archive-wal, WAL-delete hooks in the first
+    /// backup's purge.
+    pub hooks: &'a ServerHooks,
 }
 
 impl std::fmt::Debug for BackupContext<'_> {
@@ -387,6 +393,12 @@ fn fail_message(phase: &Phase, e: &Error) -> String {
 
 /// Runs one backup of `server`. On failure after the backup.info was
 /// created, the backup is FAILED and [`Error::BackupFailed`] is returned.
+///
+/// The pre backup hooks run once backup.info exists (EMPTY); 63 from the
+/// retry one fails the backup (`error` says why). The post hooks run
+/// whatever the outcome, once the backup is FAILED or WAITING_FOR_WALS —
+/// with `--wait`, after the wait, so usually DONE — as in Barman; not when
+/// the cancel flag stopped the backup.
 pub fn backup(
     global: &GlobalConfig,
     server: &ServerConfig,
@@ -470,6 +482,10 @@ pub fn backup(
         server.name,
         dir.display()
     ));
+    let hooks = ctx.hooks;
+    let pre = hooks.pre(HookEvent::Backup, || {
+        EventVars::backup(backup_vars_now(server, &info))
+    });
     let mut state = Running {
         server,
         options,
@@ -480,7 +496,10 @@ pub fn backup(
         started: false,
         copy: None,
     };
-    let result = state.run(ctx);
+    let result = match pre {
+        Ok(()) => state.run(ctx),
+        Err(abort) => Err(Box::new((Phase("starting backup"), abort.into()))),
+    };
     let Running {
         mut info,
         started,
@@ -511,6 +530,9 @@ pub fn backup(
                 "ERROR: Backup failed {}",
                 message.trim_start_matches("failure ")
             ));
+            hooks.post(HookEvent::Backup, || {
+                EventVars::backup(backup_vars_now(server, &info))
+            });
             return Err(Error::BackupFailed {
                 server: server.name.clone(),
                 id: id.to_string(),
@@ -518,10 +540,23 @@ pub fn backup(
             });
         }
     }
-    drop(lock);
-
-    // Inline archive-wal and check-backup, as Barman does after the copy.
-    finish_wals(global, server, &mut info, options, ctx)?;
+    let post = |info: &BackupInfo| {
+        hooks.post(HookEvent::Backup, || {
+            EventVars::backup(backup_vars_now(server, info))
+        });
+    };
+    // Inline archive-wal and check-backup, as Barman does after the copy;
+    // the post hooks run before them, or after the wait with `--wait`.
+    if options.wait {
+        drop(lock);
+        let waited = finish_wals(global, server, &mut info, options, ctx);
+        post(&info);
+        waited?;
+    } else {
+        post(&info);
+        drop(lock);
+        finish_wals(global, server, &mut info, options, ctx)?;
+    }
     purge_before_first(global, server, &info, ctx)?;
     Ok(BackupReport {
         info,
@@ -1020,8 +1055,19 @@ fn finish_wals(
     let mut announced = false;
     loop {
         let (archive_options, _) = crate::server::archive_setup(global, server)?;
-        match archive_wal(&layout, &archive_options, ctx.clock, &mut NoArchiveObserver) {
+        match archive_wal(
+            &layout,
+            &archive_options,
+            ctx.clock,
+            &mut ctx.hooks.archive_observer(),
+        ) {
             Ok(report) => {
+                if let Some(stopped) = &report.stopped {
+                    ctx.observer.message(&format!(
+                        "WARNING: archiving stopped at {}: {}",
+                        stopped.name, stopped.reason
+                    ));
+                }
                 if !report.processed.is_empty() {
                     ctx.observer.message(&format!(
                         "Processing xlog segments from file archival for {}",
@@ -1089,8 +1135,15 @@ fn purge_before_first(
         global,
         server,
         info,
+        ctx.hooks,
         &mut crate::delete::LogObserver,
     )?;
+    if let Some(abort) = &removed.aborted {
+        ctx.observer.message(&format!(
+            "WARNING: removal of the WAL files older than the first backup {} stopped: {abort}",
+            info.backup_id()
+        ));
+    }
     if removed.count > 0 {
         ctx.observer.message(&format!(
             "Removed {} WAL file(s) older than the first backup {} of server {}",
@@ -1101,9 +1154,6 @@ fn purge_before_first(
     }
     Ok(())
 }
-
-struct NoArchiveObserver;
-impl ArchiveObserver for NoArchiveObserver {}
 
 /// Runs check-backup on `info` (re-read from disk under the backup-id lock),
 /// writes a changed status and returns the status.

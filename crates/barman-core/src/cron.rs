@@ -26,6 +26,7 @@ use crate::catalog::{BackupId, BackupStatus, LockKind, read_owner, try_acquire};
 use crate::clock::Clock;
 use crate::config::{GlobalConfig, RetentionPolicyMode, ServerConfig};
 use crate::delete::{DeleteObserver, DeleteReport, delete_one, finish_interrupted};
+use crate::hooks::HookSetup;
 use crate::retention::{catalog_backups, report};
 use crate::{Error, Result};
 
@@ -52,6 +53,9 @@ pub struct CronContext<'a> {
     pub spawner: &'a dyn CronSpawner,
     /// Console lines.
     pub observer: &'a mut dyn CronObserver,
+    /// The hook settings: each server's archive, delete and WAL-delete
+    /// hooks run in its archive-wal, interrupted deletes and retention.
+    pub hooks: &'a HookSetup,
 }
 
 impl std::fmt::Debug for CronContext<'_> {
@@ -201,13 +205,15 @@ fn archive(
 ) -> Result<()> {
     let (options, _) = crate::server::archive_setup(global, server)?;
     let layout = server.layout();
-    match crate::archive::archive_wal(
-        &layout,
-        &options,
-        ctx.clock,
-        &mut crate::archive::NoObserver,
-    ) {
+    let hooks = ctx.hooks.server(server)?;
+    match crate::archive::archive_wal(&layout, &options, ctx.clock, &mut hooks.archive_observer()) {
         Ok(run) => {
+            if let Some(stopped) = &run.stopped {
+                ctx.observer.message(&format!(
+                    "WARNING: archiving of server {} stopped at {}: {}",
+                    server.name, stopped.name, stopped.reason
+                ));
+            }
             if !run.processed.is_empty() {
                 ctx.observer.message(&format!(
                     "Processed {} WAL file(s) for server {}",
@@ -372,7 +378,8 @@ fn finish_deletes(
     let mut lines = Lines {
         observer: &mut *ctx.observer,
     };
-    let done = finish_interrupted(global, server, &mut lines)?;
+    let hooks = ctx.hooks.server(server)?;
+    let done = finish_interrupted(global, server, &hooks, &mut lines)?;
     report.deleted.absorb(done);
     Ok(())
 }
@@ -390,6 +397,7 @@ fn enforce_retention(
     let Some(retention) = report_for(server, &backups, ctx.clock) else {
         return Ok(());
     };
+    let hooks = ctx.hooks.server(server)?;
     for id in retention.obsolete_ids() {
         let id: BackupId = id.parse()?;
         ctx.observer.message(&format!(
@@ -404,11 +412,19 @@ fn enforce_retention(
             server,
             &id,
             barman_retention::DeleteKind::Retention,
+            &hooks,
             &mut lines,
         ) {
             Ok(done) => report.deleted.absorb(done),
             Err(Error::DeleteRefused(message)) => {
                 ctx.observer.message(&format!("WARNING: {message}"));
+            }
+            Err(Error::HookAborted(abort)) => {
+                ctx.observer.message(&format!(
+                    "WARNING: retention policy enforcement of server {} stopped at backup {id}: {abort}",
+                    server.name
+                ));
+                break;
             }
             Err(e) => return Err(e),
         }

@@ -23,6 +23,7 @@ use std::io::{BufRead as _, BufReader};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
+use barman_hooks::{HookAbort, HookEvent, WalVars};
 use barman_retention::{DeleteKind, WalCleanup};
 use barman_wal::WalFileName;
 
@@ -32,6 +33,7 @@ use crate::catalog::{
 };
 use crate::config::{BackupOption, GlobalConfig, ServerConfig};
 use crate::fs::{FILE_MODE, fsync_dir, write_atomic, write_atomic_with};
+use crate::hooks::{EventVars, ServerHooks, backup_vars};
 use crate::retention::{CatalogBackup, catalog_backups};
 use crate::{Error, Result};
 
@@ -99,6 +101,7 @@ pub fn delete_backup(
     global: &GlobalConfig,
     server: &ServerConfig,
     id: &BackupId,
+    hooks: &ServerHooks,
     observer: &mut dyn DeleteObserver,
 ) -> Result<DeleteReport> {
     let catalog = server.catalog();
@@ -156,6 +159,7 @@ pub fn delete_backup(
             server,
             &member,
             DeleteKind::Manual,
+            hooks,
             observer,
         )?);
     }
@@ -193,11 +197,21 @@ fn backup_tree(backups: &[CatalogBackup], root: &BackupId) -> Vec<BackupId> {
 /// retention delete may remove WALs past older `keep:standalone` backups,
 /// a manual one does not. A backup whose `backup.info` is already gone (an
 /// interrupted delete past that step) only has its leftovers removed.
+///
+/// Hooks: the pre delete hooks run once the marker is written, the post
+/// delete hooks once the backup is gone, and the WAL-delete hooks around
+/// each WAL file removed. A pre delete retry hook exiting 63 stops the
+/// delete before anything is removed: the marker this call wrote goes
+/// again (one left by an interrupted delete stays, for the next cron) and
+/// [`Error::HookAborted`] is returned. A pre WAL-delete retry hook exiting
+/// 63 keeps that WAL and the following ones, and stops the delete there
+/// with the marker in place, so that `cron` finishes it later.
 pub fn delete_one(
     global: &GlobalConfig,
     server: &ServerConfig,
     id: &BackupId,
     kind: DeleteKind,
+    hooks: &ServerHooks,
     observer: &mut dyn DeleteObserver,
 ) -> Result<DeleteReport> {
     let lock_kind = LockKind::BackupId(server.name.clone(), id.clone());
@@ -223,8 +237,25 @@ pub fn delete_one(
     let started = std::time::Instant::now();
     let started_at = jiff::Zoned::now();
 
-    // 1. The marker, durable before anything goes.
-    write_atomic(&layout.delete_marker_path(id), b"delete", FILE_MODE)?;
+    // 1. The marker, durable before anything goes; then the pre hooks.
+    let marker = layout.delete_marker_path(id);
+    let resumed = marker.exists();
+    write_atomic(&marker, b"delete", FILE_MODE)?;
+    let vars = || {
+        EventVars::backup(backup_vars(
+            &layout,
+            backups.iter().map(|b| &b.info),
+            &target.info,
+        ))
+    };
+    if let Err(abort) = hooks.pre(HookEvent::Delete, vars) {
+        if !resumed {
+            remove_file_durable(&marker)?;
+        }
+        drop(lock);
+        remove_lock_file(&lock_kind.path(&global.barman_lock_directory));
+        return Err(abort.into());
+    }
     observer.message(&format!("Deleting backup {id} for server {}", server.name));
 
     // The WAL cleanup, from the catalog as it is now.
@@ -263,7 +294,10 @@ pub fn delete_one(
     // 3. The WALs nobody needs any more.
     if let Some(cleanup) = cleanup {
         observer.message("Delete associated WAL segments:");
-        let removed = remove_wals(global, server, &cleanup, observer)?;
+        let removed = remove_wals(global, server, &cleanup, hooks, observer)?;
+        if let Some(abort) = removed.aborted {
+            return Err(abort.into());
+        }
         report.wals_removed = removed.count;
         report.wal_range = removed.range;
     }
@@ -301,11 +335,12 @@ pub fn delete_one(
         info.write(&layout)?;
         report.resized = Some(next.info.backup_id().clone());
     }
-    drop(lock);
-    remove_lock_file(&lock_kind.path(&global.barman_lock_directory));
     remove_lock_file(
         &LockKind::SyncBackup(server.name.clone(), id.clone()).path(&global.barman_lock_directory),
     );
+    hooks.post(HookEvent::Delete, vars);
+    drop(lock);
+    remove_lock_file(&lock_kind.path(&global.barman_lock_directory));
     Ok(report)
 }
 
@@ -315,6 +350,7 @@ pub fn delete_one(
 pub fn finish_interrupted(
     global: &GlobalConfig,
     server: &ServerConfig,
+    hooks: &ServerHooks,
     observer: &mut dyn DeleteObserver,
 ) -> Result<DeleteReport> {
     let layout = server.layout();
@@ -334,6 +370,7 @@ pub fn finish_interrupted(
             server,
             &id,
             DeleteKind::Retention,
+            hooks,
             observer,
         )?);
     }
@@ -472,6 +509,9 @@ pub struct RemovedWals {
     pub count: u64,
     /// First and last name removed.
     pub range: Option<(String, String)>,
+    /// A pre WAL-delete retry hook stopped the cleanup (exit 63, or the
+    /// cancel flag): that file and the following ones were kept.
+    pub aborted: Option<HookAbort>,
 }
 
 /// Removes from the archive every xlog.db entry `cleanup` does not keep:
@@ -484,10 +524,15 @@ pub struct RemovedWals {
 /// remaining backup needs — and the rerun completes it. Temporary copies of
 /// xlog.db left by a killed writer are removed first (every writer holds
 /// the xlogdb lock, so none can be in use).
+///
+/// The WAL-delete hooks run around each file (under the xlogdb lock, as in
+/// Barman); when the pre retry hook stops the cleanup, that file and every
+/// later line are kept and [`RemovedWals::aborted`] says why.
 pub fn remove_wals(
     global: &GlobalConfig,
     server: &ServerConfig,
     cleanup: &WalCleanup,
+    hooks: &ServerHooks,
     observer: &mut dyn DeleteObserver,
 ) -> Result<RemovedWals> {
     let layout = server.layout();
@@ -522,7 +567,7 @@ pub fn remove_wals(
                     return Err(std::io::Error::other("malformed xlog.db"));
                 }
             };
-            if cleanup.keeps(&entry.name) {
+            if removed.aborted.is_some() || cleanup.keeps(&entry.name) {
                 out.write_all(entry.to_line().as_bytes())?;
                 continue;
             }
@@ -534,13 +579,39 @@ pub fn remove_wals(
                 }
             };
             let path = layout.wal_path(&name);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    failure = Some(Error::io("cannot remove", &path, e));
-                    return Err(std::io::Error::other("cannot remove a WAL file"));
+            let vars = |error: Option<String>| {
+                let mut vars = WalVars::new(
+                    entry.name.as_str(),
+                    path.display().to_string(),
+                    entry.size,
+                    entry.time.value(),
+                );
+                if let Some(c) = &entry.compression {
+                    vars = vars.compression(c.clone());
                 }
+                EventVars::wal(vars).with_error(error)
+            };
+            if let Err(abort) = hooks.pre(HookEvent::WalDelete, || vars(None)) {
+                tracing::warn!(
+                    "server {}: removal of WAL {} stopped: {abort}",
+                    server.name,
+                    entry.name
+                );
+                removed.aborted = Some(abort);
+                out.write_all(entry.to_line().as_bytes())?;
+                continue;
+            }
+            let unlinked = match std::fs::remove_file(&path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(Error::io("cannot remove", &path, e)),
+            };
+            hooks.post(HookEvent::WalDelete, || {
+                vars(unlinked.as_ref().err().map(ToString::to_string))
+            });
+            if let Err(e) = unlinked {
+                failure = Some(e);
+                return Err(std::io::Error::other("cannot remove a WAL file"));
             }
             if let Some(dir) = path.parent() {
                 touched_dirs.insert(dir.to_path_buf());
@@ -602,11 +673,12 @@ pub fn purge_before_first_backup(
     global: &GlobalConfig,
     server: &ServerConfig,
     info: &BackupInfo,
+    hooks: &ServerHooks,
     observer: &mut dyn DeleteObserver,
 ) -> Result<RemovedWals> {
     let summary = crate::retention::summary_of(info, None)?;
     match barman_retention::wal_cleanup_for_first_backup(&summary) {
-        Some(cleanup) => remove_wals(global, server, &cleanup, observer),
+        Some(cleanup) => remove_wals(global, server, &cleanup, hooks, observer),
         None => Ok(RemovedWals::default()),
     }
 }

@@ -207,6 +207,13 @@ pub enum Error {
     /// incremental); nothing was changed.
     #[error("{0}")]
     KeepRefused(String),
+    /// A pre retry hook script exited 63 (`ABORT_STOP`), or the cancel flag
+    /// interrupted a hook: the operation did not run (or stopped where it was).
+    #[error(transparent)]
+    HookAborted(#[from] barman_hooks::HookAbort),
+    /// A hook script option that barman-hooks does not know.
+    #[error(transparent)]
+    Hooks(barman_hooks::Error),
     /// A backup failed; its backup.info is FAILED with this error.
     #[error("backup {id} of server `{server}` failed: {message}")]
     BackupFailed {

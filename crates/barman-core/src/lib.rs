@@ -29,6 +29,8 @@
 //! - [`replication`]: the physical replication client (receive-wal,
 //!   `backup_method = postgres`); [`tls`]: libpq's `sslmode` semantics and
 //!   the one rustls configuration both connection paths use.
+//! - [`hooks`]: the hook scripts of a server ([`ServerHooks`](hooks::ServerHooks))
+//!   and the `BARMAN_*` variables of each operation, run through `barman-hooks`.
 //! - [`clock`]: injected time.
 //! - [`fs`]: the durable-write primitives the catalog uses.
 //! - [`Error`]: the single error type; every variant names the file, line,
@@ -97,6 +99,7 @@ pub mod cron;
 pub mod delete;
 mod error;
 pub mod fs;
+pub mod hooks;
 pub mod keep;
 pub mod listing;
 pub mod postgres;

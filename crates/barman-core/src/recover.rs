@@ -39,6 +39,7 @@ use barman_copy::{
     Destination, DestinationFactory, Entry, Exclusions, LocalDestination, Manifest, Mtime,
     Progress, RelPath, RestoreOptions, Roots,
 };
+use barman_hooks::{HookEvent, HookPhase, JsonScalar, RecoveryVars};
 use barman_wal::{Codec, Compression, TimelineId, WalFileName, WalSegmentSize};
 use jiff::tz::TimeZone;
 use serde::Serialize;
@@ -48,6 +49,7 @@ use crate::backup::{BackupObserver, MANIFEST_FILE, Spawner, resolve_backup};
 use crate::catalog::{BackupInfo, BackupStatus, Catalog};
 use crate::clock::Clock;
 use crate::config::{GlobalConfig, RecoveryOption, ServerConfig};
+use crate::hooks::{EventVars, ServerHooks, backup_vars};
 use crate::{Error, Result};
 
 pub use target::{RecoveryTarget, TargetAction, TargetOptions, TargetTli};
@@ -116,6 +118,8 @@ pub struct RecoverContext<'a> {
     pub cancel: &'a AtomicBool,
     /// Process spawning (agent sessions over ssh).
     pub spawner: Arc<dyn Spawner>,
+    /// The server's hook scripts (recovery hooks).
+    pub hooks: &'a ServerHooks,
 }
 
 impl std::fmt::Debug for RecoverContext<'_> {
@@ -186,12 +190,88 @@ pub struct RecoverReport {
 /// [`Error::BackupNotFound`]; [`Error::WalNotFound`] naming the first WAL
 /// missing from the range the recovery needs; [`Error::Copy`] for copy
 /// failures (a checksum mismatch names the file; a non-empty DEST without
-/// delta restore).
+/// delta restore); [`Error::HookAborted`] when the pre recovery retry
+/// hook exited 63 (nothing was written).
+///
+/// The pre recovery hooks run once the options, the backup and its WALs
+/// are checked, before anything is written to DEST; the post hooks at the
+/// end, whether the recovery succeeded or not (`BARMAN_ERROR` says why
+/// not).
 pub fn recover(
     global: &GlobalConfig,
     server: &ServerConfig,
     options: &RecoverOptions,
     ctx: &mut RecoverContext<'_>,
+) -> Result<RecoverReport> {
+    let hooks = ctx.hooks;
+    let mut checked: Option<EventVars> = None;
+    let result = restore(global, server, options, ctx, &mut |catalog, info| {
+        let runs = |phase| hooks.runs(HookEvent::Recovery, phase);
+        if !runs(HookPhase::Pre) && !runs(HookPhase::Post) {
+            return Ok(());
+        }
+        let backups = catalog.backups().unwrap_or_default();
+        let vars = EventVars::recovery(
+            backup_vars(catalog.layout(), &backups, info),
+            recovery_vars(options),
+        );
+        hooks.pre(HookEvent::Recovery, || vars.clone())?;
+        checked = Some(vars);
+        Ok(())
+    });
+    if let Some(vars) = checked {
+        let error = result.as_ref().err().map(ToString::to_string);
+        hooks.post(HookEvent::Recovery, || vars.with_error(error));
+    }
+    result
+}
+
+/// The recovery variables Barman gives hooks: DEST, the `--tablespace`
+/// relocations, the `--remote-ssh-command` and the non-empty target
+/// options, named as Barman's `recover` keyword arguments.
+fn recovery_vars(options: &RecoverOptions) -> RecoveryVars {
+    let mut vars = RecoveryVars::new(options.destination.display().to_string());
+    for (name, location) in &options.tablespaces {
+        vars = vars.tablespace(name.clone(), location.display().to_string());
+    }
+    if let Some(remote) = &options.remote_ssh_command {
+        vars = vars.remote_command(remote.clone());
+    }
+    let t = &options.target;
+    let text = |v: &Option<String>| JsonScalar::Text(v.clone().unwrap_or_default());
+    // Barman's `--target-tli` is an int, or `current` / `latest` as typed.
+    let tli = t.tli.as_deref().map(str::trim).unwrap_or_default();
+    let tli = tli
+        .parse::<i64>()
+        .map_or_else(|_| JsonScalar::Text(tli.to_owned()), JsonScalar::Int);
+    for (name, value) in [
+        ("target_tli", tli),
+        ("target_time", text(&t.time)),
+        ("target_xid", text(&t.xid)),
+        ("target_lsn", text(&t.lsn)),
+        ("target_name", text(&t.name)),
+        ("target_immediate", JsonScalar::Bool(t.immediate)),
+        ("exclusive", JsonScalar::Bool(t.exclusive)),
+        ("target_action", text(&t.action)),
+        ("standby_mode", JsonScalar::Bool(options.standby_mode)),
+        (
+            "recovery_conf_filename",
+            text(&options.recovery_conf_filename),
+        ),
+    ] {
+        vars = vars.option(name, value);
+    }
+    vars
+}
+
+/// [`recover`] without the hooks: `before_writing` is called once every
+/// check passed, before DEST is touched; its error ends the recovery.
+fn restore(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+    options: &RecoverOptions,
+    ctx: &mut RecoverContext<'_>,
+    before_writing: &mut dyn FnMut(&Catalog, &BackupInfo) -> Result<()>,
 ) -> Result<RecoverReport> {
     let started = Instant::now();
     let mut warnings = Vec::new();
@@ -394,6 +474,7 @@ pub fn recover(
             }
         }
     }
+    before_writing(&catalog, &info)?;
     let factory: Box<dyn DestinationFactory> = match remote {
         Some(ssh) => {
             let agent = options.agent_command.as_deref().unwrap_or("barman agent");

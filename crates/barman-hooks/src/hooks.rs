@@ -322,24 +322,27 @@ impl Hooks {
     }
 
     /// Runs the pre hooks of `event`: standard, then retry. `env` builds the
-    /// environment of each hook point. `Err` when the retry hook exited 63 or
-    /// was interrupted by the cancel flag: the operation must not run.
+    /// environment of each hook point. `Err` when the retry hook exited 63,
+    /// or when the cancel flag interrupted either hook: the operation must
+    /// not run.
     pub fn pre(
         &self,
         event: HookEvent,
         env: impl Fn(HookPoint) -> HookEnv,
     ) -> Result<(), HookAbort> {
-        let standard = HookPoint::new(event, HookPhase::Pre, HookKind::Standard);
-        self.run_standard(&env(standard));
-        let retry = HookPoint::new(event, HookPhase::Pre, HookKind::Retry);
-        let abort = |reason| HookAbort {
-            point: retry,
-            script: self.script_for(retry).unwrap_or_default().to_owned(),
+        let abort = |point, reason| HookAbort {
+            point,
+            script: self.script_for(point).unwrap_or_default().to_owned(),
             reason,
         };
+        let standard = HookPoint::new(event, HookPhase::Pre, HookKind::Standard);
+        if self.run_standard(&env(standard)) == Some(RunEnd::Interrupted) {
+            return Err(abort(standard, AbortReason::Interrupted));
+        }
+        let retry = HookPoint::new(event, HookPhase::Pre, HookKind::Retry);
         match self.run_retry(&env(retry)).map(|run| run.end) {
-            Some(RetryEnd::AbortStop) => Err(abort(AbortReason::AbortStop)),
-            Some(RetryEnd::Interrupted) => Err(abort(AbortReason::Interrupted)),
+            Some(RetryEnd::AbortStop) => Err(abort(retry, AbortReason::AbortStop)),
+            Some(RetryEnd::Interrupted) => Err(abort(retry, AbortReason::Interrupted)),
             _ => Ok(()),
         }
     }

@@ -193,6 +193,7 @@ pub fn backup(config: &Config, command: &Command, out: &mut Output) -> Result<()
         return Ok(());
     }
     let cancel = cancel_flag()?;
+    let hook_setup = super::hook_setup(config, Some(Arc::clone(&cancel)));
     for server in select_servers(config, names, out) {
         if server.is_passive() {
             out.line(&format!("Skipping passive server '{}'", server.name))?;
@@ -209,12 +210,14 @@ pub fn backup(config: &Config, command: &Command, out: &mut Output) -> Result<()
             collected: Vec::new(),
             bar: bar.inner.clone(),
         };
+        let hooks = hook_setup.server(server)?;
         let mut ctx = BackupContext {
             clock: &SystemClock,
             progress: &bar,
             observer: &mut lines,
             cancel: &cancel,
             spawner: Arc::new(ShellSpawner),
+            hooks: &hooks,
         };
         let result = core_backup::backup(config.global(), server, &options, &mut ctx);
         if let Some(b) = &bar.inner {

@@ -73,7 +73,9 @@ pub fn delete(config: &Config, name: &str, backup: &str, out: &mut Output) -> Re
         out,
         collected: Vec::new(),
     };
-    let result = barman_core::delete::delete_backup(config.global(), server, &id, &mut lines);
+    let hooks = super::interruptible_hooks(config, &[server])?.server(server)?;
+    let result =
+        barman_core::delete::delete_backup(config.global(), server, &id, &hooks, &mut lines);
     let collected = std::mem::take(&mut lines.collected);
     match result {
         Ok(report) => {
@@ -257,6 +259,7 @@ pub fn cron(config: &Config, explicit: Option<&Path>, out: &mut Output) -> Resul
         config: std::fs::canonicalize(&config_path).unwrap_or(config_path),
     };
     let servers: Vec<_> = config.servers().collect();
+    let hooks = super::interruptible_hooks(config, &servers)?;
     let mut lines = Lines {
         out,
         collected: Vec::new(),
@@ -265,6 +268,7 @@ pub fn cron(config: &Config, explicit: Option<&Path>, out: &mut Output) -> Resul
         clock: &SystemClock,
         spawner: &spawner,
         observer: &mut lines,
+        hooks: &hooks,
     };
     let report = barman_core::cron::cron(config.global(), &servers, &mut ctx)?;
     let collected = std::mem::take(&mut lines.collected);

@@ -83,6 +83,7 @@ pub fn recover(config: &Config, args: &RecoverArgs, out: &mut Output) -> Result<
     };
     let options = options(config, args)?;
     let cancel = cancel_flag()?;
+    let hooks = super::hook_setup(config, Some(Arc::clone(&cancel))).server(server)?;
     let tty = out.format() == Format::Console && std::io::stderr().is_terminal();
     let bar = Bar::new(tty);
     let mut lines = Lines {
@@ -97,6 +98,7 @@ pub fn recover(config: &Config, args: &RecoverArgs, out: &mut Output) -> Result<
         observer: &mut lines,
         cancel: &cancel,
         spawner: Arc::new(ShellSpawner),
+        hooks: &hooks,
     };
     let result = recover::recover(config.global(), server, &options, &mut ctx);
     if let Some(b) = &bar.inner {

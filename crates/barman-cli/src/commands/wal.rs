@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use barman_core::archive::{self, ErrorKind, Outcome, Received, Source};
 use barman_core::clock::SystemClock;
 use barman_core::config::{Config, ServerConfig};
+use barman_core::hooks::HookSetup;
 use barman_core::postgres::PgConnection;
 use barman_core::{Error, server as srv};
 use barman_wal::{Compression, CompressionLevel, WalFileName};
@@ -98,7 +99,12 @@ pub fn put_wal(
 
 /// Runs archive-wal for one server, printing as Barman does. `Ok(false)`
 /// when another archive-wal holds the lock.
-fn archive_one(config: &Config, server: &ServerConfig, out: &mut Output) -> Result<bool> {
+fn archive_one(
+    config: &Config,
+    server: &ServerConfig,
+    hook_setup: &HookSetup,
+    out: &mut Output,
+) -> Result<bool> {
     let name = &server.name;
     if server.is_passive() {
         out.error(
@@ -117,11 +123,12 @@ fn archive_one(config: &Config, server: &ServerConfig, out: &mut Output) -> Resu
              the system identifier of WAL files is not checked"
         ));
     }
+    let hooks = hook_setup.server(server)?;
     let report = match archive::archive_wal(
         &server.layout(),
         &options,
         &SystemClock,
-        &mut archive::NoObserver,
+        &mut hooks.archive_observer(),
     ) {
         Ok(r) => r,
         Err(Error::LockBusy { .. }) => {
@@ -190,18 +197,42 @@ fn archive_one(config: &Config, server: &ServerConfig, out: &mut Output) -> Resu
             }));
         }
     }
-    out.json_result(name, json!({ "processed": json_files }));
+    if let Some(stopped) = &report.stopped {
+        let dir = match stopped.source {
+            Source::Incoming => "incoming",
+            Source::Streaming => "streaming",
+        };
+        let text = format!(
+            "archiving of {} for server {name} stopped: {}; it stays in {dir}/",
+            stopped.name, stopped.reason
+        );
+        // Barman exits 0 when a hook asks to stop; an interrupted run fails.
+        if stopped.interrupted {
+            out.error(&text);
+        } else {
+            out.warning(&text);
+        }
+    }
+    out.json_result(
+        name,
+        json!({
+            "processed": json_files,
+            "stopped": report.stopped.as_ref().map(|s| json!({"name": s.name, "reason": s.reason})),
+        }),
+    );
     Ok(true)
 }
 
 /// `barman archive-wal SERVER...`.
 pub fn archive_wal(config: &Config, names: &[String], out: &mut Output) -> Result<()> {
-    for server in select_servers(config, names, out) {
+    let servers = select_servers(config, names, out);
+    let hook_setup = super::interruptible_hooks(config, &servers)?;
+    for server in servers {
         if !server.active || server.disabled {
             out.line(&format!("Skipping inactive server {}", server.name))?;
             continue;
         }
-        if let Err(e) = archive_one(config, server, out) {
+        if let Err(e) = archive_one(config, server, &hook_setup, out) {
             out.error(&format!("archive-wal {}: {e:#}", server.name));
         }
     }
@@ -448,10 +479,25 @@ fn switch_one(
     ))?;
     let start = Instant::now();
     let layout = server.layout();
+    let hooks = super::interruptible_hooks(config, &[server])?.server(server)?;
     loop {
         let (options, _) = srv::archive_setup(config.global(), server)?;
-        match archive::archive_wal(&layout, &options, &SystemClock, &mut archive::NoObserver) {
-            Ok(_) | Err(Error::LockBusy { .. }) => {}
+        match archive::archive_wal(
+            &layout,
+            &options,
+            &SystemClock,
+            &mut hooks.archive_observer(),
+        ) {
+            Ok(report) => {
+                if let Some(stopped) = report.stopped {
+                    out.error(&format!(
+                        "archiving of {} for server {name} stopped: {}",
+                        stopped.name, stopped.reason
+                    ));
+                    return Ok(());
+                }
+            }
+            Err(Error::LockBusy { .. }) => {}
             Err(e) => return Err(e.into()),
         }
         if layout.wal_path(&wal_name).is_file() {

@@ -16,7 +16,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use barman_wal::{Codec, Encoder, WalFileName};
+use barman_wal::{Codec, Compression, Encoder, WalFileName};
 
 use super::inspect::{InspectError, WalExpectations, inspect, inspect_plain, same_content};
 use super::store::{
@@ -109,6 +109,23 @@ pub struct ArchiveReport {
     pub processed: Vec<Processed>,
     /// Bytes removed from an unterminated last xlog.db line.
     pub repaired_xlogdb_bytes: u64,
+    /// The observer stopped the run before this file (a pre-archive retry
+    /// hook exited 63): it and every file after it, in both queues, are
+    /// still where they were.
+    pub stopped: Option<Stopped>,
+}
+
+/// Where and why a run was stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stopped {
+    /// The queue.
+    pub source: Source,
+    /// The file left in place.
+    pub name: String,
+    /// Why.
+    pub reason: String,
+    /// Stopped by the cancel flag (SIGINT / SIGTERM) rather than by a hook's 63.
+    pub interrupted: bool,
 }
 
 impl ArchiveReport {
@@ -120,12 +137,60 @@ impl ArchiveReport {
     }
 }
 
-/// Called around each file (hook point for pre/post archive scripts).
+/// A WAL file about to be archived: what pre-archive hooks are told.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arriving<'a> {
+    /// Its queue.
+    pub source: Source,
+    /// Its file name.
+    pub name: &'a str,
+    /// Its path in `incoming/` or `streaming/`.
+    pub path: &'a Path,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its modification time, seconds since the epoch.
+    pub mtime: f64,
+    /// The compression it arrived with, if any.
+    pub compression: Option<Compression>,
+}
+
+/// Where a file went: what post-archive hooks are told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Landed {
+    /// Its path now: in `wals/` (archived, or already there, or where it
+    /// would have gone when the run stopped or failed), or in `errors/`.
+    pub path: PathBuf,
+    /// Its size there (compressed size when compressed on the way).
+    pub size: u64,
+    /// Its compression there.
+    pub compression: Option<String>,
+    /// Why it was not archived (already archived, refused, stopped, failed).
+    pub error: Option<String>,
+}
+
+/// A request from [`ArchiveObserver::before`] to stop the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopArchiving {
+    /// Why (reported in [`Stopped`] and to [`ArchiveObserver::after`]).
+    pub reason: String,
+    /// The cancel flag (SIGINT / SIGTERM) stopped it.
+    pub interrupted: bool,
+}
+
+/// Called around each WAL file (the pre/post archive hook points). Files
+/// that are no WAL name or no regular file go to `errors/` without it.
 pub trait ArchiveObserver {
-    /// A file is about to be processed.
-    fn before(&mut self, _source: Source, _name: &str, _path: &Path) {}
-    /// A file was processed.
-    fn after(&mut self, _processed: &Processed) {}
+    /// A file is about to be archived. `Err` stops the whole run: this file
+    /// and every later one stay where they are.
+    fn before(&mut self, wal: &Arriving<'_>) -> std::result::Result<(), StopArchiving> {
+        let _ = wal;
+        Ok(())
+    }
+    /// The file's archiving ended (successfully or not, also after `before`
+    /// stopped the run).
+    fn after(&mut self, wal: &Arriving<'_>, landed: &Landed) {
+        let _ = (wal, landed);
+    }
 }
 
 /// An observer that does nothing.
@@ -166,7 +231,7 @@ pub fn archive_wal(
         let names = limit(names, options.incoming_batch_size);
         archiver.run_queue(Source::Incoming, names, &mut report, observer)?;
     }
-    if options.streaming {
+    if options.streaming && report.stopped.is_none() {
         let names = archiver.queue(layout.streaming_directory())?;
         let names = limit(streaming_batch(names), options.streaming_batch_size);
         archiver.run_queue(Source::Streaming, names, &mut report, observer)?;
@@ -262,15 +327,66 @@ impl Archiver<'_> {
         };
         for name in names {
             let path = dir.join(&name);
-            observer.before(source, &name, &path);
-            let outcome = self.process(&path, &name)?;
-            let processed = Processed {
+            let meta = path
+                .symlink_metadata()
+                .map_err(|e| Error::io("cannot stat", &path, e))?;
+            let wal = name.parse::<WalFileName>();
+            let outcome = match wal {
+                Err(_) => self.reject(
+                    &path,
+                    &name,
+                    ErrorKind::Unknown,
+                    "not a WAL file name".into(),
+                )?,
+                Ok(_) if !meta.is_file() => self.reject(
+                    &path,
+                    &name,
+                    ErrorKind::Unknown,
+                    "not a regular file".into(),
+                )?,
+                Ok(wal) => {
+                    let arriving = Arriving {
+                        source,
+                        name: &name,
+                        path: &path,
+                        size: meta.len(),
+                        mtime: mtime_secs(&meta),
+                        compression: super::inspect::detect_compression(
+                            &path,
+                            self.options.codec.as_ref(),
+                        )?,
+                    };
+                    let dest = self.layout.wal_path(&wal);
+                    if let Err(stop) = observer.before(&arriving) {
+                        observer.after(&arriving, &arriving.landed(dest, Some(&stop.reason)));
+                        tracing::warn!(
+                            "archive-wal {}: archiving of `{name}` stopped: {}; it stays in {}",
+                            self.options.server,
+                            stop.reason,
+                            dir.display()
+                        );
+                        report.stopped = Some(Stopped {
+                            source,
+                            name,
+                            reason: stop.reason,
+                            interrupted: stop.interrupted,
+                        });
+                        return Ok(());
+                    }
+                    let result = self.process(&arriving, &wal, &meta, &dest);
+                    let landed = match &result {
+                        Ok(outcome) => arriving.landed_as(outcome, dest),
+                        Err(e) => arriving.landed(dest, Some(&e.to_string())),
+                    };
+                    observer.after(&arriving, &landed);
+                    result?
+                }
+            };
+            report.processed.push(Processed {
                 source,
                 name,
                 outcome,
-            };
-            observer.after(&processed);
-            report.processed.push(processed);
+            });
         }
         Ok(())
     }
@@ -290,45 +406,43 @@ impl Archiver<'_> {
         })
     }
 
-    fn process(&self, path: &Path, name: &str) -> Result<Outcome> {
-        let meta = path
-            .symlink_metadata()
-            .map_err(|e| Error::io("cannot stat", path, e))?;
-        let Ok(wal) = name.parse::<WalFileName>() else {
-            return self.reject(path, name, ErrorKind::Unknown, "not a WAL file name".into());
-        };
-        if !meta.is_file() {
-            return self.reject(path, name, ErrorKind::Unknown, "not a regular file".into());
-        }
+    /// Archives the regular file `wal` of `arriving` (of metadata `meta`)
+    /// into `dest`.
+    fn process(
+        &self,
+        arriving: &Arriving<'_>,
+        wal: &WalFileName,
+        meta: &std::fs::Metadata,
+        dest: &Path,
+    ) -> Result<Outcome> {
+        let (path, name) = (arriving.path, arriving.name);
         let codec = self.options.codec.as_ref();
-        let dest = self.layout.wal_path(&wal);
         let canonical = wal.to_string();
-        remove_own_temps(parent(&dest), &canonical);
+        remove_own_temps(parent(dest), &canonical);
         if dest.symlink_metadata().is_ok() {
             // An invalid file is reported as such even when its name is taken.
-            match inspect(path, &wal, &self.options.expectations, codec) {
-                Ok(_) => return self.already_there(path, name, &dest),
+            match inspect(path, wal, &self.options.expectations, codec) {
+                Ok(_) => return self.already_there(path, name, dest),
                 Err(InspectError::Invalid(reason)) => {
                     return self.reject(path, name, ErrorKind::Unknown, reason);
                 }
                 Err(InspectError::Io(e)) => return Err(e),
             }
         }
-        create_dir_secure(parent(&dest))?;
-        let time = mtime_secs(&meta);
+        create_dir_secure(parent(dest))?;
+        let time = arriving.mtime;
         let modified = meta.modified().ok();
-        let arrived = super::inspect::detect_compression(path, codec)?;
         // The checks run on exactly the bytes that are stored: while
         // compressing a plain file, or on the stored copy otherwise.
-        let (tmp, checked, compression) = match (codec, arrived) {
+        let (tmp, checked, compression) = match (codec, arriving.compression) {
             (Some(codec), None) => {
                 let (tmp, checked) =
-                    self.compress_checked(path, &dest, &wal, &canonical, codec, modified)?;
+                    self.compress_checked(path, dest, wal, &canonical, codec, modified)?;
                 (tmp, checked, Some(codec.compression()))
             }
             (_, stored) => {
-                let tmp = Self::copy_to_temp(path, &dest, &canonical, modified)?;
-                let checked = inspect(&tmp, &wal, &self.options.expectations, codec).map(|_| ());
+                let tmp = Self::copy_to_temp(path, dest, &canonical, modified)?;
+                let checked = inspect(&tmp, wal, &self.options.expectations, codec).map(|_| ());
                 (tmp, checked, stored)
             }
         };
@@ -346,11 +460,11 @@ impl Archiver<'_> {
         let size = std::fs::metadata(&tmp)
             .map_err(|e| Error::io("cannot stat", &tmp, e))?
             .len();
-        match install_no_replace(&tmp, &dest) {
+        match install_no_replace(&tmp, dest) {
             Ok(Install::Done) => {}
             Ok(Install::Exists) => {
                 remove_quietly(&tmp);
-                return self.already_there(path, name, &dest);
+                return self.already_there(path, name, dest);
             }
             Err(e) => {
                 remove_quietly(&tmp);
@@ -474,6 +588,37 @@ impl Archiver<'_> {
                 remove_quietly(&tmp);
                 Err(e)
             }
+        }
+    }
+}
+
+impl Arriving<'_> {
+    /// The file at `path` (size and compression as it arrived), with `error`.
+    fn landed(&self, path: PathBuf, error: Option<&str>) -> Landed {
+        Landed {
+            path,
+            size: self.size,
+            compression: self.compression.map(|c| c.name().to_owned()),
+            error: error.map(str::to_owned),
+        }
+    }
+
+    /// Where `outcome` left the file (`dest` when archived or already there).
+    fn landed_as(&self, outcome: &Outcome, dest: PathBuf) -> Landed {
+        match outcome {
+            Outcome::Archived(entry) => Landed {
+                path: dest,
+                size: entry.size,
+                compression: entry.compression.clone(),
+                error: None,
+            },
+            Outcome::AlreadyArchived { .. } => self.landed(
+                dest,
+                Some("already archived with the same content: the source was removed"),
+            ),
+            Outcome::Rejected {
+                reason, moved_to, ..
+            } => self.landed(moved_to.clone(), Some(reason)),
         }
     }
 }

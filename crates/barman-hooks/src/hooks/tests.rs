@@ -473,6 +473,29 @@ fn a_run_stopped_by_the_cancel_flag_is_interrupted() {
 }
 
 #[test]
+fn an_interrupted_standard_pre_hook_stops_the_operation_too() {
+    let f = fixture(HookEvent::Archive);
+    f.runner.answer(
+        "pre.sh",
+        [Ok(ScriptOutput::signaled(15).stopped(StopReason::Cancelled))],
+    );
+    let abort = run_around(&f, HookEvent::Archive, Ok(())).unwrap_err();
+    assert_eq!(abort.reason, AbortReason::Interrupted);
+    assert_eq!(abort.point.kind, Standard);
+    assert!(
+        abort
+            .to_string()
+            .starts_with("Interrupted 'pre_archive_script' hook script")
+    );
+    let ran = journal(&f);
+    assert!(!ran.contains(&"operation".to_owned()), "{ran:?}");
+    assert!(
+        !ran.contains(&"pre_archive_retry_script".to_owned()),
+        "{ran:?}"
+    );
+}
+
+#[test]
 fn unconfigured_hooks_do_nothing() {
     let journal = Journal::default();
     let runner = FakeRunner::new(&journal);
