@@ -4,12 +4,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, Result};
+use barman_core::Error;
 use barman_core::catalog::KeepTarget;
 use barman_core::clock::SystemClock;
 use barman_core::config::Config;
 use barman_core::cron::{CronContext, CronObserver, CronSpawner};
 use barman_core::delete::DeleteObserver;
-use barman_core::{Error, backup::resolve_backup};
 use serde_json::{Value, json};
 
 use crate::args::Format;
@@ -54,19 +54,8 @@ impl CronObserver for Lines<'_> {
 
 /// `barman delete SERVER BACKUP_ID`.
 pub fn delete(config: &Config, name: &str, backup: &str, out: &mut Output) -> Result<()> {
-    let Some(server) = config.server(name) else {
-        out.error(&format!("Unknown server '{name}'"));
+    let Some((server, info)) = super::server_and_backup(config, name, backup, out)? else {
         return Ok(());
-    };
-    let info = match resolve_backup(&server.catalog(), backup) {
-        Ok(info) => info,
-        Err(e @ Error::BackupNotFound { .. }) => {
-            out.error(&format!(
-                "Unknown backup '{backup}' for server '{name}': {e}"
-            ));
-            return Ok(());
-        }
-        Err(e) => return Err(e.into()),
     };
     let id = info.backup_id().clone();
     let mut lines = Lines {
@@ -150,21 +139,10 @@ pub fn keep(
         out.error("one of --target, --release or --status is required");
         return Ok(());
     }
-    let Some(server) = config.server(name) else {
-        out.error(&format!("Unknown server '{name}'"));
+    let Some((server, info)) = super::server_and_backup(config, name, backup, out)? else {
         return Ok(());
     };
     let catalog = server.catalog();
-    let info = match resolve_backup(&catalog, backup) {
-        Ok(info) => info,
-        Err(e @ Error::BackupNotFound { .. }) => {
-            out.error(&format!(
-                "Unknown backup '{backup}' for server '{name}': {e}"
-            ));
-            return Ok(());
-        }
-        Err(e) => return Err(e.into()),
-    };
     let id = info.backup_id().clone();
     match action {
         KeepAction::Add(target) => match barman_core::keep::keep(&catalog, &id, target) {
