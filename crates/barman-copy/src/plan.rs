@@ -191,6 +191,61 @@ impl CopyPlan {
     /// children), then symbolic links, then files, all sorted by path, with
     /// [`PG_CONTROL`] always last. Pure: no I/O.
     pub fn compute(previous: Option<&Manifest>, listing: &[Entry], options: &PlanOptions) -> Self {
+        Self::build(listing.iter().cloned(), |entry| {
+            plan_file(previous, entry, options)
+        })
+    }
+
+    /// Plans the copy of a backup whose manifest is `target` (a passive
+    /// node copying a backup from its primary) against `previous`, the
+    /// manifest of a local backup.
+    ///
+    /// Files are compared by content, never by size and mtime: a file
+    /// whose size and blake3 in `target` equal those of the previous
+    /// backup's copy is reused ([`Action::Link`] or [`Action::CopyPrevious`],
+    /// by `options.reuse`); any other file is planned as
+    /// [`compute`](Self::compute) plans a changed one (a page or rsync
+    /// delta against the previous copy, else a whole fetch), or fetched
+    /// when it is new. Directories and symbolic links as in `compute`, and
+    /// the same order. Pure: no I/O.
+    pub fn from_manifest(
+        previous: Option<&Manifest>,
+        target: &Manifest,
+        options: &PlanOptions,
+    ) -> Self {
+        let listing = target.iter().map(|m| Entry {
+            path: m.path.clone(),
+            kind: m.kind.clone(),
+            size: m.size,
+            mtime: m.mtime,
+            mode: m.mode,
+        });
+        Self::build(listing, |entry| {
+            let wanted = target.get(&entry.path).and_then(|m| m.blake3);
+            let same = previous
+                .and_then(|p| p.get(&entry.path))
+                .filter(|old| matches!(old.kind, EntryKind::File) && old.size == entry.size)
+                .is_some_and(|old| wanted.is_some() && old.blake3 == wanted);
+            match options.reuse {
+                Reuse::Link if same => (Action::Link, "unchanged (blake3)"),
+                Reuse::Copy if same => (Action::CopyPrevious, "unchanged (blake3)"),
+                _ => plan_file(
+                    previous,
+                    entry,
+                    &PlanOptions {
+                        checksum: true,
+                        ..options.clone()
+                    },
+                ),
+            }
+        })
+    }
+
+    /// Sorts `listing` into a plan, files planned by `plan_file`.
+    fn build(
+        listing: impl Iterator<Item = Entry>,
+        mut plan_file: impl FnMut(&Entry) -> (Action, &'static str),
+    ) -> Self {
         let mut dirs = Vec::new();
         let mut links = Vec::new();
         let mut files = Vec::new();
@@ -198,23 +253,23 @@ impl CopyPlan {
         for entry in listing {
             match entry.kind {
                 EntryKind::Dir => dirs.push(PlanItem {
-                    entry: entry.clone(),
+                    entry,
                     action: Action::Mkdir,
                     reason: "directory",
                 }),
                 EntryKind::Symlink { .. } => links.push(PlanItem {
-                    entry: entry.clone(),
+                    entry,
                     action: Action::Symlink,
                     reason: "symlink",
                 }),
                 EntryKind::File => {
-                    let (action, reason) = plan_file(previous, entry, options);
+                    let (action, reason) = plan_file(&entry);
                     let item = PlanItem {
-                        entry: entry.clone(),
+                        entry,
                         action,
                         reason,
                     };
-                    if entry.path.as_str() == PG_CONTROL {
+                    if item.entry.path.as_str() == PG_CONTROL {
                         control.push(item);
                     } else {
                         files.push(item);

@@ -395,3 +395,75 @@ fn display_one_line_per_item_and_a_summary() {
     assert!(last.contains("link 2 (8292 bytes)"), "{last}");
     assert_eq!(CopyPlan::default().to_string().lines().count(), 1);
 }
+
+/// A manifest entry of `entry` with content hash `hash` (a byte repeated).
+fn hashed(entry: &Entry, hash: u8) -> ManifestEntry {
+    ManifestEntry {
+        blake3: Some(barman_copy::hash::FileHash([hash; 32])),
+        ..ManifestEntry::from(entry)
+    }
+}
+
+#[test]
+fn from_manifest_trusts_checksums_not_times() {
+    let same = file("data/base/5/1", 8192, at(T));
+    let touched = file("data/base/5/2", 8192, at(T + 60));
+    let changed = file("data/base/5/3", 8192, at(T));
+    let paged = file("data/base/5/4", 8192, at(T));
+    let grown = file("data/base/5/5", 100_000, at(T));
+    let new = file("data/base/5/6", 10, at(T));
+    let target = manifest([
+        previous_of(&dir("data")),
+        hashed(&same, 1),
+        hashed(&touched, 2),
+        hashed(&changed, 3),
+        hashed(&paged, 4),
+        hashed(&grown, 5),
+        hashed(&new, 6),
+    ]);
+    let mut old_paged = hashed(&paged, 40);
+    old_paged.pages = Some(PageHashes(vec![PageHash([0; 16])]));
+    let previous = manifest([
+        hashed(&same, 1),
+        // Same content, another mtime: still reused.
+        hashed(&file("data/base/5/2", 8192, at(T)), 2),
+        // Same size and mtime, another content: compared.
+        hashed(&changed, 30),
+        old_paged,
+        hashed(&file("data/base/5/5", 90_000, at(T)), 50),
+    ]);
+    let plan = CopyPlan::from_manifest(Some(&previous), &target, &opts(Reuse::Link));
+    let got: Vec<(&str, Action, &str)> = plan
+        .items
+        .iter()
+        .map(|i| (i.entry.path.as_str(), i.action.clone(), i.reason))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("data", Action::Mkdir, "directory"),
+            ("data/base/5/1", Action::Link, "unchanged (blake3)"),
+            ("data/base/5/2", Action::Link, "unchanged (blake3)"),
+            ("data/base/5/3", Action::Fetch, "checksum mode"),
+            ("data/base/5/4", Action::DeltaPages, "checksum mode"),
+            ("data/base/5/5", Action::DeltaRsync, "changed: size"),
+            ("data/base/5/6", Action::Fetch, "new file"),
+        ]
+    );
+    // The entries keep the target's sizes, mtimes and modes.
+    assert_eq!(plan.items[2].entry, touched);
+    let copy = CopyPlan::from_manifest(Some(&previous), &target, &opts(Reuse::Copy));
+    assert_eq!(copy.items[1].action, Action::CopyPrevious);
+    let off = CopyPlan::from_manifest(Some(&previous), &target, &opts(Reuse::Off));
+    assert!(off.items[1..].iter().all(|i| i.action == Action::Fetch));
+    let first = CopyPlan::from_manifest(None, &target, &opts(Reuse::Link));
+    assert!(first.items[1..].iter().all(|i| i.action == Action::Fetch));
+}
+
+#[test]
+fn from_manifest_without_checksums_never_reuses() {
+    let f = file("data/base/5/1", 8192, at(T));
+    let bare = manifest([previous_of(&f)]);
+    let plan = CopyPlan::from_manifest(Some(&bare), &bare, &opts(Reuse::Link));
+    assert_ne!(plan.items[0].action, Action::Link);
+}
