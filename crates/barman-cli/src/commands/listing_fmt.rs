@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 /// Python's `datetime.ctime()`: `Sun Nov 22 04:15:37 2026` (day of month
 /// padded with a space), in the time's own offset.
 pub fn ctime(t: &Zoned) -> String {
-    t.strftime("%a %b %e %H:%M:%S %Y").to_string()
+    barman_core::catalog::pytime::to_python_ctime(t)
 }
 
 /// Python's `str(int(timestamp))` of a time.

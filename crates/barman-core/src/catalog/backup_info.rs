@@ -5,6 +5,7 @@
 //! (in `fields`) parse and format values on demand.
 
 mod fields;
+mod sync_json;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

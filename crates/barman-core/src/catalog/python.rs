@@ -242,6 +242,32 @@ impl PyValue {
         }
     }
 
+    /// The Python value `json.loads` makes of `value`: arrays become lists,
+    /// objects dicts with `str` keys, numbers `int` (when integral) or
+    /// `float`.
+    pub fn from_json(value: &serde_json::Value) -> Self {
+        use serde_json::Value;
+        match value {
+            Value::Null => Self::None,
+            Value::Bool(b) => Self::Bool(*b),
+            Value::Number(n) => n
+                .as_i64()
+                .map(i128::from)
+                .or_else(|| n.as_u64().map(i128::from))
+                .map_or_else(
+                    || Self::Float(PyFloat::new(n.as_f64().unwrap_or(f64::NAN))),
+                    Self::Int,
+                ),
+            Value::String(s) => Self::Str(s.clone()),
+            Value::Array(items) => Self::List(items.iter().map(Self::from_json).collect()),
+            Value::Object(map) => Self::Dict(
+                map.iter()
+                    .map(|(k, v)| (Self::Str(k.clone()), Self::from_json(v)))
+                    .collect(),
+            ),
+        }
+    }
+
     fn json_key(&self) -> String {
         match self {
             Self::Str(s) => s.clone(),

@@ -20,6 +20,12 @@ pub fn to_python_isoformat(time: &Zoned) -> String {
     format_with_sep(time, 'T')
 }
 
+/// Python's `datetime.ctime()`: `Sun Nov 22 04:15:37 2026` (day of month
+/// padded with a space), in the time's own offset.
+pub fn to_python_ctime(time: &Zoned) -> String {
+    time.strftime("%a %b %e %H:%M:%S %Y").to_string()
+}
+
 fn format_with_sep(time: &Zoned, sep: char) -> String {
     let dt = time.datetime();
     let mut out = String::with_capacity(32);
