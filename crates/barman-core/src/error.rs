@@ -214,6 +214,40 @@ pub enum Error {
     /// A hook script option that barman-hooks does not know.
     #[error(transparent)]
     Hooks(barman_hooks::Error),
+    /// A passive-node synchronisation was refused or could not go on
+    /// (not a passive node, a busy lock, differing compression, a file
+    /// that does not match the primary's manifest, ...).
+    #[error("server `{server}`: {message}")]
+    Sync {
+        /// The server.
+        server: String,
+        /// What happened.
+        message: String,
+    },
+    /// `sync-info` cannot answer from the WAL asked for (older than the
+    /// first or newer than the last WAL in xlog.db): the passive node asks
+    /// again without it.
+    #[error("{0}")]
+    SyncPosition(String),
+    /// The primary's `sync-info` could not be run, or its answer is not a
+    /// valid sync-info document.
+    #[error("sync-info execution on remote primary server {server} failed: {message}")]
+    PrimaryInfo {
+        /// The (passive) server.
+        server: String,
+        /// Why (the primary's stderr, or the invalid field).
+        message: String,
+    },
+    /// A backup sync failed; its backup.info is FAILED with this error.
+    #[error("sync of backup {id} of server `{server}` failed: {message}")]
+    SyncFailed {
+        /// The server.
+        server: String,
+        /// The backup id.
+        id: String,
+        /// The `error` recorded in backup.info.
+        message: String,
+    },
     /// A backup failed; its backup.info is FAILED with this error.
     #[error("backup {id} of server `{server}` failed: {message}")]
     BackupFailed {

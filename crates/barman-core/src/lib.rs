@@ -109,6 +109,7 @@ pub mod replication;
 pub mod replication_status;
 pub mod retention;
 pub mod server;
+pub mod sync;
 pub mod tls;
 
 pub use catalog::{BackupId, BackupInfo, BackupStatus, Catalog, ServerLayout};

@@ -1,0 +1,144 @@
+//! `cron` on a passive node (Barman's `sync_cron`): what to synchronise,
+//! and the background processes that do it.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+
+use barman_copy::NoProgress;
+
+use super::{SyncContext, locally_obsolete, primary_node_info};
+use crate::catalog::{BackupId, BackupInfo, BackupStatus, LockKind, try_acquire};
+use crate::config::{GlobalConfig, ServerConfig};
+use crate::cron::{CronContext, Lines, ServerCronReport};
+use crate::{Error, Result};
+
+/// Synchronisation step of `cron` for passive `server`.
+pub(crate) fn sync_from_primary(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+    ctx: &mut CronContext<'_>,
+    report: &mut ServerCronReport,
+) -> Result<()> {
+    let name = server.name.as_str();
+    for id in fail_interrupted_syncs(global, server)? {
+        ctx.observer.message(&format!(
+            "Synchronisation of backup {id} of server {name} was interrupted: marked FAILED"
+        ));
+        report.failed_interrupted.push(id);
+    }
+    let cancel = AtomicBool::new(false);
+    let mut lines = Lines {
+        observer: &mut *ctx.observer,
+    };
+    let mut sync = SyncContext {
+        clock: ctx.clock,
+        spawner: ctx.shell.clone(),
+        progress: &NoProgress,
+        cancel: &cancel,
+        observer: &mut lines,
+        config_path: ctx.config_path,
+        agent_command: None,
+    };
+    let primary = match primary_node_info(server, &mut sync) {
+        Ok((info, _)) => info,
+        Err(e) => {
+            ctx.observer.message(&format!(
+                "ERROR: Failed to retrieve the primary node status: {e}"
+            ));
+            report.errors.push(e.to_string());
+            return Ok(());
+        }
+    };
+    report.primary_info = true;
+
+    let local: BTreeMap<BackupId, BackupStatus> = server
+        .catalog()
+        .backups()?
+        .iter()
+        .map(|b| Ok((b.backup_id().clone(), b.status()?)))
+        .collect::<Result<_>>()?;
+    if primary.backups.is_empty() {
+        ctx.observer.message(&format!(
+            "No backup synchronisation required for server {name}"
+        ));
+    }
+    for (id, remote) in &primary.backups {
+        if local.get(id) == Some(&BackupStatus::Done)
+            || locally_obsolete(server, remote, ctx.clock)?
+        {
+            continue;
+        }
+        if !lock_free(global, &LockKind::SyncBackup(name.to_owned(), id.clone()))? {
+            ctx.observer.message(&format!(
+                "A synchronisation process for backup {id} on server {name} is already in progress"
+            ));
+            break;
+        }
+        let pid = ctx.spawner.spawn_sync_backup(name, id)?;
+        ctx.observer.message(&format!(
+            "Starting copy of backup {id} for server {name} (pid {pid})"
+        ));
+        report.sync_backup_started = Some((id.clone(), pid));
+        break;
+    }
+
+    if primary.wals.is_empty() {
+        ctx.observer.message(&format!(
+            "No WAL synchronisation required for server {name}"
+        ));
+    } else if !lock_free(global, &LockKind::SyncWal(name.to_owned()))? {
+        ctx.observer.message(&format!(
+            "WAL synchronisation already running for server {name}"
+        ));
+    } else {
+        let pid = ctx.spawner.spawn_sync_wals(name)?;
+        ctx.observer.message(&format!(
+            "Started copy of WAL files for server {name} (pid {pid})"
+        ));
+        report.sync_wals_started = Some(pid);
+    }
+    Ok(())
+}
+
+/// Whether no process holds the lock `kind` now.
+fn lock_free(global: &GlobalConfig, kind: &LockKind) -> Result<bool> {
+    match try_acquire(&global.barman_lock_directory, kind) {
+        Ok(_lock) => Ok(true),
+        Err(Error::LockBusy { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// SYNCING backups whose sync-backup lock nobody holds (the process was
+/// killed) are marked FAILED, so that they are synchronised again.
+fn fail_interrupted_syncs(global: &GlobalConfig, server: &ServerConfig) -> Result<Vec<BackupId>> {
+    let layout = server.layout();
+    let mut failed = Vec::new();
+    for mut info in server.catalog().backups()? {
+        if info.status()? != BackupStatus::Syncing {
+            continue;
+        }
+        let id = info.backup_id().clone();
+        let _lock = match try_acquire(
+            &global.barman_lock_directory,
+            &LockKind::SyncBackup(server.name.clone(), id.clone()),
+        ) {
+            Ok(lock) => lock,
+            Err(Error::LockBusy { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        // Re-read under the lock: a sync may have ended meanwhile.
+        info = BackupInfo::read(&layout, &id)?;
+        if info.status()? != BackupStatus::Syncing {
+            continue;
+        }
+        info.set_error(Some(&format!(
+            "failure syncing server {} backup {id}: interrupted (the sync-backup process ended while the backup was SYNCING)",
+            server.name
+        )))?;
+        info.set_status(BackupStatus::Failed);
+        info.write(&layout)?;
+        failed.push(id);
+    }
+    Ok(failed)
+}

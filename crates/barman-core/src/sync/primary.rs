@@ -1,0 +1,282 @@
+//! The passive node's side of `sync-info`: running it on the primary
+//! through `primary_ssh_command`, the "self-recovery" retry, and the two
+//! state files, `<backup_directory>/primary.info` (the primary's last
+//! answer) and `<wals_directory>/sync-wals.info` (`last_name\tlast_position`
+//! of the last WAL synchronisation).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::info::{PrimaryInfo, json_part};
+use super::{SyncContext, passive_ssh};
+use crate::config::ServerConfig;
+use crate::fs::{FILE_MODE, create_dir_secure, read_optional, write_atomic};
+use crate::{Error, Result};
+
+/// The file holding the primary's last `sync-info`.
+pub const PRIMARY_INFO_FILE: &str = "primary.info";
+
+/// The file holding the position of the last WAL synchronisation.
+pub const SYNC_WALS_INFO_FILE: &str = "sync-wals.info";
+
+/// How long the primary's `sync-info` may take.
+const SYNC_INFO_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Where a passive node stands in the primary's xlog.db.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncWalsInfo {
+    /// The primary's last WAL when WALs were last synchronised.
+    pub last_wal: Option<String>,
+    /// Where its line started in the primary's xlog.db.
+    pub last_position: Option<u64>,
+}
+
+/// `<backup_directory>/primary.info`.
+pub fn primary_info_path(server: &ServerConfig) -> PathBuf {
+    server.backup_directory.join(PRIMARY_INFO_FILE)
+}
+
+/// `<wals_directory>/sync-wals.info`.
+pub fn sync_wals_info_path(server: &ServerConfig) -> PathBuf {
+    server.wals_directory.join(SYNC_WALS_INFO_FILE)
+}
+
+/// Reads `sync-wals.info`; a missing file is "nothing synchronised yet".
+/// A file that does not hold a WAL name and a position is ignored with a
+/// warning (the next `sync-info` then asks for everything).
+pub fn load_sync_wals_info(server: &ServerConfig) -> Result<SyncWalsInfo> {
+    let path = sync_wals_info_path(server);
+    let Some(text) = read_optional(&path)? else {
+        return Ok(SyncWalsInfo::default());
+    };
+    let line = text.lines().next().unwrap_or("");
+    let (name, position) = line.split_once('\t').unwrap_or((line, ""));
+    let name = name.trim();
+    if name.is_empty() {
+        return Ok(SyncWalsInfo::default());
+    }
+    if name.parse::<barman_wal::WalFileName>().is_err() {
+        tracing::warn!("{}: `{name}` is not a WAL name: ignored", path.display());
+        return Ok(SyncWalsInfo::default());
+    }
+    Ok(SyncWalsInfo {
+        last_wal: Some(name.to_owned()),
+        last_position: position.trim().parse().ok(),
+    })
+}
+
+/// Writes `sync-wals.info` atomically: `last_name\tlast_position`, no newline, as Barman.
+pub fn write_sync_wals_info(server: &ServerConfig, info: &PrimaryInfo) -> Result<()> {
+    let text = format!("{}\t{}", info.last_name, info.last_position);
+    write_atomic(&sync_wals_info_path(server), text.as_bytes(), FILE_MODE)
+}
+
+/// Reads and validates `primary.info`.
+pub fn load_primary_info(server: &ServerConfig) -> Result<PrimaryInfo> {
+    let path = primary_info_path(server);
+    let text = read_optional(&path)?.ok_or_else(|| Error::Sync {
+        server: server.name.clone(),
+        message: format!(
+            "{} does not exist: run `barman cron` or `barman sync-info --primary {}` first",
+            path.display(),
+            server.name
+        ),
+    })?;
+    PrimaryInfo::parse(&text, &server.name)
+}
+
+/// Single-quotes `text` for a POSIX shell.
+pub(super) fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The command run on the primary: `barman [-c CONFIG] sync-info SERVER
+/// [LAST_WAL [LAST_POS]]` (`-c` with `forward_config_path`).
+pub fn remote_sync_info_command(
+    server: &ServerConfig,
+    config_path: Option<&Path>,
+    position: &SyncWalsInfo,
+) -> String {
+    let mut command = String::from("barman");
+    if server.forward_config_path
+        && let Some(path) = config_path
+    {
+        command.push_str(" -c ");
+        command.push_str(&shell_quote(&path.display().to_string()));
+    }
+    command.push_str(" sync-info ");
+    command.push_str(&shell_quote(&server.name));
+    if let Some(wal) = &position.last_wal {
+        command.push(' ');
+        command.push_str(wal);
+        if let Some(pos) = position.last_position {
+            command.push(' ');
+            command.push_str(&pos.to_string());
+        }
+    }
+    command
+}
+
+/// `barman sync-info --primary SERVER`: runs `sync-info` on the primary
+/// from the position of `sync-wals.info`; when the primary answers with
+/// exit status 1 (it cannot answer from that position) asks again without
+/// it ("self-recovery"). The answer is validated, then saved atomically
+/// to `primary.info`. Returns it, and whether self-recovery happened.
+pub fn primary_node_info(
+    server: &ServerConfig,
+    ctx: &mut SyncContext<'_>,
+) -> Result<(PrimaryInfo, bool)> {
+    let ssh = passive_ssh(server, "sync-info --primary")?;
+    let mut position = load_sync_wals_info(server)?;
+    let mut recovered = false;
+    let text = loop {
+        let remote = remote_sync_info_command(server, ctx.config_path, &position);
+        tracing::debug!("primary sync-info of `{}`: {remote}", server.name);
+        let line = format!("exec {ssh} {}", shell_quote(&remote));
+        let (code, stdout, stderr) = run_captured(ctx.spawner.shell(&line), SYNC_INFO_TIMEOUT)
+            .map_err(|message| Error::PrimaryInfo {
+                server: server.name.clone(),
+                message,
+            })?;
+        match code {
+            Some(0) => break stdout,
+            Some(1) if position.last_wal.is_some() => {
+                ctx.observer.message(&format!(
+                    "WARNING: sync-info is out of sync. Self-recovery procedure started: \
+                     requesting full synchronisation from primary server {}",
+                    server.name
+                ));
+                tracing::info!("primary answered: {}", stderr.trim());
+                position = SyncWalsInfo::default();
+                recovered = true;
+            }
+            other => {
+                let status =
+                    other.map_or_else(|| "killed by a signal".to_owned(), |c| format!("exit {c}"));
+                return Err(Error::PrimaryInfo {
+                    server: server.name.clone(),
+                    message: format!("{status}: {}", last_lines(&stderr)),
+                });
+            }
+        }
+    };
+    let info = PrimaryInfo::parse(&text, &server.name)?;
+    let json = json_part(&text).unwrap_or(&text);
+    create_dir_secure(&server.backup_directory)?;
+    write_atomic(&primary_info_path(server), json.as_bytes(), FILE_MODE)?;
+    Ok((info, recovered))
+}
+
+fn last_lines(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = &lines[lines.len().saturating_sub(3)..];
+    if tail.is_empty() {
+        "(no output)".to_owned()
+    } else {
+        tail.join(" / ")
+    }
+}
+
+/// Runs `command` with stdin closed, collecting stdout and stderr; kills it
+/// after `timeout`. Returns the exit code (`None`: killed by a signal).
+///
+/// Once the command has exited its output is taken as it is after a short
+/// grace: an ssh multiplexing master it started in the background may keep
+/// the pipes open for a long time.
+fn run_captured(
+    mut command: Command,
+    timeout: Duration,
+) -> std::result::Result<(Option<i32>, String, String), String> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot run primary_ssh_command: {e}"))?;
+    let out = Captured::start(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let err = Captured::start(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("no answer within {} s", timeout.as_secs()));
+            }
+            Err(e) => return Err(format!("cannot wait for primary_ssh_command: {e}")),
+        }
+    };
+    Ok((status.code(), out.finish(), err.finish()))
+}
+
+/// One output stream of a child, read by a thread into a shared buffer.
+struct Captured {
+    buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl Captured {
+    fn start(stream: Option<Box<dyn Read + Send>>) -> Self {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, done) = std::sync::mpsc::channel();
+        let shared = std::sync::Arc::clone(&buf);
+        std::thread::spawn(move || {
+            if let Some(mut s) = stream {
+                let mut chunk = [0u8; 8192];
+                while let Ok(n) = s.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    shared
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .extend_from_slice(&chunk[..n]);
+                }
+            }
+            let _ = tx.send(());
+        });
+        Self { buf, done }
+    }
+
+    /// The text read, after the stream ended or a two-second grace.
+    fn finish(self) -> String {
+        let _ = self.done.recv_timeout(Duration::from_secs(2));
+        let bytes = self
+            .buf
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_the_remote_shell() {
+        assert_eq!(shell_quote("pg"), "'pg'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf %s {}", shell_quote("a 'b' $c")))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "a 'b' $c");
+    }
+}
