@@ -405,6 +405,39 @@ pub enum Command {
         #[arg(value_name = "SERVER_NAME")]
         server: String,
     },
+    /// Geographical redundancy: the server's status for a passive node
+    /// (DONE backups, WALs after LAST_WAL, configuration) as JSON; with
+    /// `--primary`, ask the primary of a passive node and save its answer.
+    SyncInfo {
+        /// On a passive node: run sync-info on the primary (through
+        /// primary_ssh_command) and save the answer to primary.info.
+        #[arg(long)]
+        primary: bool,
+        /// Server name.
+        #[arg(value_name = "SERVER_NAME")]
+        server: String,
+        /// The last WAL the passive node has.
+        #[arg(value_name = "LAST_WAL")]
+        last_wal: Option<String>,
+        /// Where LAST_WAL's line starts in xlog.db (a hint).
+        #[arg(value_name = "LAST_POSITION")]
+        last_position: Option<u64>,
+    },
+    /// Passive node: copy one backup from the primary.
+    SyncBackup {
+        /// Server name.
+        #[arg(value_name = "SERVER_NAME")]
+        server: String,
+        /// Backup id (as the primary lists it).
+        #[arg(value_name = "BACKUP_ID")]
+        backup_id: String,
+    },
+    /// Passive node: copy the WAL files the primary listed in its last sync-info.
+    SyncWals {
+        /// Server name.
+        #[arg(value_name = "SERVER_NAME")]
+        server: String,
+    },
 }
 
 /// `barman recover SERVER BACKUP_ID DEST`.

@@ -18,6 +18,7 @@ mod receive_wal;
 mod recover;
 mod replication_status;
 mod show_servers;
+mod sync;
 mod wal;
 
 use std::sync::Arc;
@@ -171,6 +172,26 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<()> {
             check_wal_archive::run(&config, server, *timeline, out)
         }
         // --
+        Command::SyncInfo {
+            primary,
+            server,
+            last_wal,
+            last_position,
+        } => sync::sync_info(
+            &config,
+            cli.config.as_deref(),
+            server,
+            *primary,
+            last_wal.as_deref(),
+            *last_position,
+            out,
+        ),
+        Command::SyncBackup { server, backup_id } => {
+            sync::sync_backup(&config, cli.config.as_deref(), server, backup_id, out)
+        }
+        Command::SyncWals { server } => {
+            sync::sync_wals(&config, cli.config.as_deref(), server, out)
+        }
         Command::Agent => unreachable!("handled before loading the configuration"),
     }
 }

@@ -9,6 +9,8 @@ use serde_json::Value;
 
 #[path = "cli/listings.rs"]
 mod listings;
+#[path = "cli/sync_info.rs"]
+mod sync_info;
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

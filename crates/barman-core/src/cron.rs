@@ -18,10 +18,19 @@
 //!    OBSOLETE backup, oldest first, under its own backup lock.
 //!
 //! Inactive servers only get a running receive-wal stopped. Passive nodes
-//! skip 1, 2 and 6: their synchronisation from the primary is not
-//! implemented yet (issue 9), which `cron` says in its output.
+//! (`primary_ssh_command`) replace 1 and 2 by their synchronisation
+//! ([`crate::sync`], Barman's `sync_cron`): SYNCING backups no sync-backup
+//! works on any more are marked FAILED; `sync-info --primary` is saved to
+//! `primary.info`; one `sync-backup` is started in the background for the
+//! oldest primary backup missing (or not DONE) here that the local
+//! retention policy would not call OBSOLETE; `sync-wals` is started when
+//! the primary lists WALs this node does not have. Their retention (6) is
+//! the passive node's own.
 
-use crate::backup::{check_backup_info, fail_interrupted};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::backup::{Spawner, check_backup_info, fail_interrupted};
 use crate::catalog::{BackupId, BackupStatus, LockKind, read_owner, try_acquire};
 use crate::clock::Clock;
 use crate::config::{GlobalConfig, RetentionPolicyMode, ServerConfig};
@@ -37,6 +46,12 @@ pub trait CronSpawner {
     fn spawn_receive_wal(&self, server: &str) -> Result<u32>;
     /// Asks process `pid` to terminate (SIGTERM).
     fn terminate(&self, pid: u32) -> Result<()>;
+    /// Starts `barman sync-backup SERVER BACKUP_ID` detached from cron
+    /// (passive nodes); returns its pid.
+    fn spawn_sync_backup(&self, server: &str, backup_id: &BackupId) -> Result<u32>;
+    /// Starts `barman sync-wals SERVER` detached from cron (passive nodes);
+    /// returns its pid.
+    fn spawn_sync_wals(&self, server: &str) -> Result<u32>;
 }
 
 /// Receives cron's console lines.
@@ -49,8 +64,12 @@ pub trait CronObserver {
 pub struct CronContext<'a> {
     /// The clock (retention windows).
     pub clock: &'a dyn Clock,
-    /// Process spawning (receive-wal).
+    /// Process spawning (receive-wal, sync-backup, sync-wals).
     pub spawner: &'a dyn CronSpawner,
+    /// Shell commands: `primary_ssh_command` of passive nodes.
+    pub shell: Arc<dyn Spawner>,
+    /// The configuration file (sent to a primary with `forward_config_path`).
+    pub config_path: Option<&'a Path>,
     /// Console lines.
     pub observer: &'a mut dyn CronObserver,
     /// The hook settings: each server's archive, delete and WAL-delete
@@ -84,6 +103,12 @@ pub struct ServerCronReport {
     pub checked: Option<(BackupId, BackupStatus)>,
     /// Deletes finished after an interruption, and retention deletes.
     pub deleted: DeleteReport,
+    /// Passive node: the primary's sync-info was saved to `primary.info`.
+    pub primary_info: bool,
+    /// Passive node: the backup whose sync-backup this run started, and its pid.
+    pub sync_backup_started: Option<(BackupId, u32)>,
+    /// Passive node: the pid of the sync-wals this run started.
+    pub sync_wals_started: Option<u32>,
     /// Errors met (the run goes on with the next step).
     pub errors: Vec<String>,
 }
@@ -170,9 +195,8 @@ pub fn cron_server(
         }
     };
     if server.is_passive() {
-        ctx.observer.message(&format!(
-            "Server {name} is a passive node: synchronisation from the primary is not implemented yet; skipping WAL archiving and retention"
-        ));
+        let r = crate::sync::cron::sync_from_primary(global, server, ctx, &mut report);
+        step(&mut report, ctx, r);
     } else {
         let r = archive(global, server, ctx, &mut report);
         step(&mut report, ctx, r);
@@ -189,10 +213,8 @@ pub fn cron_server(
     step(&mut report, ctx, r);
     let r = finish_deletes(global, server, ctx, &mut report);
     step(&mut report, ctx, r);
-    if !server.is_passive() {
-        let r = enforce_retention(global, server, ctx, &mut report);
-        step(&mut report, ctx, r);
-    }
+    let r = enforce_retention(global, server, ctx, &mut report);
+    step(&mut report, ctx, r);
     drop(lock);
     report
 }
@@ -355,8 +377,15 @@ fn check_oldest_waiting(
     Ok(())
 }
 
-struct Lines<'a, 'b> {
-    observer: &'a mut (dyn CronObserver + 'b),
+/// Relays the lines of a delete or a sync to cron's observer.
+pub(crate) struct Lines<'a, 'b> {
+    pub(crate) observer: &'a mut (dyn CronObserver + 'b),
+}
+
+impl crate::sync::SyncObserver for Lines<'_, '_> {
+    fn message(&mut self, text: &str) {
+        self.observer.message(text);
+    }
 }
 
 impl DeleteObserver for Lines<'_, '_> {

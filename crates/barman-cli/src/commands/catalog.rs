@@ -2,10 +2,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use barman_core::Error;
-use barman_core::catalog::KeepTarget;
+use barman_core::backup::ShellSpawner;
+use barman_core::catalog::{BackupId, KeepTarget};
 use barman_core::clock::SystemClock;
 use barman_core::config::Config;
 use barman_core::cron::{CronContext, CronObserver, CronSpawner};
@@ -188,13 +190,15 @@ struct SelfSpawner {
     config: PathBuf,
 }
 
-impl CronSpawner for SelfSpawner {
-    fn spawn_receive_wal(&self, server: &str) -> barman_core::Result<u32> {
+impl SelfSpawner {
+    /// `barman -c CONFIG -q ARGS` in its own process group, detached.
+    fn spawn(&self, args: &[&str]) -> barman_core::Result<u32> {
         use std::os::unix::process::CommandExt as _;
         let child = Command::new(&self.exe)
             .arg("-c")
             .arg(&self.config)
-            .args(["-q", "receive-wal", server])
+            .arg("-q")
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -203,9 +207,23 @@ impl CronSpawner for SelfSpawner {
             .map_err(|e| Error::io("cannot start", &self.exe, e))?;
         Ok(child.id())
     }
+}
+
+impl CronSpawner for SelfSpawner {
+    fn spawn_receive_wal(&self, server: &str) -> barman_core::Result<u32> {
+        self.spawn(&["receive-wal", server])
+    }
 
     fn terminate(&self, pid: u32) -> barman_core::Result<()> {
         terminate_pid(pid)
+    }
+
+    fn spawn_sync_backup(&self, server: &str, backup_id: &BackupId) -> barman_core::Result<u32> {
+        self.spawn(&["sync-backup", server, backup_id.as_str()])
+    }
+
+    fn spawn_sync_wals(&self, server: &str) -> barman_core::Result<u32> {
+        self.spawn(&["sync-wals", server])
     }
 }
 
@@ -245,6 +263,8 @@ pub fn cron(config: &Config, explicit: Option<&Path>, out: &mut Output) -> Resul
     let mut ctx = CronContext {
         clock: &SystemClock,
         spawner: &spawner,
+        shell: Arc::new(ShellSpawner),
+        config_path: Some(&spawner.config),
         observer: &mut lines,
         hooks: &hooks,
     };
@@ -265,6 +285,9 @@ pub fn cron(config: &Config, explicit: Option<&Path>, out: &mut Output) -> Resul
                     "checked": s.checked.as_ref().map(|(id, st)| json!({"backup_id": id.to_string(), "status": st.as_str()})),
                     "deleted": s.deleted.deleted.iter().map(ToString::to_string).collect::<Vec<_>>(),
                     "wals_removed": s.deleted.wals_removed,
+                    "primary_info": s.primary_info,
+                    "sync_backup_started": s.sync_backup_started.as_ref().map(|(id, pid)| json!({"backup_id": id.to_string(), "pid": pid})),
+                    "sync_wals_started": s.sync_wals_started,
                     "errors": s.errors,
                 })
             })
