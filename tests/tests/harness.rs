@@ -18,6 +18,8 @@ mod cluster;
 mod hooks;
 #[path = "harness/listings.rs"]
 mod listings;
+#[path = "harness/passive.rs"]
+mod passive;
 #[path = "harness/postgres_backup.rs"]
 mod postgres_backup;
 #[path = "harness/receive_wal.rs"]
