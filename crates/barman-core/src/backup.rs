@@ -238,10 +238,7 @@ fn remove_partial_data(layout: &ServerLayout, id: &BackupId) {
 }
 
 /// The newest DONE backup with a manifest (the one a new backup reuses).
-pub(crate) fn previous_backup(
-    layout: &ServerLayout,
-    server: &str,
-) -> Result<Option<(BackupInfo, Manifest)>> {
+fn previous_backup(layout: &ServerLayout, server: &str) -> Result<Option<(BackupInfo, Manifest)>> {
     let catalog = crate::catalog::Catalog::open(layout.clone(), server);
     let mut backups = catalog.backups()?;
     backups.reverse();

@@ -22,7 +22,7 @@
 //! ([`crate::sync`], Barman's `sync_cron`): SYNCING backups no sync-backup
 //! works on any more are marked FAILED; `sync-info --primary` is saved to
 //! `primary.info`; one `sync-backup` is started in the background for the
-//! oldest primary backup missing (or not DONE) here that the local
+//! oldest primary backup missing (or FAILED) here that the local
 //! retention policy would not call OBSOLETE; `sync-wals` is started when
 //! the primary lists WALs this node does not have. Their retention (6) is
 //! the passive node's own.

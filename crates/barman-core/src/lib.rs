@@ -31,6 +31,10 @@
 //!   the one rustls configuration both connection paths use.
 //! - [`hooks`]: the hook scripts of a server ([`ServerHooks`](hooks::ServerHooks))
 //!   and the `BARMAN_*` variables of each operation, run through `barman-hooks`.
+//! - [`sync`]: passive nodes (geographical redundancy): `sync-info`,
+//!   `sync-backup` and `sync-wals` copying another barman's catalog
+//!   through `barman agent` over `primary_ssh_command`, every file checked
+//!   against the primary's manifest.
 //! - [`clock`]: injected time.
 //! - [`fs`]: the durable-write primitives the catalog uses.
 //! - [`Error`]: the single error type; every variant names the file, line,

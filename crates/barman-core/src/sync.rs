@@ -14,9 +14,10 @@
 //!   ([`PrimaryInfo::parse`]) and saves it to `primary.info`.
 //! - [`sync_backup`] copies one backup from the primary's
 //!   `basebackups_directory` through `barman agent` started over
-//!   `primary_ssh_command` and the copy engine (SYNCING → DONE, FAILED on
-//!   any error), reusing the newest local DONE backup by hard link or delta
-//!   and checking every file against the primary's manifest (blake3).
+//!   `primary_ssh_command` and the copy engine (SYNCING → WAITING_FOR_WALS
+//!   → DONE once its WALs are here, FAILED on any error), reusing the
+//!   newest local backup by hard link or delta and checking every file
+//!   against the primary's manifest (blake3).
 //! - [`sync_wals`] copies the listed WALs the same way, checks their size,
 //!   compression and header, writes them durably, appends their xlog.db
 //!   lines (never twice) and records `sync-wals.info`.

@@ -399,6 +399,51 @@ fn ssh_children(parent: u32) -> Vec<u32> {
     pids
 }
 
+/// Starts `sync-backup pg ID` on the passive and waits until it copies
+/// (SYNCING, files arriving, ssh sessions open); returns it and the pids of
+/// its ssh children, two seconds into the copy.
+#[allow(
+    clippy::zombie_processes,
+    reason = "the child is returned to the caller, which waits for it"
+)]
+fn sync_in_flight(geo: &Geo, id: &str) -> (std::process::Child, Vec<u32>) {
+    let mut child = geo
+        .passive
+        .command(&["sync-backup", "pg", id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let data = geo.passive.dir("base").join(id).join("data");
+    loop {
+        if geo.passive_status(id).as_deref() == Some("SYNCING")
+            && data.is_dir()
+            && !ssh_children(pid).is_empty()
+        {
+            std::thread::sleep(Duration::from_secs(2));
+            return (child, ssh_children(pid));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("the sync never got going: {out:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// SIGKILLs `pids` (processes this test started).
+fn kill(pids: &[u32]) {
+    for pid in pids {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+}
+
 /// Waits for `child` (killed after `timeout`).
 fn finish(mut child: std::process::Child, timeout: Duration) -> Output {
     let started = Instant::now();
@@ -460,35 +505,11 @@ fn passive_sync_survives_a_dropped_session_a_corrupt_file_and_an_unknown_positio
     );
 
     // The ssh session dies mid-copy.
-    let child = geo
-        .passive
-        .command(&["sync-backup", "pg", &b1])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (child, victims) = sync_in_flight(&geo, &b1);
     let pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let data = geo.passive.dir("base").join(&b1).join("data");
-    let victims = loop {
-        let pids = ssh_children(pid);
-        if geo.passive_status(&b1).as_deref() == Some("SYNCING")
-            && data.is_dir()
-            && !pids.is_empty()
-        {
-            std::thread::sleep(Duration::from_secs(2));
-            break ssh_children(pid);
-        }
-        assert!(Instant::now() < deadline, "the sync never got going");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let victims: Vec<u32> = victims.into_iter().filter(|&v| v != pid).collect();
     eprintln!("killing the ssh children {victims:?} of sync-backup {pid}");
-    for v in &victims {
-        let _ = Command::new("kill")
-            .args(["-KILL", &v.to_string()])
-            .status();
-    }
+    kill(&victims);
     let out = finish(child, Duration::from_secs(60));
     eprintln!("sync-backup after the kill: {out:?}");
     assert!(!out.status.success());
@@ -503,8 +524,25 @@ fn passive_sync_survives_a_dropped_session_a_corrupt_file_and_an_unknown_positio
         "partial copy left"
     );
 
+    // sync-backup itself killed: SYNCING, until the next cron marks it FAILED.
+    let (child, _) = sync_in_flight(&geo, &b1);
+    kill(&[child.id()]);
+    finish(child, Duration::from_secs(60));
+    assert_eq!(geo.passive_status(&b1).as_deref(), Some("SYNCING"));
     // The next cron retries it.
     geo.configure_passive("");
+    let (report, messages) = geo.cron();
+    assert!(
+        messages.iter().any(|m| m.contains(&format!(
+            "Synchronisation of backup {b1} of server pg was interrupted: marked FAILED"
+        ))),
+        "{messages:?}"
+    );
+    assert_eq!(
+        report["sync_backup_started"]["backup_id"],
+        b1.as_str(),
+        "{report}"
+    );
     geo.sync_until("the interrupted backup", |g| {
         g.passive_status(&b1).as_deref() == Some("DONE") && g.converged()
     });

@@ -205,6 +205,7 @@ pub fn sync_wals(
                 "present": report.present,
                 "too_old": report.too_old,
                 "bytes_transferred": report.bytes_transferred,
+                "checked": report.checked.iter().map(|(id, status)| json!({"backup_id": id.to_string(), "status": status.as_str()})).collect::<Vec<_>>(),
             }),
         );
     }

@@ -7,13 +7,16 @@
 //! `basebackups_directory` by the copy engine, through `barman agent`
 //! sessions started over `primary_ssh_command`. The plan comes from the
 //! primary's manifest (`base/<id>/manifest`): a file whose blake3 equals
-//! the one of the newest local DONE backup's copy is hard-linked to it
+//! the one of the newest local backup's copy (WAITING_FOR_WALS or DONE) is
+//! hard-linked to it
 //! (`reuse_backup = copy`: copied locally), a changed one is rebuilt from a
 //! page or rsync delta, a new one fetched. Every file copied is checked
 //! against the primary's manifest; a mismatch (a file corrupted on the
 //! primary, a transfer gone wrong) fails the sync naming the file. Then
 //! the local manifest is written, the directory fsynced and the status set
-//! to DONE. Any failure (Ctrl-C included) leaves FAILED with an `error`;
+//! to WAITING_FOR_WALS, then DONE by check-backup as soon as every WAL from
+//! `begin_wal` to `end_wal` is here too (`sync-wals` brings them; `cron`
+//! checks). Any failure (Ctrl-C included) leaves FAILED with an `error`;
 //! the next `cron` retries.
 
 use std::collections::BTreeSet;
@@ -28,7 +31,7 @@ use barman_copy::{
 };
 
 use super::{SyncContext, agent_factory, load_primary_info, locally_obsolete, passive_ssh};
-use crate::backup::{MANIFEST_FILE, previous_backup};
+use crate::backup::MANIFEST_FILE;
 use crate::catalog::{BackupId, BackupInfo, BackupStatus, Identity, LockKind, try_acquire};
 use crate::config::{GlobalConfig, ReuseBackup, ServerConfig};
 use crate::fs::{create_dir_secure, fsync_dir};
@@ -95,7 +98,7 @@ pub fn sync_backup(
     let Some(remote) = primary.backups.get(id) else {
         return Err(refused(match local_status {
             None => format!("backup {id} is absent on the primary"),
-            Some(BackupStatus::Done) => {
+            Some(status) if status.is_copy_done() => {
                 return Ok(SyncBackupReport::skipped(
                     id,
                     format!(
@@ -108,7 +111,7 @@ pub fn sync_backup(
             ),
         }));
     };
-    if local_status == Some(BackupStatus::Done) {
+    if local_status.is_some_and(BackupStatus::is_copy_done) {
         return Ok(SyncBackupReport::skipped(
             id,
             format!("Backup {id} is already synced with {name} server"),
@@ -154,8 +157,11 @@ pub fn sync_backup(
     let result = copy_backup(server, &primary.config.basebackups_directory, &info, ctx);
     match result {
         Ok(mut report) => {
-            info.set_status(BackupStatus::Done);
+            // DONE once every WAL from begin_wal to end_wal is here too
+            // (check-backup now, or in a later cron once sync-wals brought them).
+            info.set_status(BackupStatus::WaitingForWals);
             info.write(&layout)?;
+            let status = crate::backup::check_backup_info(global, server, &mut info)?;
             if identity.is_none()
                 && let (Some(systemid), Some(version)) = (info.systemid(), info.version()?)
             {
@@ -165,7 +171,7 @@ pub fn sync_backup(
             report.elapsed = started.elapsed();
             if let Some(copy) = &report.copy {
                 ctx.observer.message(&format!(
-                    "Synchronised backup {id} of server {name} (time: {}, {} files, {}; {} hard-linked, {} from deltas, {} fetched; {} bytes transferred)",
+                    "Synchronised backup {id} of server {name}, now {status} (time: {}, {} files, {}; {} hard-linked, {} from deltas, {} fetched; {} bytes transferred)",
                     crate::backup::human_duration(report.elapsed),
                     copy.files,
                     crate::backup::human_size(copy.bytes_total),
@@ -237,7 +243,7 @@ fn copy_backup(
         .collect();
     roots.insert(BACKUP_ROOT.to_owned(), remote_dir.clone());
     let sources = agent_factory(server, ctx, roots)?;
-    let previous = previous_backup(&layout, &server.name)?;
+    let previous = reference_backup(server, id)?;
     let reuse = match server.reuse_backup {
         Some(ReuseBackup::Copy) => Reuse::Copy,
         _ => Reuse::Link,
@@ -332,6 +338,27 @@ fn copy_backup(
             }
         }
     }
+}
+
+/// The newest local backup other than `id` whose copy is complete
+/// (WAITING_FOR_WALS or DONE: its WALs may still be on their way) and has a
+/// manifest: the one a sync reuses.
+fn reference_backup(
+    server: &ServerConfig,
+    id: &BackupId,
+) -> Result<Option<(BackupInfo, Manifest)>> {
+    let layout = server.layout();
+    for info in server.catalog().backups()?.into_iter().rev() {
+        if info.backup_id() == id || !info.status()?.is_copy_done() {
+            continue;
+        }
+        let path = layout.backup_dir(info.backup_id()).join(MANIFEST_FILE);
+        if path.is_file() {
+            let manifest = Manifest::read(&path)?;
+            return Ok(Some((info, manifest)));
+        }
+    }
+    Ok(None)
 }
 
 /// Reads the primary's `base/<id>/manifest` (through a temporary file in

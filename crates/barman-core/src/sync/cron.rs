@@ -63,7 +63,7 @@ pub(crate) fn sync_from_primary(
         ));
     }
     for (id, remote) in &primary.backups {
-        if local.get(id) == Some(&BackupStatus::Done)
+        if local.get(id).is_some_and(|s| s.is_copy_done())
             || locally_obsolete(server, remote, ctx.clock)?
         {
             continue;

@@ -3,9 +3,9 @@
 //!
 //! Under `.<server>-sync-wal.lock`. Refused when the primary's WAL
 //! `compression` differs from the local one (the files are copied as they
-//! are stored). Nothing is copied while the passive node has no DONE
+//! are stored). Nothing is copied while the passive node has no copied
 //! backup ("waits for a first backup", as Barman); WALs older than every
-//! backup that is or will be here (the first local DONE backup, the
+//! backup that is or will be here (the first local copied backup, the
 //! primary's backups still to synchronise) are left out, history files
 //! never.
 //!
@@ -17,7 +17,8 @@
 //! a file; its xlog.db line is then appended under the xlogdb lock unless
 //! xlog.db already has one for that name (Barman can write a line twice;
 //! this never does). `sync-wals.info` records the primary's `last_name` and
-//! `last_position` once every WAL is in.
+//! `last_position` once every WAL is in; then check-backup runs on the
+//! WAITING_FOR_WALS backups (synchronised backups wait there for their WALs).
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write as _;
@@ -33,7 +34,9 @@ use super::{
 use crate::archive::WalExpectations;
 use crate::archive::inspect::{InspectError, detect_compression, inspect, same_content};
 use crate::archive::store::{Install, create_temp, install_no_replace, parent, remove_quietly};
-use crate::catalog::{BackupStatus, LockKind, XlogDb, XlogEntry, acquire_blocking, try_acquire};
+use crate::catalog::{
+    BackupId, BackupStatus, LockKind, XlogDb, XlogEntry, acquire_blocking, try_acquire,
+};
 use crate::config::{GlobalConfig, ServerConfig};
 use crate::fs::create_dir_secure;
 use crate::{Error, Result};
@@ -54,6 +57,8 @@ pub struct SyncWalsReport {
     pub too_old: usize,
     /// Bytes received from the primary.
     pub bytes_transferred: u64,
+    /// WAITING_FOR_WALS backups checked afterwards whose status changed.
+    pub checked: Vec<(BackupId, BackupStatus)>,
 }
 
 /// Synchronises the WALs listed in `primary.info` (see the module's doc).
@@ -141,13 +146,27 @@ pub fn sync_wals(
             report.bytes_transferred
         ));
     }
+    // The backups these WALs complete.
+    for mut info in server.catalog().backups()? {
+        if info.status()? != BackupStatus::WaitingForWals {
+            continue;
+        }
+        let status = crate::backup::check_backup_info(global, server, &mut info)?;
+        if status != BackupStatus::WaitingForWals {
+            ctx.observer.message(&format!(
+                "Backup {} of server {name} is now {status}",
+                info.backup_id()
+            ));
+            report.checked.push((info.backup_id().clone(), status));
+        }
+    }
     Ok(report)
 }
 
 /// The oldest WAL a backup here needs or will need: the smallest `begin_wal`
-/// of the first local DONE backup and of the primary's backups still to be
-/// synchronised (not DONE here, not obsolete locally). `None` without a
-/// local DONE backup.
+/// of the first local backup whose copy is done (WAITING_FOR_WALS or DONE)
+/// and of the primary's backups still to be synchronised (not copied here,
+/// not obsolete locally). `None` without a copied local backup.
 fn first_needed_wal(
     server: &ServerConfig,
     primary: &super::PrimaryInfo,
@@ -156,7 +175,7 @@ fn first_needed_wal(
     let local = server.catalog().backups()?;
     let done: HashSet<&str> = local
         .iter()
-        .filter(|b| b.status().is_ok_and(|s| s == BackupStatus::Done))
+        .filter(|b| b.status().is_ok_and(BackupStatus::is_copy_done))
         .map(|b| b.backup_id().as_str())
         .collect();
     let Some(first) = local
