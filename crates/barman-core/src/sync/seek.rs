@@ -146,6 +146,11 @@ mod tests {
         }
     }
 
+    /// `DB` read from `last_wal` at `pos`.
+    fn scan_at(last_wal: &str, pos: u64) -> Result<WalScan> {
+        scan(DB, Path::new("x"), at(last_wal, pos), None)
+    }
+
     fn offset_of(name: &str) -> u64 {
         DB.find(&format!("{name}\t")).unwrap() as u64
     }
@@ -173,13 +178,7 @@ mod tests {
     #[test]
     fn a_matching_hint_resumes_there() {
         let pos = offset_of("000000010000000000000003");
-        let s = scan(
-            DB,
-            Path::new("x"),
-            at("000000010000000000000003", pos),
-            None,
-        )
-        .unwrap();
+        let s = scan_at("000000010000000000000003", pos).unwrap();
         assert!(!s.rescanned);
         assert_eq!(
             names(&s),
@@ -191,7 +190,7 @@ mod tests {
         // The last line's own name, as Barman hands it back (it is a
         // `.backup` file here: Barman compares 24 characters and would rescan).
         let label = "000000010000000000000003.00000028.backup";
-        let s = scan(DB, Path::new("x"), at(label, offset_of(label)), None).unwrap();
+        let s = scan_at(label, offset_of(label)).unwrap();
         assert!(!s.rescanned);
         assert_eq!(names(&s), ["000000010000000000000004"]);
     }
@@ -199,13 +198,7 @@ mod tests {
     #[test]
     fn a_stale_hint_rescans_from_the_start() {
         for pos in [1, 7, offset_of("000000010000000000000004"), 10_000] {
-            let s = scan(
-                DB,
-                Path::new("x"),
-                at("000000010000000000000003", pos),
-                None,
-            )
-            .unwrap();
+            let s = scan_at("000000010000000000000003", pos).unwrap();
             assert!(s.rescanned, "{pos}");
             assert_eq!(
                 names(&s),
@@ -217,30 +210,19 @@ mod tests {
             );
         }
         // A name the file does not hold, inside its range: a limit only.
-        let s = scan(
-            DB,
-            Path::new("x"),
-            at("000000010000000000000002.00000100.backup", 3),
-            None,
-        )
-        .unwrap();
+        let s = scan_at("000000010000000000000002.00000100.backup", 3).unwrap();
         assert!(s.rescanned);
         assert_eq!(names(&s)[0], "000000010000000000000003");
     }
 
     #[test]
     fn last_wal_outside_the_file_is_an_error() {
-        let older = scan(DB, Path::new("x"), at("000000010000000000000001", 0), None);
+        let older = scan_at("000000010000000000000001", 0);
         assert!(
             matches!(&older, Err(Error::SyncPosition(m)) if m.contains("older than the first")),
             "{older:?}"
         );
-        let newer = scan(
-            DB,
-            Path::new("x"),
-            at("0000000100000000000000FF", 999),
-            None,
-        );
+        let newer = scan_at("0000000100000000000000FF", 999);
         assert!(
             matches!(&newer, Err(Error::SyncPosition(m)) if m.contains("newer than the last")),
             "{newer:?}"
@@ -250,7 +232,7 @@ mod tests {
     #[test]
     fn up_to_date_and_empty() {
         let last = "000000010000000000000004";
-        let s = scan(DB, Path::new("x"), at(last, offset_of(last)), None).unwrap();
+        let s = scan_at(last, offset_of(last)).unwrap();
         assert!(s.wals.is_empty());
         assert_eq!(s.last_name, last);
         assert_eq!(s.last_position, offset_of(last));
