@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::archiving::{ClientSide, LocalSetup, ok};
 use crate::backup::{Bench, files};
-use crate::recover::{Dest, LOCAL_RSYNC, data_digest, wait_promoted};
+use crate::recover::{Dest, LOCAL_RSYNC, data_digest, ids, wait_promoted};
 
 /// How long `cron` on the passive may take to bring everything across.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(300);
@@ -350,12 +350,7 @@ fn cron_on_a_passive_node_copies_every_backup_and_wal_and_recovers_from_them() {
     let server = DataDirServer::start(pg.pg_bin(), &dest.data(), "")
         .unwrap_or_else(|e| panic!("start the recovered server: {e}"));
     wait_promoted(&server);
-    assert_eq!(
-        server
-            .psql("SELECT string_agg(id::text, ',' ORDER BY id) FROM marks")
-            .unwrap(),
-        "1,2,3"
-    );
+    assert_eq!(ids(&server, "marks"), "1,2,3");
     assert_eq!(data_digest(|sql| server.psql(sql).unwrap()), at_target);
 }
 
