@@ -33,6 +33,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 use serde_json::Value;
 
 use crate::machine::{self, Machine};
+use crate::peers::{Peers, PyConf, STANZA};
 use fixture::{Conf, Fixture, SERVER};
 
 /// Options of the `backup` scenario.
@@ -40,10 +41,10 @@ use fixture::{Conf, Fixture, SERVER};
 pub struct Options {
     /// pgbench scale of the cluster (≈ 15 MB per unit: 100 ≈ 1.5 GB).
     #[arg(long, default_value_t = 100)]
-    scale: u32,
+    pub scale: u32,
     /// Runs of each operation; the median run is reported.
     #[arg(long, default_value_t = 3)]
-    runs: usize,
+    pub runs: usize,
     /// Only these operations (comma-separated ids: cp-a, cp-a-sync,
     /// local-j1, local-j2, incremental, ssh-j1, ssh-j2, ssh-zstd-j1).
     /// Default: all.
@@ -53,11 +54,15 @@ pub struct Options {
     /// every timed operation: PGDATA is then read from disk. Off by
     /// default (it slows down everything else on the machine).
     #[arg(long)]
-    drop_caches: bool,
+    pub drop_caches: bool,
+    /// Also measure pgBackRest and Barman (Python) on the same cluster at
+    /// equal settings (installs them first: benches/scripts/install-peers.sh).
+    #[arg(long)]
+    pub with_peers: bool,
     /// Directory for backup.md and backup.json
     /// [default: <cargo target dir>/bench-report].
     #[arg(long, value_name = "DIR")]
-    out: Option<PathBuf>,
+    pub out: Option<PathBuf>,
 }
 
 /// What an operation does.
@@ -83,6 +88,27 @@ pub enum Kind {
         /// `-j`.
         jobs: u32,
     },
+    /// pgBackRest: `pgbackrest backup --type=full|incr` into its own
+    /// repository (after `pgbench -n` when `incr`).
+    PgBackRest {
+        /// Through `pg1-host` over the loopback sshd.
+        ssh: bool,
+        /// `--process-max`.
+        procs: u32,
+        /// `--compress-type=zst` (else none).
+        zst: bool,
+        /// `--type=incr` after `pgbench -n` (else `--type=full`).
+        incr: bool,
+    },
+    /// Barman (Python): `barman backup --reuse-backup off|link --jobs N`.
+    BarmanPy {
+        /// The configuration.
+        conf: PyConf,
+        /// `--jobs`.
+        jobs: u32,
+        /// `--reuse-backup link` after `pgbench -n` (else off).
+        incr: bool,
+    },
 }
 
 /// One measured operation.
@@ -94,6 +120,9 @@ pub struct Operation {
     pub about: &'static str,
     /// What it runs.
     pub kind: Kind,
+    /// For a peer's operation: the barman-rs operation it is compared
+    /// with (equal settings).
+    pub peer_of: Option<&'static str>,
 }
 
 /// Transactions of the `pgbench -n` run before each incremental.
@@ -111,11 +140,13 @@ pub const OPERATIONS: [Operation; 8] = [
         id: "cp-a",
         about: "reference: `cp -a PGDATA DEST` (no fsync)",
         kind: Kind::Copy { sync: false },
+        peer_of: None,
     },
     Operation {
         id: "cp-a-sync",
         about: "reference: `cp -a PGDATA DEST && sync` (the copy on disk)",
         kind: Kind::Copy { sync: true },
+        peer_of: None,
     },
     Operation {
         id: "local-j1",
@@ -124,6 +155,7 @@ pub const OPERATIONS: [Operation; 8] = [
             conf: Conf::Local,
             jobs: 1,
         },
+        peer_of: None,
     },
     Operation {
         id: "local-j2",
@@ -132,6 +164,7 @@ pub const OPERATIONS: [Operation; 8] = [
             conf: Conf::Local,
             jobs: 2,
         },
+        peer_of: None,
     },
     Operation {
         id: "incremental",
@@ -141,6 +174,7 @@ pub const OPERATIONS: [Operation; 8] = [
             conf: Conf::Local,
             jobs: 1,
         },
+        peer_of: None,
     },
     Operation {
         id: "ssh-j1",
@@ -150,6 +184,7 @@ pub const OPERATIONS: [Operation; 8] = [
             conf: Conf::Ssh,
             jobs: 1,
         },
+        peer_of: None,
     },
     Operation {
         id: "ssh-j2",
@@ -158,6 +193,7 @@ pub const OPERATIONS: [Operation; 8] = [
             conf: Conf::Ssh,
             jobs: 2,
         },
+        peer_of: None,
     },
     Operation {
         id: "ssh-zstd-j1",
@@ -167,6 +203,138 @@ pub const OPERATIONS: [Operation; 8] = [
             conf: Conf::SshZstd,
             jobs: 1,
         },
+        peer_of: None,
+    },
+];
+
+/// The peers' operations (`--with-peers`), each beside the barman-rs
+/// operation with the same settings.
+pub const PEER_OPERATIONS: [Operation; 12] = [
+    Operation {
+        id: "pgbackrest-p1",
+        about: "pgBackRest full backup into a local repository, `--process-max=1 --compress-type=none`",
+        kind: Kind::PgBackRest {
+            ssh: false,
+            procs: 1,
+            zst: false,
+            incr: false,
+        },
+        peer_of: Some("local-j1"),
+    },
+    Operation {
+        id: "pgbackrest-p2",
+        about: "the same with `--process-max=2`",
+        kind: Kind::PgBackRest {
+            ssh: false,
+            procs: 2,
+            zst: false,
+            incr: false,
+        },
+        peer_of: Some("local-j2"),
+    },
+    Operation {
+        id: "pgbackrest-incr",
+        about: "after `pgbench -n -t 1000 -c 2`: pgBackRest `--type=incr --process-max=1`",
+        kind: Kind::PgBackRest {
+            ssh: false,
+            procs: 1,
+            zst: false,
+            incr: true,
+        },
+        peer_of: Some("incremental"),
+    },
+    Operation {
+        id: "pgbackrest-ssh-p1",
+        about: "pgBackRest full backup through `pg1-host` over the loopback sshd, `--process-max=1 --compress-type=none`",
+        kind: Kind::PgBackRest {
+            ssh: true,
+            procs: 1,
+            zst: false,
+            incr: false,
+        },
+        peer_of: Some("ssh-j1"),
+    },
+    Operation {
+        id: "pgbackrest-ssh-p2",
+        about: "the same with `--process-max=2`",
+        kind: Kind::PgBackRest {
+            ssh: true,
+            procs: 2,
+            zst: false,
+            incr: false,
+        },
+        peer_of: Some("ssh-j2"),
+    },
+    Operation {
+        id: "pgbackrest-ssh-zst-p1",
+        about: "pgBackRest through `pg1-host` with `--compress-type=zst` (compressed on the PostgreSQL side, zstd on the wire)",
+        kind: Kind::PgBackRest {
+            ssh: true,
+            procs: 1,
+            zst: true,
+            incr: false,
+        },
+        peer_of: Some("ssh-zstd-j1"),
+    },
+    Operation {
+        id: "barman-py-local-j1",
+        about: "Barman (Python) `backup_method = local-rsync`, `--reuse-backup off --jobs 1`",
+        kind: Kind::BarmanPy {
+            conf: PyConf::Local,
+            jobs: 1,
+            incr: false,
+        },
+        peer_of: Some("local-j1"),
+    },
+    Operation {
+        id: "barman-py-local-j2",
+        about: "the same with `--jobs 2`",
+        kind: Kind::BarmanPy {
+            conf: PyConf::Local,
+            jobs: 2,
+            incr: false,
+        },
+        peer_of: Some("local-j2"),
+    },
+    Operation {
+        id: "barman-py-incr",
+        about: "after `pgbench -n -t 1000 -c 2`: Barman local-rsync `--reuse-backup link --jobs 1`",
+        kind: Kind::BarmanPy {
+            conf: PyConf::Local,
+            jobs: 1,
+            incr: true,
+        },
+        peer_of: Some("incremental"),
+    },
+    Operation {
+        id: "barman-py-ssh-j1",
+        about: "Barman `backup_method = rsync` over the loopback sshd, `network_compression = false`, `--jobs 1`",
+        kind: Kind::BarmanPy {
+            conf: PyConf::Ssh,
+            jobs: 1,
+            incr: false,
+        },
+        peer_of: Some("ssh-j1"),
+    },
+    Operation {
+        id: "barman-py-ssh-j2",
+        about: "the same with `--jobs 2`",
+        kind: Kind::BarmanPy {
+            conf: PyConf::Ssh,
+            jobs: 2,
+            incr: false,
+        },
+        peer_of: Some("ssh-j2"),
+    },
+    Operation {
+        id: "barman-py-ssh-z-j1",
+        about: "Barman rsync over sshd with `network_compression = true` (rsync -z: zlib on the wire; Barman has no zstd here)",
+        kind: Kind::BarmanPy {
+            conf: PyConf::SshZ,
+            jobs: 1,
+            incr: false,
+        },
+        peer_of: Some("ssh-zstd-j1"),
     },
 ];
 
@@ -183,6 +351,27 @@ impl Operation {
             Kind::Incremental { jobs, .. } => format!(
                 "barman -c CONF -f json backup --reuse-backup link -j {jobs} --wait \
                  --wait-timeout {WAIT_TIMEOUT_S} pg"
+            ),
+            Kind::PgBackRest {
+                ssh,
+                procs,
+                zst,
+                incr,
+            } => format!(
+                "pgbackrest --config=CONF --stanza=pg{} --type={} --process-max={procs} \
+                 --compress-type={} backup",
+                if ssh {
+                    " --pg1-host=127.0.0.1 --pg1-host-port=PORT --cmd-ssh=SSH"
+                } else {
+                    ""
+                },
+                if incr { "incr" } else { "full" },
+                if zst { "zst" } else { "none" },
+            ),
+            Kind::BarmanPy { jobs, incr, .. } => format!(
+                "barman (Python) -c CONF backup --reuse-backup {} --jobs {jobs} --wait \
+                 --wait-timeout {WAIT_TIMEOUT_S} pg",
+                if incr { "link" } else { "off" }
             ),
         }
     }
@@ -259,14 +448,19 @@ pub struct Run {
 
 /// Runs the scenario and writes the report.
 pub fn run(options: &Options) -> Result<()> {
-    let operations = select(&options.operations)?;
+    let operations = select(&options.operations, options.with_peers)?;
     ensure!(options.runs > 0, "--runs must be at least 1");
+    let peers = if options.with_peers {
+        Some(Peers::install()?)
+    } else {
+        None
+    };
     let pg_bin = std::env::var_os(barman_e2e::PG_BIN_ENV)
         .filter(|v| !v.is_empty())
         .map_or_else(|| PathBuf::from(barman_e2e::DEFAULT_PG_BIN), PathBuf::from);
     let machine = Machine::probe(&pg_bin);
     let load_before = machine::load_average();
-    let fixture = Fixture::start(options.scale)?;
+    let fixture = Fixture::start(options.scale, peers)?;
     eprintln!(
         "PGDATA {} holds {:.0} MB; pgbench -i took {:.1} s, archiving its WAL {:.1} s; \
          sshd on port {}, PostgreSQL on port {}",
@@ -343,18 +537,31 @@ pub fn run(options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// The operations named by `--operations` (all when empty), in run order.
-fn select(ids: &[String]) -> Result<Vec<Operation>> {
+/// The operations named by `--operations` (all when empty; the peers'
+/// only with `--with-peers`), in run order.
+fn select(ids: &[String], with_peers: bool) -> Result<Vec<Operation>> {
+    let all: Vec<Operation> = OPERATIONS
+        .iter()
+        .chain(PEER_OPERATIONS.iter().filter(|_| with_peers))
+        .copied()
+        .collect();
     for id in ids {
-        if !OPERATIONS.iter().any(|o| o.id == id) {
-            let known: Vec<&str> = OPERATIONS.iter().map(|o| o.id).collect();
-            bail!("unknown operation `{id}` (known: {})", known.join(", "));
+        if !all.iter().any(|o| o.id == id) {
+            let known: Vec<&str> = all.iter().map(|o| o.id).collect();
+            bail!(
+                "unknown operation `{id}` (known: {}{})",
+                known.join(", "),
+                if with_peers {
+                    ""
+                } else {
+                    "; the peers' need --with-peers"
+                }
+            );
         }
     }
-    Ok(OPERATIONS
-        .iter()
+    Ok(all
+        .into_iter()
         .filter(|o| ids.is_empty() || ids.iter().any(|id| id == o.id))
-        .copied()
         .collect())
 }
 
@@ -447,7 +654,160 @@ fn run_once(
             *base_ready = false;
             Ok(r)
         }
+        Kind::PgBackRest { .. } | Kind::BarmanPy { .. } => {
+            peer_backup(fixture, op, &time_file, drop_caches)
+        }
     }
+}
+
+/// Runs `cmd` (under GNU time) after settling the machine; its output,
+/// seconds, and a failure message maker.
+fn timed_output(cmd: &mut Command, drop_caches: bool) -> Result<(std::process::Output, f64)> {
+    settle(drop_caches)?;
+    let t = Instant::now();
+    let out = barman_e2e::output(cmd)?;
+    Ok((out, t.elapsed().as_secs_f64()))
+}
+
+/// One backup by a peer (pgBackRest or Barman), under GNU time; fails
+/// unless the peer says it succeeded and its catalog shows the new backup
+/// (pgBackRest: `info` lists it with the right type; Barman: its
+/// `backup.info` says DONE).
+fn peer_backup(
+    fixture: &Fixture,
+    op: &Operation,
+    time_file: &std::path::Path,
+    drop_caches: bool,
+) -> Result<Run> {
+    let world = fixture
+        .peers
+        .as_ref()
+        .context("the peers' operations need --with-peers")?;
+    let pgbr_info = |args: &[String]| -> Result<String> {
+        let mut cmd = fixture.as_postgres(crate::peers::PGBACKREST);
+        cmd.args(args);
+        let out = barman_e2e::run(&mut cmd).context("pgbackrest info")?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let mut pgbench_s = None;
+    let (out, seconds, id) = match op.kind {
+        Kind::PgBackRest {
+            ssh,
+            procs,
+            zst,
+            incr,
+        } => {
+            if incr {
+                if world.pgbr.backups(&pgbr_info)?.is_empty() {
+                    eprintln!("taking an untimed pgBackRest full backup as the incremental's base");
+                    let mut cmd = fixture.as_postgres(crate::peers::PGBACKREST);
+                    cmd.args(world.pgbr.args(&["--type=full", "backup"]));
+                    barman_e2e::run(&mut cmd).context("pgbackrest backup --type=full")?;
+                }
+                pgbench_s =
+                    Some(fixture.pgbench_run(INCREMENTAL_TRANSACTIONS, INCREMENTAL_CLIENTS)?);
+            }
+            let before = world.pgbr.backups(&pgbr_info)?;
+            let mut args = world.pgbr.args(&[]);
+            if ssh {
+                args.extend(world.pgbr.pg_host_args());
+            }
+            args.push(format!("--type={}", if incr { "incr" } else { "full" }));
+            args.push(format!("--process-max={procs}"));
+            args.push(format!(
+                "--compress-type={}",
+                if zst { "zst" } else { "none" }
+            ));
+            args.push("backup".to_owned());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut cmd = fixture.timed(time_file, crate::peers::PGBACKREST.as_ref(), &args);
+            let (out, seconds) = timed_output(&mut cmd, drop_caches)?;
+            ensure!(
+                out.status.success(),
+                "`{}` exited with {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- sshd log ---\n{}",
+                op.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                fixture.sshd_log()
+            );
+            let after = world.pgbr.backups(&pgbr_info)?;
+            let newest = after.last().cloned().unwrap_or_default();
+            let want = if incr { "incr" } else { "full" };
+            ensure!(
+                !before.contains(&newest) && newest.1 == want,
+                "pgbackrest info does not list a new {want} backup after `{}`: {after:?}",
+                op.display()
+            );
+            (out, seconds, newest.0)
+        }
+        Kind::BarmanPy { conf, jobs, incr } => {
+            let barman = |args: &[&str]| {
+                let mut cmd = fixture.as_postgres(world.peers.barman());
+                cmd.arg("-c").arg(world.bpy.conf(conf)).args(args);
+                cmd
+            };
+            // Keep the newest backup only (the incremental's base).
+            let existing = world.bpy.backups()?;
+            for (id, _) in &existing[..existing.len().saturating_sub(1)] {
+                barman_e2e::run(&mut barman(&["delete", STANZA, id]))
+                    .context("barman delete (Barman)")?;
+            }
+            if incr {
+                if existing.is_empty() {
+                    eprintln!("taking an untimed Barman backup as the incremental's base");
+                    barman_e2e::run(&mut barman(&["backup", "--wait", STANZA]))
+                        .context("barman backup (Barman)")?;
+                }
+                pgbench_s =
+                    Some(fixture.pgbench_run(INCREMENTAL_TRANSACTIONS, INCREMENTAL_CLIENTS)?);
+            }
+            let before = world.bpy.backups()?;
+            let conf_path = world.bpy.conf(conf).to_string_lossy().into_owned();
+            let jobs = jobs.to_string();
+            let wait_timeout = WAIT_TIMEOUT_S.to_string();
+            let args = [
+                "-c",
+                &conf_path,
+                "backup",
+                "--reuse-backup",
+                if incr { "link" } else { "off" },
+                "--jobs",
+                &jobs,
+                "--wait",
+                "--wait-timeout",
+                &wait_timeout,
+                STANZA,
+            ];
+            let mut cmd = fixture.timed(time_file, &world.peers.barman(), &args);
+            let (out, seconds) = timed_output(&mut cmd, drop_caches)?;
+            let after = world.bpy.backups()?;
+            let new: Vec<_> = after.iter().filter(|b| !before.contains(b)).collect();
+            ensure!(
+                out.status.success() && new.len() == 1 && new[0].1 == "DONE",
+                "`{}` exited with {} and left {new:?}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- Barman log ---\n{}",
+                op.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                world.bpy.log_tail()
+            );
+            (out, seconds, new[0].0.clone())
+        }
+        _ => bail!("{} is not a peer's operation", op.id),
+    };
+    drop(out);
+    let (rss_kib, cpu_s) = read_time_file(time_file);
+    Ok(Run {
+        seconds,
+        bytes: fixture.pgdata_bytes,
+        rss_kib,
+        agent_rss_kib: None,
+        cpu_s,
+        backup_id: Some(id),
+        copy: None,
+        pgbench_s,
+    })
 }
 
 /// `sync` (all filesystems), and the page cache dropped when asked: the

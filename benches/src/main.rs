@@ -19,9 +19,11 @@
 
 mod backup;
 mod machine;
+mod peers;
 mod recover;
 mod stats;
 mod streaming;
+mod versus;
 mod wal_archive;
 
 use std::io::Write as _;

@@ -16,9 +16,14 @@
 //! report every file written, verified against the manifest, and WALs
 //! staged, or the benchmark fails.
 //!
-//! After the runs, PostgreSQL is started once on the last run's
-//! [`CHECKED`] recovery (kept for it): with no target it replays the
-//! staged `pg_wal`, comes up as a primary and must count SCALE × 100000
+//! With `--with-peers`, pgBackRest and Barman (Python) each take their own
+//! backup of the same cluster (untimed) and restore it the same ways
+//! (local and over the loopback sshd, 1 and 2 processes).
+//!
+//! PostgreSQL is started on the last run of every restore (barman-rs's and
+//! the peers', kept for it; `archive_mode = off`): with no target it
+//! replays the WAL (staged in `pg_wal`, or fetched by the peer's
+//! `restore_command`), comes up as a primary and must count SCALE × 100000
 //! rows in `pgbench_accounts`, or the benchmark fails — a fast wrong
 //! restore cannot pass. The median run is reported, with PASS/MISS against
 //! the targets (a MISS never fails the process).
@@ -51,6 +56,11 @@ pub struct Options {
     /// (cold reads of the backup; slows the whole machine down).
     #[arg(long)]
     pub drop_caches: bool,
+    /// Also restore with pgBackRest and Barman (Python) from their own
+    /// backups of the same cluster (installs them first:
+    /// benches/scripts/install-peers.sh).
+    #[arg(long)]
+    pub with_peers: bool,
     /// Where recover.md and recover.json go
     /// [default: <cargo target dir>/bench-report].
     #[arg(long, value_name = "DIR")]
@@ -71,10 +81,104 @@ pub enum Kind {
         /// `-j`.
         jobs: u32,
     },
+    /// `pgbackrest restore --pg1-path=DEST --process-max=PROCS` of its
+    /// own full backup, through `repo1-host` over the loopback sshd when
+    /// `ssh`.
+    PgBackRest {
+        /// Whether the repository is reached over ssh.
+        ssh: bool,
+        /// `--process-max`.
+        procs: u32,
+    },
+    /// Barman (Python): `barman recover --jobs JOBS pg latest DEST` of its
+    /// own backup, through `--remote-ssh-command` when `remote`.
+    BarmanPy {
+        /// Whether DEST is written over ssh.
+        remote: bool,
+        /// `--jobs`.
+        jobs: u32,
+    },
 }
 
 /// One measured operation: its id (report rows, DEST's name) and kind.
 pub type Operation = (&'static str, Kind);
+
+/// The peers' operations (`--with-peers`).
+pub const PEER_OPERATIONS: [Operation; 8] = [
+    (
+        "pgbackrest-p1",
+        Kind::PgBackRest {
+            ssh: false,
+            procs: 1,
+        },
+    ),
+    (
+        "pgbackrest-p2",
+        Kind::PgBackRest {
+            ssh: false,
+            procs: 2,
+        },
+    ),
+    (
+        "pgbackrest-ssh-p1",
+        Kind::PgBackRest {
+            ssh: true,
+            procs: 1,
+        },
+    ),
+    (
+        "pgbackrest-ssh-p2",
+        Kind::PgBackRest {
+            ssh: true,
+            procs: 2,
+        },
+    ),
+    (
+        "barman-py-local-j1",
+        Kind::BarmanPy {
+            remote: false,
+            jobs: 1,
+        },
+    ),
+    (
+        "barman-py-local-j2",
+        Kind::BarmanPy {
+            remote: false,
+            jobs: 2,
+        },
+    ),
+    (
+        "barman-py-ssh-j1",
+        Kind::BarmanPy {
+            remote: true,
+            jobs: 1,
+        },
+    ),
+    (
+        "barman-py-ssh-j2",
+        Kind::BarmanPy {
+            remote: true,
+            jobs: 2,
+        },
+    ),
+];
+
+/// The barman-rs operation a peer's operation is compared with.
+pub fn peer_of(kind: Kind) -> Option<&'static str> {
+    match kind {
+        Kind::PgBackRest { ssh, procs }
+        | Kind::BarmanPy {
+            remote: ssh,
+            jobs: procs,
+        } => Some(match (ssh, procs) {
+            (false, 1) => "local-j1",
+            (false, _) => "local-j2",
+            (true, 1) => "ssh-j1",
+            (true, _) => "ssh-j2",
+        }),
+        _ => None,
+    }
+}
 
 /// Every operation, in run and report order; `cp-a` is the reference of
 /// the ratios.
@@ -111,9 +215,6 @@ pub const OPERATIONS: [Operation; 6] = [
     ),
 ];
 
-/// The operation whose last recovery is started with PostgreSQL.
-pub const CHECKED: &str = "local-j2";
-
 /// Rows `pgbench -i` puts in `pgbench_accounts` per scale unit.
 const ACCOUNTS_PER_SCALE: u64 = 100_000;
 
@@ -135,6 +236,24 @@ impl Kind {
                 "remote recovery over the loopback sshd with {jobs} `barman agent` session(s) \
                  writing DEST as `postgres`, no network compression"
             ),
+            Self::PgBackRest { ssh: false, procs } => format!(
+                "pgBackRest restore of its own full backup (uncompressed, local repository), \
+                 {procs} process(es)"
+            ),
+            Self::PgBackRest { ssh: true, procs } => format!(
+                "pgBackRest restore through `repo1-host` over the loopback sshd, {procs} \
+                 process(es)"
+            ),
+            Self::BarmanPy {
+                remote: false,
+                jobs,
+            } => {
+                format!("Barman (Python) local recovery of its own backup, {jobs} job(s)")
+            }
+            Self::BarmanPy { remote: true, jobs } => format!(
+                "Barman (Python) remote recovery (`--remote-ssh-command`, rsync over the \
+                 loopback sshd), {jobs} job(s)"
+            ),
         }
     }
 
@@ -145,6 +264,22 @@ impl Kind {
             Self::CpA(true) => "sh -c 'cp -a BACKUP/data DEST && sync'".to_owned(),
             Self::Recover { remote, jobs } => format!(
                 "barman -c CONF -f json recover {SERVER} latest DEST -j {jobs}{}",
+                if remote {
+                    " --remote-ssh-command 'ssh … -p PORT postgres@127.0.0.1'"
+                } else {
+                    ""
+                }
+            ),
+            Self::PgBackRest { ssh, procs } => format!(
+                "pgbackrest --config=CONF --stanza=pg{} --pg1-path=DEST --process-max={procs} restore",
+                if ssh {
+                    " --repo1-host=127.0.0.1 --repo1-host-port=PORT --cmd-ssh=SSH"
+                } else {
+                    ""
+                }
+            ),
+            Self::BarmanPy { remote, jobs } => format!(
+                "barman (Python) -c CONF recover --jobs {jobs}{} pg latest DEST",
                 if remote {
                     " --remote-ssh-command 'ssh … -p PORT postgres@127.0.0.1'"
                 } else {
@@ -215,7 +350,7 @@ pub struct Run {
 #[derive(Debug, Clone)]
 pub struct Check {
     /// The operation whose recovery was started.
-    pub operation: &'static str,
+    pub operation: String,
     /// `SELECT count(*) FROM pgbench_accounts` on the started server.
     pub rows: u64,
     /// `pg_ctl start` until the server answered as a primary, seconds.
@@ -243,15 +378,27 @@ pub struct Source {
 /// Runs the scenario and writes the report.
 pub fn run(options: &Options) -> Result<()> {
     ensure!(options.runs > 0, "--runs must be at least 1");
+    let peers = if options.with_peers {
+        Some(crate::peers::Peers::install()?)
+    } else {
+        None
+    };
     let load_before = machine::load_average();
-    let fixture = Fixture::start(options.scale)?;
+    let fixture = Fixture::start(options.scale, peers)?;
     let machine = Machine::probe(fixture.pg.pg_bin());
     let source = take_backup(&fixture, options.drop_caches)?;
+    let operations: Vec<Operation> = OPERATIONS
+        .iter()
+        .chain(PEER_OPERATIONS.iter().filter(|_| options.with_peers))
+        .copied()
+        .collect();
 
-    let mut results: Vec<Vec<Run>> = vec![Vec::new(); OPERATIONS.len()];
+    let mut results: Vec<Vec<Run>> = vec![Vec::new(); operations.len()];
+    let mut checks = Vec::new();
     for round in 1..=options.runs {
-        for (&(id, kind), runs) in OPERATIONS.iter().zip(&mut results) {
-            let keep = round == options.runs && id == CHECKED;
+        for (&(id, kind), runs) in operations.iter().zip(&mut results) {
+            // The last run of every restore is started with PostgreSQL.
+            let keep = round == options.runs && !matches!(kind, Kind::CpA(_));
             let r = run_once(&fixture, &source, id, kind, keep)
                 .with_context(|| format!("operation {id} (run {round})"))?;
             let written = r.recover.as_ref().map_or_else(String::new, |s| {
@@ -271,25 +418,30 @@ pub fn run(options: &Options) -> Result<()> {
                 r.usage.0.unwrap_or(0),
             );
             runs.push(r);
+            if keep {
+                let dest = fixture.ref_dir().join(id);
+                let check = start_recovered(&fixture, &dest, options.scale, id);
+                fixture::remove_dir(&dest)?;
+                let check = check.with_context(|| format!("the {id} restore"))?;
+                eprintln!(
+                    "PostgreSQL on the {id} restore: {} rows in pgbench_accounts, up in {:.1} s",
+                    check.rows, check.start_s
+                );
+                checks.push(check);
+            }
         }
     }
     let load_after = machine::load_average();
-    let checked = fixture.ref_dir().join(CHECKED);
-    let check = start_recovered(&fixture, &checked, options.scale);
-    fixture::remove_dir(&checked)?;
-    let check = check?;
-    eprintln!(
-        "PostgreSQL on the {CHECKED} recovery: {} rows in pgbench_accounts, up in {:.1} s",
-        check.rows, check.start_s
-    );
 
     let report = report::Report {
         machine: &machine,
         load: [&load_before, &load_after],
         options,
         source: &source,
+        operations: &operations,
         results: &results,
-        check: &check,
+        checks: &checks,
+        peers: fixture.peers.as_ref().map(|w| &w.peers),
     };
     let out = options
         .out
@@ -331,6 +483,29 @@ fn take_backup(fixture: &Fixture, drop_caches: bool) -> Result<Source> {
         .find_map(|l| l.strip_prefix("ssh_command = "))
         .map(str::to_owned)
         .with_context(|| format!("no ssh_command in {}", conf.display()))?;
+    if let Some(world) = &fixture.peers {
+        eprintln!(
+            "taking pgBackRest's full backup (uncompressed, --process-max=2) and Barman's (local-rsync, --jobs 2)..."
+        );
+        let mut cmd = fixture.as_postgres(crate::peers::PGBACKREST);
+        cmd.args(
+            world
+                .pgbr
+                .args(&["--type=full", "--process-max=2", "backup"]),
+        );
+        barman_e2e::run(&mut cmd).context("pgbackrest backup --type=full")?;
+        let mut cmd = fixture.as_postgres(world.peers.barman());
+        cmd.arg("-c")
+            .arg(world.bpy.conf(crate::peers::PyConf::Local))
+            .args(["backup", "--jobs", "2", "--wait", crate::peers::STANZA]);
+        barman_e2e::run(&mut cmd).context("barman backup (Barman)")?;
+        let backups = world.bpy.backups()?;
+        ensure!(
+            backups.last().is_some_and(|b| b.1 == "DONE"),
+            "Barman's backup did not end DONE: {backups:?}\n{}",
+            world.bpy.log_tail()
+        );
+    }
     let source = Source {
         bytes: fixture::tree_bytes(&data)?,
         id,
@@ -398,6 +573,9 @@ fn run_once(fixture: &Fixture, source: &Source, id: &str, kind: Kind, keep: bool
             }
         }
         Kind::Recover { remote, jobs } => recover(fixture, source, remote, jobs, &dest)?,
+        Kind::PgBackRest { .. } | Kind::BarmanPy { .. } => {
+            peer_restore(fixture, source, kind, &dest)?
+        }
     };
     if !keep {
         fixture::remove_dir(&dest)?;
@@ -497,13 +675,84 @@ fn recover(
     })
 }
 
+/// One restore by a peer into `dest` under GNU time; fails unless the
+/// peer exits 0 (PostgreSQL started on the last run checks the data).
+fn peer_restore(fixture: &Fixture, source: &Source, kind: Kind, dest: &Path) -> Result<Run> {
+    let world = fixture
+        .peers
+        .as_ref()
+        .context("the peers' operations need --with-peers")?;
+    let time_file = fixture.out_dir().join("time.txt");
+    let (program, args): (PathBuf, Vec<String>) = match kind {
+        Kind::PgBackRest { ssh, procs } => {
+            // pgBackRest restores into an existing, empty directory.
+            fs::create_dir(dest).with_context(|| format!("create {}", dest.display()))?;
+            barman_e2e::chown_to(dest, barman_e2e::SERVER_OS_USER)?;
+            barman_e2e::chmod(dest, 0o700)?;
+            let mut args = world.pgbr.args(&[]);
+            if ssh {
+                args.extend(world.pgbr.repo_host_args());
+            }
+            args.push(format!("--pg1-path={}", dest.display()));
+            args.push(format!("--process-max={procs}"));
+            args.push("restore".to_owned());
+            (PathBuf::from(crate::peers::PGBACKREST), args)
+        }
+        Kind::BarmanPy { remote, jobs } => {
+            let mut args = vec![
+                "-c".to_owned(),
+                world
+                    .bpy
+                    .conf(crate::peers::PyConf::Local)
+                    .display()
+                    .to_string(),
+                "recover".to_owned(),
+                "--jobs".to_owned(),
+                jobs.to_string(),
+            ];
+            if remote {
+                args.push("--remote-ssh-command".to_owned());
+                args.push(source.ssh_command.clone());
+            }
+            args.extend([
+                crate::peers::STANZA.to_owned(),
+                "latest".to_owned(),
+                dest.display().to_string(),
+            ]);
+            (world.peers.barman(), args)
+        }
+        _ => anyhow::bail!("not a peer's restore: {kind:?}"),
+    };
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = fixture.timed(&time_file, &program, &args);
+    let (out, seconds) = time_it(&mut cmd, source.drop_caches)?;
+    ensure!(
+        out.status.success(),
+        "`{}` exited with {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- Barman log ---\n{}\n--- sshd log ---\n{}",
+        kind.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        world.bpy.log_tail(),
+        fixture.sshd_log()
+    );
+    Ok(Run {
+        seconds,
+        usage: read_time_file(&time_file),
+        agents: Vec::new(),
+        recover: None,
+    })
+}
+
 /// Starts PostgreSQL on the recovered `dest` (a free port, as `postgres`),
 /// waits until it has replayed `pg_wal` and runs as a primary, counts
 /// `pgbench_accounts` and stops it; fails unless the count is
 /// `scale` × 100000.
-fn start_recovered(fixture: &Fixture, dest: &Path, scale: u32) -> Result<Check> {
+fn start_recovered(fixture: &Fixture, dest: &Path, scale: u32, id: &str) -> Result<Check> {
     let t = Instant::now();
-    let mut server = DataDirServer::start(fixture.pg.pg_bin(), dest, "")
+    // No archiving from the restored copy: it would push a new timeline
+    // into the archives the next runs restore from.
+    let mut server = DataDirServer::start(fixture.pg.pg_bin(), dest, "archive_mode = off")
         .with_context(|| format!("start PostgreSQL on the recovered {}", dest.display()))?;
     server
         .wait_for("SELECT pg_is_in_recovery()", "f", Duration::from_secs(300))
@@ -523,7 +772,7 @@ fn start_recovered(fixture: &Fixture, dest: &Path, scale: u32) -> Result<Check> 
          --- server log (tail) ---\n{log}"
     );
     Ok(Check {
-        operation: CHECKED,
+        operation: id.to_owned(),
         rows,
         start_s,
     })

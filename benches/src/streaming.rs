@@ -190,7 +190,7 @@ pub fn run(options: &Options) -> Result<()> {
     ensure!(options.runs > 0, "--runs must be at least 1");
     ensure!(options.wal_mb > 0, "--wal-mb must be at least 1");
     let load_before = machine::load_average();
-    let fixture = Fixture::start(options.scale)?;
+    let fixture = Fixture::start(options.scale, None)?;
     let machine = Machine::probe(fixture.pg.pg_bin());
     let mut results = Results {
         pgdata_bytes: fixture.pgdata_bytes,

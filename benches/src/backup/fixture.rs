@@ -17,6 +17,8 @@ use anyhow::{Context as _, Result, bail, ensure};
 use barman_e2e::{PgCluster, SERVER_OS_USER, Sshd};
 use tempfile::TempDir;
 
+use crate::peers::{BarmanPy, Peers, PgBackRest, PyConf, STANZA};
+
 pub use crate::wal_archive::fixture::remove_dir;
 
 /// GNU time, for the peak RSS of the measured processes.
@@ -74,6 +76,18 @@ impl Conf {
     }
 }
 
+/// The peers' side of the fixture: each has its own repository / home,
+/// and the cluster's `archive_command` feeds all three archives.
+#[derive(Debug)]
+pub struct PeerWorld {
+    /// The installed peers.
+    pub peers: Peers,
+    /// pgBackRest's configuration and repository (stanza `pg`).
+    pub pgbr: PgBackRest,
+    /// Barman's home and configurations (server `pg`).
+    pub bpy: BarmanPy,
+}
+
 /// The running fixture. Field order is drop order: the servers stop before
 /// their directories go.
 #[derive(Debug)]
@@ -88,6 +102,8 @@ pub struct Fixture {
     pub pgbench_init_s: f64,
     /// Seconds until the WAL written by `pgbench -i` was archived and filed.
     pub wal_catch_up_s: f64,
+    /// pgBackRest and Barman on the same cluster (`--with-peers`).
+    pub peers: Option<PeerWorld>,
     /// uid and gid of `postgres`.
     ids: (u32, u32),
     /// `postgres`'s home directory.
@@ -101,7 +117,7 @@ impl Fixture {
     /// starts the cluster archiving through `barman put-wal`, writes the
     /// configurations, runs `pgbench -i -s scale` and a checkpoint, and
     /// files the WAL that produced (so that no measured backup pays for it).
-    pub fn start(scale: u32) -> Result<Self> {
+    pub fn start(scale: u32, peers: Option<Peers>) -> Result<Self> {
         ensure!(
             barman_e2e::is_root()?,
             "run the benchmark as root: PostgreSQL and barman run as the `{SERVER_OS_USER}` OS user"
@@ -148,12 +164,27 @@ impl Fixture {
         barman_e2e::chmod(&key, 0o600)?;
 
         let local_conf = barman_dir.join(Conf::Local.file_name());
+        let mut archive_command = format!(
+            "{} -c {} put-wal {SERVER} %p",
+            bin.join("barman").display(),
+            local_conf.display()
+        );
+        // With peers, the same segment goes to pgBackRest (archive-push)
+        // and into Barman's incoming directory too; a failure of any of
+        // them fails the command, so every archive holds every segment.
+        let pgbr_dir = scratch.path().join("pgbackrest");
+        let bpy_dir = scratch.path().join("barman-py");
+        if peers.is_some() {
+            archive_command = format!(
+                "{archive_command} && {} --config={}/pgbackrest.conf --stanza={STANZA} \
+                 archive-push %p && cp %p {}/home/{STANZA}/incoming/%f",
+                crate::peers::PGBACKREST,
+                pgbr_dir.display(),
+                bpy_dir.display()
+            );
+        }
         let pg = PgCluster::builder()
-            .archive_command(format!(
-                "{} -c {} put-wal {SERVER} %p",
-                bin.join("barman").display(),
-                local_conf.display()
-            ))
+            .archive_command(archive_command)
             .start()
             .context("start a PostgreSQL 15 cluster")?;
 
@@ -163,11 +194,24 @@ impl Fixture {
             pgdata_bytes: 0,
             pgbench_init_s: 0.0,
             wal_catch_up_s: 0.0,
+            peers: None,
             ids,
             pg_home,
             scratch,
         };
         fixture.write_configs()?;
+        if let Some(peers) = peers {
+            let pgbr = PgBackRest::for_cluster(&pgbr_dir, &fixture.pg, &key, fixture.sshd.port())?;
+            let bpy = BarmanPy::write(&bpy_dir, &fixture.pg.conninfo(), &fixture.ssh_command())?;
+            let world = PeerWorld { peers, pgbr, bpy };
+            let mut cmd = fixture.as_postgres(crate::peers::PGBACKREST);
+            cmd.args(world.pgbr.args(&["stanza-create"]));
+            barman_e2e::run(&mut cmd).context("pgbackrest stanza-create")?;
+            let mut cmd = fixture.as_postgres(world.peers.barman());
+            cmd.arg("-c").arg(world.bpy.conf(PyConf::Local)).arg("cron");
+            barman_e2e::run(&mut cmd).context("barman cron (Barman, creates its directories)")?;
+            fixture.peers = Some(world);
+        }
 
         eprintln!(
             "pgbench -i -s {scale} on port {} (≈ {} MB)...",
@@ -187,15 +231,21 @@ impl Fixture {
 
     /// Writes one `barman.conf` per [`Conf`]: the same `barman_home`, log
     /// file and server `pg`, only the way of copying differs.
-    fn write_configs(&self) -> Result<()> {
-        let barman_dir = self.barman_dir();
+    /// The ssh command reaching the cluster's host as `postgres` through
+    /// the loopback sshd (`ssh_command`, `--remote-ssh-command`).
+    pub fn ssh_command(&self) -> String {
         let key = self.scratch.path().join("client").join("id_ed25519");
-        let ssh_command = format!(
+        format!(
             "ssh -p {} -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
              -o BatchMode=yes -o IdentitiesOnly=yes -o LogLevel=ERROR {SERVER_OS_USER}@127.0.0.1",
             self.sshd.port(),
             key.display()
-        );
+        )
+    }
+
+    fn write_configs(&self) -> Result<()> {
+        let barman_dir = self.barman_dir();
+        let ssh_command = self.ssh_command();
         for conf in Conf::ALL {
             let text = format!(
                 "[barman]\nbarman_home = {home}\nlog_file = {log}\nlog_level = INFO\n\n\
@@ -243,6 +293,13 @@ impl Fixture {
         }
         let mut cmd = self.barman(Conf::Local, &["archive-wal", SERVER]);
         barman_e2e::run(&mut cmd).context("barman archive-wal")?;
+        if let Some(world) = &self.peers {
+            let mut cmd = self.as_postgres(world.peers.barman());
+            cmd.arg("-c")
+                .arg(world.bpy.conf(PyConf::Local))
+                .args(["archive-wal", STANZA]);
+            barman_e2e::run(&mut cmd).context("barman archive-wal (Barman)")?;
+        }
         Ok(())
     }
 
