@@ -249,14 +249,6 @@ impl PgBackRest {
         ]
     }
 
-    /// The `archive_command` that pushes into this repository.
-    pub fn archive_push_command(&self) -> String {
-        format!(
-            "{PGBACKREST} --config={} --stanza={STANZA} archive-push %p",
-            self.conf.display()
-        )
-    }
-
     /// `pgbackrest info --output=json`: the stanza's backups, oldest
     /// first, as (label, type).
     pub fn backups(
@@ -357,18 +349,6 @@ impl BarmanPy {
     /// The server directory.
     pub fn server_dir(&self) -> PathBuf {
         self.dir.join("home").join(STANZA)
-    }
-
-    /// The `incoming` directory the cluster's `archive_command` copies
-    /// into.
-    pub fn incoming(&self) -> PathBuf {
-        self.server_dir().join("incoming")
-    }
-
-    /// The archive_command part feeding Barman (a copy into `incoming`,
-    /// Barman's documented local set-up; `archive-wal` files it).
-    pub fn archive_copy_command(&self) -> String {
-        format!("cp %p {}/%f", self.incoming().display())
     }
 
     /// The tail of Barman's log.

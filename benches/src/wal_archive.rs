@@ -39,23 +39,28 @@ use fixture::Fixture;
 pub struct Options {
     /// Segments archived per run (16 MiB each).
     #[arg(long, default_value_t = 200)]
-    segments: usize,
+    pub segments: usize,
     /// Runs of each variant; the median run is reported.
     #[arg(long, default_value_t = 3)]
-    runs: usize,
+    pub runs: usize,
     /// pgbench scale of each `pgbench -i` round that generates the WAL
     /// (about 20 segments per round at scale 20).
     #[arg(long, default_value_t = 20)]
-    scale: u32,
+    pub scale: u32,
     /// Only these variants (comma-separated ids: cp, cp-fsync, cp-durable,
     /// local-none, local-zstd, ssh-cat, ssh-none, ssh-zstd, ssh-none-p4,
     /// ssh-zstd-p4, ssh-zstd-mux). Default: all.
     #[arg(long, value_delimiter = ',', value_name = "IDS")]
-    variants: Vec<String>,
+    pub variants: Vec<String>,
+    /// Also measure pgBackRest's `archive-push` and Barman's (Python)
+    /// `barman-wal-archive` (installs them first:
+    /// benches/scripts/install-peers.sh).
+    #[arg(long)]
+    pub with_peers: bool,
     /// Directory for wal-archive.md and wal-archive.json
     /// [default: <cargo target dir>/bench-report].
     #[arg(long, value_name = "DIR")]
-    out: Option<PathBuf>,
+    pub out: Option<PathBuf>,
 }
 
 /// What a variant writes, and so how it is prepared, checked and cleaned.
@@ -74,7 +79,72 @@ pub enum Kind {
         /// Whether the variant uses `--parallel` and a prefetch cache.
         prefetch: bool,
     },
+    /// pgBackRest `archive-push` into its repository (emptied and the
+    /// stanza re-created before each run); `drain` when asynchronous (the
+    /// run waits, untimed but reported, until every segment is in the
+    /// repository).
+    PgBackRest {
+        /// `--archive-async`: the calls return once the spool says so.
+        drain: bool,
+    },
+    /// Barman (Python): `barman-wal-archive` to its own `barman put-wal`
+    /// behind the second sshd, filed by its `archive-wal` after the run.
+    BarmanPy,
 }
+
+/// The peers' variants (`--with-peers`), each beside barman-rs's variant
+/// with the same settings.
+pub const PEER_VARIANTS: [Variant; 7] = [
+    Variant {
+        id: "pgbackrest-local-none",
+        about: "pgBackRest `archive-push` into a local repository, `--compress-type=none`",
+        template: "{pgbr} --compress-type=none archive-push %p",
+        kind: Kind::PgBackRest { drain: false },
+        peer_of: Some("local-none"),
+    },
+    Variant {
+        id: "pgbackrest-local-zst",
+        about: "pgBackRest `archive-push` into a local repository, `--compress-type=zst`",
+        template: "{pgbr} --compress-type=zst archive-push %p",
+        kind: Kind::PgBackRest { drain: false },
+        peer_of: Some("local-zstd"),
+    },
+    Variant {
+        id: "pgbackrest-ssh-none",
+        about: "pgBackRest `archive-push` through `repo1-host` over the loopback sshd, uncompressed",
+        template: "{pgbr} {pgbr_ssh} --compress-type=none archive-push %p",
+        kind: Kind::PgBackRest { drain: false },
+        peer_of: Some("ssh-none"),
+    },
+    Variant {
+        id: "pgbackrest-ssh-zst",
+        about: "the same with `--compress-type=zst`",
+        template: "{pgbr} {pgbr_ssh} --compress-type=zst archive-push %p",
+        kind: Kind::PgBackRest { drain: false },
+        peer_of: Some("ssh-zstd"),
+    },
+    Variant {
+        id: "pgbackrest-ssh-zst-async4",
+        about: "pgBackRest asynchronous `archive-push` through `repo1-host`, zst, `--archive-async --process-max=4` (its parallel mode)",
+        template: "{pgbr} {pgbr_ssh} --compress-type=zst --archive-async --process-max=4 archive-push %p",
+        kind: Kind::PgBackRest { drain: true },
+        peer_of: Some("ssh-zstd-p4"),
+    },
+    Variant {
+        id: "barman-py-ssh-none",
+        about: "Barman's (Python) `barman-wal-archive` over ssh to its `barman put-wal`, uncompressed",
+        template: "PATH={pybin}:$PATH {pywalarchive} -U postgres --port {pyport} -c {pyconf} 127.0.0.1 {server} %p",
+        kind: Kind::BarmanPy,
+        peer_of: Some("ssh-none"),
+    },
+    Variant {
+        id: "barman-py-ssh-zstd",
+        about: "the same with `--zstd`",
+        template: "PATH={pybin}:$PATH {pywalarchive} -U postgres --port {pyport} -c {pyconf} --zstd 127.0.0.1 {server} %p",
+        kind: Kind::BarmanPy,
+        peer_of: Some("ssh-zstd"),
+    },
+];
 
 /// One way of archiving a segment.
 #[derive(Debug, Clone, Copy)]
@@ -89,6 +159,8 @@ pub struct Variant {
     pub template: &'static str,
     /// What it writes.
     pub kind: Kind,
+    /// For a peer's variant: the barman-rs variant with the same settings.
+    pub peer_of: Option<&'static str>,
 }
 
 /// The barman-wal-archive command line shared by the ssh variants.
@@ -109,12 +181,14 @@ pub const VARIANTS: [Variant; 11] = [
         about: "reference: plain `cp`, no fsync",
         template: "cp %p {out}/%f",
         kind: Kind::Copy,
+        peer_of: None,
     },
     Variant {
         id: "cp-fsync",
         about: "reference: copy + fsync of the file (`dd conv=fsync`)",
         template: "dd if=%p of={out}/%f bs=1M conv=fsync status=none",
         kind: Kind::Copy,
+        peer_of: None,
     },
     Variant {
         id: "cp-durable",
@@ -122,6 +196,7 @@ pub const VARIANTS: [Variant; 11] = [
                 rename, fsync the directory (4 processes)",
         template: "cp %p {out}/%f.tmp && sync {out}/%f.tmp && mv {out}/%f.tmp {out}/%f && sync {out}",
         kind: Kind::Copy,
+        peer_of: None,
     },
     Variant {
         id: "local-none",
@@ -131,6 +206,7 @@ pub const VARIANTS: [Variant; 11] = [
             compression: "",
             prefetch: false,
         },
+        peer_of: None,
     },
     Variant {
         id: "local-zstd",
@@ -140,12 +216,14 @@ pub const VARIANTS: [Variant; 11] = [
             compression: "zstd",
             prefetch: false,
         },
+        peer_of: None,
     },
     Variant {
         id: "ssh-cat",
         about: "reference: the transport alone, `ssh ... 'cat > /dev/null' < %p`",
         template: "ssh -q -T -p {port} postgres@127.0.0.1 'cat > /dev/null' < %p",
         kind: Kind::Transport,
+        peer_of: None,
     },
     Variant {
         id: "ssh-none",
@@ -155,6 +233,7 @@ pub const VARIANTS: [Variant; 11] = [
             compression: "",
             prefetch: false,
         },
+        peer_of: None,
     },
     Variant {
         id: "ssh-zstd",
@@ -164,6 +243,7 @@ pub const VARIANTS: [Variant; 11] = [
             compression: "zstd",
             prefetch: false,
         },
+        peer_of: None,
     },
     Variant {
         id: "ssh-none-p4",
@@ -173,6 +253,7 @@ pub const VARIANTS: [Variant; 11] = [
             compression: "",
             prefetch: true,
         },
+        peer_of: None,
     },
     Variant {
         id: "ssh-zstd-p4",
@@ -182,6 +263,7 @@ pub const VARIANTS: [Variant; 11] = [
             compression: "zstd",
             prefetch: true,
         },
+        peer_of: None,
     },
     Variant {
         id: "ssh-zstd-mux",
@@ -192,6 +274,7 @@ pub const VARIANTS: [Variant; 11] = [
             compression: "zstd",
             prefetch: false,
         },
+        peer_of: None,
     },
 ];
 
@@ -210,11 +293,26 @@ impl Variant {
             .replace("{server}", "SERVER")
             .replace("{prefetch}", "CACHE")
             .replace("{mux}", "MUXDIR")
+            .replace(
+                "{pgbr}",
+                "pgbackrest --config=CONF --stanza=pg --pg1-path=PGDATA",
+            )
+            .replace(
+                "{pgbr_ssh}",
+                "--repo1-host=127.0.0.1 --repo1-host-port=PORT --cmd-ssh=SSH",
+            )
+            .replace("PATH={pybin}:$PATH ", "")
+            .replace("{pywalarchive}", "barman-wal-archive (Python)")
+            .replace("{pyport}", "PORT")
+            .replace("{pyconf}", "CONF")
     }
 
     /// Whether the variant goes through sshd.
     fn uses_ssh(&self) -> bool {
-        self.template.contains("ssh ") || self.template.contains("barman-wal-archive")
+        self.template.contains("ssh ")
+            || self.template.contains("barman-wal-archive")
+            || self.template.contains("{pgbr_ssh}")
+            || self.template.contains("{pywalarchive}")
     }
 
     /// Whether the variant shares one ssh connection between calls.
@@ -255,14 +353,24 @@ const ATTEMPTS: u32 = 3;
 
 /// Runs the scenario and writes the report.
 pub fn run(options: &Options) -> Result<()> {
-    let variants = select(&options.variants)?;
+    let variants = select(&options.variants, options.with_peers)?;
     ensure!(options.runs > 0, "--runs must be at least 1");
+    let peers = if options.with_peers {
+        Some((crate::peers::Peers::install()?, py_servers_conf(&variants)))
+    } else {
+        None
+    };
     let pg_bin = std::env::var_os(barman_e2e::PG_BIN_ENV)
         .filter(|v| !v.is_empty())
         .map_or_else(|| PathBuf::from(barman_e2e::DEFAULT_PG_BIN), PathBuf::from);
     let machine = Machine::probe(&pg_bin);
     let load_before = machine::load_average();
-    let fixture = Fixture::start(options.segments, options.scale, &servers_conf(&variants))?;
+    let fixture = Fixture::start(
+        options.segments,
+        options.scale,
+        &servers_conf(&variants),
+        peers,
+    )?;
     eprintln!(
         "{} segments ready in {}; sshd on port {}, PostgreSQL on port {}",
         fixture.segments.len(),
@@ -324,19 +432,49 @@ pub fn run(options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// The variants named by `--variants` (all when empty), in report order.
-fn select(ids: &[String]) -> Result<Vec<Variant>> {
+/// The variants named by `--variants` (all when empty; the peers' only
+/// with `--with-peers`), in report order.
+fn select(ids: &[String], with_peers: bool) -> Result<Vec<Variant>> {
+    let all: Vec<Variant> = VARIANTS
+        .iter()
+        .chain(PEER_VARIANTS.iter().filter(|_| with_peers))
+        .copied()
+        .collect();
     for id in ids {
-        if !VARIANTS.iter().any(|v| v.id == id) {
-            let known: Vec<&str> = VARIANTS.iter().map(|v| v.id).collect();
-            bail!("unknown variant `{id}` (known: {})", known.join(", "));
+        if !all.iter().any(|v| v.id == id) {
+            let known: Vec<&str> = all.iter().map(|v| v.id).collect();
+            bail!(
+                "unknown variant `{id}` (known: {}{})",
+                known.join(", "),
+                if with_peers {
+                    ""
+                } else {
+                    "; the peers' need --with-peers"
+                }
+            );
         }
     }
-    Ok(VARIANTS
-        .iter()
+    Ok(all
+        .into_iter()
         .filter(|v| ids.is_empty() || ids.iter().any(|id| id == v.id))
-        .copied()
         .collect())
+}
+
+/// Barman's (Python) servers of the `barman-py-*` variants.
+fn py_servers_conf(variants: &[Variant]) -> String {
+    let mut text = String::new();
+    for v in variants {
+        if v.kind == Kind::BarmanPy {
+            let _ = write!(
+                text,
+                "[{server}]\ndescription = bench {id}\nconninfo = {{conninfo}}\n\
+                 backup_method = rsync\nssh_command = false\narchiver = on\n\n",
+                server = v.server(),
+                id = v.id,
+            );
+        }
+    }
+    text
 }
 
 /// The barman servers of the barman variants (`{conninfo}` is filled in by
@@ -375,9 +513,39 @@ fn run_once(fixture: &Fixture, variant: &Variant) -> Result<Run> {
                 fixture.fresh_dir(&variant.prefetch_name())?;
             }
         }
+        Kind::PgBackRest { .. } => peer_reset_pgbackrest(fixture)?,
+        Kind::BarmanPy => {
+            let world = fixture.peers.as_ref().context("--with-peers")?;
+            let dir = world.home.join(&server);
+            fixture::remove_dir(&dir)?;
+            for d in [dir.clone(), dir.join("incoming")] {
+                fs::create_dir(&d).with_context(|| format!("create {}", d.display()))?;
+                barman_e2e::chown_to(&d, SERVER_OS_USER)?;
+                barman_e2e::chmod(&d, 0o700)?;
+            }
+        }
     }
-    let line = variant
-        .template
+    let mut line = variant.template.to_owned();
+    if let Some(world) = &fixture.peers {
+        let pgbr = format!(
+            "{} --config={} --stanza={} --pg1-path={}",
+            crate::peers::PGBACKREST,
+            world.pgbr.conf.display(),
+            crate::peers::STANZA,
+            fixture.pgdata().display()
+        );
+        line = line
+            .replace("{pgbr}", &pgbr)
+            .replace("{pgbr_ssh}", &world.pgbr.repo_host_args().join(" "))
+            .replace("{pybin}", &fixture.scratch_path("bin-py").to_string_lossy())
+            .replace(
+                "{pywalarchive}",
+                &world.peers.barman_wal_archive().to_string_lossy(),
+            )
+            .replace("{pyport}", &world.sshd.port().to_string())
+            .replace("{pyconf}", &world.conf.to_string_lossy());
+    }
+    let line = line
         .replace("{out}", &out.to_string_lossy())
         .replace("{conf}", &fixture.home.conf().to_string_lossy())
         .replace("{port}", &fixture.sshd.port().to_string())
@@ -447,6 +615,25 @@ fn run_once(fixture: &Fixture, variant: &Variant) -> Result<Run> {
             fixture::remove_dir(&prefetch)?;
             (Some(archive_wal_s), Some(bytes))
         }
+        Kind::PgBackRest { drain } => {
+            let t = Instant::now();
+            let bytes = check_pgbackrest(fixture, &fixture.segments, drain)?;
+            (drain.then(|| t.elapsed().as_secs_f64()), Some(bytes))
+        }
+        Kind::BarmanPy => {
+            let world = fixture.peers.as_ref().context("--with-peers")?;
+            let t = Instant::now();
+            let mut cmd = fixture.as_postgres(world.peers.barman());
+            cmd.arg("-c")
+                .arg(&world.conf)
+                .args(["archive-wal", &server]);
+            barman_e2e::run(&mut cmd).context("barman archive-wal (Barman)")?;
+            let archive_wal_s = t.elapsed().as_secs_f64();
+            let dir = world.home.join(&server);
+            let bytes = check_archive(&dir, &server, &fixture.segments)?;
+            fixture::remove_dir(&dir)?;
+            (Some(archive_wal_s), Some(bytes))
+        }
     };
     sync()?;
     Ok(Run {
@@ -456,6 +643,69 @@ fn run_once(fixture: &Fixture, variant: &Variant) -> Result<Run> {
         stored_bytes,
         failed_calls,
     })
+}
+
+/// Empties pgBackRest's repository and spool and re-creates the stanza
+/// (untimed), so that no run finds a segment already archived.
+fn peer_reset_pgbackrest(fixture: &Fixture) -> Result<()> {
+    let world = fixture.peers.as_ref().context("--with-peers")?;
+    let dir = world
+        .pgbr
+        .repo
+        .parent()
+        .context("the repository has a parent")?;
+    for sub in ["repo", "spool"] {
+        let d = dir.join(sub);
+        fixture::remove_dir(&d)?;
+        fs::create_dir(&d).with_context(|| format!("create {}", d.display()))?;
+        barman_e2e::chown_to(&d, SERVER_OS_USER)?;
+        barman_e2e::chmod(&d, 0o700)?;
+    }
+    let mut cmd = fixture.as_postgres(crate::peers::PGBACKREST);
+    cmd.args(world.pgbr.args(&["stanza-create"]));
+    barman_e2e::run(&mut cmd).context("pgbackrest stanza-create")?;
+    Ok(())
+}
+
+/// Checks that pgBackRest's repository holds exactly the segments (waiting
+/// up to 5 minutes for an asynchronous push to drain); returns the bytes.
+fn check_pgbackrest(fixture: &Fixture, segments: &[String], drain: bool) -> Result<u64> {
+    let world = fixture.peers.as_ref().context("--with-peers")?;
+    let archive = world.pgbr.repo.join("archive").join(crate::peers::STANZA);
+    let deadline = Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let mut names = Vec::new();
+        let mut bytes = 0;
+        let mut stack = vec![archive.clone()];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let meta = e.metadata()?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                if meta.is_dir() {
+                    stack.push(e.path());
+                } else if name.len() > 24 && name.as_bytes()[24] == b'-' {
+                    names.push(name[..24].to_owned());
+                    bytes += meta.len();
+                }
+            }
+        }
+        names.sort();
+        if names == segments {
+            return Ok(bytes);
+        }
+        if !drain || Instant::now() >= deadline {
+            bail!(
+                "pgBackRest's archive {} holds {} segments, not the {} input segments",
+                archive.display(),
+                names.len(),
+                segments.len()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// `sync` (all filesystems): flushes the previous steps' dirty pages

@@ -16,6 +16,8 @@ use barman_e2e::{BarmanHome, PgCluster, SERVER_OS_USER, Sshd};
 use barman_wal::{SegmentName, WalSegmentSize};
 use tempfile::TempDir;
 
+use crate::peers::{Peers, PgBackRest};
+
 /// The segment size of the benchmark cluster (PostgreSQL's default).
 const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -42,8 +44,29 @@ pub struct Fixture {
     ids: (u32, u32),
     /// `postgres`'s home directory (`HOME` of the archive commands).
     pg_home: PathBuf,
+    /// pgBackRest and Barman (Python), with `--with-peers`.
+    pub peers: Option<WalPeers>,
     /// Root of every other file of the run (mode 0755, root's).
     scratch: TempDir,
+}
+
+/// The peers' side: pgBackRest's repository (stanza `pg`, pg1-path the
+/// segments' directory) and a second loopback sshd whose `PATH` starts
+/// with Barman's virtualenv, so that Barman's `barman-wal-archive` reaches
+/// Barman's `barman put-wal` (`ssh` on `PATH` for it: `bin-py/ssh`).
+#[derive(Debug)]
+pub struct WalPeers {
+    /// The installed peers.
+    pub peers: Peers,
+    /// pgBackRest's configuration and repository.
+    pub pgbr: PgBackRest,
+    /// The sshd in front of Barman (Python).
+    pub sshd: Sshd,
+    /// Barman's configuration file (its servers: the `barman-py-*`
+    /// variants').
+    pub conf: PathBuf,
+    /// Barman's home.
+    pub home: PathBuf,
 }
 
 impl Fixture {
@@ -52,7 +75,12 @@ impl Fixture {
     /// the binaries and starts sshd. `servers` is the barman configuration
     /// of the servers (without the `[barman]` section); `{conninfo}` in it
     /// is replaced by the cluster's.
-    pub fn start(count: usize, scale: u32, servers: &str) -> Result<Self> {
+    pub fn start(
+        count: usize,
+        scale: u32,
+        servers: &str,
+        peers: Option<(Peers, String)>,
+    ) -> Result<Self> {
         ensure!(
             barman_e2e::is_root()?,
             "run the benchmark as root: PostgreSQL and the archive commands run as the `{SERVER_OS_USER}` OS user"
@@ -114,6 +142,62 @@ impl Fixture {
             );
             segments.push(name);
         }
+        let peers = match peers {
+            None => None,
+            Some((peers, py_servers)) => {
+                // pgBackRest's archive-push reads pg_control under pg1-path.
+                let global = pgdata.join("global");
+                fs::create_dir_all(&global)?;
+                fs::copy(
+                    pg.data_dir().join("global/pg_control"),
+                    global.join("pg_control"),
+                )
+                .context("copy pg_control for pgBackRest")?;
+                let key = scratch.path().join("client").join("id_ed25519");
+                let pgbr = PgBackRest::for_cluster(
+                    &scratch.path().join("pgbackrest"),
+                    &pg,
+                    &key,
+                    sshd.port(),
+                )?;
+                let py_sshd = Sshd::builder()
+                    .user(SERVER_OS_USER)
+                    .config_line(format!(
+                        "SetEnv PATH={}:/usr/bin:/bin",
+                        peers.venv.join("bin").display()
+                    ))
+                    .start()
+                    .context("start the loopback sshd in front of Barman")?;
+                write_py_ssh_wrapper(scratch.path(), &py_sshd)?;
+                let py_dir = scratch.path().join("barman-py");
+                let py_home = py_dir.join("home");
+                for d in [&py_dir, &py_home] {
+                    fs::create_dir_all(d)?;
+                    barman_e2e::chown_to(d, SERVER_OS_USER)?;
+                    barman_e2e::chmod(d, 0o700)?;
+                }
+                let conf = py_dir.join("barman.conf");
+                fs::write(
+                    &conf,
+                    format!(
+                        "[barman]\nbarman_home = {}\nbarman_user = {SERVER_OS_USER}\n\
+                         log_file = {}\nlog_level = INFO\n\n{}",
+                        py_home.display(),
+                        py_dir.join("barman.log").display(),
+                        py_servers.replace("{conninfo}", &pg.conninfo())
+                    ),
+                )?;
+                barman_e2e::chown_to(&conf, SERVER_OS_USER)?;
+                barman_e2e::chmod(&conf, 0o600)?;
+                Some(WalPeers {
+                    peers,
+                    pgbr,
+                    sshd: py_sshd,
+                    conf,
+                    home: py_home,
+                })
+            }
+        };
         let fixture = Self {
             sshd,
             pg,
@@ -122,6 +206,7 @@ impl Fixture {
             segment_bytes: SEGMENT_BYTES,
             ids,
             pg_home,
+            peers,
             scratch,
         };
         fixture.reset_status()?;
@@ -239,7 +324,7 @@ impl Fixture {
     }
 
     /// A command run as `postgres` with a clean environment and no stdin.
-    fn as_postgres(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    pub fn as_postgres(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new(program);
         cmd.uid(self.ids.0)
             .gid(self.ids.1)
@@ -360,6 +445,31 @@ fn write_ssh_wrappers(scratch: &Path, sshd: &Sshd) -> Result<()> {
         .with_context(|| format!("write {}", wrapper.display()))?;
         barman_e2e::chmod(&wrapper, 0o755)?;
     }
+    Ok(())
+}
+
+/// Writes `<scratch>/bin-py/ssh`: the ssh wrapper with the key of the
+/// sshd in front of Barman (Python).
+fn write_py_ssh_wrapper(scratch: &Path, sshd: &Sshd) -> Result<()> {
+    let key = scratch.join("client").join("id_ed25519_py");
+    fs::copy(sshd.client_key(), &key).context("copy the ssh client key")?;
+    barman_e2e::chown_to(&key, SERVER_OS_USER)?;
+    barman_e2e::chmod(&key, 0o600)?;
+    let dir = scratch.join("bin-py");
+    fs::create_dir_all(&dir)?;
+    barman_e2e::chmod(&dir, 0o755)?;
+    let wrapper = dir.join("ssh");
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec /usr/bin/ssh -i {} -o StrictHostKeyChecking=no \
+             -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o IdentitiesOnly=yes \
+             -o LogLevel=ERROR \"$@\"\n",
+            key.display()
+        ),
+    )
+    .with_context(|| format!("write {}", wrapper.display()))?;
+    barman_e2e::chmod(&wrapper, 0o755)?;
     Ok(())
 }
 

@@ -170,6 +170,26 @@ impl Report<'_> {
                 totals.join(" / "),
             );
         }
+        md.push_str(&crate::versus::markdown(
+            &self.versus_rows(&summaries),
+            "run total s",
+        ));
+        let _ = writeln!(
+            md,
+            "\nTargets (a MISS is a finding, not a failure of the run):\n"
+        );
+        for (name, value, threshold, pass) in self.targets(&summaries) {
+            let _ = writeln!(
+                md,
+                "- **{}** {name}: {value:.1} ms (target ≤ {threshold:.0} ms{})",
+                if pass { "PASS" } else { "MISS" },
+                if pass {
+                    String::new()
+                } else {
+                    format!(", {:.0} % over", (value / threshold - 1.0) * 100.0)
+                }
+            );
+        }
         let _ = writeln!(
             md,
             "\nVariants (`%p` = `pg_wal/<segment>`, run in a directory shaped like PGDATA):\n"
@@ -230,6 +250,37 @@ impl Report<'_> {
         md
     }
 
+    /// The barman-rs rows beside the peers' (median run totals).
+    fn versus_rows(&self, summaries: &[Summary]) -> Vec<crate::versus::Row<'_>> {
+        self.variants
+            .iter()
+            .zip(summaries)
+            .map(|(v, s)| crate::versus::Row {
+                id: v.id,
+                seconds: s.total_s,
+                peer_of: v.peer_of,
+            })
+            .collect()
+    }
+
+    /// The latency targets of one `archive_command` call (p50 of the
+    /// one-host variants): (name, measured ms, threshold ms, pass).
+    fn targets(&self, summaries: &[Summary]) -> Vec<(String, f64, f64, bool)> {
+        [("local-none", 20.0), ("local-zstd", 60.0)]
+            .iter()
+            .filter_map(|&(id, threshold)| {
+                let i = self.variants.iter().position(|v| v.id == id)?;
+                let p50 = summaries[i].p50_ms;
+                Some((
+                    format!("one `archive_command` call for a 16 MiB segment, `{id}` (p50)"),
+                    p50,
+                    threshold,
+                    p50 <= threshold,
+                ))
+            })
+            .collect()
+    }
+
     /// The JSON report (every call's latency included).
     pub fn json(&self) -> Value {
         let summaries = self.summaries();
@@ -255,6 +306,8 @@ impl Report<'_> {
                         },
                         prefetch,
                     ),
+                    Kind::PgBackRest { drain } => ("pgbackrest", "per variant", drain),
+                    Kind::BarmanPy => ("barman-py", "per variant", false),
                 };
                 json!({
                     "id": v.id,
@@ -263,6 +316,7 @@ impl Report<'_> {
                     "kind": kind,
                     "compression": compression,
                     "parallel": if parallel { 4 } else { 1 },
+                    "peer_of": v.peer_of,
                     "summary": {
                         "p50_ms": s.p50_ms,
                         "p95_ms": s.p95_ms,
@@ -300,6 +354,13 @@ impl Report<'_> {
                 "run_as": RUN_AS,
             },
             "variants": variants,
+            "versus_peers": crate::versus::json(&self.versus_rows(&summaries)),
+            "targets": self.targets(&summaries).iter().map(|(name, value, threshold, pass)| json!({
+                "target": name,
+                "value_ms": value,
+                "threshold_ms": threshold,
+                "verdict": if *pass { "PASS" } else { "MISS" },
+            })).collect::<Vec<_>>(),
         })
     }
 }
