@@ -49,7 +49,7 @@ pub struct Options {
     /// local-j1, local-j2, incremental, ssh-j1, ssh-j2, ssh-zstd-j1).
     /// Default: all.
     #[arg(long, value_delimiter = ',', value_name = "IDS")]
-    operations: Vec<String>,
+    pub operations: Vec<String>,
     /// Drop the page cache (`echo 3 > /proc/sys/vm/drop_caches`) before
     /// every timed operation: PGDATA is then read from disk. Off by
     /// default (it slows down everything else on the machine).

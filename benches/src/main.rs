@@ -7,6 +7,7 @@
 //! cargo run --release -p barman-benches -- backup [--scale 100] [--runs 3]
 //! cargo run --release -p barman-benches -- recover [--scale 100] [--runs 3]
 //! cargo run --release -p barman-benches -- streaming [--scale 100] [--runs 3] [--wal-mb 256]
+//! cargo run --release -p barman-benches -- compare [--scale 100] [--with-peers]
 //! cargo run --release -p barman-benches -- list
 //! ```
 //!
@@ -15,9 +16,10 @@
 //! Scenarios need root (the server and the archive commands run as the
 //! `postgres` OS user), PostgreSQL 15 and openssh-server; a missing piece is
 //! an error, never a skip. Micro-benchmarks live in each crate's `benches/`
-//! (`cargo bench -p barman-wal`).
+//! (`cargo bench` at the workspace root runs them all).
 
 mod backup;
+mod compare;
 mod machine;
 mod peers;
 mod recover;
@@ -73,6 +75,10 @@ enum Scenario {
     /// from a slot's backlog (MB/s of WAL, peak RSS); segments compared
     /// byte for byte.
     Streaming(streaming::Options),
+    /// Every scenario in one command at one scale (`--scale 10` for a few
+    /// minutes), with pgBackRest and Barman beside barman-rs when
+    /// `--with-peers`; gathers the reports into compare.{md,json}.
+    Compare(compare::Options),
 }
 
 /// Where reports go by default: `<cargo target dir>/bench-report`.
@@ -95,10 +101,14 @@ fn main() -> ExitCode {
                  backup       time, MB/s and peak RSS of `barman backup` (local-rsync, rsync over \
                  ssh, zstd, -j 1/2, incremental --reuse-backup link) beside `cp -a` of PGDATA\n\
                  recover      time, MB/s and peak RSS of `barman recover` (local and over ssh, \
-                 -j 1/2) beside `cp -a` of the backup; PostgreSQL started on a recovery\n\
+                 -j 1/2) beside `cp -a` of the backup; PostgreSQL started on every restore\n\
+                 streaming    backup_method = postgres beside pg_basebackup; receive-wal beside \
+                 pg_receivewal\n\
+                 compare      all of the above at one --scale; --with-peers adds pgBackRest and \
+                 Barman (Python) beside barman-rs\n\
                  \n\
-                 Micro-benchmarks: cargo bench -p barman-wal (WAL names; codecs vs the \
-                 gzip/bzip2/xz/zstd/lz4 CLIs)."
+                 Micro-benchmarks: cargo bench (WAL names and codecs, blake3 hashing, copy \
+                 plan, fast_rsync delta, retention)."
             );
             Ok(())
         }
@@ -106,6 +116,7 @@ fn main() -> ExitCode {
         Scenario::Backup(options) => backup::run(&options),
         Scenario::Recover(options) => recover::run(&options),
         Scenario::Streaming(options) => streaming::run(&options),
+        Scenario::Compare(options) => compare::run(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
