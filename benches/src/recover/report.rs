@@ -157,7 +157,7 @@ impl Report<'_> {
         rows
     }
 
-    fn versus_rows<'r>(&self, rows: &'r [Row]) -> Vec<crate::versus::Row<'r>> {
+    fn versus_rows(rows: &[Row]) -> Vec<crate::versus::Row<'_>> {
         rows.iter()
             .map(|r| crate::versus::Row {
                 id: r.id,
@@ -287,7 +287,7 @@ impl Report<'_> {
                 s.wals
             );
         }
-        md.push_str(&crate::versus::markdown(&self.versus_rows(&rows), "s"));
+        md.push_str(&crate::versus::markdown(&Self::versus_rows(&rows), "s"));
         let _ = writeln!(
             md,
             "\n**Check**: PostgreSQL was started on the last run of every restore (a free port, \
@@ -397,7 +397,7 @@ impl Report<'_> {
                 "start_s": c.start_s,
             })).collect::<Vec<_>>(),
             "peers": self.peers.map(crate::peers::Peers::to_json),
-            "versus_peers": crate::versus::json(&self.versus_rows(&rows)),
+            "versus_peers": crate::versus::json(&Self::versus_rows(&rows)),
             "targets": Self::targets(&rows).iter().map(Target::to_json).collect::<Vec<_>>(),
         })
     }
