@@ -578,7 +578,7 @@ fn run_once(
         Kind::Copy { sync } => {
             let dest = fixture.ref_dir().join("data");
             fixture::remove_dir(&dest)?;
-            settle(drop_caches)?;
+            settle_for(drop_caches, &[fixture.pg.data_dir()])?;
             let src = fixture.pg.data_dir().to_string_lossy().into_owned();
             let dst = dest.to_string_lossy().into_owned();
             let mut cmd = if sync {
@@ -662,8 +662,12 @@ fn run_once(
 
 /// Runs `cmd` (under GNU time) after settling the machine; its output,
 /// seconds, and a failure message maker.
-fn timed_output(cmd: &mut Command, drop_caches: bool) -> Result<(std::process::Output, f64)> {
-    settle(drop_caches)?;
+fn timed_output(
+    cmd: &mut Command,
+    drop_caches: bool,
+    pgdata: &std::path::Path,
+) -> Result<(std::process::Output, f64)> {
+    settle_for(drop_caches, &[pgdata])?;
     let t = Instant::now();
     let out = barman_e2e::output(cmd)?;
     Ok((out, t.elapsed().as_secs_f64()))
@@ -721,7 +725,7 @@ fn peer_backup(
             args.push("backup".to_owned());
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let mut cmd = fixture.timed(time_file, crate::peers::PGBACKREST.as_ref(), &args);
-            let (out, seconds) = timed_output(&mut cmd, drop_caches)?;
+            let (out, seconds) = timed_output(&mut cmd, drop_caches, fixture.pg.data_dir())?;
             ensure!(
                 out.status.success(),
                 "`{}` exited with {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- sshd log ---\n{}",
@@ -780,7 +784,7 @@ fn peer_backup(
                 STANZA,
             ];
             let mut cmd = fixture.timed(time_file, &world.peers.barman(), &args);
-            let (out, seconds) = timed_output(&mut cmd, drop_caches)?;
+            let (out, seconds) = timed_output(&mut cmd, drop_caches, fixture.pg.data_dir())?;
             let after = world.bpy.backups()?;
             let new: Vec<_> = after.iter().filter(|b| !before.contains(b)).collect();
             ensure!(
@@ -798,9 +802,11 @@ fn peer_backup(
     };
     drop(out);
     let (rss_kib, cpu_s) = read_time_file(time_file);
+    // What a backup covers (PGDATA without pg_wal), as barman-rs's rows.
+    let wal = fixture::tree_bytes(&fixture.pg.data_dir().join("pg_wal"))?;
     Ok(Run {
         seconds,
-        bytes: fixture.pgdata_bytes,
+        bytes: fixture.pgdata_bytes.saturating_sub(wal),
         rss_kib,
         agent_rss_kib: None,
         cpu_s,
@@ -816,6 +822,42 @@ pub fn settle(drop_caches: bool) -> Result<()> {
     barman_e2e::run(&mut Command::new("sync")).context("sync")?;
     if drop_caches {
         fs::write("/proc/sys/vm/drop_caches", "3").context("echo 3 > /proc/sys/vm/drop_caches")?;
+    }
+    Ok(())
+}
+
+/// Puts the machine in the same state before every measured operation:
+/// `sync`, the page cache dropped, then — unless `cold` — the operation's
+/// input (`warm`: PGDATA, or the backup being restored) read back into it.
+/// Every operation, reference or not, starts with its input cached and
+/// nothing else: without this, an operation that follows one which filled
+/// the cache pays for reclaiming it (seen: `cp -a` 3× slower right after a
+/// peer's backup than right after another `cp -a`).
+pub fn settle_for(cold: bool, warm: &[&std::path::Path]) -> Result<()> {
+    settle(true)?;
+    if !cold {
+        let mut buf = vec![0u8; 1 << 20];
+        for dir in warm {
+            let mut stack = vec![dir.to_path_buf()];
+            while let Some(d) = stack.pop() {
+                let Ok(entries) = fs::read_dir(&d) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    let Ok(meta) = entry.path().symlink_metadata() else {
+                        continue;
+                    };
+                    if meta.is_dir() {
+                        stack.push(entry.path());
+                    } else if meta.is_file()
+                        && let Ok(mut f) = fs::File::open(entry.path())
+                    {
+                        use std::io::Read as _;
+                        while matches!(f.read(&mut buf), Ok(n) if n > 0) {}
+                    }
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -868,7 +910,7 @@ pub fn backup(
             ),
         );
     }
-    settle(drop_caches)?;
+    settle_for(drop_caches, &[fixture.pg.data_dir()])?;
     let t = Instant::now();
     let out = barman_e2e::output(&mut cmd)?;
     let seconds = t.elapsed().as_secs_f64();

@@ -40,7 +40,7 @@ use barman_e2e::DataDirServer;
 use serde_json::Value;
 
 use crate::backup::fixture::{self, Conf, Fixture, SERVER, TIME};
-use crate::backup::{mb, read_time_file, settle};
+use crate::backup::{mb, read_time_file, settle_for};
 use crate::machine::{self, Machine};
 
 /// Options of the `recover` scenario.
@@ -525,10 +525,10 @@ fn take_backup(fixture: &Fixture, drop_caches: bool) -> Result<Source> {
     Ok(source)
 }
 
-/// Settles the machine (see [`settle`]), then runs `cmd` timed spawn to
-/// exit.
-fn time_it(cmd: &mut Command, drop_caches: bool) -> Result<(Output, f64)> {
-    settle(drop_caches)?;
+/// Settles the machine with `warm` (the backup being restored) in the page
+/// cache (see [`settle_for`]), then runs `cmd` timed spawn to exit.
+fn time_it(cmd: &mut Command, drop_caches: bool, warm: &Path) -> Result<(Output, f64)> {
+    settle_for(drop_caches, &[warm])?;
     let t = Instant::now();
     let out = barman_e2e::output(cmd)?;
     Ok((out, t.elapsed().as_secs_f64()))
@@ -551,7 +551,7 @@ fn run_once(fixture: &Fixture, source: &Source, id: &str, kind: Kind, keep: bool
             let (src, dst) = (source.data.to_string_lossy(), dest.to_string_lossy());
             let mut cmd =
                 fixture.timed(&time_file, "/bin/sh".as_ref(), &["-c", script, &src, &dst]);
-            let (out, seconds) = time_it(&mut cmd, source.drop_caches)?;
+            let (out, seconds) = time_it(&mut cmd, source.drop_caches, &source.data)?;
             ensure!(
                 out.status.success(),
                 "`{}` failed ({}):\n{}",
@@ -620,7 +620,7 @@ fn recover(
         );
         cmd.env("BARMAN_AGENT_COMMAND", agent);
     }
-    let (out, seconds) = time_it(&mut cmd, source.drop_caches)?;
+    let (out, seconds) = time_it(&mut cmd, source.drop_caches, &source.data)?;
     let context = || {
         let mut text = format!(
             "--- stdout ---\n{}\n--- stderr ---\n{}\n--- barman log (tail) ---\n{}",
@@ -723,9 +723,14 @@ fn peer_restore(fixture: &Fixture, source: &Source, kind: Kind, dest: &Path) -> 
         }
         _ => anyhow::bail!("not a peer's restore: {kind:?}"),
     };
+    // What this peer reads: its own repository / backup.
+    let warm = match kind {
+        Kind::PgBackRest { .. } => world.pgbr.repo.clone(),
+        _ => world.bpy.server_dir().join("base"),
+    };
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut cmd = fixture.timed(&time_file, &program, &args);
-    let (out, seconds) = time_it(&mut cmd, source.drop_caches)?;
+    let (out, seconds) = time_it(&mut cmd, source.drop_caches, &warm)?;
     ensure!(
         out.status.success(),
         "`{}` exited with {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- Barman log ---\n{}\n--- sshd log ---\n{}",
