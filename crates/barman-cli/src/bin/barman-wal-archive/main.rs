@@ -44,11 +44,13 @@ Parallel archiving (-p/--parallel N, N > 1): a call for WAL X first looks in \
 the prefetch cache directory for a marker left by an earlier call. When the \
 marker records the size and modification time X has now, X was already pushed: \
 the marker is removed and the command exits 0 at once. Otherwise the plain \
-segment names that follow X among pg_wal/archive_status/*.ready (at most N-1, \
-in order, skipping those already pushed) are pushed together with X, one ssh \
-process each. A marker is written (atomically, mode 0600, in a 0700 directory) \
-for each extra segment pushed successfully; a failed extra leaves none, so \
-PostgreSQL asks for it again. The exit status is the one of X alone. Markers \
+segment names that follow X among pg_wal/archive_status/*.ready (at most 8×N-1, \
+in order, skipping those already pushed) are pushed together with X in N \
+concurrent ssh sessions of up to 8 segments each (one stream, one 'barman \
+put-wal' per session). A marker is written (atomically, mode 0600, in a 0700 \
+directory) for each extra segment pushed successfully; a session that fails \
+leaves none, so PostgreSQL asks for its segments again. The exit status is the \
+one of the session carrying X. Markers \
 older than a day are removed. The cache directory must be owned by the user \
 running the command and writable by nobody else; otherwise it is ignored (with \
 a warning) and only X is pushed.";

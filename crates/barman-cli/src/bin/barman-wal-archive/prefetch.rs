@@ -3,9 +3,11 @@
 //!
 //! PostgreSQL's archiver calls `archive_command` for one WAL at a time and
 //! waits for it; with a remote archive each call pays an ssh round trip.
-//! A call for X pushes X and up to N-1 segments that follow it in
-//! `archive_status/*.ready` concurrently, and records each extra one pushed
-//! successfully as a marker file (its size and modification time) in a
+//! A call for X pushes X and up to 8×N−1 segments that follow it in
+//! `archive_status/*.ready`, in N concurrent ssh sessions of up to 8
+//! segments each (one tar stream and one `barman put-wal` per session, so a
+//! backlog costs one ssh handshake per 8 segments, not per segment), and
+//! records each extra one pushed successfully as a marker file (its size and modification time) in a
 //! private cache directory. When PostgreSQL later asks for such a segment
 //! and it still has the recorded size and mtime, the marker is removed and
 //! the call succeeds without contacting the server.
@@ -166,8 +168,13 @@ fn ready_after(wal: &Path, current: &SegmentName) -> Vec<(SegmentName, String)> 
     ready
 }
 
-/// Archives `wal` with up to `parallel - 1` following ready segments (see
-/// the module docs). The result is the one of `wal` alone.
+/// Segments one ssh session carries at most under `--parallel`.
+pub const PER_SESSION: usize = 8;
+
+/// Archives `wal` with up to `parallel × PER_SESSION - 1` following ready
+/// segments, in `parallel` ssh sessions (see the module docs). The result
+/// is the one of `wal`'s session: `wal` is archived only when that session
+/// stored everything it carried.
 pub fn archive_parallel(
     remote: &Remote,
     options: &PushOptions,
@@ -204,32 +211,61 @@ pub fn archive_parallel(
                 let meta = fs::metadata(&path).ok()?;
                 (!cache.holds(&stem, Stamp::of(&meta))).then_some((stem, path))
             })
-            .take(parallel - 1)
+            .take(parallel * PER_SESSION - 1)
             .collect(),
         Err(_) => Vec::new(),
     };
 
+    // `parallel` sessions, each one ssh process carrying up to
+    // PER_SESSION segments in one stream; the first carries `wal`.
+    let sessions = parallel.min(extras.len() + 1);
+    let mut groups: Vec<Vec<(&str, &Path)>> = vec![Vec::new(); sessions];
+    groups[0].push((name, wal));
+    for (i, (stem, path)) in extras.iter().enumerate() {
+        groups[(i + 1) % sessions].push((stem.as_str(), path.as_path()));
+    }
     let result = thread::scope(|scope| {
-        let handles: Vec<_> = extras
-            .iter()
-            .map(|(stem, path)| scope.spawn(move || (stem, push::push(remote, options, path))))
+        let mut groups = groups.into_iter();
+        let first = groups.next().unwrap_or_default();
+        let handles: Vec<_> = groups
+            .map(|group| {
+                scope.spawn(move || {
+                    let paths: Vec<&Path> = group.iter().map(|(_, p)| *p).collect();
+                    (group.clone(), push::push_many(remote, options, &paths))
+                })
+            })
             .collect();
-        let main = push::push(remote, options, wal);
+        let paths: Vec<&Path> = first.iter().map(|(_, p)| *p).collect();
+        let main = push::push_many(remote, options, &paths);
+        let record = |group: &[(&str, &Path)], stamps: &[Stamp]| {
+            for ((stem, _), stamp) in group.iter().zip(stamps) {
+                if *stem == name {
+                    continue;
+                }
+                if let Err(e) = cache.record(stem, *stamp) {
+                    report::warning(&format!("cannot record prefetched WAL {stem}: {e}"));
+                }
+            }
+        };
+        if let Ok(stamps) = &main {
+            record(&first, stamps);
+        }
         for handle in handles {
             match handle.join() {
-                Ok((stem, Ok(stamp))) => {
-                    if let Err(e) = cache.record(stem, stamp) {
-                        report::warning(&format!("cannot record prefetched WAL {stem}: {e}"));
-                    }
+                Ok((group, Ok(stamps))) => record(&group, &stamps),
+                Ok((group, Err(failure))) => {
+                    let stems: Vec<&str> = group.iter().map(|(s, _)| *s).collect();
+                    report::warning(&format!(
+                        "prefetching WAL {} failed (exit {}): {}",
+                        stems.join(", "),
+                        failure.code,
+                        failure.message
+                    ));
                 }
-                Ok((stem, Err(failure))) => report::warning(&format!(
-                    "prefetching WAL {stem} failed (exit {}): {}",
-                    failure.code, failure.message
-                )),
                 Err(_) => report::warning("a prefetch thread panicked"),
             }
         }
-        main
+        main.map(|stamps| stamps[0])
     });
     cache.remove_stale(SystemTime::now());
     result.map(drop)

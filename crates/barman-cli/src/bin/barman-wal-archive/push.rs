@@ -51,6 +51,28 @@ impl Stamp {
 
 /// Sends `wal` to the Barman server; returns the stamp of the file sent.
 pub fn push(remote: &Remote, options: &PushOptions, wal: &Path) -> Result<Stamp, Failure> {
+    push_many(remote, options, &[wal]).map(|stamps| stamps[0])
+}
+
+/// A WAL file opened (and compressed) for sending.
+struct Prepared {
+    name: String,
+    size: u64,
+    meta: Metadata,
+    content: File,
+}
+
+/// A WAL file opened and checked, not yet compressed.
+struct Opened {
+    name: String,
+    meta: Metadata,
+    file: File,
+    path: std::path::PathBuf,
+}
+
+/// Opens `wal` and checks it is a regular file (before any ssh is
+/// started: a bad WAL_PATH never reaches the server).
+fn open_checked(wal: &Path) -> Result<Opened, Failure> {
     let name = wal
         .file_name()
         .and_then(|n| n.to_str())
@@ -70,41 +92,91 @@ pub fn push(remote: &Remote, options: &PushOptions, wal: &Path) -> Result<Stamp,
             wal.display()
         )));
     }
-    let stamp = Stamp::of(&meta);
+    Ok(Opened {
+        name: name.to_owned(),
+        meta,
+        file,
+        path: wal.to_path_buf(),
+    })
+}
 
-    // Compress first, into an anonymous temporary file, so the tar header
-    // can carry the exact size.
+/// Compresses an opened WAL file if asked (into an anonymous temporary
+/// file, so the tar header can carry the exact size).
+fn prepare(options: &PushOptions, opened: Opened) -> Result<Prepared, Failure> {
+    let Opened {
+        name,
+        meta,
+        file,
+        path,
+    } = opened;
     let (content, size) = match options.compression {
         None => (file, meta.len()),
         Some(compression) => {
+            let cannot_read =
+                |e: io::Error| Failure::local(format!("Cannot read {}: {e}", path.display()));
             let compressed = compress_to_temp(file, compression, options.level).map_err(|e| {
                 Failure::local(format!(
                     "Cannot {compression}-compress {}: {e}",
-                    wal.display()
+                    path.display()
                 ))
             })?;
             let size = compressed.metadata().map_err(cannot_read)?.len();
             (compressed, size)
         }
     };
+    Ok(Prepared {
+        name,
+        size,
+        meta,
+        content,
+    })
+}
 
+/// Sends every file of `wals` to the Barman server in one ssh session (one
+/// tar stream, one `barman put-wal`, which stores all of them or fails);
+/// returns their stamps, in order.
+pub fn push_many(
+    remote: &Remote,
+    options: &PushOptions,
+    wals: &[&Path],
+) -> Result<Vec<Stamp>, Failure> {
+    let opened: Vec<Opened> = wals
+        .iter()
+        .map(|wal| open_checked(wal))
+        .collect::<Result<_, _>>()?;
+    // ssh before compressing: its handshake overlaps the compression.
     let line = remote.barman_command(&["put-wal", &options.server]);
     let mut child = remote
         .ssh(&line)
         .stdin(Stdio::piped())
         .spawn()
         .map_err(|e| Failure::local(format!("Error executing ssh: {e}")))?;
+    let prepared: Vec<Prepared> = match opened.into_iter().map(|o| prepare(options, o)).collect() {
+        Ok(prepared) => prepared,
+        Err(failure) => {
+            // Nothing was sent: an empty stream stores nothing.
+            drop(child.stdin.take());
+            let _ = child.wait();
+            return Err(failure);
+        }
+    };
+    let stamps: Vec<Stamp> = prepared.iter().map(|p| Stamp::of(&p.meta)).collect();
+    let names: Vec<&str> = prepared.iter().map(|p| p.name.as_str()).collect();
+    let names = names.join(", ");
     let streamed = match child.stdin.take() {
-        Some(stdin) => tarstream::write_archive(
+        Some(stdin) => tarstream::write_archive_many(
             BufWriter::with_capacity(COPY_BUFFER_SIZE, stdin),
-            Member {
-                name,
-                size,
-                mtime: u64::try_from(meta.mtime()).unwrap_or(0),
-                uid: u64::from(meta.uid()),
-                gid: u64::from(meta.gid()),
-                content: BufReader::with_capacity(COPY_BUFFER_SIZE, content),
-            },
+            prepared
+                .iter()
+                .map(|p| Member {
+                    name: &p.name,
+                    size: p.size,
+                    mtime: u64::try_from(p.meta.mtime()).unwrap_or(0),
+                    uid: u64::from(p.meta.uid()),
+                    gid: u64::from(p.meta.gid()),
+                    content: BufReader::with_capacity(COPY_BUFFER_SIZE, &p.content),
+                })
+                .collect(),
             options.hash,
         ),
         None => Err(StreamError::Write(io::Error::other("no pipe to ssh"))),
@@ -114,18 +186,15 @@ pub fn push(remote: &Remote, options: &PushOptions, wal: &Path) -> Result<Stamp,
         .wait()
         .map_err(|e| Failure::local(format!("Error waiting for ssh: {e}")))?;
     if let Err(StreamError::Read(e)) = &streamed {
-        return Err(Failure::local(format!(
-            "Cannot read {}: {e}",
-            wal.display()
-        )));
+        return Err(Failure::local(format!("Cannot read {names}: {e}")));
     }
     if let Some(failure) = Failure::from_ssh(Ended::of(status)) {
         return Err(failure);
     }
     match streamed {
-        Ok(()) => Ok(stamp),
+        Ok(()) => Ok(stamps),
         Err(StreamError::Read(e) | StreamError::Write(e)) => {
-            Err(Failure::local(format!("Error sending {name} to ssh: {e}")))
+            Err(Failure::local(format!("Error sending {names} to ssh: {e}")))
         }
     }
 }

@@ -105,9 +105,22 @@ pub enum StreamError {
 
 /// Writes the whole archive (WAL member, checksum member, trailer) into
 /// `out` and flushes it.
+#[cfg(test)]
 pub fn write_archive<W: Write, R: Read>(
     out: W,
     member: Member<'_, R>,
+    hash: HashKind,
+) -> Result<(), StreamError> {
+    write_archive_many(out, vec![member], hash)
+}
+
+/// Writes one archive with every member (WAL files, in order), then one
+/// checksum member listing them all, then the trailer, into `out` and
+/// flushes it: what `barman put-wal` reads, one or more WAL files per
+/// stream.
+pub fn write_archive_many<W: Write, R: Read>(
+    out: W,
+    members: Vec<Member<'_, R>>,
     hash: HashKind,
 ) -> Result<(), StreamError> {
     let open = Rc::new(Cell::new(true));
@@ -116,42 +129,47 @@ pub fn write_archive<W: Write, R: Read>(
         open: Rc::clone(&open),
     });
 
-    let mut header = tar::Header::new_ustar();
-    header.set_path(member.name).map_err(StreamError::Read)?;
-    header.set_entry_type(tar::EntryType::Regular);
-    header.set_size(member.size);
-    header.set_mode(0o600);
-    header.set_mtime(member.mtime);
-    header.set_uid(member.uid);
-    header.set_gid(member.gid);
-    header.set_cksum();
+    let mut lines = String::new();
+    let mut mtime = 0;
+    for member in members {
+        let mut header = tar::Header::new_ustar();
+        header.set_path(member.name).map_err(StreamError::Read)?;
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(member.size);
+        header.set_mode(0o600);
+        header.set_mtime(member.mtime);
+        header.set_uid(member.uid);
+        header.set_gid(member.gid);
+        header.set_cksum();
 
-    let mut reader = HashingReader {
-        inner: member.content,
-        remaining: member.size,
-        hasher: Some(hash.hasher()),
-        failure: None,
-        open: Rc::clone(&open),
-    };
-    if let Err(e) = builder.append(&header, &mut reader) {
-        return Err(match reader.failure.take() {
-            Some(read_error) => StreamError::Read(read_error),
-            None => StreamError::Write(e),
-        });
+        let mut reader = HashingReader {
+            inner: member.content,
+            remaining: member.size,
+            hasher: Some(hash.hasher()),
+            failure: None,
+            open: Rc::clone(&open),
+        };
+        if let Err(e) = builder.append(&header, &mut reader) {
+            return Err(match reader.failure.take() {
+                Some(read_error) => StreamError::Read(read_error),
+                None => StreamError::Write(e),
+            });
+        }
+        let digest = reader.hasher.take().map(Hasher::hex).unwrap_or_default();
+        lines.push_str(&format!("{digest} *{}\n", member.name));
+        mtime = member.mtime;
     }
-    let digest = reader.hasher.take().map(Hasher::hex).unwrap_or_default();
 
-    let line = format!("{digest} *{}\n", member.name);
     let mut sums = tar::Header::new_ustar();
     sums.set_path(hash.sums_name())
         .map_err(StreamError::Write)?;
     sums.set_entry_type(tar::EntryType::Regular);
-    sums.set_size(line.len() as u64);
+    sums.set_size(lines.len() as u64);
     sums.set_mode(0o644);
-    sums.set_mtime(member.mtime);
+    sums.set_mtime(mtime);
     sums.set_cksum();
     builder
-        .append(&sums, line.as_bytes())
+        .append(&sums, lines.as_bytes())
         .map_err(StreamError::Write)?;
     let mut out = builder.into_inner().map_err(StreamError::Write)?;
     out.flush().map_err(StreamError::Write)
@@ -288,6 +306,27 @@ mod tests {
             format!(
                 "{} *000000010000000000000001\n",
                 hex(&Sha256::digest(b"hello"))
+            )
+        );
+    }
+
+    #[test]
+    fn many_members_then_one_sums_file_listing_them() {
+        let mut out = Vec::new();
+        let mut second = member(b"world");
+        second.name = "000000010000000000000002";
+        write_archive_many(&mut out, vec![member(b"hello"), second], HashKind::Sha256).unwrap();
+        let m = members(&out);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0], ("000000010000000000000001".into(), b"hello".to_vec()));
+        assert_eq!(m[1], ("000000010000000000000002".into(), b"world".to_vec()));
+        assert_eq!(m[2].0, "SHA256SUMS");
+        assert_eq!(
+            String::from_utf8(m[2].1.clone()).unwrap(),
+            format!(
+                "{} *000000010000000000000001\n{} *000000010000000000000002\n",
+                hex(&Sha256::digest(b"hello")),
+                hex(&Sha256::digest(b"world"))
             )
         );
     }
