@@ -552,7 +552,10 @@ fn run_once(fixture: &Fixture, variant: &Variant) -> Result<Run> {
         .replace("{server}", &server)
         .replace("{prefetch}", &prefetch.to_string_lossy())
         .replace("{mux}", &fixture.mux_bin().to_string_lossy());
-    sync()?;
+    // Every run starts alike: the page cache dropped, the input segments
+    // read back into it (freshly written WAL is usually cached), nothing
+    // else — no run pays for reclaiming what the previous one cached.
+    crate::backup::settle_for(false, &[&fixture.pgdata().join("pg_wal")])?;
 
     // stderr goes to a file, as PostgreSQL sends it to its log: a pipe
     // would also wait for a background ssh master holding it open.

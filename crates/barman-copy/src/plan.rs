@@ -31,6 +31,12 @@ pub struct PlanOptions {
     pub checksum: bool,
     /// Files smaller than this are fetched whole instead of by rsync delta.
     pub delta_min_size: u64,
+    /// Fetch a changed file whole instead of by delta (rsync's
+    /// `--whole-file`, its default for local copies): when the source is on
+    /// this host, a delta would read the previous backup's copy as well as
+    /// the source, and save nothing on the wire. A fetched file found
+    /// identical to its previous copy is still hard-linked by the executor.
+    pub whole_file: bool,
 }
 
 /// What to do with one entry.
@@ -185,7 +191,8 @@ impl CopyPlan {
     /// file is compared by content: [`Action::DeltaPages`] when the previous
     /// copy has page fingerprints, [`Action::DeltaRsync`] when the file is at
     /// least `options.delta_min_size` bytes (0: [`DEFAULT_DELTA_MIN_SIZE`])
-    /// and the previous copy is not empty, else [`Action::Fetch`].
+    /// and the previous copy is not empty, else [`Action::Fetch`];
+    /// always [`Action::Fetch`] with `options.whole_file`.
     ///
     /// Items are ordered directories first (sorted, so parents precede their
     /// children), then symbolic links, then files, all sorted by path, with
@@ -354,7 +361,9 @@ fn plan_file(
         0 => DEFAULT_DELTA_MIN_SIZE,
         n => n,
     };
-    let action = if old.pages.is_some() {
+    let action = if options.whole_file {
+        Action::Fetch
+    } else if old.pages.is_some() {
         Action::DeltaPages
     } else if entry.size >= min_size && old.size > 0 {
         Action::DeltaRsync

@@ -123,6 +123,7 @@ proptest! {
             horizon: horizon.map(|secs| Mtime { secs, nanos: 0 }),
             checksum,
             delta_min_size,
+            whole_file: false,
         };
         let plan = CopyPlan::compute(has_previous.then_some(&prev), &listing, &options);
 

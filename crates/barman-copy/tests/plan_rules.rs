@@ -226,6 +226,40 @@ fn page_fingerprints_mean_page_delta() {
 }
 
 #[test]
+fn whole_file_fetches_what_changed_and_still_links_what_did_not() {
+    let f = file("data/base/5/16384", 1 << 20, at(T));
+    let mut old = previous_of(&f);
+    old.pages = Some(PageHashes(vec![PageHash([0; 16])]));
+    let whole = PlanOptions {
+        reuse: Reuse::Link,
+        whole_file: true,
+        ..PlanOptions::default()
+    };
+    // Unchanged: linked, as without whole_file.
+    assert_eq!(
+        plan_one(Some(&manifest([old.clone()])), &f, &whole).0,
+        Action::Link
+    );
+    // Changed (size), with page fingerprints and above the rsync
+    // threshold: fetched whole, no delta.
+    let mut changed = f.clone();
+    changed.size += 8192;
+    assert_eq!(
+        plan_one(Some(&manifest([old.clone()])), &changed, &whole),
+        (Action::Fetch, "changed: size".to_owned())
+    );
+    // Checksum mode: compared by fetching.
+    let checksum = PlanOptions {
+        checksum: true,
+        ..whole
+    };
+    assert_eq!(
+        plan_one(Some(&manifest([old])), &f, &checksum).0,
+        Action::Fetch
+    );
+}
+
+#[test]
 fn rsync_threshold() {
     let changed = |size: u64, old_size: u64, min: u64| {
         let f = file("data/big", size, at(T));

@@ -356,6 +356,7 @@ pub fn plan_backup(
             horizon: previous.as_ref().and_then(|(p, _)| horizon_of(p)),
             checksum: options.checksum,
             delta_min_size: 0,
+            whole_file: server.backup_method == BackupMethod::LocalRsync,
         },
     ))
 }
@@ -926,6 +927,7 @@ impl Running<'_> {
                         horizon,
                         checksum: self.options.checksum,
                         delta_min_size: 0,
+                        whole_file: server.backup_method == BackupMethod::LocalRsync,
                     },
                 );
                 let analysis = started.elapsed();
