@@ -156,7 +156,7 @@ pub fn write_archive_many<W: Write, R: Read>(
             });
         }
         let digest = reader.hasher.take().map(Hasher::hex).unwrap_or_default();
-        lines.push_str(&format!("{digest} *{}\n", member.name));
+        let _ = writeln!(lines, "{digest} *{}", member.name);
         mtime = member.mtime;
     }
 
