@@ -560,29 +560,43 @@ fn archive_parallel_pushes_ahead_and_skips_later_calls() {
     // Not a plain segment: never pushed ahead.
     fs::write(w.path("pg_wal/archive_status/00000002.history.ready"), b"").unwrap();
 
-    // The call for SEG1 pushes SEG1, SEG2, SEG3.
+    use std::fmt::Write as _;
+    // The call for SEG1 pushes SEG1 and every plain ready segment after it
+    // (at most 3 × 8 - 1), in 3 ssh sessions; each session's stream holds
+    // its WAL files, then one checksum member listing them.
     w.archive()
         .args(["-p", "3", "host", "pg"])
         .arg(&paths[0])
         .assert()
         .success();
     let calls = w.calls();
-    let mut pushed: Vec<String> = calls.iter().map(Call::wal_name).collect();
-    pushed.sort();
-    assert_eq!(pushed, [SEG1, SEG2, SEG3]);
+    assert_eq!(calls.len(), 3, "one ssh session per parallel slot");
+    let mut pushed = Vec::new();
     for call in &calls {
         let members = call.members();
-        let i = names.iter().position(|n| *n == members[0].name).unwrap();
-        assert!(members[0].data == contents[i]);
-        assert_eq!(
-            members[1].data,
-            format!("{} *{}\n", sha256_hex(&contents[i]), names[i]).into_bytes()
-        );
+        let (sums, wals) = members.split_last().unwrap();
+        assert!(!wals.is_empty());
+        let mut lines = String::new();
+        for m in wals {
+            let i = names.iter().position(|n| *n == m.name).unwrap();
+            assert!(m.data == contents[i]);
+            let _ = writeln!(lines, "{} *{}", sha256_hex(&contents[i]), names[i]);
+            pushed.push(m.name.clone());
+        }
+        assert_eq!(sums.name, "SHA256SUMS");
+        assert_eq!(sums.data, lines.into_bytes());
     }
+    pushed.sort();
+    assert_eq!(pushed, names);
+    assert_eq!(
+        calls[0].wal_name(),
+        SEG1,
+        "the caller's WAL leads its session"
+    );
     let cache = w.path("cache");
     assert_eq!(fs::metadata(&cache).unwrap().mode() & 0o777, 0o700);
-    assert_eq!(files_in(&cache), [SEG2, SEG3]);
-    for marker in [SEG2, SEG3] {
+    assert_eq!(files_in(&cache), [SEG2, SEG3, SEG4, SEG5]);
+    for marker in [SEG2, SEG3, SEG4, SEG5] {
         assert_eq!(
             fs::metadata(cache.join(marker)).unwrap().mode() & 0o777,
             0o600
@@ -597,9 +611,10 @@ fn archive_parallel_pushes_ahead_and_skips_later_calls() {
         .assert()
         .success();
     assert!(w.calls().is_empty(), "SEG2 was pushed again");
-    assert_eq!(files_in(&cache), [SEG3]);
+    assert_eq!(files_in(&cache), [SEG3, SEG4, SEG5]);
 
-    // SEG3 changed since it was pushed ahead: pushed again (with SEG4, SEG5).
+    // SEG3 changed since it was pushed ahead: pushed again, alone (SEG4 and
+    // SEG5 are still in the cache unchanged).
     let mut changed = contents[2].clone();
     changed.extend_from_slice(b"more");
     fs::OpenOptions::new()
@@ -614,11 +629,11 @@ fn archive_parallel_pushes_ahead_and_skips_later_calls() {
         .assert()
         .success();
     let calls = w.calls();
-    let mut pushed: Vec<String> = calls.iter().map(Call::wal_name).collect();
-    pushed.sort();
-    assert_eq!(pushed, [SEG3, SEG4, SEG5]);
-    let seg3 = calls.iter().find(|c| c.wal_name() == SEG3).unwrap();
-    assert!(seg3.members()[0].data == changed);
+    assert_eq!(calls.len(), 1);
+    let members = calls[0].members();
+    assert_eq!(members.len(), 2, "SEG3 and its checksum member");
+    assert_eq!(members[0].name, SEG3);
+    assert!(members[0].data == changed);
     assert_eq!(files_in(&cache), [SEG4, SEG5]);
 }
 
