@@ -547,6 +547,7 @@ fn archive_version_and_help() {
 
 #[test]
 fn archive_parallel_pushes_ahead_and_skips_later_calls() {
+    use std::fmt::Write as _;
     let w = World::new();
     let contents: Vec<Vec<u8>> = (0..5u32)
         .map(|i| wal_bytes(3000 + i as usize * 10, 10 + i))
@@ -560,7 +561,6 @@ fn archive_parallel_pushes_ahead_and_skips_later_calls() {
     // Not a plain segment: never pushed ahead.
     fs::write(w.path("pg_wal/archive_status/00000002.history.ready"), b"").unwrap();
 
-    use std::fmt::Write as _;
     // The call for SEG1 pushes SEG1 and every plain ready segment after it
     // (at most 3 × 8 - 1), in 3 ssh sessions; each session's stream holds
     // its WAL files, then one checksum member listing them.
