@@ -540,29 +540,14 @@ pub fn run(options: &Options) -> Result<()> {
 /// The operations named by `--operations` (all when empty; the peers'
 /// only with `--with-peers`), in run order.
 fn select(ids: &[String], with_peers: bool) -> Result<Vec<Operation>> {
-    let all: Vec<Operation> = OPERATIONS
-        .iter()
-        .chain(PEER_OPERATIONS.iter().filter(|_| with_peers))
-        .copied()
-        .collect();
-    for id in ids {
-        if !all.iter().any(|o| o.id == id) {
-            let known: Vec<&str> = all.iter().map(|o| o.id).collect();
-            bail!(
-                "unknown operation `{id}` (known: {}{})",
-                known.join(", "),
-                if with_peers {
-                    ""
-                } else {
-                    "; the peers' need --with-peers"
-                }
-            );
-        }
-    }
-    Ok(all
-        .into_iter()
-        .filter(|o| ids.is_empty() || ids.iter().any(|id| id == o.id))
-        .collect())
+    crate::select_by_id(
+        &OPERATIONS,
+        &PEER_OPERATIONS,
+        with_peers,
+        ids,
+        "operation",
+        |o| o.id,
+    )
 }
 
 /// One run: prepare (untimed), run the operation, check, clean up.
@@ -660,14 +645,14 @@ fn run_once(
     }
 }
 
-/// Runs `cmd` (under GNU time) after settling the machine; its output,
-/// seconds, and a failure message maker.
-fn timed_output(
+/// Settles the machine with `warm` (the operation's input) in the page
+/// cache (see [`settle_for`]), then runs `cmd` timed spawn to exit.
+pub fn time_it(
     cmd: &mut Command,
-    drop_caches: bool,
-    pgdata: &std::path::Path,
+    cold: bool,
+    warm: &std::path::Path,
 ) -> Result<(std::process::Output, f64)> {
-    settle_for(drop_caches, &[pgdata])?;
+    settle_for(cold, &[warm])?;
     let t = Instant::now();
     let out = barman_e2e::output(cmd)?;
     Ok((out, t.elapsed().as_secs_f64()))
@@ -725,7 +710,7 @@ fn peer_backup(
             args.push("backup".to_owned());
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let mut cmd = fixture.timed(time_file, crate::peers::PGBACKREST.as_ref(), &args);
-            let (out, seconds) = timed_output(&mut cmd, drop_caches, fixture.pg.data_dir())?;
+            let (out, seconds) = time_it(&mut cmd, drop_caches, fixture.pg.data_dir())?;
             ensure!(
                 out.status.success(),
                 "`{}` exited with {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- sshd log ---\n{}",
@@ -784,7 +769,7 @@ fn peer_backup(
                 STANZA,
             ];
             let mut cmd = fixture.timed(time_file, &world.peers.barman(), &args);
-            let (out, seconds) = timed_output(&mut cmd, drop_caches, fixture.pg.data_dir())?;
+            let (out, seconds) = time_it(&mut cmd, drop_caches, fixture.pg.data_dir())?;
             let after = world.bpy.backups()?;
             let new: Vec<_> = after.iter().filter(|b| !before.contains(b)).collect();
             ensure!(
@@ -838,25 +823,12 @@ pub fn settle_for(cold: bool, warm: &[&std::path::Path]) -> Result<()> {
     if !cold {
         let mut buf = vec![0u8; 1 << 20];
         for dir in warm {
-            let mut stack = vec![dir.to_path_buf()];
-            while let Some(d) = stack.pop() {
-                let Ok(entries) = fs::read_dir(&d) else {
-                    continue;
-                };
-                for entry in entries.flatten() {
-                    let Ok(meta) = entry.path().symlink_metadata() else {
-                        continue;
-                    };
-                    if meta.is_dir() {
-                        stack.push(entry.path());
-                    } else if meta.is_file()
-                        && let Ok(mut f) = fs::File::open(entry.path())
-                    {
-                        use std::io::Read as _;
-                        while matches!(f.read(&mut buf), Ok(n) if n > 0) {}
-                    }
+            fixture::for_each_file(dir, |path, _| {
+                if let Ok(mut f) = fs::File::open(path) {
+                    use std::io::Read as _;
+                    while matches!(f.read(&mut buf), Ok(n) if n > 0) {}
                 }
-            }
+            })?;
         }
     }
     Ok(())
@@ -910,10 +882,7 @@ pub fn backup(
             ),
         );
     }
-    settle_for(drop_caches, &[fixture.pg.data_dir()])?;
-    let t = Instant::now();
-    let out = barman_e2e::output(&mut cmd)?;
-    let seconds = t.elapsed().as_secs_f64();
+    let (out, seconds) = time_it(&mut cmd, drop_caches, fixture.pg.data_dir())?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let failure = |what: String| {

@@ -81,6 +81,42 @@ enum Scenario {
     Compare(compare::Options),
 }
 
+/// The items named by `ids` among `ours` and — with `with_peers` — `peers`
+/// (all when `ids` is empty), in order; an unknown id is an error listing
+/// the known ones (`what`: "operation", "variant").
+pub fn select_by_id<T: Copy>(
+    ours: &[T],
+    peers: &[T],
+    with_peers: bool,
+    ids: &[String],
+    what: &str,
+    id_of: impl Fn(&T) -> &'static str,
+) -> anyhow::Result<Vec<T>> {
+    let all: Vec<T> = ours
+        .iter()
+        .chain(peers.iter().filter(|_| with_peers))
+        .copied()
+        .collect();
+    for id in ids {
+        if !all.iter().any(|t| id_of(t) == id) {
+            let known: Vec<&str> = all.iter().map(&id_of).collect();
+            anyhow::bail!(
+                "unknown {what} `{id}` (known: {}{})",
+                known.join(", "),
+                if with_peers {
+                    ""
+                } else {
+                    "; the peers' need --with-peers"
+                }
+            );
+        }
+    }
+    Ok(all
+        .into_iter()
+        .filter(|t| ids.is_empty() || ids.iter().any(|id| id == id_of(t)))
+        .collect())
+}
+
 /// Where reports go by default: `<cargo target dir>/bench-report`.
 pub fn default_report_dir() -> PathBuf {
     barman_e2e::target_bin_dir()

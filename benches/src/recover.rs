@@ -32,7 +32,6 @@ mod report;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, ensure};
@@ -40,7 +39,7 @@ use barman_e2e::DataDirServer;
 use serde_json::Value;
 
 use crate::backup::fixture::{self, Conf, Fixture, SERVER, TIME};
-use crate::backup::{mb, read_time_file, settle_for};
+use crate::backup::{mb, read_time_file, time_it};
 use crate::machine::{self, Machine};
 
 /// Options of the `recover` scenario.
@@ -523,15 +522,6 @@ fn take_backup(fixture: &Fixture, drop_caches: bool) -> Result<Source> {
         fixture.sshd.port()
     );
     Ok(source)
-}
-
-/// Settles the machine with `warm` (the backup being restored) in the page
-/// cache (see [`settle_for`]), then runs `cmd` timed spawn to exit.
-fn time_it(cmd: &mut Command, drop_caches: bool, warm: &Path) -> Result<(Output, f64)> {
-    settle_for(drop_caches, &[warm])?;
-    let t = Instant::now();
-    let out = barman_e2e::output(cmd)?;
-    Ok((out, t.elapsed().as_secs_f64()))
 }
 
 /// One run into a fresh `ref/<id>`: the operation timed, its result

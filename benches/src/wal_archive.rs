@@ -435,29 +435,9 @@ pub fn run(options: &Options) -> Result<()> {
 /// The variants named by `--variants` (all when empty; the peers' only
 /// with `--with-peers`), in report order.
 fn select(ids: &[String], with_peers: bool) -> Result<Vec<Variant>> {
-    let all: Vec<Variant> = VARIANTS
-        .iter()
-        .chain(PEER_VARIANTS.iter().filter(|_| with_peers))
-        .copied()
-        .collect();
-    for id in ids {
-        if !all.iter().any(|v| v.id == id) {
-            let known: Vec<&str> = all.iter().map(|v| v.id).collect();
-            bail!(
-                "unknown variant `{id}` (known: {}{})",
-                known.join(", "),
-                if with_peers {
-                    ""
-                } else {
-                    "; the peers' need --with-peers"
-                }
-            );
-        }
-    }
-    Ok(all
-        .into_iter()
-        .filter(|v| ids.is_empty() || ids.iter().any(|id| id == v.id))
-        .collect())
+    crate::select_by_id(&VARIANTS, &PEER_VARIANTS, with_peers, ids, "variant", |v| {
+        v.id
+    })
 }
 
 /// Barman's (Python) servers of the `barman-py-*` variants.

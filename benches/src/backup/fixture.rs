@@ -444,6 +444,14 @@ impl Fixture {
 /// followed), in bytes.
 pub fn tree_bytes(dir: &Path) -> Result<u64> {
     let mut total = 0;
+    for_each_file(dir, |_, meta| total += meta.len())?;
+    Ok(total)
+}
+
+/// Calls `f` with every regular file under `dir` and its metadata
+/// (symlinks not followed; entries a live cluster removes meanwhile are
+/// skipped).
+pub fn for_each_file(dir: &Path, mut f: impl FnMut(&Path, &fs::Metadata)) -> Result<()> {
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let entries = match fs::read_dir(&d) {
@@ -454,17 +462,18 @@ pub fn tree_bytes(dir: &Path) -> Result<u64> {
         };
         for entry in entries {
             let Ok(entry) = entry else { continue };
-            let Ok(meta) = entry.path().symlink_metadata() else {
+            let path = entry.path();
+            let Ok(meta) = path.symlink_metadata() else {
                 continue;
             };
             if meta.is_dir() {
-                stack.push(entry.path());
+                stack.push(path);
             } else if meta.is_file() {
-                total += meta.len();
+                f(&path, &meta);
             }
         }
     }
-    Ok(total)
+    Ok(())
 }
 
 /// The last `bytes` of a text file (empty when unreadable).
