@@ -163,7 +163,12 @@ impl<R: Read, W: Write> Agent<R, W> {
                     self.writer.error(&e)?;
                 }
             }
-            self.writer.flush()?;
+            // Replies to pipelined requests go out together: the client
+            // writes whole frames and flushes before it waits for a reply,
+            // so buffered input is a request we can answer first.
+            if !self.reader.has_buffered() {
+                self.writer.flush()?;
+            }
         }
     }
 

@@ -405,7 +405,8 @@ fn worker_loop(
     let run = || -> Result<(Box<dyn Source>, Vec<FileDone>)> {
         let mut worker = Worker::new(shared, sources.open()?, Some(install.clone()));
         let mut done = Vec::new();
-        while let Ok(item) = work.recv() {
+        let mut ahead = ReadAhead::default();
+        while let Some(item) = ahead.next(work, worker.source.as_mut()) {
             shared.check()?;
             match worker.copy(item) {
                 Ok(file) => done.push(file),
@@ -423,6 +424,73 @@ fn worker_loop(
         Ok((worker.source, done))
     };
     run().map_err(|error| shared.fail(error)).ok()
+}
+
+/// Files at most this large are read ahead (larger ones take long enough
+/// that one round trip each does not matter).
+const READ_AHEAD_MAX_FILE: u64 = 1 << 20;
+/// At most this many files are claimed ahead by one worker…
+const READ_AHEAD_FILES: usize = 32;
+/// …holding at most about this many bytes.
+const READ_AHEAD_BYTES: u64 = 8 << 20;
+
+/// A worker's window of claimed files: small whole-file fetches are
+/// announced to the source ([`Source::read_ahead`]) before they are copied,
+/// so that an agent streams them back to back. The window only ever holds
+/// small files besides at most one other, so the large files stay shared
+/// among the workers.
+#[derive(Default)]
+struct ReadAhead<'p> {
+    window: std::collections::VecDeque<&'p PlanItem>,
+    bytes: u64,
+}
+
+impl<'p> ReadAhead<'p> {
+    fn small_fetch(item: &PlanItem) -> bool {
+        item.action == Action::Fetch && item.entry.size <= READ_AHEAD_MAX_FILE
+    }
+
+    /// The next file to copy, after topping up the window and announcing
+    /// its small fetches.
+    fn next(
+        &mut self,
+        work: &Receiver<&'p PlanItem>,
+        source: &mut dyn Source,
+    ) -> Option<&'p PlanItem> {
+        let item = match self.window.pop_front() {
+            Some(item) => {
+                self.bytes -= item.entry.size;
+                item
+            }
+            None => work.recv().ok()?,
+        };
+        if !Self::small_fetch(item) {
+            return Some(item);
+        }
+        while self.window.len() < READ_AHEAD_FILES
+            && self.bytes < READ_AHEAD_BYTES
+            && self
+                .window
+                .back()
+                .is_none_or(|last| Self::small_fetch(last))
+        {
+            let Ok(next) = work.try_recv() else { break };
+            self.bytes += next.entry.size;
+            self.window.push_back(next);
+        }
+        // The source skips the files it was told about already.
+        let paths: Vec<&RelPath> = std::iter::once(item)
+            .chain(
+                self.window
+                    .iter()
+                    .copied()
+                    .take_while(|i| Self::small_fetch(i)),
+            )
+            .map(|i| &i.entry.path)
+            .collect();
+        source.read_ahead(&paths);
+        Some(item)
+    }
 }
 
 /// One installer: finishes written files until the queue closes. Once the

@@ -443,6 +443,12 @@ impl<R: Read> FrameReader<R> {
         self.inner.get_ref().count
     }
 
+    /// Whether bytes read from the stream wait in the buffer (a request the
+    /// peer pipelined): a reply need not be flushed before handling it.
+    pub fn has_buffered(&self) -> bool {
+        !self.inner.buffer().is_empty()
+    }
+
     /// The next frame; `None` at the end of the stream on a frame boundary.
     /// A stream ending inside a frame is [`Error::Session`]; a bad kind
     /// byte, an oversized length or a bad compressed frame is

@@ -140,7 +140,13 @@ pub struct AgentSource {
     child: Option<AgentChild>,
     compressed: bool,
     broken: Option<String>,
+    /// Paths of whole-file `read` requests sent ahead by
+    /// [`Source::read_ahead`] whose replies are not read yet, oldest first.
+    ahead: VecDeque<String>,
 }
+
+/// At most this many whole-file reads are in flight in one session.
+const MAX_AHEAD: usize = 64;
 
 impl std::fmt::Debug for AgentSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -149,6 +155,7 @@ impl std::fmt::Debug for AgentSource {
             .field("compressed", &self.compressed)
             .field("child", &self.child.as_ref().map(|c| c.child.id()))
             .field("broken", &self.broken)
+            .field("ahead", &self.ahead.len())
             .finish_non_exhaustive()
     }
 }
@@ -189,6 +196,7 @@ impl AgentSource {
             child,
             compressed: false,
             broken: None,
+            ahead: VecDeque::new(),
         };
         match this.handshake(roots, compress) {
             Ok(result) => result.map(|()| this),
@@ -272,15 +280,53 @@ impl AgentSource {
         upload: Option<&mut dyn Read>,
         on_data: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Result<Summary> {
-        if let Some(why) = &self.broken {
-            return Err(Error::Session(format!(
-                "the agent session is unusable after an earlier failure: {why}"
-            )));
-        }
-        match self.exchange(message, upload, on_data) {
+        self.usable()?;
+        let outcome = self
+            .drain_ahead()
+            .and_then(|()| self.exchange(message, upload, on_data));
+        match outcome {
             Ok(result) => result,
             Err(e) => Err(self.fail(e)),
         }
+    }
+
+    /// An error if an earlier failure broke the session.
+    fn usable(&self) -> Result<()> {
+        match &self.broken {
+            Some(why) => Err(Error::Session(format!(
+                "the agent session is unusable after an earlier failure: {why}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads and drops the replies of the reads sent ahead that nobody
+    /// asked for (the caller changed its mind): replies come in request
+    /// order, so they must be consumed before the next request's.
+    fn drain_ahead(&mut self) -> Result<()> {
+        while let Some(path) = self.ahead.pop_front() {
+            tracing::debug!(path, "dropping the reply of an unused read-ahead");
+            // A replied error (the file vanished…) concerns nobody now.
+            let _ = self.reply(&mut |_| Ok(()))?;
+        }
+        Ok(())
+    }
+
+    /// The reply of the read of `path` sent ahead, if it is the oldest one
+    /// in flight.
+    fn read_sent_ahead(
+        &mut self,
+        path: &str,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Option<Result<Summary>> {
+        if self.ahead.front().map(String::as_str) != Some(path) || self.broken.is_some() {
+            return None;
+        }
+        self.ahead.pop_front();
+        Some(match self.reply(sink) {
+            Ok(result) => result,
+            Err(e) => Err(self.fail(e)),
+        })
     }
 
     /// The outer error breaks the session; the inner one is the request's.
@@ -367,6 +413,12 @@ impl AgentSource {
         length: Option<u64>,
         sink: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Result<u64> {
+        if offset == 0
+            && length.is_none()
+            && let Some(result) = self.read_sent_ahead(path.as_str(), sink)
+        {
+            return required(result?.size, "size");
+        }
         let message = Message::Read {
             path: path.to_string(),
             offset,
@@ -513,6 +565,39 @@ impl Source for AgentSource {
 
     fn read(&mut self, path: &RelPath, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<u64> {
         self.read_range(path, 0, None, sink)
+    }
+
+    /// Sends the whole-file `read` requests of `paths` now (up to 64 in
+    /// flight), so that the agent streams each file right after the one
+    /// before instead of waiting a round trip for each request.
+    fn read_ahead(&mut self, paths: &[&RelPath]) {
+        if self.usable().is_err() {
+            return;
+        }
+        let mut sent = false;
+        for path in paths {
+            if self.ahead.len() >= MAX_AHEAD {
+                break;
+            }
+            if self.ahead.iter().any(|p| p == path.as_str()) {
+                continue;
+            }
+            let message = Message::Read {
+                path: path.to_string(),
+                offset: 0,
+                length: None,
+            };
+            if let Err(e) = self.writer.message(&message) {
+                // The next request reports the broken session.
+                let _ = self.fail(e);
+                return;
+            }
+            self.ahead.push_back(path.to_string());
+            sent = true;
+        }
+        if sent && let Err(e) = self.writer.flush() {
+            let _ = self.fail(e);
+        }
     }
 
     fn changed_pages(

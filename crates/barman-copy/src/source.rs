@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 
 use crate::Result;
 use crate::entry::{Entry, RelPath};
@@ -43,6 +44,16 @@ pub trait Source: Send {
     /// vanished is `Error::Vanished`.
     fn read(&mut self, path: &RelPath, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<u64>;
 
+    /// A hint: the caller will [`read`](Self::read) these files whole next,
+    /// in this order. A remote source sends the requests now, so that the
+    /// files stream back to back instead of one round trip each; a later
+    /// call that does not follow the hint still gets the right answer (the
+    /// replies sent ahead are read and dropped). Errors surface at the
+    /// `read`. The default does nothing.
+    fn read_ahead(&mut self, paths: &[&RelPath]) {
+        let _ = paths;
+    }
+
     /// Page delta: the source reads its file, compares each 8 KiB page with
     /// `previous` and streams the pages that differ (and every page beyond
     /// `previous`'s length).
@@ -71,4 +82,50 @@ pub trait Source: Send {
 pub trait SourceFactory: Send + Sync {
     /// A new session.
     fn open(&self) -> Result<Box<dyn Source>>;
+}
+
+/// A factory whose first [`open`](SourceFactory::open) hands out a session
+/// that is open already (the one that listed the trees, say), so that a
+/// remote copy does not pay one more ssh login; later calls open new
+/// sessions with the wrapped factory.
+pub struct WithSession<'f> {
+    first: Mutex<Option<Box<dyn Source>>>,
+    factory: &'f dyn SourceFactory,
+}
+
+impl<'f> WithSession<'f> {
+    /// Hands out `session` first, then sessions of `factory`.
+    pub fn new(session: Box<dyn Source>, factory: &'f dyn SourceFactory) -> Self {
+        Self {
+            first: Mutex::new(Some(session)),
+            factory,
+        }
+    }
+}
+
+impl std::fmt::Debug for WithSession<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unused = self
+            .first
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some();
+        f.debug_struct("WithSession")
+            .field("first_unused", &unused)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SourceFactory for WithSession<'_> {
+    fn open(&self) -> Result<Box<dyn Source>> {
+        let first = self
+            .first
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match first {
+            Some(session) => Ok(session),
+            None => self.factory.open(),
+        }
+    }
 }

@@ -87,6 +87,15 @@ fn read_all(source: &mut dyn Source, path: &str) -> barman_copy::Result<Vec<u8>>
     Ok(out)
 }
 
+/// Whether the listing of `data` holds `path`.
+fn lists(source: &mut dyn Source, path: &str) -> bool {
+    source
+        .list("data", &Exclusions::postgres_default())
+        .unwrap()
+        .iter()
+        .any(|e| e.path.as_str() == path)
+}
+
 fn pages(
     source: &mut dyn Source,
     path: &str,
@@ -278,14 +287,7 @@ fn vanished_file_keeps_the_session_usable() {
     let tree = Tree::new();
     tree.write("base/5/16600", b"soon gone");
     let (mut remote, thread) = agent(&tree.roots(), true);
-    let listed = remote
-        .list("data", &Exclusions::postgres_default())
-        .unwrap();
-    assert!(
-        listed
-            .iter()
-            .any(|e| e.path.as_str() == "data/base/5/16600")
-    );
+    assert!(lists(&mut remote, "data/base/5/16600"));
     fs::remove_file(tree.data().join("base/5/16600")).unwrap();
     let err = read_all(&mut remote, "data/base/5/16600").unwrap_err();
     assert!(
@@ -429,4 +431,61 @@ fn push_operations_write_under_the_root() {
     assert!(matches!(err, Error::UnsafePath { .. }), "{err}");
     assert!(tree.data().join("PG_VERSION").exists());
     finish(remote, thread);
+}
+
+#[test]
+fn reads_sent_ahead_give_each_file_whatever_order_the_reads_come_in() {
+    for compress in [false, true] {
+        let tree = Tree::new();
+        let big = pseudo_random(3 << 20, 9);
+        tree.write("base/5/16800", &big);
+        tree.write("base/5/16801", b"soon gone");
+        let (mut remote, thread) = agent(&tree.roots(), compress);
+        let control = fs::read(tree.data().join("global/pg_control")).unwrap();
+        let relation = fs::read(tree.data().join("base/5/16384")).unwrap();
+        let paths = [
+            "data/PG_VERSION",
+            "data/base/5/16800",
+            "data/base/5/16801",
+            "data/global/pg_control",
+            "data/base/5/16384",
+        ]
+        .map(rel);
+        fs::remove_file(tree.data().join("base/5/16801")).unwrap();
+        remote.read_ahead(&paths.iter().collect::<Vec<_>>());
+        // Announcing again what is in flight sends nothing twice.
+        remote.read_ahead(&paths[..2].iter().collect::<Vec<_>>());
+
+        // In the announced order, a vanished file in the middle included.
+        assert_eq!(read_all(&mut remote, "data/PG_VERSION").unwrap(), b"17\n");
+        assert!(read_all(&mut remote, "data/base/5/16800").unwrap() == big);
+        let err = read_all(&mut remote, "data/base/5/16801").unwrap_err();
+        assert!(matches!(err, Error::Vanished { .. }), "{err}");
+        // Out of order: the replies in flight are dropped, the file is
+        // asked for again.
+        assert_eq!(
+            read_all(&mut remote, "data/base/5/16384").unwrap(),
+            relation
+        );
+        assert_eq!(
+            read_all(&mut remote, "data/global/pg_control").unwrap(),
+            control
+        );
+
+        // Another request after reads sent ahead and never read.
+        remote.read_ahead(&paths[..2].iter().collect::<Vec<_>>());
+        assert!(lists(&mut remote, "data/base/5/16800"));
+        // A range read is not a whole-file read: it is asked for itself.
+        remote.read_ahead(&paths[1..2].iter().collect::<Vec<_>>());
+        let mut head = Vec::new();
+        remote
+            .read_range(&paths[1], 10, Some(100), &mut |c| {
+                head.extend_from_slice(c);
+                Ok(())
+            })
+            .unwrap();
+        assert!(head == big[10..110]);
+        assert!(read_all(&mut remote, "data/base/5/16800").unwrap() == big);
+        finish(remote, thread);
+    }
 }

@@ -27,6 +27,8 @@ enum Event {
     Start(String),
     End(String),
     Page(String, u64),
+    /// A path announced by `read_ahead` (once while it is in flight).
+    Ahead(String),
 }
 
 /// Shared state of the fake sessions.
@@ -84,6 +86,7 @@ impl SourceFactory for FakeFactory {
             roots: self.roots.clone(),
             shared: self.shared.clone(),
             wire: 0,
+            ahead: Vec::new(),
         }))
     }
 }
@@ -92,6 +95,9 @@ struct FakeSource {
     roots: Roots,
     shared: Arc<Shared>,
     wire: u64,
+    /// Announced and not read yet, oldest first (as an agent session has
+    /// them in flight).
+    ahead: Vec<String>,
 }
 
 impl FakeSource {
@@ -131,7 +137,21 @@ impl Source for FakeSource {
         Ok(Vec::new())
     }
 
+    fn read_ahead(&mut self, paths: &[&RelPath]) {
+        for path in paths {
+            if !self.ahead.iter().any(|p| p == path.as_str()) {
+                self.ahead.push(path.to_string());
+                self.record(Event::Ahead(path.to_string()));
+            }
+        }
+    }
+
     fn read(&mut self, path: &RelPath, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<u64> {
+        if self.ahead.first().map(String::as_str) == Some(path.as_str()) {
+            self.ahead.remove(0);
+        } else {
+            self.ahead.clear();
+        }
         let data = self.load(path)?;
         for chunk in data.chunks(CHUNK) {
             self.deliver(chunk);
@@ -722,7 +742,8 @@ fn pg_control_is_copied_after_every_other_file() {
         .rposition(|e| matches!(e, Event::End(p) if p != CONTROL_FILE))
         .unwrap();
     assert!(control_start > last_other_end, "{events:?}");
-    assert_eq!(events.len() as u64, 2 * report.files);
+    let reads = events.iter().filter(|e| !matches!(e, Event::Ahead(_)));
+    assert_eq!(reads.count() as u64, 2 * report.files);
 }
 
 #[test]
@@ -918,4 +939,78 @@ fn an_empty_plan_opens_no_session() {
     assert_eq!((report.files, report.workers), (0, 0));
     assert_eq!(report.manifest, Manifest::default());
     assert_eq!(factory.shared.sessions.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn small_fetches_are_announced_in_the_order_they_are_read() {
+    let fx = Fixture::new();
+    for i in 0..100 {
+        fx.write(
+            &format!("base/5/{}", 20000 + i),
+            &noise(PAGE_SIZE * (i % 5 + 1), i as u64),
+        );
+    }
+    let big = ["base/5/30000", "base/5/30001", "base/5/30002"];
+    for (i, path) in big.iter().enumerate() {
+        fx.write(path, &noise((2 << 20) + i, 100 + i as u64));
+    }
+    let plan = fx.plan(|_| Action::Fetch);
+    let factory = fx.factory();
+    let report = fx
+        .run(&plan, "one", None, &factory, |o| o.jobs = 1)
+        .unwrap();
+    assert_same_as_source(&fx, "one", &report);
+    let events = factory.events();
+    let paths = |want: fn(&Event) -> Option<&String>| -> Vec<&str> {
+        events.iter().filter_map(want).map(String::as_str).collect()
+    };
+    let announced = paths(|e| match e {
+        Event::Ahead(p) => Some(p),
+        _ => None,
+    });
+    let started = paths(|e| match e {
+        Event::Start(p) => Some(p),
+        _ => None,
+    });
+    let small: Vec<&str> = started
+        .iter()
+        .copied()
+        .filter(|p| {
+            fs::metadata(fx.source_path(&RelPath::new(*p).unwrap()))
+                .unwrap()
+                .len()
+                <= 1 << 20
+        })
+        .filter(|p| *p != CONTROL_FILE)
+        .collect();
+    // Every small file but pg_control (copied last, alone) is announced
+    // once, before it is read, in the order of the reads; large files never.
+    assert_eq!(announced, small, "{events:?}");
+    for path in &small {
+        let ahead = events
+            .iter()
+            .position(|e| *e == Event::Ahead((*path).to_owned()));
+        let start = events
+            .iter()
+            .position(|e| *e == Event::Start((*path).to_owned()));
+        assert!(ahead < start, "{path}: {events:?}");
+    }
+    // Announcements run ahead of the reads: at the first small read, more
+    // than one small file is in flight.
+    let first_read = events
+        .iter()
+        .position(|e| *e == Event::Start(small[0].to_owned()))
+        .unwrap();
+    let in_flight = events[..first_read]
+        .iter()
+        .filter(|e| matches!(e, Event::Ahead(_)))
+        .count();
+    assert!(in_flight > 10, "{in_flight}: {events:?}");
+
+    // With two jobs the large files are still shared between the workers
+    // and the backup is the same.
+    let two = fx
+        .run(&plan, "two", None, &fx.factory(), |o| o.jobs = 2)
+        .unwrap();
+    assert_eq!(two.manifest, report.manifest);
 }

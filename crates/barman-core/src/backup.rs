@@ -340,7 +340,7 @@ pub fn plan_backup(
     let facts = pgside::server_facts(&pg)?;
     let roots = roots(&facts.data_directory, &facts.tablespaces);
     let sources = source_factory(server, options, roots.clone(), spawner);
-    let listing = list_all(sources.as_ref(), &roots)?;
+    let (listing, _) = list_all(sources.as_ref(), &roots)?;
     let layout = server.layout();
     let previous = if layout.meta_directory().is_dir() {
         previous_backup(&layout, &server.name)?
@@ -363,8 +363,11 @@ pub fn plan_backup(
 
 /// The listing of every tree, tablespace links in `pg_tblspc` left out (the
 /// tablespaces are recorded in backup.info and `tablespace_map`, and copied
-/// as their own trees).
-fn list_all(sources: &dyn SourceFactory, roots: &Roots) -> Result<Vec<Entry>> {
+/// as their own trees). The session is returned for the copy to go on with.
+fn list_all(
+    sources: &dyn SourceFactory,
+    roots: &Roots,
+) -> Result<(Vec<Entry>, Box<dyn barman_copy::Source>)> {
     let mut session = sources.open()?;
     let mut all = Vec::new();
     for tree in roots.keys() {
@@ -381,7 +384,7 @@ fn list_all(sources: &dyn SourceFactory, roots: &Roots) -> Result<Vec<Entry>> {
             all.push(entry);
         }
     }
-    Ok(all)
+    Ok((all, session))
 }
 
 struct Phase(&'static str);
@@ -918,7 +921,9 @@ impl Running<'_> {
         loop {
             let started = Instant::now();
             let result = (|| {
-                let listing = list_all(sources.as_ref(), &roots)?;
+                let (listing, session) = list_all(sources.as_ref(), &roots)?;
+                // The first worker goes on with the listing's session.
+                let sources = barman_copy::source::WithSession::new(session, sources.as_ref());
                 let plan = CopyPlan::compute(
                     previous_manifest.as_deref(),
                     &listing,
@@ -932,14 +937,8 @@ impl Running<'_> {
                 );
                 let analysis = started.elapsed();
                 tracing::debug!("copy plan for {}:\n{plan}", self.info.backup_id());
-                let report = barman_copy::execute(
-                    &plan,
-                    sources.as_ref(),
-                    dir,
-                    &exec,
-                    ctx.progress,
-                    ctx.cancel,
-                )?;
+                let report =
+                    barman_copy::execute(&plan, &sources, dir, &exec, ctx.progress, ctx.cancel)?;
                 Ok::<_, Error>((report, analysis))
             })();
             match result {
