@@ -351,14 +351,32 @@ pub fn plan_backup(
     Ok(CopyPlan::compute(
         previous.as_ref().map(|(_, m)| m),
         &listing,
-        &PlanOptions {
+        &plan_options(
+            server,
+            options,
             reuse,
-            horizon: previous.as_ref().and_then(|(p, _)| horizon_of(p)),
-            checksum: options.checksum,
-            delta_min_size: 0,
-            whole_file: server.backup_method == BackupMethod::LocalRsync,
-        },
+            previous.as_ref().and_then(|(p, _)| horizon_of(p)),
+        ),
     ))
+}
+
+/// How a backup of `server` plans its copy (`plan_backup` and the backup
+/// itself plan alike).
+fn plan_options(
+    server: &ServerConfig,
+    options: &BackupOptions,
+    reuse: Reuse,
+    horizon: Option<barman_copy::Mtime>,
+) -> PlanOptions {
+    PlanOptions {
+        reuse,
+        horizon,
+        checksum: options.checksum,
+        delta_min_size: 0,
+        // A local source: a delta would read the previous copy as well
+        // and save nothing on the wire (rsync's local default).
+        whole_file: server.backup_method == BackupMethod::LocalRsync,
+    }
 }
 
 /// The listing of every tree, tablespace links in `pg_tblspc` left out (the
@@ -927,13 +945,7 @@ impl Running<'_> {
                 let plan = CopyPlan::compute(
                     previous_manifest.as_deref(),
                     &listing,
-                    &PlanOptions {
-                        reuse,
-                        horizon,
-                        checksum: self.options.checksum,
-                        delta_min_size: 0,
-                        whole_file: server.backup_method == BackupMethod::LocalRsync,
-                    },
+                    &plan_options(server, self.options, reuse, horizon),
                 );
                 let analysis = started.elapsed();
                 tracing::debug!("copy plan for {}:\n{plan}", self.info.backup_id());

@@ -54,25 +54,20 @@ pub fn push(remote: &Remote, options: &PushOptions, wal: &Path) -> Result<Stamp,
     push_many(remote, options, &[wal]).map(|stamps| stamps[0])
 }
 
-/// A WAL file opened (and compressed) for sending.
-struct Prepared {
+/// A WAL file opened and checked for sending; after [`prepare`],
+/// `content` is what is sent (the compressed copy, if asked) and `size` its
+/// length.
+struct Wal {
     name: String,
-    size: u64,
+    path: std::path::PathBuf,
     meta: Metadata,
     content: File,
-}
-
-/// A WAL file opened and checked, not yet compressed.
-struct Opened {
-    name: String,
-    meta: Metadata,
-    file: File,
-    path: std::path::PathBuf,
+    size: u64,
 }
 
 /// Opens `wal` and checks it is a regular file (before any ssh is
 /// started: a bad WAL_PATH never reaches the server).
-fn open_checked(wal: &Path) -> Result<Opened, Failure> {
+fn open_checked(wal: &Path) -> Result<Wal, Failure> {
     let name = wal
         .file_name()
         .and_then(|n| n.to_str())
@@ -92,44 +87,33 @@ fn open_checked(wal: &Path) -> Result<Opened, Failure> {
             wal.display()
         )));
     }
-    Ok(Opened {
+    Ok(Wal {
         name: name.to_owned(),
-        meta,
-        file,
         path: wal.to_path_buf(),
+        size: meta.len(),
+        meta,
+        content: file,
     })
 }
 
 /// Compresses an opened WAL file if asked (into an anonymous temporary
 /// file, so the tar header can carry the exact size).
-fn prepare(options: &PushOptions, opened: Opened) -> Result<Prepared, Failure> {
-    let Opened {
-        name,
-        meta,
-        file,
-        path,
-    } = opened;
-    let (content, size) = match options.compression {
-        None => (file, meta.len()),
-        Some(compression) => {
-            let cannot_read =
-                |e: io::Error| Failure::local(format!("Cannot read {}: {e}", path.display()));
-            let compressed = compress_to_temp(file, compression, options.level).map_err(|e| {
-                Failure::local(format!(
-                    "Cannot {compression}-compress {}: {e}",
-                    path.display()
-                ))
-            })?;
-            let size = compressed.metadata().map_err(cannot_read)?.len();
-            (compressed, size)
-        }
+fn prepare(options: &PushOptions, mut wal: Wal) -> Result<Wal, Failure> {
+    let Some(compression) = options.compression else {
+        return Ok(wal);
     };
-    Ok(Prepared {
-        name,
-        size,
-        meta,
-        content,
-    })
+    let compressed = compress_to_temp(wal.content, compression, options.level).map_err(|e| {
+        Failure::local(format!(
+            "Cannot {compression}-compress {}: {e}",
+            wal.path.display()
+        ))
+    })?;
+    wal.size = compressed
+        .metadata()
+        .map_err(|e| Failure::local(format!("Cannot read {}: {e}", wal.path.display())))?
+        .len();
+    wal.content = compressed;
+    Ok(wal)
 }
 
 /// Sends every file of `wals` to the Barman server in one ssh session (one
@@ -140,7 +124,7 @@ pub fn push_many(
     options: &PushOptions,
     wals: &[&Path],
 ) -> Result<Vec<Stamp>, Failure> {
-    let opened: Vec<Opened> = wals
+    let opened: Vec<Wal> = wals
         .iter()
         .map(|wal| open_checked(wal))
         .collect::<Result<_, _>>()?;
@@ -151,7 +135,7 @@ pub fn push_many(
         .stdin(Stdio::piped())
         .spawn()
         .map_err(|e| Failure::local(format!("Error executing ssh: {e}")))?;
-    let prepared: Vec<Prepared> = match opened.into_iter().map(|o| prepare(options, o)).collect() {
+    let prepared: Vec<Wal> = match opened.into_iter().map(|o| prepare(options, o)).collect() {
         Ok(prepared) => prepared,
         Err(failure) => {
             // Nothing was sent: an empty stream stores nothing.
