@@ -211,6 +211,52 @@ fn bad_config_values_fail_every_command_and_write_nothing() {
     }
 }
 
+/// A server section whose name is a path or shell text (`pg data; touch
+/// pwned`, `../x`) fails every command, naming file, line and section,
+/// before anything is written under barman_home.
+#[test]
+fn hostile_server_names_fail_every_command_and_write_nothing() {
+    for name in ["pg data; touch pwned", "../escaped", "$(touch pwned)"] {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let conf = dir.path().join("barman.conf");
+        fs::write(
+            &conf,
+            format!(
+                "[barman]\nbarman_home = {}\nlog_file = {}/log\n\n[{name}]\ndescription = test\nconninfo = host=localhost\nbackup_method = postgres\n",
+                home.display(),
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        for args in [
+            &["list-servers"][..],
+            &["cron"],
+            &["check", "all"],
+            &["backup", "all"],
+            &["receive-wal", name],
+            &["archive-wal", name],
+            &["recover", name, "latest", "/tmp/nowhere"],
+        ] {
+            let (code, stdout, stderr) = barman_output(&conf, args);
+            assert_ne!(code, 0, "{name} {args:?}");
+            let location = format!("{}:5: [{name}]", conf.display());
+            assert!(
+                stderr.contains(&location) && stderr.contains("invalid server name"),
+                "{name} {args:?}: {stderr}"
+            );
+            assert!(stdout.is_empty(), "{name} {args:?}: {stdout}");
+            assert!(!home.exists(), "{name} {args:?}: barman_home was created");
+        }
+        let mut left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["barman.conf"], "{name}: files were written");
+    }
+}
+
 #[test]
 fn config_discovery_follows_barman() {
     // -c naming a missing file is an error naming it.

@@ -292,7 +292,7 @@ fn source_factory(
     match (server.backup_method, server.ssh_command.as_deref()) {
         (BackupMethod::Rsync, Some(ssh)) => {
             let agent = options.agent_command.as_deref().unwrap_or("barman agent");
-            let line = format!("{ssh} {agent}");
+            let line = crate::shell::ssh_line(ssh, agent);
             Box::new(barman_copy::remote::AgentFactory::new(
                 Box::new(move || spawner.shell(&line)),
                 roots,

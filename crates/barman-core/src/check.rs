@@ -605,7 +605,10 @@ fn executor_checks(
     if server.backup_method == BackupMethod::Rsync {
         let result = match &server.ssh_command {
             None => CheckResult::new("ssh", false, Some("ssh_command is not set".into())),
-            Some(ssh) => match ctx.runner.run(&format!("{ssh} true"), ctx.timeout) {
+            Some(ssh) => match ctx
+                .runner
+                .run(&crate::shell::ssh_line(ssh, "true"), ctx.timeout)
+            {
                 Ok(0) => CheckResult::new("ssh", true, Some("PostgreSQL server".into())),
                 Ok(code) => CheckResult::new(
                     "ssh",

@@ -39,6 +39,43 @@ use resolve::{DEFAULT, GLOBAL, get};
 /// Server names that cannot be used.
 pub const RESERVED_SERVER_NAMES: [&str; 2] = ["barman", "all"];
 
+/// Characters a shell interprets, refused in server names.
+const SHELL_CHARACTERS: &str = "|&;<>()$`\\\"'*?[]{}#~!^";
+
+/// Why `name` cannot be a server name, or `None` when it can. A server
+/// name becomes a directory name (`<barman_home>/<name>`), part of lock
+/// and WAL catalogue file names, and a word of the shell commands barman
+/// writes (`restore_command`) or runs over ssh; so, unlike Barman (which
+/// takes any section name), it may not be empty, `.` or `..`, start with
+/// `-`, or contain `/`, whitespace, control characters or characters a
+/// shell interprets (`|&;<>()$`\"'*?[]{}#~!^`). Letters, digits, `-`,
+/// `_`, `.` and the other punctuation are fine.
+pub fn server_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("a server name cannot be empty".to_owned());
+    }
+    if name == "." || name == ".." {
+        return Some(format!("`{name}` names a directory"));
+    }
+    if name.starts_with('-') {
+        return Some("it starts with `-` (commands would read it as an option)".to_owned());
+    }
+    let bad = name.chars().find(|&c| {
+        c == '/' || c.is_whitespace() || c.is_control() || SHELL_CHARACTERS.contains(c)
+    })?;
+    let what = match bad {
+        '/' => "`/` (a path separator)".to_owned(),
+        c if c.is_whitespace() || c.is_control() => {
+            format!("{c:?} (whitespace or a control character)")
+        }
+        c => format!("`{c}` (a shell metacharacter)"),
+    };
+    Some(format!(
+        "it contains {what}; a server name is used in directory names and shell commands: \
+         use letters, digits, `-`, `_` and `.`"
+    ))
+}
+
 /// A model: a section with `model = true`, whose options override a server
 /// of the same `cluster` when the model is active.
 #[derive(Debug, Clone, PartialEq)]
@@ -150,6 +187,17 @@ impl Config {
                 continue;
             }
             check_options(section, &mut warnings);
+            let is_model = section
+                .entries
+                .get("model")
+                .is_some_and(|e| values::parse_bool(&e.value) == Ok(true));
+            if !is_model && let Some(problem) = server_name_problem(&section.name) {
+                errors.push(here(format!(
+                    "invalid server name {:?}: {problem}",
+                    section.name
+                )));
+                continue;
+            }
             let mut section_vars = vars.clone();
             section_vars.insert("name".to_owned(), section.name.clone());
             if let Some(e) = section.entries.get("model") {

@@ -35,6 +35,8 @@
 //!   `sync-backup` and `sync-wals` copying another barman's catalog
 //!   through `barman agent` over `primary_ssh_command`, every file checked
 //!   against the primary's manifest.
+//! - [`shell`]: quoting of every value put into a shell command line
+//!   (ssh command lines, PostgreSQL `restore_command`), `exec` for ssh.
 //! - [`clock`]: injected time.
 //! - [`fs`]: the durable-write primitives the catalog uses.
 //! - [`Error`]: the single error type; every variant names the file, line,
@@ -113,6 +115,7 @@ pub mod replication;
 pub mod replication_status;
 pub mod retention;
 pub mod server;
+pub mod shell;
 pub mod sync;
 pub mod tls;
 

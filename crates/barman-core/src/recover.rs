@@ -100,7 +100,9 @@ pub struct RecoverOptions {
     pub recovery_conf_filename: Option<String>,
     /// The command run after the ssh command to start the agent (`barman agent`).
     pub agent_command: Option<String>,
-    /// How `restore_command` calls this barman locally (`barman -c FILE`).
+    /// How `restore_command` calls this barman locally (`barman -c FILE`):
+    /// shell text, its words quoted by the caller ([`crate::shell::quote`]);
+    /// its `%` are doubled here.
     pub barman_command: Option<String>,
 }
 
@@ -478,7 +480,7 @@ fn restore(
     let factory: Box<dyn DestinationFactory> = match remote {
         Some(ssh) => {
             let agent = options.agent_command.as_deref().unwrap_or("barman agent");
-            let line = format!("{ssh} {agent}");
+            let line = crate::shell::ssh_line(ssh, agent);
             let spawner = Arc::clone(&ctx.spawner);
             Box::new(barman_copy::AgentFactory::new(
                 move || spawner.shell(&line),
@@ -574,22 +576,34 @@ fn restore(
     } else {
         "pg_xlog"
     };
+    // (where the WALs go, its path as shown, its path in restore_command
+    // and recovery_end_command). PostgreSQL runs those through `sh -c` in
+    // the data directory: DEST/barman_wal is written relative (as Barman
+    // 2.x did), a staging directory elsewhere absolute, shell-quoted, its
+    // `%` doubled (BARMAN-BEHAVIOUR.md §8.1; Barman 3 writes the absolute
+    // path unquoted).
     let staging_dir = if pitr || options.standby_mode {
         match wal_root {
-            Some(dir) => (RelPath::new("wal")?, dir.display().to_string()),
+            Some(dir) => {
+                let text = dir.display().to_string();
+                let command = crate::shell::pg_command_word(&text);
+                (RelPath::new("wal")?, text, command)
+            }
             None => (
                 data("barman_wal")?,
                 dest.join("barman_wal").display().to_string(),
+                "barman_wal".to_owned(),
             ),
         }
     } else {
         (
             data(wal_dir_name)?,
             dest.join(wal_dir_name).display().to_string(),
+            wal_dir_name.to_owned(),
         )
     };
     if !get_wal {
-        let (dir, dir_text) = &staging_dir;
+        let (dir, dir_text, _) = &staging_dir;
         session.mkdir(dir, 0o700)?;
         let status = if pitr || options.standby_mode {
             None
@@ -664,38 +678,17 @@ fn restore(
     if pitr || get_wal || options.standby_mode {
         let mut settings: Vec<(String, String)> = Vec::new();
         let command = if get_wal {
-            let partial = if partial { "-P " } else { "" };
-            options
-                .restore_command
-                .clone()
-                .unwrap_or_else(|| match remote {
-                    Some(_) => {
-                        let mut c = format!(
-                            "barman-wal-restore {partial}-U {} {} {} %f %p",
-                            global.barman_user,
-                            hostname(),
-                            server.name
-                        );
-                        if jobs > 1 {
-                            let _ = write!(c, " -p {jobs}");
-                        }
-                        c
-                    }
-                    None => format!(
-                        "{} get-wal {partial}{} %f > %p",
-                        options.barman_command.as_deref().unwrap_or("barman"),
-                        server.name
-                    ),
-                })
+            options.restore_command.clone().unwrap_or_else(|| {
+                get_wal_command(global, server, options, remote.is_some(), partial, jobs)
+            })
         } else {
-            let dir = &staging_dir.1;
-            format!("cp {dir}/%f %p")
+            format!("cp {}/%f %p", staging_dir.2)
         };
         settings.push(("restore_command".into(), target::quote(&command)));
         if !get_wal && !options.standby_mode && wal_root.is_none() {
             settings.push((
                 "recovery_end_command".into(),
-                target::quote(&format!("rm -fr {}", staging_dir.1)),
+                target::quote(&format!("rm -fr {}", staging_dir.2)),
             ));
         }
         settings.extend(target.settings(version));
@@ -750,7 +743,7 @@ fn restore(
     ctx.observer.message("Restore operation completed");
     if let Some(command) = &restore_command {
         ctx.observer
-            .message(&format!("restore_command = '{command}'"));
+            .message(&format!("restore_command = {}", target::quote(command)));
     }
     for line in &changes {
         ctx.observer.message(&format!("Changed: {line}"));
@@ -1036,6 +1029,37 @@ fn stage_wal(
     };
     session.write_file(dest, size, FILE_MODE, mtime, &mut reader)?;
     Ok(())
+}
+
+/// The get-wal `restore_command`: `barman-wal-restore [-P] -U USER HOST
+/// SERVER %f %p [-p JOBS]` on a remote host, else `<barman -c FILE> get-wal
+/// [-P] SERVER %f > %p`. Every value is shell-quoted and its `%` doubled
+/// (PostgreSQL expands `%` before the shell runs the command).
+fn get_wal_command(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+    options: &RecoverOptions,
+    remote: bool,
+    partial: bool,
+    jobs: usize,
+) -> String {
+    use crate::shell::{escape_percent, pg_command_word};
+    let partial = if partial { "-P " } else { "" };
+    let name = pg_command_word(&server.name);
+    if remote {
+        let mut c = format!(
+            "barman-wal-restore {partial}-U {} {} {name} %f %p",
+            pg_command_word(&global.barman_user),
+            pg_command_word(&hostname()),
+        );
+        if jobs > 1 {
+            let _ = write!(c, " -p {jobs}");
+        }
+        c
+    } else {
+        let barman = escape_percent(options.barman_command.as_deref().unwrap_or("barman"));
+        format!("{barman} get-wal {partial}{name} %f > %p")
+    }
 }
 
 /// This host's name, for `barman-wal-restore` on the recovered host.

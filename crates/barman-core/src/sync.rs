@@ -115,7 +115,7 @@ fn agent_factory(
 ) -> Result<AgentFactory> {
     let ssh = passive_ssh(server, "synchronisation")?;
     let agent = ctx.agent_command.as_deref().unwrap_or("barman agent");
-    let line = format!("exec {ssh} {}", primary::shell_quote(agent));
+    let line = crate::shell::ssh_line(ssh, agent);
     let spawner = Arc::clone(&ctx.spawner);
     Ok(AgentFactory::new(
         move || spawner.shell(&line),

@@ -530,3 +530,58 @@ fn includes_in_sorted_order() {
     std::fs::write(inc.join("40-d.conf"), "[barman]\n").unwrap();
     assert!(Config::load(&main).is_ok());
 }
+
+/// Section names Barman would accept but that cannot name a directory or
+/// sit in a shell command are configuration errors naming the file, line
+/// and section; the names Barman users write stay valid.
+#[test]
+fn server_names_that_are_paths_or_shell_text_are_refused() {
+    for name in [
+        "pg data",
+        "pg\tdata",
+        "a/b",
+        "..",
+        ".",
+        "-pg",
+        "pg;reboot",
+        "pg$(id)",
+        "pg`id`",
+        "it's",
+        "pg|x",
+        "pg&",
+        "pg>x",
+        "pg*",
+        "pg{a,b}",
+        "pg#1",
+        "~pg",
+        "pg\\x",
+        "pg\"",
+    ] {
+        let e = parse_err(&format!(
+            "[barman]\nbarman_home = /h\n[{name}]\nconninfo = x\n"
+        ));
+        assert!(e.contains(":3:"), "{name:?}: {e}");
+        assert!(e.contains(&format!("[{name}]")), "{name:?}: {e}");
+        assert!(e.contains("invalid server name"), "{name:?}: {e}");
+    }
+    let ok = [
+        "pg",
+        "pg-15_main",
+        "db.example.com",
+        "PG2",
+        "pg+x@h:1",
+        "main%1",
+        "münchen",
+    ];
+    for name in ok {
+        let cfg = parse(&format!(
+            "[barman]\nbarman_home = /h\n[{name}]\nconninfo = x\n"
+        ));
+        assert!(cfg.server(name).is_some(), "{name}");
+    }
+    // A model is not a server: its name is not a path.
+    let cfg = parse(
+        "[barman]\nbarman_home = /h\n[pg]\nconninfo = x\n[pg fast]\nmodel = true\ncluster = pg\n",
+    );
+    assert!(cfg.model("pg fast").is_some());
+}

@@ -9,6 +9,7 @@ use barman_core::backup::ShellSpawner;
 use barman_core::clock::SystemClock;
 use barman_core::config::Config;
 use barman_core::recover::{self, RecoverContext, RecoverOptions, TargetOptions};
+use barman_core::shell::quote;
 use jiff::tz::TimeZone;
 use serde_json::Value;
 
@@ -71,7 +72,11 @@ fn options(config: &Config, args: &RecoverArgs) -> Result<RecoverOptions> {
         staging_wal_directory: args.staging_wal_directory.clone(),
         recovery_conf_filename: args.recovery_conf_filename.clone(),
         agent_command: std::env::var("BARMAN_AGENT_COMMAND").ok(),
-        barman_command: Some(format!("{barman} -c {}", config.path().display())),
+        barman_command: Some(format!(
+            "{} -c {}",
+            quote(&barman),
+            quote(&config.path().display().to_string())
+        )),
     })
 }
 

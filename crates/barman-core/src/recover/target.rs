@@ -282,9 +282,11 @@ impl RecoveryTarget {
     }
 }
 
-/// A PostgreSQL string literal.
+/// A string literal of PostgreSQL's configuration files: `'` and `\`
+/// doubled (the configuration file parser reads `\` escapes in quoted
+/// values; `ALTER SYSTEM` writes them so).
 pub fn quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
+    format!("'{}'", value.replace('\\', r"\\").replace('\'', "''"))
 }
 
 /// `YYYY-MM-DD HH:MM:SS[.ffffff]+HH:MM`, as PostgreSQL reads it.
@@ -477,5 +479,14 @@ mod tests {
         o.name = Some("it's".into());
         let t = build(&o).unwrap();
         assert_eq!(t.settings(150_000)[0].1, "'it''s'");
+    }
+
+    #[test]
+    fn quotes_and_backslashes_are_escaped() {
+        assert_eq!(quote("plain"), "'plain'");
+        assert_eq!(quote("it's"), "'it''s'");
+        // A shell-quoted `'` (`'\''`) survives the configuration parser.
+        assert_eq!(quote(r"'it'\''s'"), r"'''it''\\''''s'''");
+        assert_eq!(quote(r"C:\n"), r"'C:\\n'");
     }
 }

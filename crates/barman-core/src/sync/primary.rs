@@ -13,6 +13,7 @@ use super::info::{PrimaryInfo, json_part};
 use super::{SyncContext, passive_ssh};
 use crate::config::ServerConfig;
 use crate::fs::{FILE_MODE, create_dir_secure, read_optional, write_atomic};
+use crate::shell::quote;
 use crate::{Error, Result};
 
 /// The file holding the primary's last `sync-info`.
@@ -87,11 +88,6 @@ pub fn load_primary_info(server: &ServerConfig) -> Result<PrimaryInfo> {
     PrimaryInfo::parse(&text, &server.name)
 }
 
-/// Single-quotes `text` for a POSIX shell.
-pub(super) fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
-
 /// The command run on the primary: `barman [-c CONFIG] sync-info SERVER
 /// [LAST_WAL [LAST_POS]]` (`-c` with `forward_config_path`).
 pub fn remote_sync_info_command(
@@ -104,13 +100,13 @@ pub fn remote_sync_info_command(
         && let Some(path) = config_path
     {
         command.push_str(" -c ");
-        command.push_str(&shell_quote(&path.display().to_string()));
+        command.push_str(&quote(&path.display().to_string()));
     }
     command.push_str(" sync-info ");
-    command.push_str(&shell_quote(&server.name));
+    command.push_str(&quote(&server.name));
     if let Some(wal) = &position.last_wal {
         command.push(' ');
-        command.push_str(wal);
+        command.push_str(&quote(wal));
         if let Some(pos) = position.last_position {
             command.push(' ');
             command.push_str(&pos.to_string());
@@ -134,7 +130,7 @@ pub fn primary_node_info(
     let text = loop {
         let remote = remote_sync_info_command(server, ctx.config_path, &position);
         tracing::debug!("primary sync-info of `{}`: {remote}", server.name);
-        let line = format!("exec {ssh} {}", shell_quote(&remote));
+        let line = crate::shell::ssh_line(ssh, &remote);
         let (code, stdout, stderr) = run_captured(ctx.spawner.shell(&line), SYNC_INFO_TIMEOUT)
             .map_err(|message| Error::PrimaryInfo {
                 server: server.name.clone(),
@@ -268,15 +264,33 @@ impl Captured {
 mod tests {
     use super::*;
 
+    /// The command the primary's shell reads, words quoted where needed.
     #[test]
-    fn quoting_survives_the_remote_shell() {
-        assert_eq!(shell_quote("pg"), "'pg'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    fn remote_command_words_are_quoted() {
+        let config = crate::config::Config::parse_str(
+            "[barman]\nbarman_home = /h\n[pg]\nprimary_ssh_command = ssh p\nforward_config_path = true\n",
+            Path::new("/etc/barman.conf"),
+        )
+        .unwrap();
+        let server = config.server("pg").unwrap();
+        let position = SyncWalsInfo {
+            last_wal: Some("000000010000000000000002".into()),
+            last_position: Some(57),
+        };
+        let conf = Path::new("/etc/my barman's.conf");
+        let command = remote_sync_info_command(server, Some(conf), &position);
+        assert_eq!(
+            command,
+            r"barman -c '/etc/my barman'\''s.conf' sync-info pg 000000010000000000000002 57"
+        );
         let out = Command::new("sh")
             .arg("-c")
-            .arg(format!("printf %s {}", shell_quote("a 'b' $c")))
+            .arg(format!("barman() {{ printf '[%s]' \"$@\"; }}; {command}"))
             .output()
             .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "a 'b' $c");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "[-c][/etc/my barman's.conf][sync-info][pg][000000010000000000000002][57]"
+        );
     }
 }

@@ -7,10 +7,10 @@
 //! one argument: ssh hands it to the remote user's shell, so every word of it
 //! is shell-quoted here.
 
-use std::borrow::Cow;
 use std::process::{Command, ExitStatus};
 
 use anyhow::{Result, bail};
+use barman_core::shell::quote;
 
 /// The program run to reach the Barman server, looked up on `PATH`.
 pub const SSH_PROGRAM: &str = "ssh";
@@ -115,34 +115,9 @@ impl Ended {
     }
 }
 
-/// Quotes `word` for a POSIX shell: unchanged when it only holds characters
-/// the shell never interprets, otherwise in single quotes (a `'` inside
-/// becomes `'\''`).
-pub fn quote(word: &str) -> Cow<'_, str> {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c);
-    if !word.is_empty() && word.chars().all(safe) {
-        Cow::Borrowed(word)
-    } else {
-        Cow::Owned(format!("'{}'", word.replace('\'', r"'\''")))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quoting() {
-        assert_eq!(quote("pg"), "pg");
-        assert_eq!(
-            quote("--config=/etc/barman.conf"),
-            "--config=/etc/barman.conf"
-        );
-        assert_eq!(quote(""), "''");
-        assert_eq!(quote("my server"), "'my server'");
-        assert_eq!(quote("it's"), r"'it'\''s'");
-        assert_eq!(quote("$(reboot)"), "'$(reboot)'");
-    }
 
     #[test]
     fn remote_command_line() {
