@@ -14,6 +14,10 @@ mod backup;
 mod backup_faults;
 #[path = "harness/cluster.rs"]
 mod cluster;
+#[path = "harness/hardening_check.rs"]
+mod hardening_check;
+#[path = "harness/hardening_cron.rs"]
+mod hardening_cron;
 #[path = "harness/hardening_shell.rs"]
 mod hardening_shell;
 #[path = "harness/hooks.rs"]

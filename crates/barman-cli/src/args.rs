@@ -77,6 +77,13 @@ pub enum LogLevel {
     Critical,
 }
 
+impl Cli {
+    /// `check --nagios`: only the Nagios status may be printed.
+    pub fn nagios(&self) -> bool {
+        matches!(self.command, Some(Command::Check { nagios: true, .. }))
+    }
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -328,6 +335,16 @@ pub enum Command {
         /// Accepted for compatibility (background processes get no descriptors).
         #[arg(long = "keep-descriptors", hide = true)]
         keep_descriptors: bool,
+        /// How long cron waits for the servers' maintenance (each server
+        /// runs in a process of its own); a server still busy then goes on
+        /// in the background and later crons skip it until it ends
+        /// (barman-rs only).
+        #[arg(long = "max-wait", value_name = "SECONDS", default_value_t = 50)]
+        max_wait: u64,
+        /// Internal: run the maintenance of this one server, reporting to
+        /// the cron that started this process.
+        #[arg(long = "worker", value_name = "SERVER", hide = true)]
+        worker: Option<String>,
     },
     /// Check the configuration, the server and the catalog of one or more servers.
     Check {

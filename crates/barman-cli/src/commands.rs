@@ -3,6 +3,7 @@
 mod backup;
 mod catalog;
 mod check;
+mod cron;
 mod diagnose;
 mod list_servers;
 // -- listings (issue 7, item 6) --
@@ -48,8 +49,17 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<()> {
     }
     let config = config_load::load(cli.config.as_deref())?;
     init_logging(cli, &config)?;
-    for w in config.warnings() {
-        out.warning(w);
+    // A cron worker's cron already reported the configuration's warnings.
+    if !matches!(
+        command,
+        Command::Cron {
+            worker: Some(_),
+            ..
+        }
+    ) {
+        for w in config.warnings() {
+            out.warning(w);
+        }
     }
     match command {
         Command::ListServers { minimal } => list_servers::run(&config, *minimal, out),
@@ -148,7 +158,12 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<()> {
             catalog::KeepAction::from_flags(target.as_deref(), *release, *status),
             out,
         ),
-        Command::Cron { .. } => catalog::cron(&config, cli.config.as_deref(), out),
+        Command::Cron {
+            max_wait, worker, ..
+        } => match worker {
+            Some(server) => cron::worker(&config, cli.config.as_deref(), server),
+            None => cron::run(&config, cli, *max_wait, out),
+        },
         Command::Check {
             nagios,
             check_timeout,
@@ -204,7 +219,14 @@ fn init_logging(cli: &Cli, config: &Config) -> Result<()> {
     } else {
         logging::parse_level(config.global().log_level.as_str())
     };
-    logging::init(config.global().log_file.as_deref(), level)
+    let log_file = config.global().log_file.as_deref();
+    if cli.nagios() {
+        // Nothing but the status may reach the terminal (Barman's Nagios
+        // writer prints nothing else).
+        logging::init_without_stderr(log_file, level)
+    } else {
+        logging::init(log_file, level)
+    }
 }
 
 /// The hook settings of this run: `BARMAN_VERSION` is ours,

@@ -63,12 +63,24 @@ pub fn parse_level(name: &str) -> Level {
 
 /// Installs the subscriber: to `log_file` when set (appending), else stderr.
 pub fn init(log_file: Option<&Path>, level: Level) -> Result<()> {
+    install(log_file, level, true)
+}
+
+/// [`init`] for `check --nagios`, where nothing but the Nagios status may
+/// reach the terminal: to `log_file` only, never to stderr (no log file,
+/// or one that cannot be opened, means no logging).
+pub fn init_without_stderr(log_file: Option<&Path>, level: Level) -> Result<()> {
+    install(log_file, level, false)
+}
+
+fn install(log_file: Option<&Path>, level: Level, stderr: bool) -> Result<()> {
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
         .event_format(BarmanFormat);
     let file = match log_file {
         Some(path) => match OpenOptions::new().create(true).append(true).open(path) {
             Ok(f) => Some(f),
+            Err(_) if !stderr => None,
             Err(e) => {
                 // As Barman: a log file we may not open (put-wal run over ssh
                 // by another user, say) must not stop the command.
@@ -84,6 +96,7 @@ pub fn init(log_file: Option<&Path>, level: Level) -> Result<()> {
     };
     match file {
         Some(file) => builder.with_writer(Mutex::new(file)).try_init(),
+        None if !stderr => return Ok(()),
         // On stderr only warnings and errors, unless debugging was asked for.
         None => tracing_subscriber::fmt()
             .with_max_level(if level >= Level::DEBUG {

@@ -14,16 +14,14 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = args::Cli::parse();
     let mut out = output::Output::new(args.format, args.quiet);
-    let code = match commands::run(&args, &mut out) {
-        Ok(()) => out.exit_code(),
-        Err(err) => {
-            if exit::is_broken_pipe(&err) {
-                return ExitCode::SUCCESS;
-            }
-            out.error(&format!("{err:#}"));
-            out.exit_code()
+    if args.nagios() {
+        out.set_nagios();
+    }
+    if let Err(err) = commands::run(&args, &mut out) {
+        if exit::is_broken_pipe(&err) {
+            return ExitCode::SUCCESS;
         }
-    };
-    out.finish();
-    code.into()
+        out.error(&format!("{err:#}"));
+    }
+    out.finish().into()
 }

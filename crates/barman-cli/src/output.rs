@@ -3,6 +3,9 @@
 //! Console: results on stdout, `WARNING:`/`ERROR:` messages on stderr.
 //! JSON: everything is collected and printed as one document at exit; messages
 //! go under `_WARNING`, `_ERROR` and `_INFO` keys, results under their own keys.
+//! Nagios (`check --nagios`): nothing but the status line and its detail
+//! lines, on stdout; messages are only logged, as Barman's Nagios writer
+//! prints none of them.
 
 use std::io::Write;
 
@@ -10,6 +13,10 @@ use serde_json::{Map, Value};
 
 use crate::args::Format;
 use crate::exit::Exit;
+
+/// Barman's Nagios status when an error other than a failed check was
+/// reported, or the configuration could not be loaded.
+pub const GLOBAL_ERRORS: &str = "BARMAN CRITICAL - Global configuration errors";
 
 /// The output writer of one `barman` run; remembers whether an error was
 /// reported so the exit code can be derived from it.
@@ -19,6 +26,17 @@ pub struct Output {
     quiet: bool,
     json: Map<String, Value>,
     exit: Exit,
+    nagios: Nagios,
+}
+
+/// Nagios mode (`check --nagios`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Nagios {
+    Off,
+    /// On, no status printed yet.
+    Pending,
+    /// On, the status was printed.
+    Printed,
 }
 
 impl Output {
@@ -29,7 +47,26 @@ impl Output {
             quiet,
             json: Map::new(),
             exit: Exit::Ok,
+            nagios: Nagios::Off,
         }
+    }
+
+    /// Nagios mode: messages and results are not printed (only logged),
+    /// the Nagios status comes from [`Output::nagios_status`], or, if no
+    /// status was printed by the end (the configuration could not be
+    /// loaded), [`GLOBAL_ERRORS`] with exit 2.
+    pub fn set_nagios(&mut self) {
+        self.nagios = Nagios::Pending;
+    }
+
+    /// Prints the Nagios status line and its detail lines on stdout.
+    pub fn nagios_status(&mut self, lines: &[String]) -> std::io::Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        for line in lines {
+            writeln!(stdout, "{line}")?;
+        }
+        self.nagios = Nagios::Printed;
+        Ok(())
     }
 
     /// The output format.
@@ -64,6 +101,9 @@ impl Output {
     }
 
     fn message(&mut self, level: &str, msg: &str, to_stderr: bool) {
+        if self.nagios != Nagios::Off {
+            return;
+        }
         match self.format {
             Format::Console => {
                 if to_stderr {
@@ -88,8 +128,26 @@ impl Output {
     /// Prints a console result line (ignored in JSON mode, where the command
     /// calls [`Output::json_result`] instead).
     pub fn line(&mut self, text: &str) -> std::io::Result<()> {
-        if self.format == Format::Console {
+        if self.format == Format::Console && self.nagios == Nagios::Off {
             writeln!(std::io::stdout(), "{text}")?;
+        }
+        Ok(())
+    }
+
+    /// Prints a console line another barman process has logged already
+    /// (a cron worker's): a `WARNING: ` or `ERROR: ` line as that message
+    /// (an error sets the exit code), any other as a result line; nothing
+    /// is logged again.
+    pub fn relay(&mut self, text: &str) -> std::io::Result<()> {
+        if let Some(w) = text.strip_prefix("WARNING: ") {
+            if !self.quiet {
+                self.message("WARNING", w, true);
+            }
+        } else if let Some(e) = text.strip_prefix("ERROR: ") {
+            self.exit = Exit::Failure;
+            self.message("ERROR", e, true);
+        } else {
+            self.line(text)?;
         }
         Ok(())
     }
@@ -104,12 +162,24 @@ impl Output {
         self.exit
     }
 
-    /// Prints the JSON document (JSON mode) and flushes.
-    pub fn finish(self) {
-        if self.format == Format::Json {
-            let doc = Value::Object(self.json);
-            let _ = writeln!(std::io::stdout(), "{doc}");
+    /// Prints the JSON document (JSON mode) or, in Nagios mode, the
+    /// global-errors status if no status was printed; flushes; the exit
+    /// code of the run.
+    pub fn finish(mut self) -> Exit {
+        match self.nagios {
+            Nagios::Pending => {
+                let _ = writeln!(std::io::stdout(), "{GLOBAL_ERRORS}");
+                self.exit = Exit::Critical;
+            }
+            Nagios::Printed => {}
+            Nagios::Off => {
+                if self.format == Format::Json {
+                    let doc = Value::Object(self.json);
+                    let _ = writeln!(std::io::stdout(), "{doc}");
+                }
+            }
         }
         let _ = std::io::stdout().flush();
+        self.exit
     }
 }

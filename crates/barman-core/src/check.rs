@@ -24,8 +24,10 @@ use crate::Result;
 use crate::catalog::{BackupInfo, BackupStatus, LockKind, XlogEntry, read_owner};
 use crate::clock::Clock;
 use crate::config::{BackupMethod, GlobalConfig, ServerConfig};
+use crate::hooks::HookSetup;
 use crate::postgres::PgConnection;
 use crate::replication::{ReplicationConfig, ReplicationConnection};
+use crate::server::ArchiveWait;
 
 /// The outcome of one check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -75,6 +77,9 @@ pub struct CheckContext<'a> {
     pub runner: &'a dyn CommandRunner,
     /// `--check-timeout` (default `check_timeout`).
     pub timeout: Duration,
+    /// The hook settings: the archiving the `WAL archive` check may do runs
+    /// the server's archive hooks.
+    pub hooks: &'a HookSetup,
 }
 
 impl std::fmt::Debug for CheckContext<'_> {
@@ -105,7 +110,10 @@ struct SlotFacts {
     active: bool,
 }
 
-/// Runs every check that applies to `server`, in Barman's order.
+/// Runs every check that applies to `server`, in Barman's order. On an
+/// empty archive the `WAL archive` check first archives what waits and
+/// may switch a WAL on PostgreSQL, waiting at most a third of
+/// `ctx.timeout` for it (Barman 3.20's `check_archive`).
 pub fn check_server(
     global: &GlobalConfig,
     server: &ServerConfig,
@@ -122,6 +130,11 @@ pub fn check_server(
         ));
         Vec::new()
     });
+    // WAL archive: visible only when it fails.
+    let waiting = backups
+        .iter()
+        .any(|b| b.status().is_ok_and(|s| s == BackupStatus::WaitingForWals));
+    let archive_works = archive_works(global, server, waiting, ctx);
     let xlog = match catalog.xlogdb().read() {
         Ok(x) => x,
         Err(e) => {
@@ -129,12 +142,7 @@ pub fn check_server(
             Vec::new()
         }
     };
-
-    // WAL archive: visible only when it fails.
-    let waiting = backups
-        .iter()
-        .any(|b| b.status().is_ok_and(|s| s == BackupStatus::WaitingForWals));
-    if xlog.is_empty() && !waiting {
+    if !archive_works {
         out.push(CheckResult::new(
             "WAL archive",
             false,
@@ -203,6 +211,97 @@ pub fn check_server(
     interrupted_deletes(&mut out, global, server);
     archiver_errors(&mut out, layout.errors_directory());
     out
+}
+
+/// Barman 3.20's `check_archive` (`server.py`): the archive works when
+/// xlog.db lists a WAL or a backup waits for WALs. Otherwise what waits in
+/// `incoming/` and `streaming/` is archived; if the archive is still
+/// empty, a WAL is switched on PostgreSQL and archived, waiting at most a
+/// third of the check timeout. Silent, as Barman's (whose output is muted
+/// here): what goes wrong is logged. Passive nodes get their WALs from the
+/// primary: only xlog.db counts.
+fn archive_works(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+    backup_waiting: bool,
+    ctx: &CheckContext<'_>,
+) -> bool {
+    let xlogdb = server.layout().xlogdb_path(&server.name);
+    let archived = || std::fs::metadata(&xlogdb).is_ok_and(|m| m.len() > 0);
+    if archived() || backup_waiting {
+        return true;
+    }
+    if server.is_passive() {
+        return false;
+    }
+    // archive-wal may read the system identifier from PostgreSQL: within
+    // the check's timeout too.
+    let mut timed = server.clone();
+    timed.conninfo = server
+        .conninfo
+        .as_deref()
+        .map(|c| with_timeout(c, ctx.timeout));
+    let server = &timed;
+    let hooks = match ctx.hooks.server(server) {
+        Ok(hooks) => hooks,
+        Err(e) => {
+            tracing::warn!("check of server {}: {e}", server.name);
+            return false;
+        }
+    };
+    let archive = |timeout: Duration| match crate::server::archive_until(
+        global, server, &hooks, ctx.clock, timeout, archived,
+    ) {
+        Ok(ArchiveWait::Done) => true,
+        Ok(ArchiveWait::Stopped(stopped)) => {
+            tracing::info!(
+                "check of server {}: archiving stopped at {}: {}",
+                server.name,
+                stopped.name,
+                stopped.reason
+            );
+            false
+        }
+        Ok(ArchiveWait::TimedOut) => false,
+        Err(e) => {
+            tracing::warn!("check of server {}: archive-wal: {e}", server.name);
+            false
+        }
+    };
+    if archive(Duration::ZERO) {
+        return true;
+    }
+    tracing::debug!(
+        "check of server {}: no archived or waiting WAL; switching a WAL and archiving it",
+        server.name
+    );
+    switch_wal(server) && archive(ctx.timeout / 3)
+}
+
+/// `pg_switch_wal()` for [`archive_works`], on `server.conninfo` (which
+/// carries the check's timeout); a standby is not switched, its WALs are
+/// waited for all the same. False when PostgreSQL cannot do it.
+fn switch_wal(server: &ServerConfig) -> bool {
+    let Some(conninfo) = server.conninfo.as_deref() else {
+        return false;
+    };
+    let attempt = || -> Result<Option<String>> {
+        let pg = PgConnection::connect(conninfo, "barman_check")?;
+        if pg.is_in_recovery()? {
+            return Ok(None);
+        }
+        pg.switch_wal()
+    };
+    match attempt() {
+        Ok(closed) => {
+            tracing::debug!("check of server {}: switched WAL {closed:?}", server.name);
+            true
+        }
+        Err(e) => {
+            tracing::warn!("check of server {}: cannot switch WAL: {e}", server.name);
+            false
+        }
+    }
 }
 
 fn wal_queue(
@@ -810,6 +909,57 @@ mod tests {
         assert!(valid_slot_name("barman_1"));
         assert!(!valid_slot_name("x'; DROP TABLE t; --"));
         assert!(!valid_slot_name(""));
+    }
+
+    struct NoCommands;
+
+    impl CommandRunner for NoCommands {
+        fn run(&self, _: &str, _: Duration) -> std::result::Result<i32, String> {
+            Err("no command in unit tests".into())
+        }
+    }
+
+    #[test]
+    fn the_wal_archive_check_archives_and_switches_only_on_an_empty_archive() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir(&home).unwrap();
+        let text = format!(
+            "[barman]\nbarman_home = {}\n\n[pg]\nconninfo = host=127.0.0.1 port=1\narchiver = on\n\n\
+             [nopg]\narchiver = on\n\n[passive]\nprimary_ssh_command = ssh pg\n",
+            home.display()
+        );
+        let config =
+            crate::config::Config::parse_str(&text, Path::new("/etc/barman.conf")).unwrap();
+        let hooks = HookSetup::new("1.0", "/etc/barman.conf");
+        let ctx = CheckContext {
+            clock: &crate::clock::SystemClock,
+            runner: &NoCommands,
+            timeout: Duration::from_secs(30),
+            hooks: &hooks,
+        };
+        let global = config.global();
+        let server = |name| {
+            let s = config.server(name).unwrap();
+            s.layout().ensure().unwrap();
+            s
+        };
+        // Empty, nothing waits, no PostgreSQL to switch a WAL on: at once.
+        let start = std::time::Instant::now();
+        assert!(!archive_works(global, server("nopg"), false, &ctx));
+        assert!(!archive_works(global, server("pg"), false, &ctx));
+        assert!(start.elapsed() < Duration::from_secs(10));
+        // A backup waiting for WALs, or a WAL in xlog.db: it works.
+        assert!(archive_works(global, server("pg"), true, &ctx));
+        let pg = server("pg");
+        std::fs::write(
+            pg.layout().xlogdb_path("pg"),
+            "000000010000000000000001\t16777216\t1700000000.0\tNone\n",
+        )
+        .unwrap();
+        assert!(archive_works(global, pg, false, &ctx));
+        // A passive node never archives nor switches: xlog.db decides.
+        assert!(!archive_works(global, server("passive"), false, &ctx));
     }
 
     #[test]

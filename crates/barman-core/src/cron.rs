@@ -2,7 +2,10 @@
 //! (BARMAN-BEHAVIOUR.md §1.4 `cron`, §5.2, §6.5).
 //!
 //! Under the global `.cron.lock`, then per server under
-//! `.<server>-cron.lock` (a busy lock skips, it never waits):
+//! `.<server>-cron.lock` (a busy lock skips, it never waits). The `barman`
+//! command runs each server's steps ([`cron_server`]) in a process of its
+//! own, so that a server stuck in a step never holds the others (see
+//! [`cron`]):
 //!
 //! 1. `archive-wal` (in process, under the archive-wal lock, so two crons
 //!    never run two archivers);
@@ -31,7 +34,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::backup::{Spawner, check_backup_info, fail_interrupted};
-use crate::catalog::{BackupId, BackupStatus, LockKind, read_owner, try_acquire};
+use crate::catalog::{BackupId, BackupStatus, LockGuard, LockKind, read_owner, try_acquire};
 use crate::clock::Clock;
 use crate::config::{GlobalConfig, RetentionPolicyMode, ServerConfig};
 use crate::delete::{DeleteObserver, DeleteReport, delete_one, finish_interrupted};
@@ -123,33 +126,52 @@ pub struct CronReport {
     pub servers: Vec<ServerCronReport>,
 }
 
-/// Runs cron over `servers` under the global cron lock.
+/// Runs cron over `servers` under the global cron lock, one server after
+/// the other in this process.
+///
+/// A server whose step waits (archive-wal blocked on a held xlog.db lock,
+/// say) delays the following servers. The `barman` command therefore does
+/// not use this: it runs [`cron_server`] of every server in a process of
+/// its own (see the CLI's `cron`), with [`global_lock`] and
+/// [`cron_servers`]; this in-process run is for embedders and tests.
 pub fn cron(
     global: &GlobalConfig,
     servers: &[&ServerConfig],
     ctx: &mut CronContext<'_>,
 ) -> Result<CronReport> {
     let mut report = CronReport::default();
-    crate::fs::create_dir_secure(&global.barman_lock_directory)?;
-    let _lock = match try_acquire(&global.barman_lock_directory, &LockKind::Cron) {
-        Ok(lock) => lock,
-        Err(Error::LockBusy { .. }) => {
-            ctx.observer
-                .message("Another cron process is already running. Skipping.");
-            report.skipped_busy = true;
-            return Ok(report);
-        }
-        Err(e) => return Err(e),
+    let Some(_lock) = global_lock(global, ctx.observer)? else {
+        report.skipped_busy = true;
+        return Ok(report);
     };
-    let mut sorted: Vec<&ServerConfig> = servers.to_vec();
-    sorted.sort_by(|a, b| a.name.cmp(&b.name));
-    for server in sorted {
-        if server.disabled {
-            continue;
-        }
+    for server in cron_servers(servers) {
         report.servers.push(cron_server(global, server, ctx));
     }
     Ok(report)
+}
+
+/// Takes the global `.cron.lock` (creating the lock directory). `None`,
+/// after Barman's message to `observer`, when another cron holds it.
+pub fn global_lock(
+    global: &GlobalConfig,
+    observer: &mut dyn CronObserver,
+) -> Result<Option<LockGuard>> {
+    crate::fs::create_dir_secure(&global.barman_lock_directory)?;
+    match try_acquire(&global.barman_lock_directory, &LockKind::Cron) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(Error::LockBusy { .. }) => {
+            observer.message("Another cron process is already running. Skipping.");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The servers cron works on, in name order: every one not disabled.
+pub fn cron_servers<'a>(servers: &[&'a ServerConfig]) -> Vec<&'a ServerConfig> {
+    let mut sorted: Vec<&ServerConfig> = servers.iter().copied().filter(|s| !s.disabled).collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    sorted
 }
 
 /// Cron for one server, under its cron lock. Errors of one step are
@@ -471,4 +493,59 @@ fn report_for(
         tracing::warn!("server {}: {warning}", server.name);
     }
     Some(retention)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    struct Collect(Vec<String>);
+
+    impl CronObserver for Collect {
+        fn message(&mut self, text: &str) {
+            self.0.push(text.to_owned());
+        }
+    }
+
+    fn config(home: &Path) -> Config {
+        let text = format!(
+            "[barman]\nbarman_home = {}\n\n[b]\nconninfo = host=x\n\n[c]\nconninfo = host=x\n\n[a]\nconninfo = host=x\n",
+            home.display()
+        );
+        Config::parse_str(&text, Path::new("/etc/barman.conf")).unwrap()
+    }
+
+    #[test]
+    fn cron_servers_are_in_name_order_without_the_disabled_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let mut c = config.server("c").unwrap().clone();
+        c.disabled = true;
+        let servers = [config.server("b").unwrap(), &c, config.server("a").unwrap()];
+        let names: Vec<&str> = cron_servers(&servers)
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
+    fn a_busy_global_lock_is_reported_and_never_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(&dir.path().join("home"));
+        let mut seen = Collect(Vec::new());
+        let held = global_lock(config.global(), &mut seen).unwrap();
+        assert!(held.is_some());
+        assert!(dir.path().join("home/.cron.lock").is_file());
+        assert!(global_lock(config.global(), &mut seen).unwrap().is_none());
+        assert_eq!(
+            seen.0,
+            ["Another cron process is already running. Skipping."]
+        );
+        drop(held);
+        assert!(global_lock(config.global(), &mut seen).unwrap().is_some());
+    }
 }

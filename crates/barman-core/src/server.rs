@@ -1,11 +1,15 @@
 //! Glue between a server's configuration and the operations: its WAL codec,
 //! what its WAL files must match, archive-wal options.
 
+use std::time::{Duration, Instant};
+
 use barman_wal::{Codec, Compression, CustomFilter};
 
-use crate::archive::{ArchiveOptions, PutWalOptions, WalExpectations};
+use crate::archive::{ArchiveOptions, PutWalOptions, Stopped, WalExpectations};
 use crate::catalog::Identity;
+use crate::clock::Clock;
 use crate::config::{GlobalConfig, ServerConfig};
+use crate::hooks::ServerHooks;
 use crate::postgres::PgConnection;
 use crate::{Error, Result};
 
@@ -122,4 +126,105 @@ pub fn archive_setup(
     };
     let found = expectations.system_identifier.is_some();
     Ok((archive_options(global, server, expectations)?, found))
+}
+
+/// How [`archive_until`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveWait {
+    /// The awaited condition held after an archive-wal run.
+    Done,
+    /// A run stopped at a file (a pre-archive hook's ABORT_STOP, SIGINT or
+    /// SIGTERM).
+    Stopped(Stopped),
+    /// The timeout passed first.
+    TimedOut,
+}
+
+/// Runs archive-wal for `server` (with its archive hooks) until `done()`
+/// holds after a run, a run stops, or `timeout` passes: at least one run,
+/// then one every 100 ms, as Barman's `wait_for_wal`. A busy archive-wal
+/// lock (another archiver is at work) counts as a run that did nothing.
+pub fn archive_until(
+    global: &GlobalConfig,
+    server: &ServerConfig,
+    hooks: &ServerHooks,
+    clock: &dyn Clock,
+    timeout: Duration,
+    mut done: impl FnMut() -> bool,
+) -> Result<ArchiveWait> {
+    const POLL: Duration = Duration::from_millis(100);
+    let start = Instant::now();
+    let layout = server.layout();
+    loop {
+        let (options, _) = archive_setup(global, server)?;
+        match crate::archive::archive_wal(&layout, &options, clock, &mut hooks.archive_observer()) {
+            Ok(report) => {
+                if let Some(stopped) = report.stopped {
+                    return Ok(ArchiveWait::Stopped(stopped));
+                }
+            }
+            Err(Error::LockBusy { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        if done() {
+            return Ok(ArchiveWait::Done);
+        }
+        let left = timeout.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return Ok(ArchiveWait::TimedOut);
+        }
+        std::thread::sleep(POLL.min(left));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::config::Config;
+
+    #[test]
+    fn archive_until_runs_until_done_or_the_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir(&home).unwrap();
+        // PostgreSQL refuses connections: no system identifier to check.
+        let text = format!(
+            "[barman]\nbarman_home = {}\n\n[pg]\nconninfo = host=127.0.0.1 port=1\narchiver = on\n",
+            home.display()
+        );
+        let config = Config::parse_str(&text, Path::new("/etc/barman.conf")).unwrap();
+        let server = config.server("pg").unwrap();
+        server.layout().ensure().unwrap();
+        let hooks = ServerHooks::none();
+        let wait = |timeout, done: &mut dyn FnMut() -> bool| {
+            archive_until(config.global(), server, &hooks, &SystemClock, timeout, done).unwrap()
+        };
+
+        let mut runs = 0;
+        let start = Instant::now();
+        let end = wait(Duration::from_millis(350), &mut || {
+            runs += 1;
+            false
+        });
+        assert_eq!(end, ArchiveWait::TimedOut);
+        assert!(start.elapsed() >= Duration::from_millis(350));
+        assert!(runs >= 2, "{runs} run(s)");
+
+        let mut runs = 0;
+        let end = wait(Duration::ZERO, &mut || {
+            runs += 1;
+            false
+        });
+        assert_eq!((end, runs), (ArchiveWait::TimedOut, 1));
+
+        let mut runs = 0;
+        let end = wait(Duration::from_secs(60), &mut || {
+            runs += 1;
+            true
+        });
+        assert_eq!((end, runs), (ArchiveWait::Done, 1));
+    }
 }

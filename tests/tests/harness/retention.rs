@@ -337,10 +337,10 @@ fn kill_9_during_delete_is_finished_by_the_next_cron() {
 }
 
 /// Holds `lock` (a barman lock file) with flock(1) until dropped.
-struct Held(Child);
+pub(crate) struct Held(Child);
 
 impl Held {
-    fn new(lock: &Path) -> Self {
+    pub(crate) fn new(lock: &Path) -> Self {
         use std::os::unix::process::CommandExt as _;
         // Its own process group, so that dropping it kills `sleep` too
         // (the child inherits the locked descriptor).

@@ -1,27 +1,22 @@
-//! Catalog management: `barman delete`, `barman keep`, `barman cron`.
+//! Catalog management: `barman delete`, `barman keep` (`barman cron` is
+//! in [`super::cron`]).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
-
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use barman_core::Error;
-use barman_core::backup::ShellSpawner;
-use barman_core::catalog::{BackupId, KeepTarget};
-use barman_core::clock::SystemClock;
+use barman_core::catalog::KeepTarget;
 use barman_core::config::Config;
-use barman_core::cron::{CronContext, CronObserver, CronSpawner};
+use barman_core::cron::CronObserver;
 use barman_core::delete::DeleteObserver;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::args::Format;
 use crate::output::Output;
 
 /// Console lines of a delete or a cron run: printed (console) and kept for
 /// the JSON document.
-struct Lines<'a> {
-    out: &'a mut Output,
-    collected: Vec<String>,
+pub(super) struct Lines<'a> {
+    pub(super) out: &'a mut Output,
+    pub(super) collected: Vec<String>,
 }
 
 impl Lines<'_> {
@@ -179,123 +174,6 @@ pub fn keep(
             }
         }
         KeepAction::Missing => {}
-    }
-    Ok(())
-}
-
-/// Starts `barman -c CONFIG receive-wal SERVER` in its own process group,
-/// detached from cron (no stdin/stdout/stderr: it logs to the log file).
-struct SelfSpawner {
-    exe: PathBuf,
-    config: PathBuf,
-}
-
-impl SelfSpawner {
-    /// `barman -c CONFIG -q ARGS` in its own process group, detached.
-    fn spawn(&self, args: &[&str]) -> barman_core::Result<u32> {
-        use std::os::unix::process::CommandExt as _;
-        let child = Command::new(&self.exe)
-            .arg("-c")
-            .arg(&self.config)
-            .arg("-q")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .map_err(|e| Error::io("cannot start", &self.exe, e))?;
-        Ok(child.id())
-    }
-}
-
-impl CronSpawner for SelfSpawner {
-    fn spawn_receive_wal(&self, server: &str) -> barman_core::Result<u32> {
-        self.spawn(&["receive-wal", server])
-    }
-
-    fn terminate(&self, pid: u32) -> barman_core::Result<()> {
-        terminate_pid(pid)
-    }
-
-    fn spawn_sync_backup(&self, server: &str, backup_id: &BackupId) -> barman_core::Result<u32> {
-        self.spawn(&["sync-backup", server, backup_id.as_str()])
-    }
-
-    fn spawn_sync_wals(&self, server: &str) -> barman_core::Result<u32> {
-        self.spawn(&["sync-wals", server])
-    }
-}
-
-/// Sends SIGTERM to `pid` (through `kill`, no unsafe code here).
-pub fn terminate_pid(pid: u32) -> barman_core::Result<()> {
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map_err(|e| Error::io("cannot run", "kill", e))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(Error::Timeout(format!(
-            "kill -TERM {pid} exited with {status}"
-        )))
-    }
-}
-
-/// `barman cron`.
-pub fn cron(config: &Config, explicit: Option<&Path>, out: &mut Output) -> Result<()> {
-    let exe = std::env::current_exe().context("cannot find the barman executable")?;
-    let config_path = explicit.map_or_else(|| config.path().to_path_buf(), Path::to_path_buf);
-    let spawner = SelfSpawner {
-        exe,
-        config: std::fs::canonicalize(&config_path).unwrap_or(config_path),
-    };
-    let servers: Vec<_> = config.servers().collect();
-    let hooks = super::interruptible_hooks(config, &servers)?;
-    let mut lines = Lines {
-        out,
-        collected: Vec::new(),
-    };
-    let mut ctx = CronContext {
-        clock: &SystemClock,
-        spawner: &spawner,
-        shell: Arc::new(ShellSpawner),
-        config_path: Some(&spawner.config),
-        observer: &mut lines,
-        hooks: &hooks,
-    };
-    let report = barman_core::cron::cron(config.global(), &servers, &mut ctx)?;
-    let collected = std::mem::take(&mut lines.collected);
-    if out.format() == Format::Json {
-        let servers: Vec<Value> = report
-            .servers
-            .iter()
-            .map(|s| {
-                json!({
-                    "server": s.server,
-                    "skipped_busy": s.skipped_busy,
-                    "archived": s.archived,
-                    "receive_wal_started": s.receive_wal_started,
-                    "receive_wal_stopped": s.receive_wal_stopped,
-                    "failed_interrupted": s.failed_interrupted.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    "checked": s.checked.as_ref().map(|(id, st)| json!({"backup_id": id.to_string(), "status": st.as_str()})),
-                    "deleted": s.deleted.deleted.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    "wals_removed": s.deleted.wals_removed,
-                    "primary_info": s.primary_info,
-                    "sync_backup_started": s.sync_backup_started.as_ref().map(|(id, pid)| json!({"backup_id": id.to_string(), "pid": pid})),
-                    "sync_wals_started": s.sync_wals_started,
-                    "errors": s.errors,
-                })
-            })
-            .collect();
-        out.json_result(
-            "cron",
-            json!({ "skipped_busy": report.skipped_busy, "servers": servers, "messages": collected }),
-        );
     }
     Ok(())
 }

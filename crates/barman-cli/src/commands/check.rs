@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use super::select_servers;
 use crate::args::Format;
 use crate::exit::Exit;
-use crate::output::Output;
+use crate::output::{GLOBAL_ERRORS, Output};
 
 /// Runs shell commands with a deadline (the `ssh` check).
 struct ShellRunner;
@@ -57,8 +57,13 @@ fn json_key(check: &str) -> String {
     check.replace(' ', "_").to_lowercase()
 }
 
-/// The Nagios status line and detail lines for every server's results.
-pub fn nagios_report(results: &[(String, Vec<CheckResult>)]) -> (bool, Vec<String>) {
+/// The Nagios status line and detail lines for every server's results, as
+/// Barman's Nagios writer prints them; `global_errors`: an error was
+/// reported besides the checks (an unknown server).
+pub fn nagios_report(
+    results: &[(String, Vec<CheckResult>)],
+    global_errors: bool,
+) -> (bool, Vec<String>) {
     let servers: Vec<&str> = results.iter().map(|(s, _)| s.as_str()).collect();
     let mut perf = Vec::new();
     for (server, checks) in results {
@@ -83,6 +88,10 @@ pub fn nagios_report(results: &[(String, Vec<CheckResult>)]) -> (bool, Vec<Strin
         })
         .collect();
     let mut lines = Vec::new();
+    if failing.is_empty() && global_errors {
+        lines.push(GLOBAL_ERRORS.to_owned());
+        return (false, lines);
+    }
     if failing.is_empty() {
         lines.push(match servers.as_slice() {
             [] => "BARMAN OK - No server configured".to_owned(),
@@ -136,12 +145,14 @@ pub fn run(
     out: &mut Output,
 ) -> Result<()> {
     let servers = select_servers(config, names, out);
+    let hooks = super::interruptible_hooks(config, &servers)?;
     let mut results = Vec::new();
     for server in servers {
         let ctx = CheckContext {
             clock: &SystemClock,
             runner: &ShellRunner,
             timeout: Duration::from_secs(check_timeout.unwrap_or(server.check_timeout).max(1)),
+            hooks: &hooks,
         };
         let checks = check_server(config.global(), server, &ctx);
         for c in checks.iter().filter(|c| !c.ok) {
@@ -159,11 +170,12 @@ pub fn run(
     }
     let all_ok = results.iter().all(|(_, c)| c.iter().all(|r| r.ok));
     if nagios {
-        let (_, lines) = nagios_report(&results);
-        for line in lines {
-            println_stdout(&line)?;
-        }
-        if !all_ok {
+        // Errors reported before (an unknown server) are Barman's "global
+        // configuration errors"; nothing but these lines is printed.
+        let global_errors = out.exit_code() != Exit::Ok;
+        let (ok, lines) = nagios_report(&results, global_errors);
+        out.nagios_status(&lines)?;
+        if !ok {
             out.set_exit(Exit::Critical);
         }
         return Ok(());
@@ -199,12 +211,6 @@ pub fn run(
     Ok(())
 }
 
-/// Nagios output goes to stdout whatever `-f` says.
-fn println_stdout(line: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    writeln!(std::io::stdout(), "{line}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,7 +229,7 @@ mod tests {
         let mut size = result("backup minimum size", true, Some("1 B"));
         size.perfdata = Some(789);
         let one = vec![("a".to_owned(), vec![result("PostgreSQL", true, None), size])];
-        let (ok, lines) = nagios_report(&one);
+        let (ok, lines) = nagios_report(&one, false);
         assert!(ok);
         assert_eq!(
             lines,
@@ -233,12 +239,15 @@ mod tests {
             ("a".to_owned(), vec![result("x", true, None)]),
             ("b".to_owned(), vec![result("x", true, None)]),
         ];
-        let (_, lines) = nagios_report(&many);
+        let (_, lines) = nagios_report(&many, false);
         assert_eq!(
             lines,
             ["BARMAN OK - Ready to serve the Espresso backup for 2 servers * a * b"]
         );
-        assert_eq!(nagios_report(&[]).1, ["BARMAN OK - No server configured"]);
+        assert_eq!(
+            nagios_report(&[], false).1,
+            ["BARMAN OK - No server configured"]
+        );
     }
 
     #[test]
@@ -251,7 +260,7 @@ mod tests {
                 result("backup maximum age", false, None),
             ],
         )];
-        let (ok, lines) = nagios_report(&res);
+        let (ok, lines) = nagios_report(&res, false);
         assert!(!ok);
         assert_eq!(
             lines,
@@ -259,6 +268,30 @@ mod tests {
                 "BARMAN CRITICAL - server pg has issues * pg FAILED: archiver errors, backup maximum age",
                 "pg.archiver errors: FAILED (1 duplicate)",
                 "pg.backup maximum age: FAILED",
+            ]
+        );
+    }
+
+    #[test]
+    fn nagios_global_errors_without_failed_checks_are_critical() {
+        let res = vec![("pg".to_owned(), vec![result("PostgreSQL", true, None)])];
+        assert_eq!(
+            nagios_report(&res, true),
+            (false, vec![GLOBAL_ERRORS.to_owned()])
+        );
+        assert_eq!(
+            nagios_report(&[], true),
+            (false, vec![GLOBAL_ERRORS.to_owned()])
+        );
+        // With failed checks the failures are listed, as Barman does.
+        let failed = vec![("pg".to_owned(), vec![result("wal_level", false, None)])];
+        let (ok, lines) = nagios_report(&failed, true);
+        assert!(!ok);
+        assert_eq!(
+            lines,
+            [
+                "BARMAN CRITICAL - server pg has issues * pg FAILED: wal_level",
+                "pg.wal_level: FAILED"
             ]
         );
     }

@@ -6,12 +6,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use barman_core::Error;
 use barman_core::archive::{self, ErrorKind, Outcome, Received, Source};
 use barman_core::clock::SystemClock;
 use barman_core::config::{Config, ServerConfig};
 use barman_core::hooks::HookSetup;
 use barman_core::postgres::PgConnection;
-use barman_core::{Error, server as srv};
+use barman_core::server::{self as srv, ArchiveWait};
 use barman_wal::{Compression, CompressionLevel, WalFileName};
 use serde_json::json;
 
@@ -480,41 +481,28 @@ fn switch_one(
     let start = Instant::now();
     let layout = server.layout();
     let hooks = super::interruptible_hooks(config, &[server])?.server(server)?;
-    loop {
-        let (options, _) = srv::archive_setup(config.global(), server)?;
-        match archive::archive_wal(
-            &layout,
-            &options,
-            &SystemClock,
-            &mut hooks.archive_observer(),
-        ) {
-            Ok(report) => {
-                if let Some(stopped) = report.stopped {
-                    out.error(&format!(
-                        "archiving of {} for server {name} stopped: {}",
-                        stopped.name, stopped.reason
-                    ));
-                    return Ok(());
-                }
-            }
-            Err(Error::LockBusy { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-        if layout.wal_path(&wal_name).is_file() {
-            out.line(&format!(
-                "The WAL file {wal} has been archived in {:.1} seconds",
-                start.elapsed().as_secs_f64()
-            ))?;
-            return Ok(());
-        }
-        if start.elapsed() >= Duration::from_secs(timeout) {
-            out.error(&format!(
-                "The WAL file {wal} has not been received in {timeout} seconds"
-            ));
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(250));
+    let waited = srv::archive_until(
+        config.global(),
+        server,
+        &hooks,
+        &SystemClock,
+        Duration::from_secs(timeout),
+        || layout.wal_path(&wal_name).is_file(),
+    )?;
+    match waited {
+        ArchiveWait::Done => out.line(&format!(
+            "The WAL file {wal} has been archived in {:.1} seconds",
+            start.elapsed().as_secs_f64()
+        ))?,
+        ArchiveWait::Stopped(stopped) => out.error(&format!(
+            "archiving of {} for server {name} stopped: {}",
+            stopped.name, stopped.reason
+        )),
+        ArchiveWait::TimedOut => out.error(&format!(
+            "The WAL file {wal} has not been received in {timeout} seconds"
+        )),
     }
+    Ok(())
 }
 
 /// `barman rebuild-xlogdb SERVER...`.
