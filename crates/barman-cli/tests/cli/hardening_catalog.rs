@@ -263,6 +263,7 @@ fn unusual_backup(home: &Path, id: &str, changes: &[(&str, &str)], files: &[&str
 fn backups_barman_rs_cannot_restore_are_refused_before_writing_and_still_listed() {
     const TAR: &str = "20261123T000000";
     const INCREMENTAL: &str = "20261124T000000";
+    const UNSAID: &str = "20261122T100000";
     let (dir, conf) = fixture_setup();
     let home = dir.path().join("home");
     // As Barman 3.20 writes them: a gzip tar backup, a PostgreSQL 17
@@ -284,7 +285,6 @@ fn backups_barman_rs_cannot_restore_are_refused_before_writing_and_still_listed(
         ],
     );
     // Its backup.info says nothing, its files do.
-    const UNSAID: &str = "20261122T100000";
     unusual_backup(&home, UNSAID, &[], &["base.tar.gz"]);
     let dest = dir.path().join("restore");
     for (asked, id, reason) in [
