@@ -220,7 +220,7 @@ pub enum Command {
         #[arg(long = "jobs-start-batch-size", value_name = "N", hide = true)]
         jobs_start_batch_size: Option<u32>,
         /// Bandwidth limit in KB/s for the whole backup (0: none).
-        #[arg(long = "bwlimit", value_name = "KBPS")]
+        #[arg(long = "bwlimit", value_name = "KBPS", value_parser = bwlimit_parser())]
         bwlimit: Option<u64>,
         /// Retries of the copy after a failure.
         #[arg(long = "retry-times", value_name = "N")]
@@ -527,7 +527,7 @@ pub struct RecoverArgs {
     #[arg(long = "jobs-start-batch-size", value_name = "N", hide = true)]
     pub jobs_start_batch_size: Option<u32>,
     /// Bandwidth limit in KB/s (0: none).
-    #[arg(long = "bwlimit", value_name = "KBPS")]
+    #[arg(long = "bwlimit", value_name = "KBPS", value_parser = bwlimit_parser())]
     pub bwlimit: Option<u64>,
     /// Compress the agent sessions with zstd.
     #[arg(
@@ -559,4 +559,10 @@ pub struct RecoverArgs {
     /// Accepted for compatibility.
     #[arg(long = "no-retry", hide = true)]
     pub no_retry: bool,
+}
+
+/// `--bwlimit KBPS`: at most [`MAX_BANDWIDTH_LIMIT_KBPS`](barman_core::config::MAX_BANDWIDTH_LIMIT_KBPS),
+/// whose bytes per second fit (a larger value would wrap to a tiny limit, or none).
+fn bwlimit_parser() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(..=barman_core::config::MAX_BANDWIDTH_LIMIT_KBPS)
 }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -61,7 +62,8 @@ pub fn parse_level(name: &str) -> Level {
     }
 }
 
-/// Installs the subscriber: to `log_file` when set (appending), else stderr.
+/// Installs the subscriber: to `log_file` when set (appending; created with
+/// mode 0600), else stderr.
 pub fn init(log_file: Option<&Path>, level: Level) -> Result<()> {
     install(log_file, level, true)
 }
@@ -78,7 +80,14 @@ fn install(log_file: Option<&Path>, level: Level, stderr: bool) -> Result<()> {
         .with_max_level(level)
         .event_format(BarmanFormat);
     let file = match log_file {
-        Some(path) => match OpenOptions::new().create(true).append(true).open(path) {
+        // Created 0600 like the catalog files (whatever the umask): a log
+        // line may name hosts, paths and users.
+        Some(path) => match OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+        {
             Ok(f) => Some(f),
             Err(_) if !stderr => None,
             Err(e) => {

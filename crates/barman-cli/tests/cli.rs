@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use serde_json::Value;
 
+#[path = "cli/hardening_catalog.rs"]
+mod hardening_catalog;
 #[path = "cli/listings.rs"]
 mod listings;
 #[path = "cli/sync_info.rs"]

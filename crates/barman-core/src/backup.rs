@@ -156,22 +156,16 @@ fn mode_name(method: BackupMethod) -> &'static str {
 }
 
 /// Refuses what this build cannot back up, before anything is written.
-fn refuse_unsupported(server: &ServerConfig) -> Result<()> {
+fn refuse_unsupported(server: &ServerConfig, options: &BackupOptions) -> Result<()> {
     if server.is_passive() {
         return Err(Error::PassiveServer {
             server: server.name.clone(),
             action: "backup",
         });
     }
-    match server.backup_method {
-        BackupMethod::Rsync | BackupMethod::LocalRsync | BackupMethod::Postgres => {}
-        other => {
-            return Err(Error::BackupRefused(format!(
-                "server `{}`: backup_method = {other} is not supported yet (use rsync or local-rsync)",
-                server.name
-            )));
-        }
-    }
+    // snapshot and local-to-cloud backup methods are rows of the table.
+    server.refuse_not_implemented()?;
+    server.check_bandwidth_limits(options.bwlimit)?;
     if server.backup_method == BackupMethod::Rsync && server.ssh_command.is_none() {
         return Err(Error::BackupRefused(format!(
             "server `{}`: backup_method = rsync needs ssh_command",
@@ -332,7 +326,7 @@ pub fn plan_backup(
     options: &BackupOptions,
     spawner: Arc<dyn Spawner>,
 ) -> Result<CopyPlan> {
-    refuse_unsupported(server)?;
+    refuse_unsupported(server, options)?;
     let pg = PgConnection::connect(
         server.conninfo.as_deref().unwrap_or_default(),
         "barman_backup",
@@ -427,7 +421,7 @@ pub fn backup(
     options: &BackupOptions,
     ctx: &mut BackupContext<'_>,
 ) -> Result<BackupReport> {
-    refuse_unsupported(server)?;
+    refuse_unsupported(server, options)?;
     let conninfo = server.conninfo.clone().unwrap_or_default();
     // The pre-backup checks: PostgreSQL answers, the API and identity agree.
     let pg = PgConnection::connect(&conninfo, "barman_backup")?;
@@ -920,14 +914,15 @@ impl Running<'_> {
             .filter(|&l| l > 0);
         let exec = ExecOptions {
             jobs,
-            bandwidth_limit: kbps.map(|k| k * 1024),
+            // Checked by refuse_unsupported: kbps * 1024 fits.
+            bandwidth_limit: kbps.map(|k| k.saturating_mul(1024)),
             tree_limits: self
                 .facts
                 .tablespaces
                 .iter()
                 .filter_map(|t| {
                     let limit = server.tablespace_bandwidth_limit.as_ref()?.get(&t.name)?;
-                    (*limit > 0).then(|| (t.oid.to_string(), limit * 1024))
+                    (*limit > 0).then(|| (t.oid.to_string(), limit.saturating_mul(1024)))
                 })
                 .collect(),
             previous_dir,

@@ -120,6 +120,15 @@ pub fn check_server(
     ctx: &CheckContext<'_>,
 ) -> Vec<CheckResult> {
     let mut out = Vec::new();
+    // Options barman-rs would ignore: nothing else is checked (or archived).
+    if let Err(e) = server.refuse_not_implemented() {
+        out.push(CheckResult::new(
+            "configuration",
+            false,
+            Some(e.to_string()),
+        ));
+        return out;
+    }
     let catalog = server.catalog();
     let layout = catalog.layout().clone();
     let backups = catalog.backups().unwrap_or_else(|e| {

@@ -14,6 +14,7 @@ mod global;
 mod ini;
 mod json;
 mod keys;
+mod not_implemented;
 mod resolve;
 mod server;
 mod values;
@@ -23,12 +24,14 @@ use std::path::{Path, PathBuf};
 
 pub use global::{DEFAULT_BARMAN_HOME, DEFAULT_LOG_FORMAT, GlobalConfig};
 pub use ini::Origin;
+pub use not_implemented::{ACCEPTED_AND_IGNORED, NOT_IMPLEMENTED};
 pub use server::{HOOK_SCRIPT_KEYS, ServerConfig};
 pub(crate) use values::human_duration;
 pub use values::{
     BackupCompression, BackupCompressionFormat, BackupCompressionLocation, BackupMethod,
-    BackupOption, CombineMode, CreateSlot, Encryption, LogLevel, RecoveryOption,
-    RetentionPolicyMode, ReuseBackup, StagingLocation, WalRetentionPolicy, parse_hex_magic,
+    BackupOption, CombineMode, CreateSlot, Encryption, LogLevel, MAX_BANDWIDTH_LIMIT_KBPS,
+    RecoveryOption, RetentionPolicyMode, ReuseBackup, StagingLocation, WalRetentionPolicy,
+    parse_hex_magic,
 };
 
 use crate::error::{Error, Result};

@@ -210,6 +210,11 @@ pub fn cron_server(
         drop(lock);
         return report;
     }
+    if let Err(e) = server.refuse_not_implemented() {
+        ctx.observer.message(&format!("ERROR: {e}"));
+        report.errors.push(e.to_string());
+        return report;
+    }
     let step = |report: &mut ServerCronReport, ctx: &mut CronContext<'_>, r: Result<()>| {
         if let Err(e) = r {
             ctx.observer.message(&format!("ERROR: server {name}: {e}"));

@@ -68,6 +68,22 @@ pub enum Error {
     /// Several configuration errors, reported together (one per line).
     #[error("{} configuration errors:\n{}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     ConfigErrors(Vec<Error>),
+    /// A server sets an option barman-rs accepts but does not act on yet
+    /// ([`crate::config::NOT_IMPLEMENTED`]): refused rather than ignored.
+    #[error(
+        "server `{server}`: option {option} = {value} is accepted but not implemented by barman-rs yet \
+         ({missing}): remove it from the configuration, or keep using Barman for this server"
+    )]
+    NotImplemented {
+        /// The server.
+        server: String,
+        /// The option as written in the configuration.
+        option: String,
+        /// Its value (`***` for a secret).
+        value: String,
+        /// The feature barman-rs does not have.
+        missing: String,
+    },
     // -- catalog errors (owned by catalog/) --
     /// A line of a catalog file (backup.info, xlog.db, keep, identity.json) is malformed.
     #[error("{}:{line}: {message}", path.display())]
@@ -121,6 +137,23 @@ pub enum Error {
         backup_id: String,
         /// The path looked at first (meta/).
         path: PathBuf,
+    },
+    /// A backup barman-rs cannot restore or synchronise yet (tar format,
+    /// encrypted, incremental, snapshot: see
+    /// [`BackupInfo::restore_obstacle`](crate::BackupInfo::restore_obstacle));
+    /// refused before anything is written.
+    #[error(
+        "backup {backup_id} of server `{server}` cannot be {action} by barman-rs yet: {reason} (not implemented)"
+    )]
+    BackupNotSupported {
+        /// The server.
+        server: String,
+        /// The backup id.
+        backup_id: String,
+        /// What was refused (`restored`, `synchronised`).
+        action: &'static str,
+        /// Why (the backup's kind).
+        reason: String,
     },
     /// A WAL file name, segment name or LSN is invalid (from `barman-wal`).
     #[error(transparent)]

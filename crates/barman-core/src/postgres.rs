@@ -49,18 +49,14 @@ const SUPPORTED_KEYS: [&str; 12] = [
     "target_session_attrs",
 ];
 
-/// A conninfo string with secret values replaced by `***` (key=value form;
-/// a URI has its password removed).
+/// A conninfo string with secret values replaced by `***`: `password` and
+/// `sslpassword` in the `key=value` form; in a URI, the password of its
+/// user info (`postgresql://user:***@host`) and those keys among its query
+/// parameters (`?password=***`, percent-encoded key names included).
 pub fn redact_conninfo(conninfo: &str) -> String {
-    if conninfo.starts_with("postgres://") || conninfo.starts_with("postgresql://") {
-        // scheme://user:password@host...
-        if let Some((scheme, rest)) = conninfo.split_once("://")
-            && let Some((auth, tail)) = rest.split_once('@')
-            && let Some((user, _)) = auth.split_once(':')
-        {
-            return format!("{scheme}://{user}:***@{tail}");
-        }
-        return conninfo.to_owned();
+    let trimmed = conninfo.trim_start();
+    if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
+        return redact_uri(trimmed);
     }
     parse_conninfo(conninfo).map_or_else(
         |_| "<unparsable conninfo>".to_owned(),
@@ -78,6 +74,67 @@ pub fn redact_conninfo(conninfo: &str) -> String {
                 .join(" ")
         },
     )
+}
+
+/// [`redact_conninfo`] of a `postgres[ql]://` URI. Works on the text, so
+/// that a URI the parser would refuse is redacted too; it rather hides too
+/// much (everything after the first `:` of what precedes the last `@`).
+fn redact_uri(uri: &str) -> String {
+    let (scheme, rest) = uri.split_once("://").unwrap_or(("", uri));
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    let mut out = format!("{scheme}://");
+    match before_query.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            match userinfo.split_once(':') {
+                Some((user, _)) => {
+                    out.push_str(user);
+                    out.push_str(":***");
+                }
+                None => out.push_str(userinfo),
+            }
+            out.push('@');
+            out.push_str(host);
+        }
+        None => out.push_str(before_query),
+    }
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((key, _)) if is_secret_uri_key(key) => format!("{key}=***"),
+                _ => param.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
+/// Whether a URI query key (percent-encoded as written) names a secret.
+fn is_secret_uri_key(key: &str) -> bool {
+    let bytes = key.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        if let Some(b) = hex {
+            decoded.push(b);
+            i += 3;
+        } else {
+            decoded.push(bytes[i]);
+            i += 1;
+        }
+    }
+    let decoded = String::from_utf8_lossy(&decoded);
+    SECRET_KEYS.contains(&decoded.trim())
 }
 
 fn quote_value(v: &str) -> String {
@@ -480,6 +537,24 @@ mod tests {
         let r = redact_conninfo("postgresql://barman:s3cret@pg:5432/postgres");
         assert_eq!(r, "postgresql://barman:***@pg:5432/postgres");
         assert!(!redact_conninfo("host='x password=s3cret").contains("s3cret"));
+        // Passwords as URI query parameters, key percent-encoded or not.
+        let r = redact_conninfo(
+            "postgresql://barman@pg/db?sslmode=require&password=s3cret&pass%77ord=s3cret&sslpassword=s3cret",
+        );
+        assert_eq!(
+            r,
+            "postgresql://barman@pg/db?sslmode=require&password=***&pass%77ord=***&sslpassword=***"
+        );
+        for uri in [
+            " postgres://u:s3cret@h/db",
+            "postgresql://u:s3c/ret@h/db",
+            "postgresql://u:s3c@ret@h",
+            "postgresql://h?password=s3cret%zz",
+            "postgresql://h?application_name=x&password=s3cret",
+        ] {
+            let r = redact_conninfo(uri);
+            assert!(!r.contains("s3c") && !r.contains("ret"), "{uri}: {r}");
+        }
     }
 
     #[test]
@@ -549,14 +624,35 @@ mod tests {
 
     #[test]
     fn connection_errors_do_not_leak_passwords() {
-        // Nothing listens on port 1.
-        let err = PgConnection::connect(
-            "host=127.0.0.1 port=1 user=u password=hunter2 connect_timeout=2",
-            "barman",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("cannot connect"), "{err}");
-        assert!(!err.contains("hunter2"), "{err}");
+        // Nothing listens on port 1. A password the URI parser refuses is
+        // not quoted back either.
+        for (conninfo, failure) in [
+            (
+                "host=127.0.0.1 port=1 user=u password=hunter2 connect_timeout=2",
+                "cannot connect",
+            ),
+            (
+                "postgresql://u:hunter2@127.0.0.1:1/db?connect_timeout=2",
+                "cannot connect",
+            ),
+            (
+                "postgresql://u@127.0.0.1:1/db?password=hunter2&connect_timeout=2",
+                "cannot connect",
+            ),
+            (
+                "postgresql://u:hunter2%zz@127.0.0.1:1/db",
+                "invalid conninfo",
+            ),
+            (
+                "postgresql://u@127.0.0.1:1/db?password=hunter2%zz",
+                "invalid conninfo",
+            ),
+        ] {
+            let err = PgConnection::connect(conninfo, "barman")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(failure), "{err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
     }
 }

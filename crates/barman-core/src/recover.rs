@@ -280,6 +280,8 @@ fn restore(
     let target = RecoveryTarget::from_options(&options.target, &ctx.local_tz, &mut warnings)?;
     let catalog = server.catalog();
     let info = choose_backup(&catalog, &options.backup_id, &target)?;
+    info.ensure_restorable(&server.name, "restored")?;
+    server.check_bandwidth_limits(options.bwlimit)?;
     let id = info.backup_id().clone();
     let status = info.status()?;
     let get_wal = options
@@ -447,6 +449,14 @@ fn restore(
         ));
         listing_manifest(&backup_dir, &tablespaces)?
     };
+    if let Some(reason) = plain_format_obstacle(&manifest) {
+        return Err(Error::BackupNotSupported {
+            server: server.name.clone(),
+            backup_id: id.to_string(),
+            action: "restored",
+            reason,
+        });
+    }
 
     let wal_root = options
         .staging_wal_directory
@@ -514,7 +524,7 @@ fn restore(
             .bwlimit
             .or(server.bandwidth_limit)
             .filter(|&kb| kb > 0)
-            .map(|kb| kb * 1024),
+            .map(|kb| kb.saturating_mul(1024)),
         delta,
         symlink_targets,
     };
@@ -971,6 +981,29 @@ fn listing_manifest(
     Ok(manifest)
 }
 
+/// What the files of a backup say against restoring it as a plain copy
+/// (its backup.info may not tell): `INCREMENTAL.*` files (PostgreSQL 17
+/// incremental), or no `global/pg_control` (a tar-format backup, ...).
+fn plain_format_obstacle(manifest: &Manifest) -> Option<String> {
+    if let Some(e) = manifest
+        .iter()
+        .find(|e| e.path.file_name().starts_with("INCREMENTAL."))
+    {
+        return Some(format!(
+            "it holds PostgreSQL incremental files (`{}`): restoring it needs its chain combined",
+            e.path.as_str()
+        ));
+    }
+    let control = RelPath::new("data/global/pg_control").ok()?;
+    if manifest.get(&control).is_none() {
+        return Some(
+            "its data directory has no global/pg_control: it is not a plain-format backup"
+                .to_owned(),
+        );
+    }
+    None
+}
+
 /// Reads a (small) file of the backup.
 fn read_backup_file(backup_dir: &Path, path: &RelPath) -> Result<Vec<u8>> {
     let local = path.under(backup_dir);
@@ -1105,5 +1138,25 @@ mod tests {
                 "000000010000000000000006.partial"
             ]
         );
+    }
+
+    #[test]
+    fn files_of_a_backup_that_is_not_a_plain_copy_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(data.join("global")).unwrap();
+        std::fs::create_dir_all(data.join("base/5")).unwrap();
+        std::fs::write(data.join("PG_VERSION"), "15\n").unwrap();
+        let listed = || listing_manifest(dir.path(), &[]).unwrap();
+        // Barman's tar format: base.tar.gz, no pg_control.
+        std::fs::write(data.join("base.tar.gz"), b"\x1f\x8b").unwrap();
+        let why = plain_format_obstacle(&listed()).unwrap();
+        assert!(why.contains("global/pg_control"), "{why}");
+        std::fs::write(data.join("global/pg_control"), [0u8; 64]).unwrap();
+        assert_eq!(plain_format_obstacle(&listed()), None);
+        // PostgreSQL 17's incremental files.
+        std::fs::write(data.join("base/5/INCREMENTAL.16384"), b"x").unwrap();
+        let why = plain_format_obstacle(&listed()).unwrap();
+        assert!(why.contains("data/base/5/INCREMENTAL.16384"), "{why}");
     }
 }

@@ -119,6 +119,7 @@ pub fn archive_setup(
     global: &GlobalConfig,
     server: &ServerConfig,
 ) -> Result<(ArchiveOptions, bool)> {
+    server.refuse_not_implemented()?;
     let identity = ensure_identity(server)?;
     let expectations = WalExpectations {
         system_identifier: identity.as_ref().and_then(|i| i.systemid.parse().ok()),

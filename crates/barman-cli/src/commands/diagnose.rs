@@ -19,6 +19,11 @@ pub fn run(config: &Config, show_config_source: bool, out: &mut Output) -> Resul
     let mut servers = Map::new();
     for server in config.servers() {
         servers.insert(server.name.clone(), server_section(server));
+        // The document is still printed (it is what one debugs with), but
+        // an option barman-rs would ignore fails the command.
+        if let Err(e) = server.refuse_not_implemented() {
+            out.error(&e.to_string());
+        }
     }
     let mut models = Map::new();
     for model in config.models() {
@@ -60,6 +65,9 @@ fn pretty(v: &Value) -> Result<String> {
 fn server_section(server: &ServerConfig) -> Value {
     let catalog = server.catalog();
     let mut msg_list = Vec::new();
+    if let Err(e) = server.refuse_not_implemented() {
+        msg_list.push(Value::String(e.to_string()));
+    }
     let mut backups = Map::new();
     match catalog.backups() {
         Ok(list) => {

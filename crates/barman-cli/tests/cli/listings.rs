@@ -35,7 +35,7 @@ fn json_out(conf: &Path, args: &[&str]) -> (i32, Value) {
 }
 
 /// Appends `text` to the configuration file.
-fn add_conf(conf: &Path, text: &str) {
+pub(super) fn add_conf(conf: &Path, text: &str) {
     let mut c = fs::read_to_string(conf).unwrap();
     c.push_str(text);
     fs::write(conf, c).unwrap();
@@ -43,7 +43,7 @@ fn add_conf(conf: &Path, text: &str) {
 
 /// Writes a backup.info for `id` in `home/<server>/meta`, derived from the
 /// fixture's first backup with `changes` (key, value) applied.
-fn derived_backup(home: &Path, server: &str, id: &str, changes: &[(&str, &str)]) {
+pub(super) fn derived_backup(home: &Path, server: &str, id: &str, changes: &[(&str, &str)]) {
     let text = fs::read_to_string(fixture("catalog/pg/meta/20261122T041510-backup.info")).unwrap();
     let mut out = String::new();
     for line in text.lines() {

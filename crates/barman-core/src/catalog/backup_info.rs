@@ -106,7 +106,27 @@ impl BackupInfo {
     }
 
     /// Parses backup.info text. `origin` names the file in errors.
+    ///
+    /// A truncated file — an unterminated last line, or no `status` line
+    /// (Barman and barman-rs always write one, newline-terminated), as a
+    /// crashed non-atomic writer or a copy onto a full disk leaves it — is an
+    /// error naming the file, so that nothing reads (or rewrites) a backup
+    /// whose metadata is incomplete.
     pub fn parse(text: &str, backup_id: BackupId, origin: &Path) -> Result<Self> {
+        let truncated = |line: usize, what: &str| Error::CatalogSyntax {
+            path: origin.to_path_buf(),
+            line,
+            message: format!(
+                "truncated backup.info ({what}: an interrupted write or a full disk?); \
+                 the file is left as it is: restore it from a copy, or move it away to drop the backup"
+            ),
+        };
+        if !text.is_empty() && !text.ends_with('\n') {
+            return Err(truncated(
+                text.lines().count(),
+                "the last line is unterminated",
+            ));
+        }
         let mut fields = BTreeMap::new();
         for (idx, line) in text.lines().enumerate() {
             let lineno = idx + 1;
@@ -129,6 +149,9 @@ impl BackupInfo {
                 });
             };
             fields.insert(known, value.trim().to_owned());
+        }
+        if !fields.contains_key("status") {
+            return Err(truncated(0, "it has no `status` line"));
         }
         Ok(Self {
             backup_id,
@@ -300,4 +323,65 @@ impl BackupInfo {
 
 fn known_key(key: &str) -> Option<&'static str> {
     KNOWN_KEYS.binary_search(&key).ok().map(|i| KNOWN_KEYS[i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> BackupId {
+        "20261122T041510".parse().unwrap()
+    }
+
+    const PATH: &str = "/b/pg/meta/20261122T041510-backup.info";
+
+    #[test]
+    fn a_truncated_file_is_an_error_naming_it() {
+        let full = BackupInfo::new("pg", id()).to_file_string();
+        assert!(BackupInfo::parse(&full, id(), Path::new(PATH)).is_ok());
+        // Cut in the middle of a line (a torn write), at a line boundary
+        // before `status` (a short copy), and nothing at all.
+        let status_at = full.find("\nstatus=").unwrap() + 1;
+        for cut in [&full[..full.len() - 3], &full[..status_at], ""] {
+            let err = BackupInfo::parse(cut, id(), Path::new(PATH)).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with(PATH) && msg.contains("truncated backup.info"),
+                "{msg}"
+            );
+        }
+        let err = BackupInfo::parse(&full[..full.len() - 1], id(), Path::new(PATH)).unwrap_err();
+        assert!(err.to_string().contains("unterminated"), "{err}");
+    }
+
+    #[test]
+    fn backups_barman_rs_cannot_restore_say_why() {
+        let plain = BackupInfo::new("pg", id());
+        assert_eq!(plain.restore_obstacle(), None);
+        let mut rsync = plain.clone();
+        rsync.set_mode(Some("rsync-concurrent")).unwrap();
+        rsync.set_encryption(Some("none")).unwrap();
+        assert_eq!(rsync.restore_obstacle(), None);
+        for (key, value, needle) in [
+            (
+                "compression",
+                "gzip",
+                "compressed tar backup (compression = gzip)",
+            ),
+            ("compression", "none", "tar format (compression = none)"),
+            ("encryption", "gpg", "encrypted (encryption = gpg)"),
+            (
+                "parent_backup_id",
+                "20261121T000000",
+                "incremental backup (parent_backup_id = 20261121T000000)",
+            ),
+            ("mode", "snapshot-concurrent", "snapshot backup"),
+            ("snapshots_info", "{'provider': 'gcp'}", "snapshot backup"),
+        ] {
+            let mut info = plain.clone();
+            info.set_raw(key, Some(value)).unwrap();
+            let why = info.restore_obstacle().unwrap_or_default();
+            assert!(why.contains(needle), "{key}={value}: {why}");
+        }
+    }
 }

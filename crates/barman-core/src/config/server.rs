@@ -12,7 +12,7 @@ use super::values::{
     BackupCompression, BackupCompressionFormat, BackupCompressionLocation, BackupMethod,
     BackupOption, CombineMode, CreateSlot, Encryption, RecoveryOption, RetentionPolicyMode,
     ReuseBackup, StagingLocation, WalRetentionPolicy, parse_csv, parse_hex_magic, parse_int,
-    parse_interval, parse_size, parse_slot_name, parse_tablespace_limits,
+    parse_interval, parse_kbps, parse_size, parse_slot_name, parse_tablespace_limits,
 };
 
 /// The effective configuration of one server: its section, inherited `[barman]`
@@ -233,6 +233,31 @@ impl ServerConfig {
         self.hook_scripts.get(key).map(String::as_str)
     }
 
+    /// Refuses a bandwidth limit (`bwlimit`, the `--bwlimit` of a run, then
+    /// `bandwidth_limit` and `tablespace_bandwidth_limit`) above
+    /// [`MAX_BANDWIDTH_LIMIT_KBPS`](super::MAX_BANDWIDTH_LIMIT_KBPS), whose
+    /// bytes per second would overflow (and wrap to a tiny limit or none).
+    pub fn check_bandwidth_limits(&self, bwlimit: Option<u64>) -> crate::Result<()> {
+        let tablespaces = self.tablespace_bandwidth_limit.iter().flatten();
+        let limits = [
+            ("--bwlimit", bwlimit),
+            ("bandwidth_limit", self.bandwidth_limit),
+        ]
+        .into_iter()
+        .filter_map(|(option, kbps)| Some((option.to_owned(), kbps?)))
+        .chain(tablespaces.map(|(t, kbps)| (format!("tablespace_bandwidth_limit ({t})"), *kbps)));
+        for (option, kbps) in limits {
+            if kbps > super::MAX_BANDWIDTH_LIMIT_KBPS {
+                return Err(crate::Error::BackupRefused(format!(
+                    "server `{}`: {option} = {kbps} KB/s is too large (at most {} KB/s)",
+                    self.name,
+                    super::MAX_BANDWIDTH_LIMIT_KBPS
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The custom compression magic as bytes, if set.
     pub fn custom_compression_magic_bytes(&self) -> Option<Vec<u8>> {
         self.custom_compression_magic
@@ -316,6 +341,7 @@ pub(crate) fn build(c: &mut Ctx<'_>, barman_home: &Path) -> ServerConfig {
         c.r.explicit.contains("archiver") || c.r.explicit.contains("streaming_archiver");
     let archiver = c.bool("archiver", false);
     let streaming_archiver = c.bool("streaming_archiver", false);
+    super::not_implemented::refuse_url_directories(c);
     let hook_scripts = HOOK_SCRIPT_KEYS
         .iter()
         .filter_map(|k| c.string(k).map(|v| ((*k).to_owned(), v)))
@@ -336,7 +362,7 @@ pub(crate) fn build(c: &mut Ctx<'_>, barman_home: &Path) -> ServerConfig {
         backup_options,
         reuse_backup: c.parse("reuse_backup", ReuseBackup::parse),
         immediate_checkpoint: c.bool("immediate_checkpoint", false),
-        bandwidth_limit: c.int("bandwidth_limit", 0),
+        bandwidth_limit: c.parse("bandwidth_limit", parse_kbps),
         tablespace_bandwidth_limit: c.parse("tablespace_bandwidth_limit", parse_tablespace_limits),
         network_compression: c.bool("network_compression", false),
         parallel_jobs: c.int("parallel_jobs", 1).unwrap_or(1),

@@ -338,16 +338,34 @@ pub(crate) fn parse_slot_name(value: &str) -> Result<String, String> {
     }
 }
 
+/// The largest bandwidth limit, in KB/s: the limit is applied in bytes per
+/// second (`kbps * 1024`), which must not overflow.
+pub const MAX_BANDWIDTH_LIMIT_KBPS: u64 = u64::MAX / 1024;
+
+/// Parses a bandwidth limit in KB/s (`bandwidth_limit`), at most
+/// [`MAX_BANDWIDTH_LIMIT_KBPS`].
+pub(crate) fn parse_kbps(value: &str) -> Result<u64, String> {
+    #[allow(clippy::cast_possible_wrap)] // u64::MAX / 1024 < i64::MAX
+    parse_int(value, 0, MAX_BANDWIDTH_LIMIT_KBPS as i64)
+}
+
 /// Parses `name:kbps name2:kbps` (space separated).
 pub(crate) fn parse_tablespace_limits(value: &str) -> Result<BTreeMap<String, u64>, String> {
-    let bad = || "space separated `tablespace:kbps` pairs".to_owned();
+    let bad = || {
+        format!("space separated `tablespace:kbps` pairs, kbps at most {MAX_BANDWIDTH_LIMIT_KBPS}")
+    };
     let mut out = BTreeMap::new();
     for pair in value.split_whitespace() {
         let (name, kbps) = pair.split_once(':').ok_or_else(bad)?;
         if name.is_empty() {
             return Err(bad());
         }
-        out.insert(name.to_owned(), kbps.parse().map_err(|_| bad())?);
+        let kbps = kbps
+            .parse::<u64>()
+            .ok()
+            .filter(|k| *k <= MAX_BANDWIDTH_LIMIT_KBPS)
+            .ok_or_else(bad)?;
+        out.insert(name.to_owned(), kbps);
     }
     Ok(out)
 }
@@ -425,6 +443,17 @@ mod tests {
         assert_eq!(m["tbs1"], 100);
         assert_eq!(m["tbs2"], 2000);
         assert!(parse_tablespace_limits("tbs1=100").is_err());
+        // A limit is applied as kbps * 1024 bytes/s: one that overflows is refused.
+        let max = MAX_BANDWIDTH_LIMIT_KBPS;
+        assert!(max.checked_mul(1024).is_some() && (max + 1).checked_mul(1024).is_none());
+        assert_eq!(parse_kbps(&max.to_string()), Ok(max));
+        assert!(parse_kbps(&(max + 1).to_string()).is_err());
+        assert!(parse_kbps("-1").is_err());
+        assert_eq!(
+            parse_tablespace_limits(&format!("t:{max}")).unwrap()["t"],
+            max
+        );
+        assert!(parse_tablespace_limits(&format!("t:{}", max + 1)).is_err());
         assert_eq!(parse_hex_magic("0x1F8b"), Ok(vec![0x1f, 0x8b]));
         assert!(parse_hex_magic("1f8b").is_err());
         assert!(parse_hex_magic("0x1").is_err());

@@ -282,18 +282,22 @@ pub(crate) fn parse_uri(uri: &str) -> Result<Vec<(String, String)>> {
             None => (userinfo, None),
         };
         if !user.is_empty() {
-            pairs.push(("user".to_owned(), percent_decode(user)?));
+            pairs.push(("user".to_owned(), percent_decode(user, "user name")?));
         }
         if let Some(p) = password {
-            pairs.push(("password".to_owned(), percent_decode(p)?));
+            pairs.push(("password".to_owned(), percent_decode(p, "password")?));
         }
     }
     let mut hosts = Vec::new();
     let mut ports = Vec::new();
     for hostport in hostport.split(',') {
         let (host, port) = split_host_port(hostport)?;
-        hosts.push(percent_decode(host)?);
-        ports.push(port.map(percent_decode).transpose()?.unwrap_or_default());
+        hosts.push(percent_decode(host, "host")?);
+        ports.push(
+            port.map(|p| percent_decode(p, "port"))
+                .transpose()?
+                .unwrap_or_default(),
+        );
     }
     if hosts.iter().any(|h| !h.is_empty()) {
         pairs.push(("host".to_owned(), hosts.join(",")));
@@ -302,13 +306,15 @@ pub(crate) fn parse_uri(uri: &str) -> Result<Vec<(String, String)>> {
         pairs.push(("port".to_owned(), ports.join(",")));
     }
     if !path.is_empty() {
-        pairs.push(("dbname".to_owned(), percent_decode(path)?));
+        pairs.push(("dbname".to_owned(), percent_decode(path, "database name")?));
     }
     for param in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = param.split_once('=').ok_or_else(|| {
             Error::Conninfo(format!("URI parameter `{param}` has no `=` and a value"))
         })?;
-        pairs.push((percent_decode(key)?, percent_decode(value)?));
+        let key = percent_decode(key, "parameter name")?;
+        let value = percent_decode(value, &format!("value of parameter `{key}`"))?;
+        pairs.push((key, value));
     }
     Ok(pairs)
 }
@@ -334,7 +340,8 @@ fn split_host_port(hostport: &str) -> Result<(&str, Option<&str>)> {
     })
 }
 
-fn percent_decode(text: &str) -> Result<String> {
+/// Decodes `%XX` escapes; errors name `what` (never the text: it may be a password).
+fn percent_decode(text: &str, what: &str) -> Result<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -344,7 +351,9 @@ fn percent_decode(text: &str) -> Result<String> {
                 .get(i + 1..i + 3)
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| Error::Conninfo(format!("invalid percent-encoding in `{text}`")))?;
+                .ok_or_else(|| {
+                    Error::Conninfo(format!("invalid percent-encoding in the URI's {what}"))
+                })?;
             out.push(hex);
             i += 3;
         } else {
@@ -353,7 +362,7 @@ fn percent_decode(text: &str) -> Result<String> {
         }
     }
     String::from_utf8(out)
-        .map_err(|_| Error::Conninfo(format!("percent-encoding in `{text}` is not UTF-8")))
+        .map_err(|_| Error::Conninfo(format!("percent-encoding in the URI's {what} is not UTF-8")))
 }
 
 /// The password of the first matching line of a `.pgpass` file, as libpq

@@ -117,6 +117,8 @@ pub fn sync_backup(
             format!("Backup {id} is already synced with {name} server"),
         ));
     }
+    remote.ensure_restorable(name, "synchronised")?;
+    server.check_bandwidth_limits(None)?;
     if locally_obsolete(server, remote, ctx.clock)? {
         return Ok(SyncBackupReport::skipped(
             id,
@@ -261,7 +263,10 @@ fn copy_backup(
     };
     let exec = ExecOptions {
         jobs: server.parallel_jobs.max(1) as usize,
-        bandwidth_limit: server.bandwidth_limit.filter(|&k| k > 0).map(|k| k * 1024),
+        bandwidth_limit: server
+            .bandwidth_limit
+            .filter(|&k| k > 0)
+            .map(|k| k.saturating_mul(1024)),
         tree_limits: std::collections::BTreeMap::new(),
         previous_dir,
         previous: previous_manifest.clone(),

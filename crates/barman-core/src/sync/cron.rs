@@ -68,6 +68,12 @@ pub(crate) fn sync_from_primary(
         {
             continue;
         }
+        if let Some(why) = remote.restore_obstacle() {
+            ctx.observer.message(&format!(
+                "WARNING: backup {id} of the primary is not synchronised: {why} (not implemented by barman-rs yet)"
+            ));
+            continue;
+        }
         if !lock_free(global, &LockKind::SyncBackup(name.to_owned(), id.clone()))? {
             ctx.observer.message(&format!(
                 "A synchronisation process for backup {id} on server {name} is already in progress"

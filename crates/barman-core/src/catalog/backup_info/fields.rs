@@ -346,6 +346,51 @@ impl BackupInfo {
         self.raw("parent_backup_id").is_some()
     }
 
+    /// Why barman-rs cannot restore (or synchronise) this backup yet, `None`
+    /// for a plain-format backup it can: a tar-format (`compression` set,
+    /// `none` included), encrypted, incremental or snapshot backup taken by
+    /// Barman 3.x. The reasons are joined with `; `.
+    pub fn restore_obstacle(&self) -> Option<String> {
+        let mut why = Vec::new();
+        if let Some(e) = self
+            .encryption()
+            .filter(|e| !e.eq_ignore_ascii_case("none"))
+        {
+            why.push(format!("it is encrypted (encryption = {e})"));
+        }
+        match self.compression() {
+            Some(c) if c.eq_ignore_ascii_case("none") => {
+                why.push("it is in tar format (compression = none)".to_owned());
+            }
+            Some(c) => why.push(format!("it is a compressed tar backup (compression = {c})")),
+            None => {}
+        }
+        if let Some(parent) = self.raw("parent_backup_id") {
+            why.push(format!(
+                "it is an incremental backup (parent_backup_id = {parent}): restoring it needs its chain combined"
+            ));
+        }
+        if self.backup_type() == "snapshot" || self.raw("snapshots_info").is_some() {
+            why.push("it is a snapshot backup".to_owned());
+        }
+        (!why.is_empty()).then(|| why.join("; "))
+    }
+
+    /// [`Error::BackupNotSupported`](crate::Error::BackupNotSupported) when
+    /// [`restore_obstacle`](Self::restore_obstacle) finds one; `action` is
+    /// what is refused (`restored`, `synchronised`).
+    pub(crate) fn ensure_restorable(&self, server: &str, action: &'static str) -> Result<()> {
+        match self.restore_obstacle() {
+            None => Ok(()),
+            Some(reason) => Err(crate::Error::BackupNotSupported {
+                server: server.to_owned(),
+                backup_id: self.backup_id().to_string(),
+                action,
+                reason,
+            }),
+        }
+    }
+
     /// Barman's backup type label: `snapshot`, `rsync`, `incremental` or `full`.
     ///
     /// Barman records `local-rsync` backups with the mode `rsync-...`; our
