@@ -5,8 +5,9 @@
 //!
 //! The order of work:
 //!
-//! 1. every destination root is created (mode `0700`), then listed: without
-//!    `delta` a root holding anything is refused ([`Error::NotEmpty`]);
+//! 1. every destination root is created (mode `0700`), then listed (all of
+//!    it: stale temporary files of barman-rs too): without `delta` a root
+//!    holding anything is refused ([`Error::NotEmpty`]);
 //! 2. directories, parents first;
 //! 3. regular files, largest first, by `jobs` worker threads, each with its
 //!    own destination session; with `delta`, a file already in the
@@ -16,7 +17,8 @@
 //! 5. symbolic links (targets overridden by
 //!    [`RestoreOptions::symlink_targets`]: tablespace relocation);
 //! 6. with `delta`, whatever the destination holds that the manifest does
-//!    not list is removed;
+//!    not list is removed (temporary files an interrupted restore left
+//!    included);
 //! 7. the destination is made durable ([`Destination::sync`]).
 //!
 //! A file whose content does not match the manifest's checksum is never
@@ -140,15 +142,10 @@ impl Destination for LocalDestination {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    file.abort();
-                    return Err(Error::io(path.as_str(), e));
-                }
+                // Dropping `file` removes its temporary file.
+                Err(e) => return Err(Error::io(path.as_str(), e)),
             };
-            if let Err(e) = file.write(&buf[..n]) {
-                file.abort();
-                return Err(e);
-            }
+            file.write(&buf[..n])?;
             left -= n as u64;
             self.written += n as u64;
         }

@@ -110,6 +110,80 @@ fn restores_every_file_and_relocates_links() {
     assert_eq!(mode(&dest), mode(&tmp.path().join("pgdata")));
 }
 
+/// Plants, in a destination, what an attacker (or a killed restore) left:
+/// symbolic links at the temporary names earlier versions used, pointing
+/// outside, and a stale temporary file. Returns the victim file.
+fn plant(root: &Path) -> std::path::PathBuf {
+    let victim = root.join("victim");
+    fs::write(&victim, "untouched").unwrap();
+    let dest = root.join("dest");
+    fs::create_dir_all(dest.join("base/5")).unwrap();
+    fs::create_dir_all(dest.join("global")).unwrap();
+    for name in [
+        ".PG_VERSION.barman-tmp",
+        "base/5/.1259.barman-tmp",
+        "global/.pg_control.barman-tmp",
+    ] {
+        std::os::unix::fs::symlink(&victim, dest.join(name)).unwrap();
+    }
+    fs::write(dest.join("base/5/.1260.4242.7.barman-tmp"), "stale").unwrap();
+    victim
+}
+
+/// Every name under `dir` that is a temporary file of barman-rs.
+fn temp_names(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        if barman_fs::is_temp_name(&name) {
+            out.push(name);
+        } else if entry.file_type().unwrap().is_dir() {
+            out.extend(temp_names(&entry.path()));
+        }
+    }
+    out
+}
+
+#[test]
+fn planted_temp_links_are_never_written_through_and_stale_temps_go() {
+    for remote in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, manifest) = backup(tmp.path());
+        let victim = plant(tmp.path());
+        let dest = tmp.path().join("dest");
+        let go = |options: &RestoreOptions| {
+            if remote {
+                run_remote(&manifest, &dir, tmp.path(), options)
+            } else {
+                run(&manifest, &dir, tmp.path(), options)
+            }
+        };
+        // Without delta, a destination holding them is not empty.
+        let err = go(&relocated()).unwrap_err();
+        assert!(matches!(err, Error::NotEmpty { .. }), "{err}");
+        let options = RestoreOptions {
+            delta: true,
+            ..relocated()
+        };
+        let report = go(&options).unwrap();
+        assert_eq!(report.files_written, 5, "{report:?}");
+        assert_eq!(report.files_removed, 4, "{report:?}");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "untouched");
+        assert_eq!(fs::read_to_string(dest.join("PG_VERSION")).unwrap(), "15\n");
+        assert!(
+            !fs::symlink_metadata(dest.join("PG_VERSION"))
+                .unwrap()
+                .is_symlink()
+        );
+        assert_eq!(
+            fs::read(dest.join("global/pg_control")).unwrap(),
+            vec![1u8; 8192]
+        );
+        assert!(temp_names(&dest).is_empty(), "{:?}", temp_names(&dest));
+    }
+}
+
 #[test]
 fn refuses_a_non_empty_destination_without_delta() {
     let tmp = tempfile::tempdir().unwrap();
