@@ -106,8 +106,46 @@ fn restores_every_file_and_relocates_links() {
         fs::read_link(dest.join("pg_tblspc/16390")).unwrap(),
         Path::new("/new/place")
     );
+    // The source's root is 0755 (the umask's): PostgreSQL would refuse it.
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
-    assert_eq!(mode(&dest), mode(&tmp.path().join("pgdata")));
+    assert_eq!(mode(&tmp.path().join("pgdata")), 0o755);
+    assert_eq!(mode(&dest), 0o700);
+    assert_eq!(
+        mode(&dest.join("base")),
+        mode(&tmp.path().join("pgdata/base"))
+    );
+}
+
+#[test]
+fn the_data_root_gets_postgres_modes() {
+    for (backup, restored) in [
+        (0o700, 0o700),
+        (0o755, 0o700),
+        (0o777, 0o700),
+        (0o751, 0o700),
+        (0o711, 0o700),
+        (0o740, 0o700),
+        (0o750, 0o750),
+        (0o770, 0o750),
+    ] {
+        assert_eq!(data_root_mode(backup), restored, "{backup:o}");
+    }
+    // Group access (initdb --allow-group-access) is kept, also into an
+    // existing 0755 directory; a tablespace root keeps its mode.
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, mut manifest) = backup(tmp.path());
+    for (path, mode) in [("data", 0o750), ("16390", 0o755)] {
+        let mut root = manifest.get(&RelPath::new(path).unwrap()).unwrap().clone();
+        root.mode = mode;
+        manifest.insert(root);
+    }
+    let dest = tmp.path().join("dest");
+    fs::create_dir(&dest).unwrap();
+    fs::set_permissions(&dest, fs::Permissions::from_mode(0o755)).unwrap();
+    run(&manifest, &dir, tmp.path(), &relocated()).unwrap();
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&dest), 0o750);
+    assert_eq!(mode(&tmp.path().join("newts")), 0o755);
 }
 
 /// Plants, in a destination, what an attacker (or a killed restore) left:
