@@ -14,6 +14,8 @@ mod backup;
 mod backup_faults;
 #[path = "harness/cluster.rs"]
 mod cluster;
+#[path = "harness/hardening_fs.rs"]
+mod hardening_fs;
 #[path = "harness/hooks.rs"]
 mod hooks;
 #[path = "harness/listings.rs"]
