@@ -1,8 +1,9 @@
 //! Durable, link-safe file writes: the one place in barman-rs where a file
 //! is written under a temporary name and put into place.
 //!
-//! Every file barman-rs writes (catalog files, archived WALs, files of a
-//! backup or of a restore, the WAL clients' spool) is built as a
+//! Every file barman-rs writes whole (catalog files, archived WALs, files
+//! of a backup or of a restore, the WAL clients' spool; not the appends to
+//! xlog.db nor receive-wal's growing `.partial` segment) is built as a
 //! [`TempFile`] next to its target and committed:
 //!
 //! - the temporary file is created with `O_CREAT | O_EXCL | O_NOFOLLOW`
