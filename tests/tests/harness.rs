@@ -18,6 +18,8 @@ mod cluster;
 mod hardening_check;
 #[path = "harness/hardening_cron.rs"]
 mod hardening_cron;
+#[path = "harness/hardening_fs.rs"]
+mod hardening_fs;
 #[path = "harness/hardening_shell.rs"]
 mod hardening_shell;
 #[path = "harness/hooks.rs"]

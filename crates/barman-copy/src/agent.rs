@@ -197,6 +197,9 @@ impl<R: Read, W: Write> Agent<R, W> {
                 mtime,
                 no_fsync,
             } => {
+                // Whatever ends the request early (its own error, the
+                // session breaking mid-upload) drops `file`, which removes
+                // its temporary file.
                 let mut file = RelPath::new(path).and_then(|p| NewFile::create(roots, &p, mode));
                 let (_, failed) = receive(&mut self.reader, size, &mut |chunk| match &mut file {
                     Ok(f) => f.write(chunk),
@@ -207,11 +210,7 @@ impl<R: Read, W: Write> Agent<R, W> {
                         .finish_unsynced(size, mode, mtime)
                         .map(|()| Summary::default()),
                     (Ok(f), None) => f.finish(size, mode, mtime).map(|()| Summary::default()),
-                    (Ok(f), Some(e)) => {
-                        f.abort();
-                        Err(e)
-                    }
-                    (Err(e), _) => Err(e),
+                    (Ok(_), Some(e)) | (Err(e), _) => Err(e),
                 })
             }
             Message::Mkdir { path, mode } => {

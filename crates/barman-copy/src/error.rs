@@ -102,5 +102,13 @@ impl Error {
     }
 }
 
+impl From<barman_fs::Error> for Error {
+    /// An [`Error::Io`] on the file the durable write was about.
+    fn from(e: barman_fs::Error) -> Self {
+        let (_, path, source) = e.into_parts();
+        Self::Io { path, source }
+    }
+}
+
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

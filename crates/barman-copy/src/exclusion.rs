@@ -40,6 +40,9 @@ pub enum Matcher {
     /// A temporary relation file (`t<backend>_<relnumber>[_<fork>][.<segment>]`)
     /// in a database directory (`base/<dboid>` or a tablespace's `PG_*/<dboid>`).
     TempRelation,
+    /// A temporary file of barman-rs (`.<name>.<pid>.<n>.barman-tmp`,
+    /// [`barman_fs::is_temp_name`]), at any depth.
+    BarmanTemp,
 }
 
 impl Matcher {
@@ -51,13 +54,14 @@ impl Matcher {
             Self::TempRelation => {
                 relation::is_database_dir(parents) && relation::is_temp_relation(name)
             }
+            Self::BarmanTemp => barman_fs::is_temp_name(name),
         }
     }
 
     fn pattern(&self) -> Option<&str> {
         match self {
             Self::Name(p) | Self::NamePrefix(p) | Self::TopLevel(p) => Some(p),
-            Self::TempRelation => None,
+            Self::TempRelation | Self::BarmanTemp => None,
         }
     }
 }
@@ -163,19 +167,21 @@ impl Exclusions {
     }
 
     /// The exclusions of PostgreSQL's own base backup (`basebackup.c`,
-    /// PostgreSQL 15 to 18), plus `pg_xlog` for servers before 10. See the
-    /// README for the list and the reason for each rule.
+    /// PostgreSQL 15 to 18), plus `pg_xlog` for servers before 10, after
+    /// the rule leaving out barman-rs's own temporary files
+    /// ([`Matcher::BarmanTemp`]). See the README for the list and the
+    /// reason for each rule.
     pub fn postgres_default() -> Self {
-        Self {
-            rules: postgres::postgres_rules(),
-        }
+        let mut rules = vec![postgres::barman_temp_rule()];
+        rules.extend(postgres::postgres_rules());
+        Self { rules }
     }
 
     /// [`postgres_default`](Self::postgres_default) plus what Barman's rsync
     /// copy also leaves out: the contents of the server log directories
     /// `pg_log/` and `log/`, and `recovery.conf` and `standby.signal`.
     pub fn barman_rsync() -> Self {
-        let mut rules = postgres::postgres_rules();
+        let mut rules = Self::postgres_default().rules;
         rules.extend(postgres::barman_rsync_rules());
         Self { rules }
     }

@@ -11,7 +11,7 @@
 //! 4. symbolic links, created from their target verbatim (never followed);
 //! 5. directories, deepest first: final mtime and mode, fsync.
 //!
-//! Every file is built under a temporary name ([`fsutil::temp_path_for`]),
+//! Every file is built under a temporary name ([`barman_fs::TempFile`]),
 //! given its mode and mtime, fsynced and renamed into place; a file
 //! hard-linked to the previous backup is never written in place. On error or
 //! cancellation all workers stop at their next chunk and the temporary files
@@ -19,9 +19,9 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -31,7 +31,9 @@ use crossbeam_channel::{Receiver, Sender};
 use fast_rsync::{Signature, SignatureOptions};
 
 use crate::entry::{Entry, EntryKind, Mtime, RelPath};
-use crate::fsutil::{self, temp_path_for};
+use barman_fs::{TempFile, TempPath};
+
+use crate::fsutil;
 use crate::hash::{FileHash, Hasher, PAGE_SIZE, PageHashes, is_page_structured};
 use crate::manifest::{Manifest, ManifestEntry};
 use crate::plan::{Action, CopyPlan, PlanItem, Reuse};
@@ -349,7 +351,7 @@ fn finish_dirs(dest: &Path, dirs: &BTreeMap<RelPath, Option<&Entry>>) -> Result<
         }
         handle.sync_all().map_err(io)?;
     }
-    fsutil::fsync_dir(dest)
+    Ok(barman_fs::fsync_dir(dest)?)
 }
 
 /// Runs the regular files on `jobs` workers; returns what each file became
@@ -672,91 +674,46 @@ struct Previous<'m> {
     meta: fs::Metadata,
 }
 
-/// A temporary name for a file of the new backup, removed when dropped
-/// unless renamed into place.
-struct TempFile {
-    path: PathBuf,
-    target: PathBuf,
-    armed: bool,
-}
-
-impl TempFile {
-    /// The temporary name for `entry` under `dest` (nothing created yet).
-    fn name(dest: &Path, entry: &Entry) -> Self {
-        let target = entry.path.under(dest);
-        Self {
-            path: temp_path_for(&target),
-            target,
-            armed: true,
-        }
-    }
-
-    /// Creates (or truncates) the temporary file for `entry` under `dest`,
-    /// readable and writable by the owner whatever the entry's mode is.
-    fn create(dest: &Path, entry: &Entry) -> Result<(Self, File)> {
-        let temp = Self::name(dest, entry);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(entry.mode | 0o600)
-            .open(&temp.path)
-            .map_err(|e| Error::io(&temp.path, e))?;
-        Ok((temp, file))
-    }
-
-    /// Renames the file into place.
-    fn rename(mut self) -> Result<()> {
-        fs::rename(&self.path, &self.target).map_err(|e| Error::io(&self.target, e))?;
-        self.armed = false;
-        Ok(())
-    }
-
-    /// The written `file`, to be given the entry's mode and mtime, fsynced
-    /// and renamed into place by [`Pending::install`].
-    fn written(self, file: File, entry: &Entry) -> Pending {
-        Pending {
-            temp: self,
-            file,
-            mode: entry.mode,
-            mtime: entry.mtime,
-        }
-    }
+/// Creates the temporary file for `entry` under `dest`
+/// ([`barman_fs::TempFile`]: a new name, created exclusively, removed when
+/// dropped unless renamed into place), readable and writable by the owner
+/// whatever the entry's mode is.
+fn create_temp(dest: &Path, entry: &Entry) -> Result<TempFile> {
+    Ok(TempFile::create(
+        entry.path.under(dest),
+        entry.mode | 0o600,
+    )?)
 }
 
 /// A written temporary file, not yet installed.
 struct Pending {
     temp: TempFile,
-    file: File,
     mode: u32,
     mtime: Mtime,
 }
 
 impl Pending {
-    /// Sets mode and mtime, fsyncs, renames into place.
-    fn install(self) -> Result<()> {
-        let Self {
+    /// The written `temp`, to be given the entry's mode and mtime, fsynced
+    /// and renamed into place by [`Pending::install`].
+    fn new(temp: TempFile, entry: &Entry) -> Self {
+        Self {
             temp,
-            file,
-            mode,
-            mtime,
-        } = self;
-        let io = |e| Error::io(&temp.path, e);
+            mode: entry.mode,
+            mtime: entry.mtime,
+        }
+    }
+
+    /// Sets mode and mtime, fsyncs, renames into place (the directories
+    /// are fsynced at the end, by `finish_dirs`).
+    fn install(self) -> Result<()> {
+        let Self { temp, mode, mtime } = self;
+        let io = |e| Error::io(temp.path(), e);
+        let file = temp.file();
         file.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(io)?;
-        filetime::set_file_handle_times(&file, None, Some(mtime.to_filetime())).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        drop(file);
-        temp.rename()
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = fs::remove_file(&self.path);
-        }
+        filetime::set_file_handle_times(file, None, Some(mtime.to_filetime())).map_err(io)?;
+        temp.sync()?;
+        Ok(temp.rename_unsynced()?)
     }
 }
 
@@ -935,8 +892,8 @@ impl<'s, 'a> Worker<'s, 'a> {
     }
 
     /// Finishes a written file: through the installers, or here.
-    fn install(&self, temp: TempFile, file: File, entry: &Entry) -> Result<()> {
-        let pending = temp.written(file, entry);
+    fn install(&self, temp: TempFile, entry: &Entry) -> Result<()> {
+        let pending = Pending::new(temp, entry);
         match &self.install {
             Some(queue) => match queue.send(pending) {
                 Ok(()) => Ok(()),
@@ -963,17 +920,17 @@ impl<'s, 'a> Worker<'s, 'a> {
     /// Streams the whole file from the source.
     fn fetch(&mut self, entry: &Entry) -> Result<FileDone> {
         let shared = self.shared;
-        let (temp, file) = TempFile::create(shared.dest, entry)?;
+        let temp = create_temp(shared.dest, entry)?;
         let hasher = {
-            let mut out = Output::for_entry(&file, entry);
+            let mut out = Output::for_entry(temp.file(), entry);
             let tree = entry.path.tree();
             self.source.read(&entry.path, &mut |chunk| {
                 shared.received(tree, chunk.len())?;
-                out.put(chunk).map_err(|e| Error::io(&temp.path, e))?;
+                out.put(chunk).map_err(|e| Error::io(temp.path(), e))?;
                 shared.progress.advance(chunk.len() as u64);
                 Ok(())
             })?;
-            out.finish().map_err(|e| Error::io(&temp.path, e))?
+            out.finish().map_err(|e| Error::io(temp.path(), e))?
         };
         let hashed = Hashed::finish(hasher, &entry.path);
         // A file fetched whole (small, or compared because it was modified
@@ -985,13 +942,13 @@ impl<'s, 'a> Worker<'s, 'a> {
             && previous.meta.len() == previous.entry.size
             && hashed.matches(previous.entry)
         {
-            drop((temp, file));
+            drop(temp);
             if let Some(done) = self.link(entry, &previous)? {
                 return Ok(done);
             }
             return self.fetch(entry);
         }
-        self.install(temp, file, entry)?;
+        self.install(temp, entry)?;
         Ok(FileDone::written(entry, hashed, How::Fetched))
     }
 
@@ -1055,22 +1012,15 @@ impl<'s, 'a> Worker<'s, 'a> {
     /// renamed over); falls back to a local copy when the link cannot be
     /// made. `None` when the previous copy is gone.
     fn link(&mut self, entry: &Entry, previous: &Previous<'_>) -> Result<Option<FileDone>> {
-        let mut temp = TempFile::name(self.shared.dest, entry);
-        temp.armed = false;
-        match fs::remove_file(&temp.path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(Error::io(&temp.path, e)),
-            _ => {}
-        }
-        match fs::hard_link(&previous.path, &temp.path) {
-            Ok(()) => {}
+        let temp = match TempPath::hard_link(&previous.path, &entry.path.under(self.shared.dest)) {
+            Ok(temp) => temp,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
                 tracing::warn!(path = %entry.path, error = %e, "cannot hard-link the previous backup's copy; copying it");
                 return self.copy_previous(entry, previous);
             }
-        }
-        temp.armed = true;
-        temp.rename()?;
+        };
+        temp.rename_unsynced()?;
         let meta = &previous.meta;
         self.shared.progress.advance(meta.len());
         Ok(Some(FileDone {
@@ -1104,28 +1054,27 @@ impl<'s, 'a> Worker<'s, 'a> {
         entry: &Entry,
         previous: &Previous<'_>,
     ) -> Result<Option<FileDone>> {
-        let (temp, file) = TempFile::create(self.shared.dest, entry)?;
-        let Some(hashed) = self.copy_base(entry, previous, &temp, &file)? else {
+        let temp = create_temp(self.shared.dest, entry)?;
+        let Some(hashed) = self.copy_base(entry, previous, &temp)? else {
             return Ok(None);
         };
-        self.install(temp, file, entry)?;
+        self.install(temp, entry)?;
         self.shared.progress.advance(hashed.size);
         Ok(Some(FileDone::written(entry, hashed, How::CopiedLocally)))
     }
 
-    /// Copies `previous` into `file` (a new temporary file) while hashing
+    /// Copies `previous` into `temp` (a new temporary file) while hashing
     /// it; `None` when it does not match the previous manifest.
     fn copy_base(
         &mut self,
         entry: &Entry,
         previous: &Previous<'_>,
         temp: &TempFile,
-        file: &File,
     ) -> Result<Option<Hashed>> {
         let mut source = File::open(&previous.path).map_err(|e| Error::io(&previous.path, e))?;
-        let mut out = Output::for_entry(file, entry);
-        self.pump(&mut source, &previous.path, &mut out, &temp.path)?;
-        let hasher = out.finish().map_err(|e| Error::io(&temp.path, e))?;
+        let mut out = Output::for_entry(temp.file(), entry);
+        self.pump(&mut source, &previous.path, &mut out, temp.path())?;
+        let hasher = out.finish().map_err(|e| Error::io(temp.path(), e))?;
         let hashed = Hashed::finish(hasher, &entry.path);
         if hashed.matches(previous.entry) {
             Ok(Some(hashed))
@@ -1183,12 +1132,12 @@ impl<'s, 'a> Worker<'s, 'a> {
             Err(e) => return Err(Error::io(&previous.path, e)),
         };
         let shared = self.shared;
-        let (temp, file) = TempFile::create(shared.dest, entry)?;
-        let mut out = Output::new(&file, Hasher::new(true));
+        let temp = create_temp(shared.dest, entry)?;
+        let mut out = Output::new(temp.file(), Hasher::new(true));
         let mut base_copy = BaseCopy {
             base: &base,
             base_path: &previous.path,
-            out_path: &temp.path,
+            out_path: temp.path(),
             buf: &mut self.buf,
             short: false,
             shared,
@@ -1211,7 +1160,7 @@ impl<'s, 'a> Worker<'s, 'a> {
                     )));
                 }
                 base_copy.copy_to(&mut out, offset)?;
-                out.put(data).map_err(|e| Error::io(&temp.path, e))?;
+                out.put(data).map_err(|e| Error::io(temp.path(), e))?;
                 shared.progress.advance(data.len() as u64);
                 let pages = (data.len() as u64).div_ceil(PAGE_SIZE as u64);
                 match sent.last_mut() {
@@ -1228,7 +1177,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         }
         if sent.is_empty() && end.size == previous.entry.size {
             // Unchanged: the previous copy's fingerprints are the source's.
-            drop((temp, file));
+            drop(temp);
             if self.shared.options.reuse == Reuse::Link {
                 if let Some(done) = self.link(entry, &previous)? {
                     return Ok(done);
@@ -1243,7 +1192,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         }
         base_copy.copy_to(&mut out, end.size)?;
         let short = base_copy.short;
-        let hasher = out.finish().map_err(|e| Error::io(&temp.path, e))?;
+        let hasher = out.finish().map_err(|e| Error::io(temp.path(), e))?;
         let size = hasher.len();
         let (blake3, pages) = hasher.finish();
         let pages = pages.unwrap_or_default();
@@ -1252,7 +1201,7 @@ impl<'s, 'a> Worker<'s, 'a> {
                 path = %entry.path,
                 "the previous backup's copy does not match its manifest; fetching the file"
             );
-            drop((temp, file));
+            drop(temp);
             return self.fetch(entry);
         }
         let hashed = Hashed {
@@ -1260,7 +1209,7 @@ impl<'s, 'a> Worker<'s, 'a> {
             blake3,
             pages: Some(pages).filter(|_| is_page_structured(entry.path.in_tree(), size)),
         };
-        self.finish_delta(entry, &previous, temp, file, hashed)
+        self.finish_delta(entry, &previous, temp, hashed)
     }
 
     /// Installs a file rebuilt from a delta, or, when it is the previous
@@ -1270,17 +1219,16 @@ impl<'s, 'a> Worker<'s, 'a> {
         entry: &Entry,
         previous: &Previous<'_>,
         temp: TempFile,
-        file: File,
         hashed: Hashed,
     ) -> Result<FileDone> {
         if self.shared.options.reuse == Reuse::Link && hashed.matches(previous.entry) {
-            drop((temp, file));
+            drop(temp);
             if let Some(done) = self.link(entry, previous)? {
                 return Ok(done);
             }
             return self.fetch(entry);
         }
-        self.install(temp, file, entry)?;
+        self.install(temp, entry)?;
         Ok(FileDone::written(entry, hashed, How::Delta))
     }
 
@@ -1330,18 +1278,18 @@ impl<'s, 'a> Worker<'s, 'a> {
                 Ok(())
             })?;
         shared.check()?;
-        let (temp, file) = TempFile::create(shared.dest, entry)?;
+        let temp = create_temp(shared.dest, entry)?;
         let hasher = {
-            let mut out = Output::for_entry(&file, entry);
+            let mut out = Output::for_entry(temp.file(), entry);
             fast_rsync::apply(&base, &delta, &mut out).map_err(|e| match e {
-                fast_rsync::ApplyError::Io(e) => Error::io(&temp.path, e),
+                fast_rsync::ApplyError::Io(e) => Error::io(temp.path(), e),
                 e => Error::Protocol(format!("{}: bad rsync delta: {e}", entry.path)),
             })?;
-            out.finish().map_err(|e| Error::io(&temp.path, e))?
+            out.finish().map_err(|e| Error::io(temp.path(), e))?
         };
         drop((base, delta));
         let hashed = Hashed::finish(hasher, &entry.path);
         shared.progress.advance(hashed.size);
-        self.finish_delta(entry, &previous, temp, file, hashed)
+        self.finish_delta(entry, &previous, temp, hashed)
     }
 }

@@ -16,7 +16,6 @@ use ignore::WalkBuilder;
 
 use crate::entry::{Entry, EntryKind, Mtime, RelPath};
 use crate::exclusion::{Exclusion, Exclusions};
-use crate::fsutil::TEMP_SUFFIX;
 use crate::{Error, Result};
 
 /// Lists the tree rooted at `root` (named `tree`: entry paths are
@@ -30,9 +29,11 @@ use crate::{Error, Result};
 /// `pg_wal`): it is then listed as an empty [`EntryKind::Dir`], as
 /// PostgreSQL's base backup does. Unless `exclusions` has no rule at all
 /// ([`Exclusions::none`]), a relation fork whose unlogged relation's `_init`
-/// fork exists is left out ([`Exclusions::unlogged_init_fork`]).
-/// barman-copy's own temporary files and special files (sockets, FIFOs,
-/// devices) are never listed.
+/// fork exists is left out ([`Exclusions::unlogged_init_fork`]). Special
+/// files (sockets, FIFOs, devices) are never listed. Temporary files of
+/// barman-rs ([`barman_fs::is_temp_name`]) are left out by the rule both
+/// backup sets start with ([`Matcher::BarmanTemp`](crate::Matcher::BarmanTemp));
+/// without exclusions they are listed (a delta restore removes stale ones).
 ///
 /// # Errors
 ///
@@ -70,9 +71,6 @@ pub fn list_tree(root: &Path, tree: &str, exclusions: &Exclusions) -> Result<Vec
             };
             if entry.depth() == 0 || rel.as_os_str().is_empty() {
                 return true;
-            }
-            if entry.file_name().to_string_lossy().ends_with(TEMP_SUFFIX) {
-                return false;
             }
             // A symlink may point to a directory: keep it for now, the
             // listing decides once it knows what the link points to.

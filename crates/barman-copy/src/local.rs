@@ -274,32 +274,32 @@ pub(crate) fn rsync_delta(
     Ok((delta.len() as u64, data.len() as u64))
 }
 
-/// A file being written by [`write_file`]: temporary file, then rename.
+/// A file being written (an agent's `write_file`, a local restore): a
+/// [`barman_fs::TempFile`] next to the target, renamed into place when
+/// finished. Dropped unfinished (an error, a session that died mid-upload),
+/// it removes its temporary file.
 pub(crate) struct NewFile {
-    target: PathBuf,
-    tmp: PathBuf,
-    file: File,
+    temp: barman_fs::TempFile,
     behind: fsutil::WriteBehind,
 }
 
 impl NewFile {
-    /// Creates the temporary file for `path` (mode `mode`).
+    /// Creates the temporary file for `path` (mode `mode`, owner read and
+    /// write while it is written). The name is new and created exclusively,
+    /// without following links, so nothing planted in the destination is
+    /// written through.
     pub(crate) fn create(roots: &Roots, path: &RelPath, mode: u32) -> Result<Self> {
         let target = resolve(roots, path)?;
-        let tmp = fsutil::temp_path_for(&target);
-        let file = fsutil::create_temp(&tmp, mode & 0o7777)?;
         Ok(Self {
-            target,
-            tmp,
-            file,
+            temp: barman_fs::TempFile::create(&target, mode | 0o600)?,
             behind: fsutil::WriteBehind::default(),
         })
     }
 
     /// Appends bytes, with write-behind ([`fsutil::WriteBehind`]).
     pub(crate) fn write(&mut self, data: &[u8]) -> Result<()> {
-        io::Write::write_all(&mut self.file, data).map_err(|e| Error::io(&self.tmp, e))?;
-        self.behind.wrote(&self.file, data.len());
+        io::Write::write_all(&mut self.temp, data).map_err(|e| Error::io(self.temp.path(), e))?;
+        self.behind.wrote(self.temp.file(), data.len());
         Ok(())
     }
 
@@ -315,34 +315,24 @@ impl NewFile {
     }
 
     fn install(self, size: u64, mode: u32, mtime: Mtime, sync: bool) -> Result<()> {
-        let result = (|| {
-            if self.behind.written() != size {
-                return Err(Error::Protocol(format!(
-                    "{}: announced {size} bytes, received {}",
-                    self.target.display(),
-                    self.behind.written()
-                )));
-            }
-            let io_err = |e| Error::io(&self.tmp, e);
-            self.file
-                .set_permissions(fs::Permissions::from_mode(mode & 0o7777))
-                .map_err(io_err)?;
-            filetime::set_file_handle_times(&self.file, None, Some(mtime.to_filetime()))
-                .map_err(io_err)?;
-            if sync {
-                self.file.sync_all().map_err(io_err)?;
-            }
-            fs::rename(&self.tmp, &self.target).map_err(|e| Error::io(&self.target, e))
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&self.tmp);
+        let Self { temp, behind } = self;
+        if behind.written() != size {
+            return Err(Error::Protocol(format!(
+                "{}: announced {size} bytes, received {}",
+                temp.target().display(),
+                behind.written()
+            )));
         }
-        result
-    }
-
-    /// Gives up: removes the temporary file.
-    pub(crate) fn abort(self) {
-        let _ = fs::remove_file(&self.tmp);
+        let io_err = |e| Error::io(temp.path(), e);
+        temp.file()
+            .set_permissions(fs::Permissions::from_mode(mode & 0o7777))
+            .map_err(io_err)?;
+        filetime::set_file_handle_times(temp.file(), None, Some(mtime.to_filetime()))
+            .map_err(io_err)?;
+        if sync {
+            temp.sync()?;
+        }
+        Ok(temp.rename_unsynced()?)
     }
 }
 

@@ -7,14 +7,14 @@
 //! entry lines. Barman never reads this file.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::entry::{Entry, EntryKind, Mtime, RelPath};
-use crate::fsutil::{PRIVATE_FILE_MODE, create_temp, fsync_dir, temp_path_for};
+use crate::fsutil::PRIVATE_FILE_MODE;
 use crate::hash::{FileHash, PageHashes};
 use crate::{Error, Result};
 
@@ -145,38 +145,24 @@ impl Manifest {
     /// [`Error::Io`] on any write, sync or rename failure; the temporary file
     /// is removed.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let tmp = temp_path_for(path);
-        let result = self.write_temp(&tmp).and_then(|()| {
-            fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-            match path.parent() {
-                Some(dir) if !dir.as_os_str().is_empty() => fsync_dir(dir),
-                _ => fsync_dir(Path::new(".")),
-            }
-        });
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
-    }
-
-    /// Streams the header and the entries to `tmp` and fsyncs it.
-    fn write_temp(&self, tmp: &Path) -> Result<()> {
-        let io_err = |e: std::io::Error| Error::io(tmp, e);
-        let json_err = |e: serde_json::Error| Error::io(tmp, e.into());
-        let mut out = BufWriter::new(create_temp(tmp, PRIVATE_FILE_MODE)?);
-        let header = Header {
-            barman_manifest: MANIFEST_VERSION,
-            created_by: Some(format!("barman-rs {}", env!("CARGO_PKG_VERSION"))),
-            entries: self.len() as u64,
-        };
-        serde_json::to_writer(&mut out, &header).map_err(json_err)?;
-        out.write_all(b"\n").map_err(io_err)?;
-        for entry in self.entries.values() {
-            serde_json::to_writer(&mut out, entry).map_err(json_err)?;
-            out.write_all(b"\n").map_err(io_err)?;
-        }
-        let file = out.into_inner().map_err(|e| io_err(e.into_error()))?;
-        file.sync_all().map_err(io_err)
+        Ok(barman_fs::write_atomic_with(
+            path,
+            PRIVATE_FILE_MODE,
+            |out| {
+                let header = Header {
+                    barman_manifest: MANIFEST_VERSION,
+                    created_by: Some(format!("barman-rs {}", env!("CARGO_PKG_VERSION"))),
+                    entries: self.len() as u64,
+                };
+                serde_json::to_writer(&mut *out, &header)?;
+                out.write_all(b"\n")?;
+                for entry in self.entries.values() {
+                    serde_json::to_writer(&mut *out, entry)?;
+                    out.write_all(b"\n")?;
+                }
+                Ok(())
+            },
+        )?)
     }
 
     /// The entries, sorted by path.

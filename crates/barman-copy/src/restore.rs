@@ -5,8 +5,9 @@
 //!
 //! The order of work:
 //!
-//! 1. every destination root is created (mode `0700`), then listed: without
-//!    `delta` a root holding anything is refused ([`Error::NotEmpty`]);
+//! 1. every destination root is created (mode `0700`), then listed (all of
+//!    it: stale temporary files of barman-rs too): without `delta` a root
+//!    holding anything is refused ([`Error::NotEmpty`]);
 //! 2. directories, parents first;
 //! 3. regular files, largest first, by `jobs` worker threads, each with its
 //!    own destination session; with `delta`, a file already in the
@@ -16,8 +17,11 @@
 //! 5. symbolic links (targets overridden by
 //!    [`RestoreOptions::symlink_targets`]: tablespace relocation);
 //! 6. with `delta`, whatever the destination holds that the manifest does
-//!    not list is removed;
-//! 7. the destination is made durable ([`Destination::sync`]).
+//!    not list is removed (temporary files an interrupted restore left
+//!    included);
+//! 7. directories get their final modes (the data directory's root `0700`,
+//!    or `0750` with group access: [`data_root_mode`]) and the destination
+//!    is made durable ([`Destination::sync`]).
 //!
 //! A file whose content does not match the manifest's checksum is never
 //! installed: the write is aborted (its temporary file removed) and the
@@ -46,6 +50,34 @@ use crate::{Error, Result};
 
 /// Buffer size of file reads.
 const BUF_SIZE: usize = 1 << 20;
+
+/// The tree of the data directory.
+const DATA_TREE: &str = "data";
+
+/// The mode a restored data directory's root gets, from the backup's:
+/// `0750` when the backup had PostgreSQL's group access (group read and
+/// search, nothing for others: `initdb --allow-group-access`), `0700`
+/// otherwise. PostgreSQL refuses to start on a more open data directory
+/// (a `0755` root, say), and pg_basebackup creates it `0700` or `0750`
+/// the same way.
+pub fn data_root_mode(backup_mode: u32) -> u32 {
+    // Group read and search (0o050), and nothing for others (0o007).
+    if backup_mode & 0o057 == 0o050 {
+        0o750
+    } else {
+        0o700
+    }
+}
+
+/// The final mode of restored directory `entry`: its own, except for the
+/// data directory's root ([`data_root_mode`]).
+fn dir_mode(entry: &ManifestEntry) -> u32 {
+    if entry.path.as_str() == DATA_TREE {
+        data_root_mode(entry.mode)
+    } else {
+        entry.mode
+    }
+}
 
 /// A session with the place a backup is restored to. One per worker.
 pub trait Destination: Send {
@@ -140,15 +172,10 @@ impl Destination for LocalDestination {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    file.abort();
-                    return Err(Error::io(path.as_str(), e));
-                }
+                // Dropping `file` removes its temporary file.
+                Err(e) => return Err(Error::io(path.as_str(), e)),
             };
-            if let Err(e) = file.write(&buf[..n]) {
-                file.abort();
-                return Err(e);
-            }
+            file.write(&buf[..n])?;
             left -= n as u64;
             self.written += n as u64;
         }
@@ -386,7 +413,7 @@ pub fn restore(
             existing.remove(&dir.path);
         }
         // Owner rwx while restoring; the final mode is set at the end.
-        main.mkdir(&dir.path, dir.mode | 0o700)?;
+        main.mkdir(&dir.path, dir_mode(dir) | 0o700)?;
     }
 
     // 3. Files, largest first.
@@ -508,8 +535,9 @@ pub fn restore(
 
     // 7. Final directory modes, durability.
     for dir in dirs.iter().rev() {
-        if dir.mode & 0o700 != 0o700 {
-            main.mkdir(&dir.path, dir.mode)?;
+        let mode = dir_mode(dir);
+        if mode & 0o700 != 0o700 {
+            main.mkdir(&dir.path, mode)?;
         }
     }
     let dir_paths: Vec<&RelPath> = dirs.iter().map(|d| &d.path).collect();

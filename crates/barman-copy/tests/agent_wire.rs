@@ -288,3 +288,66 @@ proptest! {
         let _ = run(&input);
     }
 }
+
+/// A session that dies in the middle of a `write_file` (the client gone,
+/// a broken or cut frame, more bytes than announced) leaves no temporary
+/// file behind, and nothing at the target.
+#[test]
+fn a_session_dying_mid_upload_leaves_no_temporary_file() {
+    let (dir, roots) = data_root();
+    let upload = |w: &mut FrameWriter<&mut Vec<u8>>| {
+        w.message(&hello(VERSION, MAGIC, &roots)).unwrap();
+        w.message(&Message::WriteFile {
+            path: "data/base/16384".into(),
+            size: 1 << 20,
+            mode: 0o600,
+            mtime: barman_copy::Mtime {
+                secs: 1_700_000_000,
+                nanos: 0,
+            },
+            no_fsync: false,
+        })
+        .unwrap();
+        w.data(&vec![7u8; 64 << 10]).unwrap();
+    };
+    std::fs::create_dir(dir.path().join("base")).unwrap();
+    let cut = {
+        let mut bytes = frames(upload);
+        bytes.extend_from_slice(&[FrameKind::Data.byte(), 0, 1, 0, 0, 1, 2, 3]);
+        bytes
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("the client closed the session", frames(upload)),
+        ("cut frame", cut),
+        (
+            "before the previous one's data ended",
+            frames(|w| {
+                upload(w);
+                w.message(&Message::Remove {
+                    path: "data/ok".into(),
+                })
+                .unwrap();
+            }),
+        ),
+        (
+            "more than the",
+            frames(|w| {
+                upload(w);
+                for _ in 0..16 {
+                    w.data(&vec![7u8; 64 << 10]).unwrap();
+                }
+            }),
+        ),
+    ];
+    for (what, input) in cases {
+        let (result, _) = run(&input);
+        assert!(result.is_err(), "{what}: the session went on");
+        let mut left: Vec<String> = std::fs::read_dir(dir.path().join("base"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert!(left.is_empty(), "{what}: left {left:?}");
+        assert_eq!(std::fs::read(dir.path().join("ok")).unwrap(), b"fine");
+    }
+}

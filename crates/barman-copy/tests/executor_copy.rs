@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use barman_copy::executor::CONTROL_FILE;
-use barman_copy::fsutil::TEMP_SUFFIX;
 use barman_copy::hash::{PAGE_SIZE, PageHash, PageHashes};
 use barman_copy::source::{PageChunk, PageDeltaEnd};
 use barman_copy::{
@@ -18,6 +17,7 @@ use barman_copy::{
     Mtime, NoProgress, PlanItem, Progress, RelPath, Result, Reuse, Roots, Source, SourceFactory,
     execute,
 };
+use barman_fs::is_temp_name;
 
 const CHUNK: usize = 64 * 1024;
 
@@ -467,7 +467,7 @@ fn ino(path: &Path) -> u64 {
     fs::symlink_metadata(path).unwrap().ino()
 }
 
-/// Every path under `dir` whose name ends with the temporary suffix.
+/// Every temporary file of barman-rs under `dir`.
 fn temp_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(entries) = fs::read_dir(dir) else {
@@ -475,7 +475,11 @@ fn temp_files(dir: &Path) -> Vec<PathBuf> {
     };
     for entry in entries {
         let path = entry.unwrap().path();
-        if path.to_string_lossy().ends_with(TEMP_SUFFIX) {
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(is_temp_name)
+        {
             out.push(path.clone());
         }
         if fs::symlink_metadata(&path).unwrap().is_dir() {

@@ -324,7 +324,7 @@ fn wal_queue(
     let mut count = std::fs::read_dir(dir).map_or(0, |entries| {
         entries
             .flatten()
-            .filter(|e| !e.file_name().to_string_lossy().ends_with(".tmp"))
+            .filter(|e| !crate::archive::store::is_skipped_temp(&e.file_name().to_string_lossy()))
             .count()
     });
     if label == "streaming" {

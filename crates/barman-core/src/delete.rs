@@ -644,26 +644,16 @@ pub fn remove_wals(
     Ok(removed)
 }
 
-/// Removes `.<name>.*.tmp` next to `path` (temporary files of
-/// [`write_atomic_with`] a killed process left behind).
+/// Removes the temporary files of `path` a killed process left behind
+/// next to it ([`barman_fs::remove_stale_temps`]; the caller serialises
+/// the writers of `path`).
 fn remove_stale_temps(path: &Path) {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+    let Some(name) = path.file_name() else {
         return;
     };
-    let prefix = format!(".{}.", name.to_string_lossy());
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let file = entry.file_name();
-        let file = file.to_string_lossy();
-        if file.starts_with(&prefix) && file.ends_with(".tmp") {
-            tracing::info!(
-                "removing {} left by an interrupted write",
-                entry.path().display()
-            );
-            let _ = std::fs::remove_file(entry.path());
-        }
+    let dir = barman_fs::parent_dir(path);
+    for removed in barman_fs::remove_stale_temps(dir, &name.to_string_lossy()) {
+        tracing::info!("removed {} left by an interrupted write", removed.display());
     }
 }
 

@@ -304,5 +304,17 @@ impl Error {
     }
 }
 
+impl From<barman_fs::Error> for Error {
+    /// The same [`Error::Io`]: action, path and cause.
+    fn from(e: barman_fs::Error) -> Self {
+        let (action, path, source) = e.into_parts();
+        Self::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

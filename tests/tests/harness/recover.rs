@@ -293,6 +293,30 @@ pub(crate) fn tree_diff(a: &BTreeMap<String, String>, b: &BTreeMap<String, Strin
         .collect()
 }
 
+/// The trees of `dest`'s data directory and `ts1` with the destination's
+/// own path replaced by `<DEST>` (tablespace_map, the pg_tblspc link and
+/// the configuration name it), to compare recoveries into different places.
+pub(crate) fn comparable(dest: &Dest) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let own = dest.path().display().to_string();
+    let mut data = tree(&dest.data());
+    for value in data.values_mut() {
+        if value.starts_with("link -> ") {
+            *value = value.replace(&own, "<DEST>");
+        }
+    }
+    for f in [
+        "tablespace_map",
+        ".barman-recover.info",
+        "postgresql.auto.conf",
+        "postgresql.conf",
+    ] {
+        if let Ok(text) = fs::read_to_string(dest.data().join(f)) {
+            data.insert(f.to_owned(), text.replace(&own, "<DEST>"));
+        }
+    }
+    (data, tree(&dest.ts()))
+}
+
 /// Regular files of backup `id` (its `manifest` excluded): count, bytes.
 pub(crate) fn backup_files(bench: &Bench, id: &str) -> (u64, u64) {
     let files = crate::backup::files(&bench.backup_dir(id));
@@ -957,12 +981,73 @@ fn catalog_version(bench: &Bench) -> String {
         .unwrap_or_default()
 }
 
-/// Stops the ssh multiplexing master on drop (also on a failed assertion).
-struct Master<'a>(&'a ClientSide, u16);
+/// A bench for remote recoveries: a loopback sshd as `postgres` with the
+/// staged client side, a backup taken before some pgbench load (WALs
+/// flushed), the data a recovery must give, the `--remote-ssh-command` and
+/// the environment running the staged `barman agent`. Stops the ssh
+/// multiplexing master on drop (also on a failed assertion).
+pub(crate) struct RemoteBench {
+    pub(crate) sshd: Sshd,
+    pub(crate) client: ClientSide,
+    pub(crate) bench: Bench,
+    /// The backup.
+    pub(crate) id: String,
+    /// `data_digest` of the primary after the load.
+    pub(crate) expected: Vec<String>,
+    /// The `--remote-ssh-command`.
+    pub(crate) ssh: String,
+    /// `BARMAN_AGENT_COMMAND`.
+    pub(crate) env: [(String, String); 1],
+}
 
-impl Drop for Master<'_> {
+impl RemoteBench {
+    pub(crate) fn new() -> Self {
+        let sshd = Sshd::builder()
+            .user(SERVER_OS_USER)
+            .start()
+            .expect("start sshd");
+        let client = ClientSide::new(&sshd);
+        let bench = Bench::new(LOCAL_RSYNC, 1);
+        let pg = &bench.pg;
+        let id = backup_id(&bench.backup(&["--wait", "--wait-timeout", "60"]));
+        pg.pgbench_run(2, 2).unwrap();
+        let expected = data_digest(|sql| pg.psql(sql).unwrap());
+        bench.flush_wal();
+        let ssh = format!(
+            "{} -p {} {SERVER_OS_USER}@127.0.0.1",
+            client.bin("ssh").display(),
+            sshd.port()
+        );
+        let env = [(
+            "BARMAN_AGENT_COMMAND".to_owned(),
+            format!("{} agent", client.bin("barman").display()),
+        )];
+        Self {
+            sshd,
+            client,
+            bench,
+            id,
+            expected,
+            ssh,
+            env,
+        }
+    }
+
+    /// A plain local recovery of the backup into a new `Dest`.
+    pub(crate) fn local_recovery(&self, label: &str) -> Dest {
+        let dest = Dest::new(label);
+        recover(
+            &self.bench,
+            &[&self.id, &dest.data_arg(), "--tablespace", &dest.ts_arg()],
+            &[],
+        );
+        dest
+    }
+}
+
+impl Drop for RemoteBench {
     fn drop(&mut self) {
-        self.0.stop_master(self.1);
+        self.client.stop_master(self.sshd.port());
     }
 }
 
@@ -971,56 +1056,16 @@ impl Drop for Master<'_> {
 /// the started server has the primary's data.
 #[test]
 fn remote_recovery_over_ssh_matches_the_local_one() {
-    let sshd = Sshd::builder()
-        .user(SERVER_OS_USER)
-        .start()
-        .expect("start sshd");
-    let client = ClientSide::new(&sshd);
-    let _master = Master(&client, sshd.port());
-    let bench = Bench::new(LOCAL_RSYNC, 1);
-    let pg = &bench.pg;
-    let id = backup_id(&bench.backup(&["--wait", "--wait-timeout", "60"]));
-    pg.pgbench_run(2, 2).unwrap();
-    let expected = data_digest(|sql| pg.psql(sql).unwrap());
-    bench.flush_wal();
-
-    let local = Dest::new("local");
-    recover(
-        &bench,
-        &[&id, &local.data_arg(), "--tablespace", &local.ts_arg()],
-        &[],
-    );
-    let ssh = format!(
-        "{} -p {} {SERVER_OS_USER}@127.0.0.1",
-        client.bin("ssh").display(),
-        sshd.port()
-    );
-    let env = [(
-        "BARMAN_AGENT_COMMAND".to_owned(),
-        format!("{} agent", client.bin("barman").display()),
-    )];
-    // The trees with the destination's own path replaced by `<DEST>`
-    // (tablespace_map, the pg_tblspc link and the configuration name it).
-    let comparable = |dest: &Dest| -> (BTreeMap<String, String>, BTreeMap<String, String>) {
-        let own = dest.path().display().to_string();
-        let mut data = tree(&dest.data());
-        for value in data.values_mut() {
-            if value.starts_with("link -> ") {
-                *value = value.replace(&own, "<DEST>");
-            }
-        }
-        for f in [
-            "tablespace_map",
-            ".barman-recover.info",
-            "postgresql.auto.conf",
-            "postgresql.conf",
-        ] {
-            if let Ok(text) = fs::read_to_string(dest.data().join(f)) {
-                data.insert(f.to_owned(), text.replace(&own, "<DEST>"));
-            }
-        }
-        (data, tree(&dest.ts()))
-    };
+    let remote = RemoteBench::new();
+    let RemoteBench {
+        bench,
+        id,
+        expected,
+        ssh,
+        env,
+        ..
+    } = &remote;
+    let local = remote.local_recovery("local");
     let reference = comparable(&local);
     assert!(reference.0.len() > 500, "{} entries", reference.0.len());
 
@@ -1038,9 +1083,9 @@ fn remote_recovery_over_ssh_matches_the_local_one() {
         if jobs == "2" {
             args.extend(["--network-compression", "--bwlimit", "200000"]);
         }
-        let doc = recover(&bench, &args, &env);
+        let doc = recover(bench, &args, env);
         eprintln!("{label}: {doc}");
-        let (files, _) = backup_files(&bench, &id);
+        let (files, _) = backup_files(bench, id);
         assert_eq!(num(&doc, "files"), files);
         assert_eq!(num(&doc, "files_written"), files);
         let got = comparable(&dest);
@@ -1063,9 +1108,9 @@ fn remote_recovery_over_ssh_matches_the_local_one() {
             "{conf}"
         );
         if jobs == "2" {
-            let server = start(&bench, &dest, "");
+            let server = start(bench, &dest, "");
             wait_promoted(&server);
-            assert_eq!(data_digest(|sql| server.psql(sql).unwrap()), expected);
+            assert_eq!(data_digest(|sql| server.psql(sql).unwrap()), *expected);
         }
     }
 }

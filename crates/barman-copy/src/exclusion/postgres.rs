@@ -66,6 +66,16 @@ fn rule(result: crate::Result<Rule>) -> Rule {
     result.expect("built-in exclusion rules are valid")
 }
 
+/// barman-rs's own temporary files: a file being written when the
+/// destination was copied (a killed restore or backup left it), never part
+/// of a backup.
+pub(super) fn barman_temp_rule() -> Rule {
+    rule(Rule::exclude(
+        Matcher::BarmanTemp,
+        "temporary file of barman-rs, left by an interrupted restore or copy",
+    ))
+}
+
 /// The rules of PostgreSQL's base backup, in the order `sendDir()` applies them.
 pub(super) fn postgres_rules() -> Vec<Rule> {
     let mut rules = vec![

@@ -245,6 +245,17 @@ fn explain_names_the_deciding_rule() {
             .explain(Path::new("base/16384/16400"), false)
             .is_none()
     );
+    for set in [Exclusions::postgres_default(), Exclusions::barman_rsync()] {
+        let rule = set
+            .explain(Path::new("base/16384/.16400.4242.7.barman-tmp"), false)
+            .unwrap();
+        assert_eq!(rule.matcher(), &Matcher::BarmanTemp);
+        assert_eq!(rule.action(), Exclude);
+    }
+    assert_eq!(
+        Exclusions::none().is_excluded(Path::new(".PG_VERSION.1.2.barman-tmp"), false),
+        Include
+    );
     // Every built-in rule documents its reason.
     for rule in Exclusions::barman_rsync().rules() {
         assert!(rule.reason().len() > 10, "{rule:?}");

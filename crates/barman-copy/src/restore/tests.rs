@@ -106,8 +106,120 @@ fn restores_every_file_and_relocates_links() {
         fs::read_link(dest.join("pg_tblspc/16390")).unwrap(),
         Path::new("/new/place")
     );
+    // The source's root is 0755 (the umask's): PostgreSQL would refuse it.
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
-    assert_eq!(mode(&dest), mode(&tmp.path().join("pgdata")));
+    assert_eq!(mode(&tmp.path().join("pgdata")), 0o755);
+    assert_eq!(mode(&dest), 0o700);
+    assert_eq!(
+        mode(&dest.join("base")),
+        mode(&tmp.path().join("pgdata/base"))
+    );
+}
+
+#[test]
+fn the_data_root_gets_postgres_modes() {
+    for (backup, restored) in [
+        (0o700, 0o700),
+        (0o755, 0o700),
+        (0o777, 0o700),
+        (0o751, 0o700),
+        (0o711, 0o700),
+        (0o740, 0o700),
+        (0o750, 0o750),
+        (0o770, 0o750),
+    ] {
+        assert_eq!(data_root_mode(backup), restored, "{backup:o}");
+    }
+    // Group access (initdb --allow-group-access) is kept, also into an
+    // existing 0755 directory; a tablespace root keeps its mode.
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, mut manifest) = backup(tmp.path());
+    for (path, mode) in [("data", 0o750), ("16390", 0o755)] {
+        let mut root = manifest.get(&RelPath::new(path).unwrap()).unwrap().clone();
+        root.mode = mode;
+        manifest.insert(root);
+    }
+    let dest = tmp.path().join("dest");
+    fs::create_dir(&dest).unwrap();
+    fs::set_permissions(&dest, fs::Permissions::from_mode(0o755)).unwrap();
+    run(&manifest, &dir, tmp.path(), &relocated()).unwrap();
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&dest), 0o750);
+    assert_eq!(mode(&tmp.path().join("newts")), 0o755);
+}
+
+/// Plants, in a destination, what an attacker (or a killed restore) left:
+/// symbolic links at the temporary names earlier versions used, pointing
+/// outside, and a stale temporary file. Returns the victim file.
+fn plant(root: &Path) -> std::path::PathBuf {
+    let victim = root.join("victim");
+    fs::write(&victim, "untouched").unwrap();
+    let dest = root.join("dest");
+    fs::create_dir_all(dest.join("base/5")).unwrap();
+    fs::create_dir_all(dest.join("global")).unwrap();
+    for name in [
+        ".PG_VERSION.barman-tmp",
+        "base/5/.1259.barman-tmp",
+        "global/.pg_control.barman-tmp",
+    ] {
+        std::os::unix::fs::symlink(&victim, dest.join(name)).unwrap();
+    }
+    fs::write(dest.join("base/5/.1260.4242.7.barman-tmp"), "stale").unwrap();
+    victim
+}
+
+/// Every name under `dir` that is a temporary file of barman-rs.
+fn temp_names(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        if barman_fs::is_temp_name(&name) {
+            out.push(name);
+        } else if entry.file_type().unwrap().is_dir() {
+            out.extend(temp_names(&entry.path()));
+        }
+    }
+    out
+}
+
+#[test]
+fn planted_temp_links_are_never_written_through_and_stale_temps_go() {
+    for remote in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, manifest) = backup(tmp.path());
+        let victim = plant(tmp.path());
+        let dest = tmp.path().join("dest");
+        let go = |options: &RestoreOptions| {
+            if remote {
+                run_remote(&manifest, &dir, tmp.path(), options)
+            } else {
+                run(&manifest, &dir, tmp.path(), options)
+            }
+        };
+        // Without delta, a destination holding them is not empty.
+        let err = go(&relocated()).unwrap_err();
+        assert!(matches!(err, Error::NotEmpty { .. }), "{err}");
+        let options = RestoreOptions {
+            delta: true,
+            ..relocated()
+        };
+        let report = go(&options).unwrap();
+        assert_eq!(report.files_written, 5, "{report:?}");
+        assert_eq!(report.files_removed, 4, "{report:?}");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "untouched");
+        assert_eq!(fs::read_to_string(dest.join("PG_VERSION")).unwrap(), "15\n");
+        assert!(
+            !fs::symlink_metadata(dest.join("PG_VERSION"))
+                .unwrap()
+                .is_symlink()
+        );
+        assert_eq!(
+            fs::read(dest.join("global/pg_control")).unwrap(),
+            vec![1u8; 8192]
+        );
+        assert!(temp_names(&dest).is_empty(), "{:?}", temp_names(&dest));
+    }
 }
 
 #[test]

@@ -19,9 +19,10 @@ use std::time::SystemTime;
 use barman_wal::{Codec, Compression, Encoder, WalFileName};
 
 use super::inspect::{InspectError, WalExpectations, inspect, inspect_plain, same_content};
+use barman_fs::{NoReplace, TempFile};
+
 use super::store::{
-    ErrorKind, Install, create_temp, install_no_replace, is_temp_name, move_to_errors, mtime_secs,
-    parent, remove_quietly,
+    ErrorKind, create_temp, is_skipped_temp, move_to_errors, mtime_secs, parent, remove_quietly,
 };
 use crate::catalog::lock::{LockKind, acquire_blocking, try_acquire};
 use crate::catalog::{XlogDb, XlogEntry};
@@ -287,7 +288,7 @@ impl Archiver<'_> {
         for entry in entries {
             let entry = entry.map_err(|e| Error::io("cannot list", dir, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if is_temp_name(&name) {
+            if is_skipped_temp(&name) {
                 self.remove_stale_temp(&entry.path(), &name);
                 continue;
             }
@@ -297,8 +298,8 @@ impl Archiver<'_> {
         Ok(names)
     }
 
-    /// Our own temporaries (`.<name>.<pid>.<n>.tmp`) older than an hour
-    /// belong to a put-wal that died: remove them.
+    /// Hidden temporaries (ours: `.<name>.<pid>.<n>.barman-tmp`) older
+    /// than an hour belong to a put-wal that died: remove them.
     fn remove_stale_temp(&self, path: &Path, name: &str) {
         if !name.starts_with('.') {
             return;
@@ -436,40 +437,33 @@ impl Archiver<'_> {
         // compressing a plain file, or on the stored copy otherwise.
         let (tmp, checked, compression) = match (codec, arriving.compression) {
             (Some(codec), None) => {
-                let (tmp, checked) =
-                    self.compress_checked(path, dest, wal, &canonical, codec, modified)?;
+                let (tmp, checked) = self.compress_checked(path, dest, wal, codec, modified)?;
                 (tmp, checked, Some(codec.compression()))
             }
             (_, stored) => {
-                let tmp = Self::copy_to_temp(path, dest, &canonical, modified)?;
-                let checked = inspect(&tmp, wal, &self.options.expectations, codec).map(|_| ());
+                let tmp = Self::copy_to_temp(path, dest, modified)?;
+                let checked =
+                    inspect(tmp.path(), wal, &self.options.expectations, codec).map(|_| ());
                 (tmp, checked, stored)
             }
         };
+        // `tmp` is removed when dropped (any return before it is installed).
         match checked {
             Ok(()) => {}
             Err(InspectError::Invalid(reason)) => {
-                remove_quietly(&tmp);
+                drop(tmp);
                 return self.reject(path, name, ErrorKind::Unknown, reason);
             }
-            Err(InspectError::Io(e)) => {
-                remove_quietly(&tmp);
-                return Err(e);
-            }
+            Err(InspectError::Io(e)) => return Err(e),
         }
-        let size = std::fs::metadata(&tmp)
-            .map_err(|e| Error::io("cannot stat", &tmp, e))?
+        let size = tmp
+            .file()
+            .metadata()
+            .map_err(|e| Error::io("cannot stat", tmp.path(), e))?
             .len();
-        match install_no_replace(&tmp, dest) {
-            Ok(Install::Done) => {}
-            Ok(Install::Exists) => {
-                remove_quietly(&tmp);
-                return self.already_there(path, name, dest);
-            }
-            Err(e) => {
-                remove_quietly(&tmp);
-                return Err(e);
-            }
+        if let NoReplace::Exists(tmp) = tmp.commit_no_replace()? {
+            drop(tmp);
+            return self.already_there(path, name, dest);
         }
         let mut entry = XlogEntry::new(wal.to_string(), size, time);
         entry.compression = compression.map(|c| c.name().to_owned());
@@ -521,21 +515,13 @@ impl Archiver<'_> {
     /// A durable byte copy of `path` next to `dest` (never a hard link: the
     /// archive must not share an inode with a file another program may
     /// rewrite in place).
-    fn copy_to_temp(
-        path: &Path,
-        dest: &Path,
-        name: &str,
-        modified: Option<SystemTime>,
-    ) -> Result<PathBuf> {
-        let (tmp, mut out) = create_temp(parent(dest), name)?;
-        let result = File::open(path)
-            .and_then(|mut src| io::copy(&mut src, &mut out))
-            .and_then(|_| modified.map_or(Ok(()), |m| out.set_modified(m)))
-            .and_then(|()| out.sync_all());
-        if let Err(e) = result {
-            remove_quietly(&tmp);
-            return Err(Error::io("cannot copy into", &tmp, e));
-        }
+    fn copy_to_temp(path: &Path, dest: &Path, modified: Option<SystemTime>) -> Result<TempFile> {
+        let mut tmp = create_temp(dest)?;
+        File::open(path)
+            .and_then(|mut src| io::copy(&mut src, &mut tmp))
+            .and_then(|_| modified.map_or(Ok(()), |m| tmp.file().set_modified(m)))
+            .map_err(|e| Error::io("cannot copy into", tmp.path(), e))?;
+        tmp.sync()?;
         Ok(tmp)
     }
 
@@ -547,48 +533,41 @@ impl Archiver<'_> {
         path: &Path,
         dest: &Path,
         wal: &WalFileName,
-        name: &str,
         codec: &Codec,
         modified: Option<SystemTime>,
-    ) -> Result<(PathBuf, std::result::Result<(), InspectError>)> {
-        let (tmp, out) = create_temp(parent(dest), name)?;
-        let result = (|| -> Result<std::result::Result<(), InspectError>> {
-            let src = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-            let enc: Encoder<io::BufWriter<File>> =
-                codec.writer(io::BufWriter::with_capacity(256 * 1024, out))?;
-            let mut tee = TeeReader {
-                inner: io::BufReader::with_capacity(256 * 1024, src),
-                sink: enc,
-                error: None,
-            };
-            let checked =
-                inspect_plain(&mut tee, path, wal, &self.options.expectations).map(|_| ());
-            let TeeReader { sink, error, .. } = tee;
-            if let Some(e) = error {
-                return Err(Error::io("cannot compress into", &tmp, e));
-            }
-            let mut w = sink
-                .finish()
-                .map_err(|e| Error::io("cannot compress into", &tmp, e))?;
-            w.flush().map_err(|e| Error::io("cannot write", &tmp, e))?;
-            let f = w
-                .into_inner()
-                .map_err(|e| Error::io("cannot write", &tmp, e.into_error()))?;
-            if let Some(m) = modified {
-                f.set_modified(m)
-                    .map_err(|e| Error::io("cannot set the mtime of", &tmp, e))?;
-            }
-            f.sync_all()
-                .map_err(|e| Error::io("cannot fsync", &tmp, e))?;
-            Ok(checked)
-        })();
-        match result {
-            Ok(checked) => Ok((tmp, checked)),
-            Err(e) => {
-                remove_quietly(&tmp);
-                Err(e)
-            }
+    ) -> Result<(TempFile, std::result::Result<(), InspectError>)> {
+        let out = create_temp(dest)?;
+        // Dropped on any error below (in the encoder or the writer), the
+        // temporary file is removed.
+        let tmp_path = out.path().to_path_buf();
+        let src = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+        let enc: Encoder<io::BufWriter<TempFile>> =
+            codec.writer(io::BufWriter::with_capacity(256 * 1024, out))?;
+        let mut tee = TeeReader {
+            inner: io::BufReader::with_capacity(256 * 1024, src),
+            sink: enc,
+            error: None,
+        };
+        let checked = inspect_plain(&mut tee, path, wal, &self.options.expectations).map(|_| ());
+        let TeeReader { sink, error, .. } = tee;
+        if let Some(e) = error {
+            return Err(Error::io("cannot compress into", &tmp_path, e));
         }
+        let mut w = sink
+            .finish()
+            .map_err(|e| Error::io("cannot compress into", &tmp_path, e))?;
+        w.flush()
+            .map_err(|e| Error::io("cannot write", &tmp_path, e))?;
+        let tmp = w
+            .into_inner()
+            .map_err(|e| Error::io("cannot write", &tmp_path, e.into_error()))?;
+        if let Some(m) = modified {
+            tmp.file()
+                .set_modified(m)
+                .map_err(|e| Error::io("cannot set the mtime of", &tmp_path, e))?;
+        }
+        tmp.sync()?;
+        Ok((tmp, checked))
     }
 }
 
@@ -643,24 +622,15 @@ impl<R: io::Read, W: Write> io::Read for TeeReader<R, W> {
     }
 }
 
-/// Removes the temporaries `.<name>.*.tmp` an interrupted run left in
-/// `dir`. Only archive-wal writes them there and the caller holds its lock,
-/// so none of them is in use.
+/// Removes the temporaries of `name` an interrupted run left in `dir`
+/// ([`barman_fs::remove_stale_temps`]). Only archive-wal writes them there
+/// and the caller holds its lock, so none of them is in use.
 fn remove_own_temps(dir: &Path, name: &str) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let prefix = format!(".{name}.");
-    for entry in entries.flatten() {
-        let file = entry.file_name();
-        let file = file.to_string_lossy();
-        if file.starts_with(&prefix) && is_temp_name(&file) {
-            tracing::info!(
-                "removing {} left by an interrupted archive-wal",
-                entry.path().display()
-            );
-            remove_quietly(&entry.path());
-        }
+    for path in barman_fs::remove_stale_temps(dir, name) {
+        tracing::info!(
+            "removed {} left by an interrupted archive-wal",
+            path.display()
+        );
     }
 }
 

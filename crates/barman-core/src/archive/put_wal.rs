@@ -17,9 +17,9 @@ use md5::Md5;
 use sha2::{Digest, Sha256};
 
 use super::inspect::{InspectError, WalExpectations, inspect, same_content};
-use super::store::{
-    ErrorKind, Install, create_temp, install_no_replace, move_to_errors, remove_quietly,
-};
+use barman_fs::{NoReplace, TempFile};
+
+use super::store::{ErrorKind, create_temp, move_to_errors};
 use crate::clock::Clock;
 use crate::fs::create_dir_secure;
 use crate::{Error, Result, ServerLayout};
@@ -65,24 +65,14 @@ pub struct ReceivedWal {
     pub outcome: Received,
 }
 
-/// A received file waiting in a temporary file.
+/// A received file waiting in a durable temporary file (removed when
+/// dropped unless installed).
 struct Pending {
     name: WalFileName,
     raw_name: String,
-    tmp: PathBuf,
+    tmp: TempFile,
     size: u64,
     sha256: String,
-}
-
-/// Removes the temporary files still pending when dropped.
-struct TempGuard(Vec<PathBuf>);
-
-impl Drop for TempGuard {
-    fn drop(&mut self) {
-        for p in &self.0 {
-            remove_quietly(p);
-        }
-    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -148,7 +138,6 @@ pub fn put_wal_stream<R: Read>(
     create_dir_secure(incoming)?;
     let mut archive = tar::Archive::new(reader);
     let mut pending: Vec<Pending> = Vec::new();
-    let mut guard = TempGuard(Vec::new());
     let mut sums: Option<(&'static str, BTreeMap<String, String>)> = None;
     let entries = archive
         .entries()
@@ -201,35 +190,37 @@ pub fn put_wal_stream<R: Read>(
                 "`{name}` is too large ({declared} bytes)"
             )));
         }
-        let (tmp, file) = create_temp(incoming, &name)?;
-        guard.0.push(tmp.clone());
+        let tmp = create_temp(&incoming.join(&name))?;
         let mut w = HashingWriter {
-            inner: io::BufWriter::with_capacity(256 * 1024, file),
+            inner: io::BufWriter::with_capacity(256 * 1024, tmp),
             hasher: Sha256::new(),
             written: 0,
         };
-        io::copy(&mut entry, &mut w).map_err(|e| {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                Error::PutWalStream(format!("the stream ended inside `{name}`"))
-            } else {
-                Error::io("cannot write", &tmp, e)
-            }
-        })?;
+        let copied = io::copy(&mut entry, &mut w);
         let HashingWriter {
             inner,
             hasher,
             written,
         } = w;
-        let file = inner
-            .into_inner()
-            .map_err(|e| Error::io("cannot write", &tmp, e.into_error()))?;
+        let tmp = match (copied, inner.into_inner()) {
+            (Ok(_), Ok(tmp)) => tmp,
+            (Err(e), _) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(Error::PutWalStream(format!(
+                    "the stream ended inside `{name}`"
+                )));
+            }
+            (Err(e), Ok(tmp)) => return Err(Error::io("cannot write", tmp.path(), e)),
+            (_, Err(e)) => {
+                let (e, inner) = e.into_parts();
+                return Err(Error::io("cannot write", inner.get_ref().path(), e));
+            }
+        };
         if written != declared {
             return Err(Error::PutWalStream(format!(
                 "the stream ended inside `{name}` ({written} of {declared} bytes)"
             )));
         }
-        file.sync_all()
-            .map_err(|e| Error::io("cannot fsync", &tmp, e))?;
+        tmp.sync()?;
         pending.push(Pending {
             name: wal,
             raw_name: name,
@@ -260,7 +251,7 @@ pub fn put_wal_stream<R: Read>(
         let actual = if algo == "sha256" {
             p.sha256.clone()
         } else {
-            md5_of(&p.tmp)?
+            md5_of(p.tmp.path())?
         };
         if &actual != expected {
             return Err(Error::WalRejected {
@@ -274,8 +265,7 @@ pub fn put_wal_stream<R: Read>(
         check(p, options)?;
     }
     for p in pending {
-        let outcome = install(&p.tmp, &p.raw_name, layout, options, clock)?;
-        guard.0.retain(|t| t != &p.tmp);
+        let outcome = install(p.tmp, &p.raw_name, layout, options, clock)?;
         tracing::info!("put-wal: received {} ({} bytes)", p.raw_name, p.size);
         out.push(ReceivedWal {
             name: p.raw_name,
@@ -310,22 +300,20 @@ pub fn put_wal_file(
     }
     let incoming = layout.incoming_directory();
     create_dir_secure(incoming)?;
-    let (tmp, mut file) = create_temp(incoming, &raw_name)?;
-    let guard = TempGuard(vec![tmp.clone()]);
+    let mut tmp = create_temp(&incoming.join(&raw_name))?;
     let mut src = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-    let size = io::copy(&mut src, &mut file).map_err(|e| Error::io("cannot write", &tmp, e))?;
-    file.sync_all()
-        .map_err(|e| Error::io("cannot fsync", &tmp, e))?;
+    let size =
+        io::copy(&mut src, &mut tmp).map_err(|e| Error::io("cannot write", tmp.path(), e))?;
+    tmp.sync()?;
     let p = Pending {
         name,
         raw_name: raw_name.clone(),
-        tmp: tmp.clone(),
+        tmp,
         size,
         sha256: String::new(),
     };
     check(&p, options)?;
-    let outcome = install(&tmp, &raw_name, layout, options, clock)?;
-    drop(guard);
+    let outcome = install(p.tmp, &raw_name, layout, options, clock)?;
     Ok(ReceivedWal {
         name: raw_name,
         size,
@@ -351,7 +339,7 @@ fn md5_of(path: &Path) -> Result<String> {
 
 fn check(p: &Pending, options: &PutWalOptions) -> Result<()> {
     match inspect(
-        &p.tmp,
+        p.tmp.path(),
         &p.name,
         &options.expectations,
         options.codec.as_ref(),
@@ -365,23 +353,26 @@ fn check(p: &Pending, options: &PutWalOptions) -> Result<()> {
     }
 }
 
+/// Installs the durable temporary file `tmp` (for `incoming/<name>`),
+/// never replacing a file: the same content already there is kept, a
+/// different one is moved to `errors/` first.
 fn install(
-    tmp: &Path,
+    mut tmp: TempFile,
     name: &str,
     layout: &ServerLayout,
     options: &PutWalOptions,
     clock: &dyn Clock,
 ) -> Result<Received> {
-    let dest = layout.incoming_directory().join(name);
+    let dest = tmp.target().to_path_buf();
     let mut replaced = None;
     loop {
-        match install_no_replace(tmp, &dest)? {
-            Install::Done => {
+        match tmp.commit_no_replace()? {
+            NoReplace::Installed => {
                 return Ok(replaced.map_or(Received::Stored, Received::ReplacedDuplicate));
             }
-            Install::Exists => {
-                if same_content(tmp, &dest, options.codec.as_ref())? {
-                    remove_quietly(tmp);
+            NoReplace::Exists(back) => {
+                tmp = back;
+                if same_content(tmp.path(), &dest, options.codec.as_ref())? {
                     return Ok(Received::AlreadyPresent);
                 }
                 let moved = move_to_errors(

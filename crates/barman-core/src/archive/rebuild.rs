@@ -5,7 +5,7 @@ use std::path::Path;
 use barman_wal::{Codec, WalFileName};
 
 use super::inspect::detect_compression;
-use super::store::{is_temp_name, mtime_secs};
+use super::store::{is_skipped_temp, mtime_secs};
 use crate::catalog::lock::{LockKind, acquire_blocking};
 use crate::catalog::{XlogDb, XlogEntry};
 use crate::{Error, Result, ServerLayout};
@@ -70,7 +70,7 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<(String, std::path::PathBuf, bool)>
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("cannot list", dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if is_temp_name(&name) {
+        if is_skipped_temp(&name) {
             continue;
         }
         let is_dir = entry

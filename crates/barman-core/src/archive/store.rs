@@ -1,11 +1,12 @@
 //! File moves of the archive: temporary files, no-replace installs,
 //! moving rejected files into `errors/`.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+
+use barman_fs::{NoReplace, TempFile};
 
 use crate::clock::Clock;
 use crate::fs::{FILE_MODE, create_dir_secure, fsync_dir};
@@ -30,35 +31,14 @@ impl ErrorKind {
     }
 }
 
-static TEMP_COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// Creates a new hidden temporary file `.<name>.<pid>.<n>.tmp` in `dir`
-/// (mode 0600). Names ending in `.tmp` are skipped by archive-wal, ours and
-/// Barman's.
-pub fn create_temp(dir: &Path, name: &str) -> Result<(PathBuf, File)> {
-    let pid = std::process::id();
-    loop {
-        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!(".{name}.{pid}.{n}.tmp"));
-        match OpenOptions::new()
-            .write(true)
-            .read(true)
-            .create_new(true)
-            .mode(FILE_MODE)
-            .open(&path)
-        {
-            Ok(f) => return Ok((path, f)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::io("cannot create temporary file", path, e)),
-        }
-    }
-}
-
-/// Whether `name` is a temporary file (ours or another tool's).
-pub fn is_temp_name(name: &str) -> bool {
-    // Barman's rule is exactly `*.tmp`.
+/// Whether archive-wal (and `rebuild-xlogdb`, `check`) skips `name` in a
+/// WAL directory as a temporary file: one of barman-rs
+/// ([`barman_fs::is_temp_name`], the name every writer uses) or any `*.tmp`
+/// (Barman's rule, for other tools' temporaries).
+pub fn is_skipped_temp(name: &str) -> bool {
     #[allow(clippy::case_sensitive_file_extension_comparisons)]
-    name.ends_with(".tmp")
+    let tmp = name.ends_with(".tmp");
+    barman_fs::is_temp_name(name) || tmp
 }
 
 /// Removes a file if it exists (no fsync: used for temporaries).
@@ -66,35 +46,16 @@ pub fn remove_quietly(path: &Path) {
     let _ = std::fs::remove_file(path);
 }
 
-/// Outcome of [`install_no_replace`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Install {
-    /// The file is in place.
-    Done,
-    /// The destination already exists; nothing was changed.
-    Exists,
-}
-
-/// Puts the durable temporary file `tmp` at `dest` unless `dest` exists
-/// (hard link + unlink: never replaces), then fsyncs `dest`'s directory.
-pub fn install_no_replace(tmp: &Path, dest: &Path) -> Result<Install> {
-    match std::fs::hard_link(tmp, dest) {
-        Ok(()) => {
-            remove_quietly(tmp);
-            fsync_dir(parent(dest))?;
-            Ok(Install::Done)
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Install::Exists),
-        Err(e) => Err(Error::io("cannot link into place", dest, e)),
-    }
+/// A new temporary file (mode 0600) for `dest`, in its directory
+/// ([`barman_fs::TempFile`]: unique to this writer, created exclusively,
+/// removed when dropped unless installed).
+pub fn create_temp(dest: &Path) -> Result<TempFile> {
+    Ok(TempFile::create(dest, FILE_MODE)?)
 }
 
 /// The parent directory of `path` (`.` when there is none).
 pub fn parent(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
+    barman_fs::parent_dir(path)
 }
 
 /// Moves `src` (named `name`) into `errors_dir` as
@@ -136,19 +97,20 @@ pub fn move_to_errors(
     }
 }
 
-/// Copies `src` to a new file `dest` (0600) and fsyncs it.
+/// Copies `src` to a new file `dest` (0600), durably (never replacing
+/// an existing `dest`).
 pub fn copy_durable(src: &Path, dest: &Path) -> Result<()> {
     let mut input = File::open(src).map_err(|e| Error::io("cannot open", src, e))?;
-    let mut out = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(FILE_MODE)
-        .open(dest)
-        .map_err(|e| Error::io("cannot create", dest, e))?;
-    io::copy(&mut input, &mut out).map_err(|e| Error::io("cannot copy to", dest, e))?;
-    out.sync_all()
-        .map_err(|e| Error::io("cannot fsync", dest, e))?;
-    Ok(())
+    let mut temp = create_temp(dest)?;
+    io::copy(&mut input, &mut temp).map_err(|e| Error::io("cannot copy to", temp.path(), e))?;
+    match temp.commit_no_replace()? {
+        NoReplace::Installed => Ok(()),
+        NoReplace::Exists(_) => Err(Error::io(
+            "cannot create",
+            dest,
+            io::ErrorKind::AlreadyExists.into(),
+        )),
+    }
 }
 
 /// Makes a file's mode exactly `mode`.

@@ -7,9 +7,8 @@
 //! tablespaces are recorded in backup.info and `tablespace_map`, as for the
 //! rsync methods); PostgreSQL's `backup_manifest` is kept in `data/`.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -151,13 +150,8 @@ impl BaseBackupSink for DirSink<'_> {
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent)?;
         }
-        let tmp = barman_copy::fsutil::temp_path_for(&target);
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        // Removed when dropped (any error below) unless renamed into place.
+        let mut tmp = barman_fs::TempFile::create(&target, 0o600)?;
         let mut hasher = Hasher::new(is_page_structured(rel.in_tree(), size));
         let mut keep_text =
             rel.as_str() == "data/backup_label" || rel.as_str() == "data/tablespace_map";
@@ -172,8 +166,8 @@ impl BaseBackupSink for DirSink<'_> {
                 if n == 0 {
                     return Err(invalid(format!("{rel}: the stream ended inside the file")));
                 }
-                file.write_all(&buf[..n])?;
-                behind.wrote(&file, n);
+                tmp.write_all(&buf[..n])?;
+                behind.wrote(tmp.file(), n);
                 hasher.update(&buf[..n]);
                 if keep_text {
                     text.extend_from_slice(&buf[..n]);
@@ -182,16 +176,16 @@ impl BaseBackupSink for DirSink<'_> {
                 left -= n as u64;
                 self.progress.advance(n as u64);
             }
-            file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode & 0o7777))?;
+            tmp.file()
+                .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode & 0o7777))?;
             let when = std::time::UNIX_EPOCH
                 + std::time::Duration::from_secs(u64::try_from(mtime).unwrap_or(0));
-            file.set_modified(when)?;
-            fs::rename(&tmp, &target)
+            tmp.file().set_modified(when)?;
+            Ok(())
         })();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
+        result?;
+        // Made durable at the end of the backup, with one syncfs.
+        tmp.rename_unsynced()?;
         let (blake3, pages) = hasher.finish();
         if rel.as_str() == "data/backup_label" {
             self.label = Some(String::from_utf8_lossy(&text).into_owned());
@@ -219,12 +213,7 @@ impl BaseBackupSink for DirSink<'_> {
 
     fn manifest(&mut self, data: &mut dyn Read) -> io::Result<()> {
         let target = self.dir.join("data/backup_manifest");
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&target)?;
+        let mut file = barman_fs::TempFile::create(&target, 0o600)?;
         let mut hasher = Hasher::new(false);
         let mut buf = vec![0u8; 256 * 1024];
         let mut size = 0u64;
@@ -237,7 +226,8 @@ impl BaseBackupSink for DirSink<'_> {
             hasher.update(&buf[..n]);
             size += n as u64;
         }
-        let meta = file.metadata()?;
+        let meta = file.file().metadata()?;
+        file.rename_unsynced()?;
         self.manifest.insert(ManifestEntry {
             path: RelPath::new("data/backup_manifest").map_err(invalid)?,
             kind: EntryKind::File,
@@ -255,10 +245,7 @@ impl BaseBackupSink for DirSink<'_> {
 
 /// Makes a streamed backup durable: one syncfs for the backup's file system.
 pub fn sync_dir(dir: &Path) -> crate::Result<()> {
-    let handle = File::open(dir).map_err(|e| crate::Error::io("cannot open", dir, e))?;
-    handle
-        .sync_all()
-        .map_err(|e| crate::Error::io("cannot fsync", dir, e))?;
+    crate::fs::fsync_dir(dir)?;
     // syncfs through barman-copy's restore destination (one per file system).
     let mut dest =
         barman_copy::LocalDestination::new([("backup".to_owned(), dir.to_path_buf())].into());

@@ -373,20 +373,20 @@ fn primary_manifest(
     dest: &std::path::Path,
 ) -> Result<(Option<Manifest>, u64)> {
     let mut session = sources.open()?;
-    let tmp = dest.join(".primary-manifest.tmp");
-    let mut file = std::fs::File::create(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
+    // A temporary file of barman-fs, never installed: removed when dropped.
+    let mut tmp = barman_fs::TempFile::create(dest.join("primary-manifest"), 0o600)?;
     let path = RelPath::new(format!("{BACKUP_ROOT}/{MANIFEST_FILE}"))?;
     let read = session.read(&path, &mut |chunk| {
-        file.write_all(chunk)
-            .map_err(|e| barman_copy::Error::io(&tmp, e))
+        tmp.write_all(chunk)
+            .map_err(|e| barman_copy::Error::io(tmp.path(), e))
     });
     let wire = session.wire_bytes();
     let result = match read {
-        Ok(_) => Manifest::read(&tmp).map(Some).map_err(Error::from),
+        Ok(_) => Manifest::read(tmp.path()).map(Some).map_err(Error::from),
         Err(barman_copy::Error::Vanished { .. }) => Ok(None),
         Err(e) => Err(e.into()),
     };
-    let _ = std::fs::remove_file(&tmp);
+    drop(tmp);
     Ok((result?, wire))
 }
 

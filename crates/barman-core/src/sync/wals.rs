@@ -22,7 +22,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write as _;
-use std::path::Path;
 
 use barman_copy::{RelPath, Roots, Source, SourceFactory};
 use barman_wal::WalFileName;
@@ -33,7 +32,9 @@ use super::{
 };
 use crate::archive::WalExpectations;
 use crate::archive::inspect::{InspectError, detect_compression, inspect, same_content};
-use crate::archive::store::{Install, create_temp, install_no_replace, parent, remove_quietly};
+use barman_fs::NoReplace;
+
+use crate::archive::store::{create_temp, parent};
 use crate::catalog::{
     BackupId, BackupStatus, LockKind, XlogDb, XlogEntry, acquire_blocking, try_acquire,
 };
@@ -233,11 +234,11 @@ impl WalSource<'_> {
             create_dir_secure(&dir)?;
             crate::fs::fsync_dir(layout.wals_directory())?;
         }
-        let (tmp, mut file) = create_temp(&dir, &entry.name)?;
-        let _guard = TempGuard(&tmp);
+        // Removed when dropped (any error below) unless installed.
+        let mut tmp = create_temp(&dir.join(&entry.name))?;
         let received = session.read(&rel, &mut |chunk| {
-            file.write_all(chunk)
-                .map_err(|e| barman_copy::Error::io(&tmp, e))
+            tmp.write_all(chunk)
+                .map_err(|e| barman_copy::Error::io(tmp.path(), e))
         })?;
         if received != entry.size {
             return Err(self.bad(
@@ -252,13 +253,12 @@ impl WalSource<'_> {
         let time = entry.time.value();
         if time.is_finite() && time > 0.0 {
             let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(time);
-            let _ = file.set_modified(mtime);
+            let _ = tmp.file().set_modified(mtime);
         }
-        file.sync_all()
-            .map_err(|e| Error::io("cannot fsync", &tmp, e))?;
-        drop(file);
+        tmp.sync()?;
         if entry.encryption.is_none() {
-            let stored = detect_compression(&tmp, self.codec)?.map(barman_wal::Compression::name);
+            let stored =
+                detect_compression(tmp.path(), self.codec)?.map(barman_wal::Compression::name);
             if stored != entry.compression.as_deref() {
                 return Err(self.bad(
                     entry,
@@ -269,14 +269,14 @@ impl WalSource<'_> {
                     ),
                 ));
             }
-            match inspect(&tmp, wal, self.expected, self.codec) {
+            match inspect(tmp.path(), wal, self.expected, self.codec) {
                 Ok(_) => {}
                 Err(InspectError::Invalid(why)) => return Err(self.bad(entry, &why)),
                 Err(InspectError::Io(e)) => return Err(e),
             }
         }
-        if install_no_replace(&tmp, &dest)? == Install::Exists
-            && !same_content(&tmp, &dest, self.codec)?
+        if let NoReplace::Exists(tmp) = tmp.commit_no_replace()?
+            && !same_content(tmp.path(), &dest, self.codec)?
         {
             return Err(self.bad(
                 entry,
@@ -284,15 +284,6 @@ impl WalSource<'_> {
             ));
         }
         Ok(())
-    }
-}
-
-/// Removes a temporary file when dropped.
-struct TempGuard<'a>(&'a Path);
-
-impl Drop for TempGuard<'_> {
-    fn drop(&mut self) {
-        remove_quietly(self.0);
     }
 }
 

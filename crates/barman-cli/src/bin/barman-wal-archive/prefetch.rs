@@ -13,7 +13,7 @@
 //! the call succeeds without contacting the server.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, SystemTime};
@@ -118,14 +118,12 @@ impl Cache {
     /// Writes the marker for `name` atomically (temporary file, fsync,
     /// rename, directory fsync).
     fn record(&self, name: &str, stamp: Stamp) -> io::Result<()> {
-        let mut temp = tempfile::Builder::new()
-            .prefix(".marker-")
-            .suffix(".tmp")
-            .tempfile_in(&self.dir)?;
-        writeln!(temp, "{} {} {}", stamp.size, stamp.mtime, stamp.mtime_nsec)?;
-        temp.as_file().sync_all()?;
-        temp.persist(self.marker(name)).map_err(|e| e.error)?;
-        fsutil::fsync_dir(&self.dir)
+        let line = format!("{} {} {}\n", stamp.size, stamp.mtime, stamp.mtime_nsec);
+        Ok(barman_fs::write_atomic(
+            &self.marker(name),
+            line.as_bytes(),
+            barman_fs::FILE_MODE,
+        )?)
     }
 
     /// Removes markers (and leftover temporary files) older than a day.
@@ -150,7 +148,7 @@ impl Cache {
 /// The plain segment names after `current` among
 /// `<dir of wal>/archive_status/*.ready`, in order.
 fn ready_after(wal: &Path, current: &SegmentName) -> Vec<(SegmentName, String)> {
-    let status_dir = fsutil::parent_dir(wal).join("archive_status");
+    let status_dir = barman_fs::parent_dir(wal).join("archive_status");
     let Ok(entries) = fs::read_dir(&status_dir) else {
         return Vec::new();
     };
@@ -207,7 +205,7 @@ pub fn archive_parallel(
         Ok(current) => ready_after(wal, &current)
             .into_iter()
             .filter_map(|(_, stem)| {
-                let path = fsutil::parent_dir(wal).join(&stem);
+                let path = barman_fs::parent_dir(wal).join(&stem);
                 let meta = fs::metadata(&path).ok()?;
                 (!cache.holds(&stem, Stamp::of(&meta))).then_some((stem, path))
             })

@@ -240,19 +240,15 @@ fn run(args: &Args) -> Result<(), Failure> {
             format!("WAL_DEST cannot be a directory: {}", dest.display()),
         ));
     }
-    let temp = tempfile::Builder::new()
-        .prefix(".barman-wal-restore-")
-        .suffix(".tmp")
-        .tempfile_in(fsutil::parent_dir(dest))
-        .map_err(|e| {
-            Failure::new(
-                EXIT_DEST,
-                format!(
-                    "Cannot open '{}' (WAL_DEST) for writing: {e}",
-                    dest.display()
-                ),
-            )
-        })?;
+    let temp = barman_fs::TempFile::create(dest, barman_fs::FILE_MODE).map_err(|e| {
+        Failure::new(
+            EXIT_DEST,
+            format!(
+                "Cannot open '{}' (WAL_DEST) for writing: {e}",
+                dest.display()
+            ),
+        )
+    })?;
 
     // (2) Fetched ahead by an earlier call?
     let spool_usable = match fsutil::private_dir(&args.spool_dir, false) {
@@ -286,7 +282,7 @@ fn run(args: &Args) -> Result<(), Failure> {
     // (4) Fetch WAL_NAME (and the extras concurrently).
     let main_command = args.get_wal(&remote, name);
     let fetch_main = || -> Result<(), Failure> {
-        fetch::fetch(&remote, &main_command, temp.as_file())
+        fetch::fetch(&remote, &main_command, temp.file())
             .map_err(|e| Failure::of_fetch(e, "barman get-wal"))?;
         let local = |e: std::io::Error| {
             Failure::get_wal(
@@ -294,9 +290,7 @@ fn run(args: &Args) -> Result<(), Failure> {
                 format!("Cannot write '{}' (WAL_DEST): {e}", dest.display()),
             )
         };
-        temp.as_file().sync_all().map_err(local)?;
-        temp.persist(dest).map_err(|e| local(e.error))?;
-        fsutil::fsync_dir(fsutil::parent_dir(dest)).map_err(local)
+        temp.commit().map_err(|e| local(e.into()))
     };
     if extras.is_empty() {
         fetch_main()

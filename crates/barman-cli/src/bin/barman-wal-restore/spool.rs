@@ -7,29 +7,30 @@ use std::io;
 use std::path::Path;
 use std::thread;
 
+use barman_fs::TempFile;
 use barman_wal::WalFileName;
 
 use crate::fetch::{self, FetchError};
+use crate::report;
 use crate::ssh::Remote;
-use crate::{fsutil, report};
 
 /// Moves `spooled` onto `dest`: a rename, or across file systems a copy
-/// into `temp` (a temporary file next to `dest`), fsync, rename, and removal
-/// of the spooled file.
-pub fn deliver(spooled: &Path, dest: &Path, temp: tempfile::NamedTempFile) -> io::Result<()> {
+/// into `temp` (a temporary file next to `dest`) committed durably, and
+/// removal of the spooled file.
+pub fn deliver(spooled: &Path, dest: &Path, temp: TempFile) -> io::Result<()> {
     match fs::rename(spooled, dest) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
             let mut source = File::open(spooled)?;
             let mut temp = temp;
-            io::copy(&mut source, temp.as_file_mut())?;
-            temp.as_file().sync_all()?;
-            temp.persist(dest).map_err(|e| e.error)?;
+            io::copy(&mut source, &mut temp)?;
+            temp.commit()?;
             fs::remove_file(spooled)?;
+            return Ok(());
         }
         Err(e) => return Err(e),
     }
-    fsutil::fsync_dir(fsutil::parent_dir(dest))
+    Ok(barman_fs::fsync_dir(barman_fs::parent_dir(dest))?)
 }
 
 /// Fetches `names` concurrently into `spool_dir` while `main` runs on the
@@ -74,20 +75,14 @@ fn fetch_into_spool(
     name: &str,
     command: &str,
 ) -> Result<(), String> {
-    let temp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(spool_dir)
+    let temp = TempFile::create(spool_dir.join(name), barman_fs::FILE_MODE)
         .map_err(|e| format!("cannot create a file in {}: {e}", spool_dir.display()))?;
-    match fetch::fetch(remote, command, temp.as_file()) {
+    match fetch::fetch(remote, command, temp.file()) {
         Ok(()) => {}
         Err(FetchError::Ssh(ended)) => return Err(format!("ssh ended with {ended:?}")),
         Err(FetchError::Spawn(e) | FetchError::Local(e)) => return Err(e.to_string()),
     }
-    temp.as_file().sync_all().map_err(|e| e.to_string())?;
-    temp.persist(spool_dir.join(name))
-        .map_err(|e| e.error.to_string())?;
-    Ok(())
+    temp.commit().map_err(|e| e.to_string())
 }
 
 /// The names `get-wal --peek` printed after the requested one, keeping

@@ -1,5 +1,6 @@
 //! File-system helpers shared by the WAL clients: private directories that
-//! are safe to trust, directory fsync, parent directories.
+//! are safe to trust. Temporary files and durable writes are `barman-fs`'s
+//! (as everywhere in barman-rs).
 //!
 //! The prefetch cache of `barman-wal-archive` lives in `/tmp` and the spool
 //! of `barman-wal-restore` in `/var/tmp`, both world-writable places with
@@ -8,7 +9,7 @@
 //! directory is used only when it is a real directory (not a symlink) owned
 //! by the user running the client and writable by nobody else.
 
-use std::fs::{self, DirBuilder, File};
+use std::fs::{self, DirBuilder};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::Path;
@@ -66,17 +67,4 @@ pub fn private_dir(dir: &Path, create: bool) -> io::Result<bool> {
         ));
     }
     Ok(true)
-}
-
-/// Flushes a directory's entries (a rename in it) to disk.
-pub fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// The directory holding `path`: its parent, or `.` for a bare file name.
-pub fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    }
 }
