@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use fast_rsync::{Signature, SignatureOptions};
 
-use crate::entry::{Entry, EntryKind, Mtime, RelPath};
+use crate::entry::{Entry, EntryKind, Mtime, RelPath, copy_mode, warn_setid};
 use crate::fsutil::{self, temp_path_for};
 use crate::hash::{FileHash, Hasher, PAGE_SIZE, PageHashes, is_page_structured};
 use crate::manifest::{Manifest, ManifestEntry};
@@ -275,6 +275,13 @@ impl<'p> Work<'p> {
                 return Err(unsafe_path(
                     "the planned action does not fit the entry's kind",
                 ));
+            }
+            // A tree root is `dest/<tree>`: never a link (to anywhere) nor a file.
+            if entry.path.parent().is_none() && entry.kind != EntryKind::Dir {
+                return Err(unsafe_path("a tree root must be a directory"));
+            }
+            if entry.is_file() {
+                warn_setid(&entry.path, entry.mode);
             }
             let mut ancestor = entry.path.parent();
             while let Some(dir) = ancestor {
@@ -622,7 +629,7 @@ impl FileDone {
                 kind: EntryKind::File,
                 size: hashed.size,
                 mtime: entry.mtime,
-                mode: entry.mode,
+                mode: copy_mode(entry.mode),
                 blake3: Some(hashed.blake3),
                 pages: hashed.pages,
             },
@@ -719,7 +726,7 @@ impl TempFile {
         Pending {
             temp: self,
             file,
-            mode: entry.mode,
+            mode: copy_mode(entry.mode),
             mtime: entry.mtime,
         }
     }
