@@ -14,6 +14,8 @@ mod backup;
 mod backup_faults;
 #[path = "harness/cluster.rs"]
 mod cluster;
+#[path = "harness/hardening_peer.rs"]
+mod hardening_peer;
 #[path = "harness/hooks.rs"]
 mod hooks;
 #[path = "harness/listings.rs"]

@@ -478,15 +478,18 @@ fn restore(
     let factory: Box<dyn DestinationFactory> = match remote {
         Some(ssh) => {
             let agent = options.agent_command.as_deref().unwrap_or("barman agent");
-            let line = format!("{ssh} {agent}");
+            let line = format!("{} {agent}", barman_copy::remote::with_ssh_keepalive(ssh));
             let spawner = Arc::clone(&ctx.spawner);
-            Box::new(barman_copy::AgentFactory::new(
-                move || spawner.shell(&line),
-                roots.clone(),
-                options
-                    .network_compression
-                    .unwrap_or(server.network_compression),
-            ))
+            Box::new(
+                barman_copy::AgentFactory::new(
+                    move || spawner.shell(&line),
+                    roots.clone(),
+                    options
+                        .network_compression
+                        .unwrap_or(server.network_compression),
+                )
+                .timeout(server.agent_timeout()),
+            )
         }
         None => Box::new(LocalDestination::new(roots.clone())),
     };

@@ -41,6 +41,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use barman_copy::remote::with_ssh_keepalive;
 use barman_copy::{AgentFactory, Progress, Roots};
 use barman_retention::RetentionStatus;
 
@@ -107,13 +108,14 @@ pub(crate) fn passive_ssh<'s>(server: &'s ServerConfig, action: &str) -> Result<
 }
 
 /// Agent sessions on the primary serving `roots`, started through
-/// `primary_ssh_command` (`<primary_ssh_command> barman agent`).
+/// `primary_ssh_command` (`<primary_ssh_command> barman agent`, with ssh
+/// keepalives), with the `agent_timeout` inactivity timeout.
 fn agent_factory(
     server: &ServerConfig,
     ctx: &SyncContext<'_>,
     roots: Roots,
 ) -> Result<AgentFactory> {
-    let ssh = passive_ssh(server, "synchronisation")?;
+    let ssh = with_ssh_keepalive(passive_ssh(server, "synchronisation")?);
     let agent = ctx.agent_command.as_deref().unwrap_or("barman agent");
     let line = format!("exec {ssh} {}", primary::shell_quote(agent));
     let spawner = Arc::clone(&ctx.spawner);
@@ -121,7 +123,8 @@ fn agent_factory(
         move || spawner.shell(&line),
         roots,
         server.network_compression,
-    ))
+    )
+    .timeout(server.agent_timeout()))
 }
 
 /// Whether the local retention policy would call the primary's backup
