@@ -1,11 +1,11 @@
 //! A hostile `barman agent` for the end-to-end tests: it proxies the real
-//! agent given on its command line and adds one entry to every listing it
-//! relays (a compromised primary or PostgreSQL host would), with the
+//! agent given on its command line and adds one entry to the first listing
+//! it relays (a compromised primary or PostgreSQL host would), with the
 //! listing's entry count raised to match.
 //!
 //! `hostile_agent PATH SIZE COMMAND [ARGS...]`: runs `COMMAND ARGS`, relays
 //! the session both ways, and appends a file entry `PATH` of `SIZE` bytes
-//! to each `list` reply. Compression is turned off in the client's `hello`
+//! to the first `list` reply. Compression is turned off in the client's `hello`
 //! so that the replies can be read. The exit status is the agent's.
 
 use std::collections::VecDeque;
@@ -106,8 +106,8 @@ fn relay_requests(
     Ok(())
 }
 
-/// Agent → client: the welcome, then each reply; a `list` reply gets the
-/// extra entry before its `end`.
+/// Agent → client: the welcome, then each reply; the first `list` reply
+/// gets the extra entry before its `end`.
 fn relay_replies(
     input: impl Read,
     output: impl Write,
@@ -117,6 +117,7 @@ fn relay_replies(
     let mut reader = FrameReader::new(input);
     let mut writer = FrameWriter::new(output);
     let mut welcome = true;
+    let mut injected = false;
     let mut current: Option<bool> = None;
     while let Some(frame) = reader.next_frame().map_err(|e| e.to_string())? {
         if welcome {
@@ -136,7 +137,8 @@ fn relay_replies(
             }
         };
         match frame.kind {
-            FrameKind::End if is_list => {
+            FrameKind::End if is_list && !injected => {
+                injected = true;
                 let mut summary: Summary = frame.json().map_err(|e| e.to_string())?;
                 summary.entries = summary.entries.map(|n| n + 1);
                 writer.data_frame(&[extra]).map_err(|e| e.to_string())?;
