@@ -128,14 +128,7 @@ fn relay_replies(
             writer.flush().map_err(|e| e.to_string())?;
             continue;
         }
-        let is_list = match current {
-            Some(is_list) => is_list,
-            None => {
-                let is_list = in_flight.pop().unwrap_or(false);
-                current = Some(is_list);
-                is_list
-            }
-        };
+        let is_list = *current.get_or_insert_with(|| in_flight.pop().unwrap_or(false));
         match frame.kind {
             FrameKind::End if is_list && !injected => {
                 injected = true;
