@@ -33,6 +33,22 @@ fn within<T: Send + 'static>(
         .unwrap_or_else(|_| panic!("{what}: no result within {limit:?}"))
 }
 
+/// An agent's `welcome` frame (version 1, no compression).
+fn welcome() -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let mut writer = FrameWriter::new(&mut bytes);
+    writer
+        .message(&Message::Welcome {
+            version: VERSION,
+            capabilities: vec![],
+            compress: false,
+        })
+        .unwrap();
+    writer.flush().unwrap();
+    drop(writer);
+    bytes
+}
+
 /// A hostile agent in a thread: answers the handshake, then sends `reply`
 /// (frames) to the first request.
 fn lying_agent(reply: Vec<u8>) -> AgentSource {
@@ -41,16 +57,7 @@ fn lying_agent(reply: Vec<u8>) -> AgentSource {
     std::thread::spawn(move || {
         let mut reader = FrameReader::new(agent_in);
         let _hello = reader.next_frame();
-        let mut writer = FrameWriter::new(&mut agent_out);
-        writer
-            .message(&Message::Welcome {
-                version: VERSION,
-                capabilities: vec![],
-                compress: false,
-            })
-            .unwrap();
-        writer.flush().unwrap();
-        drop(writer);
+        let _ = std::io::Write::write_all(&mut agent_out, &welcome());
         let _request = reader.next_frame();
         let _ = std::io::Write::write_all(&mut agent_out, &reply);
         // Keep the pipes open until the client is done.
@@ -229,18 +236,7 @@ fn sh(script: &str) -> Command {
 /// A welcome frame in a file, for `cat` in a child's script.
 fn welcome_file(dir: &Path) -> String {
     let path = dir.join("welcome");
-    let mut bytes = Vec::new();
-    let mut writer = FrameWriter::new(&mut bytes);
-    writer
-        .message(&Message::Welcome {
-            version: VERSION,
-            capabilities: vec![],
-            compress: false,
-        })
-        .unwrap();
-    writer.flush().unwrap();
-    drop(writer);
-    fs::write(&path, bytes).unwrap();
+    fs::write(&path, welcome()).unwrap();
     path.display().to_string()
 }
 
