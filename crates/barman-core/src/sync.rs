@@ -28,7 +28,11 @@
 //! Everything a peer sends is validated before use: backup ids, WAL names,
 //! the primary's directories (absolute, no `..`), the paths of its
 //! manifest (no `..`, no absolute path, tree names `data` or tablespace
-//! OIDs), and the agent itself refuses paths that leave its roots.
+//! OIDs, tree roots that are directories), the entries of its listings
+//! (inside the tree asked for, bounded), and the agent itself refuses paths
+//! that leave its roots and, for `sync-backup`, roots that are links.
+//! Copies never get setuid/setgid bits; `sync-info`'s output is bounded;
+//! every agent session has the `agent_timeout` inactivity timeout.
 
 pub mod backup;
 pub(crate) mod cron;
