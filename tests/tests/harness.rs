@@ -20,6 +20,8 @@ mod hardening_check;
 mod hardening_cron;
 #[path = "harness/hardening_fs.rs"]
 mod hardening_fs;
+#[path = "harness/hardening_peer.rs"]
+mod hardening_peer;
 #[path = "harness/hardening_shell.rs"]
 mod hardening_shell;
 #[path = "harness/hooks.rs"]

@@ -70,6 +70,7 @@ fn handshake<R: Read, W: Write>(
         capabilities,
         roots,
         compress,
+        no_root_links,
     } = frame.json()?
     else {
         return Err(Error::Protocol("expected a hello message".into()));
@@ -98,6 +99,8 @@ fn handshake<R: Read, W: Write>(
             "a tree name must be one path component"
         } else if !root.is_absolute() {
             "a root must be an absolute path"
+        } else if no_root_links && std::fs::symlink_metadata(root).is_ok_and(|m| m.is_symlink()) {
+            "a root must not be a symbolic link"
         } else {
             continue;
         };

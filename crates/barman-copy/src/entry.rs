@@ -158,6 +158,28 @@ pub struct Entry {
     pub mode: u32,
 }
 
+/// The setuid and setgid bits: a copied file never gets them.
+pub const SETID_BITS: u32 = 0o6000;
+
+/// The mode a copy of a file with `mode` gets: without the setuid and
+/// setgid bits, so that a copy never becomes a privileged program (a peer
+/// or a backup could carry one). The caller logs the drop
+/// ([`warn_setid`]).
+pub fn copy_mode(mode: u32) -> u32 {
+    mode & !SETID_BITS
+}
+
+/// Logs (warning) that the copy of `path` loses the setuid/setgid bits of
+/// `mode`, if it has any.
+pub fn warn_setid(path: &RelPath, mode: u32) {
+    if mode & SETID_BITS != 0 {
+        tracing::warn!(
+            "{path}: setuid/setgid bits dropped from the copy (mode {mode:04o} copied as {:04o})",
+            copy_mode(mode)
+        );
+    }
+}
+
 impl Entry {
     /// Whether this is a regular file.
     pub fn is_file(&self) -> bool {

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use fast_rsync::{Signature, SignatureOptions};
 
-use crate::entry::{Entry, EntryKind, Mtime, RelPath};
+use crate::entry::{Entry, EntryKind, Mtime, RelPath, copy_mode, warn_setid};
 use barman_fs::{TempFile, TempPath};
 
 use crate::fsutil;
@@ -277,6 +277,13 @@ impl<'p> Work<'p> {
                 return Err(unsafe_path(
                     "the planned action does not fit the entry's kind",
                 ));
+            }
+            // A tree root is `dest/<tree>`: never a link (to anywhere) nor a file.
+            if entry.path.parent().is_none() && entry.kind != EntryKind::Dir {
+                return Err(unsafe_path("a tree root must be a directory"));
+            }
+            if entry.is_file() {
+                warn_setid(&entry.path, entry.mode);
             }
             let mut ancestor = entry.path.parent();
             while let Some(dir) = ancestor {
@@ -624,7 +631,7 @@ impl FileDone {
                 kind: EntryKind::File,
                 size: hashed.size,
                 mtime: entry.mtime,
-                mode: entry.mode,
+                mode: copy_mode(entry.mode),
                 blake3: Some(hashed.blake3),
                 pages: hashed.pages,
             },
@@ -681,7 +688,7 @@ struct Previous<'m> {
 fn create_temp(dest: &Path, entry: &Entry) -> Result<TempFile> {
     Ok(TempFile::create(
         entry.path.under(dest),
-        entry.mode | 0o600,
+        copy_mode(entry.mode) | 0o600,
     )?)
 }
 
@@ -698,7 +705,7 @@ impl Pending {
     fn new(temp: TempFile, entry: &Entry) -> Self {
         Self {
             temp,
-            mode: entry.mode,
+            mode: copy_mode(entry.mode),
             mtime: entry.mtime,
         }
     }

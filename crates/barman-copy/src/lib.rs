@@ -89,7 +89,7 @@ pub mod restore;
 pub mod source;
 
 pub use agent::serve;
-pub use entry::{Entry, EntryKind, Mtime, RelPath};
+pub use entry::{Entry, EntryKind, Mtime, RelPath, SETID_BITS, copy_mode, warn_setid};
 pub use error::{Error, Result};
 pub use exclusion::{Exclusion, Exclusions, Matcher, Rule};
 pub use executor::{CopyReport, ExecOptions, execute};
@@ -97,7 +97,7 @@ pub use local::{LocalFactory, LocalSource};
 pub use manifest::{Manifest, ManifestEntry};
 pub use plan::{Action, CopyPlan, PlanItem, PlanOptions, Reuse};
 pub use progress::{NoProgress, Progress};
-pub use remote::{AgentFactory, AgentSource};
+pub use remote::{AgentFactory, AgentSource, SessionOptions};
 pub use restore::{
     Destination, DestinationFactory, LocalDestination, RestoreOptions, RestoreReport, restore,
 };

@@ -37,6 +37,15 @@ pub const MAX_PREVIOUS_PAGES: u64 = 1 << 22;
 /// The largest fast_rsync signature a `rsync_delta` request may carry.
 pub const MAX_SIGNATURE: u64 = 32 << 20;
 
+/// The most entries a client accepts in the listing of one tree (10
+/// million files: far beyond any real PostgreSQL cluster, short of
+/// exhausting the client's memory).
+pub const MAX_LIST_ENTRIES: u64 = 10_000_000;
+
+/// The most bytes of JSON Lines a client accepts in the listing of one
+/// tree (2 GiB).
+pub const MAX_LIST_BYTES: u64 = 2 << 30;
+
 /// Capabilities the agent of this crate announces.
 pub const AGENT_CAPABILITIES: &[&str] = &[
     "list",
@@ -145,6 +154,11 @@ pub enum Message {
         roots: BTreeMap<String, PathBuf>,
         /// Whether the client asks for zstd-compressed data frames.
         compress: bool,
+        /// Refuse a root that is a symbolic link (optional, default
+        /// false): the client knows its roots are real directories (a
+        /// passive node's copy of a backup directory).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        no_root_links: bool,
     },
     /// Agent → client, the answer to `hello`.
     Welcome {
@@ -304,6 +318,7 @@ const KNOWN_REASONS: &[&str] = &[
     "replaced while being opened",
     "a root must be an absolute path",
     "a tree name must be one path component",
+    "a root must not be a symbolic link",
 ];
 
 impl ErrorReply {

@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::entry::{Entry, EntryKind, Mtime, RelPath};
+use crate::entry::{Entry, EntryKind, Mtime, RelPath, copy_mode, warn_setid};
 use crate::exclusion::Exclusions;
 use crate::executor::CONTROL_FILE;
 use crate::hash::{FileHash, Hasher};
@@ -288,8 +288,7 @@ impl Destination for AgentSource {
 
 impl DestinationFactory for AgentFactory {
     fn open(&self) -> Result<Box<dyn Destination>> {
-        let session = AgentSource::spawn((self.command)(), &self.roots, self.compress)?;
-        Ok(Box::new(session))
+        Ok(Box::new(self.session()?))
     }
 }
 
@@ -642,10 +641,11 @@ impl Shared<'_> {
             shared: self,
             mismatch: None,
         };
+        warn_setid(&entry.path, entry.mode);
         let result = session.write_file(
             &entry.path,
             entry.size,
-            entry.mode,
+            copy_mode(entry.mode),
             entry.mtime,
             &mut reader,
         );

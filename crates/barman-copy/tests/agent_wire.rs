@@ -16,6 +16,7 @@ fn hello(version: u32, magic: &str, roots: &Roots) -> Message {
         capabilities: vec![],
         roots: roots.clone(),
         compress: false,
+        no_root_links: false,
     }
 }
 

@@ -286,12 +286,15 @@ fn source_factory(
     match (server.backup_method, server.ssh_command.as_deref()) {
         (BackupMethod::Rsync, Some(ssh)) => {
             let agent = options.agent_command.as_deref().unwrap_or("barman agent");
-            let line = crate::shell::ssh_line(ssh, agent);
-            Box::new(barman_copy::remote::AgentFactory::new(
-                Box::new(move || spawner.shell(&line)),
-                roots,
-                server.network_compression,
-            ))
+            let line = crate::shell::ssh_line(&barman_copy::remote::with_ssh_keepalive(ssh), agent);
+            Box::new(
+                barman_copy::remote::AgentFactory::new(
+                    Box::new(move || spawner.shell(&line)),
+                    roots,
+                    server.network_compression,
+                )
+                .timeout(server.agent_timeout()),
+            )
         }
         _ => Box::new(barman_copy::local::LocalFactory::new(roots)),
     }

@@ -490,15 +490,18 @@ fn restore(
     let factory: Box<dyn DestinationFactory> = match remote {
         Some(ssh) => {
             let agent = options.agent_command.as_deref().unwrap_or("barman agent");
-            let line = crate::shell::ssh_line(ssh, agent);
+            let line = crate::shell::ssh_line(&barman_copy::remote::with_ssh_keepalive(ssh), agent);
             let spawner = Arc::clone(&ctx.spawner);
-            Box::new(barman_copy::AgentFactory::new(
-                move || spawner.shell(&line),
-                roots.clone(),
-                options
-                    .network_compression
-                    .unwrap_or(server.network_compression),
-            ))
+            Box::new(
+                barman_copy::AgentFactory::new(
+                    move || spawner.shell(&line),
+                    roots.clone(),
+                    options
+                        .network_compression
+                        .unwrap_or(server.network_compression),
+                )
+                .timeout(server.agent_timeout()),
+            )
         }
         None => Box::new(LocalDestination::new(roots.clone())),
     };

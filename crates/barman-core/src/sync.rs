@@ -28,7 +28,11 @@
 //! Everything a peer sends is validated before use: backup ids, WAL names,
 //! the primary's directories (absolute, no `..`), the paths of its
 //! manifest (no `..`, no absolute path, tree names `data` or tablespace
-//! OIDs), and the agent itself refuses paths that leave its roots.
+//! OIDs, tree roots that are directories), the entries of its listings
+//! (inside the tree asked for, bounded), and the agent itself refuses paths
+//! that leave its roots and, for `sync-backup`, roots that are links.
+//! Copies never get setuid/setgid bits; `sync-info`'s output is bounded;
+//! every agent session has the `agent_timeout` inactivity timeout.
 
 pub mod backup;
 pub(crate) mod cron;
@@ -41,6 +45,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use barman_copy::remote::with_ssh_keepalive;
 use barman_copy::{AgentFactory, Progress, Roots};
 use barman_retention::RetentionStatus;
 
@@ -107,21 +112,23 @@ pub(crate) fn passive_ssh<'s>(server: &'s ServerConfig, action: &str) -> Result<
 }
 
 /// Agent sessions on the primary serving `roots`, started through
-/// `primary_ssh_command` (`<primary_ssh_command> barman agent`).
+/// `primary_ssh_command` (`<primary_ssh_command> barman agent`, with ssh
+/// keepalives), with the `agent_timeout` inactivity timeout.
 fn agent_factory(
     server: &ServerConfig,
     ctx: &SyncContext<'_>,
     roots: Roots,
 ) -> Result<AgentFactory> {
-    let ssh = passive_ssh(server, "synchronisation")?;
+    let ssh = with_ssh_keepalive(passive_ssh(server, "synchronisation")?);
     let agent = ctx.agent_command.as_deref().unwrap_or("barman agent");
-    let line = crate::shell::ssh_line(ssh, agent);
+    let line = crate::shell::ssh_line(&ssh, agent);
     let spawner = Arc::clone(&ctx.spawner);
     Ok(AgentFactory::new(
         move || spawner.shell(&line),
         roots,
         server.network_compression,
-    ))
+    )
+    .timeout(server.agent_timeout()))
 }
 
 /// Whether the local retention policy would call the primary's backup

@@ -105,6 +105,27 @@ fn duplicate_sections_merge() {
     assert_eq!(pg.parallel_jobs, 4);
 }
 
+/// `agent_timeout` (barman-rs only): 600 s by default, global or per
+/// server, 0 for none, a bad value refused naming the option; never in
+/// Barman's `diagnose` keys.
+#[test]
+fn agent_timeout_is_a_global_option_with_a_default() {
+    let cfg = parse(
+        "[barman]\nbarman_home = /h\nagent_timeout = 90\n\
+         [a]\nconninfo = a\n\
+         [b]\nconninfo = b\nagent_timeout = 0\n\
+         [c]\nconninfo = c\nagent_timeout =\n",
+    );
+    let a = cfg.server("a").unwrap();
+    assert_eq!(a.agent_timeout, 90);
+    assert_eq!(a.agent_timeout(), Some(std::time::Duration::from_secs(90)));
+    assert_eq!(cfg.server("b").unwrap().agent_timeout(), None);
+    assert_eq!(cfg.server("c").unwrap().agent_timeout, 600);
+    assert!(a.to_json().get("agent_timeout").is_none());
+    let e = parse_err("[barman]\nbarman_home = /h\n[pg]\nconninfo = x\nagent_timeout = soon\n");
+    assert!(e.contains("agent_timeout"), "{e}");
+}
+
 #[test]
 fn syntax_errors_have_file_and_line() {
     let e = parse_err("conninfo = x\n[pg]\n");

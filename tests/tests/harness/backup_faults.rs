@@ -18,8 +18,8 @@ use crate::backup::{Bench, SNAPSHOT_SQL, files, newest, wait_for_status};
 
 /// A DONE backup taken before the fault, and its files (path → inode, size;
 /// the link count grows when later backups hard-link to it).
-struct Good {
-    id: String,
+pub(crate) struct Good {
+    pub(crate) id: String,
     files: BTreeMap<String, (u64, u64)>,
 }
 
@@ -31,7 +31,7 @@ fn inodes_and_sizes(dir: &Path) -> BTreeMap<String, (u64, u64)> {
 }
 
 impl Good {
-    fn take(bench: &Bench) -> Self {
+    pub(crate) fn take(bench: &Bench) -> Self {
         let doc = bench.backup(&["--wait", "--wait-timeout", "60"]);
         let id = doc["backup_id"].as_str().unwrap().to_owned();
         assert_eq!(bench.info(&id)["status"], "DONE");
@@ -61,7 +61,7 @@ impl Good {
 }
 
 /// The next backup after a fault: DONE, and the good one untouched.
-fn next_backup_is_done(bench: &Bench, good: &Good) -> String {
+pub(crate) fn next_backup_is_done(bench: &Bench, good: &Good) -> String {
     let doc = bench.backup(&["--wait", "--wait-timeout", "120"]);
     let id = doc["backup_id"].as_str().unwrap().to_owned();
     assert_eq!(bench.info(&id)["status"], "DONE");
@@ -139,7 +139,7 @@ impl Drop for Background {
 
 /// The newest backup is FAILED with an `error=failure ...`; no data or
 /// manifest left in its directory. Returns (id, error).
-fn assert_failed_cleanly(bench: &Bench, good: &Good) -> (String, String) {
+pub(crate) fn assert_failed_cleanly(bench: &Bench, good: &Good) -> (String, String) {
     let id = newest(bench);
     assert_ne!(id, good.id, "no new backup.info was written");
     let info = bench.info(&id);
@@ -191,7 +191,7 @@ fn agent_pids(exe: &Path) -> Vec<u32> {
 }
 
 /// Stops the ssh multiplexing master on drop (also on a failed assertion).
-struct Master<'a>(&'a ClientSide, u16);
+pub(crate) struct Master<'a>(pub(crate) &'a ClientSide, pub(crate) u16);
 
 impl Drop for Master<'_> {
     fn drop(&mut self) {

@@ -208,6 +208,7 @@ fn upload_start(root: &Path) -> Vec<u8> {
             capabilities: vec![],
             roots,
             compress: false,
+            no_root_links: false,
         })
         .unwrap();
     writer

@@ -25,9 +25,9 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A primary barman (with its PostgreSQL) and a passive one reaching it
 /// over ssh.
-struct Geo {
-    primary: Bench,
-    passive: LocalSetup,
+pub(crate) struct Geo {
+    pub(crate) primary: Bench,
+    pub(crate) passive: LocalSetup,
     sshd: Sshd,
     client: ClientSide,
     /// The primary host's `barman` (the ssh session's PATH).
@@ -37,7 +37,7 @@ struct Geo {
 impl Geo {
     /// A primary with pgbench scale `scale`; `passive_conf` is appended to
     /// the passive's `[pg]` section.
-    fn new(scale: u32, passive_conf: &str) -> Self {
+    pub(crate) fn new(scale: u32, passive_conf: &str) -> Self {
         let primary = Bench::new(LOCAL_RSYNC, scale);
         // `barman` as the primary host knows it: its binary, its configuration.
         let remote_bin = tempfile::Builder::new()
@@ -79,7 +79,7 @@ impl Geo {
 
     /// Rewrites the passive's `[pg]`: Barman's passive configuration, one
     /// option (plus `extra`).
-    fn configure_passive(&self, extra: &str) {
+    pub(crate) fn configure_passive(&self, extra: &str) {
         let conf = self.passive.home.conf();
         let text = fs::read_to_string(conf).unwrap();
         let head = text.split("[pg]").next().unwrap().to_owned();
@@ -136,7 +136,7 @@ impl Geo {
     }
 
     /// The status in the passive's backup.info of `id` (`None`: no backup.info).
-    fn passive_status(&self, id: &str) -> Option<String> {
+    pub(crate) fn passive_status(&self, id: &str) -> Option<String> {
         info(&self.passive, id).map(|i| i["status"].clone())
     }
 
@@ -160,7 +160,7 @@ fn list_backups(side: &LocalSetup) -> String {
 }
 
 /// The backup.info of `id` in `side`'s catalog.
-fn info(side: &LocalSetup, id: &str) -> Option<BTreeMap<String, String>> {
+pub(crate) fn info(side: &LocalSetup, id: &str) -> Option<BTreeMap<String, String>> {
     let path = side.dir("meta").join(format!("{id}-backup.info"));
     let text = fs::read_to_string(path).ok()?;
     Some(

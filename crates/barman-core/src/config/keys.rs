@@ -36,6 +36,8 @@ const fn s(name: &'static str, default: Option<&'static str>) -> Key {
 /// which matters for `%(name)s` references to earlier options).
 pub(crate) const SERVER_KEYS: &[Key] = &[
     s("active", Some("true")),
+    // barman-rs only (Barman has no agent): not in `diagnose`.
+    g("agent_timeout", Some("600")),
     g("archiver", None),
     g("archiver_batch_size", Some("0")),
     g("autogenerate_manifest", Some("false")),

@@ -72,6 +72,9 @@ pub struct ServerConfig {
     pub keepalive_interval: u64,
     /// `check_timeout` in seconds.
     pub check_timeout: u64,
+    /// `agent_timeout` in seconds (barman-rs only; 0: none): how long an
+    /// agent session may stay silent while barman waits on it.
+    pub agent_timeout: u64,
     /// `autogenerate_manifest`.
     pub autogenerate_manifest: bool,
     /// `backup_compression`.
@@ -195,6 +198,12 @@ pub const HOOK_SCRIPT_KEYS: [&str; 20] = [
 ];
 
 impl ServerConfig {
+    /// The inactivity timeout of agent sessions (`agent_timeout`; `None`
+    /// when 0).
+    pub fn agent_timeout(&self) -> Option<Duration> {
+        (self.agent_timeout > 0).then(|| Duration::from_secs(self.agent_timeout))
+    }
+
     /// A passive node (geo-redundancy copy) has `primary_ssh_command` set.
     pub fn is_passive(&self) -> bool {
         self.primary_ssh_command.is_some()
@@ -372,6 +381,7 @@ pub(crate) fn build(c: &mut Ctx<'_>, barman_home: &Path) -> ServerConfig {
         basebackup_retry_sleep: c.int("basebackup_retry_sleep", 0).unwrap_or(30),
         keepalive_interval: c.int("keepalive_interval", 0).unwrap_or(60),
         check_timeout: c.int("check_timeout", 0).unwrap_or(30),
+        agent_timeout: c.int("agent_timeout", 0).unwrap_or(600),
         autogenerate_manifest: c.bool("autogenerate_manifest", false),
         backup_compression: c.parse("backup_compression", BackupCompression::parse),
         backup_compression_format: c.parse("backup_compression_format", BackupCompressionFormat::parse),

@@ -244,7 +244,9 @@ fn copy_backup(
         .map(|t| (t.clone(), remote_dir.join(t)))
         .collect();
     roots.insert(BACKUP_ROOT.to_owned(), remote_dir.clone());
-    let sources = agent_factory(server, ctx, roots)?;
+    // The primary's backup directory and its trees are real directories:
+    // a link there (a compromised primary) is refused by the agent.
+    let sources = agent_factory(server, ctx, roots)?.no_root_links();
     let previous = reference_backup(server, id)?;
     let reuse = match server.reuse_backup {
         Some(ReuseBackup::Copy) => Reuse::Copy,

@@ -25,6 +25,14 @@ pub const SYNC_WALS_INFO_FILE: &str = "sync-wals.info";
 /// How long the primary's `sync-info` may take.
 const SYNC_INFO_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// The largest `sync-info` answer accepted (256 MiB: the JSON of millions
+/// of WALs); a longer one is refused and the command killed.
+const SYNC_INFO_MAX_STDOUT: usize = 256 << 20;
+
+/// How much of the primary's stderr is kept (its last 64 KiB, for the
+/// error message).
+const SYNC_INFO_MAX_STDERR: usize = 64 << 10;
+
 /// Where a passive node stands in the primary's xlog.db.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncWalsInfo {
@@ -130,12 +138,15 @@ pub fn primary_node_info(
     let text = loop {
         let remote = remote_sync_info_command(server, ctx.config_path, &position);
         tracing::debug!("primary sync-info of `{}`: {remote}", server.name);
-        let line = crate::shell::ssh_line(ssh, &remote);
-        let (code, stdout, stderr) = run_captured(ctx.spawner.shell(&line), SYNC_INFO_TIMEOUT)
-            .map_err(|message| Error::PrimaryInfo {
-                server: server.name.clone(),
-                message,
-            })?;
+        let line = crate::shell::ssh_line(&barman_copy::remote::with_ssh_keepalive(ssh), &remote);
+        let limits = (SYNC_INFO_MAX_STDOUT, SYNC_INFO_MAX_STDERR);
+        let (code, stdout, stderr) =
+            run_captured(ctx.spawner.shell(&line), SYNC_INFO_TIMEOUT, limits).map_err(
+                |message| Error::PrimaryInfo {
+                    server: server.name.clone(),
+                    message,
+                },
+            )?;
         match code {
             Some(0) => break stdout,
             Some(1) if position.last_wal.is_some() => {
@@ -177,6 +188,8 @@ fn last_lines(text: &str) -> String {
 
 /// Runs `command` with stdin closed, collecting stdout and stderr; kills it
 /// after `timeout`. Returns the exit code (`None`: killed by a signal).
+/// `limits` bound what is kept: stdout beyond `limits.0` bytes is an error
+/// (the command is killed at once), stderr keeps its last `limits.1` bytes.
 ///
 /// Once the command has exited its output is taken as it is after a short
 /// grace: an ssh multiplexing master it started in the background may keep
@@ -184,6 +197,7 @@ fn last_lines(text: &str) -> String {
 fn run_captured(
     mut command: Command,
     timeout: Duration,
+    limits: (usize, usize),
 ) -> std::result::Result<(Option<i32>, String, String), String> {
     command
         .stdin(Stdio::null())
@@ -192,20 +206,23 @@ fn run_captured(
     let mut child = command
         .spawn()
         .map_err(|e| format!("cannot run primary_ssh_command: {e}"))?;
-    let out = Captured::start(
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let err = Captured::start(
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
+    let stdout = child
+        .stdout
+        .take()
+        .map(|s| Box::new(s) as Box<dyn Read + Send>);
+    let stderr = child
+        .stderr
+        .take()
+        .map(|s| Box::new(s) as Box<dyn Read + Send>);
+    let out = Captured::start(stdout, Keep::Head(limits.0));
+    let err = Captured::start(stderr, Keep::Tail(limits.1));
     let deadline = Instant::now() + timeout;
     let status = loop {
+        if out.overflowed() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("the answer exceeds {} bytes: refused", limits.0));
+        }
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
@@ -217,20 +234,37 @@ fn run_captured(
             Err(e) => return Err(format!("cannot wait for primary_ssh_command: {e}")),
         }
     };
-    Ok((status.code(), out.finish(), err.finish()))
+    let (stdout, overflowed) = out.finish();
+    if overflowed {
+        return Err(format!("the answer exceeds {} bytes: refused", limits.0));
+    }
+    Ok((status.code(), stdout, err.finish().0))
 }
 
-/// One output stream of a child, read by a thread into a shared buffer.
+/// What a [`Captured`] stream keeps.
+#[derive(Debug, Clone, Copy)]
+enum Keep {
+    /// The first bytes, up to this many; more is an overflow.
+    Head(usize),
+    /// The last bytes, about this many.
+    Tail(usize),
+}
+
+/// One output stream of a child, read by a thread into a shared buffer
+/// bounded by its [`Keep`].
 struct Captured {
     buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    overflow: std::sync::Arc<std::sync::atomic::AtomicBool>,
     done: std::sync::mpsc::Receiver<()>,
 }
 
 impl Captured {
-    fn start(stream: Option<Box<dyn Read + Send>>) -> Self {
+    fn start(stream: Option<Box<dyn Read + Send>>, keep: Keep) -> Self {
         let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let overflow = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (tx, done) = std::sync::mpsc::channel();
         let shared = std::sync::Arc::clone(&buf);
+        let flag = std::sync::Arc::clone(&overflow);
         std::thread::spawn(move || {
             if let Some(mut s) = stream {
                 let mut chunk = [0u8; 8192];
@@ -238,31 +272,97 @@ impl Captured {
                     if n == 0 {
                         break;
                     }
-                    shared
+                    let mut kept = shared
                         .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .extend_from_slice(&chunk[..n]);
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    match keep {
+                        Keep::Head(limit) => {
+                            let room = (limit + 1).saturating_sub(kept.len()).min(n);
+                            kept.extend_from_slice(&chunk[..room]);
+                            if kept.len() > limit {
+                                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                                break;
+                            }
+                        }
+                        Keep::Tail(limit) => {
+                            kept.extend_from_slice(&chunk[..n]);
+                            if kept.len() > 2 * limit {
+                                let cut = kept.len() - limit;
+                                kept.drain(..cut);
+                            }
+                        }
+                    }
                 }
             }
             let _ = tx.send(());
         });
-        Self { buf, done }
+        Self {
+            buf,
+            overflow,
+            done,
+        }
     }
 
-    /// The text read, after the stream ended or a two-second grace.
-    fn finish(self) -> String {
+    /// Whether more than a [`Keep::Head`] limit arrived.
+    fn overflowed(&self) -> bool {
+        self.overflow.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The text read, after the stream ended or a two-second grace, and
+    /// whether it overflowed.
+    fn finish(self) -> (String, bool) {
         let _ = self.done.recv_timeout(Duration::from_secs(2));
         let bytes = self
             .buf
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        String::from_utf8_lossy(&bytes).into_owned()
+        (
+            String::from_utf8_lossy(&bytes).into_owned(),
+            self.overflowed(),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 300 MB of stderr without a newline and an endless answer: what
+    /// is kept stays within the limits (an answer over its limit is
+    /// refused at once, not read to its end).
+    #[test]
+    fn sync_info_output_is_bounded() {
+        let mut noisy = Command::new("sh");
+        noisy.arg("-c").arg(
+            "head -c 300000000 /dev/zero | tr '\\0' e >&2; printf '\\nlast words' >&2; \
+             printf '{\"ok\": true}'",
+        );
+        let (code, stdout, stderr) =
+            run_captured(noisy, Duration::from_secs(120), (1 << 20, 64 << 10)).unwrap();
+        assert_eq!(code, Some(0));
+        assert_eq!(stdout, "{\"ok\": true}");
+        assert!(
+            stderr.len() <= 128 << 10,
+            "{} bytes of stderr kept",
+            stderr.len()
+        );
+        assert!(
+            stderr.ends_with("last words"),
+            "{}",
+            &stderr[stderr.len() - 20..]
+        );
+
+        let mut endless = Command::new("sh");
+        endless.arg("-c").arg("exec cat /dev/zero");
+        let started = Instant::now();
+        let err = run_captured(endless, Duration::from_secs(120), (1 << 20, 64 << 10)).unwrap_err();
+        assert!(err.contains("exceeds 1048576 bytes"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 
     /// The command the primary's shell reads, words quoted where needed.
     #[test]
