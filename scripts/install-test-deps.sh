@@ -34,6 +34,7 @@ need util-linux /usr/bin/flock /usr/sbin/runuser
 need mount /bin/mount /bin/umount
 need python3 /usr/bin/python3
 need openssl /usr/bin/openssl
+need gnupg /usr/bin/gpg
 
 # Other PostgreSQL majors for the replication-protocol tests: the npm-packaged
 # embedded-postgres builds (initdb, pg_ctl, postgres only; the tests use the

@@ -213,6 +213,17 @@ pub enum Error {
         /// The WAL name asked for.
         name: String,
     },
+    /// An archived WAL file is encrypted (Barman 3.14+'s `encryption = gpg`):
+    /// barman-rs cannot decrypt it yet, so it is never served or staged as
+    /// if it were a WAL (PostgreSQL would end recovery at it).
+    #[error(
+        "WAL file `{}` is encrypted (Barman's `encryption = gpg`): barman-rs cannot decrypt WAL files yet (not implemented)",
+        path.display()
+    )]
+    EncryptedWal {
+        /// The archived file.
+        path: std::path::PathBuf,
+    },
     /// The operation is not allowed on a passive node.
     #[error(
         "server `{server}` is a passive node (primary_ssh_command is set): {action} is not allowed"

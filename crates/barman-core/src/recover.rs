@@ -27,7 +27,7 @@ pub mod conf;
 pub mod target;
 pub mod wals;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -44,7 +44,7 @@ use barman_wal::{Codec, Compression, TimelineId, WalFileName, WalSegmentSize};
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
-use crate::archive::inspect::{detect_compression, open_plain};
+use crate::archive::inspect::{detect_servable, open_plain};
 use crate::backup::{BackupObserver, MANIFEST_FILE, Spawner, resolve_backup};
 use crate::catalog::{BackupInfo, BackupStatus, Catalog};
 use crate::clock::Clock;
@@ -877,12 +877,13 @@ fn plan_wals(
         .end_wal()
         .ok_or_else(|| refuse(format!("backup {id} has no end_wal")))?
         .parse()?;
-    let mut archived: Vec<String> = catalog
-        .xlogdb()
-        .read()?
-        .into_iter()
-        .map(|e| e.name)
+    let entries = catalog.xlogdb().read()?;
+    let encrypted: BTreeSet<&str> = entries
+        .iter()
+        .filter(|e| e.encryption.is_some())
+        .map(|e| e.name.as_str())
         .collect();
+    let mut archived: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
     let layout = catalog.layout();
     if partial {
         archived.extend(streamed_wals(layout, segment_size)?);
@@ -940,6 +941,13 @@ fn plan_wals(
             m.reason
         ))
     })?;
+    // Served as they are, they would end PostgreSQL's recovery early.
+    if let Some(name) = names.iter().find(|n| encrypted.contains(n.as_str())) {
+        return Err(refuse(format!(
+            "WAL {name} of server `{}` is encrypted (xlog.db: encryption = gpg) and barman-rs cannot decrypt WAL files yet (not implemented): backup {id} cannot be recovered to this target; nothing was written",
+            catalog.server_name()
+        )));
+    }
     Ok((names, target_tli))
 }
 
@@ -1038,7 +1046,7 @@ fn stage_wal(
     codec: Option<&Codec>,
     segment_size: WalSegmentSize,
 ) -> Result<()> {
-    let compression: Option<Compression> = detect_compression(path, codec)?;
+    let compression: Option<Compression> = detect_servable(path, codec)?;
     let mtime = std::fs::metadata(path)
         .map(|m| Mtime::of(&m))
         .map_err(|e| Error::io("cannot read", path, e))?;

@@ -376,3 +376,90 @@ fn backups_barman_rs_cannot_restore_are_refused_before_writing_and_still_listed(
         );
     }
 }
+
+/// `gpg --encrypt` of `input` to `output` with a throw-away key, as Barman
+/// 3.14+ encrypts an archived WAL (`--recipient KEY --encrypt`).
+fn gpg_encrypt(dir: &Path, input: &Path, output: &Path) {
+    let home = dir.join("gnupg");
+    fs::create_dir_all(&home).unwrap();
+    fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
+    let gpg = |args: &[&str]| {
+        let out = std::process::Command::new("gpg")
+            .arg("--homedir")
+            .arg(&home)
+            .args(["--batch", "--yes", "--pinentry-mode", "loopback"])
+            .args(args)
+            .output()
+            .expect("gpg (Debian package gnupg) must be installed");
+        assert!(out.status.success(), "gpg {args:?}: {out:?}");
+    };
+    gpg(&[
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        "barman-test@example.invalid",
+        "default",
+        "default",
+        "never",
+    ]);
+    gpg(&[
+        "--trust-model",
+        "always",
+        "--compress-level",
+        "0",
+        "--recipient",
+        "barman-test@example.invalid",
+        "--encrypt",
+        "--output",
+        output.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+}
+
+/// Barman 3.14+ stores an encrypted WAL under its own name (xlog.db says
+/// `gpg` in its fifth column). Served as it is, PostgreSQL would take it
+/// for the end of the archive and end recovery early: get-wal refuses to
+/// serve it and recover refuses a backup whose WALs include it, before
+/// writing anything.
+#[test]
+fn encrypted_wals_are_never_served_or_staged() {
+    const RESTORABLE: &str = "20261122T050000";
+    const WAL: &str = "000000010000000000000004";
+    let (dir, conf) = fixture_setup();
+    let home = dir.path().join("home");
+    let plain = dir.path().join("plain-wal");
+    fs::write(&plain, vec![0x10u8; 1 << 16]).unwrap();
+    let archived = home.join("pg/wals/0000000100000000").join(WAL);
+    gpg_encrypt(dir.path(), &plain, &archived);
+
+    let (code, stdout, stderr) = barman_output(&conf, &["get-wal", "pg", WAL]);
+    assert_ne!(code, 0, "get-wal served an encrypted WAL: {stderr}");
+    assert!(stdout.is_empty(), "{} bytes served", stdout.len());
+    assert!(
+        stderr.contains(WAL) && stderr.contains("is encrypted"),
+        "{stderr}"
+    );
+
+    let xlogdb = home.join("pg/wals/pg-xlog.db");
+    let text = fs::read_to_string(&xlogdb).unwrap();
+    let marked = text.replace(
+        &format!("{WAL}\t16777216\t1795320915.8997614\tNone\tNone"),
+        &format!("{WAL}\t16777216\t1795320915.8997614\tNone\tgpg"),
+    );
+    assert_ne!(marked, text, "the fixture's xlog.db line changed");
+    fs::write(&xlogdb, marked).unwrap();
+    unusual_backup(&home, RESTORABLE, &[], &["PG_VERSION", "global/pg_control"]);
+    let dest = dir.path().join("restore");
+    for extra in [&["--get-wal"][..], &[]] {
+        let mut args = vec!["recover"];
+        args.extend_from_slice(extra);
+        args.extend(["pg", RESTORABLE, dest.to_str().unwrap()]);
+        let (code, stdout, stderr) = barman_output(&conf, &args);
+        assert_ne!(code, 0, "{extra:?}: {stdout}{stderr}");
+        assert!(
+            stderr.contains(&format!("WAL {WAL} of server `pg` is encrypted")),
+            "{extra:?}: {stderr}"
+        );
+        assert!(!dest.exists(), "{extra:?}: the destination was created");
+    }
+}

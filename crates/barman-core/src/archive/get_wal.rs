@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use barman_wal::{Codec, Compression, LongPageHeader, WalFileName, WalSegmentSize};
 
-use super::inspect::{detect_compression, open_plain};
+use super::inspect::{detect_servable, open_plain};
 use crate::{Error, Result, ServerLayout};
 
 /// An archived file found by [`locate`].
@@ -62,7 +62,7 @@ pub fn locate(
         if !meta.is_file() || (meta.len() == 0 && is_partial_path(&path)) {
             continue;
         }
-        match detect_compression(&path, codec) {
+        match detect_servable(&path, codec) {
             Ok(compression) => return Ok(Some(Located { path, compression })),
             Err(e) if vanished(&e) => {}
             Err(e) => return Err(e),

@@ -52,8 +52,38 @@ pub enum InspectError {
 /// Detects how `path` is stored, from its first bytes (custom magic first
 /// when `codec` is a custom filter).
 pub fn detect_compression(path: &Path, codec: Option<&Codec>) -> Result<Option<Compression>> {
+    let prefix = read_prefix(path)?;
+    Ok(detect_in(&prefix, codec))
+}
+
+/// [`detect_compression`] for a file about to be served from the archive
+/// (get-wal, recovery's WAL staging): an OpenPGP message (what Barman 3.14+
+/// stores with `encryption = gpg`, under the WAL's own name) is
+/// [`Error::EncryptedWal`], never served as if it were a WAL.
+pub fn detect_servable(path: &Path, codec: Option<&Codec>) -> Result<Option<Compression>> {
+    let prefix = read_prefix(path)?;
+    let detected = detect_in(&prefix, codec);
+    // A custom filter's output may start with any byte: trust it.
+    let custom = codec.is_some_and(|c| c.compression() == Compression::Custom);
+    if detected.is_none() && !custom && looks_encrypted(&prefix) {
+        return Err(Error::EncryptedWal {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(detected)
+}
+
+fn detect_in(prefix: &[u8], codec: Option<&Codec>) -> Option<Compression> {
+    match codec {
+        Some(c) => c.detect(prefix),
+        None => barman_wal::detect(prefix),
+    }
+}
+
+/// The first bytes of `path` (up to the longest magic; fewer for a short file).
+fn read_prefix(path: &Path) -> Result<Vec<u8>> {
     let mut file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-    let mut prefix = [0u8; MAX_MAGIC_LEN];
+    let mut prefix = vec![0u8; MAX_MAGIC_LEN.max(ARMOR.len())];
     let mut n = 0;
     while n < prefix.len() {
         let read = file
@@ -64,10 +94,27 @@ pub fn detect_compression(path: &Path, codec: Option<&Codec>) -> Result<Option<C
         }
         n += read;
     }
-    Ok(match codec {
-        Some(c) => c.detect(&prefix[..n]),
-        None => barman_wal::detect(&prefix[..n]),
-    })
+    prefix.truncate(n);
+    Ok(prefix)
+}
+
+/// The start of an ASCII-armored OpenPGP message.
+const ARMOR: &[u8] = b"-----BEGIN PGP MESSAGE";
+
+/// Whether `prefix` starts an OpenPGP message as `gpg --encrypt` writes it:
+/// a public-key (tag 1) or symmetric-key (tag 3) encrypted session key
+/// packet, in the old or the new packet format, or ASCII armor. No WAL
+/// segment (its first byte is the low byte of the page magic, `0x06` to
+/// `0x18` for PostgreSQL 13 to 18), history file (text), or compressed file
+/// (gzip, bzip2, xz, zstd, lz4, snappy magics) starts like that.
+pub fn looks_encrypted(prefix: &[u8]) -> bool {
+    match prefix.first() {
+        // Old format: 10tttt ll with tag 1 or 3 and length type 0 to 2.
+        Some(0x84..=0x86 | 0x8c..=0x8e) => true,
+        // New format: 11tttttt with tag 1 or 3.
+        Some(0xc1 | 0xc3) => true,
+        _ => prefix.starts_with(ARMOR),
+    }
 }
 
 /// Opens `path` for reading its plain (decompressed) content, stored as
@@ -248,6 +295,47 @@ pub fn same_content(a: &Path, b: &Path, codec: Option<&Codec>) -> Result<bool> {
         }
         if na == 0 {
             return Ok(true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_encrypted;
+
+    #[test]
+    fn openpgp_messages_are_told_from_wal_and_compressed_files() {
+        // gpg --encrypt (public key: tag 1), gpg --symmetric (tag 3), in the
+        // old and new packet formats, and ASCII armor.
+        for prefix in [
+            &[0x84, 0x5e][..],
+            &[0x85, 0x01, 0x0c],
+            &[0x8c, 0x0d],
+            &[0xc1, 0xc0],
+            &[0xc3, 0x2e],
+            b"-----BEGIN PGP MESSAGE-----\n",
+        ] {
+            assert!(looks_encrypted(prefix), "{prefix:02x?}");
+        }
+        // WAL page magics of PostgreSQL 13 to 18, history text, and every
+        // compression magic.
+        for prefix in [
+            &[0x06, 0xd1][..],
+            &[0x0d, 0xd1],
+            &[0x10, 0xd1],
+            &[0x13, 0xd1],
+            &[0x16, 0xd1],
+            &[0x18, 0xd1],
+            b"1\t0/3000000\tno recovery target specified\n",
+            &[0x1f, 0x8b],
+            b"BZh9",
+            &[0xfd, b'7', b'z', b'X', b'Z', 0],
+            &[0x28, 0xb5, 0x2f, 0xfd],
+            &[0x04, 0x22, 0x4d, 0x18],
+            &[0xff, 0x06, 0, 0, b's', b'N', b'a', b'P', b'p', b'Y'],
+            b"",
+        ] {
+            assert!(!looks_encrypted(prefix), "{prefix:02x?}");
         }
     }
 }
