@@ -220,12 +220,13 @@ fn init_logging(cli: &Cli, config: &Config) -> Result<()> {
         logging::parse_level(config.global().log_level.as_str())
     };
     let log_file = config.global().log_file.as_deref();
+    let format = &config.global().log_format;
     if cli.nagios() {
         // Nothing but the status may reach the terminal (Barman's Nagios
         // writer prints nothing else).
-        logging::init_without_stderr(log_file, level)
+        logging::init_without_stderr(log_file, level, format)
     } else {
-        logging::init(log_file, level)
+        logging::init(log_file, level, format)
     }
 }
 

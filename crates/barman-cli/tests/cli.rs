@@ -11,6 +11,8 @@ use serde_json::Value;
 mod hardening_catalog;
 #[path = "cli/listings.rs"]
 mod listings;
+#[path = "cli/log_format.rs"]
+mod log_format;
 #[path = "cli/sync_info.rs"]
 mod sync_info;
 

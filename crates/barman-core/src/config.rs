@@ -14,6 +14,7 @@ mod global;
 mod ini;
 mod json;
 mod keys;
+mod log_format;
 mod not_implemented;
 mod resolve;
 mod server;
@@ -24,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 pub use global::{DEFAULT_BARMAN_HOME, DEFAULT_LOG_FORMAT, GlobalConfig};
 pub use ini::Origin;
+pub use log_format::{LogField, LogFormat, LogFormatError, LogRecord, MAX_LOG_FORMAT_WIDTH};
 pub use not_implemented::{ACCEPTED_AND_IGNORED, NOT_IMPLEMENTED};
 pub use server::{HOOK_SCRIPT_KEYS, ServerConfig};
 pub(crate) use values::human_duration;

@@ -29,7 +29,7 @@ pub fn agent(cli: &Cli) -> Result<()> {
     } else {
         tracing::Level::WARN
     };
-    crate::logging::init(None, level)?;
+    crate::logging::init(None, level, &barman_core::config::LogFormat::default())?;
     let stdin = std::io::stdin().lock();
     let stdout = std::io::stdout().lock();
     barman_copy::agent::serve(stdin, stdout)?;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::ini::Ini;
 use super::keys::GLOBAL_KEYS;
+use super::log_format::LogFormat;
 use super::resolve::{GLOBAL, get};
 use super::values::{LogLevel, parse_bool};
 use crate::error::Error;
@@ -36,8 +37,9 @@ pub struct GlobalConfig {
     pub log_file: Option<PathBuf>,
     /// `log_level` (default INFO).
     pub log_level: LogLevel,
-    /// `log_format`.
-    pub log_format: String,
+    /// `log_format` (default [`DEFAULT_LOG_FORMAT`]), parsed: a format
+    /// Python's logging could not render is a configuration error.
+    pub log_format: LogFormat,
     /// Every `[barman]` option as written (interpolated, quotes stripped), for `diagnose`.
     pub raw: BTreeMap<String, String>,
 }
@@ -62,6 +64,9 @@ impl GlobalConfig {
                         let e = &section.entries[key];
                         raw.insert(key.clone(), e.value.clone());
                         origins.insert(key.clone(), e.origin.clone());
+                    }
+                    Err(e) if key == "log_format" => {
+                        errors.push(percent_hint(e, &section.entries[key].value));
                     }
                     Err(e) => errors.push(e),
                 }
@@ -97,6 +102,19 @@ impl GlobalConfig {
                 LogLevel::Info
             }
         };
+        let log_format = match opt("log_format") {
+            None => LogFormat::default(),
+            Some(value) => LogFormat::parse(&value).unwrap_or_else(|e| {
+                let origin = &origins["log_format"];
+                errors.push(Error::ConfigRule {
+                    file: origin.file.clone(),
+                    line: origin.line,
+                    section: GLOBAL.to_owned(),
+                    message: format!("log_format = {value}: {e}"),
+                });
+                LogFormat::default()
+            }),
+        };
         GlobalConfig {
             barman_user: opt("barman_user").unwrap_or_else(|| "barman".to_owned()),
             barman_lock_directory: opt("barman_lock_directory")
@@ -107,7 +125,7 @@ impl GlobalConfig {
             configuration_files_directory: opt("configuration_files_directory").map(PathBuf::from),
             log_file: opt("log_file").map(PathBuf::from),
             log_level,
-            log_format: opt("log_format").unwrap_or_else(|| DEFAULT_LOG_FORMAT.to_owned()),
+            log_format,
             barman_home,
             raw,
         }
@@ -137,6 +155,29 @@ impl GlobalConfig {
         );
         m.insert("errors_list".into(), serde_json::Value::Array(Vec::new()));
         serde_json::Value::Object(m.into_iter().collect())
+    }
+}
+
+/// A `log_format` whose `%(field)s` were read as interpolations (Barman's
+/// ConfigParser reads them so too): says how to write them.
+fn percent_hint(e: Error, written: &str) -> Error {
+    match e {
+        Error::ConfigRule {
+            file,
+            line,
+            section,
+            message,
+        } => Error::ConfigRule {
+            file,
+            line,
+            section,
+            message: format!(
+                "log_format = {written}: {} (a log format's `%` is written `%%` in the configuration, \
+                 as for Barman: `log_format = %%(asctime)s %%(levelname)s: %%(message)s`)",
+                message.strip_prefix("log_format: ").unwrap_or(&message)
+            ),
+        },
+        other => other,
     }
 }
 
