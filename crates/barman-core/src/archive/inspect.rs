@@ -108,13 +108,10 @@ const ARMOR: &[u8] = b"-----BEGIN PGP MESSAGE";
 /// `0x18` for PostgreSQL 13 to 18), history file (text), or compressed file
 /// (gzip, bzip2, xz, zstd, lz4, snappy magics) starts like that.
 pub fn looks_encrypted(prefix: &[u8]) -> bool {
-    match prefix.first() {
-        // Old format: 10tttt ll with tag 1 or 3 and length type 0 to 2.
-        Some(0x84..=0x86 | 0x8c..=0x8e) => true,
-        // New format: 11tttttt with tag 1 or 3.
-        Some(0xc1 | 0xc3) => true,
-        _ => prefix.starts_with(ARMOR),
-    }
+    // Old format: 10tttt ll with tag 1 or 3 and length type 0 to 2; new
+    // format: 11tttttt with tag 1 or 3.
+    matches!(prefix.first(), Some(0x84..=0x86 | 0x8c..=0x8e | 0xc1 | 0xc3))
+        || prefix.starts_with(ARMOR)
 }
 
 /// Opens `path` for reading its plain (decompressed) content, stored as
