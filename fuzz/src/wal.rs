@@ -17,8 +17,9 @@ const MAX_PLAIN: u64 = 4 << 20;
 /// WAL bytes: the header is decoded and checked (a header valid on its own
 /// is also valid for the segment it names, the system identifier and
 /// segment size it carries); the bytes are inspected as a segment, a
-/// history file and a backup label; the text is parsed as a file name, an
-/// LSN and a history file; the bytes are decompressed as their magic says.
+/// history file and a backup label; the text is parsed as a file name
+/// (which prints back, in upper case), an LSN and a history file; the bytes
+/// are decompressed as their magic says.
 pub fn wal_header(data: &[u8]) {
     let mut segment = "000000010000000000000001"
         .parse::<WalFileName>()
@@ -60,10 +61,10 @@ pub fn wal_header(data: &[u8]) {
     }
     let text = String::from_utf8_lossy(data);
     if let Ok(name) = text.parse::<WalFileName>() {
-        assert_eq!(
-            name.to_string(),
-            text,
-            "a WAL file name does not print back"
+        // Read in either case (as Barman does), printed in upper case.
+        assert!(
+            name.to_string().eq_ignore_ascii_case(&text),
+            "a WAL file name does not print back: {text} as {name}"
         );
         let _ = name.archive_subdir();
     }
