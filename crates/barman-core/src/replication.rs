@@ -639,11 +639,15 @@ fn parse_server_version(text: &str) -> Option<u32> {
         .map(str::parse)
         .collect::<std::result::Result<_, _>>()
         .ok()?;
+    // Numbers that do not fit `server_version_num` make the version unknown.
     match parts.as_slice() {
-        [major, rest @ ..] if *major >= 10 => Some(major * 10_000 + rest.first().unwrap_or(&0)),
-        [major, minor, rest @ ..] => {
-            Some(major * 10_000 + minor * 100 + rest.first().unwrap_or(&0))
-        }
+        [major, rest @ ..] if *major >= 10 => major
+            .checked_mul(10_000)?
+            .checked_add(*rest.first().unwrap_or(&0)),
+        [major, minor, rest @ ..] => major
+            .checked_mul(10_000)?
+            .checked_add(minor.checked_mul(100)?)?
+            .checked_add(*rest.first().unwrap_or(&0)),
         _ => None,
     }
 }
@@ -721,6 +725,17 @@ mod tests {
         assert_eq!(parse_server_version("9.6"), Some(90_600));
         assert_eq!(parse_server_version("devel"), None);
         assert_eq!(parse_server_version("9"), None);
+    }
+
+    /// A server_version whose numbers do not fit `server_version_num` is
+    /// unknown, not an arithmetic overflow (a panic in debug builds).
+    #[test]
+    fn server_versions_out_of_range() {
+        assert_eq!(parse_server_version("999999.1"), None);
+        assert_eq!(parse_server_version("429497"), None);
+        assert_eq!(parse_server_version("9.4294967295"), None);
+        assert_eq!(parse_server_version("9.99.4294967295"), None);
+        assert_eq!(parse_server_version("4294967296"), None);
     }
 
     #[test]

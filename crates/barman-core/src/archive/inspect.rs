@@ -110,8 +110,10 @@ const ARMOR: &[u8] = b"-----BEGIN PGP MESSAGE";
 pub fn looks_encrypted(prefix: &[u8]) -> bool {
     // Old format: 10tttt ll with tag 1 or 3 and length type 0 to 2; new
     // format: 11tttttt with tag 1 or 3.
-    matches!(prefix.first(), Some(0x84..=0x86 | 0x8c..=0x8e | 0xc1 | 0xc3))
-        || prefix.starts_with(ARMOR)
+    matches!(
+        prefix.first(),
+        Some(0x84..=0x86 | 0x8c..=0x8e | 0xc1 | 0xc3)
+    ) || prefix.starts_with(ARMOR)
 }
 
 /// Opens `path` for reading its plain (decompressed) content, stored as
@@ -177,7 +179,8 @@ pub fn inspect(
 }
 
 /// [`inspect`] on a plain (decompressed) stream; `path` names it in errors.
-/// The stream is read to its end.
+/// The stream is read to its end, or (an oversized file) one byte past the
+/// largest size it may have.
 pub fn inspect_plain<R: Read>(
     reader: &mut R,
     path: &Path,
@@ -217,9 +220,13 @@ pub fn inspect_plain<R: Read>(
                     )),
                     other => InspectError::Invalid(other.to_string()),
                 })?;
-            let rest = io::copy(reader, &mut io::sink()).map_err(|e| classify_io(path, e))?;
-            let total = rest + head.len() as u64;
             let want = header.segment_size.bytes();
+            // One byte past the segment is enough to tell it is oversized: a
+            // compressed file of a few kilobytes can inflate to gigabytes.
+            let limit = want.saturating_sub(head.len() as u64) + 1;
+            let rest = io::copy(&mut reader.take(limit), &mut io::sink())
+                .map_err(|e| classify_io(path, e))?;
+            let total = rest + head.len() as u64;
             if total != want {
                 return Err(InspectError::Invalid(format!(
                     "truncated or oversized: {total} bytes, a segment has {want}"
@@ -298,7 +305,65 @@ pub fn same_content(a: &Path, b: &Path, codec: Option<&Codec>) -> Result<bool> {
 
 #[cfg(test)]
 mod tests {
-    use super::looks_encrypted;
+    use super::*;
+
+    /// A valid long page header of segment 1 (1 MiB segments), then
+    /// `plain` bytes in all, zeros after the header; counts what was read.
+    struct Endless {
+        plain: u64,
+        read: u64,
+    }
+
+    impl Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let mut header = [0u8; LongPageHeader::SIZE];
+            header[0..2].copy_from_slice(&0xD110u16.to_le_bytes());
+            header[2..4].copy_from_slice(&2u16.to_le_bytes());
+            header[4..8].copy_from_slice(&1u32.to_le_bytes());
+            header[8..16].copy_from_slice(&(1u64 << 20).to_le_bytes());
+            header[24..32].copy_from_slice(&7u64.to_le_bytes());
+            header[32..36].copy_from_slice(&(1u32 << 20).to_le_bytes());
+            header[36..40].copy_from_slice(&8192u32.to_le_bytes());
+            let left = self.plain - self.read;
+            let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            for (i, b) in buf[..n].iter_mut().enumerate() {
+                let at = usize::try_from(self.read).unwrap_or(usize::MAX) + i;
+                *b = header.get(at).copied().unwrap_or(0);
+            }
+            self.read += n as u64;
+            Ok(n)
+        }
+    }
+
+    /// A compressed WAL member of a few kilobytes can inflate to gigabytes
+    /// (a decompression bomb): the check stops one byte past the segment
+    /// size instead of decompressing it all.
+    #[test]
+    fn an_oversized_segment_is_not_read_to_its_end() {
+        let name: WalFileName = "000000010000000000000001".parse().unwrap();
+        let expected = WalExpectations::default();
+        let mut exact = Endless {
+            plain: 1 << 20,
+            read: 0,
+        };
+        let inspection = inspect_plain(&mut exact, Path::new("x"), &name, &expected).unwrap();
+        assert_eq!(inspection.plain_size, 1 << 20);
+        let mut bomb = Endless {
+            plain: 1 << 30,
+            read: 0,
+        };
+        let Err(InspectError::Invalid(reason)) =
+            inspect_plain(&mut bomb, Path::new("x"), &name, &expected)
+        else {
+            panic!("an oversized segment is accepted");
+        };
+        assert!(reason.contains("oversized"), "{reason}");
+        assert!(
+            bomb.read <= (1 << 20) + 64 * 1024,
+            "read {} bytes",
+            bomb.read
+        );
+    }
 
     #[test]
     fn openpgp_messages_are_told_from_wal_and_compressed_files() {

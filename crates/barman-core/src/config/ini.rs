@@ -176,22 +176,33 @@ impl Ini {
 /// Maximum nesting of `%(name)s` references (Python's limit is 10 too).
 const MAX_DEPTH: usize = 10;
 
+/// Most `%(name)s` references expanded for one value, nested ones included.
+/// Python has no such limit: ten levels of a few references each expand
+/// millions of times (a value of gigabytes, or minutes of work for
+/// references to empty values); a real configuration needs a handful.
+const MAX_REFERENCES: usize = 1000;
+
+/// Longest value interpolation may produce.
+const MAX_VALUE: usize = 1 << 20;
+
 /// Expands `%(name)s` references and `%%` in `value`.
 ///
 /// `lookup` returns the raw (not yet interpolated) value of a name and whether
 /// it must itself be interpolated. Errors are plain messages; the caller adds
-/// the origin.
+/// the origin. More than [`MAX_REFERENCES`] references in all, or a value
+/// longer than [`MAX_VALUE`], is an error.
 pub(crate) fn interpolate(
     value: &str,
     lookup: &dyn Fn(&str) -> Option<(String, bool)>,
 ) -> Result<String, String> {
-    interpolate_depth(value, lookup, 0)
+    interpolate_depth(value, lookup, 0, &std::cell::Cell::new(MAX_REFERENCES))
 }
 
 fn interpolate_depth(
     value: &str,
     lookup: &dyn Fn(&str) -> Option<(String, bool)>,
     depth: usize,
+    references_left: &std::cell::Cell<usize>,
 ) -> Result<String, String> {
     if depth > MAX_DEPTH {
         return Err("interpolation nested too deeply (a reference loop?)".to_owned());
@@ -214,13 +225,29 @@ fn interpolate_depth(
                 ));
             };
             let name = r[..close].to_lowercase();
+            let Some(left) = references_left.get().checked_sub(1) else {
+                return Err(format!(
+                    "too many `%(name)s` references to expand (more than {MAX_REFERENCES})"
+                ));
+            };
+            references_left.set(left);
             let Some((raw, needs_interp)) = lookup(&name) else {
                 return Err(format!("`%({name})s` refers to an option that is not set"));
             };
             if needs_interp {
-                out.push_str(&interpolate_depth(&raw, lookup, depth + 1)?);
+                out.push_str(&interpolate_depth(
+                    &raw,
+                    lookup,
+                    depth + 1,
+                    references_left,
+                )?);
             } else {
                 out.push_str(&raw);
+            }
+            if out.len() > MAX_VALUE {
+                return Err(format!(
+                    "the value is longer than {MAX_VALUE} bytes once interpolated"
+                ));
             }
             rest = &r[close + 2..];
         } else {
@@ -312,6 +339,47 @@ mod tests {
         assert!(interpolate("%(nope)s", &look).unwrap_err().contains("nope"));
         assert!(interpolate("50%", &look).is_err());
         assert!(interpolate("%(loop)s", &look).is_err());
+    }
+
+    /// Ten levels of five references each expand to 5^10 (~10 million)
+    /// copies: refused at once instead of allocating and looping.
+    #[test]
+    fn interpolation_bombs_are_refused() {
+        let look = |n: &str| -> Option<(String, bool)> {
+            let level: usize = n.strip_prefix('v')?.parse().ok()?;
+            Some(if level == 10 {
+                ("x".to_owned(), false)
+            } else {
+                (format!("%(v{})s", level + 1).repeat(5), true)
+            })
+        };
+        let start = std::time::Instant::now();
+        let e = interpolate("%(v0)s", &look).unwrap_err();
+        assert!(e.contains("too many"), "{e}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        // The same with references that expand to nothing: time, no memory.
+        let empty = |n: &str| -> Option<(String, bool)> {
+            let level: usize = n.strip_prefix('v')?.parse().ok()?;
+            Some(if level == 10 {
+                (String::new(), false)
+            } else {
+                (format!("%(v{})s", level + 1).repeat(5), true)
+            })
+        };
+        assert!(interpolate("%(v0)s", &empty).is_err());
+        // Ordinary nesting stays fine.
+        let chain = |n: &str| -> Option<(String, bool)> {
+            let level: usize = n.strip_prefix('v')?.parse().ok()?;
+            Some(if level == 10 {
+                ("/srv".to_owned(), false)
+            } else {
+                (format!("%(v{})s/{level}", level + 1), true)
+            })
+        };
+        assert_eq!(
+            interpolate("%(v0)s", &chain).unwrap(),
+            "/srv/9/8/7/6/5/4/3/2/1/0"
+        );
     }
 
     #[test]

@@ -212,10 +212,7 @@ impl ReplicationConnection {
                         tablespaces = Some(begin(&sets, sink)?);
                     }
                     let list = tablespaces.as_deref().unwrap_or_default();
-                    let total = list
-                        .iter()
-                        .map(|t| t.size_kb.map(|kb| kb * 1024))
-                        .sum::<Option<u64>>();
+                    let total = expected_total(list);
                     let mut reader = CopyReader {
                         conn: self,
                         typed,
@@ -297,6 +294,14 @@ fn begin(sets: &[Vec<Row>], sink: &mut dyn BaseBackupSink) -> Result<Vec<Tablesp
     sink.started(start_lsn, timeline, &tablespaces)
         .map_err(Error::Sink)?;
     Ok(tablespaces)
+}
+
+/// The backup's size in bytes from the tablespace sizes the server sent
+/// (in kB), when it sent them all and they add up to a `u64`.
+fn expected_total(tablespaces: &[TablespaceInfo]) -> Option<u64> {
+    tablespaces.iter().try_fold(0u64, |total, t| {
+        total.checked_add(t.size_kb?.checked_mul(1024)?)
+    })
 }
 
 /// `BASE_BACKUP` in the syntax of `server_version`.
@@ -623,6 +628,29 @@ mod tests {
             base_backup_command(&BaseBackupOptions::default(), 120_000),
             Err(Error::Unsupported(_))
         ));
+    }
+
+    /// Tablespace sizes are the server's numbers: sizes that overflow a
+    /// `u64` make the total unknown instead of an arithmetic overflow (a
+    /// panic in debug builds).
+    #[test]
+    fn expected_total_of_huge_sizes_is_unknown() {
+        let ts = |size_kb| TablespaceInfo {
+            oid: None,
+            location: None,
+            size_kb,
+        };
+        assert_eq!(expected_total(&[ts(Some(1)), ts(Some(2))]), Some(3072));
+        assert_eq!(expected_total(&[ts(Some(1)), ts(None)]), None);
+        assert_eq!(expected_total(&[ts(Some(u64::MAX / 1000))]), None);
+        assert_eq!(
+            expected_total(&[ts(Some(u64::MAX / 2048)), ts(Some(u64::MAX / 2048))]),
+            Some(u64::MAX / 2048 * 2048)
+        );
+        assert_eq!(
+            expected_total(&[ts(Some(u64::MAX / 1024)), ts(Some(u64::MAX / 1024))]),
+            None
+        );
     }
 
     #[test]
