@@ -324,6 +324,16 @@ fn write_items(out: &mut String, items: &[PyValue]) {
 
 /// CPython's `repr(str)`.
 pub fn str_repr(s: &str) -> String {
+    repr_of(s, false)
+}
+
+/// CPython's `ascii(str)`: [`str_repr`] with every non-ASCII character
+/// escaped.
+pub fn str_ascii(s: &str) -> String {
+    repr_of(s, true)
+}
+
+fn repr_of(s: &str, ascii_only: bool) -> String {
     let quote = if s.contains('\'') && !s.contains('"') {
         '"'
     } else {
@@ -344,7 +354,7 @@ pub fn str_repr(s: &str) -> String {
             c if c < ' ' || c == '\x7f' => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
-            c if c.is_ascii() || is_printable(c) => out.push(c),
+            c if c.is_ascii() || (!ascii_only && is_printable(c)) => out.push(c),
             c => {
                 let cp = c as u32;
                 let _ = match cp {

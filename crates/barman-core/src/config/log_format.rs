@@ -28,6 +28,7 @@ use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 
 use super::values::LogLevel;
+use crate::catalog::python::{str_ascii, str_repr};
 
 /// The widest field width or precision accepted: log lines stay bounded.
 pub const MAX_LOG_FORMAT_WIDTH: usize = 1000;
@@ -499,7 +500,11 @@ impl Spec {
                 let text: Cow<'_, str> = match (self.conversion, value) {
                     ('s', Value::Str(s)) => Cow::Borrowed(s.as_ref()),
                     ('s', _) => Cow::Owned(python_str(value)),
-                    (c, Value::Str(s)) => Cow::Owned(python_str_repr(s, c == 'a')),
+                    (c, Value::Str(s)) => Cow::Owned(if c == 'a' {
+                        str_ascii(s)
+                    } else {
+                        str_repr(s)
+                    }),
                     (_, _) => Cow::Owned(python_str(value)),
                 };
                 let text = match self.precision {
@@ -726,68 +731,6 @@ pub(crate) fn python_float_repr(x: f64) -> String {
         format!("{}.{}", &digits[..at], &digits[at..])
     };
     format!("{sign}{body}")
-}
-
-/// Python's `repr()` of a text (`ascii()` with `ascii_only`): single
-/// quotes unless the text holds `'` and no `"`; backslash escapes for
-/// the quote, `\`, `\t`, `\n`, `\r` and unprintable characters. Which
-/// characters are unprintable follows Python for control characters,
-/// separators, format characters of common use and private use areas
-/// (Python also escapes unassigned code points, which are shown here).
-fn python_str_repr(s: &str, ascii_only: bool) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if c.is_ascii() => out.push(c),
-            c if ascii_only || !printable(c) => {
-                let n = c as u32;
-                let _ = if n < 0x100 {
-                    write!(out, "\\x{n:02x}")
-                } else if n < 0x1_0000 {
-                    write!(out, "\\u{n:04x}")
-                } else {
-                    write!(out, "\\U{n:08x}")
-                };
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
-/// Python's `str.isprintable()` for a non-ASCII character (see
-/// [`python_str_repr`] for what is approximated).
-fn printable(c: char) -> bool {
-    let n = c as u32;
-    !(c.is_control()
-        || c.is_whitespace()
-        || n == 0xad
-        || (0x600..=0x605).contains(&n)
-        || (0x200b..=0x200f).contains(&n)
-        || (0x202a..=0x202e).contains(&n)
-        || (0x2060..=0x206f).contains(&n)
-        || n == 0xfeff
-        || (0xfff9..=0xfffb).contains(&n)
-        || (0xe000..=0xf8ff).contains(&n)
-        || n >= 0xf_0000)
 }
 
 #[cfg(test)]

@@ -197,16 +197,16 @@ fn texts_repr_as_python() {
     let s = "a\"b'c\\\u{1}\t\n\r\u{7f} \u{e9}\u{a0}\u{200b}\u{e000}\u{1F600}";
     // Python 3.11's repr() and ascii() of the same text.
     assert_eq!(
-        python_str_repr(s, false),
+        str_repr(s),
         "'a\"b\\'c\\\\\\x01\\t\\n\\r\\x7f \u{e9}\\xa0\\u200b\\ue000\u{1F600}'"
     );
     assert_eq!(
-        python_str_repr(s, true),
+        str_ascii(s),
         "'a\"b\\'c\\\\\\x01\\t\\n\\r\\x7f \\xe9\\xa0\\u200b\\ue000\\U0001f600'"
     );
-    assert_eq!(python_str_repr("\"", false), "'\"'");
-    assert_eq!(python_str_repr("'\"", false), "'\\'\"'");
-    assert_eq!(python_str_repr("it's", false), "\"it's\"");
+    assert_eq!(str_repr("\""), "'\"'");
+    assert_eq!(str_repr("'\""), "'\\'\"'");
+    assert_eq!(str_repr("it's"), "\"it's\"");
 }
 
 #[test]
