@@ -25,7 +25,7 @@
 //! Python 3.13 computes it).
 
 use std::borrow::Cow;
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use super::values::LogLevel;
 use crate::catalog::python::{str_ascii, str_repr};
