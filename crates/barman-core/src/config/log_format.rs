@@ -500,11 +500,9 @@ impl Spec {
                 let text: Cow<'_, str> = match (self.conversion, value) {
                     ('s', Value::Str(s)) => Cow::Borrowed(s.as_ref()),
                     ('s', _) => Cow::Owned(python_str(value)),
-                    (c, Value::Str(s)) => Cow::Owned(if c == 'a' {
-                        str_ascii(s)
-                    } else {
-                        str_repr(s)
-                    }),
+                    (c, Value::Str(s)) => {
+                        Cow::Owned(if c == 'a' { str_ascii(s) } else { str_repr(s) })
+                    }
                     (_, _) => Cow::Owned(python_str(value)),
                 };
                 let text = match self.precision {
