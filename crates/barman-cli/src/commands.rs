@@ -304,7 +304,9 @@ pub fn server_and_backup<'c>(
     };
     match barman_core::backup::resolve_backup(&server.catalog(), id) {
         Ok(info) => Ok(Some((server, info))),
-        Err(barman_core::Error::BackupNotFound { .. }) => {
+        Err(barman_core::Error::Catalog(barman_core::catalog::Error::BackupNotFound {
+            ..
+        })) => {
             out.error(&format!("Unknown backup '{id}' for server '{name}'"));
             Ok(None)
         }

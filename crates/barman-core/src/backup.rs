@@ -33,15 +33,15 @@ use jiff::Zoned;
 use jiff::tz::TimeZone;
 
 use crate::archive::archive_wal;
-use crate::catalog::{
+use crate::clock::Clock;
+use crate::hooks::{EventVars, ServerHooks, backup_vars_now};
+use crate::{Error, Result};
+use barman_catalog::{
     BackupId, BackupInfo, BackupStatus, LockKind, PyFloat, PyValue, ServerLayout, Tablespace,
     try_acquire,
 };
-use crate::clock::Clock;
-use crate::config::{BackupMethod, BackupOption, GlobalConfig, ReuseBackup, ServerConfig};
-use crate::hooks::{EventVars, ServerHooks, backup_vars_now};
-use crate::postgres::PgConnection;
-use crate::{Error, Result};
+use barman_config::{BackupMethod, BackupOption, GlobalConfig, ReuseBackup, ServerConfig};
+use barman_pg::postgres::PgConnection;
 
 pub use check::{WalCheck, check_wals};
 
@@ -184,7 +184,7 @@ fn refuse_unsupported(server: &ServerConfig, options: &BackupOptions) -> Result<
 /// Marks EMPTY/STARTED backups FAILED: called with the backup lock held, so
 /// no backup process owns them (it was killed). Returns their ids.
 pub fn fail_interrupted(layout: &ServerLayout, server: &str) -> Result<Vec<BackupId>> {
-    let catalog = crate::catalog::Catalog::open(layout.clone(), server);
+    let catalog = barman_catalog::Catalog::open(layout.clone(), server);
     let mut failed = Vec::new();
     for mut info in catalog.backups()? {
         let status = info.status()?;
@@ -233,7 +233,7 @@ fn remove_partial_data(layout: &ServerLayout, id: &BackupId) {
 
 /// The newest DONE backup with a manifest (the one a new backup reuses).
 fn previous_backup(layout: &ServerLayout, server: &str) -> Result<Option<(BackupInfo, Manifest)>> {
-    let catalog = crate::catalog::Catalog::open(layout.clone(), server);
+    let catalog = barman_catalog::Catalog::open(layout.clone(), server);
     let mut backups = catalog.backups()?;
     backups.reverse();
     for info in backups {
@@ -492,7 +492,7 @@ pub fn backup(
         info.set_backup_name(Some(name))?;
     }
     info.set_begin_time(Some(&begin_time));
-    crate::fs::create_dir_secure(&dir)?;
+    barman_catalog::fs::create_dir_secure(&dir)?;
     info.write(&layout)?;
 
     ctx.observer.message(&format!(
@@ -625,7 +625,13 @@ impl Running<'_> {
             )?;
             self.started = true;
             self.info.set_status(BackupStatus::Started);
-            at("starting backup", self.info.write(self.layout).map(|_| ()))?;
+            at(
+                "starting backup",
+                self.info
+                    .write(self.layout)
+                    .map(|_| ())
+                    .map_err(crate::Error::from),
+            )?;
             ctx.observer
                 .message(&format!("Backup start at LSN: {start_lsn}"));
 
@@ -714,7 +720,8 @@ impl Running<'_> {
                 self.info.set_begin_wal(Some(&begin_wal.to_string()))?;
                 self.info.set_end_xlog(Some(&stop.lsn.to_string()))?;
                 self.info.set_end_wal(Some(&end_wal.to_string()))
-            })(),
+            })()
+            .map_err(crate::Error::from),
         )?;
         self.info.set_begin_offset(Some(begin_offset));
         self.info.set_end_offset(Some(end_offset));
@@ -749,7 +756,7 @@ impl Running<'_> {
             manifest
                 .write(&dir.join(MANIFEST_FILE))
                 .map_err(Error::from)
-                .and_then(|()| crate::fs::fsync_dir(&dir)),
+                .and_then(|()| barman_catalog::fs::fsync_dir(&dir).map_err(crate::Error::from)),
         )?;
         if ctx.cancel.load(Ordering::SeqCst) {
             return Err(Box::new((
@@ -760,7 +767,10 @@ impl Running<'_> {
         self.info.set_status(BackupStatus::WaitingForWals);
         at(
             "finalising backup",
-            self.info.write(self.layout).map(|_| ()),
+            self.info
+                .write(self.layout)
+                .map(|_| ())
+                .map_err(crate::Error::from),
         )?;
         let (total, written) = (summary.report.bytes_total, summary.report.bytes_written);
         let dedup_ratio = if total == 0 {
@@ -781,7 +791,7 @@ impl Running<'_> {
         ));
         ctx.observer.message(&format!(
             "Backup completed (start time: {}, elapsed time: {})",
-            crate::catalog::pytime::to_python_str(
+            barman_catalog::pytime::to_python_str(
                 &self
                     .info
                     .begin_time()
@@ -816,13 +826,19 @@ impl Running<'_> {
         label: &str,
         fast: bool,
     ) -> PhaseResult<((Manifest, CopySummary, Duration), pgside::StopResult)> {
-        use crate::replication::BaseBackupOptions;
+        use barman_pg::replication::BaseBackupOptions;
         let server = self.server;
         let started = Instant::now();
         let conn = crate::receive_wal::connect_as(server, &server.streaming_backup_name);
         let mut conn = at("connecting for BASE_BACKUP", conn)?;
         self.info.set_status(BackupStatus::Started);
-        at("starting backup", self.info.write(self.layout).map(|_| ()))?;
+        at(
+            "starting backup",
+            self.info
+                .write(self.layout)
+                .map(|_| ())
+                .map_err(crate::Error::from),
+        )?;
         ctx.observer
             .message("Starting backup copy via BASE_BACKUP (replication protocol)");
         let options = BaseBackupOptions {
@@ -1005,7 +1021,7 @@ impl Running<'_> {
 /// Writes `text` as `rel` in the copy (durably) and records it in the manifest.
 fn write_into_copy(dir: &Path, rel: &str, text: &str, manifest: &mut Manifest) -> Result<u64> {
     let path = dir.join(rel);
-    crate::fs::write_atomic(&path, text.as_bytes(), 0o600)?;
+    barman_catalog::fs::write_atomic(&path, text.as_bytes(), 0o600)?;
     let meta = std::fs::metadata(&path).map_err(|e| Error::io("cannot stat", &path, e))?;
     let bytes = text.as_bytes();
     manifest.insert(ManifestEntry {
@@ -1089,7 +1105,7 @@ fn finish_wals(
                     }
                 }
             }
-            Err(Error::LockBusy { .. }) => {
+            Err(Error::Catalog(barman_catalog::Error::LockBusy { .. })) => {
                 tracing::debug!("archive-wal is running elsewhere");
             }
             Err(e) => return Err(e),
@@ -1174,7 +1190,7 @@ pub fn check_backup_info(
     info: &mut BackupInfo,
 ) -> Result<BackupStatus> {
     let layout = server.layout();
-    let _lock = crate::catalog::acquire_blocking(
+    let _lock = barman_catalog::acquire_blocking(
         &global.barman_lock_directory,
         &LockKind::BackupId(server.name.clone(), info.backup_id().clone()),
     )?;
@@ -1193,7 +1209,7 @@ pub fn check_backup_info(
             server.name
         );
     }
-    info.status()
+    info.status().map_err(crate::Error::from)
 }
 
 /// `barman check-backup SERVER BACKUP_ID`.
@@ -1227,17 +1243,19 @@ pub fn human_size(bytes: u64) -> String {
 /// `1 day, 2 hours`; `less than one second`), as Python's
 /// `human_readable_timedelta`.
 pub fn human_duration(d: Duration) -> String {
-    crate::config::human_duration(d)
+    barman_config::human_duration(d)
 }
 
 /// Resolves a backup id or one of Barman's shortcuts (§1.3): `latest`/`last`
 /// and `oldest`/`first` (DONE backups), `last-failed`, `last-full`, or a
 /// backup name.
-pub fn resolve_backup(catalog: &crate::catalog::Catalog, text: &str) -> Result<BackupInfo> {
+pub fn resolve_backup(catalog: &barman_catalog::Catalog, text: &str) -> Result<BackupInfo> {
     let backups = catalog.backups()?;
-    let not_found = || Error::BackupNotFound {
-        backup_id: text.to_owned(),
-        path: catalog.layout().meta_directory().to_path_buf(),
+    let not_found = || {
+        Error::Catalog(barman_catalog::Error::BackupNotFound {
+            backup_id: text.to_owned(),
+            path: catalog.layout().meta_directory().to_path_buf(),
+        })
     };
     let done = |b: &&BackupInfo| b.status().is_ok_and(|s| s == BackupStatus::Done);
     let found = match text {

@@ -21,13 +21,13 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::Result;
-use crate::catalog::{BackupInfo, BackupStatus, LockKind, XlogEntry, read_owner};
 use crate::clock::Clock;
-use crate::config::{BackupMethod, GlobalConfig, ServerConfig};
 use crate::hooks::HookSetup;
-use crate::postgres::PgConnection;
-use crate::replication::{ReplicationConfig, ReplicationConnection};
 use crate::server::ArchiveWait;
+use barman_catalog::{BackupInfo, BackupStatus, LockKind, XlogEntry, read_owner};
+use barman_config::{BackupMethod, GlobalConfig, ServerConfig};
+use barman_pg::postgres::PgConnection;
+use barman_pg::replication::{ReplicationConfig, ReplicationConnection};
 
 /// The outcome of one check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -299,7 +299,7 @@ fn switch_wal(server: &ServerConfig) -> bool {
         if pg.is_in_recovery()? {
             return Ok(None);
         }
-        pg.switch_wal()
+        pg.switch_wal().map_err(crate::Error::from)
     };
     match attempt() {
         Ok(closed) => {
@@ -462,6 +462,7 @@ fn read_facts(pg: &PgConnection, server: &ServerConfig) -> Result<PgFacts> {
         pg.query_value(&format!(
             "SELECT setting FROM pg_settings WHERE name = '{name}'"
         ))
+        .map_err(crate::Error::from)
     };
     let backup_functions = if version >= 150_000 {
         "has_function_privilege('pg_backup_start(text,boolean)', 'EXECUTE') \
@@ -939,7 +940,7 @@ mod tests {
             home.display()
         );
         let config =
-            crate::config::Config::parse_str(&text, Path::new("/etc/barman.conf")).unwrap();
+            barman_config::Config::parse_str(&text, Path::new("/etc/barman.conf")).unwrap();
         let hooks = HookSetup::new("1.0", "/etc/barman.conf");
         let ctx = CheckContext {
             clock: &crate::clock::SystemClock,

@@ -34,13 +34,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::backup::{Spawner, check_backup_info, fail_interrupted};
-use crate::catalog::{BackupId, BackupStatus, LockGuard, LockKind, read_owner, try_acquire};
 use crate::clock::Clock;
-use crate::config::{GlobalConfig, RetentionPolicyMode, ServerConfig};
 use crate::delete::{DeleteObserver, DeleteReport, delete_one, finish_interrupted};
 use crate::hooks::HookSetup;
 use crate::retention::{catalog_backups, report};
 use crate::{Error, Result};
+use barman_catalog::{BackupId, BackupStatus, LockGuard, LockKind, read_owner, try_acquire};
+use barman_config::{GlobalConfig, RetentionPolicyMode, ServerConfig};
 
 /// Starts and stops the background processes cron supervises (injected:
 /// the CLI spawns its own executable; tests and embedders choose).
@@ -156,14 +156,14 @@ pub fn global_lock(
     global: &GlobalConfig,
     observer: &mut dyn CronObserver,
 ) -> Result<Option<LockGuard>> {
-    crate::fs::create_dir_secure(&global.barman_lock_directory)?;
+    barman_catalog::fs::create_dir_secure(&global.barman_lock_directory)?;
     match try_acquire(&global.barman_lock_directory, &LockKind::Cron) {
         Ok(lock) => Ok(Some(lock)),
-        Err(Error::LockBusy { .. }) => {
+        Err(barman_catalog::Error::LockBusy { .. }) => {
             observer.message("Another cron process is already running. Skipping.");
             Ok(None)
         }
-        Err(e) => Err(e),
+        Err(e) => Err(crate::Error::from(e)),
     }
 }
 
@@ -191,7 +191,7 @@ pub fn cron_server(
         &LockKind::ServerCron(name.to_owned()),
     ) {
         Ok(lock) => lock,
-        Err(Error::LockBusy { .. }) => {
+        Err(barman_catalog::Error::LockBusy { .. }) => {
             ctx.observer.message(&format!(
                 "Another cron process is already running on server {name}. Skipping to the next server"
             ));
@@ -279,7 +279,7 @@ fn archive(
             report.archived = Some(run.processed.len());
             Ok(())
         }
-        Err(Error::LockBusy { .. }) => {
+        Err(Error::Catalog(barman_catalog::Error::LockBusy { .. })) => {
             ctx.observer.message(&format!(
                 "Another archive-wal process is already running on server {}. Skipping to the next server",
                 server.name
@@ -364,8 +364,8 @@ fn fail_interrupted_backups(
         &LockKind::Backup(server.name.clone()),
     ) {
         Ok(lock) => lock,
-        Err(Error::LockBusy { .. }) => return Ok(()), // a backup is running
-        Err(e) => return Err(e),
+        Err(barman_catalog::Error::LockBusy { .. }) => return Ok(()), // a backup is running
+        Err(e) => return Err(crate::Error::from(e)),
     };
     for id in fail_interrupted(&layout, &server.name)? {
         ctx.observer.message(&format!(
@@ -505,7 +505,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::config::Config;
+    use barman_config::Config;
 
     struct Collect(Vec<String>);
 

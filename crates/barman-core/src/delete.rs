@@ -27,15 +27,15 @@ use barman_hooks::{HookAbort, HookEvent, WalVars};
 use barman_retention::{DeleteKind, WalCleanup};
 use barman_wal::WalFileName;
 
-use crate::catalog::{
-    BackupId, BackupInfo, BackupStatus, LockKind, ServerLayout, XlogDb, XlogEntry,
-    acquire_blocking, try_acquire,
-};
-use crate::config::{BackupOption, GlobalConfig, ServerConfig};
-use crate::fs::{FILE_MODE, fsync_dir, write_atomic, write_atomic_with};
 use crate::hooks::{EventVars, ServerHooks, backup_vars};
 use crate::retention::{CatalogBackup, catalog_backups};
 use crate::{Error, Result};
+use barman_catalog::fs::{FILE_MODE, fsync_dir, write_atomic, write_atomic_with};
+use barman_catalog::{
+    BackupId, BackupInfo, BackupStatus, LockKind, ServerLayout, XlogDb, XlogEntry,
+    acquire_blocking, try_acquire,
+};
+use barman_config::{BackupOption, GlobalConfig, ServerConfig};
 
 /// Receives the console lines of a delete (Barman's messages).
 pub trait DeleteObserver {
@@ -107,10 +107,10 @@ pub fn delete_backup(
     let catalog = server.catalog();
     let backups = catalog_backups(&catalog)?;
     let Some(target) = backups.iter().find(|b| b.info.backup_id() == id) else {
-        return Err(Error::BackupNotFound {
+        return Err(Error::Catalog(barman_catalog::Error::BackupNotFound {
             backup_id: id.to_string(),
             path: catalog.layout().backup_info_path(id),
-        });
+        }));
     };
     if target.summary.keep.is_some() {
         return Err(refused(format!(
@@ -146,11 +146,11 @@ pub fn delete_backup(
         &LockKind::Backup(server.name.clone()),
     )
     .map_err(|e| match e {
-        Error::LockBusy { .. } => refused(format!(
+        barman_catalog::Error::LockBusy { .. } => refused(format!(
             "Another process is running on server {}. Impossible to delete the backup.",
             server.name
         )),
-        other => other,
+        other => crate::Error::from(other),
     })?;
     let mut report = DeleteReport::default();
     for member in tree {
@@ -216,11 +216,11 @@ pub fn delete_one(
 ) -> Result<DeleteReport> {
     let lock_kind = LockKind::BackupId(server.name.clone(), id.clone());
     let lock = try_acquire(&global.barman_lock_directory, &lock_kind).map_err(|e| match e {
-        Error::LockBusy { .. } => refused(format!(
+        barman_catalog::Error::LockBusy { .. } => refused(format!(
             "Another process is holding the lock for backup {id} of server {}.",
             server.name
         )),
-        other => other,
+        other => crate::Error::from(other),
     })?;
     let catalog = server.catalog();
     let layout = catalog.layout().clone();
@@ -358,7 +358,7 @@ pub fn finish_interrupted(
     for id in pending_deletes(&layout)? {
         let lock =
             LockKind::BackupId(server.name.clone(), id.clone()).path(&global.barman_lock_directory);
-        if crate::catalog::read_owner(&lock).is_some() {
+        if barman_catalog::read_owner(&lock).is_some() {
             continue; // a delete is running right now
         }
         observer.message(&format!(
@@ -559,11 +559,11 @@ pub fn remove_wals(
             let entry = match XlogEntry::parse_line(&line) {
                 Ok(entry) => entry,
                 Err(message) => {
-                    failure = Some(Error::CatalogSyntax {
+                    failure = Some(Error::Catalog(barman_catalog::Error::CatalogSyntax {
                         path: xlogdb.path().to_path_buf(),
                         line: index + 1,
                         message: format!("malformed xlog.db line: {message}"),
-                    });
+                    }));
                     return Err(std::io::Error::other("malformed xlog.db"));
                 }
             };

@@ -20,166 +20,25 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    // -- config errors (owned by config/) --
-    /// The configuration file does not exist.
-    #[error("configuration file `{}` not found", path.display())]
-    ConfigNotFound {
-        /// The path that was asked for.
-        path: PathBuf,
-    },
-    /// A line of a configuration file cannot be parsed.
-    #[error("{}:{line}: {message}", file.display())]
-    ConfigSyntax {
-        /// The file.
-        file: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong.
-        message: String,
-    },
-    /// An option has a value outside its allowed set.
-    #[error("{}:{line}: [{section}] {option} = {value}: invalid value (allowed: {allowed})", file.display())]
-    ConfigValue {
-        /// The file the value comes from.
-        file: PathBuf,
-        /// 1-based line number of the option.
-        line: usize,
-        /// The section the value comes from.
-        section: String,
-        /// The option name.
-        option: String,
-        /// The value as written.
-        value: Box<str>,
-        /// A description of the allowed values.
-        allowed: Box<str>,
-    },
-    /// A configuration rule is broken (conflicting options, reserved names, ...).
-    #[error("{}:{line}: [{section}] {message}", file.display())]
-    ConfigRule {
-        /// The file.
-        file: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// The section involved.
-        section: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// Several configuration errors, reported together (one per line).
-    #[error("{} configuration errors:\n{}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
-    ConfigErrors(Vec<Error>),
-    /// A server sets an option barman-rs accepts but does not act on yet
-    /// ([`crate::config::NOT_IMPLEMENTED`]): refused rather than ignored.
-    #[error(
-        "server `{server}`: option {option} = {value} is accepted but not implemented by barman-rs yet \
-         ({missing}): remove it from the configuration, or keep using Barman for this server"
-    )]
-    NotImplemented {
-        /// The server.
-        server: String,
-        /// The option as written in the configuration.
-        option: String,
-        /// Its value (`***` for a secret).
-        value: String,
-        /// The feature barman-rs does not have.
-        missing: String,
-    },
-    // -- catalog errors (owned by catalog/) --
-    /// A line of a catalog file (backup.info, xlog.db, keep, identity.json) is malformed.
-    #[error("{}:{line}: {message}", path.display())]
-    CatalogSyntax {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line number (0 when the whole file is concerned).
-        line: usize,
-        /// What is wrong.
-        message: String,
-    },
-    /// A backup.info file contains a key this version does not know.
-    #[error(
-        "{}:{line}: unknown key `{key}` in backup.info (created with a newer version of Barman?)",
-        path.display()
-    )]
-    UnknownBackupInfoKey {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// The unknown key.
-        key: String,
-    },
-    /// A backup.info field holds a value that cannot be interpreted.
-    #[error("{}: invalid value for `{key}`: `{value}`: {reason}", path.display())]
-    InvalidBackupField {
-        /// The backup.info file (or `<new backup>` when not read from disk).
-        path: PathBuf,
-        /// The key.
-        key: String,
-        /// The raw value.
-        value: String,
-        /// Why it is invalid.
-        reason: String,
-    },
-    /// A value of a catalog type (backup id, status, WAL name, Python literal, ...) is invalid.
-    #[error("invalid {what} `{value}`: {reason}")]
-    InvalidCatalogValue {
-        /// The kind of value ("backup id", "backup status", "WAL name", ...).
-        what: &'static str,
-        /// The offending text (possibly shortened).
-        value: String,
-        /// Why it is invalid.
-        reason: String,
-    },
-    /// No backup.info exists for a backup id.
-    #[error("backup `{backup_id}` not found (looked for `{}`)", path.display())]
-    BackupNotFound {
-        /// The backup id.
-        backup_id: String,
-        /// The path looked at first (meta/).
-        path: PathBuf,
-    },
-    /// A backup barman-rs cannot restore or synchronise yet (tar format,
-    /// encrypted, incremental, snapshot: see
-    /// [`BackupInfo::restore_obstacle`](crate::BackupInfo::restore_obstacle));
-    /// refused before anything is written.
-    #[error(
-        "backup {backup_id} of server `{server}` cannot be {action} by barman-rs yet: {reason} (not implemented)"
-    )]
-    BackupNotSupported {
-        /// The server.
-        server: String,
-        /// The backup id.
-        backup_id: String,
-        /// What was refused (`restored`, `synchronised`).
-        action: &'static str,
-        /// Why (the backup's kind).
-        reason: String,
-    },
+    /// A configuration error (from `barman-config`).
+    #[error(transparent)]
+    Config(#[from] barman_config::Error),
+    /// A catalog error: a malformed or missing catalog file, an invalid
+    /// value, a busy lock (from `barman-catalog`).
+    #[error(transparent)]
+    Catalog(#[from] barman_catalog::Error),
     /// A WAL file name, segment name or LSN is invalid (from `barman-wal`).
     #[error(transparent)]
     Wal(#[from] barman_wal::Error),
-    /// A lock file is held by another process (or another handle in this process).
-    #[error("lock `{}` is busy{}", path.display(), pid.map(|p| format!(" (held by pid {p})")).unwrap_or_default())]
-    LockBusy {
-        /// The lock file.
-        path: PathBuf,
-        /// The PID written by the holder, if readable.
-        pid: Option<u32>,
-    },
     // -- PostgreSQL access (owned by postgres/) --
-    /// A PostgreSQL connection or query failed. The message never holds a
-    /// password: conninfo strings are redacted.
-    #[error("PostgreSQL ({conninfo}): {message}")]
-    Postgres {
-        /// The redacted conninfo of the server.
-        conninfo: String,
-        /// What failed.
-        message: String,
-    },
+    /// A PostgreSQL connection or query failed (from `barman-pg`). The
+    /// message never holds a password: conninfo strings are redacted.
+    #[error(transparent)]
+    Postgres(#[from] barman_pg::Error),
     /// A replication-protocol connection or command failed (owned by
     /// replication/; the SQLSTATE is available from the inner error).
     #[error(transparent)]
-    Replication(#[from] crate::replication::Error),
+    Replication(#[from] barman_pg::replication::Error),
     /// The server takes no replication connection at all.
     #[error(
         "server `{server}` accepts no replication connection ({detail}): streaming needs \
@@ -305,6 +164,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// A PostgreSQL error about the server at `conninfo` (already redacted).
+    pub fn postgres(conninfo: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Postgres(barman_pg::Error::Postgres {
+            conninfo: conninfo.into(),
+            message: message.into(),
+        })
+    }
+
+    /// Whether this is a busy lock ([`barman_catalog::Error::LockBusy`]).
+    pub fn is_lock_busy(&self) -> bool {
+        matches!(self, Self::Catalog(barman_catalog::Error::LockBusy { .. }))
+    }
+
     /// Wraps an I/O error with the action and the path.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {

@@ -23,9 +23,9 @@ use barman_hooks::{
 };
 
 use crate::archive::{ArchiveObserver, Arriving, Landed, StopArchiving};
-use crate::catalog::{BackupId, BackupInfo, BackupStatus, ServerLayout};
-use crate::config::ServerConfig;
 use crate::{Error, Result};
+use barman_catalog::{BackupId, BackupInfo, BackupStatus, ServerLayout};
+use barman_config::ServerConfig;
 
 /// What every server's hooks share: the runner settings (runner, sleeper,
 /// retry pacing, output limit, timeout, cancel flag), `BARMAN_VERSION` and
@@ -377,7 +377,7 @@ mod tests {
         use HookPhase::{Post, Pre};
         let text = "[barman]\nbarman_home = /b\npre_backup_script = echo global\npost_archive_script = echo global\npath_prefix = /opt/hooks\n\n[pg]\nconninfo = host=pg\npost_archive_script = echo mine\n";
         let config =
-            crate::config::Config::parse_str(text, std::path::Path::new("/etc/barman.conf"))
+            barman_config::Config::parse_str(text, std::path::Path::new("/etc/barman.conf"))
                 .unwrap();
         let server = config.server("pg").unwrap();
         let base = Hooks::new().script(

@@ -3,8 +3,8 @@
 
 use barman_retention::KeepTarget;
 
-use crate::catalog::{BackupId, BackupStatus, Catalog, read_keep, remove_keep, write_keep};
 use crate::{Error, Result};
+use barman_catalog::{BackupId, BackupStatus, Catalog, read_keep, remove_keep, write_keep};
 
 /// Adds a keep annotation: only a DONE, non-incremental backup can be kept
 /// (anything else is refused with nothing changed). An existing annotation
@@ -24,19 +24,19 @@ pub fn keep(catalog: &Catalog, id: &BackupId, target: KeepTarget) -> Result<()> 
              Only full backups are eligible for the use of the keep command."
         )));
     }
-    write_keep(catalog.layout(), id, target)
+    write_keep(catalog.layout(), id, target).map_err(crate::Error::from)
 }
 
 /// Removes the keep annotation (`--release`); releasing a backup that has
 /// none is not an error. Returns whether one existed.
 pub fn release(catalog: &Catalog, id: &BackupId) -> Result<bool> {
     catalog.backup(id)?;
-    remove_keep(catalog.layout(), id)
+    remove_keep(catalog.layout(), id).map_err(crate::Error::from)
 }
 
 /// The keep annotation (`--status`): `full`, `standalone`, or `None`
 /// (Barman prints `nokeep`).
 pub fn status(catalog: &Catalog, id: &BackupId) -> Result<Option<KeepTarget>> {
     catalog.backup(id)?;
-    read_keep(catalog.layout(), id)
+    read_keep(catalog.layout(), id).map_err(crate::Error::from)
 }

@@ -1,34 +1,29 @@
-//! Barman-compatible configuration, catalog and operations for PostgreSQL
-//! backup and recovery.
+//! Barman's operations on a server's catalog: continuous WAL archiving,
+//! backups, recovery, checks, cron, deletion, keep, listings, passive
+//! sync and receive-wal.
 //!
-//! `barman-core` owns the Barman configuration model, the on-disk catalog
-//! of each server and the operations on it. WAL names, positions and
-//! compression come from `barman-wal`.
+//! `barman-core` holds the operations only. They build on:
+//! - `barman-config`: the configuration model (re-exported as [`config`]);
+//! - `barman-catalog`: the on-disk catalog and its durable writes
+//!   (re-exported as [`catalog`] and [`fs`], and the catalog's main types at
+//!   the root);
+//! - `barman-pg`: PostgreSQL access (re-exported as [`postgres`],
+//!   [`replication`] and [`tls`]);
+//! - `barman-wal` (WAL names, positions, compression), `barman-copy`
+//!   (file copies and the agent), `barman-retention` and `barman-hooks`.
 //!
-//! - [`config`]: [`Config`](config::Config) parses `barman.conf` and its
-//!   included `*.conf` files the way Barman's `ConfigParser` does, into a
-//!   [`GlobalConfig`](config::GlobalConfig) and one
-//!   [`ServerConfig`](config::ServerConfig) per server (plus models). Invalid
-//!   values are errors naming file, line, option and the allowed values.
-//! - [`catalog`]: one server's files. [`ServerLayout`] is where they live
-//!   (`base/`, `wals/`, `meta/`, ...); [`Catalog`] is the facade over it;
-//!   [`BackupInfo`] is a `backup.info` (keyed by [`BackupId`], with a
-//!   [`BackupStatus`]); [`XlogDb`](catalog::XlogDb) is the
-//!   `<server>-xlog.db` WAL catalogue; [`Identity`](catalog::Identity) is
-//!   `identity.json`; keep marks and lock files complete it.
+//! The operations:
 //! - [`archive`]: continuous WAL archiving — receiving put-wal streams,
 //!   archive-wal (checks, compression, duplicates, `errors/`, crash-safe
 //!   xlog.db), get-wal and rebuild-xlogdb.
-//! - [`postgres`]: SQL access to the server (`conninfo`), passwords never
-//!   shown; [`server`] ties a [`ServerConfig`](config::ServerConfig) to the
+//! - [`backup`], [`recover`], [`delete`], [`keep`], [`check`], [`cron`],
+//!   [`receive_wal`], [`replication_status`].
+//! - [`server`] ties a [`ServerConfig`](config::ServerConfig) to the
 //!   operations' options.
 //! - [`retention`]: the catalog's backups as retention sees them and the
 //!   server's retention report.
 //! - [`listing`]: the data of `list-backups`, `show-backup`, `list-files`,
 //!   `status`, `list-processes` and `check-wal-archive`.
-//! - [`replication`]: the physical replication client (receive-wal,
-//!   `backup_method = postgres`); [`tls`]: libpq's `sslmode` semantics and
-//!   the one rustls configuration both connection paths use.
 //! - [`hooks`]: the hook scripts of a server ([`ServerHooks`](hooks::ServerHooks))
 //!   and the `BARMAN_*` variables of each operation, run through `barman-hooks`.
 //! - [`sync`]: passive nodes (geographical redundancy): `sync-info`,
@@ -38,21 +33,8 @@
 //! - [`shell`]: quoting of every value put into a shell command line
 //!   (ssh command lines, PostgreSQL `restore_command`), `exec` for ssh.
 //! - [`clock`]: injected time.
-//! - [`fs`]: the durable-write primitives the catalog uses.
-//! - [`Error`]: the single error type; every variant names the file, line,
-//!   option or object involved.
-//!
-//! # Catalog invariants
-//!
-//! - **Atomic writes.** A catalog file is replaced by writing a temporary
-//!   file next to it, fsync'ing it, renaming it over the target and
-//!   fsync'ing the directory: an interrupted write leaves either the old or
-//!   the new file, never half of one. xlog.db appends are fsync'ed.
-//! - **Private modes.** Files are created 0600, directories 0700.
-//! - **Byte-identical round trips.** Files written by Barman 3.x
-//!   (`backup.info`, xlog.db, `identity.json`, keep marks) are read and, when
-//!   rewritten unchanged, are byte-for-byte what Barman wrote; files written
-//!   here are what Barman would write.
+//! - [`Error`]: the operations' error type; every variant names the file,
+//!   line, option or object involved.
 //!
 //! # Example
 //!
@@ -97,29 +79,31 @@
 
 pub mod archive;
 pub mod backup;
-pub mod catalog;
 pub mod check;
 pub mod clock;
-pub mod config;
 pub mod cron;
 pub mod delete;
 mod error;
-pub mod fs;
 pub mod hooks;
 pub mod keep;
 pub mod listing;
-pub mod postgres;
 pub mod receive_wal;
 pub mod recover;
-pub mod replication;
 pub mod replication_status;
 pub mod retention;
 pub mod server;
 pub mod shell;
 pub mod sync;
-pub mod tls;
 
-pub use catalog::{BackupId, BackupInfo, BackupStatus, Catalog, ServerLayout};
+/// Barman's on-disk catalog (the `barman-catalog` crate), re-exported.
+pub use barman_catalog as catalog;
+/// The durable writes of the catalog (`barman-catalog`'s `fs`), re-exported.
+pub use barman_catalog::fs;
+pub use barman_catalog::{BackupId, BackupInfo, BackupStatus, Catalog, ServerLayout};
+/// Barman's configuration model (the `barman-config` crate), re-exported.
+pub use barman_config as config;
+/// PostgreSQL access (the `barman-pg` crate's modules), re-exported.
+pub use barman_pg::{postgres, replication, tls};
 pub use error::{Error, Result};
 
 /// Compiles and runs the README's example as a doc test.

@@ -46,11 +46,11 @@ use serde::Serialize;
 
 use crate::archive::inspect::{detect_servable, open_plain};
 use crate::backup::{BackupObserver, MANIFEST_FILE, Spawner, resolve_backup};
-use crate::catalog::{BackupInfo, BackupStatus, Catalog};
 use crate::clock::Clock;
-use crate::config::{GlobalConfig, RecoveryOption, ServerConfig};
 use crate::hooks::{EventVars, ServerHooks, backup_vars};
 use crate::{Error, Result};
+use barman_catalog::{BackupInfo, BackupStatus, Catalog};
+use barman_config::{GlobalConfig, RecoveryOption, ServerConfig};
 
 pub use target::{RecoveryTarget, TargetAction, TargetOptions, TargetTli};
 pub use wals::{MissingWal, WalNeeds, WalStop, required_wals};
@@ -450,12 +450,12 @@ fn restore(
         listing_manifest(&backup_dir, &tablespaces)?
     };
     if let Some(reason) = plain_format_obstacle(&manifest) {
-        return Err(Error::BackupNotSupported {
+        return Err(Error::Catalog(barman_catalog::Error::BackupNotSupported {
             server: server.name.clone(),
             backup_id: id.to_string(),
             action: "restored",
             reason,
-        });
+        }));
     }
 
     let wal_root = options
@@ -977,7 +977,7 @@ fn streamed_wals(
 /// (a backup made by Barman).
 fn listing_manifest(
     backup_dir: &Path,
-    tablespaces: &[crate::catalog::Tablespace],
+    tablespaces: &[barman_catalog::Tablespace],
 ) -> Result<Manifest> {
     let mut manifest = Manifest::default();
     let mut trees = vec!["data".to_owned()];

@@ -18,9 +18,10 @@
 
 use barman_wal::Lsn;
 
-use crate::config::ServerConfig;
-use crate::postgres::{PgConnection, redact_conninfo};
 use crate::{Error, Result};
+use barman_config::ServerConfig;
+use barman_pg::conninfo::redact as redact_conninfo;
+use barman_pg::postgres::PgConnection;
 
 /// Which clients to list (`--target`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -323,9 +324,11 @@ pub fn replication_status(
     conninfo: &str,
     target: Target,
 ) -> Result<ReplicationStatus> {
-    let err = |message: String| Error::Postgres {
-        conninfo: redact_conninfo(conninfo),
-        message,
+    let err = |message: String| {
+        Error::from(barman_pg::Error::Postgres {
+            conninfo: redact_conninfo(conninfo),
+            message,
+        })
     };
     let server_version = pg.server_version_num()?;
     let names = Names::for_version(server_version);

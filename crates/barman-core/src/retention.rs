@@ -8,9 +8,9 @@
 use barman_retention::{BackupSummary, RetentionReport, RetentionStatus};
 
 use crate::Result;
-use crate::catalog::{BackupInfo, Catalog};
 use crate::clock::Clock;
-use crate::config::ServerConfig;
+use barman_catalog::{BackupInfo, Catalog};
+use barman_config::ServerConfig;
 
 /// A backup as read from the catalog, with its retention summary.
 #[derive(Debug, Clone)]

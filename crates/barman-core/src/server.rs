@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 use barman_wal::{Codec, Compression, CustomFilter};
 
 use crate::archive::{ArchiveOptions, PutWalOptions, Stopped, WalExpectations};
-use crate::catalog::Identity;
 use crate::clock::Clock;
-use crate::config::{GlobalConfig, ServerConfig};
 use crate::hooks::ServerHooks;
-use crate::postgres::PgConnection;
 use crate::{Error, Result};
+use barman_catalog::Identity;
+use barman_config::{GlobalConfig, ServerConfig};
+use barman_pg::postgres::PgConnection;
 
 /// The server's WAL compression (`compression`, `compression_level`,
 /// `custom_*`), `None` when WAL files are stored as received.
@@ -23,14 +23,14 @@ pub fn wal_codec(server: &ServerConfig) -> Result<Option<Codec>> {
                 server.custom_compression_filter.as_deref(),
                 server.custom_decompression_filter.as_deref(),
             ) else {
-                return Err(Error::InvalidCatalogValue {
+                return Err(Error::Catalog(barman_catalog::Error::InvalidCatalogValue {
                     what: "compression",
                     value: "custom".into(),
                     reason: format!(
                         "server `{}`: custom compression needs custom_compression_filter and custom_decompression_filter",
                         server.name
                     ),
-                });
+                }));
             };
             let mut filter = CustomFilter::new(c, d);
             if let Some(magic) = server.custom_compression_magic_bytes() {
@@ -76,7 +76,7 @@ pub fn ensure_identity(server: &ServerConfig) -> Result<Option<Identity>> {
     let sysid = pg.system_identifier()?;
     let version = pg.server_version_num()? / 10000;
     let identity = Identity::new(sysid.to_string(), version.to_string());
-    crate::fs::create_dir_secure(catalog.layout().backup_directory())?;
+    barman_catalog::fs::create_dir_secure(catalog.layout().backup_directory())?;
     identity.write(&catalog.layout().identity_path())?;
     tracing::info!(
         "wrote {} (system identifier {sysid})",
@@ -164,7 +164,7 @@ pub fn archive_until(
                     return Ok(ArchiveWait::Stopped(stopped));
                 }
             }
-            Err(Error::LockBusy { .. }) => {}
+            Err(Error::Catalog(barman_catalog::Error::LockBusy { .. })) => {}
             Err(e) => return Err(e),
         }
         if done() {
@@ -184,7 +184,7 @@ mod tests {
 
     use super::*;
     use crate::clock::SystemClock;
-    use crate::config::Config;
+    use barman_config::Config;
 
     #[test]
     fn archive_until_runs_until_done_or_the_timeout() {

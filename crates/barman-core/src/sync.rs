@@ -50,11 +50,11 @@ use barman_copy::{AgentFactory, Progress, Roots};
 use barman_retention::RetentionStatus;
 
 use crate::backup::Spawner;
-use crate::catalog::BackupInfo;
 use crate::clock::Clock;
-use crate::config::{RetentionPolicyMode, ServerConfig};
 use crate::retention::{catalog_backups, summary_of};
 use crate::{Error, Result};
+use barman_catalog::BackupInfo;
+use barman_config::{RetentionPolicyMode, ServerConfig};
 
 pub use backup::{SyncBackupReport, sync_backup};
 pub use info::{PrimaryConfig, PrimaryInfo, sync_info};

@@ -291,7 +291,7 @@ fn batch_size_and_lock() {
     )
     .unwrap();
     let err = archive::archive_wal(&env.layout, &opts, &clock(), &mut NoObserver).unwrap_err();
-    assert!(matches!(err, barman_core::Error::LockBusy { .. }), "{err}");
+    assert!(err.is_lock_busy(), "{err}");
 }
 
 #[test]

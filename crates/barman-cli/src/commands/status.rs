@@ -179,7 +179,9 @@ pub fn items(server: &ServerConfig, pg: Option<&PgStatus>, catalog: &ServerStatu
 /// Asks the server's PostgreSQL; `None` (logged) when it does not answer.
 fn query_postgres(server: &ServerConfig) -> Option<PgStatus> {
     let conninfo = server.conninfo.as_deref()?;
-    let result = PgConnection::connect(conninfo, "barman").and_then(|pg| pg_status(&pg));
+    let result = PgConnection::connect(conninfo, "barman")
+        .map_err(barman_core::Error::from)
+        .and_then(|pg| pg_status(&pg));
     match result {
         Ok(status) => Some(status),
         Err(e) => {

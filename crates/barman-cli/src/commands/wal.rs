@@ -132,7 +132,7 @@ fn archive_one(
         &mut hooks.archive_observer(),
     ) {
         Ok(r) => r,
-        Err(Error::LockBusy { .. }) => {
+        Err(e) if e.is_lock_busy() => {
             out.line(&format!(
                 "Another archive-wal process is already running on server {name}. Skipping to the next server"
             ))?;

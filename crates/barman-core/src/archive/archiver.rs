@@ -24,11 +24,11 @@ use barman_fs::{NoReplace, TempFile};
 use super::store::{
     ErrorKind, create_temp, is_skipped_temp, move_to_errors, mtime_secs, parent, remove_quietly,
 };
-use crate::catalog::lock::{LockKind, acquire_blocking, try_acquire};
-use crate::catalog::{XlogDb, XlogEntry};
 use crate::clock::Clock;
-use crate::fs::{create_dir_secure, fsync_dir};
 use crate::{Error, Result, ServerLayout};
+use barman_catalog::fs::{create_dir_secure, fsync_dir};
+use barman_catalog::lock::{LockKind, acquire_blocking, try_acquire};
+use barman_catalog::{XlogDb, XlogEntry};
 
 /// Which directory a file came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -509,7 +509,7 @@ impl Archiver<'_> {
             &self.options.lock_directory,
             &LockKind::XlogDb(self.options.server.clone()),
         )?;
-        self.xlogdb.append(entry)
+        self.xlogdb.append(entry).map_err(crate::Error::from)
     }
 
     /// A durable byte copy of `path` next to `dest` (never a hard link: the
@@ -637,7 +637,7 @@ fn remove_own_temps(dir: &Path, name: &str) {
 /// Removes an archived source and fsyncs its directory.
 fn remove_source(path: &Path) -> Result<()> {
     std::fs::remove_file(path).map_err(|e| Error::io("cannot remove", path, e))?;
-    fsync_dir(parent(path))
+    fsync_dir(parent(path)).map_err(crate::Error::from)
 }
 
 #[cfg(test)]

@@ -161,7 +161,7 @@ pub fn write_wal_to_dir(
     // Opened first, so that a file gone meanwhile is reported as such
     // (see [`vanished`]) before anything is written.
     std::fs::File::open(&located.path).map_err(|e| Error::io("cannot open", &located.path, e))?;
-    crate::fs::write_atomic_with(&dest, crate::fs::FILE_MODE, |w| {
+    barman_catalog::fs::write_atomic_with(&dest, barman_catalog::fs::FILE_MODE, |w| {
         write_wal(located, keep_compression, codec, w)
             .map(drop)
             .map_err(io::Error::other)

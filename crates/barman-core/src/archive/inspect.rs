@@ -134,7 +134,7 @@ pub fn open_plain(
 /// The archived history file of timeline `tli` (`wals/<tli>.history`, read
 /// through any compression), `None` when it is not in the archive.
 pub fn read_history(
-    layout: &crate::catalog::ServerLayout,
+    layout: &barman_catalog::ServerLayout,
     tli: barman_wal::TimelineId,
 ) -> Result<Option<TimelineHistory>> {
     let path = layout.wal_path(&WalFileName::History(tli));

@@ -21,8 +21,8 @@ use barman_fs::{NoReplace, TempFile};
 
 use super::store::{ErrorKind, create_temp, move_to_errors};
 use crate::clock::Clock;
-use crate::fs::create_dir_secure;
 use crate::{Error, Result, ServerLayout};
+use barman_catalog::fs::create_dir_secure;
 
 /// Most WAL files accepted in one stream.
 const MAX_FILES: usize = 64;

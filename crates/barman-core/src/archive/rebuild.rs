@@ -6,9 +6,9 @@ use barman_wal::{Codec, WalFileName};
 
 use super::inspect::detect_compression;
 use super::store::{is_skipped_temp, mtime_secs};
-use crate::catalog::lock::{LockKind, acquire_blocking};
-use crate::catalog::{XlogDb, XlogEntry};
 use crate::{Error, Result, ServerLayout};
+use barman_catalog::lock::{LockKind, acquire_blocking};
+use barman_catalog::{XlogDb, XlogEntry};
 
 /// Scans `wals/` (history files at the top, everything else in the hash
 /// directories) and rewrites the server's xlog.db atomically, sorted by

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use barman_fs::{NoReplace, TempFile};
 
 use crate::clock::Clock;
-use crate::fs::{FILE_MODE, create_dir_secure, fsync_dir};
 use crate::{Error, Result};
+use barman_catalog::fs::{FILE_MODE, create_dir_secure, fsync_dir};
 
 /// Why a file went to `errors/` (the suffix of its new name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use barman_wal::{SegmentName, WalSegmentSize};
 
 use crate::Result;
-use crate::catalog::{BackupInfo, BackupStatus, XlogEntry};
+use barman_catalog::{BackupInfo, BackupStatus, XlogEntry};
 
 /// The verdict of check-backup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +100,7 @@ pub fn next_status(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::BackupId;
+    use barman_catalog::BackupId;
 
     fn info(begin: &str, end: &str) -> BackupInfo {
         let mut i = BackupInfo::new("pg", "20240101T000000".parse::<BackupId>().unwrap());

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::catalog::{BackupInfo, ServerLayout};
 use crate::{Error, Result};
+use barman_catalog::{BackupInfo, ServerLayout};
 
 /// The file name PostgreSQL uses.
 pub const BACKUP_MANIFEST: &str = "backup_manifest";
@@ -117,6 +117,6 @@ pub fn generate(layout: &ServerLayout, info: &BackupInfo) -> Result<PathBuf> {
     let checksum = hex_lower(&Sha256::digest(text.as_bytes()));
     let _ = writeln!(text, "\"Manifest-Checksum\": \"{checksum}\"}}");
     let path = data.join(BACKUP_MANIFEST);
-    crate::fs::write_atomic(&path, text.as_bytes(), crate::fs::FILE_MODE)?;
+    barman_catalog::fs::write_atomic(&path, text.as_bytes(), barman_catalog::fs::FILE_MODE)?;
     Ok(path)
 }

@@ -2,9 +2,9 @@
 
 use barman_wal::{Lsn, SegmentName, TimelineId, WalSegmentSize};
 
-use crate::catalog::Tablespace;
-use crate::postgres::PgConnection;
 use crate::{Error, Result};
+use barman_catalog::Tablespace;
+use barman_pg::postgres::PgConnection;
 
 /// What a backup records about its server before copying.
 #[derive(Debug, Clone)]
@@ -70,16 +70,18 @@ fn setting(pg: &PgConnection, name: &str) -> Result<Option<String>> {
     pg.query_value(&format!(
         "SELECT setting FROM pg_catalog.pg_settings WHERE name = '{name}'"
     ))
+    .map_err(crate::Error::from)
 }
 
 /// Reads [`ServerFacts`].
 pub fn server_facts(pg: &PgConnection) -> Result<ServerFacts> {
     let version = pg.server_version_num()?;
     let systemid = pg.system_identifier()?;
-    let data_directory = setting(pg, "data_directory")?.ok_or_else(|| Error::Postgres {
-        conninfo: String::new(),
-        message: "cannot read data_directory (the user needs superuser or pg_read_all_settings)"
-            .into(),
+    let data_directory = setting(pg, "data_directory")?.ok_or_else(|| {
+        Error::postgres(
+            String::new(),
+            "cannot read data_directory (the user needs superuser or pg_read_all_settings)",
+        )
     })?;
     let wal_segment_size = setting(pg, "wal_segment_size")?
         .and_then(|v| v.parse::<u64>().ok())
@@ -139,10 +141,8 @@ pub fn start_backup(pg: &PgConnection, version: u32, label: &str, fast: bool) ->
         format!("SELECT pg_catalog.pg_start_backup('{label}', {fast}, false)")
     };
     let lsn = pg.query_value(&sql)?.unwrap_or_default();
-    lsn.parse().map_err(|_| Error::Postgres {
-        conninfo: String::new(),
-        message: format!("unexpected start LSN `{lsn}`"),
-    })
+    lsn.parse()
+        .map_err(|_| Error::postgres(String::new(), format!("unexpected start LSN `{lsn}`")))
 }
 
 /// What `pg_backup_stop` returns.
@@ -166,10 +166,9 @@ pub fn stop_backup(pg: &PgConnection, version: u32) -> Result<StopResult> {
     let row = pg.query_text(sql)?.into_iter().next().unwrap_or_default();
     let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
     let lsn_text = get(0);
-    let lsn = lsn_text.parse().map_err(|_| Error::Postgres {
-        conninfo: String::new(),
-        message: format!("unexpected stop LSN `{lsn_text}`"),
-    })?;
+    let lsn = lsn_text
+        .parse()
+        .map_err(|_| Error::postgres(String::new(), format!("unexpected stop LSN `{lsn_text}`")))?;
     Ok(StopResult {
         lsn,
         label: get(1),
@@ -190,9 +189,11 @@ pub struct LabelFacts {
 
 /// Parses the lines of a `backup_label` that a backup records.
 pub fn parse_label(label: &str) -> Result<LabelFacts> {
-    let bad = |what: &str| Error::Postgres {
-        conninfo: String::new(),
-        message: format!("backup_label returned by PostgreSQL has no valid {what}"),
+    let bad = |what: &str| {
+        Error::postgres(
+            String::new(),
+            format!("backup_label returned by PostgreSQL has no valid {what}"),
+        )
     };
     let mut start = None;
     let mut timeline = None;

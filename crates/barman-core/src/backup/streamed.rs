@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use barman_copy::hash::{Hasher, is_page_structured};
 use barman_copy::{EntryKind, Manifest, ManifestEntry, Mtime, Progress, RelPath};
 
-use crate::replication::{BaseBackupSink, TablespaceInfo};
+use barman_pg::replication::{BaseBackupSink, TablespaceInfo};
 
 /// Buffer size of file writes.
 const BUF: usize = 1 << 20;
@@ -245,7 +245,7 @@ impl BaseBackupSink for DirSink<'_> {
 
 /// Makes a streamed backup durable: one syncfs for the backup's file system.
 pub fn sync_dir(dir: &Path) -> crate::Result<()> {
-    crate::fs::fsync_dir(dir)?;
+    barman_catalog::fs::fsync_dir(dir)?;
     // syncfs through barman-copy's restore destination (one per file system).
     let mut dest =
         barman_copy::LocalDestination::new([("backup".to_owned(), dir.to_path_buf())].into());

@@ -6,10 +6,10 @@ use jiff::Zoned;
 
 use super::wals::WalStats;
 use crate::Result;
-use crate::catalog::{BackupStatus, Catalog};
 use crate::clock::Clock;
-use crate::config::ServerConfig;
 use crate::retention::{catalog_backups, report, status_of};
+use barman_catalog::{BackupStatus, Catalog};
+use barman_config::ServerConfig;
 
 /// What `list-backups` shows of one backup.
 #[derive(Debug, Clone)]

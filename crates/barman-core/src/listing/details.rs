@@ -6,10 +6,10 @@ use barman_retention::RetentionStatus;
 
 use super::wals::{ChildTimeline, WalStats, children_timelines, neighbours};
 use crate::Result;
-use crate::catalog::{BackupId, BackupInfo, BackupStatus, PyValue};
 use crate::clock::Clock;
-use crate::config::ServerConfig;
 use crate::retention::{catalog_backups, report, status_of};
+use barman_catalog::{BackupId, BackupInfo, BackupStatus, PyValue};
+use barman_config::ServerConfig;
 
 /// One backup as `show-backup` describes it.
 #[derive(Debug, Clone)]

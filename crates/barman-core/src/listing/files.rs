@@ -8,8 +8,8 @@ use std::str::FromStr;
 use barman_wal::{SegmentName, WalFileName, WalSegmentSize};
 
 use super::wals::{neighbours, wals_until_next};
-use crate::catalog::{BackupInfo, Catalog};
 use crate::{Error, Result};
+use barman_catalog::{BackupInfo, Catalog};
 
 /// What `list-files --target` lists.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -55,11 +55,11 @@ impl FromStr for FilesTarget {
             "wal" => Self::Wal,
             "full" => Self::Full,
             _ => {
-                return Err(Error::InvalidCatalogValue {
+                return Err(Error::Catalog(barman_catalog::Error::InvalidCatalogValue {
                     what: "list-files target",
                     value: s.to_owned(),
                     reason: "expected standalone, data, wal or full".into(),
-                });
+                }));
             }
         })
     }

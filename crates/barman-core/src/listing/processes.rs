@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::catalog::{BackupId, read_owner};
 use crate::{Error, Result};
+use barman_catalog::{BackupId, read_owner};
 
 /// A process holding one of a server's locks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -74,7 +74,7 @@ pub fn list_processes(lock_dir: &Path, server: &str) -> Result<Vec<ServerProcess
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{LockKind, try_acquire};
+    use barman_catalog::{LockKind, try_acquire};
 
     #[test]
     fn held_locks_of_this_server_only() {

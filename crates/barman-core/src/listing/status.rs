@@ -6,9 +6,9 @@ use barman_wal::{Lsn, SegmentName, TimelineId, WalSegmentSize};
 use serde::Serialize;
 
 use crate::Result;
-use crate::catalog::{BackupId, BackupStatus};
-use crate::config::ServerConfig;
-use crate::postgres::PgConnection;
+use barman_catalog::{BackupId, BackupStatus};
+use barman_config::ServerConfig;
+use barman_pg::postgres::PgConnection;
 
 /// The catalog side of `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

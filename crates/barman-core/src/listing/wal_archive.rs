@@ -3,7 +3,7 @@
 
 use barman_wal::WalFileName;
 
-use crate::catalog::XlogEntry;
+use barman_catalog::XlogEntry;
 
 /// `Ok` when the archive listed by `entries` (xlog.db) may be used: it is
 /// empty, or with `timeline`, holds nothing on that timeline or a later one.

@@ -11,7 +11,7 @@ use barman_wal::{Lsn, TimelineId, WalFileName};
 use serde::Serialize;
 
 use crate::Result;
-use crate::catalog::{BackupId, BackupInfo, BackupStatus, ServerLayout, XlogEntry};
+use barman_catalog::{BackupId, BackupInfo, BackupStatus, ServerLayout, XlogEntry};
 
 /// Barman's `get_wal_info` figures of one backup.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

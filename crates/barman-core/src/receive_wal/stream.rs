@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use barman_wal::{Lsn, SegmentName, TimelineId, WalFileName, WalSegmentSize};
 
 use super::SegmentWriter;
-use crate::catalog::{LockKind, try_acquire};
-use crate::config::{CreateSlot, GlobalConfig, ServerConfig};
-use crate::replication::{ReplicationConfig, ReplicationConnection, StreamMessage};
 use crate::{Error, Result};
+use barman_catalog::{LockKind, try_acquire};
+use barman_config::{CreateSlot, GlobalConfig, ServerConfig};
+use barman_pg::replication::{ReplicationConfig, ReplicationConnection, StreamMessage};
 
 /// How often a status update is sent even when nothing happens.
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
@@ -117,7 +117,7 @@ pub fn receive_wal(
                     "Creating physical replication slot '{name}' on server '{}'",
                     server.name
                 )),
-                Err(crate::replication::Error::SlotExists { .. }) if if_not_exists => {
+                Err(barman_pg::replication::Error::SlotExists { .. }) if if_not_exists => {
                     observer.message(&format!("Replication slot '{name}' already exists"));
                 }
                 Err(e) => return Err(e.into()),
@@ -135,7 +135,7 @@ pub fn receive_wal(
     }
     let layout = server.layout();
     let dir = layout.streaming_directory().to_path_buf();
-    crate::fs::create_dir_secure(&dir)?;
+    barman_catalog::fs::create_dir_secure(&dir)?;
     let _lock = try_acquire(
         &global.barman_lock_directory,
         &LockKind::ReceiveWal(server.name.clone()),
@@ -235,7 +235,11 @@ pub fn receive_wal(
                 next_tli.get()
             );
         }
-        crate::fs::write_atomic(&dir.join(&history), &content, crate::fs::FILE_MODE)?;
+        barman_catalog::fs::write_atomic(
+            &dir.join(&history),
+            &content,
+            barman_catalog::fs::FILE_MODE,
+        )?;
         observer.segment(&history);
         start = writer.switch_timeline(next_tli, next_start)?;
         tli = next_tli;
@@ -289,7 +293,7 @@ fn pg_size(text: &str) -> Option<u64> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Slot {
     /// It exists (where it would restart streaming).
-    Present(crate::replication::SlotPosition),
+    Present(barman_pg::replication::SlotPosition),
     /// There is no such slot.
     Missing,
     /// It cannot be told: PostgreSQL before 15 without a `conninfo`.
@@ -313,7 +317,7 @@ fn slot_position(
     let Some(conninfo) = server.conninfo.as_deref() else {
         return Ok(Slot::Unknown);
     };
-    let pg = crate::postgres::PgConnection::connect(conninfo, &server.streaming_archiver_name)?;
+    let pg = barman_pg::postgres::PgConnection::connect(conninfo, &server.streaming_archiver_name)?;
     let rows = pg.query_text(&format!(
         "SELECT restart_lsn::text, pg_catalog.pg_walfile_name(restart_lsn) \
          FROM pg_catalog.pg_replication_slots WHERE slot_name = '{}' AND slot_type = 'physical'",
@@ -333,7 +337,7 @@ fn slot_position(
         .cloned()
         .flatten()
         .and_then(|f| f.get(..8).and_then(|t| u32::from_str_radix(t, 16).ok()));
-    Ok(Slot::Present(crate::replication::SlotPosition {
+    Ok(Slot::Present(barman_pg::replication::SlotPosition {
         restart_lsn,
         timeline,
     }))
@@ -374,7 +378,7 @@ fn ensure_slot(
             "Creating physical replication slot '{name}' (create_slot = auto)"
         ));
         match conn.create_physical_slot(name, true) {
-            Ok(()) | Err(crate::replication::Error::SlotExists { .. }) => Ok(()),
+            Ok(()) | Err(barman_pg::replication::Error::SlotExists { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
     } else {
@@ -437,7 +441,7 @@ fn reset(
         }
     }
     let marker = dir.join(WalFileName::Partial(target).to_string());
-    crate::fs::write_atomic(&marker, b"", crate::fs::FILE_MODE)?;
+    barman_catalog::fs::write_atomic(&marker, b"", barman_catalog::fs::FILE_MODE)?;
     observer.message(&format!(
         "Resetting receive-wal directory status: restart from {target}"
     ));

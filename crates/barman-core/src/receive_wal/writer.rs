@@ -180,7 +180,7 @@ impl SegmentWriter {
                 file.set_len(0)
                     .and_then(|()| file.set_len(self.size.bytes()))
                     .map_err(|e| Error::io("cannot size", &path, e))?;
-                crate::fs::fsync_dir(&self.dir)?;
+                barman_catalog::fs::fsync_dir(&self.dir)?;
             }
             let offset = at.0 % self.size.bytes();
             file.seek(SeekFrom::Start(offset))
@@ -211,7 +211,7 @@ impl SegmentWriter {
         let name = WalFileName::Segment(open.segment).to_string();
         let dest = self.dir.join(&name);
         fs::rename(&open.path, &dest).map_err(|e| Error::io("cannot rename", &open.path, e))?;
-        crate::fs::fsync_dir(&self.dir)?;
+        barman_catalog::fs::fsync_dir(&self.dir)?;
         self.flushed = self.written;
         self.completed.push(name);
         Ok(())

@@ -32,10 +32,10 @@ use barman_copy::{
 
 use super::{SyncContext, agent_factory, load_primary_info, locally_obsolete, passive_ssh};
 use crate::backup::MANIFEST_FILE;
-use crate::catalog::{BackupId, BackupInfo, BackupStatus, Identity, LockKind, try_acquire};
-use crate::config::{GlobalConfig, ReuseBackup, ServerConfig};
-use crate::fs::{create_dir_secure, fsync_dir};
 use crate::{Error, Result};
+use barman_catalog::fs::{create_dir_secure, fsync_dir};
+use barman_catalog::{BackupId, BackupInfo, BackupStatus, Identity, LockKind, try_acquire};
+use barman_config::{GlobalConfig, ReuseBackup, ServerConfig};
 
 /// The root name under which the agent serves the primary's backup
 /// directory itself (for its manifest).
@@ -91,8 +91,8 @@ pub fn sync_backup(
     let primary = load_primary_info(server)?;
     let local = match BackupInfo::read(&layout, id) {
         Ok(info) => Some(info),
-        Err(Error::BackupNotFound { .. }) => None,
-        Err(e) => return Err(e),
+        Err(barman_catalog::Error::BackupNotFound { .. }) => None,
+        Err(e) => return Err(crate::Error::from(e)),
     };
     let local_status = local.as_ref().map(BackupInfo::status).transpose()?;
     let Some(remote) = primary.backups.get(id) else {
@@ -130,12 +130,12 @@ pub fn sync_backup(
         &LockKind::SyncBackup(name.to_owned(), id.clone()),
     ) {
         Ok(lock) => lock,
-        Err(Error::LockBusy { .. }) => {
+        Err(barman_catalog::Error::LockBusy { .. }) => {
             return Err(refused(format!(
                 "Another synchronisation process for backup {id} of server {name} is already running."
             )));
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(crate::Error::from(e)),
     };
     let identity = server.catalog().identity()?;
     if let (Some(identity), Some(systemid)) = (&identity, remote.systemid())

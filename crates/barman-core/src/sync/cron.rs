@@ -7,10 +7,10 @@ use std::sync::atomic::AtomicBool;
 use barman_copy::NoProgress;
 
 use super::{SyncContext, locally_obsolete, primary_node_info};
-use crate::catalog::{BackupId, BackupInfo, BackupStatus, LockKind, try_acquire};
-use crate::config::{GlobalConfig, ServerConfig};
+use crate::Result;
 use crate::cron::{CronContext, Lines, ServerCronReport};
-use crate::{Error, Result};
+use barman_catalog::{BackupId, BackupInfo, BackupStatus, LockKind, try_acquire};
+use barman_config::{GlobalConfig, ServerConfig};
 
 /// Synchronisation step of `cron` for passive `server`.
 pub(crate) fn sync_from_primary(
@@ -110,8 +110,8 @@ pub(crate) fn sync_from_primary(
 fn lock_free(global: &GlobalConfig, kind: &LockKind) -> Result<bool> {
     match try_acquire(&global.barman_lock_directory, kind) {
         Ok(_lock) => Ok(true),
-        Err(Error::LockBusy { .. }) => Ok(false),
-        Err(e) => Err(e),
+        Err(barman_catalog::Error::LockBusy { .. }) => Ok(false),
+        Err(e) => Err(crate::Error::from(e)),
     }
 }
 
@@ -130,8 +130,8 @@ fn fail_interrupted_syncs(global: &GlobalConfig, server: &ServerConfig) -> Resul
             &LockKind::SyncBackup(server.name.clone(), id.clone()),
         ) {
             Ok(lock) => lock,
-            Err(Error::LockBusy { .. }) => continue,
-            Err(e) => return Err(e),
+            Err(barman_catalog::Error::LockBusy { .. }) => continue,
+            Err(e) => return Err(crate::Error::from(e)),
         };
         // Re-read under the lock: a sync may have ended meanwhile.
         info = BackupInfo::read(&layout, &id)?;

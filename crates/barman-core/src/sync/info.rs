@@ -17,11 +17,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::seek::{Position, scan};
-use crate::catalog::{
+use crate::{Error, Result};
+use barman_catalog::{
     BackupId, BackupInfo, BackupStatus, LockKind, PyFloat, XlogEntry, acquire_blocking,
 };
-use crate::config::{GlobalConfig, ServerConfig};
-use crate::{Error, Result};
+use barman_config::{GlobalConfig, ServerConfig};
 
 /// The `version` a barman-rs primary reports.
 pub fn version() -> String {
@@ -51,12 +51,12 @@ pub fn sync_info(
     let from_wal = done.first().and_then(BackupInfo::begin_wal);
     let xlogdb = catalog.xlogdb();
     let scan = {
-        crate::fs::create_dir_secure(&global.barman_lock_directory)?;
+        barman_catalog::fs::create_dir_secure(&global.barman_lock_directory)?;
         let _lock = acquire_blocking(
             &global.barman_lock_directory,
             &LockKind::XlogDb(server.name.clone()),
         )?;
-        let text = crate::fs::read_optional(xlogdb.path())?.unwrap_or_default();
+        let text = barman_catalog::fs::read_optional(xlogdb.path())?.unwrap_or_default();
         scan(&text, xlogdb.path(), position, from_wal)?
     };
     if scan.rescanned {
@@ -181,7 +181,7 @@ impl PrimaryInfo {
         for (key, value) in &raw.backups {
             let id: BackupId = key
                 .parse()
-                .map_err(|e: Error| bad(format!("backup id `{key}`: {e}")))?;
+                .map_err(|e: barman_catalog::Error| bad(format!("backup id `{key}`: {e}")))?;
             let object = value
                 .as_object()
                 .ok_or_else(|| bad(format!("backup {id}: not an object")))?;
@@ -264,7 +264,8 @@ fn is_clean_absolute(path: &Path) -> bool {
 mod tests {
     use super::*;
 
-    const FIXTURE: &str = include_str!("../../tests/fixtures/barman-3.20.1/outputs/sync-info.json");
+    const FIXTURE: &str =
+        include_str!("../../../barman-catalog/tests/fixtures/barman-3.20.1/outputs/sync-info.json");
 
     #[test]
     fn barman_sync_info_parses() {

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use super::info::{PrimaryInfo, json_part};
 use super::{SyncContext, passive_ssh};
-use crate::config::ServerConfig;
-use crate::fs::{FILE_MODE, create_dir_secure, read_optional, write_atomic};
 use crate::shell::quote;
 use crate::{Error, Result};
+use barman_catalog::fs::{FILE_MODE, create_dir_secure, read_optional, write_atomic};
+use barman_config::ServerConfig;
 
 /// The file holding the primary's last `sync-info`.
 pub const PRIMARY_INFO_FILE: &str = "primary.info";
@@ -80,6 +80,7 @@ pub fn load_sync_wals_info(server: &ServerConfig) -> Result<SyncWalsInfo> {
 pub fn write_sync_wals_info(server: &ServerConfig, info: &PrimaryInfo) -> Result<()> {
     let text = format!("{}\t{}", info.last_name, info.last_position);
     write_atomic(&sync_wals_info_path(server), text.as_bytes(), FILE_MODE)
+        .map_err(crate::Error::from)
 }
 
 /// Reads and validates `primary.info`.
@@ -367,7 +368,7 @@ mod tests {
     /// The command the primary's shell reads, words quoted where needed.
     #[test]
     fn remote_command_words_are_quoted() {
-        let config = crate::config::Config::parse_str(
+        let config = barman_config::Config::parse_str(
             "[barman]\nbarman_home = /h\n[pg]\nprimary_ssh_command = ssh p\nforward_config_path = true\n",
             Path::new("/etc/barman.conf"),
         )

@@ -12,8 +12,8 @@
 
 use std::path::Path;
 
-use crate::catalog::XlogEntry;
 use crate::{Error, Result};
+use barman_catalog::XlogEntry;
 
 /// Where the passive node stands: the last WAL it has, and where its line
 /// started in the primary's xlog.db.
@@ -70,10 +70,12 @@ pub fn scan(
         if content.trim().is_empty() {
             continue;
         }
-        let entry = XlogEntry::parse_line(content).map_err(|message| Error::CatalogSyntax {
-            path: origin.to_path_buf(),
-            line: text[..start].matches('\n').count() + index + 1,
-            message: format!("malformed xlog.db line: {message}"),
+        let entry = XlogEntry::parse_line(content).map_err(|message| {
+            Error::Catalog(barman_catalog::Error::CatalogSyntax {
+                path: origin.to_path_buf(),
+                line: text[..start].matches('\n').count() + index + 1,
+                message: format!("malformed xlog.db line: {message}"),
+            })
         })?;
         scan.last_position = line_start as u64;
         scan.last_name.clone_from(&entry.name);

@@ -35,12 +35,12 @@ use crate::archive::inspect::{InspectError, detect_compression, inspect, same_co
 use barman_fs::NoReplace;
 
 use crate::archive::store::{create_temp, parent};
-use crate::catalog::{
+use crate::{Error, Result};
+use barman_catalog::fs::create_dir_secure;
+use barman_catalog::{
     BackupId, BackupStatus, LockKind, XlogDb, XlogEntry, acquire_blocking, try_acquire,
 };
-use crate::config::{GlobalConfig, ServerConfig};
-use crate::fs::create_dir_secure;
-use crate::{Error, Result};
+use barman_config::{GlobalConfig, ServerConfig};
 
 /// The root name under which the agent serves the primary's `wals_directory`.
 const WALS_ROOT: &str = "wals";
@@ -74,18 +74,18 @@ pub fn sync_wals(
         server: name.to_owned(),
         message,
     };
-    crate::fs::create_dir_secure(&global.barman_lock_directory)?;
+    barman_catalog::fs::create_dir_secure(&global.barman_lock_directory)?;
     let _lock = match try_acquire(
         &global.barman_lock_directory,
         &LockKind::SyncWal(name.to_owned()),
     ) {
         Ok(lock) => lock,
-        Err(Error::LockBusy { .. }) => {
+        Err(barman_catalog::Error::LockBusy { .. }) => {
             return Err(refused(format!(
                 "Another sync-wal operation is running for server {name}"
             )));
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(crate::Error::from(e)),
     };
     let primary = load_primary_info(server)?;
     let local_compression = server.to_json()["compression"].as_str().map(str::to_owned);
@@ -219,7 +219,7 @@ impl WalSource<'_> {
     fn copy(
         &self,
         session: &mut dyn Source,
-        layout: &crate::catalog::ServerLayout,
+        layout: &barman_catalog::ServerLayout,
         wal: &WalFileName,
         entry: &XlogEntry,
     ) -> Result<()> {
@@ -232,7 +232,7 @@ impl WalSource<'_> {
         let dir = parent(&dest).to_path_buf();
         if !dir.is_dir() {
             create_dir_secure(&dir)?;
-            crate::fs::fsync_dir(layout.wals_directory())?;
+            barman_catalog::fs::fsync_dir(layout.wals_directory())?;
         }
         // Removed when dropped (any error below) unless installed.
         let mut tmp = create_temp(&dir.join(&entry.name))?;
@@ -300,5 +300,5 @@ fn append(
         &LockKind::XlogDb(server.name.clone()),
     )?;
     xlogdb.repair_tail()?;
-    xlogdb.append(entry)
+    xlogdb.append(entry).map_err(crate::Error::from)
 }

@@ -1,17 +1,65 @@
-//! The on-disk catalog: backup.info, xlog.db, identity.json, keep marks, locks.
+//! Barman's on-disk catalog: `backup.info`, xlog.db, `identity.json`,
+//! keep marks, lock files and the directory layout of one server, with the
+//! Python-literal and time formats they are written in, and the durable
+//! writes ([`fs`]) every catalog file goes through.
 //!
 //! Everything here reads and writes Barman 3.20's formats (BARMAN-BEHAVIOUR.md
 //! §3): files Barman wrote read back and, when rewritten unchanged, are
 //! byte-identical. [`Catalog`] is a small facade over one server's layout.
+//! No PostgreSQL access, no async runtime: an embedder that only reads a
+//! catalog compiles this crate, `barman-wal` and `barman-fs`.
 //!
 //! WAL names and LSNs are validated with `barman-wal`'s [`WalFileName`],
 //! [`SegmentName`](barman_wal::SegmentName) and [`Lsn`](barman_wal::Lsn);
 //! catalog files keep the text exactly as written so they round-trip.
 //!
+//! # Invariants
+//!
+//! - **Atomic writes.** A catalog file MUST be replaced by writing a
+//!   temporary file next to it (created exclusively, never through a link),
+//!   fsync'ing it, renaming it over the target and fsync'ing the directory
+//!   ([`fs::write_atomic`], on `barman-fs`): an interrupted write leaves
+//!   either the old or the new file, never half of one. xlog.db appends are
+//!   fsync'ed.
+//! - **Private modes.** Files MUST be created 0600, directories 0700.
+//! - **Byte-identical round trips.** Files written by Barman 3.x
+//!   (`backup.info`, xlog.db, `identity.json`, keep marks) are read and, when
+//!   rewritten unchanged, are byte-for-byte what Barman wrote; files written
+//!   here are what Barman would write.
+//!
+//! # Example
+//!
+//! Listing a server's backups from a `barman.conf` (parsed by
+//! `barman-config`):
+//!
+//! ```
+//! use std::path::Path;
+//!
+//! use barman_catalog::{BackupInfo, BackupStatus};
+//!
+//! let home = tempfile::tempdir()?;
+//! let conf = format!("[barman]\nbarman_home = {}\n\n[pg]\nconninfo = host=pg\n", home.path().display());
+//! let config = barman_config::Config::parse_str(&conf, Path::new("/etc/barman.conf"))?;
+//! let server = config.server("pg").expect("[pg] is configured");
+//! server.layout().ensure()?;
+//! let mut info = BackupInfo::new("pg", "20240901T103000".parse()?);
+//! info.set_status(BackupStatus::Done);
+//! info.write(&server.layout())?; // meta/20240901T103000-backup.info, atomically
+//!
+//! for backup in server.catalog().backups()? {
+//!     println!("{} {}", backup.backup_id(), backup.status()?);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! [`WalFileName`]: barman_wal::WalFileName
+
+#![deny(missing_docs)]
 
 mod backup_id;
 mod backup_info;
+mod error;
+pub mod fs;
 mod identity;
 mod keep;
 mod layout;
@@ -33,7 +81,7 @@ pub use lock::{LockGuard, LockKind, acquire_blocking, read_owner, try_acquire};
 pub use python::{PyFloat, PyValue};
 pub use xlogdb::{XlogDb, XlogEntry};
 
-use crate::{Error, Result};
+pub use error::{Error, Result};
 
 /// One server's catalog.
 #[derive(Debug, Clone)]
@@ -125,3 +173,8 @@ fn list_dir(dir: &Path) -> Result<Vec<String>> {
     }
     Ok(names)
 }
+
+/// Compiles and runs the README's example as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

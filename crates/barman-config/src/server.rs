@@ -210,8 +210,8 @@ impl ServerConfig {
     }
 
     /// The server's catalog directories, as configured.
-    pub fn layout(&self) -> crate::catalog::ServerLayout {
-        crate::catalog::ServerLayout::new(&self.backup_directory)
+    pub fn layout(&self) -> barman_catalog::ServerLayout {
+        barman_catalog::ServerLayout::new(&self.backup_directory)
             .with_basebackups_directory(&self.basebackups_directory)
             .with_wals_directory(&self.wals_directory)
             .with_incoming_directory(&self.incoming_wals_directory)
@@ -221,8 +221,8 @@ impl ServerConfig {
     }
 
     /// The server's catalog.
-    pub fn catalog(&self) -> crate::catalog::Catalog {
-        crate::catalog::Catalog::open(self.layout(), self.name.clone())
+    pub fn catalog(&self) -> barman_catalog::Catalog {
+        barman_catalog::Catalog::open(self.layout(), self.name.clone())
     }
 
     /// The conninfo used for WAL-related queries: `wal_conninfo`, else `conninfo`.
@@ -257,11 +257,11 @@ impl ServerConfig {
         .chain(tablespaces.map(|(t, kbps)| (format!("tablespace_bandwidth_limit ({t})"), *kbps)));
         for (option, kbps) in limits {
             if kbps > super::MAX_BANDWIDTH_LIMIT_KBPS {
-                return Err(crate::Error::BackupRefused(format!(
-                    "server `{}`: {option} = {kbps} KB/s is too large (at most {} KB/s)",
-                    self.name,
-                    super::MAX_BANDWIDTH_LIMIT_KBPS
-                )));
+                return Err(crate::Error::BandwidthTooLarge {
+                    server: self.name.clone(),
+                    option,
+                    kbps,
+                });
             }
         }
         Ok(())

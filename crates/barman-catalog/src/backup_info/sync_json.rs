@@ -9,9 +9,9 @@
 use serde_json::{Map, Value};
 
 use super::{BackupInfo, INT_KEYS, LITERAL_JSON_KEYS, known_key};
-use crate::catalog::python::PyValue;
-use crate::catalog::pytime::{parse_python_datetime, to_python_ctime, to_python_isoformat};
-use crate::catalog::{BackupId, BackupStatus, Tablespace};
+use crate::python::PyValue;
+use crate::pytime::{parse_python_datetime, to_python_ctime, to_python_isoformat};
+use crate::{BackupId, BackupStatus, Tablespace};
 use crate::{Error, Result};
 
 /// The two datetime fields, each with its `_iso` companion.
@@ -163,7 +163,7 @@ mod tests {
     use super::*;
 
     fn fixture_backup() -> Map<String, Value> {
-        let text = include_str!("../../../tests/fixtures/barman-3.20.1/outputs/sync-info.json");
+        let text = include_str!("../../tests/fixtures/barman-3.20.1/outputs/sync-info.json");
         let json = text.split_once('\n').map_or(text, |(_, rest)| rest);
         let doc: Value = serde_json::from_str(json).unwrap();
         doc["backups"]["20261122T041510"]

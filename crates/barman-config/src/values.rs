@@ -275,7 +275,7 @@ pub(crate) fn parse_interval(value: &str) -> Result<Duration, String> {
 }
 
 /// Renders a duration like Python's `human_readable_timedelta` ("7 days", "1 day, 2 hours").
-pub(crate) fn human_duration(d: Duration) -> String {
+pub fn human_duration(d: Duration) -> String {
     let secs = d.as_secs();
     let parts = [
         (secs / 86_400, "day"),

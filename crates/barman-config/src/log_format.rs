@@ -28,7 +28,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use super::values::LogLevel;
-use crate::catalog::python::{str_ascii, str_repr};
+use barman_catalog::python::{str_ascii, str_repr};
 
 /// The widest field width or precision accepted: log lines stay bounded.
 pub const MAX_LOG_FORMAT_WIDTH: usize = 1000;

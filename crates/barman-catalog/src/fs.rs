@@ -71,7 +71,7 @@ pub(crate) fn read_to_string(path: &Path) -> Result<String> {
 }
 
 /// Reads a file to a string, `None` when it does not exist.
-pub(crate) fn read_optional(path: &Path) -> Result<Option<String>> {
+pub fn read_optional(path: &Path) -> Result<Option<String>> {
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),

@@ -24,13 +24,13 @@
 //! error makes every later command fail with [`Error::Broken`].
 //!
 //! ```no_run
-//! use barman_core::replication::{ReplicationConfig, ReplicationConnection};
+//! use barman_pg::replication::{ReplicationConfig, ReplicationConnection};
 //!
 //! let config = ReplicationConfig::from_conninfo("host=pg user=streaming_barman")?;
 //! let mut conn = ReplicationConnection::connect(&config)?;
 //! let system = conn.identify_system()?;
 //! println!("{} on timeline {} at {}", system.systemid, system.timeline, system.xlogpos);
-//! # Ok::<(), barman_core::replication::Error>(())
+//! # Ok::<(), barman_pg::replication::Error>(())
 //! ```
 
 mod base_backup;
@@ -53,7 +53,6 @@ use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 
 pub use base_backup::{BaseBackupOptions, BaseBackupResult, BaseBackupSink, TablespaceInfo};
-pub(crate) use config::parse_uri;
 pub use config::{DEFAULT_PORT, DEFAULT_SOCKET_DIR, ReplicationConfig};
 pub use error::{Error, Result, ServerError};
 pub use stream::{StreamMessage, WalStream};

@@ -6,9 +6,9 @@ use super::{BackupInfo, DEFAULT_XLOG_SEGMENT_SIZE};
 use barman_wal::{Lsn, SegmentName};
 
 use crate::Result;
-use crate::catalog::python::{PyValue, str_repr};
-use crate::catalog::pytime::{parse_python_datetime, to_python_str, with_fixed_offset};
-use crate::catalog::{BackupId, BackupStatus};
+use crate::python::{PyValue, str_repr};
+use crate::pytime::{parse_python_datetime, to_python_str, with_fixed_offset};
+use crate::{BackupId, BackupStatus};
 
 /// One tablespace of a backup: `(name, oid, location)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -379,7 +379,7 @@ impl BackupInfo {
     /// [`Error::BackupNotSupported`](crate::Error::BackupNotSupported) when
     /// [`restore_obstacle`](Self::restore_obstacle) finds one; `action` is
     /// what is refused (`restored`, `synchronised`).
-    pub(crate) fn ensure_restorable(&self, server: &str, action: &'static str) -> Result<()> {
+    pub fn ensure_restorable(&self, server: &str, action: &'static str) -> Result<()> {
         match self.restore_obstacle() {
             None => Ok(()),
             Some(reason) => Err(crate::Error::BackupNotSupported {

@@ -1,4 +1,8 @@
-//! Barman configuration model (INI parsing, typed options).
+//! Barman's configuration model: `barman.conf` and its included files
+//! (Python `ConfigParser` INI with interpolation), typed global and server
+//! options with Barman's defaults, strict errors, and the table of options
+//! accepted but not implemented ([`NOT_IMPLEMENTED`]), refused rather than
+//! ignored. No PostgreSQL access and no async runtime.
 //!
 //! [`Config::load`] reads a barman.conf and the `*.conf` files of its
 //! `configuration_files_directory`; [`Config::parse_str`] parses a text (no
@@ -9,7 +13,10 @@
 //! the allowed values; all invalid values are reported together. Unknown
 //! options and deprecated ones are warnings, kept in [`Config::warnings`].
 
+#![deny(missing_docs)]
+
 mod ctx;
+mod error;
 mod global;
 mod ini;
 mod json;
@@ -28,7 +35,7 @@ pub use ini::Origin;
 pub use log_format::{LogField, LogFormat, LogFormatError, LogRecord, MAX_LOG_FORMAT_WIDTH};
 pub use not_implemented::{ACCEPTED_AND_IGNORED, NOT_IMPLEMENTED};
 pub use server::{HOOK_SCRIPT_KEYS, ServerConfig};
-pub(crate) use values::human_duration;
+pub use values::human_duration;
 pub use values::{
     BackupCompression, BackupCompressionFormat, BackupCompressionLocation, BackupMethod,
     BackupOption, CombineMode, CreateSlot, Encryption, LogLevel, MAX_BANDWIDTH_LIMIT_KBPS,
@@ -36,7 +43,7 @@ pub use values::{
     parse_hex_magic,
 };
 
-use crate::error::{Error, Result};
+pub use error::{Error, Result};
 use ini::Ini;
 use keys::{GLOBAL_KEYS, Scope, is_raw_key, server_key};
 use resolve::{DEFAULT, GLOBAL, get};
@@ -399,3 +406,8 @@ fn model(
         origin: section.origin.clone(),
     })
 }
+
+/// Compiles and runs the README's example as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

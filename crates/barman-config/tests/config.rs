@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use barman_core::Error;
-use barman_core::config::{BackupMethod, BackupOption, Config, RecoveryOption, ReuseBackup};
+use barman_config::Error;
+use barman_config::{BackupMethod, BackupOption, Config, RecoveryOption, ReuseBackup};
 use barman_retention::RetentionPolicy;
 use barman_wal::{Compression, CompressionLevel};
 
@@ -201,7 +201,7 @@ fn defaults_match_barman() {
     assert_eq!(g.barman_user, "barman");
     assert!(g.lock_directory_cleanup);
     assert_eq!(g.config_changes_queue, Path::new("/h/cfg_changes.queue"));
-    assert_eq!(g.log_level, barman_core::config::LogLevel::Info);
+    assert_eq!(g.log_level, barman_config::LogLevel::Info);
 }
 
 #[test]

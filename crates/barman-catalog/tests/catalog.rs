@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use barman_core::Error;
-use barman_core::catalog::{
+use barman_catalog::Error;
+use barman_catalog::fs::{append_durable, create_dir_secure, write_atomic};
+use barman_catalog::{
     BackupId, BackupInfo, BackupStatus, Catalog, Identity, KeepTarget, LockKind, PyValue,
     ServerLayout, Tablespace, XlogDb, XlogEntry, acquire_blocking, read_keep, read_owner,
     remove_keep, try_acquire, write_keep,
 };
-use barman_core::fs::{append_durable, create_dir_secure, write_atomic};
 use jiff::Zoned;
 
 const FIRST: &str = "20261122T041510";
@@ -554,7 +554,7 @@ fn write_atomic_leaves_no_temp_and_sets_mode() {
     assert_eq!(dir_entries(tmp.path()), vec!["file"]);
 
     let err =
-        barman_core::fs::write_atomic_with(&path, 0o600, |_| Err(std::io::Error::other("boom")))
+        barman_catalog::fs::write_atomic_with(&path, 0o600, |_| Err(std::io::Error::other("boom")))
             .unwrap_err();
     assert!(err.to_string().contains("boom"));
     assert_eq!(
@@ -942,7 +942,7 @@ fn python_repr_matches_cpython() {
         (0.1 + 0.2, "0.30000000000000004"),
     ];
     for (value, repr) in floats {
-        assert_eq!(barman_core::catalog::python::float_repr(value), repr);
+        assert_eq!(barman_catalog::python::float_repr(value), repr);
     }
     let nested = "{'a': (1,), 'b': [None, True, False, -3, 2.5], 'c': {}, 'd': ()}";
     assert_eq!(PyValue::parse(nested).unwrap().to_repr(), nested);
@@ -973,8 +973,8 @@ fn python_parse_accepts_literal_eval_forms() {
 }
 
 mod props {
-    use barman_core::catalog::PyValue;
-    use barman_core::catalog::python::{PyFloat, float_repr, str_repr};
+    use barman_catalog::PyValue;
+    use barman_catalog::python::{PyFloat, float_repr, str_repr};
     use proptest::prelude::*;
 
     fn leaf() -> impl Strategy<Value = PyValue> {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::error::{Error, Result};
+use crate::conninfo::{self, pgpass_lookup};
 use crate::tls::{TlsOptions, TlsOptionsBuilder};
 
 /// libpq's default unix socket directory on Debian-family systems.
@@ -85,11 +86,7 @@ impl ReplicationConfig {
     /// [`from_conninfo`](Self::from_conninfo) with the environment given as a
     /// lookup function.
     pub fn parse_with_env(conninfo: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
-        let pairs = if is_uri(conninfo) {
-            parse_uri(conninfo)?
-        } else {
-            crate::postgres::parse_conninfo(conninfo).map_err(Error::Conninfo)?
-        };
+        let pairs = conninfo::parse(conninfo).map_err(|e| Error::Conninfo(e.0))?;
         let mut given = Given::default();
         for (key, value) in pairs {
             if !given.tls.set(&key, &value) {
@@ -238,11 +235,6 @@ impl Given {
     }
 }
 
-fn is_uri(conninfo: &str) -> bool {
-    let s = conninfo.trim_start();
-    s.starts_with("postgres://") || s.starts_with("postgresql://")
-}
-
 /// The effective OS user: the owner of `/proc/self` looked up in
 /// `/etc/passwd`, else `$USER`.
 fn os_user(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
@@ -259,110 +251,6 @@ fn os_user(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
     from_passwd
         .or_else(|| env("USER"))
         .or_else(|| env("LOGNAME"))
-}
-
-/// Splits a `postgres://` URI into conninfo pairs, percent-decoding every
-/// component: `postgresql://[user[:password]@][host][:port][/dbname][?key=value&...]`.
-pub(crate) fn parse_uri(uri: &str) -> Result<Vec<(String, String)>> {
-    let uri = uri.trim();
-    let rest = uri
-        .split_once("://")
-        .map(|(_, rest)| rest)
-        .ok_or_else(|| Error::Conninfo("not a URI".into()))?;
-    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let mut pairs = Vec::new();
-    let (userinfo, hostport) = match authority.rsplit_once('@') {
-        Some((u, h)) => (Some(u), h),
-        None => (None, authority),
-    };
-    if let Some(userinfo) = userinfo {
-        let (user, password) = match userinfo.split_once(':') {
-            Some((u, p)) => (u, Some(p)),
-            None => (userinfo, None),
-        };
-        if !user.is_empty() {
-            pairs.push(("user".to_owned(), percent_decode(user, "user name")?));
-        }
-        if let Some(p) = password {
-            pairs.push(("password".to_owned(), percent_decode(p, "password")?));
-        }
-    }
-    let mut hosts = Vec::new();
-    let mut ports = Vec::new();
-    for hostport in hostport.split(',') {
-        let (host, port) = split_host_port(hostport)?;
-        hosts.push(percent_decode(host, "host")?);
-        ports.push(
-            port.map(|p| percent_decode(p, "port"))
-                .transpose()?
-                .unwrap_or_default(),
-        );
-    }
-    if hosts.iter().any(|h| !h.is_empty()) {
-        pairs.push(("host".to_owned(), hosts.join(",")));
-    }
-    if ports.iter().any(|p| !p.is_empty()) {
-        pairs.push(("port".to_owned(), ports.join(",")));
-    }
-    if !path.is_empty() {
-        pairs.push(("dbname".to_owned(), percent_decode(path, "database name")?));
-    }
-    for param in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = param.split_once('=').ok_or_else(|| {
-            Error::Conninfo(format!("URI parameter `{param}` has no `=` and a value"))
-        })?;
-        let key = percent_decode(key, "parameter name")?;
-        let value = percent_decode(value, &format!("value of parameter `{key}`"))?;
-        pairs.push((key, value));
-    }
-    Ok(pairs)
-}
-
-/// One `host[:port]` of a URI's host list (`[v6]:port` included).
-fn split_host_port(hostport: &str) -> Result<(&str, Option<&str>)> {
-    Ok(if let Some(bracketed) = hostport.strip_prefix('[') {
-        let (host, after) = bracketed
-            .split_once(']')
-            .ok_or_else(|| Error::Conninfo("unterminated `[` in the URI's host".into()))?;
-        let port = match after {
-            "" => None,
-            p => Some(p.strip_prefix(':').ok_or_else(|| {
-                Error::Conninfo(format!("unexpected `{p}` after the URI's host"))
-            })?),
-        };
-        (host, port)
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (hostport, None),
-        }
-    })
-}
-
-/// Decodes `%XX` escapes; errors name `what` (never the text: it may be a password).
-fn percent_decode(text: &str, what: &str) -> Result<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| {
-                    Error::Conninfo(format!("invalid percent-encoding in the URI's {what}"))
-                })?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out)
-        .map_err(|_| Error::Conninfo(format!("percent-encoding in the URI's {what} is not UTF-8")))
 }
 
 /// The password of the first matching line of a `.pgpass` file, as libpq
@@ -393,56 +281,12 @@ fn password_from_file(path: &Path, config: &ReplicationConfig) -> Option<String>
     pgpass_lookup(&text, [host, &port, dbname, &config.user])
 }
 
-/// Finds the password for `wanted` (host, port, database, user) in the text
-/// of a `.pgpass` file.
-pub(crate) fn pgpass_lookup(text: &str, wanted: [&str; 4]) -> Option<String> {
-    text.lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .find_map(|line| {
-            let fields = split_pgpass_line(line);
-            if fields.len() < 5 {
-                return None;
-            }
-            let matches = fields[..4]
-                .iter()
-                .zip(wanted)
-                .all(|((field, star), want)| *star || field == want);
-            matches.then(|| fields[4].0.clone())
-        })
-}
-
-/// Splits a `.pgpass` line on unescaped `:`; each field comes with whether
-/// it was a bare `*`. The password is everything after the fourth `:`.
-fn split_pgpass_line(line: &str) -> Vec<(String, bool)> {
-    let mut fields = Vec::new();
-    let mut current = String::new();
-    let mut bare_star = true;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                if let Some(n) = chars.next() {
-                    current.push(n);
-                }
-                bare_star = false;
-            }
-            ':' if fields.len() < 4 => {
-                let star = bare_star && current == "*";
-                fields.push((std::mem::take(&mut current), star));
-                bare_star = true;
-            }
-            c => current.push(c),
-        }
-    }
-    fields.push((current, false));
-    fields
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::conninfo::parse_uri;
     use crate::tls::{ChannelBindingMode, RootCert, SslMode};
 
     fn parse(conninfo: &str, env: &[(&str, &str)]) -> Result<ReplicationConfig> {

@@ -4,7 +4,7 @@
 //! Only what the operations need: the system identifier and version, WAL
 //! switching, checkpoints, the current WAL position and the archiver's
 //! statistics. Messages never contain a password: conninfo strings are shown
-//! through [`redact_conninfo`].
+//! through [`conninfo::redact`](crate::conninfo::redact).
 //!
 //! TLS follows libpq's `sslmode` with the settings, rustls configuration
 //! and retries of [`crate::tls`] (the same as the replication client's);
@@ -19,6 +19,7 @@ use tokio_postgres::config::{ChannelBinding, Host, SslMode as PgSslMode};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage, Socket};
 
+use crate::conninfo;
 use crate::tls::{
     AttemptFailure, ChannelBindingMode, FailedAttempt, HandshakeState, MakeRustlsConnect, SslMode,
     TlsOptions, TlsOptionsBuilder,
@@ -27,9 +28,6 @@ use crate::{Error, Result};
 
 /// Default connection timeout when the conninfo sets none.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Keys of a libpq conninfo whose values are secret.
-const SECRET_KEYS: [&str; 2] = ["password", "sslpassword"];
 
 /// Keys passed on to tokio-postgres (the TLS keys are [`crate::tls`]'s);
 /// others (libpq-only) are dropped with a debug message rather than failing
@@ -49,175 +47,6 @@ const SUPPORTED_KEYS: [&str; 12] = [
     "target_session_attrs",
 ];
 
-/// A conninfo string with secret values replaced by `***`: `password` and
-/// `sslpassword` in the `key=value` form; in a URI, the password of its
-/// user info (`postgresql://user:***@host`) and those keys among its query
-/// parameters (`?password=***`, percent-encoded key names included).
-pub fn redact_conninfo(conninfo: &str) -> String {
-    let trimmed = conninfo.trim_start();
-    if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
-        return redact_uri(trimmed);
-    }
-    parse_conninfo(conninfo).map_or_else(
-        |_| "<unparsable conninfo>".to_owned(),
-        |pairs| {
-            pairs
-                .iter()
-                .map(|(k, v)| {
-                    if SECRET_KEYS.contains(&k.as_str()) {
-                        format!("{k}=***")
-                    } else {
-                        format!("{k}={}", quote_value(v))
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(" ")
-        },
-    )
-}
-
-/// [`redact_conninfo`] of a `postgres[ql]://` URI. Works on the text, so
-/// that a URI the parser would refuse is redacted too; it rather hides too
-/// much (everything after the first `:` of what precedes the last `@`).
-fn redact_uri(uri: &str) -> String {
-    let (scheme, rest) = uri.split_once("://").unwrap_or(("", uri));
-    let (before_query, query) = match rest.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (rest, None),
-    };
-    let mut out = format!("{scheme}://");
-    match before_query.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            match userinfo.split_once(':') {
-                Some((user, _)) => {
-                    out.push_str(user);
-                    out.push_str(":***");
-                }
-                None => out.push_str(userinfo),
-            }
-            out.push('@');
-            out.push_str(host);
-        }
-        None => out.push_str(before_query),
-    }
-    if let Some(query) = query {
-        let params: Vec<String> = query
-            .split('&')
-            .map(|param| match param.split_once('=') {
-                Some((key, _)) if is_secret_uri_key(key) => format!("{key}=***"),
-                _ => param.to_owned(),
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&params.join("&"));
-    }
-    out
-}
-
-/// Whether a URI query key (percent-encoded as written) names a secret.
-fn is_secret_uri_key(key: &str) -> bool {
-    let bytes = key.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        if let Some(b) = hex {
-            decoded.push(b);
-            i += 3;
-        } else {
-            decoded.push(bytes[i]);
-            i += 1;
-        }
-    }
-    let decoded = String::from_utf8_lossy(&decoded);
-    SECRET_KEYS.contains(&decoded.trim())
-}
-
-fn quote_value(v: &str) -> String {
-    if !v.is_empty() && !v.contains([' ', '\'', '\\']) {
-        return v.to_owned();
-    }
-    let mut s = String::from("'");
-    for c in v.chars() {
-        if c == '\'' || c == '\\' {
-            s.push('\\');
-        }
-        s.push(c);
-    }
-    s.push('\'');
-    s
-}
-
-/// Parses a libpq `key=value` conninfo (values optionally single-quoted with
-/// backslash escapes). The error is a bare reason.
-pub fn parse_conninfo(conninfo: &str) -> std::result::Result<Vec<(String, String)>, String> {
-    let mut pairs = Vec::new();
-    let mut chars = conninfo.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        if chars.peek().is_none() {
-            return Ok(pairs);
-        }
-        let mut key = String::new();
-        while let Some(&c) = chars.peek() {
-            if c == '=' || c.is_whitespace() {
-                break;
-            }
-            key.push(c);
-            chars.next();
-        }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        if chars.next() != Some('=') {
-            return Err(format!("missing `=` after `{key}`"));
-        }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'\'') {
-            chars.next();
-            loop {
-                match chars.next() {
-                    None => return Err(format!("unterminated quoted value for `{key}`")),
-                    Some('\\') => match chars.next() {
-                        Some(c) => value.push(c),
-                        None => return Err(format!("unterminated quoted value for `{key}`")),
-                    },
-                    Some('\'') => break,
-                    Some(c) => value.push(c),
-                }
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c.is_whitespace() {
-                    break;
-                }
-                if c == '\\' {
-                    chars.next();
-                    if let Some(n) = chars.next() {
-                        value.push(n);
-                    }
-                    continue;
-                }
-                value.push(c);
-                chars.next();
-            }
-        }
-        if key.is_empty() {
-            return Err("empty key".into());
-        }
-        pairs.push((key, value));
-    }
-}
-
 /// Builds a tokio-postgres configuration and the TLS settings from a libpq
 /// conninfo (key=value or URI). Keys tokio-postgres does not know are
 /// ignored; the TLS keys go to [`TlsOptionsBuilder`].
@@ -225,21 +54,12 @@ fn client_config(
     conninfo: &str,
     application_name: &str,
 ) -> Result<(tokio_postgres::Config, TlsOptions)> {
-    let redacted = redact_conninfo(conninfo);
+    let redacted = conninfo::redact(conninfo);
     let bad = |message: String| Error::Postgres {
         conninfo: redacted.clone(),
         message: format!("invalid conninfo: {message}"),
     };
-    let pairs = if conninfo.trim_start().starts_with("postgres://")
-        || conninfo.trim_start().starts_with("postgresql://")
-    {
-        crate::replication::parse_uri(conninfo).map_err(|e| match e {
-            crate::replication::Error::Conninfo(m) => bad(m),
-            other => bad(other.to_string()),
-        })?
-    } else {
-        parse_conninfo(conninfo).map_err(bad)?
-    };
+    let pairs = conninfo::parse(conninfo).map_err(|e| bad(e.0))?;
     let mut tls = TlsOptionsBuilder::default();
     let mut kept = Vec::new();
     for (k, v) in pairs {
@@ -247,7 +67,7 @@ fn client_config(
             continue;
         }
         if SUPPORTED_KEYS.contains(&k.as_str()) {
-            kept.push(format!("{k}={}", quote_value(&v)));
+            kept.push(format!("{k}={}", conninfo::quote_value(&v)));
         } else {
             tracing::debug!("conninfo key `{k}` is not supported and is ignored");
         }
@@ -329,7 +149,7 @@ impl PgConnection {
     /// the problem (the server does not support TLS, certificate verify
     /// failed, a missing root certificate file) and the sslmode.
     pub fn connect(conninfo: &str, application_name: &str) -> Result<Self> {
-        let redacted = redact_conninfo(conninfo);
+        let redacted = conninfo::redact(conninfo);
         let fail = |message: String| Error::Postgres {
             conninfo: redacted.clone(),
             message,
@@ -512,50 +332,6 @@ fn error_text(e: &tokio_postgres::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn conninfo_parses_quotes_and_escapes() {
-        let pairs = parse_conninfo("host=pg  port = 5432 password='a b\\'c' user=x\\ y").unwrap();
-        assert_eq!(
-            pairs,
-            [
-                ("host".into(), "pg".into()),
-                ("port".into(), "5432".into()),
-                ("password".into(), "a b'c".into()),
-                ("user".into(), "x y".into()),
-            ]
-        );
-        assert!(parse_conninfo("host").is_err());
-        assert!(parse_conninfo("host='x").is_err());
-    }
-
-    #[test]
-    fn secrets_are_redacted() {
-        let r = redact_conninfo("host=pg password=s3cret user=barman");
-        assert_eq!(r, "host=pg password=*** user=barman");
-        assert!(!r.contains("s3cret"));
-        let r = redact_conninfo("postgresql://barman:s3cret@pg:5432/postgres");
-        assert_eq!(r, "postgresql://barman:***@pg:5432/postgres");
-        assert!(!redact_conninfo("host='x password=s3cret").contains("s3cret"));
-        // Passwords as URI query parameters, key percent-encoded or not.
-        let r = redact_conninfo(
-            "postgresql://barman@pg/db?sslmode=require&password=s3cret&pass%77ord=s3cret&sslpassword=s3cret",
-        );
-        assert_eq!(
-            r,
-            "postgresql://barman@pg/db?sslmode=require&password=***&pass%77ord=***&sslpassword=***"
-        );
-        for uri in [
-            " postgres://u:s3cret@h/db",
-            "postgresql://u:s3c/ret@h/db",
-            "postgresql://u:s3c@ret@h",
-            "postgresql://h?password=s3cret%zz",
-            "postgresql://h?application_name=x&password=s3cret",
-        ] {
-            let r = redact_conninfo(uri);
-            assert!(!r.contains("s3c") && !r.contains("ret"), "{uri}: {r}");
-        }
-    }
 
     #[test]
     fn unsupported_keys_are_dropped() {

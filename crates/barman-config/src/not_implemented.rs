@@ -218,7 +218,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::config::Config;
+    use crate::Config;
 
     fn server(options: &str) -> ServerConfig {
         let text = format!("[barman]\nbarman_home = /b\n[pg]\nconninfo = host=pg\n{options}\n");
