@@ -119,7 +119,7 @@ pub fn select_by_id<T: Copy>(
 
 /// Where reports go by default: `<cargo target dir>/bench-report`.
 pub fn default_report_dir() -> PathBuf {
-    barman_e2e::target_bin_dir()
+    barman_testkit::target_bin_dir()
         .ok()
         .and_then(|d| d.parent().map(|p| p.join("bench-report")))
         .unwrap_or_else(|| PathBuf::from("target/bench-report"))

@@ -426,7 +426,7 @@ impl Report<'_> {
                 "incremental_pgbench": format!(
                     "pgbench -n -t {INCREMENTAL_TRANSACTIONS} -c {INCREMENTAL_CLIENTS}"
                 ),
-                "run_as": barman_e2e::SERVER_OS_USER,
+                "run_as": barman_testkit::SERVER_OS_USER,
             },
             "operations": operations,
             "versus_peers": crate::versus::json(&self.versus_rows(&summaries)),

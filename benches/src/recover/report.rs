@@ -387,7 +387,7 @@ impl Report<'_> {
                 "backup_id": self.source.id,
                 "backup_data_bytes": self.source.bytes,
                 "backup_s": self.source.backup_s,
-                "run_as": barman_e2e::SERVER_OS_USER,
+                "run_as": barman_testkit::SERVER_OS_USER,
             },
             "operations": operations,
             "checks": self.checks.iter().map(|c| json!({

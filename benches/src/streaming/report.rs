@@ -300,7 +300,7 @@ impl Report<'_> {
                 "runs": self.options.runs,
                 "wal_mb_per_load": self.options.wal_mb,
                 "pgdata_bytes": self.results.pgdata_bytes,
-                "run_as": barman_e2e::SERVER_OS_USER,
+                "run_as": barman_testkit::SERVER_OS_USER,
             },
             "backup": {
                 "pg_basebackup": {
