@@ -519,25 +519,12 @@ pub fn run(options: &Options) -> Result<()> {
         operations: &operations,
         results: &results,
     };
-    let markdown = report.markdown();
-    let json = serde_json::to_string_pretty(&report.json())?;
-    let out = options
-        .out
-        .clone()
-        .unwrap_or_else(crate::default_report_dir);
-    fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
-    for (name, text) in [("backup.md", &markdown), ("backup.json", &json)] {
-        let path = out.join(name);
-        fs::write(&path, format!("{text}\n"))
-            .with_context(|| format!("write {}", path.display()))?;
-    }
-    println!("{markdown}");
-    eprintln!(
-        "report written to {} and {}",
-        out.join("backup.md").display(),
-        out.join("backup.json").display()
-    );
-    Ok(())
+    crate::report::publish(
+        options.out.as_deref(),
+        "backup",
+        &report.markdown(),
+        &report.json(),
+    )
 }
 
 /// The operations named by `--operations` (all when empty; the peers'

@@ -442,27 +442,12 @@ pub fn run(options: &Options) -> Result<()> {
         checks: &checks,
         peers: fixture.peers.as_ref().map(|w| &w.peers),
     };
-    let out = options
-        .out
-        .clone()
-        .unwrap_or_else(crate::default_report_dir);
-    let markdown = report.markdown();
-    let documents = [
-        ("recover.md", markdown.clone()),
-        (
-            "recover.json",
-            serde_json::to_string_pretty(&report.json())?,
-        ),
-    ];
-    fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
-    for (name, text) in &documents {
-        let path = out.join(name);
-        fs::write(&path, format!("{text}\n"))
-            .with_context(|| format!("write {}", path.display()))?;
-    }
-    println!("{markdown}");
-    eprintln!("report written to {}/recover.{{md,json}}", out.display());
-    Ok(())
+    crate::report::publish(
+        options.out.as_deref(),
+        "recover",
+        &report.markdown(),
+        &report.json(),
+    )
 }
 
 /// Takes the one backup every run restores (local-rsync, `-j 2`, must end

@@ -274,26 +274,12 @@ pub fn run(options: &Options) -> Result<()> {
         options,
         results: &results,
     };
-    let out = options
-        .out
-        .clone()
-        .unwrap_or_else(crate::default_report_dir);
-    let markdown = report.markdown();
-    fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
-    for (name, text) in [
-        ("streaming.md", markdown.clone()),
-        (
-            "streaming.json",
-            serde_json::to_string_pretty(&report.json())?,
-        ),
-    ] {
-        let path = out.join(name);
-        fs::write(&path, format!("{text}\n"))
-            .with_context(|| format!("write {}", path.display()))?;
-    }
-    println!("{markdown}");
-    eprintln!("report written to {}/streaming.{{md,json}}", out.display());
-    Ok(())
+    crate::report::publish(
+        options.out.as_deref(),
+        "streaming",
+        &report.markdown(),
+        &report.json(),
+    )
 }
 
 /// `pg_basebackup -D DEST -Fp -X none --checkpoint=fast` as `postgres`

@@ -414,25 +414,12 @@ pub fn run(options: &Options) -> Result<()> {
         variants: &variants,
         results: &results,
     };
-    let markdown = report.markdown();
-    let json = serde_json::to_string_pretty(&report.json())?;
-    let out = options
-        .out
-        .clone()
-        .unwrap_or_else(crate::default_report_dir);
-    fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
-    for (name, text) in [("wal-archive.md", &markdown), ("wal-archive.json", &json)] {
-        let path = out.join(name);
-        fs::write(&path, format!("{text}\n"))
-            .with_context(|| format!("write {}", path.display()))?;
-    }
-    println!("{markdown}");
-    eprintln!(
-        "report written to {} and {}",
-        out.join("wal-archive.md").display(),
-        out.join("wal-archive.json").display()
-    );
-    Ok(())
+    crate::report::publish(
+        options.out.as_deref(),
+        "wal-archive",
+        &report.markdown(),
+        &report.json(),
+    )
 }
 
 /// The variants named by `--variants` (all when empty; the peers' only
