@@ -7,7 +7,6 @@
 //! drop; the cluster and sshd are stopped by pid (see `barman-e2e`).
 
 use std::fs;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -325,17 +324,7 @@ impl Fixture {
 
     /// A command run as `postgres` with a clean environment and no stdin.
     pub fn as_postgres(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut cmd = Command::new(program);
-        cmd.uid(self.ids.0)
-            .gid(self.ids.1)
-            .env_clear()
-            .env("PATH", format!("{}:/usr/bin:/bin", self.bin().display()))
-            .env("HOME", &self.pg_home)
-            .env("USER", SERVER_OS_USER)
-            .env("LOGNAME", SERVER_OS_USER)
-            .env("LANG", "C.UTF-8")
-            .stdin(Stdio::null());
-        cmd
+        barman_testkit::server_user_command(program, self.ids, &self.pg_home, &self.bin())
     }
 
     /// Lets the cluster drop the WAL it kept for us (the copies are made):

@@ -55,7 +55,7 @@ pub use pg::{
 };
 pub use process::{
     SERVER_OS_USER, chmod, chown_to, current_user, free_port, is_root, output, pid_alive, run,
-    stage_binary, user_ids,
+    server_user_command, stage_binary, user_ids,
 };
 pub use sshd::{Sshd, SshdBuilder};
 pub use tls::{CertPair, OPENSSL, TestPki};
