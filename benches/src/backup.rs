@@ -455,9 +455,12 @@ pub fn run(options: &Options) -> Result<()> {
     } else {
         None
     };
-    let pg_bin = std::env::var_os(barman_e2e::PG_BIN_ENV)
+    let pg_bin = std::env::var_os(barman_testkit::PG_BIN_ENV)
         .filter(|v| !v.is_empty())
-        .map_or_else(|| PathBuf::from(barman_e2e::DEFAULT_PG_BIN), PathBuf::from);
+        .map_or_else(
+            || PathBuf::from(barman_testkit::DEFAULT_PG_BIN),
+            PathBuf::from,
+        );
     let machine = Machine::probe(&pg_bin);
     let load_before = machine::load_average();
     let fixture = Fixture::start(options.scale, peers)?;
@@ -516,25 +519,12 @@ pub fn run(options: &Options) -> Result<()> {
         operations: &operations,
         results: &results,
     };
-    let markdown = report.markdown();
-    let json = serde_json::to_string_pretty(&report.json())?;
-    let out = options
-        .out
-        .clone()
-        .unwrap_or_else(crate::default_report_dir);
-    fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
-    for (name, text) in [("backup.md", &markdown), ("backup.json", &json)] {
-        let path = out.join(name);
-        fs::write(&path, format!("{text}\n"))
-            .with_context(|| format!("write {}", path.display()))?;
-    }
-    println!("{markdown}");
-    eprintln!(
-        "report written to {} and {}",
-        out.join("backup.md").display(),
-        out.join("backup.json").display()
-    );
-    Ok(())
+    crate::report::publish(
+        options.out.as_deref(),
+        "backup",
+        &report.markdown(),
+        &report.json(),
+    )
 }
 
 /// The operations named by `--operations` (all when empty; the peers'
@@ -577,7 +567,7 @@ fn run_once(
             };
             let bytes = fixture::tree_bytes(fixture.pg.data_dir())?;
             let t = Instant::now();
-            let out = barman_e2e::output(&mut cmd)?;
+            let out = barman_testkit::output(&mut cmd)?;
             let seconds = t.elapsed().as_secs_f64();
             // cp of a live data directory may race with a file PostgreSQL
             // removes; anything else is a failure.
@@ -654,7 +644,7 @@ pub fn time_it(
 ) -> Result<(std::process::Output, f64)> {
     settle_for(cold, &[warm])?;
     let t = Instant::now();
-    let out = barman_e2e::output(cmd)?;
+    let out = barman_testkit::output(cmd)?;
     Ok((out, t.elapsed().as_secs_f64()))
 }
 
@@ -675,7 +665,7 @@ fn peer_backup(
     let pgbr_info = |args: &[String]| -> Result<String> {
         let mut cmd = fixture.as_postgres(crate::peers::PGBACKREST);
         cmd.args(args);
-        let out = barman_e2e::run(&mut cmd).context("pgbackrest info")?;
+        let out = barman_testkit::run(&mut cmd).context("pgbackrest info")?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
     let mut pgbench_s = None;
@@ -691,7 +681,7 @@ fn peer_backup(
                     eprintln!("taking an untimed pgBackRest full backup as the incremental's base");
                     let mut cmd = fixture.as_postgres(crate::peers::PGBACKREST);
                     cmd.args(world.pgbr.args(&["--type=full", "backup"]));
-                    barman_e2e::run(&mut cmd).context("pgbackrest backup --type=full")?;
+                    barman_testkit::run(&mut cmd).context("pgbackrest backup --type=full")?;
                 }
                 pgbench_s =
                     Some(fixture.pgbench_run(INCREMENTAL_TRANSACTIONS, INCREMENTAL_CLIENTS)?);
@@ -739,13 +729,13 @@ fn peer_backup(
             // Keep the newest backup only (the incremental's base).
             let existing = world.bpy.backups()?;
             for (id, _) in &existing[..existing.len().saturating_sub(1)] {
-                barman_e2e::run(&mut barman(&["delete", STANZA, id]))
+                barman_testkit::run(&mut barman(&["delete", STANZA, id]))
                     .context("barman delete (Barman)")?;
             }
             if incr {
                 if existing.is_empty() {
                     eprintln!("taking an untimed Barman backup as the incremental's base");
-                    barman_e2e::run(&mut barman(&["backup", "--wait", STANZA]))
+                    barman_testkit::run(&mut barman(&["backup", "--wait", STANZA]))
                         .context("barman backup (Barman)")?;
                 }
                 pgbench_s =
@@ -804,7 +794,7 @@ fn peer_backup(
 /// `sync` (all filesystems), and the page cache dropped when asked: the
 /// previous steps' writeback is not paid by the next measurement.
 pub fn settle(drop_caches: bool) -> Result<()> {
-    barman_e2e::run(&mut Command::new("sync")).context("sync")?;
+    barman_testkit::run(&mut Command::new("sync")).context("sync")?;
     if drop_caches {
         fs::write("/proc/sys/vm/drop_caches", "3").context("echo 3 > /proc/sys/vm/drop_caches")?;
     }

@@ -90,7 +90,7 @@ pub fn run(options: &Options) -> Result<()> {
     let out = options
         .out
         .clone()
-        .unwrap_or_else(crate::default_report_dir);
+        .unwrap_or_else(crate::report::default_dir);
     let chosen: Vec<&str> = SCENARIOS
         .iter()
         .copied()
@@ -201,15 +201,7 @@ pub fn run(options: &Options) -> Result<()> {
         "total_s": total_s,
         "scenarios": documents,
     });
-    fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
-    for (name, text) in [
-        ("compare.md", md.clone()),
-        ("compare.json", serde_json::to_string_pretty(&json)?),
-    ] {
-        let path = out.join(name);
-        fs::write(&path, format!("{text}\n"))
-            .with_context(|| format!("write {}", path.display()))?;
-    }
+    crate::report::write(Some(&out), "compare", &md, &json)?;
     eprintln!(
         "compare: {total_s:.0} s; report written to {}/compare.{{md,json}}",
         out.display()

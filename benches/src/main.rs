@@ -23,13 +23,13 @@ mod compare;
 mod machine;
 mod peers;
 mod recover;
+mod report;
 mod stats;
 mod streaming;
 mod versus;
 mod wal_archive;
 
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -115,14 +115,6 @@ pub fn select_by_id<T: Copy>(
         .into_iter()
         .filter(|t| ids.is_empty() || ids.iter().any(|id| id == id_of(t)))
         .collect())
-}
-
-/// Where reports go by default: `<cargo target dir>/bench-report`.
-pub fn default_report_dir() -> PathBuf {
-    barman_e2e::target_bin_dir()
-        .ok()
-        .and_then(|d| d.parent().map(|p| p.join("bench-report")))
-        .unwrap_or_else(|| PathBuf::from("target/bench-report"))
 }
 
 fn main() -> ExitCode {

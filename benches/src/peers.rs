@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context as _, Result, bail, ensure};
-use barman_e2e::{PgCluster, SERVER_OS_USER};
+use barman_testkit::{PgCluster, SERVER_OS_USER};
 use serde_json::{Value, json};
 
 /// Where the install script puts Barman's virtualenv (overridden by
@@ -71,7 +71,7 @@ impl Peers {
         let barman = venv.join("bin/barman");
         ensure!(barman.exists(), "{} is missing: {hint}", barman.display());
         let first_line = |cmd: &mut Command| -> Result<String> {
-            let out = barman_e2e::output(cmd)?;
+            let out = barman_testkit::output(cmd)?;
             let text = String::from_utf8_lossy(&out.stdout).into_owned()
                 + &String::from_utf8_lossy(&out.stderr);
             Ok(text.lines().next().unwrap_or("").trim().to_owned())
@@ -127,16 +127,16 @@ impl Peers {
 /// A directory owned by `postgres`, mode 0700.
 fn postgres_dir(path: &Path) -> Result<()> {
     fs::create_dir_all(path).with_context(|| format!("create {}", path.display()))?;
-    barman_e2e::chown_to(path, SERVER_OS_USER)?;
-    barman_e2e::chmod(path, 0o700)?;
+    barman_testkit::chown_to(path, SERVER_OS_USER)?;
+    barman_testkit::chmod(path, 0o700)?;
     Ok(())
 }
 
 /// A file owned by `postgres` with `mode`.
 fn postgres_file(path: &Path, text: &str, mode: u32) -> Result<()> {
     fs::write(path, text).with_context(|| format!("write {}", path.display()))?;
-    barman_e2e::chown_to(path, SERVER_OS_USER)?;
-    barman_e2e::chmod(path, mode)?;
+    barman_testkit::chown_to(path, SERVER_OS_USER)?;
+    barman_testkit::chmod(path, mode)?;
     Ok(())
 }
 

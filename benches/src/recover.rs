@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, ensure};
-use barman_e2e::DataDirServer;
+use barman_testkit::DataDirServer;
 use serde_json::Value;
 
 use crate::backup::fixture::{self, Conf, Fixture, SERVER, TIME};
@@ -442,27 +442,12 @@ pub fn run(options: &Options) -> Result<()> {
         checks: &checks,
         peers: fixture.peers.as_ref().map(|w| &w.peers),
     };
-    let out = options
-        .out
-        .clone()
-        .unwrap_or_else(crate::default_report_dir);
-    let markdown = report.markdown();
-    let documents = [
-        ("recover.md", markdown.clone()),
-        (
-            "recover.json",
-            serde_json::to_string_pretty(&report.json())?,
-        ),
-    ];
-    fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
-    for (name, text) in &documents {
-        let path = out.join(name);
-        fs::write(&path, format!("{text}\n"))
-            .with_context(|| format!("write {}", path.display()))?;
-    }
-    println!("{markdown}");
-    eprintln!("report written to {}/recover.{{md,json}}", out.display());
-    Ok(())
+    crate::report::publish(
+        options.out.as_deref(),
+        "recover",
+        &report.markdown(),
+        &report.json(),
+    )
 }
 
 /// Takes the one backup every run restores (local-rsync, `-j 2`, must end
@@ -492,12 +477,12 @@ fn take_backup(fixture: &Fixture, drop_caches: bool) -> Result<Source> {
                 .pgbr
                 .args(&["--type=full", "--process-max=2", "backup"]),
         );
-        barman_e2e::run(&mut cmd).context("pgbackrest backup --type=full")?;
+        barman_testkit::run(&mut cmd).context("pgbackrest backup --type=full")?;
         let mut cmd = fixture.as_postgres(world.peers.barman());
         cmd.arg("-c")
             .arg(world.bpy.conf(crate::peers::PyConf::Local))
             .args(["backup", "--jobs", "2", "--wait", crate::peers::STANZA]);
-        barman_e2e::run(&mut cmd).context("barman backup (Barman)")?;
+        barman_testkit::run(&mut cmd).context("barman backup (Barman)")?;
         let backups = world.bpy.backups()?;
         ensure!(
             backups.last().is_some_and(|b| b.1 == "DONE"),
@@ -677,8 +662,8 @@ fn peer_restore(fixture: &Fixture, source: &Source, kind: Kind, dest: &Path) -> 
         Kind::PgBackRest { ssh, procs } => {
             // pgBackRest restores into an existing, empty directory.
             fs::create_dir(dest).with_context(|| format!("create {}", dest.display()))?;
-            barman_e2e::chown_to(dest, barman_e2e::SERVER_OS_USER)?;
-            barman_e2e::chmod(dest, 0o700)?;
+            barman_testkit::chown_to(dest, barman_testkit::SERVER_OS_USER)?;
+            barman_testkit::chmod(dest, 0o700)?;
             let mut args = world.pgbr.args(&[]);
             if ssh {
                 args.extend(world.pgbr.repo_host_args());

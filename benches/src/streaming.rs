@@ -274,26 +274,12 @@ pub fn run(options: &Options) -> Result<()> {
         options,
         results: &results,
     };
-    let out = options
-        .out
-        .clone()
-        .unwrap_or_else(crate::default_report_dir);
-    let markdown = report.markdown();
-    fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
-    for (name, text) in [
-        ("streaming.md", markdown.clone()),
-        (
-            "streaming.json",
-            serde_json::to_string_pretty(&report.json())?,
-        ),
-    ] {
-        let path = out.join(name);
-        fs::write(&path, format!("{text}\n"))
-            .with_context(|| format!("write {}", path.display()))?;
-    }
-    println!("{markdown}");
-    eprintln!("report written to {}/streaming.{{md,json}}", out.display());
-    Ok(())
+    crate::report::publish(
+        options.out.as_deref(),
+        "streaming",
+        &report.markdown(),
+        &report.json(),
+    )
 }
 
 /// `pg_basebackup -D DEST -Fp -X none --checkpoint=fast` as `postgres`
@@ -325,7 +311,7 @@ fn basebackup(fixture: &Fixture) -> Result<Run> {
     );
     settle(false)?;
     let t = Instant::now();
-    let out = barman_e2e::output(&mut cmd)?;
+    let out = barman_testkit::output(&mut cmd)?;
     let seconds = t.elapsed().as_secs_f64();
     ensure!(
         out.status.success(),
@@ -384,12 +370,12 @@ impl<'a> StreamWorld<'a> {
             ci = pg.conninfo(),
         );
         fs::write(&conf, text).with_context(|| format!("write {}", conf.display()))?;
-        barman_e2e::chown_to(&conf, barman_e2e::SERVER_OS_USER)?;
-        barman_e2e::chmod(&conf, 0o600)?;
+        barman_testkit::chown_to(&conf, barman_testkit::SERVER_OS_USER)?;
+        barman_testkit::chmod(&conf, 0o600)?;
         let pg_receivewal_dir = fixture.out_dir().join("pg_receivewal");
         fs::create_dir(&pg_receivewal_dir)
             .with_context(|| format!("create {}", pg_receivewal_dir.display()))?;
-        barman_e2e::chown_to(&pg_receivewal_dir, barman_e2e::SERVER_OS_USER)?;
+        barman_testkit::chown_to(&pg_receivewal_dir, barman_testkit::SERVER_OS_USER)?;
         let clk_tck = Command::new("getconf")
             .arg("CLK_TCK")
             .output()

@@ -115,7 +115,7 @@ pub fn json(rows: &[Row<'_>]) -> Value {
                     "peer_operation": p.peer.1,
                     "peer_value": p.peer.2,
                     "peer_over_barman_rs": p.ratio(),
-                    "verdict": if p.faster() { "PASS" } else { "MISS" },
+                    "verdict": crate::report::verdict(Some(p.faster())),
                 })
             })
             .collect(),

@@ -29,7 +29,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail, ensure};
-use barman_e2e::SERVER_OS_USER;
+use barman_testkit::SERVER_OS_USER;
 
 use crate::machine::{self, Machine};
 use fixture::Fixture;
@@ -360,9 +360,12 @@ pub fn run(options: &Options) -> Result<()> {
     } else {
         None
     };
-    let pg_bin = std::env::var_os(barman_e2e::PG_BIN_ENV)
+    let pg_bin = std::env::var_os(barman_testkit::PG_BIN_ENV)
         .filter(|v| !v.is_empty())
-        .map_or_else(|| PathBuf::from(barman_e2e::DEFAULT_PG_BIN), PathBuf::from);
+        .map_or_else(
+            || PathBuf::from(barman_testkit::DEFAULT_PG_BIN),
+            PathBuf::from,
+        );
     let machine = Machine::probe(&pg_bin);
     let load_before = machine::load_average();
     let fixture = Fixture::start(
@@ -411,25 +414,12 @@ pub fn run(options: &Options) -> Result<()> {
         variants: &variants,
         results: &results,
     };
-    let markdown = report.markdown();
-    let json = serde_json::to_string_pretty(&report.json())?;
-    let out = options
-        .out
-        .clone()
-        .unwrap_or_else(crate::default_report_dir);
-    fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
-    for (name, text) in [("wal-archive.md", &markdown), ("wal-archive.json", &json)] {
-        let path = out.join(name);
-        fs::write(&path, format!("{text}\n"))
-            .with_context(|| format!("write {}", path.display()))?;
-    }
-    println!("{markdown}");
-    eprintln!(
-        "report written to {} and {}",
-        out.join("wal-archive.md").display(),
-        out.join("wal-archive.json").display()
-    );
-    Ok(())
+    crate::report::publish(
+        options.out.as_deref(),
+        "wal-archive",
+        &report.markdown(),
+        &report.json(),
+    )
 }
 
 /// The variants named by `--variants` (all when empty; the peers' only
@@ -500,8 +490,8 @@ fn run_once(fixture: &Fixture, variant: &Variant) -> Result<Run> {
             fixture::remove_dir(&dir)?;
             for d in [dir.clone(), dir.join("incoming")] {
                 fs::create_dir(&d).with_context(|| format!("create {}", d.display()))?;
-                barman_e2e::chown_to(&d, SERVER_OS_USER)?;
-                barman_e2e::chmod(&d, 0o700)?;
+                barman_testkit::chown_to(&d, SERVER_OS_USER)?;
+                barman_testkit::chmod(&d, 0o700)?;
             }
         }
     }
@@ -591,7 +581,7 @@ fn run_once(fixture: &Fixture, variant: &Variant) -> Result<Run> {
         Kind::Barman { .. } => {
             let t = Instant::now();
             let mut cmd = fixture.barman(&["archive-wal", &server]);
-            barman_e2e::run(&mut cmd).context("barman archive-wal")?;
+            barman_testkit::run(&mut cmd).context("barman archive-wal")?;
             let archive_wal_s = t.elapsed().as_secs_f64();
             let bytes = check_archive(&server_dir, &server, &fixture.segments)?;
             fixture::remove_dir(&server_dir)?;
@@ -610,7 +600,7 @@ fn run_once(fixture: &Fixture, variant: &Variant) -> Result<Run> {
             cmd.arg("-c")
                 .arg(&world.conf)
                 .args(["archive-wal", &server]);
-            barman_e2e::run(&mut cmd).context("barman archive-wal (Barman)")?;
+            barman_testkit::run(&mut cmd).context("barman archive-wal (Barman)")?;
             let archive_wal_s = t.elapsed().as_secs_f64();
             let dir = world.home.join(&server);
             let bytes = check_archive(&dir, &server, &fixture.segments)?;
@@ -641,12 +631,12 @@ fn peer_reset_pgbackrest(fixture: &Fixture) -> Result<()> {
         let d = dir.join(sub);
         fixture::remove_dir(&d)?;
         fs::create_dir(&d).with_context(|| format!("create {}", d.display()))?;
-        barman_e2e::chown_to(&d, SERVER_OS_USER)?;
-        barman_e2e::chmod(&d, 0o700)?;
+        barman_testkit::chown_to(&d, SERVER_OS_USER)?;
+        barman_testkit::chmod(&d, 0o700)?;
     }
     let mut cmd = fixture.as_postgres(crate::peers::PGBACKREST);
     cmd.args(world.pgbr.args(&["stanza-create"]));
-    barman_e2e::run(&mut cmd).context("pgbackrest stanza-create")?;
+    barman_testkit::run(&mut cmd).context("pgbackrest stanza-create")?;
     Ok(())
 }
 
@@ -694,7 +684,7 @@ fn check_pgbackrest(fixture: &Fixture, segments: &[String], drain: bool) -> Resu
 /// `sync` (all filesystems): flushes the previous steps' dirty pages
 /// outside the timed part.
 fn sync() -> Result<()> {
-    barman_e2e::run(&mut Command::new("sync"))
+    barman_testkit::run(&mut Command::new("sync"))
         .map(drop)
         .context("sync")
 }

@@ -8,13 +8,12 @@
 //! drop; the cluster and sshd are stopped by pid (see `barman-e2e`).
 
 use std::fs;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
-use barman_e2e::{PgCluster, SERVER_OS_USER, Sshd};
+use barman_testkit::{PgCluster, SERVER_OS_USER, Sshd};
 use tempfile::TempDir;
 
 use crate::peers::{BarmanPy, Peers, PgBackRest, PyConf, STANZA};
@@ -119,7 +118,7 @@ impl Fixture {
     /// files the WAL that produced (so that no measured backup pays for it).
     pub fn start(scale: u32, peers: Option<Peers>) -> Result<Self> {
         ensure!(
-            barman_e2e::is_root()?,
+            barman_testkit::is_root()?,
             "run the benchmark as root: PostgreSQL and barman run as the `{SERVER_OS_USER}` OS user"
         );
         ensure!(scale > 0, "--scale must be at least 1");
@@ -127,31 +126,31 @@ impl Fixture {
             Path::new(TIME).exists(),
             "{TIME} is missing (apt-get install -y time): it measures the peak RSS"
         );
-        let ids = barman_e2e::user_ids(SERVER_OS_USER).with_context(|| {
+        let ids = barman_testkit::user_ids(SERVER_OS_USER).with_context(|| {
             format!("the `{SERVER_OS_USER}` OS user (apt-get install -y postgresql-15)")
         })?;
         let pg_home = crate::wal_archive::fixture::home_of(SERVER_OS_USER)?;
-        let barman = barman_e2e::barman_bin("barman")
+        let barman = barman_testkit::barman_bin("barman")
             .context("the barman binary (cargo build --release -p barman-cli --bins)")?;
 
         let scratch = tempfile::Builder::new()
             .prefix("barman-bench-backup-")
             .tempdir_in("/tmp")
             .context("create a temporary directory in /tmp")?;
-        barman_e2e::chmod(scratch.path(), 0o755)?;
+        barman_testkit::chmod(scratch.path(), 0o755)?;
         let bin = scratch.path().join("bin");
-        barman_e2e::stage_binary(&barman, &bin)?;
+        barman_testkit::stage_binary(&barman, &bin)?;
         for dir in ["barman", "out", "ref", "client"] {
             let path = scratch.path().join(dir);
             fs::create_dir(&path).with_context(|| format!("create {}", path.display()))?;
-            barman_e2e::chown_to(&path, SERVER_OS_USER)?;
-            barman_e2e::chmod(&path, 0o700)?;
+            barman_testkit::chown_to(&path, SERVER_OS_USER)?;
+            barman_testkit::chmod(&path, 0o700)?;
         }
         let barman_dir = scratch.path().join("barman");
         let home = barman_dir.join("home");
         fs::create_dir(&home).with_context(|| format!("create {}", home.display()))?;
-        barman_e2e::chown_to(&home, SERVER_OS_USER)?;
-        barman_e2e::chmod(&home, 0o700)?;
+        barman_testkit::chown_to(&home, SERVER_OS_USER)?;
+        barman_testkit::chmod(&home, 0o700)?;
 
         let sshd = Sshd::builder()
             .user(SERVER_OS_USER)
@@ -160,8 +159,8 @@ impl Fixture {
             .context("start a loopback sshd (apt-get install -y openssh-server)")?;
         let key = scratch.path().join("client").join("id_ed25519");
         fs::copy(sshd.client_key(), &key).context("copy the ssh client key")?;
-        barman_e2e::chown_to(&key, SERVER_OS_USER)?;
-        barman_e2e::chmod(&key, 0o600)?;
+        barman_testkit::chown_to(&key, SERVER_OS_USER)?;
+        barman_testkit::chmod(&key, 0o600)?;
 
         let local_conf = barman_dir.join(Conf::Local.file_name());
         let mut archive_command = format!(
@@ -206,10 +205,11 @@ impl Fixture {
             let world = PeerWorld { peers, pgbr, bpy };
             let mut cmd = fixture.as_postgres(crate::peers::PGBACKREST);
             cmd.args(world.pgbr.args(&["stanza-create"]));
-            barman_e2e::run(&mut cmd).context("pgbackrest stanza-create")?;
+            barman_testkit::run(&mut cmd).context("pgbackrest stanza-create")?;
             let mut cmd = fixture.as_postgres(world.peers.barman());
             cmd.arg("-c").arg(world.bpy.conf(PyConf::Local)).arg("cron");
-            barman_e2e::run(&mut cmd).context("barman cron (Barman, creates its directories)")?;
+            barman_testkit::run(&mut cmd)
+                .context("barman cron (Barman, creates its directories)")?;
             fixture.peers = Some(world);
         }
 
@@ -258,8 +258,8 @@ impl Fixture {
             );
             let path = self.conf(conf);
             fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
-            barman_e2e::chown_to(&path, SERVER_OS_USER)?;
-            barman_e2e::chmod(&path, 0o600)?;
+            barman_testkit::chown_to(&path, SERVER_OS_USER)?;
+            barman_testkit::chmod(&path, 0o600)?;
         }
         Ok(())
     }
@@ -292,13 +292,13 @@ impl Fixture {
             std::thread::sleep(Duration::from_millis(500));
         }
         let mut cmd = self.barman(Conf::Local, &["archive-wal", SERVER]);
-        barman_e2e::run(&mut cmd).context("barman archive-wal")?;
+        barman_testkit::run(&mut cmd).context("barman archive-wal")?;
         if let Some(world) = &self.peers {
             let mut cmd = self.as_postgres(world.peers.barman());
             cmd.arg("-c")
                 .arg(world.bpy.conf(PyConf::Local))
                 .args(["archive-wal", STANZA]);
-            barman_e2e::run(&mut cmd).context("barman archive-wal (Barman)")?;
+            barman_testkit::run(&mut cmd).context("barman archive-wal (Barman)")?;
         }
         Ok(())
     }
@@ -364,31 +364,23 @@ impl Fixture {
 
     /// A command run as `postgres` with a clean environment and no stdin.
     pub fn as_postgres(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut cmd = Command::new(program);
-        cmd.uid(self.ids.0)
-            .gid(self.ids.1)
-            .env_clear()
-            .env("PATH", format!("{}:/usr/bin:/bin", self.bin().display()))
-            .env("HOME", &self.pg_home)
-            .env("USER", SERVER_OS_USER)
-            .env("LOGNAME", SERVER_OS_USER)
-            .env("LANG", "C.UTF-8")
-            .current_dir(&self.pg_home)
-            .stdin(Stdio::null());
+        let mut cmd =
+            barman_testkit::server_user_command(program, self.ids, &self.pg_home, &self.bin());
+        cmd.current_dir(&self.pg_home);
         cmd
     }
 
     /// `pgbench -n -t transactions -c clients postgres` against the cluster
     /// (as root over TCP, trust); returns its seconds.
     pub fn pgbench_run(&self, transactions: u32, clients: u32) -> Result<f64> {
-        let mut cmd = Command::new(Path::new(barman_e2e::DEFAULT_PG_BIN).join("pgbench"));
+        let mut cmd = Command::new(Path::new(barman_testkit::DEFAULT_PG_BIN).join("pgbench"));
         cmd.args(["-h", "127.0.0.1", "-p", &self.pg.port().to_string()])
             .args(["-U", "postgres", "-n"])
             .args(["-t", &transactions.to_string()])
             .args(["-c", &clients.to_string()])
             .args(["-j", &clients.clamp(1, 2).to_string(), "postgres"]);
         let t = Instant::now();
-        barman_e2e::run(&mut cmd).context("pgbench -n")?;
+        barman_testkit::run(&mut cmd).context("pgbench -n")?;
         Ok(t.elapsed().as_secs_f64())
     }
 

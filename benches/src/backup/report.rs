@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::{INCREMENTAL_CLIENTS, INCREMENTAL_TRANSACTIONS, Kind, Operation, Run, kib_mib, mb};
 use crate::machine::Machine;
+use crate::report;
 use crate::stats;
 
 /// A full local uncompressed backup should take at most this multiple of
@@ -110,17 +111,13 @@ struct Target {
 
 impl Target {
     fn verdict(&self) -> &'static str {
-        match self.pass {
-            Some(true) => "PASS",
-            Some(false) => "MISS",
-            None => "n/a",
-        }
+        report::verdict(self.pass)
     }
 }
 
 /// `x` with one decimal, or an en dash.
 fn opt1(x: Option<f64>) -> String {
-    x.map_or_else(|| "–".to_owned(), |v| format!("{v:.1}"))
+    report::cell(x, 1)
 }
 
 impl Report<'_> {
@@ -426,7 +423,7 @@ impl Report<'_> {
                 "incremental_pgbench": format!(
                     "pgbench -n -t {INCREMENTAL_TRANSACTIONS} -c {INCREMENTAL_CLIENTS}"
                 ),
-                "run_as": barman_e2e::SERVER_OS_USER,
+                "run_as": barman_testkit::SERVER_OS_USER,
             },
             "operations": operations,
             "versus_peers": crate::versus::json(&self.versus_rows(&summaries)),

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::{ACCOUNTS_PER_SCALE, Check, Kind, Operation, Options, Run, Source, peer_of};
 use crate::backup::{kib_mib, mb};
 use crate::machine::Machine;
+use crate::report;
 use crate::stats;
 
 /// A local recovery should take at most this multiple of `cp -a`'s time
@@ -83,7 +84,7 @@ struct Target {
 impl Target {
     /// PASS or MISS.
     fn verdict(&self) -> &'static str {
-        if self.pass { "PASS" } else { "MISS" }
+        report::verdict(Some(self.pass))
     }
 
     /// The target as a Markdown list item.
@@ -107,11 +108,6 @@ impl Target {
             "verdict": self.verdict(),
         })
     }
-}
-
-/// `x` with `digits` decimals, or an en dash.
-fn or_dash(x: Option<f64>, digits: usize) -> String {
-    x.map_or_else(|| "–".to_owned(), |v| format!("{v:.digits$}"))
 }
 
 impl Report<'_> {
@@ -258,15 +254,15 @@ impl Report<'_> {
                 format!("{:.2}", r.seconds),
                 format!("{:.0}", r.mb_per_s),
                 format!("{:.2}", r.ratio),
-                or_dash(r.rss_kib.map(kib_mib), 1),
+                report::cell(r.rss_kib.map(kib_mib), 1),
                 if r.sessions > 0 {
                     r.sessions.to_string()
                 } else {
                     "–".to_owned()
                 },
-                or_dash(r.agent_rss_kib.map(kib_mib), 1),
-                or_dash(r.cpu_s, 1),
-                or_dash(r.elapsed_s, 2),
+                report::cell(r.agent_rss_kib.map(kib_mib), 1),
+                report::cell(r.cpu_s, 1),
+                report::cell(r.elapsed_s, 2),
                 r.times.clone(),
             ];
             let _ = writeln!(md, "| {} | {} |", r.id, cells.join(" | "));
@@ -387,7 +383,7 @@ impl Report<'_> {
                 "backup_id": self.source.id,
                 "backup_data_bytes": self.source.bytes,
                 "backup_s": self.source.backup_s,
-                "run_as": barman_e2e::SERVER_OS_USER,
+                "run_as": barman_testkit::SERVER_OS_USER,
             },
             "operations": operations,
             "checks": self.checks.iter().map(|c| json!({

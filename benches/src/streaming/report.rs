@@ -10,6 +10,7 @@ use super::{Mode, Options, Results, Run, Streamer};
 use crate::backup::fixture::SERVER;
 use crate::backup::{kib_mib, mb};
 use crate::machine::Machine;
+use crate::report::{cell, verdict};
 use crate::stats;
 
 /// `backup_method = postgres` may take at most this multiple of
@@ -62,10 +63,6 @@ impl Median {
 
 /// A verdict line: (what, measured ratio, threshold text, pass, margin).
 type Verdict = (String, f64, String, bool, String);
-
-fn cell(x: Option<f64>, digits: usize) -> String {
-    x.map_or_else(|| "–".to_owned(), |v| format!("{v:.digits$}"))
-}
 
 fn times(runs: &[Run], f: fn(&Run) -> f64) -> String {
     runs.iter()
@@ -226,7 +223,7 @@ impl Report<'_> {
             let _ = writeln!(
                 md,
                 "- **{}** {name}: {ratio:.2}× ({margin}) (target {threshold})",
-                if pass { "PASS" } else { "MISS" }
+                verdict(Some(pass))
             );
         }
         let _ = writeln!(
@@ -300,7 +297,7 @@ impl Report<'_> {
                 "runs": self.options.runs,
                 "wal_mb_per_load": self.options.wal_mb,
                 "pgdata_bytes": self.results.pgdata_bytes,
-                "run_as": barman_e2e::SERVER_OS_USER,
+                "run_as": barman_testkit::SERVER_OS_USER,
             },
             "backup": {
                 "pg_basebackup": {
@@ -320,7 +317,7 @@ impl Report<'_> {
                 "value": ratio,
                 "threshold": threshold,
                 "margin": margin,
-                "verdict": if pass { "PASS" } else { "MISS" },
+                "verdict": verdict(Some(pass)),
             })).collect::<Vec<_>>(),
         })
     }

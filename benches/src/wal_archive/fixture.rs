@@ -7,12 +7,11 @@
 //! drop; the cluster and sshd are stopped by pid (see `barman-e2e`).
 
 use std::fs;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, Result, bail, ensure};
-use barman_e2e::{BarmanHome, PgCluster, SERVER_OS_USER, Sshd};
+use barman_testkit::{BarmanHome, PgCluster, SERVER_OS_USER, Sshd};
 use barman_wal::{SegmentName, WalSegmentSize};
 use tempfile::TempDir;
 
@@ -82,17 +81,17 @@ impl Fixture {
         peers: Option<(Peers, String)>,
     ) -> Result<Self> {
         ensure!(
-            barman_e2e::is_root()?,
+            barman_testkit::is_root()?,
             "run the benchmark as root: PostgreSQL and the archive commands run as the `{SERVER_OS_USER}` OS user"
         );
         ensure!(count > 0, "--segments must be at least 1");
-        let ids = barman_e2e::user_ids(SERVER_OS_USER).with_context(|| {
+        let ids = barman_testkit::user_ids(SERVER_OS_USER).with_context(|| {
             format!("the `{SERVER_OS_USER}` OS user (apt-get install -y postgresql-15)")
         })?;
         let pg_home = home_of(SERVER_OS_USER)?;
         let binaries: Vec<PathBuf> = ["barman", "barman-wal-archive"]
             .iter()
-            .map(|b| barman_e2e::barman_bin(b))
+            .map(|b| barman_testkit::barman_bin(b))
             .collect::<Result<_, _>>()
             .context("the barman binaries (cargo build --release -p barman-cli --bins)")?;
 
@@ -100,7 +99,7 @@ impl Fixture {
             .prefix("barman-bench-wal-")
             .tempdir_in("/tmp")
             .context("create a temporary directory in /tmp")?;
-        barman_e2e::chmod(scratch.path(), 0o755)?;
+        barman_testkit::chmod(scratch.path(), 0o755)?;
 
         let pg = PgCluster::builder()
             .conf("wal_keep_size = '64GB'")
@@ -112,7 +111,7 @@ impl Fixture {
 
         let bin = scratch.path().join("bin");
         for b in &binaries {
-            barman_e2e::stage_binary(b, &bin)?;
+            barman_testkit::stage_binary(b, &bin)?;
         }
         let sshd = Sshd::builder()
             .user(SERVER_OS_USER)
@@ -173,8 +172,8 @@ impl Fixture {
                 let py_home = py_dir.join("home");
                 for d in [&py_dir, &py_home] {
                     fs::create_dir_all(d)?;
-                    barman_e2e::chown_to(d, SERVER_OS_USER)?;
-                    barman_e2e::chmod(d, 0o700)?;
+                    barman_testkit::chown_to(d, SERVER_OS_USER)?;
+                    barman_testkit::chmod(d, 0o700)?;
                 }
                 let conf = py_dir.join("barman.conf");
                 fs::write(
@@ -187,8 +186,8 @@ impl Fixture {
                         py_servers.replace("{conninfo}", &pg.conninfo())
                     ),
                 )?;
-                barman_e2e::chown_to(&conf, SERVER_OS_USER)?;
-                barman_e2e::chmod(&conf, 0o600)?;
+                barman_testkit::chown_to(&conf, SERVER_OS_USER)?;
+                barman_testkit::chmod(&conf, 0o600)?;
                 Some(WalPeers {
                     peers,
                     pgbr,
@@ -214,8 +213,8 @@ impl Fixture {
         chown
             .args(["-R", &format!("{SERVER_OS_USER}:")])
             .arg(&pgdata);
-        barman_e2e::run(&mut chown)?;
-        barman_e2e::chmod(&pgdata, 0o700)?;
+        barman_testkit::run(&mut chown)?;
+        barman_testkit::chmod(&pgdata, 0o700)?;
         fixture.free_cluster_wal()?;
         Ok(fixture)
     }
@@ -270,8 +269,8 @@ impl Fixture {
         let dir = self.scratch.path().join(name);
         remove_dir(&dir)?;
         fs::create_dir(&dir).with_context(|| format!("create {}", dir.display()))?;
-        barman_e2e::chown_to(&dir, SERVER_OS_USER)?;
-        barman_e2e::chmod(&dir, 0o700)?;
+        barman_testkit::chown_to(&dir, SERVER_OS_USER)?;
+        barman_testkit::chmod(&dir, 0o700)?;
         Ok(dir)
     }
 
@@ -291,7 +290,7 @@ impl Fixture {
                 fs::rename(&done, &ready).with_context(|| format!("rename {}", done.display()))?;
             } else if !ready.exists() {
                 fs::write(&ready, "").with_context(|| format!("create {}", ready.display()))?;
-                barman_e2e::chown_to(&ready, SERVER_OS_USER)?;
+                barman_testkit::chown_to(&ready, SERVER_OS_USER)?;
             }
         }
         Ok(())
@@ -325,17 +324,7 @@ impl Fixture {
 
     /// A command run as `postgres` with a clean environment and no stdin.
     pub fn as_postgres(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut cmd = Command::new(program);
-        cmd.uid(self.ids.0)
-            .gid(self.ids.1)
-            .env_clear()
-            .env("PATH", format!("{}:/usr/bin:/bin", self.bin().display()))
-            .env("HOME", &self.pg_home)
-            .env("USER", SERVER_OS_USER)
-            .env("LOGNAME", SERVER_OS_USER)
-            .env("LANG", "C.UTF-8")
-            .stdin(Stdio::null());
-        cmd
+        barman_testkit::server_user_command(program, self.ids, &self.pg_home, &self.bin())
     }
 
     /// Lets the cluster drop the WAL it kept for us (the copies are made):
@@ -417,13 +406,13 @@ fn write_ssh_wrappers(scratch: &Path, sshd: &Sshd) -> Result<()> {
     let control = client.join("cm");
     fs::create_dir_all(&control)?;
     for dir in [&client, &control] {
-        barman_e2e::chown_to(dir, SERVER_OS_USER)?;
-        barman_e2e::chmod(dir, 0o700)?;
+        barman_testkit::chown_to(dir, SERVER_OS_USER)?;
+        barman_testkit::chmod(dir, 0o700)?;
     }
     let key = client.join("id_ed25519");
     fs::copy(sshd.client_key(), &key).context("copy the ssh client key")?;
-    barman_e2e::chown_to(&key, SERVER_OS_USER)?;
-    barman_e2e::chmod(&key, 0o600)?;
+    barman_testkit::chown_to(&key, SERVER_OS_USER)?;
+    barman_testkit::chmod(&key, 0o600)?;
     let common = format!(
         "-i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes \
          -o IdentitiesOnly=yes -o LogLevel=ERROR",
@@ -436,14 +425,14 @@ fn write_ssh_wrappers(scratch: &Path, sshd: &Sshd) -> Result<()> {
     for (dir, options) in [("bin", common), ("bin-mux", mux)] {
         let dir = scratch.join(dir);
         fs::create_dir_all(&dir)?;
-        barman_e2e::chmod(&dir, 0o755)?;
+        barman_testkit::chmod(&dir, 0o755)?;
         let wrapper = dir.join("ssh");
         fs::write(
             &wrapper,
             format!("#!/bin/sh\nexec /usr/bin/ssh {options} \"$@\"\n"),
         )
         .with_context(|| format!("write {}", wrapper.display()))?;
-        barman_e2e::chmod(&wrapper, 0o755)?;
+        barman_testkit::chmod(&wrapper, 0o755)?;
     }
     Ok(())
 }
@@ -453,11 +442,11 @@ fn write_ssh_wrappers(scratch: &Path, sshd: &Sshd) -> Result<()> {
 fn write_py_ssh_wrapper(scratch: &Path, sshd: &Sshd) -> Result<()> {
     let key = scratch.join("client").join("id_ed25519_py");
     fs::copy(sshd.client_key(), &key).context("copy the ssh client key")?;
-    barman_e2e::chown_to(&key, SERVER_OS_USER)?;
-    barman_e2e::chmod(&key, 0o600)?;
+    barman_testkit::chown_to(&key, SERVER_OS_USER)?;
+    barman_testkit::chmod(&key, 0o600)?;
     let dir = scratch.join("bin-py");
     fs::create_dir_all(&dir)?;
-    barman_e2e::chmod(&dir, 0o755)?;
+    barman_testkit::chmod(&dir, 0o755)?;
     let wrapper = dir.join("ssh");
     fs::write(
         &wrapper,
@@ -469,7 +458,7 @@ fn write_py_ssh_wrapper(scratch: &Path, sshd: &Sshd) -> Result<()> {
         ),
     )
     .with_context(|| format!("write {}", wrapper.display()))?;
-    barman_e2e::chmod(&wrapper, 0o755)?;
+    barman_testkit::chmod(&wrapper, 0o755)?;
     Ok(())
 }
 

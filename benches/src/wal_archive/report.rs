@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::{Kind, RUN_AS, Run, Variant, count_f64};
 use crate::machine::Machine;
+use crate::report::verdict;
 use crate::stats;
 
 /// Everything the report is made of.
@@ -182,7 +183,7 @@ impl Report<'_> {
             let _ = writeln!(
                 md,
                 "- **{}** {name}: {value:.1} ms (target ≤ {threshold:.0} ms{})",
-                if pass { "PASS" } else { "MISS" },
+                verdict(Some(pass)),
                 if pass {
                     String::new()
                 } else {
@@ -359,7 +360,7 @@ impl Report<'_> {
                 "target": name,
                 "value_ms": value,
                 "threshold_ms": threshold,
-                "verdict": if *pass { "PASS" } else { "MISS" },
+                "verdict": verdict(Some(*pass)),
             })).collect::<Vec<_>>(),
         })
     }

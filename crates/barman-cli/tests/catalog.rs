@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use barman_core::catalog::{BackupInfo, BackupStatus, Identity};
+use barman_testkit::catalog;
 use jiff::{Timestamp, ToSpan as _, tz::TimeZone};
 
 const DAY: i64 = 86_400;
@@ -99,35 +100,14 @@ impl Catalog {
     }
 
     fn backup_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = fs::read_dir(self.srv().join("meta"))
-            .unwrap()
-            .filter_map(|e| {
-                e.unwrap()
-                    .file_name()
-                    .to_str()
-                    .and_then(|n| n.strip_suffix("-backup.info"))
-                    .map(str::to_owned)
-            })
-            .collect();
-        ids.sort();
-        ids
+        catalog::backup_ids(&self.srv().join("meta")).unwrap()
     }
 
     /// xlog.db names, and the files present in wals/<hash>/.
     fn wal_state(&self) -> (Vec<String>, Vec<String>) {
-        let xlog: Vec<String> = fs::read_to_string(self.srv().join("wals/pg-xlog.db"))
-            .unwrap()
-            .lines()
-            .map(|l| l.split('\t').next().unwrap().to_owned())
-            .collect();
-        let hash = self.srv().join("wals/0000000100000000");
-        let mut files: Vec<String> = match fs::read_dir(&hash) {
-            Ok(rd) => rd
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        files.sort();
+        let xlog =
+            catalog::xlog_names(&fs::read_to_string(self.srv().join("wals/pg-xlog.db")).unwrap());
+        let files = catalog::names_in(&self.srv().join("wals/0000000100000000"));
         (xlog, files)
     }
 

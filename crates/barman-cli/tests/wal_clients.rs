@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+use barman_testkit::catalog::names_in;
 use barman_wal::{Compression, CompressionLevel};
 use md5::Md5;
 use sha2::{Digest, Sha256};
@@ -252,17 +253,6 @@ fn decompress(data: &[u8]) -> Vec<u8> {
 
 fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .map(|rd| {
-            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 // ---------------------------------------------------------------- archive
@@ -601,7 +591,7 @@ fn archive_parallel_pushes_ahead_and_skips_later_calls() {
     );
     let cache = w.path("cache");
     assert_eq!(fs::metadata(&cache).unwrap().mode() & 0o777, 0o700);
-    assert_eq!(files_in(&cache), [SEG2, SEG3, SEG4, SEG5]);
+    assert_eq!(names_in(&cache), [SEG2, SEG3, SEG4, SEG5]);
     for marker in [SEG2, SEG3, SEG4, SEG5] {
         assert_eq!(
             fs::metadata(cache.join(marker)).unwrap().mode() & 0o777,
@@ -617,7 +607,7 @@ fn archive_parallel_pushes_ahead_and_skips_later_calls() {
         .assert()
         .success();
     assert!(w.calls().is_empty(), "SEG2 was pushed again");
-    assert_eq!(files_in(&cache), [SEG3, SEG4, SEG5]);
+    assert_eq!(names_in(&cache), [SEG3, SEG4, SEG5]);
 
     // SEG3 changed since it was pushed ahead: pushed again, alone (SEG4 and
     // SEG5 are still in the cache unchanged).
@@ -640,7 +630,7 @@ fn archive_parallel_pushes_ahead_and_skips_later_calls() {
     assert_eq!(members.len(), 2, "SEG3 and its checksum member");
     assert_eq!(members[0].name, SEG3);
     assert!(members[0].data == changed);
-    assert_eq!(files_in(&cache), [SEG4, SEG5]);
+    assert_eq!(names_in(&cache), [SEG4, SEG5]);
 }
 
 #[test]
@@ -664,7 +654,7 @@ fn archive_parallel_failed_extra_leaves_no_marker() {
         stderr_of(&out)
     );
     assert_eq!(w.calls().len(), 3);
-    assert_eq!(files_in(&w.path("cache")), [SEG3]);
+    assert_eq!(names_in(&w.path("cache")), [SEG3]);
 
     // PostgreSQL asks for SEG2: it is pushed (SEG3 is not, it has a marker).
     w.clear_calls();
@@ -691,7 +681,7 @@ fn archive_parallel_main_failure_is_reported() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     // The extra went through and is remembered.
-    assert_eq!(files_in(&w.path("cache")), [SEG2]);
+    assert_eq!(names_in(&w.path("cache")), [SEG2]);
 }
 
 #[test]
@@ -770,7 +760,7 @@ fn restore_fetches_into_wal_dest() {
         ]
     );
     assert_eq!(
-        files_in(&w.path("pg_wal")),
+        names_in(&w.path("pg_wal")),
         ["RECOVERYXLOG", "archive_status"]
     );
 }
@@ -841,7 +831,7 @@ fn restore_not_found_exits_1_and_leaves_nothing() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr_of(&out).contains("ERROR: "));
-    assert_eq!(files_in(&w.path("pg_wal")), ["archive_status"]);
+    assert_eq!(names_in(&w.path("pg_wal")), ["archive_status"]);
 }
 
 #[test]
@@ -859,7 +849,7 @@ fn restore_failure_after_partial_output_leaves_nothing() {
             .unwrap();
         assert_eq!(out.status.code(), Some(expected), "ssh exit {ssh_exit}");
         assert_eq!(
-            files_in(&w.path("pg_wal")),
+            names_in(&w.path("pg_wal")),
             ["archive_status"],
             "ssh exit {ssh_exit}"
         );
@@ -880,7 +870,7 @@ fn restore_corrupt_compressed_data_is_a_local_error() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(files_in(&w.path("pg_wal")), ["archive_status"]);
+    assert_eq!(names_in(&w.path("pg_wal")), ["archive_status"]);
 }
 
 #[test]
@@ -976,10 +966,10 @@ fn restore_delivers_a_spooled_file_without_ssh() {
         .assert()
         .success();
     assert_eq!(fs::read(&dest).unwrap(), b"prefetched");
-    assert!(files_in(&spool).is_empty());
+    assert!(names_in(&spool).is_empty());
     assert!(w.calls().is_empty());
     assert_eq!(
-        files_in(&w.path("pg_wal")),
+        names_in(&w.path("pg_wal")),
         ["RECOVERYXLOG", "archive_status"]
     );
 }
@@ -1006,10 +996,10 @@ fn restore_moves_a_spooled_file_across_file_systems() {
         .assert()
         .success();
     assert!(fs::read(&dest).unwrap() == content);
-    assert!(files_in(&spool).is_empty());
+    assert!(names_in(&spool).is_empty());
     assert!(w.calls().is_empty());
     assert_eq!(
-        files_in(&w.path("pg_wal")),
+        names_in(&w.path("pg_wal")),
         ["RECOVERYXLOG", "archive_status"]
     );
 }
@@ -1051,7 +1041,7 @@ fn restore_parallel_prefetches_into_the_spool() {
         .success();
     assert!(fs::read(&dest).unwrap() == contents[0]);
     let spool = w.path("spool");
-    assert_eq!(files_in(&spool), [SEG2, SEG3]);
+    assert_eq!(names_in(&spool), [SEG2, SEG3]);
     assert!(fs::read(spool.join(SEG2)).unwrap() == contents[1]);
     assert!(fs::read(spool.join(SEG3)).unwrap() == contents[2]);
     assert_eq!(fs::metadata(&spool).unwrap().mode() & 0o777, 0o700);
@@ -1076,7 +1066,7 @@ fn restore_parallel_prefetches_into_the_spool() {
         .success();
     assert!(fs::read(&dest).unwrap() == contents[1]);
     assert!(w.calls().is_empty());
-    assert_eq!(files_in(&spool), [SEG3]);
+    assert_eq!(names_in(&spool), [SEG3]);
 }
 
 #[test]
@@ -1094,7 +1084,7 @@ fn restore_parallel_failed_prefetch_leaves_nothing_in_the_spool() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert_eq!(fs::read(&dest).unwrap(), b"one");
-    assert!(files_in(&w.path("spool")).is_empty());
+    assert!(names_in(&w.path("spool")).is_empty());
 }
 
 #[test]
@@ -1111,7 +1101,7 @@ fn restore_parallel_peek_not_listing_the_wal_exits_1() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr_of(&out).contains("not available"));
-    assert_eq!(files_in(&w.path("pg_wal")), ["archive_status"]);
+    assert_eq!(names_in(&w.path("pg_wal")), ["archive_status"]);
     assert_eq!(w.calls().len(), 1, "only the peek ran");
 }
 

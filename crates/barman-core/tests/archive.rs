@@ -9,13 +9,13 @@
 use std::fs;
 use std::io::{Cursor, Read};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 
 use barman_core::archive::{
     self, ErrorKind, NoObserver, Outcome, PutWalOptions, Received, WalExpectations,
 };
 use barman_core::catalog::XlogDb;
 use barman_core::clock::FixedClock;
+use barman_testkit::catalog::names_in;
 use barman_wal::{Codec, Compression, CompressionLevel, WalFileName};
 use sha2::{Digest, Sha256};
 
@@ -34,17 +34,6 @@ fn plain(env: &Env, name: &str, codec: Option<&Codec>) -> Vec<u8> {
         .unwrap();
     let mut v = Vec::new();
     archive::write_wal(&loc, false, codec, &mut v).unwrap();
-    v
-}
-
-fn dir_names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .map(|r| {
-            r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
     v
 }
 
@@ -122,7 +111,7 @@ fn archives_every_codec_byte_identical() {
                 .join("00000002.history")
                 .is_file()
         );
-        assert!(dir_names(env.layout.incoming_directory()).is_empty());
+        assert!(names_in(env.layout.incoming_directory()).is_empty());
         // Modes: archived files 0600.
         let m = fs::metadata(
             env.layout
@@ -194,11 +183,11 @@ fn rejects_truncated_foreign_junk_and_duplicates() {
     );
     assert_eq!(xlog(&env), [name(1)]);
     assert_eq!(
-        dir_names(&env.layout.wals_directory().join("0000000100000000")),
+        names_in(&env.layout.wals_directory().join("0000000100000000")),
         [name(1)]
     );
     // Everything rejected is kept in errors/, with Barman's names.
-    let errors = dir_names(env.layout.errors_directory());
+    let errors = names_in(env.layout.errors_directory());
     assert_eq!(errors.len(), 6);
     assert!(
         errors.contains(&format!("{}.20261127T100000Z.duplicate", name(1))),
@@ -216,7 +205,7 @@ fn rejects_truncated_foreign_junk_and_duplicates() {
     );
     // Only the .tmp file is left in incoming.
     assert_eq!(
-        dir_names(env.layout.incoming_directory()),
+        names_in(env.layout.incoming_directory()),
         [format!("{}.tmp", name(4))]
     );
 }
@@ -269,8 +258,8 @@ fn rerun_after_interruptions_completes_xlogdb_and_cleans_temps() {
     );
     assert!(matches!(r.processed[1].outcome, Outcome::Archived(_)));
     assert_eq!(xlog(&env), [name(0), name(1), name(2)]);
-    assert_eq!(dir_names(&hash), [name(0), name(1), name(2)]);
-    assert!(dir_names(env.layout.incoming_directory()).is_empty());
+    assert_eq!(names_in(&hash), [name(0), name(1), name(2)]);
+    assert!(names_in(env.layout.incoming_directory()).is_empty());
 }
 
 #[test]
@@ -310,7 +299,7 @@ fn streaming_directory_follows_the_partial_rules() {
     .unwrap();
     archive::archive_wal(&env.layout, &opts, &clock(), &mut NoObserver).unwrap();
     assert_eq!(xlog(&env), [name(1), name(2)]);
-    assert_eq!(dir_names(s), [format!("{}.partial", name(3))]);
+    assert_eq!(names_in(s), [format!("{}.partial", name(3))]);
 }
 
 #[test]
@@ -507,9 +496,9 @@ fn put_wal_refuses_bad_streams_and_leaves_nothing() {
             .to_string();
         assert!(err.contains(expect), "expected `{expect}` in: {err}");
         assert!(
-            dir_names(env.layout.incoming_directory()).is_empty(),
+            names_in(env.layout.incoming_directory()).is_empty(),
             "{expect}: incoming not empty: {:?}",
-            dir_names(env.layout.incoming_directory())
+            names_in(env.layout.incoming_directory())
         );
     }
 }

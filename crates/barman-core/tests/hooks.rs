@@ -4,9 +4,7 @@
 //! and its WAL deletions, their order, their `BARMAN_*` values, retries,
 //! 63 stopping each operation where Barman stops it, and interruption.
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,24 +22,11 @@ use barman_wal::{Codec, Compression, CompressionLevel};
 
 mod support;
 
+use barman_testkit::hooks::{HookRun as Run, heads, log_script, take_runs, write_script};
+
 use support::{SEG, SYSID, env, name, options, put, segment, xlog};
 
 const CONF_PATH: &str = "/etc/barman-test.conf";
-
-/// One run of a hook: `phase hook retry` and its `BARMAN_*` variables.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Run {
-    head: String,
-    vars: BTreeMap<String, String>,
-}
-
-impl Run {
-    fn var(&self, name: &str) -> &str {
-        self.vars
-            .get(name)
-            .unwrap_or_else(|| panic!("{name} not set in {self:?}"))
-    }
-}
 
 /// A directory holding the hook scripts (`log.sh` on `path_prefix`,
 /// `flaky.sh`) and the log they append to.
@@ -57,19 +42,13 @@ impl Scripts {
         let log = dir.path().join("hooks.log");
         // One line per run: the head, then every BARMAN_ variable (sorted),
         // separated by `|`.
-        write_script(
-            &bin.join("log.sh"),
-            &format!(
-                "#!/bin/sh\n{{ printf '%s %s %s' \"$BARMAN_PHASE\" \"$BARMAN_HOOK\" \"$BARMAN_RETRY\"; \
-                 env | grep '^BARMAN_' | sort | while IFS= read -r v; do printf '|%s' \"$v\"; done; echo; }} >> {}\n",
-                log.display()
-            ),
-        );
+        write_script(&bin.join("log.sh"), &log_script(&log)).unwrap();
         // flaky.sh COUNTER N: fails the first N times, then succeeds.
         write_script(
             &bin.join("flaky.sh"),
             "#!/bin/sh\nn=$(cat \"$1\" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > \"$1\"; [ $n -gt \"$2\" ]\n",
-        );
+        )
+        .unwrap();
         Self { dir }
     }
 
@@ -83,32 +62,8 @@ impl Scripts {
 
     /// The runs logged so far, and the log emptied.
     fn take(&self) -> Vec<Run> {
-        let path = self.dir.path().join("hooks.log");
-        let text = fs::read_to_string(&path).unwrap_or_default();
-        let _ = fs::remove_file(&path);
-        text.lines()
-            .map(|line| {
-                let mut parts = line.split('|');
-                let head = parts.next().unwrap().to_owned();
-                let vars = parts
-                    .map(|kv| {
-                        let (k, v) = kv.split_once('=').unwrap();
-                        (k.trim_start_matches("BARMAN_").to_owned(), v.to_owned())
-                    })
-                    .collect();
-                Run { head, vars }
-            })
-            .collect()
+        take_runs(&self.dir.path().join("hooks.log"))
     }
-}
-
-fn write_script(path: &Path, text: &str) {
-    fs::write(path, text).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-fn heads(runs: &[Run]) -> Vec<&str> {
-    runs.iter().map(|r| r.head.as_str()).collect()
 }
 
 /// Pauses of 10 ms instead of 3 s, 20 ms instead of 60 s.

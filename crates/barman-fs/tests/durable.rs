@@ -11,14 +11,10 @@ use barman_fs::{
     NoReplace, TempFile, TempPath, create_dir_secure, create_new, is_temp_name, remove_stale_temps,
     write_atomic, write_atomic_with,
 };
+use barman_testkit::catalog::read_names;
 
 fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    v.sort();
-    v
+    read_names(dir).unwrap()
 }
 
 fn mode(path: &Path) -> u32 {

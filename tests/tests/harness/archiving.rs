@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use barman_e2e::{
+use barman_testkit::catalog::names_in;
+use barman_testkit::{
     BarmanHome, DataDirServer, PgCluster, SERVER_OS_USER, Sshd, barman_bin, chown_to, is_root, run,
     stage_binary,
 };
@@ -42,7 +43,7 @@ impl ClientSide {
             .prefix("barman-e2e-client-")
             .tempdir_in("/tmp")
             .unwrap();
-        barman_e2e::chmod(dir.path(), 0o755).unwrap();
+        barman_testkit::chmod(dir.path(), 0o755).unwrap();
         for b in ["barman-wal-archive", "barman-wal-restore", "barman"] {
             stage_binary(
                 &barman_bin(b).expect("build the barman binaries"),
@@ -53,7 +54,7 @@ impl ClientSide {
         let key = dir.path().join("id_ed25519");
         fs::copy(sshd.client_key(), &key).unwrap();
         chown_to(&key, SERVER_OS_USER).unwrap();
-        barman_e2e::chmod(&key, 0o600).unwrap();
+        barman_testkit::chmod(&key, 0o600).unwrap();
         // One multiplexed connection for all the sessions (as a busy
         // archive host would configure it): every barman-wal-archive call
         // still runs its own `barman put-wal` through sshd, without paying
@@ -61,7 +62,7 @@ impl ClientSide {
         let sockets = dir.path().join("cm");
         fs::create_dir(&sockets).unwrap();
         chown_to(&sockets, SERVER_OS_USER).unwrap();
-        barman_e2e::chmod(&sockets, 0o700).unwrap();
+        barman_testkit::chmod(&sockets, 0o700).unwrap();
         let wrapper = dir.path().join("ssh");
         fs::write(
             &wrapper,
@@ -75,7 +76,7 @@ impl ClientSide {
             ),
         )
         .unwrap();
-        barman_e2e::chmod(&wrapper, 0o755).unwrap();
+        barman_testkit::chmod(&wrapper, 0o755).unwrap();
         Self { dir }
     }
 
@@ -219,7 +220,7 @@ fn archive_command_through_ssh_keeps_every_segment_for_every_codec_and_feeds_a_s
     let script_path = client.private_dir().join("archive.sh");
     fs::write(&script_path, script).unwrap();
     chown_to(&script_path, SERVER_OS_USER).unwrap();
-    barman_e2e::chmod(&script_path, 0o755).unwrap();
+    barman_testkit::chmod(&script_path, 0o755).unwrap();
     let archive_command = format!("{} %p", script_path.display());
     let pg = PgCluster::builder()
         .archive_command(archive_command)
@@ -478,7 +479,7 @@ impl LocalSetup {
             .prefix("barman-e2e-bin-")
             .tempdir_in("/tmp")
             .unwrap();
-        barman_e2e::chmod(bin.path(), 0o755).unwrap();
+        barman_testkit::chmod(bin.path(), 0o755).unwrap();
         stage_binary(&barman_bin("barman").expect("build barman"), bin.path()).unwrap();
         let home = BarmanHome::new("", Some(SERVER_OS_USER)).unwrap();
         Self { bin, home }
@@ -508,7 +509,7 @@ impl LocalSetup {
     /// `barman -c CONF args` run as `postgres` (the pid is barman's own).
     pub(crate) fn command(&self, args: &[&str]) -> Command {
         use std::os::unix::process::CommandExt as _;
-        let (uid, gid) = barman_e2e::user_ids(SERVER_OS_USER).unwrap();
+        let (uid, gid) = barman_testkit::user_ids(SERVER_OS_USER).unwrap();
         let mut cmd = Command::new(self.barman());
         cmd.arg("-c").arg(self.home.conf()).args(args);
         cmd.uid(uid).gid(gid).current_dir("/tmp");
@@ -535,17 +536,6 @@ impl LocalSetup {
     pub(crate) fn dir(&self, sub: &str) -> PathBuf {
         self.home.server_dir("pg").join(sub)
     }
-}
-
-pub(crate) fn names_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .map(|r| {
-            r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 fn archiver_failures(pg: &PgCluster) -> u64 {
@@ -627,7 +617,7 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_is_lost() {
     chown_to(&incoming, SERVER_OS_USER).unwrap();
 
     // --- A full disk: a 4 MiB tmpfs cannot take a 16 MiB segment. ---
-    let (uid, gid) = barman_e2e::user_ids(SERVER_OS_USER).unwrap();
+    let (uid, gid) = barman_testkit::user_ids(SERVER_OS_USER).unwrap();
     let mounted = Command::new("mount")
         .args([
             "-t",
@@ -670,7 +660,7 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_is_lost() {
     drop(mount);
 
     // --- A read-only incoming directory. ---
-    barman_e2e::chmod(&incoming, 0o500).unwrap();
+    barman_testkit::chmod(&incoming, 0o500).unwrap();
     let before = archiver_failures(&pg);
     pg.psql("SELECT pg_switch_wal()").unwrap();
     wait_failures(&pg, before);
@@ -684,7 +674,7 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_is_lost() {
             .unwrap()
             .contains("Permission denied")
     );
-    barman_e2e::chmod(&incoming, 0o700).unwrap();
+    barman_testkit::chmod(&incoming, 0o700).unwrap();
     pg.psql("INSERT INTO t SELECT g FROM generate_series(1, 1000) g")
         .unwrap();
     let seg = pg.switch_wal().unwrap();
@@ -700,11 +690,11 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_is_lost() {
     assert!(setup.dir("wals/0000000100000000").join(&full_seg).is_file());
 
     let scratch = tempfile::tempdir().unwrap();
-    barman_e2e::chmod(scratch.path(), 0o755).unwrap();
+    barman_testkit::chmod(scratch.path(), 0o755).unwrap();
     let scratch_file = |name: &str, bytes: &[u8]| {
         let p = scratch.path().join(name);
         fs::write(&p, bytes).unwrap();
-        barman_e2e::chmod(&p, 0o644).unwrap();
+        barman_testkit::chmod(&p, 0o644).unwrap();
         p
     };
     let original = fs::read(pg.wal_dir().join(&full_seg)).unwrap();

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use barman_e2e::{DataDirServer, PgCluster, PgClusterBuilder, SERVER_OS_USER, Sshd, run};
+use barman_testkit::catalog::backup_ids;
+use barman_testkit::{DataDirServer, PgCluster, PgClusterBuilder, SERVER_OS_USER, Sshd, run};
 use serde_json::Value;
 
 use crate::archiving::{ClientSide, LocalSetup, ok};
@@ -171,9 +172,9 @@ impl Bench {
             .prefix("barman-e2e-restore-")
             .tempdir_in("/tmp")
             .unwrap();
-        barman_e2e::chmod(dest.path(), 0o755).unwrap();
+        barman_testkit::chmod(dest.path(), 0o755).unwrap();
         // The server writes its log and socket next to its data directory.
-        barman_e2e::chown_to(dest.path(), SERVER_OS_USER).unwrap();
+        barman_testkit::chown_to(dest.path(), SERVER_OS_USER).unwrap();
         let src = self.backup_dir(id);
         let data = dest.path().join("data");
         run(Command::new("cp")
@@ -685,17 +686,7 @@ fn manifest_line(dir: &Path, rel: &str) -> String {
 }
 
 pub(crate) fn newest(bench: &Bench) -> String {
-    let mut ids: Vec<String> = fs::read_dir(bench.setup.dir("meta"))
-        .unwrap()
-        .filter_map(|e| {
-            e.ok()?
-                .file_name()
-                .to_str()?
-                .strip_suffix("-backup.info")
-                .map(str::to_owned)
-        })
-        .collect();
-    ids.sort();
+    let mut ids = backup_ids(&bench.setup.dir("meta")).unwrap();
     ids.pop().expect("a backup")
 }
 

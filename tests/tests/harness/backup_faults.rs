@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use barman_e2e::{SERVER_OS_USER, Sshd, chown_to, free_port, run};
+use barman_testkit::{SERVER_OS_USER, Sshd, chown_to, free_port, run};
 use serde_json::Value;
 
 use crate::archiving::ClientSide;
@@ -505,7 +505,7 @@ struct Tmpfs(PathBuf);
 
 impl Tmpfs {
     fn mount(dir: &Path, size: &str) -> Self {
-        let (uid, gid) = barman_e2e::user_ids(SERVER_OS_USER).unwrap();
+        let (uid, gid) = barman_testkit::user_ids(SERVER_OS_USER).unwrap();
         let status = Command::new("mount")
             .args([
                 "-t",

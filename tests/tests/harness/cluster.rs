@@ -7,7 +7,7 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use barman_e2e::{PgCluster, pid_alive};
+use barman_testkit::{PgCluster, pid_alive};
 
 #[test]
 fn psql_reports_results_and_errors() {
@@ -156,7 +156,7 @@ fn a_missing_embedded_major_fails_naming_the_install_script() {
     let err = PgCluster::builder().embedded(9).start().unwrap_err();
     let text = err.to_string();
     assert!(
-        matches!(err, barman_e2e::Error::MissingBinary { .. })
+        matches!(err, barman_testkit::Error::MissingBinary { .. })
             && text.contains("scripts/install-test-deps.sh")
             && text.contains("/opt/pg9"),
         "{text}"

@@ -12,9 +12,10 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use barman_e2e::PgCluster;
+use barman_testkit::PgCluster;
+use barman_testkit::catalog::{names_in, xlog_names};
 
-use crate::archiving::{LocalSetup, names_in};
+use crate::archiving::LocalSetup;
 
 /// The names listed in `server`'s xlog.db (none when it does not exist).
 pub(crate) fn xlogdb(setup: &LocalSetup, server: &str) -> Vec<String> {
@@ -23,13 +24,7 @@ pub(crate) fn xlogdb(setup: &LocalSetup, server: &str) -> Vec<String> {
         .server_dir(server)
         .join("wals")
         .join(format!("{server}-xlog.db"));
-    fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split('\t').next())
-        .filter(|n| !n.is_empty())
-        .map(str::to_owned)
-        .collect()
+    xlog_names(&fs::read_to_string(path).unwrap_or_default())
 }
 
 /// `barman ARGS` as postgres: (exit code, stdout, stderr, seconds taken).
@@ -161,7 +156,7 @@ fn check_nagios_prints_the_status_line_and_nothing_else() {
         .filter(|l| !l.starts_with("log_file"))
         .flat_map(|l| [l, "\n"])
         .collect();
-    let down = barman_e2e::free_port().unwrap();
+    let down = barman_testkit::free_port().unwrap();
     fs::write(
         setup.home.conf(),
         format!(

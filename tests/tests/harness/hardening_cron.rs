@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use barman_e2e::{PgCluster, SERVER_OS_USER, chown_to};
+use barman_testkit::{PgCluster, SERVER_OS_USER, chown_to};
 
 use crate::archiving::LocalSetup;
 use crate::hardening_check::{deliver, xlogdb};

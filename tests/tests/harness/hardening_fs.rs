@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use barman_copy::protocol::{FrameWriter, MAGIC, Message, VERSION};
 use barman_copy::{Mtime, Roots};
-use barman_e2e::{SERVER_OS_USER, Sshd, chmod, chown_to};
+use barman_testkit::{SERVER_OS_USER, Sshd, chmod, chown_to};
 
 use crate::archiving::ClientSide;
 use crate::backup::Bench;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use barman_e2e::{SERVER_OS_USER, Sshd, chmod, stage_binary};
+use barman_testkit::{SERVER_OS_USER, Sshd, chmod, stage_binary};
 
 use crate::archiving::{ClientSide, ok};
 use crate::backup::Bench;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use barman_e2e::{DataDirServer, SERVER_OS_USER, chmod, chown_to, pid_alive, user_ids};
+use barman_testkit::{DataDirServer, SERVER_OS_USER, chmod, chown_to, pid_alive, user_ids};
 
 use crate::backup::Bench;
 use crate::recover::{

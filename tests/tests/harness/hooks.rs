@@ -18,50 +18,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use barman_e2e::{PgCluster, SERVER_OS_USER, chmod, chown_to, pid_alive};
+use barman_testkit::catalog::{file_names_in, is_segment};
+use barman_testkit::hooks::{HookRun as Run, log_script, take_runs, write_script};
+use barman_testkit::{PgCluster, SERVER_OS_USER, chown_to, pid_alive};
 use serde_json::Value;
 
 use crate::archiving::{LocalSetup, ok};
 use crate::backup::Bench;
-use crate::recover::{Dest, LOCAL_RSYNC, archived_path, is_segment, recover, recover_raw};
+use crate::recover::{Dest, LOCAL_RSYNC, archived_path, recover, recover_raw};
 
 const EVENTS: [&str; 5] = ["backup", "archive", "delete", "recovery", "wal_delete"];
-
-/// One run of a hook script: `phase hook retry` and its `BARMAN_*`
-/// variables (without the prefix).
-#[derive(Debug, Clone)]
-struct Run {
-    head: String,
-    vars: BTreeMap<String, String>,
-}
-
-impl Run {
-    fn var(&self, name: &str) -> &str {
-        self.vars
-            .get(name)
-            .unwrap_or_else(|| panic!("BARMAN_{name} is not set in {self:?}"))
-    }
-
-    /// The event (`backup`, `wal_delete`, ...).
-    fn event(&self) -> &str {
-        let hook = self.var("HOOK");
-        hook.strip_suffix("_retry_script")
-            .or_else(|| hook.strip_suffix("_script"))
-            .unwrap()
-    }
-
-    /// What the run is about: the backup id or the WAL name.
-    fn subject(&self) -> &str {
-        self.vars
-            .get("BACKUP_ID")
-            .or_else(|| self.vars.get("SEGMENT"))
-            .map_or("", String::as_str)
-    }
-
-    fn line(&self) -> String {
-        format!("{} {}", self.head, self.subject())
-    }
-}
 
 /// The hook scripts, in a directory the `postgres` user owns (barman runs
 /// as `postgres` here): `log.sh` appends one line per run to `hooks.log`;
@@ -75,20 +41,8 @@ impl HookDir {
     fn new(parent: &Path) -> Self {
         let dir = parent.join("hooks");
         fs::create_dir(&dir).unwrap();
-        let log = dir.join("hooks.log");
-        let script = |name: &str, text: String| {
-            let path = dir.join(name);
-            fs::write(&path, text).unwrap();
-            chmod(&path, 0o755).unwrap();
-        };
-        script(
-            "log.sh",
-            format!(
-                "#!/bin/sh\n{{ printf '%s %s %s' \"$BARMAN_PHASE\" \"$BARMAN_HOOK\" \"$BARMAN_RETRY\"; \
-                 env | grep '^BARMAN_' | sort | while IFS= read -r v; do printf '|%s' \"$v\"; done; echo; }} >> {}\n",
-                log.display()
-            ),
-        );
+        let script = |name: &str, text: String| write_script(&dir.join(name), &text).unwrap();
+        script("log.sh", log_script(&dir.join("hooks.log")));
         script(
             "exit.sh",
             format!(
@@ -131,22 +85,7 @@ impl HookDir {
 
     /// The runs logged since the last call.
     fn take(&self) -> Vec<Run> {
-        let path = self.dir.join("hooks.log");
-        let text = fs::read_to_string(&path).unwrap_or_default();
-        let _ = fs::remove_file(&path);
-        text.lines()
-            .map(|line| {
-                let mut parts = line.split('|');
-                let head = parts.next().unwrap().to_owned();
-                let vars = parts
-                    .map(|kv| {
-                        let (k, v) = kv.split_once('=').unwrap();
-                        (k.trim_start_matches("BARMAN_").to_owned(), v.to_owned())
-                    })
-                    .collect();
-                Run { head, vars }
-            })
-            .collect()
+        take_runs(&self.dir.join("hooks.log"))
     }
 }
 
@@ -516,7 +455,7 @@ fn every_operation_runs_its_hooks_in_barmans_order_with_barmans_values() {
     // in Barman) with the WAL still in incoming/; the next run files it.
     let segment = switch_new_wal(&bench.pg);
     wait_incoming(&bench.setup.dir("incoming"), &segment);
-    let incoming = crate::recover::names_in(&bench.setup.dir("incoming"));
+    let incoming = file_names_in(&bench.setup.dir("incoming"));
     let held = incoming[0].clone();
     let held_bytes = fs::read(bench.setup.dir("incoming").join(&held)).unwrap();
     hooks.codes("pre_archive", &[63]);
@@ -529,7 +468,7 @@ fn every_operation_runs_its_hooks_in_barmans_order_with_barmans_values() {
         )),
         "stdout: {stdout}\nstderr: {stderr}"
     );
-    let left = crate::recover::names_in(&bench.setup.dir("incoming"));
+    let left = file_names_in(&bench.setup.dir("incoming"));
     assert!(
         incoming.iter().all(|n| left.contains(n)),
         "a file left incoming/: {incoming:?} → {left:?}"

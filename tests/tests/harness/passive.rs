@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use barman_e2e::{DataDirServer, SERVER_OS_USER, Sshd, chmod};
+use barman_testkit::{DataDirServer, SERVER_OS_USER, Sshd, chmod};
 use serde_json::Value;
 
 use crate::archiving::{ClientSide, LocalSetup, ok};

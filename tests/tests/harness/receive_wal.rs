@@ -12,7 +12,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use barman_e2e::{PgCluster, SERVER_OS_USER, chown_to};
+use barman_testkit::catalog::{is_segment, read_names};
+use barman_testkit::{PgCluster, SERVER_OS_USER, chown_to};
 
 use crate::archiving::{LocalSetup, ok};
 
@@ -230,10 +231,6 @@ pub(crate) fn next_seg(name: &str) -> String {
     format!("{t:08X}{l:08X}{s:08X}")
 }
 
-pub(crate) fn is_segment(name: &str) -> bool {
-    name.len() == 24 && name.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 /// Segment names recorded in the server's xlog.db, in order.
 pub(crate) fn xlogdb_segments(setup: &LocalSetup, server: &str) -> Vec<String> {
     let wals = setup.home.server_dir(server).join("wals");
@@ -263,13 +260,9 @@ fn archived_path(setup: &LocalSetup, server: &str, name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Every entry name directly in `dir` (which must exist), sorted.
 pub(crate) fn names_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
+    read_names(dir).unwrap()
 }
 
 /// Waits until `streaming/` holds `segment` as a complete file.

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use barman_e2e::{DEFAULT_PG_BIN, PgCluster};
+use barman_testkit::{DEFAULT_PG_BIN, PgCluster};
 
 use crate::archiving::{LocalSetup, ok};
 use crate::backup::Bench;
@@ -131,7 +131,7 @@ impl Drop for Committer {
 }
 
 /// The ids in `acked` on a recovered server.
-fn recovered_ids(server: &barman_e2e::DataDirServer) -> Vec<u32> {
+fn recovered_ids(server: &barman_testkit::DataDirServer) -> Vec<u32> {
     let text = server
         .psql("SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM acked")
         .unwrap();

@@ -7,7 +7,8 @@ use std::process::{Child, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use barman_e2e::{DataDirServer, PgCluster, run};
+use barman_testkit::catalog::names_in;
+use barman_testkit::{DataDirServer, PgCluster, run};
 
 use crate::archiving::{LocalSetup, ok};
 use crate::replication_status::as_server_user;
@@ -22,17 +23,6 @@ impl Drop for Streaming {
     }
 }
 
-fn names(dir: &std::path::Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .map(|d| {
-            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
 /// Waits until `streaming/` holds a name for which `want` is true.
 fn wait_for(
     dir: &std::path::Path,
@@ -41,12 +31,12 @@ fn wait_for(
     log: &dyn Fn() -> String,
 ) {
     let start = Instant::now();
-    while !names(dir).iter().any(|n| want(n)) {
+    while !names_in(dir).iter().any(|n| want(n)) {
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "{what} never reached {}: {:?}\nbarman log:\n{}",
             dir.display(),
-            names(dir),
+            names_in(dir),
             log()
         );
         thread::sleep(Duration::from_millis(200));
@@ -138,7 +128,7 @@ fn receive_wal_follows_a_promotion_to_the_new_timeline() {
     );
     // Every complete segment is full size; the old timeline's last one
     // stays .partial.
-    for name in names(&streaming) {
+    for name in names_in(&streaming) {
         if name.len() == 24 {
             assert_eq!(
                 fs::metadata(streaming.join(&name)).unwrap().len(),
@@ -148,11 +138,11 @@ fn receive_wal_follows_a_promotion_to_the_new_timeline() {
         }
     }
     assert!(
-        names(&streaming)
+        names_in(&streaming)
             .iter()
             .any(|n| n.starts_with("00000001") && n.ends_with(".partial")),
         "{:?}",
-        names(&streaming)
+        names_in(&streaming)
     );
     drop(receiver);
 

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use barman_e2e::{DataDirServer, SERVER_OS_USER, Sshd, chmod, chown_to};
+use barman_testkit::catalog::{file_names_in, is_segment, read_names, xlog_names};
+use barman_testkit::{DataDirServer, SERVER_OS_USER, Sshd, chmod, chown_to};
 use serde_json::Value;
 
 use crate::archiving::ClientSide;
@@ -333,20 +334,10 @@ pub(crate) fn backup_files(bench: &Bench, id: &str) -> (u64, u64) {
 
 /// WAL names listed in `pg-xlog.db` (first column), in order.
 pub(crate) fn xlogdb_names(bench: &Bench) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_to_string(bench.setup.dir("wals").join("pg-xlog.db"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split('\t').next())
-        .filter(|n| !n.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let mut names =
+        xlog_names(&fs::read_to_string(bench.setup.dir("wals").join("pg-xlog.db")).unwrap());
     names.sort();
     names
-}
-
-/// Whether `name` is a plain 24-hex-digit WAL segment name.
-pub(crate) fn is_segment(name: &str) -> bool {
-    name.len() == 24 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Where the archive keeps `name`.
@@ -357,20 +348,6 @@ pub(crate) fn archived_path(bench: &Bench, name: &str) -> PathBuf {
     } else {
         wals.join(name)
     }
-}
-
-/// Names of the files directly in `dir` (sorted; empty if it does not exist).
-pub(crate) fn names_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = match fs::read_dir(dir) {
-        Ok(entries) => entries
-            .map(|e| e.unwrap())
-            .filter(|e| e.file_type().unwrap().is_file())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    v.sort();
-    v
 }
 
 /// postgresql.conf + postgresql.auto.conf of a recovered directory.
@@ -473,7 +450,7 @@ fn full_recovery_of_latest_under_load_has_the_primary_data() {
     // WAL: every archived segment from begin_wal on, in pg_wal, marked done.
     assert!(!data.join("recovery.signal").exists());
     assert!(!data.join("standby.signal").exists());
-    let staged: Vec<String> = names_in(&data.join("pg_wal"));
+    let staged: Vec<String> = file_names_in(&data.join("pg_wal"));
     assert_eq!(num(&doc, "wals"), staged.len() as u64, "{staged:?}");
     let wanted: Vec<String> = xlogdb_names(&bench)
         .into_iter()
@@ -670,7 +647,7 @@ fn point_in_time_recovery_stops_at_each_target_kind() {
         assert_eq!(doc["backup_id"], id.as_str());
         // PITR: WALs in barman_wal, restored by `cp`, recovery.signal.
         assert!(data.join("recovery.signal").is_file(), "{label}");
-        let staged = names_in(&data.join("barman_wal"));
+        let staged = file_names_in(&data.join("barman_wal"));
         assert!(!staged.is_empty(), "{label}: nothing in barman_wal");
         assert_eq!(num(&doc, "wals"), staged.len() as u64, "{label}");
         let auto = fs::read_to_string(data.join("postgresql.auto.conf")).unwrap();
@@ -732,7 +709,7 @@ fn point_in_time_recovery_stops_at_each_target_kind() {
         &[],
     );
     assert_eq!(num(&doc, "wals"), 0, "{doc}");
-    assert!(names_in(&dest.data().join("barman_wal")).is_empty());
+    assert!(file_names_in(&dest.data().join("barman_wal")).is_empty());
     let auto = fs::read_to_string(dest.data().join("postgresql.auto.conf")).unwrap();
     assert!(
         auto.lines()
@@ -842,7 +819,7 @@ fn recovery_follows_the_requested_timeline() {
             ],
             &[],
         );
-        let staged = names_in(&dest.data().join("barman_wal"));
+        let staged = file_names_in(&dest.data().join("barman_wal"));
         assert!(
             staged.iter().any(|n| n.starts_with("00000002")),
             "no timeline 2 WAL staged: {staged:?}"
@@ -922,7 +899,7 @@ fn tablespaces_are_relocated_or_restored_in_place() {
         let (oid, target) = tablespace_link(&dest.data());
         assert_eq!(target, dest.ts());
         let version_dir = format!("PG_15_{}", catalog_version(&bench));
-        assert_eq!(names_and_dirs(&dest.ts()), [version_dir]);
+        assert_eq!(read_names(&dest.ts()).unwrap(), [version_dir]);
         if let Ok(map) = fs::read_to_string(dest.data().join("tablespace_map")) {
             assert_eq!(map.trim(), format!("{oid} {}", dest.ts().display()));
         }
@@ -961,16 +938,6 @@ fn tablespaces_are_relocated_or_restored_in_place() {
             .unwrap(),
         original
     );
-}
-
-/// Every entry name directly in `dir`, sorted.
-fn names_and_dirs(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 /// The `PG_15_<catalog version>` directory name PostgreSQL uses in tablespaces.

@@ -10,12 +10,12 @@ use std::fs;
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::Path;
 
-use barman_e2e::{SERVER_OS_USER, chown_to, free_port};
+use barman_testkit::catalog::is_segment;
+use barman_testkit::{SERVER_OS_USER, chown_to, free_port};
 
 use crate::backup::Bench;
 use crate::recover::{
-    Dest, LOCAL_RSYNC, Run, archived_path, is_segment, num, recover, recover_raw, tree, tree_diff,
-    xlogdb_names,
+    Dest, LOCAL_RSYNC, Run, archived_path, num, recover, recover_raw, tree, tree_diff, xlogdb_names,
 };
 
 /// The catalog of server `pg`: `meta/`, `wals/` (with xlog.db) and `base/`,

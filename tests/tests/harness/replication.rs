@@ -21,7 +21,7 @@ use barman_core::replication::{
     BaseBackupOptions, BaseBackupSink, Error, ReplicationConfig, ReplicationConnection,
     StreamMessage, WalStream,
 };
-use barman_e2e::{PgCluster, PgClusterBuilder};
+use barman_testkit::{PgCluster, PgClusterBuilder};
 use barman_wal::{Lsn, SegmentName, TimelineId, WalSegmentSize};
 
 const SEGMENT: u64 = 16 * 1024 * 1024;
@@ -222,7 +222,7 @@ fn authentication_methods_and_commands(server: Server) {
     assert!(matches!(err, Error::Auth(_)), "{err}");
 
     // Nothing listens: a connection error naming the target.
-    let free = barman_e2e::free_port().unwrap();
+    let free = barman_testkit::free_port().unwrap();
     let err = ReplicationConnection::connect(
         &ReplicationConfig::from_conninfo(&format!("host=127.0.0.1 port={free} user=u")).unwrap(),
     )

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use barman_e2e::{
+use barman_testkit::{
     BarmanHome, DataDirServer, PgCluster, SERVER_OS_USER, free_port, is_root, run, user_ids,
 };
 use serde_json::Value;

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use barman_testkit::catalog;
 use serde_json::Value;
 
 use crate::archiving::ok;
@@ -48,18 +49,7 @@ fn barman(bench: &Bench, args: &[&str]) -> (i32, String, String) {
 }
 
 fn backup_ids(bench: &Bench) -> Vec<String> {
-    let mut ids: Vec<String> = fs::read_dir(bench.setup.dir("meta"))
-        .unwrap()
-        .filter_map(|e| {
-            e.unwrap()
-                .file_name()
-                .to_str()
-                .and_then(|n| n.strip_suffix("-backup.info"))
-                .map(str::to_owned)
-        })
-        .collect();
-    ids.sort();
-    ids
+    catalog::backup_ids(&bench.setup.dir("meta")).unwrap()
 }
 
 /// Recovers `id` with `target` options, starts PostgreSQL on it and

@@ -1,6 +1,6 @@
 //! `Sshd`: key-only loopback sshd.
 
-use barman_e2e::{Sshd, current_user, is_root, pid_alive};
+use barman_testkit::{Sshd, current_user, is_root, pid_alive};
 
 #[test]
 fn sshd_runs_a_command_as_the_current_user() {

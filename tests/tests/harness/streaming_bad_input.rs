@@ -13,7 +13,7 @@
 use std::fs;
 use std::time::Duration;
 
-use barman_e2e::PgCluster;
+use barman_testkit::PgCluster;
 
 use crate::archiving::LocalSetup;
 use crate::receive_wal::{configure, names_in, run_timed, streaming_dir};

@@ -8,7 +8,7 @@ use std::fs;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use barman_e2e::pid_alive;
+use barman_testkit::pid_alive;
 use serde_json::Value;
 
 use crate::archiving::{LocalSetup, ok};

@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use barman_e2e::PgCluster;
+use barman_testkit::PgCluster;
 
 use crate::archiving::{LocalSetup, ok};
 use crate::backup::Bench;

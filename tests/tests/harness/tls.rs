@@ -11,7 +11,7 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use barman_e2e::{CertPair, PgCluster, PgClusterBuilder, SERVER_OS_USER, TestPki};
+use barman_testkit::{CertPair, PgCluster, PgClusterBuilder, SERVER_OS_USER, TestPki};
 
 use crate::archiving::LocalSetup;
 use crate::backup::Bench;

@@ -2,7 +2,7 @@
 
 use std::fs::File;
 
-use barman_e2e::PgCluster;
+use barman_testkit::PgCluster;
 use barman_wal::{HeaderExpectations, LongPageHeader, SegmentName};
 
 #[test]

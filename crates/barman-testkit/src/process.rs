@@ -78,6 +78,29 @@ pub fn current_user() -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
+/// `program` as [`SERVER_OS_USER`] (`ids`: its uid and gid, from
+/// [`user_ids`]) with a clean environment — `PATH` = `bin` then `/usr/bin:/bin`,
+/// `HOME` = `home`, `USER`, `LOGNAME`, `LANG=C.UTF-8` — and no stdin.
+pub fn server_user_command(
+    program: impl AsRef<std::ffi::OsStr>,
+    ids: (u32, u32),
+    home: &Path,
+    bin: &Path,
+) -> Command {
+    use std::os::unix::process::CommandExt as _;
+    let mut cmd = Command::new(program);
+    cmd.uid(ids.0)
+        .gid(ids.1)
+        .env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("HOME", home)
+        .env("USER", SERVER_OS_USER)
+        .env("LOGNAME", SERVER_OS_USER)
+        .env("LANG", "C.UTF-8")
+        .stdin(Stdio::null());
+    cmd
+}
+
 /// Numeric uid and gid of `user`.
 pub fn user_ids(user: &str) -> Result<(u32, u32)> {
     let id = |flag: &str| -> Result<u32> {

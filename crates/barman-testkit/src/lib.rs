@@ -1,4 +1,8 @@
-//! End-to-end test harness for barman-rs: real PostgreSQL clusters and a loopback sshd.
+//! Test fixtures of barman-rs, shared by the crate tests, the end-to-end
+//! tests (`tests/`) and the benchmarks (`benches/`): real PostgreSQL
+//! clusters, a loopback sshd, a throw-away PKI, logging hook scripts and
+//! readers of catalog files. Dev-only (`publish = false`); it depends on no
+//! barman-rs crate, so any crate's tests may use it.
 //!
 //! * [`PgCluster`] — `initdb` + `pg_ctl start` in a temporary directory on a
 //!   free 127.0.0.1 port (PostgreSQL 15 from `/usr/lib/postgresql/15/bin` by
@@ -14,14 +18,19 @@
 //!   [`PgClusterBuilder::ssl`] and `hostssl` lines ([`PgClusterBuilder::hba`]).
 //! * [`stage_binary`] — copies a binary under test where the `postgres` user may
 //!   run it (an `archive_command` cannot reach a build directory under `/root`).
+//! * [`hooks`] — a hook script that logs every run with its `BARMAN_*`
+//!   variables ([`hooks::log_script`]), and the reader of that log
+//!   ([`hooks::take_runs`] → [`hooks::HookRun`]).
+//! * [`catalog`] — a catalog read as plain files: sorted directory listings,
+//!   the backup ids of `meta/`, the names `xlog.db` lists.
 //!
 //! Every fixture cleans up by pid on drop. A missing binary is an [`Error`]
 //! naming the package to install, and tests `.expect()` it: they fail, never skip.
 //! `scripts/install-test-deps.sh` installs everything.
 //!
 //! ```no_run
-//! # fn main() -> barman_e2e::Result<()> {
-//! let pg = barman_e2e::PgCluster::builder()
+//! # fn main() -> barman_testkit::Result<()> {
+//! let pg = barman_testkit::PgCluster::builder()
 //!     .archive_command("/bin/true")
 //!     .start()?;
 //! pg.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g")?;
@@ -31,7 +40,9 @@
 //! ```
 
 mod barman;
+pub mod catalog;
 mod error;
+pub mod hooks;
 mod pg;
 mod process;
 mod sshd;
@@ -44,7 +55,7 @@ pub use pg::{
 };
 pub use process::{
     SERVER_OS_USER, chmod, chown_to, current_user, free_port, is_root, output, pid_alive, run,
-    stage_binary, user_ids,
+    server_user_command, stage_binary, user_ids,
 };
 pub use sshd::{Sshd, SshdBuilder};
 pub use tls::{CertPair, OPENSSL, TestPki};
