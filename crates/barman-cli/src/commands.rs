@@ -302,7 +302,7 @@ pub fn server_and_backup<'c>(
     let Some(server) = single_server(config, name, out) else {
         return Ok(None);
     };
-    match barman_core::backup::resolve_backup(&server.catalog(), id) {
+    match barman_core::shared::resolve_backup(&server.catalog(), id) {
         Ok(info) => Ok(Some((server, info))),
         Err(barman_core::Error::Catalog(barman_core::catalog::Error::BackupNotFound {
             ..

@@ -25,6 +25,7 @@ mod log_format;
 mod not_implemented;
 mod resolve;
 mod server;
+mod url_dirs;
 mod values;
 
 use std::collections::BTreeMap;

@@ -350,7 +350,7 @@ pub(crate) fn build(c: &mut Ctx<'_>, barman_home: &Path) -> ServerConfig {
         c.r.explicit.contains("archiver") || c.r.explicit.contains("streaming_archiver");
     let archiver = c.bool("archiver", false);
     let streaming_archiver = c.bool("streaming_archiver", false);
-    super::not_implemented::refuse_url_directories(c);
+    super::url_dirs::refuse_url_directories(c);
     let hook_scripts = HOOK_SCRIPT_KEYS
         .iter()
         .filter_map(|k| c.string(k).map(|v| ((*k).to_owned(), v)))

@@ -11,14 +11,12 @@
 //! Any failure (Ctrl-C included) leaves a FAILED backup.info with an `error`
 //! and no partial data.
 
-pub mod check;
 pub mod pg_manifest;
 pub mod pgside;
 pub mod streamed;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -43,10 +41,10 @@ use barman_catalog::{
 use barman_config::{BackupMethod, BackupOption, GlobalConfig, ReuseBackup, ServerConfig};
 use barman_pg::postgres::PgConnection;
 
-pub use check::{WalCheck, check_wals};
-
-/// Name of the manifest file in `base/<id>/`.
-pub const MANIFEST_FILE: &str = "manifest";
+use crate::shared::backups::remove_partial_data;
+use crate::shared::{
+    MANIFEST_FILE, Spawner, check_backup_info, fail_interrupted, human_duration, human_size,
+};
 
 /// Command-line overrides of the server's backup settings.
 #[derive(Debug, Clone, Default)]
@@ -79,24 +77,6 @@ pub struct BackupOptions {
 pub trait BackupObserver {
     /// One line of console output.
     fn message(&mut self, text: &str);
-}
-
-/// Starts processes (injected so that tests and embedders control spawning).
-pub trait Spawner: Send + Sync {
-    /// A command running `shell_command` (a shell command line).
-    fn shell(&self, shell_command: &str) -> Command;
-}
-
-/// Spawns through `sh -c`.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ShellSpawner;
-
-impl Spawner for ShellSpawner {
-    fn shell(&self, shell_command: &str) -> Command {
-        let mut c = Command::new("sh");
-        c.arg("-c").arg(shell_command);
-        c
-    }
 }
 
 /// What a backup needs from its caller.
@@ -179,56 +159,6 @@ fn refuse_unsupported(server: &ServerConfig, options: &BackupOptions) -> Result<
         )));
     }
     Ok(())
-}
-
-/// Marks EMPTY/STARTED backups FAILED: called with the backup lock held, so
-/// no backup process owns them (it was killed). Returns their ids.
-pub fn fail_interrupted(layout: &ServerLayout, server: &str) -> Result<Vec<BackupId>> {
-    let catalog = barman_catalog::Catalog::open(layout.clone(), server);
-    let mut failed = Vec::new();
-    for mut info in catalog.backups()? {
-        let status = info.status()?;
-        if matches!(status, BackupStatus::Empty | BackupStatus::Started) {
-            let message = format!(
-                "failure interrupted (the backup process ended while the backup was {status})"
-            );
-            info.set_error(Some(&message))?;
-            info.set_status(BackupStatus::Failed);
-            info.write(layout)?;
-            remove_partial_data(layout, info.backup_id());
-            tracing::warn!(
-                "backup {} of `{server}` was interrupted: marked FAILED",
-                info.backup_id()
-            );
-            failed.push(info.backup_id().clone());
-        }
-    }
-    Ok(failed)
-}
-
-fn remove_partial_data(layout: &ServerLayout, id: &BackupId) {
-    let dir = layout.backup_dir(id);
-    for name in ["data", MANIFEST_FILE] {
-        let path = dir.join(name);
-        let result = if path.is_dir() {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        };
-        if let Err(e) = result
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!("cannot remove {}: {e}", path.display());
-        }
-    }
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        for e in entries.flatten() {
-            let name = e.file_name();
-            if name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
 }
 
 /// The newest DONE backup with a manifest (the one a new backup reuses).
@@ -829,7 +759,7 @@ impl Running<'_> {
         use barman_pg::replication::BaseBackupOptions;
         let server = self.server;
         let started = Instant::now();
-        let conn = crate::receive_wal::connect_as(server, &server.streaming_backup_name);
+        let conn = crate::server::connect_as(server, &server.streaming_backup_name);
         let mut conn = at("connecting for BASE_BACKUP", conn)?;
         self.info.set_status(BackupStatus::Started);
         at(
@@ -1180,113 +1110,4 @@ fn purge_before_first(
         ));
     }
     Ok(())
-}
-
-/// Runs check-backup on `info` (re-read from disk under the backup-id lock),
-/// writes a changed status and returns the status.
-pub fn check_backup_info(
-    global: &GlobalConfig,
-    server: &ServerConfig,
-    info: &mut BackupInfo,
-) -> Result<BackupStatus> {
-    let layout = server.layout();
-    let _lock = barman_catalog::acquire_blocking(
-        &global.barman_lock_directory,
-        &LockKind::BackupId(server.name.clone(), info.backup_id().clone()),
-    )?;
-    *info = BackupInfo::read(&layout, info.backup_id())?;
-    let xlog = server.catalog().xlogdb().read()?;
-    let verdict = check_wals(info, &xlog)?;
-    if let Some((status, error)) = check::next_status(info, &verdict)? {
-        info.set_status(status);
-        if let Some(e) = error {
-            info.set_error(Some(&e))?;
-        }
-        info.write(&layout)?;
-        tracing::info!(
-            "backup {} of `{}` is now {status}",
-            info.backup_id(),
-            server.name
-        );
-    }
-    info.status().map_err(crate::Error::from)
-}
-
-/// `barman check-backup SERVER BACKUP_ID`.
-pub fn check_backup(
-    global: &GlobalConfig,
-    server: &ServerConfig,
-    id: &BackupId,
-) -> Result<BackupStatus> {
-    let mut info = server.catalog().backup(id)?;
-    check_backup_info(global, server, &mut info)
-}
-
-/// Barman-style human size (`30.5 MiB`).
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    #[allow(clippy::cast_precision_loss)]
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-/// Barman-style human duration (`2 seconds`, `1 minute, 3 seconds`,
-/// `1 day, 2 hours`; `less than one second`), as Python's
-/// `human_readable_timedelta`.
-pub fn human_duration(d: Duration) -> String {
-    barman_config::human_duration(d)
-}
-
-/// Resolves a backup id or one of Barman's shortcuts (§1.3): `latest`/`last`
-/// and `oldest`/`first` (DONE backups), `last-failed`, `last-full`, or a
-/// backup name.
-pub fn resolve_backup(catalog: &barman_catalog::Catalog, text: &str) -> Result<BackupInfo> {
-    let backups = catalog.backups()?;
-    let not_found = || {
-        Error::Catalog(barman_catalog::Error::BackupNotFound {
-            backup_id: text.to_owned(),
-            path: catalog.layout().meta_directory().to_path_buf(),
-        })
-    };
-    let done = |b: &&BackupInfo| b.status().is_ok_and(|s| s == BackupStatus::Done);
-    let found = match text {
-        "latest" | "last" => backups.iter().rev().find(done),
-        "oldest" | "first" => backups.iter().find(done),
-        "last-full" => backups
-            .iter()
-            .rev()
-            .filter(done)
-            .find(|b| !b.is_incremental()),
-        "last-failed" => backups
-            .iter()
-            .rev()
-            .find(|b| b.status().is_ok_and(|s| s == BackupStatus::Failed)),
-        _ => {
-            if let Ok(id) = text.parse::<BackupId>() {
-                backups.iter().find(|b| b.backup_id() == &id)
-            } else {
-                let named: Vec<&BackupInfo> = backups
-                    .iter()
-                    .filter(|b| b.backup_name() == Some(text))
-                    .collect();
-                if named.len() > 1 {
-                    return Err(Error::BackupRefused(format!(
-                        "more than one backup of server `{}` is named `{text}`: use its id",
-                        catalog.server_name()
-                    )));
-                }
-                named.into_iter().next()
-            }
-        }
-    };
-    found.cloned().ok_or_else(not_found)
 }

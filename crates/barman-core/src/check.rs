@@ -437,7 +437,7 @@ fn needs_streaming(server: &ServerConfig) -> bool {
 }
 
 fn streaming_connection(server: &ServerConfig, ctx: &CheckContext<'_>) -> CheckResult {
-    let conninfo = match crate::receive_wal::streaming_conninfo(server) {
+    let conninfo = match crate::server::streaming_conninfo(server) {
         Ok(c) => c,
         Err(e) => return CheckResult::new("PostgreSQL streaming", false, Some(e.to_string())),
     };
@@ -581,7 +581,7 @@ fn backup_validity(
                 Duration::from_secs(u64::try_from(secs).unwrap_or(0))
             });
             let (ok, age_text) = match age {
-                Some(age) => (age <= max, crate::backup::human_duration(age)),
+                Some(age) => (age <= max, crate::shared::human_duration(age)),
                 None => (false, "No available backups".to_owned()),
             };
             out.push(CheckResult::new(
@@ -589,7 +589,7 @@ fn backup_validity(
                 ok,
                 Some(format!(
                     "interval provided: {}, latest backup age: {age_text}",
-                    crate::backup::human_duration(max)
+                    crate::shared::human_duration(max)
                 )),
             ));
         }
@@ -611,15 +611,15 @@ fn backup_validity(
                     ok,
                     Some(format!(
                         "last backup size {} {cmp} {} minimum",
-                        crate::backup::human_size(size),
-                        crate::backup::human_size(min)
+                        crate::shared::human_size(size),
+                        crate::shared::human_size(min)
                     )),
                 )
                 .with_perfdata(size),
             );
         }
         None => out.push(
-            CheckResult::new(check, true, Some(crate::backup::human_size(size)))
+            CheckResult::new(check, true, Some(crate::shared::human_size(size)))
                 .with_perfdata(size),
         ),
     }
@@ -637,7 +637,7 @@ fn wal_validity(
         .rev()
         .find(|b| b.status().is_ok_and(BackupStatus::is_copy_done));
     let stats = last
-        .and_then(|b| crate::listing::wals::WalStats::of(b, backups, xlog).ok())
+        .and_then(|b| crate::shared::wal_stats::WalStats::of(b, backups, xlog).ok())
         .unwrap_or_default();
     let (size, last_time) = (stats.until_next_size, stats.last_time);
     let check = "wal maximum age";
@@ -652,8 +652,8 @@ fn wal_validity(
                     age <= max,
                     Some(format!(
                         "interval provided: {}, latest wal age: {}",
-                        crate::backup::human_duration(max),
-                        crate::backup::human_duration(age)
+                        crate::shared::human_duration(max),
+                        crate::shared::human_duration(age)
                     )),
                 ));
             }
@@ -670,7 +670,7 @@ fn wal_validity(
         )),
     }
     out.push(
-        CheckResult::new("wal size", true, Some(crate::backup::human_size(size)))
+        CheckResult::new("wal size", true, Some(crate::shared::human_size(size)))
             .with_perfdata(size),
     );
 }

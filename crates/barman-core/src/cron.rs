@@ -33,11 +33,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::backup::{Spawner, check_backup_info, fail_interrupted};
 use crate::clock::Clock;
 use crate::delete::{DeleteObserver, DeleteReport, delete_one, finish_interrupted};
 use crate::hooks::HookSetup;
 use crate::retention::{catalog_backups, report};
+use crate::shared::{Spawner, check_backup_info, fail_interrupted};
 use crate::{Error, Result};
 use barman_catalog::{BackupId, BackupStatus, LockGuard, LockKind, read_owner, try_acquire};
 use barman_config::{GlobalConfig, RetentionPolicyMode, ServerConfig};

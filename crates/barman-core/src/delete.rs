@@ -318,7 +318,7 @@ pub fn delete_one(
     observer.message(&format!(
         "Deleted backup {id} (start time: {}, elapsed time: {})",
         started_at.strftime("%a %b %e %H:%M:%S %Y"),
-        crate::backup::human_duration(started.elapsed())
+        crate::shared::human_duration(started.elapsed())
     ));
 
     // Bookkeeping that a crash may lose without harm.

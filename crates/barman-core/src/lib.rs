@@ -92,6 +92,7 @@ pub mod recover;
 pub mod replication_status;
 pub mod retention;
 pub mod server;
+pub mod shared;
 pub mod shell;
 pub mod sync;
 

@@ -7,7 +7,8 @@
 //! `get_wal_info`, `get_wal_until_next_backup`, `get_backup_ext_info`,
 //! `list_backups`, `status`; BARMAN-BEHAVIOUR.md §1.4 and §4.1):
 //!
-//! - [`wals`]: the WALs "until the next backup" of a backup and the
+//! - [`crate::shared::wal_stats`] (shared with check): the WALs "until the
+//!   next backup" of a backup and the
 //!   statistics Barman derives from them ([`WalStats`]), the previous/next
 //!   DONE backups, the timelines forked after a backup.
 //! - [`backups`]: one [`BackupRow`] per backup for `list-backups`.
@@ -23,12 +24,13 @@ pub mod files;
 pub mod processes;
 pub mod status;
 pub mod wal_archive;
-pub mod wals;
 
+pub use crate::shared::wal_stats::{
+    ChildTimeline, WalStats, children_timelines, neighbours, wals_until_next,
+};
 pub use backups::{BackupRow, list_backups};
 pub use details::{BackupDetails, backup_details};
 pub use files::{FilesTarget, list_files};
 pub use processes::{ServerProcess, list_processes};
 pub use status::{PgStatus, ServerStatus, pg_status, server_status};
 pub use wal_archive::check_wal_archive;
-pub use wals::{ChildTimeline, WalStats, children_timelines, neighbours, wals_until_next};

@@ -45,9 +45,10 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use crate::archive::inspect::{detect_servable, open_plain};
-use crate::backup::{BackupObserver, MANIFEST_FILE, Spawner, resolve_backup};
+use crate::backup::BackupObserver;
 use crate::clock::Clock;
 use crate::hooks::{EventVars, ServerHooks, backup_vars};
+use crate::shared::{MANIFEST_FILE, Spawner, resolve_backup};
 use crate::{Error, Result};
 use barman_catalog::{BackupInfo, BackupStatus, Catalog};
 use barman_config::{GlobalConfig, RecoveryOption, ServerConfig};

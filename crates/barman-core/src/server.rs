@@ -1,5 +1,6 @@
 //! Glue between a server's configuration and the operations: its WAL codec,
-//! what its WAL files must match, archive-wal options.
+//! what its WAL files must match, archive-wal options, its streaming
+//! (replication) connection.
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,7 @@ use crate::{Error, Result};
 use barman_catalog::Identity;
 use barman_config::{GlobalConfig, ServerConfig};
 use barman_pg::postgres::PgConnection;
+use barman_pg::replication::{ReplicationConfig, ReplicationConnection};
 
 /// The server's WAL compression (`compression`, `compression_level`,
 /// `custom_*`), `None` when WAL files are stored as received.
@@ -176,6 +178,49 @@ pub fn archive_until(
         }
         std::thread::sleep(POLL.min(left));
     }
+}
+
+/// The conninfo used for streaming: `wal_streaming_conninfo`, else
+/// `streaming_conninfo`, else `conninfo`.
+pub fn streaming_conninfo(server: &ServerConfig) -> Result<&str> {
+    server
+        .effective_wal_streaming_conninfo()
+        .or(server.streaming_conninfo.as_deref())
+        .or(server.conninfo.as_deref())
+        .ok_or_else(|| {
+            Error::BackupRefused(format!(
+                "server `{}` has no streaming_conninfo or conninfo",
+                server.name
+            ))
+        })
+}
+
+/// A replication connection to `server` through [`streaming_conninfo`],
+/// as `application_name` unless the conninfo names one.
+///
+/// # Errors
+///
+/// [`Error::ReplicationDisabled`] when PostgreSQL refuses every
+/// replication connection (`max_wal_senders = 0`, as `wal_level =
+/// minimal` requires); the connection's error otherwise.
+pub fn connect_as(server: &ServerConfig, application_name: &str) -> Result<ReplicationConnection> {
+    let mut config = ReplicationConfig::from_conninfo(streaming_conninfo(server)?)?;
+    if config.application_name.is_none() {
+        config.application_name = Some(application_name.to_owned());
+    }
+    ReplicationConnection::connect(&config).map_err(|e| {
+        // SQLSTATE 53300 (too_many_connections), "number of requested
+        // standby connections exceeds max_wal_senders (currently 0)".
+        let text = e.to_string();
+        if e.code() == Some("53300") && text.contains("max_wal_senders (currently 0)") {
+            Error::ReplicationDisabled {
+                server: server.name.clone(),
+                detail: text,
+            }
+        } else {
+            e.into()
+        }
+    })
 }
 
 #[cfg(test)]

@@ -49,9 +49,9 @@ use barman_copy::remote::with_ssh_keepalive;
 use barman_copy::{AgentFactory, Progress, Roots};
 use barman_retention::RetentionStatus;
 
-use crate::backup::Spawner;
 use crate::clock::Clock;
 use crate::retention::{catalog_backups, summary_of};
+use crate::shared::Spawner;
 use crate::{Error, Result};
 use barman_catalog::BackupInfo;
 use barman_config::{RetentionPolicyMode, ServerConfig};

@@ -199,7 +199,7 @@ impl BackupSummary {
     /// `begin_wal`, since a backup spanning two timelines is marked FAILED.
     pub fn timeline(&self) -> Option<u32> {
         let name = self.begin_wal.as_deref().or(self.end_wal.as_deref())?;
-        crate::wal::timeline_of(name)
+        crate::wal_name::timeline_of(name)
     }
 }
 

@@ -83,6 +83,7 @@ mod evaluate;
 mod policy;
 mod status;
 mod wal;
+mod wal_name;
 mod warning;
 
 pub use backup::{BackupStatus, BackupSummary, KeepTarget};

@@ -12,6 +12,7 @@
 use std::collections::BTreeSet;
 
 use crate::backup::{BackupSummary, KeepTarget};
+use crate::wal_name::timeline_of;
 
 /// The WAL cleanup one call of Barman's `remove_wal_before_backup(B,
 /// timelines_to_protect, wal_ranges_to_protect)` performs.
@@ -226,15 +227,6 @@ pub fn is_first_backup(backups: &[BackupSummary], backup_id: &str) -> bool {
     !backups
         .iter()
         .any(|b| b.id.as_str() < backup_id && b.status.is_copy_done())
-}
-
-/// The timeline of a WAL file name: its first 8 characters read as hex.
-pub(crate) fn timeline_of(name: &str) -> Option<u32> {
-    let digits = name.get(..8)?;
-    if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u32::from_str_radix(digits, 16).ok()
 }
 
 /// The kinds of name Barman's `xlog._xlog_re` accepts.

@@ -53,6 +53,7 @@ mod header;
 mod history;
 mod lsn;
 mod segment;
+mod segment_size;
 mod timeline;
 
 pub use compression::{

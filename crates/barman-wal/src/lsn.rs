@@ -5,7 +5,7 @@ use std::ops::{Add, Sub};
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
-use crate::segment::WalSegmentSize;
+use crate::segment_size::WalSegmentSize;
 
 /// A WAL position (log sequence number), a byte offset in the WAL stream.
 ///

@@ -1,13 +1,12 @@
 //! WAL segment names (`TTTTTTTTLLLLLLLLSSSSSSSS`) and their arithmetic.
 
 mod range;
-mod size;
 
 use std::fmt;
 use std::str::FromStr;
 
+pub use crate::segment_size::WalSegmentSize;
 pub use range::SegmentRange;
-pub use size::WalSegmentSize;
 
 use crate::error::{Error, Result};
 use crate::lsn::{Lsn, parse_hex_u32};

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use barman_core::backup::human_size as pretty;
+use barman_core::shared::human_size as pretty;
 use serde_json::Value;
 
 use crate::archiving::ok;

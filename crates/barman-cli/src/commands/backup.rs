@@ -7,11 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use barman_copy::{Progress, RelPath};
-use barman_core::backup::{
-    self as core_backup, BackupContext, BackupObserver, BackupOptions, ShellSpawner,
-};
+use barman_core::backup::{self as core_backup, BackupContext, BackupObserver, BackupOptions};
 use barman_core::clock::SystemClock;
 use barman_core::config::{Config, ReuseBackup};
+use barman_core::shared::ShellSpawner;
 use barman_core::{BackupStatus, Error};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
@@ -281,7 +280,7 @@ pub fn check_backup(config: &Config, name: &str, id: &str, out: &mut Output) -> 
     let Some((server, info)) = server_and_backup(config, name, id, out)? else {
         return Ok(());
     };
-    let status = core_backup::check_backup(config.global(), server, info.backup_id())?;
+    let status = barman_core::shared::check_backup(config.global(), server, info.backup_id())?;
     let info = server.catalog().backup(info.backup_id())?;
     out.json_result(
         name,

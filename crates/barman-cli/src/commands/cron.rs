@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use barman_core::Error;
-use barman_core::backup::ShellSpawner;
 use barman_core::catalog::BackupId;
 use barman_core::clock::SystemClock;
 use barman_core::config::{Config, ServerConfig};
@@ -32,6 +31,7 @@ use barman_core::cron::{
     CronContext, CronObserver, CronSpawner, ServerCronReport, cron_server, cron_servers,
     global_lock,
 };
+use barman_core::shared::ShellSpawner;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 

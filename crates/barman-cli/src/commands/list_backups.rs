@@ -3,10 +3,10 @@
 use std::fmt::Write as _;
 
 use anyhow::Result;
-use barman_core::backup::human_size;
 use barman_core::clock::SystemClock;
 use barman_core::config::Config;
 use barman_core::listing::{BackupRow, list_backups};
+use barman_core::shared::human_size;
 use serde_json::{Value, json};
 
 use super::listing_fmt::{ctime, epoch_text, sort_keys};

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
-use barman_core::backup::ShellSpawner;
 use barman_core::clock::SystemClock;
 use barman_core::config::Config;
 use barman_core::recover::{self, RecoverContext, RecoverOptions, TargetOptions};
+use barman_core::shared::ShellSpawner;
 use barman_core::shell::quote;
 use jiff::tz::TimeZone;
 use serde_json::Value;

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::fmt::Display;
 
 use anyhow::Result;
-use barman_core::backup::human_size;
 use barman_core::config::Config;
 use barman_core::postgres::PgConnection;
 use barman_core::replication_status::{
     ClientKind, ReplicationStatus, Source, StreamingClient, Target, replication_status,
     source_conninfo,
 };
+use barman_core::shared::human_size;
 use serde_json::{Value, json};
 
 use super::select_servers;

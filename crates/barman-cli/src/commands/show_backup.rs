@@ -7,11 +7,11 @@ use std::time::Duration;
 use std::fmt::Write as _;
 
 use anyhow::Result;
-use barman_core::backup::{human_duration, human_size};
 use barman_core::catalog::pytime::to_python_str;
 use barman_core::clock::SystemClock;
 use barman_core::config::Config;
 use barman_core::listing::{BackupDetails, backup_details};
+use barman_core::shared::{human_duration, human_size};
 use serde_json::{Value, json};
 
 use super::listing_fmt::{epoch_text, percent, row, sort_keys, whole};

@@ -5,10 +5,10 @@
 use std::fmt::Write as _;
 
 use anyhow::Result;
-use barman_core::backup::human_size;
 use barman_core::config::{Config, ServerConfig};
 use barman_core::listing::{PgStatus, ServerStatus, pg_status, server_status};
 use barman_core::postgres::PgConnection;
+use barman_core::shared::human_size;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::{Map, Value, json};

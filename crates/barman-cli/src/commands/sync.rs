@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use barman_core::Error;
-use barman_core::backup::{BackupObserver as _, ShellSpawner};
+use barman_core::backup::BackupObserver as _;
 use barman_core::catalog::BackupId;
 use barman_core::clock::SystemClock;
 use barman_core::config::{Config, ServerConfig};
+use barman_core::shared::ShellSpawner;
 use barman_core::sync::{self as core_sync, Position, SyncContext, SyncObserver};
 use serde_json::json;
 

@@ -4,10 +4,10 @@
 use barman_retention::RetentionStatus;
 use jiff::Zoned;
 
-use super::wals::WalStats;
 use crate::Result;
 use crate::clock::Clock;
 use crate::retention::{catalog_backups, report, status_of};
+use crate::shared::wal_stats::WalStats;
 use barman_catalog::{BackupStatus, Catalog};
 use barman_config::ServerConfig;
 

@@ -4,10 +4,10 @@
 
 use barman_retention::RetentionStatus;
 
-use super::wals::{ChildTimeline, WalStats, children_timelines, neighbours};
 use crate::Result;
 use crate::clock::Clock;
 use crate::retention::{catalog_backups, report, status_of};
+use crate::shared::wal_stats::{ChildTimeline, WalStats, children_timelines, neighbours};
 use barman_catalog::{BackupId, BackupInfo, BackupStatus, PyValue};
 use barman_config::ServerConfig;
 

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use barman_wal::{SegmentName, WalFileName, WalSegmentSize};
 
-use super::wals::{neighbours, wals_until_next};
+use crate::shared::wal_stats::{neighbours, wals_until_next};
 use crate::{Error, Result};
 use barman_catalog::{BackupInfo, Catalog};
 

@@ -11,7 +11,7 @@ use super::SegmentWriter;
 use crate::{Error, Result};
 use barman_catalog::{LockKind, try_acquire};
 use barman_config::{CreateSlot, GlobalConfig, ServerConfig};
-use barman_pg::replication::{ReplicationConfig, ReplicationConnection, StreamMessage};
+use barman_pg::replication::{ReplicationConnection, StreamMessage};
 
 /// How often a status update is sent even when nothing happens.
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
@@ -46,51 +46,10 @@ pub trait ReceiveObserver {
     fn segment(&mut self, _name: &str) {}
 }
 
-/// The conninfo used for streaming: `wal_streaming_conninfo`, else
-/// `streaming_conninfo`, else `conninfo`.
-pub fn streaming_conninfo(server: &ServerConfig) -> Result<&str> {
-    server
-        .effective_wal_streaming_conninfo()
-        .or(server.streaming_conninfo.as_deref())
-        .or(server.conninfo.as_deref())
-        .ok_or_else(|| {
-            Error::BackupRefused(format!(
-                "server `{}` has no streaming_conninfo or conninfo",
-                server.name
-            ))
-        })
-}
+use crate::server::connect_as;
 
 fn connect(server: &ServerConfig) -> Result<ReplicationConnection> {
     connect_as(server, &server.streaming_archiver_name)
-}
-
-/// A replication connection to `server` through [`streaming_conninfo`],
-/// as `application_name` unless the conninfo names one.
-///
-/// # Errors
-///
-/// [`Error::ReplicationDisabled`] when PostgreSQL refuses every
-/// replication connection (`max_wal_senders = 0`, as `wal_level =
-/// minimal` requires); the connection's error otherwise.
-pub fn connect_as(server: &ServerConfig, application_name: &str) -> Result<ReplicationConnection> {
-    let mut config = ReplicationConfig::from_conninfo(streaming_conninfo(server)?)?;
-    if config.application_name.is_none() {
-        config.application_name = Some(application_name.to_owned());
-    }
-    ReplicationConnection::connect(&config).map_err(|e| {
-        // SQLSTATE 53300 (too_many_connections), "number of requested
-        // standby connections exceeds max_wal_senders (currently 0)".
-        let text = e.to_string();
-        if e.code() == Some("53300") && text.contains("max_wal_senders (currently 0)") {
-            Error::ReplicationDisabled {
-                server: server.name.clone(),
-                detail: text,
-            }
-        } else {
-            e.into()
-        }
-    })
 }
 
 /// Runs `barman receive-wal` for `server`.

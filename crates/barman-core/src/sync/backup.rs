@@ -31,7 +31,7 @@ use barman_copy::{
 };
 
 use super::{SyncContext, agent_factory, load_primary_info, locally_obsolete, passive_ssh};
-use crate::backup::MANIFEST_FILE;
+use crate::shared::MANIFEST_FILE;
 use crate::{Error, Result};
 use barman_catalog::fs::{create_dir_secure, fsync_dir};
 use barman_catalog::{BackupId, BackupInfo, BackupStatus, Identity, LockKind, try_acquire};
@@ -163,7 +163,7 @@ pub fn sync_backup(
             // (check-backup now, or in a later cron once sync-wals brought them).
             info.set_status(BackupStatus::WaitingForWals);
             info.write(&layout)?;
-            let status = crate::backup::check_backup_info(global, server, &mut info)?;
+            let status = crate::shared::check_backup_info(global, server, &mut info)?;
             if identity.is_none()
                 && let (Some(systemid), Some(version)) = (info.systemid(), info.version()?)
             {
@@ -174,9 +174,9 @@ pub fn sync_backup(
             if let Some(copy) = &report.copy {
                 ctx.observer.message(&format!(
                     "Synchronised backup {id} of server {name}, now {status} (time: {}, {} files, {}; {} hard-linked, {} from deltas, {} fetched; {} bytes transferred)",
-                    crate::backup::human_duration(report.elapsed),
+                    crate::shared::human_duration(report.elapsed),
                     copy.files,
-                    crate::backup::human_size(copy.bytes_total),
+                    crate::shared::human_size(copy.bytes_total),
                     copy.files_linked,
                     copy.files_delta,
                     copy.files_fetched,

@@ -152,7 +152,7 @@ pub fn sync_wals(
         if info.status()? != BackupStatus::WaitingForWals {
             continue;
         }
-        let status = crate::backup::check_backup_info(global, server, &mut info)?;
+        let status = crate::shared::check_backup_info(global, server, &mut info)?;
         if status != BackupStatus::WaitingForWals {
             ctx.observer.message(&format!(
                 "Backup {} of server {name} is now {status}",
