@@ -429,6 +429,22 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::new("cannot fsync directory", dir, e))
 }
 
+/// Moves the file `from` (already fsync'ed by whoever wrote it) to `to`
+/// by a rename, and makes the move durable: the directory of `to` is
+/// fsync'ed, and the directory of `from` too when it is another one. `to`
+/// is replaced if it exists. Across file systems the rename fails with
+/// [`io::ErrorKind::CrossesDevices`]; the caller then copies through a
+/// [`TempFile`].
+pub fn rename_durable(from: &Path, to: &Path) -> Result<()> {
+    fs::rename(from, to).map_err(|e| Error::new("cannot rename", from, e))?;
+    let (from_dir, to_dir) = (parent_dir(from), parent_dir(to));
+    fsync_dir(to_dir)?;
+    if from_dir != to_dir {
+        fsync_dir(from_dir)?;
+    }
+    Ok(())
+}
+
 /// Creates `path` and any missing parents with mode 0700 (exactly),
 /// fsyncing the parent of every directory created. Existing directories
 /// are left as they are.

@@ -82,17 +82,20 @@ pub fn move_to_errors(
             n += 1;
             continue;
         }
-        match std::fs::rename(src, &dest) {
+        match barman_fs::rename_durable(src, &dest) {
             Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(18) => {
-                // EXDEV: another file system. Copy durably, then remove.
+            Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+                // Another file system: copy durably, then remove.
                 copy_durable(src, &dest)?;
                 std::fs::remove_file(src).map_err(|e| Error::io("cannot remove", src, e))?;
+                fsync_dir(errors_dir)?;
+                fsync_dir(parent(src))?;
             }
-            Err(e) => return Err(Error::io("cannot move to errors directory", src, e)),
+            Err(e) => {
+                let (_, _, source) = e.into_parts();
+                return Err(Error::io("cannot move to errors directory", src, source));
+            }
         }
-        fsync_dir(errors_dir)?;
-        fsync_dir(parent(src))?;
         return Ok(dest);
     }
 }

@@ -8,7 +8,7 @@
 //! one: the rename happens only when the last byte of the segment has been
 //! written.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -210,8 +210,7 @@ impl SegmentWriter {
         drop(open.file);
         let name = WalFileName::Segment(open.segment).to_string();
         let dest = self.dir.join(&name);
-        fs::rename(&open.path, &dest).map_err(|e| Error::io("cannot rename", &open.path, e))?;
-        barman_catalog::fs::fsync_dir(&self.dir)?;
+        barman_fs::rename_durable(&open.path, &dest)?;
         self.flushed = self.written;
         self.completed.push(name);
         Ok(())
@@ -220,6 +219,8 @@ impl SegmentWriter {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     const SEG: u64 = 1 << 20;
