@@ -10,9 +10,9 @@ use std::thread;
 use barman_fs::TempFile;
 use barman_wal::WalFileName;
 
-use crate::fetch::{self, FetchError};
-use crate::report;
+use super::fetch::{self, FetchError};
 use crate::ssh::Remote;
+use crate::{Warn, Warning};
 
 /// Moves `spooled` onto `dest`: a rename, or across file systems a copy
 /// into `temp` (a temporary file next to `dest`) committed durably, and
@@ -36,13 +36,14 @@ pub fn deliver(spooled: &Path, dest: &Path, temp: TempFile) -> io::Result<()> {
 /// Fetches `names` concurrently into `spool_dir` while `main` runs on the
 /// calling thread; returns what `main` returned. Each file is written as a
 /// hidden temporary file in the spool, synced and renamed to its name; a
-/// failed fetch leaves nothing.
+/// failed fetch leaves nothing (and a warning).
 pub fn fetch_with_prefetch<T>(
     remote: &Remote,
     spool_dir: &Path,
     names: &[String],
     command_for: &(dyn Fn(&str) -> String + Sync),
     main: impl FnOnce() -> T,
+    warn: Warn<'_>,
 ) -> T {
     thread::scope(|scope| {
         let handles: Vec<_> = names
@@ -58,10 +59,11 @@ pub fn fetch_with_prefetch<T>(
         for handle in handles {
             match handle.join() {
                 Ok((_, Ok(()))) => {}
-                Ok((name, Err(message))) => {
-                    report::warning(&format!("prefetching WAL {name} failed: {message}"));
-                }
-                Err(_) => report::warning("a prefetch thread panicked"),
+                Ok((name, Err(message))) => warn(Warning::FetchAheadFailed {
+                    wal: name.clone(),
+                    message,
+                }),
+                Err(_) => warn(Warning::ThreadPanicked),
             }
         }
         result
