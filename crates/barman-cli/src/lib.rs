@@ -31,7 +31,7 @@ use crate::wal_archive::ArchiveError;
 /// Where the clients send warnings (the binaries print them as
 /// `WARNING: ...` on standard error, which PostgreSQL copies into its log).
 /// Called from several threads.
-pub type Warn<'a> = &'a (dyn Fn(Warning) + Sync);
+pub type Warn<'a> = &'a (dyn Fn(&Warning) + Sync);
 
 /// Something that went wrong without failing the run: the work goes on
 /// without the prefetch cache, the spool or a file fetched ahead.

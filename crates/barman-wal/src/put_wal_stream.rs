@@ -607,7 +607,7 @@ where
             ..
         } = content;
         match (received, failure) {
-            (_, Some(kind)) if kind == io::ErrorKind::UnexpectedEof => {
+            (_, Some(io::ErrorKind::UnexpectedEof)) => {
                 return Err(FormatError::Truncated(name).into());
             }
             (Err(e), _) => return Err(ReadError::Sink(e)),
@@ -846,30 +846,42 @@ mod tests {
             Err(ReadError::Format(e)) => e.to_string(),
             other => panic!("{other:?}"),
         };
-        assert_eq!(
-            err(raw_stream(&[("a/000000010000000000000001", Regular, b"x")])),
-            "unsupported file name `a/000000010000000000000001` (no directories allowed)"
-        );
-        assert_eq!(
-            err(raw_stream(&[("000000010000000000000001", Directory, b"")])),
-            "unsupported member type for `000000010000000000000001` (only regular files are accepted)"
-        );
-        assert_eq!(
-            err(raw_stream(&[("postgresql.conf", Regular, b"x")])),
-            "`postgresql.conf` is not a WAL file name"
-        );
-        assert_eq!(
-            err(raw_stream(&[("SHA256SUMS", Regular, b"")])),
-            "no WAL file in the stream"
-        );
-        assert_eq!(
-            err(raw_stream(&[("./000000010000000000000001", Regular, b"x")])),
-            "no checksum file (SHA256SUMS or MD5SUMS) in the stream"
-        );
-        assert_eq!(
-            err(raw_stream(&[("MD5SUMS", Regular, b"bad\n")])),
-            "MD5SUMS line 1: expected `<hex digest> *<file name>`"
-        );
+        let cases: [(&str, tar::EntryType, &[u8], &str); 6] = [
+            (
+                "a/000000010000000000000001",
+                Regular,
+                b"x",
+                "unsupported file name `a/000000010000000000000001` (no directories allowed)",
+            ),
+            (
+                "000000010000000000000001",
+                Directory,
+                b"",
+                "unsupported member type for `000000010000000000000001` (only regular files are accepted)",
+            ),
+            (
+                "postgresql.conf",
+                Regular,
+                b"x",
+                "`postgresql.conf` is not a WAL file name",
+            ),
+            ("SHA256SUMS", Regular, b"", "no WAL file in the stream"),
+            (
+                "./000000010000000000000001",
+                Regular,
+                b"x",
+                "no checksum file (SHA256SUMS or MD5SUMS) in the stream",
+            ),
+            (
+                "MD5SUMS",
+                Regular,
+                b"bad\n",
+                "MD5SUMS line 1: expected `<hex digest> *<file name>`",
+            ),
+        ];
+        for (name, kind, content, expected) in cases {
+            assert_eq!(err(raw_stream(&[(name, kind, content)])), expected);
+        }
         let many: Vec<String> = (1..=MAX_FILES + 1)
             .map(|i| format!("0000000100000000000000{i:02X}"))
             .collect();

@@ -134,14 +134,23 @@ pub fn connectivity_test(remote: &Remote, server: &str) -> Result<(), ArchiveErr
     Ok(remote.connectivity_test("put-wal", &[server])?)
 }
 
-/// Archives `wal`: alone when `parallel` is 0 or 1, else with the ready
-/// segments that follow it (see [`prefetch`]), markers in `cache_dir`.
+/// `--parallel N`: how many ssh sessions, and where the markers of the
+/// WAL files pushed ahead are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Parallel<'a> {
+    /// The number of sessions (0 or 1: no prefetch).
+    pub sessions: usize,
+    /// The prefetch cache directory (see [`prefetch::default_cache_dir`]).
+    pub cache_dir: &'a Path,
+}
+
+/// Archives `wal`: alone when `parallel.sessions` is 0 or 1, else with the
+/// ready segments that follow it (see [`prefetch`]).
 pub fn archive(
     remote: &Remote,
     options: &PushOptions,
     wal: &Path,
-    parallel: usize,
-    cache_dir: &Path,
+    parallel: Parallel<'_>,
     warn: Warn<'_>,
 ) -> Result<(), ArchiveError> {
     let meta = fs::metadata(wal).map_err(|source| ArchiveError::WalPath {
@@ -151,8 +160,8 @@ pub fn archive(
     if meta.is_dir() {
         return Err(ArchiveError::Directory(wal.to_path_buf()));
     }
-    if parallel > 1 {
-        prefetch::archive_parallel(remote, options, wal, parallel, cache_dir, warn)
+    if parallel.sessions > 1 {
+        prefetch::archive_parallel(remote, options, (wal, &meta), parallel, warn)
     } else {
         push::push(remote, options, wal).map(drop)
     }

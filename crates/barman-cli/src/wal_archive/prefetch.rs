@@ -22,8 +22,8 @@ use barman_wal::SegmentName;
 use barman_wal::put_wal_stream::hex;
 use sha2::{Digest, Sha256};
 
-use super::ArchiveError;
 use super::push::{self, PushOptions, Stamp};
+use super::{ArchiveError, Parallel};
 use crate::ssh::Remote;
 use crate::{Warn, Warning, fsutil};
 
@@ -106,7 +106,7 @@ impl Cache {
         }
         let recorded = self.recorded(name);
         if let Err(source) = fs::remove_file(&path) {
-            warn(Warning::MarkerNotRemoved { path, source });
+            warn(&Warning::MarkerNotRemoved { path, source });
         }
         recorded == Some(current)
     }
@@ -173,19 +173,21 @@ pub const PER_SESSION: usize = 8;
 /// Archives `wal` with up to `parallel × PER_SESSION - 1` following ready
 /// segments, in `parallel` ssh sessions (see the module docs). The result
 /// is the one of `wal`'s session: `wal` is archived only when that session
-/// stored everything it carried.
+/// stored everything it carried. `wal` comes with its metadata.
 pub fn archive_parallel(
     remote: &Remote,
     options: &PushOptions,
-    wal: &Path,
-    parallel: usize,
-    cache_dir: &Path,
+    (wal, meta): (&Path, &fs::Metadata),
+    Parallel {
+        sessions: parallel,
+        cache_dir,
+    }: Parallel<'_>,
     warn: Warn<'_>,
 ) -> Result<(), ArchiveError> {
     let cache = match Cache::open(cache_dir) {
         Ok(cache) => cache,
         Err(source) => {
-            warn(Warning::CacheUnusable {
+            warn(&Warning::CacheUnusable {
                 wal: wal.to_path_buf(),
                 source,
             });
@@ -193,14 +195,8 @@ pub fn archive_parallel(
         }
     };
     let name = wal.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    if !name.is_empty() {
-        let meta = fs::metadata(wal).map_err(|source| ArchiveError::WalPath {
-            path: wal.to_path_buf(),
-            source,
-        })?;
-        if cache.take(name, Stamp::of(&meta), warn) {
-            return Ok(());
-        }
+    if !name.is_empty() && cache.take(name, Stamp::of(meta), warn) {
+        return Ok(());
     }
 
     // Only a plain segment starts a prefetch: history and backup-label files
@@ -245,7 +241,7 @@ pub fn archive_parallel(
                     continue;
                 }
                 if let Err(source) = cache.record(stem, *stamp) {
-                    warn(Warning::MarkerNotRecorded {
+                    warn(&Warning::MarkerNotRecorded {
                         wal: (*stem).to_owned(),
                         source,
                     });
@@ -260,12 +256,12 @@ pub fn archive_parallel(
                 Ok((group, Ok(stamps))) => record(&group, &stamps),
                 Ok((group, Err(error))) => {
                     let stems: Vec<&str> = group.iter().map(|(s, _)| *s).collect();
-                    warn(Warning::PushAheadFailed {
+                    warn(&Warning::PushAheadFailed {
                         wals: stems.join(", "),
                         error,
                     });
                 }
-                Err(_) => warn(Warning::ThreadPanicked),
+                Err(_) => warn(&Warning::ThreadPanicked),
             }
         }
         main.map(|stamps| stamps[0])

@@ -205,7 +205,7 @@ pub fn restore(remote: &Remote, request: &Request, warn: Warn<'_>) -> Result<(),
     let spool_usable = match fsutil::private_dir(&request.spool_dir, false) {
         Ok(exists) => exists,
         Err(e) => {
-            warn(Warning::SpoolIgnored(e));
+            warn(&Warning::SpoolIgnored(e));
             false
         }
     };
@@ -262,7 +262,7 @@ fn prefetch_list(
     warn: Warn<'_>,
 ) -> Result<Vec<String>, GetWalError> {
     if let Err(source) = fsutil::private_dir(&request.spool_dir, true) {
-        warn(Warning::SpoolUnusable {
+        warn(&Warning::SpoolUnusable {
             wal: request.wal_name.clone(),
             source,
         });

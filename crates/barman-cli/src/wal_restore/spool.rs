@@ -59,11 +59,11 @@ pub fn fetch_with_prefetch<T>(
         for handle in handles {
             match handle.join() {
                 Ok((_, Ok(()))) => {}
-                Ok((name, Err(message))) => warn(Warning::FetchAheadFailed {
+                Ok((name, Err(message))) => warn(&Warning::FetchAheadFailed {
                     wal: name.clone(),
                     message,
                 }),
-                Err(_) => warn(Warning::ThreadPanicked),
+                Err(_) => warn(&Warning::ThreadPanicked),
             }
         }
         result

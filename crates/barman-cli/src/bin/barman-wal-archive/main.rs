@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use barman_cli::Warning;
 use barman_cli::ssh::Remote;
-use barman_cli::wal_archive::{self, ArchiveError, EXIT_LOCAL, PushOptions, prefetch};
+use barman_cli::wal_archive::{self, ArchiveError, EXIT_LOCAL, Parallel, PushOptions, prefetch};
 use barman_wal::put_wal_stream::HashKind;
 use barman_wal::{Compression, CompressionLevel};
 use clap::Parser;
@@ -175,18 +175,15 @@ fn run(args: &Args) -> Result<(), ArchiveError> {
             args.config.as_deref(),
         )
     });
-    wal_archive::archive(
-        &remote,
-        &options,
-        &args.wal_path,
-        args.parallel,
-        &cache_dir,
-        &warn,
-    )
+    let parallel = Parallel {
+        sessions: args.parallel,
+        cache_dir: &cache_dir,
+    };
+    wal_archive::archive(&remote, &options, &args.wal_path, parallel, &warn)
 }
 
 /// Prints a warning as Barman's scripts do (PostgreSQL copies it into its
 /// log).
-fn warn(warning: Warning) {
+fn warn(warning: &Warning) {
     eprintln!("WARNING: {warning}");
 }

@@ -160,6 +160,6 @@ fn run(args: &Args) -> Result<(), RestoreError> {
 
 /// Prints a warning as Barman's scripts do (PostgreSQL copies it into its
 /// log).
-fn warn(warning: Warning) {
+fn warn(warning: &Warning) {
     eprintln!("WARNING: {warning}");
 }
