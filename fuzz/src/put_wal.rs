@@ -7,10 +7,7 @@ use barman_core::archive::{PutWalOptions, WalExpectations, put_wal_stream};
 use barman_core::clock::FixedClock;
 use barman_core::{Error, ServerLayout};
 use barman_wal::WalSegmentSize;
-
-#[allow(dead_code, clippy::all, clippy::pedantic)]
-#[path = "../../crates/barman-cli/src/bin/barman-wal-archive/tarstream.rs"]
-mod tarstream;
+use barman_wal::put_wal_stream as stream;
 
 /// The system identifier of the seeds' WAL (a PostgreSQL 15 cluster made
 /// with `initdb --wal-segsize=1`).
@@ -28,7 +25,7 @@ const NAMES: [&str; 5] = [
 /// A put-wal stream, received into `incoming/` of a fresh sandbox. The
 /// first byte chooses the mode: bit 0 clear, the rest is the stream as
 /// sent; bit 0 set, the rest describes WAL files that the CLI's own writer
-/// (`barman-wal-archive`'s `tarstream`) turns into a stream, which must
+/// (`barman_wal::put_wal_stream`, what `barman-wal-archive` sends) turns into a stream, which must
 /// never be refused as a malformed stream or for a bad checksum (bit 2:
 /// `MD5SUMS` instead of `SHA256SUMS`). Bit 1 makes the archive expect the
 /// seeds' system identifier and a 1 MiB segment size.
@@ -90,7 +87,7 @@ fn written_by_the_cli(data: &[u8], md5: bool) -> Vec<u8> {
     }
     let members = files
         .iter()
-        .map(|(name, content)| tarstream::Member {
+        .map(|(name, content)| stream::Member {
             name,
             size: content.len() as u64,
             mtime: 1_700_000_000,
@@ -100,13 +97,13 @@ fn written_by_the_cli(data: &[u8], md5: bool) -> Vec<u8> {
         })
         .collect();
     let hash = if md5 {
-        tarstream::HashKind::Md5
+        stream::HashKind::Md5
     } else {
-        tarstream::HashKind::Sha256
+        stream::HashKind::Sha256
     };
     let mut out = Vec::new();
     assert!(
-        tarstream::write_archive_many(&mut out, members, hash).is_ok(),
+        stream::write_stream(&mut out, members, hash).is_ok(),
         "writing a stream into memory failed"
     );
     out

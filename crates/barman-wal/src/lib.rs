@@ -17,6 +17,10 @@
 //! - [`LongPageHeader`]: the 40-byte header opening each segment, checked
 //!   against [`HeaderExpectations`] before a file is archived.
 //!
+//! [`put_wal_stream`] is the tar stream `barman-wal-archive` sends and
+//! `barman put-wal` reads (WAL members, `SHA256SUMS`/`MD5SUMS`, limits):
+//! its writer and its reader.
+//!
 //! # Example
 //!
 //! ```
@@ -52,6 +56,7 @@ mod file_name;
 mod header;
 mod history;
 mod lsn;
+pub mod put_wal_stream;
 mod segment;
 mod segment_size;
 mod timeline;

@@ -2,19 +2,19 @@
 //!
 //! The stream is what Barman's `barman-wal-archive` sends (and ours): a tar
 //! with the WAL file(s) and a `SHA256SUMS` (or `MD5SUMS`) member with lines
-//! `<hex digest> *<name>`. Every file is written to a temporary file,
+//! `<hex digest> *<name>`, read (names, limits, checksum lines) by
+//! [`barman_wal::put_wal_stream`], the module the sender writes it with.
+//! Every file is written to a temporary file,
 //! fsync'ed, its checksum verified, its content checked ([`inspect`]), and
 //! only then linked into `incoming/` (and the directory fsync'ed): when
 //! put-wal exits 0 the WAL is durable, and on any error nothing is left.
 
-use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use barman_wal::put_wal_stream::{self as stream, HashKind, ReadError};
 use barman_wal::{Codec, WalFileName};
-use md5::Md5;
-use sha2::{Digest, Sha256};
 
 use super::inspect::{InspectError, WalExpectations, inspect, same_content};
 use barman_fs::{NoReplace, TempFile};
@@ -23,14 +23,6 @@ use super::store::{ErrorKind, create_temp, move_to_errors};
 use crate::clock::Clock;
 use crate::{Error, Result, ServerLayout};
 use barman_catalog::fs::create_dir_secure;
-
-/// Most WAL files accepted in one stream.
-const MAX_FILES: usize = 64;
-/// Largest checksum member accepted.
-const MAX_SUMS: u64 = 1 << 20;
-/// Largest WAL member accepted (1 GiB segments, plus slack for a
-/// compressor's worst case).
-const MAX_MEMBER: u64 = (1 << 30) + (1 << 24);
 
 /// Options of a put-wal.
 #[derive(Debug, Clone, Default)]
@@ -75,58 +67,6 @@ struct Pending {
     sha256: String,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-/// A writer that hashes what passes through it.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    written: u64,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.written += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// Parses a checksum file: lines `<hex> *<name>` or `<hex>  <name>`.
-fn parse_sums(text: &str, member: &str) -> Result<BTreeMap<String, String>> {
-    let mut map = BTreeMap::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim_end();
-        if line.is_empty() {
-            continue;
-        }
-        let parsed = line
-            .split_once(" *")
-            .or_else(|| line.split_once("  "))
-            .filter(|(sum, name)| {
-                !name.is_empty() && !sum.is_empty() && sum.bytes().all(|b| b.is_ascii_hexdigit())
-            });
-        let Some((sum, name)) = parsed else {
-            return Err(Error::PutWalStream(format!(
-                "{member} line {}: expected `<hex digest> *<file name>`",
-                i + 1
-            )));
-        };
-        map.insert(name.to_owned(), sum.to_ascii_lowercase());
-    }
-    Ok(map)
-}
-
 /// Receives a put-wal tar stream into `incoming/`.
 pub fn put_wal_stream<R: Read>(
     reader: R,
@@ -136,127 +76,59 @@ pub fn put_wal_stream<R: Read>(
 ) -> Result<Vec<ReceivedWal>> {
     let incoming = layout.incoming_directory();
     create_dir_secure(incoming)?;
-    let mut archive = tar::Archive::new(reader);
-    let mut pending: Vec<Pending> = Vec::new();
-    let mut sums: Option<(&'static str, BTreeMap<String, String>)> = None;
-    let entries = archive
-        .entries()
-        .map_err(|e| Error::PutWalStream(format!("cannot read the tar stream: {e}")))?;
-    for entry in entries {
-        let mut entry =
-            entry.map_err(|e| Error::PutWalStream(format!("cannot read the tar stream: {e}")))?;
-        let raw = entry.path_bytes();
-        let raw = String::from_utf8_lossy(&raw).into_owned();
-        let name = raw.strip_prefix("./").unwrap_or(&raw).to_owned();
-        let kind = entry.header().entry_type();
-        if !kind.is_file() {
-            return Err(Error::PutWalStream(format!(
-                "unsupported member type for `{name}` (only regular files are accepted)"
-            )));
+    let mut temps: Vec<TempFile> = Vec::new();
+    let received = stream::read_stream(reader, |member, content| {
+        let tmp = create_temp(&incoming.join(member.name))?;
+        let mut out = io::BufWriter::with_capacity(256 * 1024, tmp);
+        if let Err(e) = io::copy(content, &mut out) {
+            return Err(Error::io("cannot write", out.get_ref().path(), e));
         }
-        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-            return Err(Error::PutWalStream(format!(
-                "unsupported file name `{name}` (no directories allowed)"
-            )));
-        }
-        if name == "SHA256SUMS" || name == "MD5SUMS" {
-            let mut text = String::new();
-            (&mut entry)
-                .take(MAX_SUMS + 1)
-                .read_to_string(&mut text)
-                .map_err(|e| Error::PutWalStream(format!("cannot read {name}: {e}")))?;
-            if text.len() as u64 > MAX_SUMS {
-                return Err(Error::PutWalStream(format!("{name} is too large")));
-            }
-            let algo = if name == "SHA256SUMS" {
-                "sha256"
-            } else {
-                "md5"
-            };
-            sums = Some((algo, parse_sums(&text, &name)?));
-            continue;
-        }
-        let wal: WalFileName = name
-            .parse()
-            .map_err(|_| Error::PutWalStream(format!("`{name}` is not a WAL file name")))?;
-        if pending.len() >= MAX_FILES {
-            return Err(Error::PutWalStream(format!(
-                "more than {MAX_FILES} files in one stream"
-            )));
-        }
-        let declared = entry.header().size().unwrap_or(0);
-        if declared > MAX_MEMBER {
-            return Err(Error::PutWalStream(format!(
-                "`{name}` is too large ({declared} bytes)"
-            )));
-        }
-        let tmp = create_temp(&incoming.join(&name))?;
-        let mut w = HashingWriter {
-            inner: io::BufWriter::with_capacity(256 * 1024, tmp),
-            hasher: Sha256::new(),
-            written: 0,
-        };
-        let copied = io::copy(&mut entry, &mut w);
-        let HashingWriter {
-            inner,
-            hasher,
-            written,
-        } = w;
-        let tmp = match (copied, inner.into_inner()) {
-            (Ok(_), Ok(tmp)) => tmp,
-            (Err(e), _) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                return Err(Error::PutWalStream(format!(
-                    "the stream ended inside `{name}`"
-                )));
-            }
-            (Err(e), Ok(tmp)) => return Err(Error::io("cannot write", tmp.path(), e)),
-            (_, Err(e)) => {
-                let (e, inner) = e.into_parts();
-                return Err(Error::io("cannot write", inner.get_ref().path(), e));
-            }
-        };
-        if written != declared {
-            return Err(Error::PutWalStream(format!(
-                "the stream ended inside `{name}` ({written} of {declared} bytes)"
-            )));
-        }
+        let tmp = out.into_inner().map_err(|e| {
+            let (e, inner) = e.into_parts();
+            Error::io("cannot write", inner.get_ref().path(), e)
+        })?;
         tmp.sync()?;
-        pending.push(Pending {
-            name: wal,
-            raw_name: name,
+        temps.push(tmp);
+        Ok(())
+    })
+    .map_err(|e| match e {
+        ReadError::Format(e) => Error::PutWalStream(e.to_string()),
+        ReadError::Sink(e) => e,
+    })?;
+    let checksums = &received.checksums;
+    let algo = checksums.kind();
+    let pending: Vec<Pending> = received
+        .members
+        .into_iter()
+        .zip(temps)
+        .map(|(m, tmp)| Pending {
+            name: m.wal,
+            raw_name: m.name,
             tmp,
-            size: written,
-            sha256: hex(&hasher.finalize()),
-        });
-    }
-    // Read the tar padding the sender still writes after the end-of-archive
-    // blocks (Python's tarfile pads to 10 KiB records), so that it does not
-    // fail on a closed pipe. Bounded: a sender cannot keep us here.
-    let _ = io::copy(&mut archive.into_inner().take(1 << 20), &mut io::sink());
-    if pending.is_empty() {
-        return Err(Error::PutWalStream("no WAL file in the stream".into()));
-    }
-    let Some((algo, sums)) = sums else {
-        return Err(Error::PutWalStream(
-            "no checksum file (SHA256SUMS or MD5SUMS) in the stream".into(),
-        ));
-    };
+            size: m.size,
+            sha256: m.sha256,
+        })
+        .collect();
     for p in &pending {
-        let Some(expected) = sums.get(&p.raw_name) else {
-            return Err(Error::PutWalStream(format!(
-                "no checksum for `{}` in the checksum file",
-                p.raw_name
-            )));
+        let expected = checksums
+            .expected(&p.raw_name)
+            .map_err(|e| Error::PutWalStream(e.to_string()))?;
+        let actual = match algo {
+            HashKind::Sha256 => p.sha256.clone(),
+            HashKind::Md5 => {
+                let path = p.tmp.path();
+                let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+                algo.digest_reader(file)
+                    .map_err(|e| Error::io("cannot read", path, e))?
+            }
         };
-        let actual = if algo == "sha256" {
-            p.sha256.clone()
-        } else {
-            md5_of(p.tmp.path())?
-        };
-        if &actual != expected {
+        if actual != expected {
             return Err(Error::WalRejected {
                 name: p.raw_name.clone(),
-                reason: format!("bad checksum: {algo} is {actual}, the sender says {expected}"),
+                reason: format!(
+                    "bad checksum: {} is {actual}, the sender says {expected}",
+                    algo.algorithm()
+                ),
             });
         }
     }
@@ -321,22 +193,6 @@ pub fn put_wal_file(
     })
 }
 
-fn md5_of(path: &Path) -> Result<String> {
-    let mut f = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-    let mut h = Md5::new();
-    let mut buf = vec![0u8; 128 * 1024];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| Error::io("cannot read", path, e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
-}
-
 fn check(p: &Pending, options: &PutWalOptions) -> Result<()> {
     match inspect(
         p.tmp.path(),
@@ -389,23 +245,5 @@ fn install(
                 replaced = Some(moved);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn checksum_lines() {
-        let m = parse_sums(
-            "ABCD *000000010000000000000001\nef01  00000002.history\n",
-            "X",
-        )
-        .unwrap();
-        assert_eq!(m["000000010000000000000001"], "abcd");
-        assert_eq!(m["00000002.history"], "ef01");
-        assert!(parse_sums("zz *x\n", "X").is_err());
-        assert!(parse_sums("nohash\n", "X").is_err());
     }
 }

@@ -7,31 +7,15 @@
 //! (optionally compressed) and a `SHA256SUMS` (or `MD5SUMS`) member. See
 //! `--help` for the options and the `--parallel` prefetch.
 
-#[path = "../common/fsutil.rs"]
-mod fsutil;
-mod prefetch;
-mod push;
-#[path = "../common/report.rs"]
-mod report;
-#[path = "../common/ssh.rs"]
-mod ssh;
-mod tarstream;
-
-use std::fs;
 use std::path::PathBuf;
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 
+use barman_cli::Warning;
+use barman_cli::ssh::Remote;
+use barman_cli::wal_archive::{self, ArchiveError, EXIT_LOCAL, Parallel, PushOptions, prefetch};
+use barman_wal::put_wal_stream::HashKind;
 use barman_wal::{Compression, CompressionLevel};
 use clap::Parser;
-
-use crate::push::PushOptions;
-use crate::ssh::{Ended, Remote};
-use crate::tarstream::HashKind;
-
-/// Exit status for local errors (bad arguments, unreadable WAL file).
-const EXIT_LOCAL: u8 = 2;
-/// Exit status when ssh could not reach the Barman server (ssh's 255).
-const EXIT_CONNECTION: u8 = 3;
 
 /// The `--help` text describing the exit codes and `--parallel`.
 const AFTER_HELP: &str = "\
@@ -145,41 +129,6 @@ fn parse_level(value: &str) -> Result<CompressionLevel, String> {
     value.parse().map_err(|e| format!("{e}"))
 }
 
-/// Why a run failed: the exit status and the `ERROR:` message.
-#[derive(Debug)]
-pub struct Failure {
-    /// The process exit status.
-    pub code: u8,
-    /// What went wrong.
-    pub message: String,
-}
-
-impl Failure {
-    /// A local error (exit status 2).
-    pub fn local(message: impl Into<String>) -> Self {
-        Self {
-            code: EXIT_LOCAL,
-            message: message.into(),
-        }
-    }
-
-    /// The failure matching how ssh ended, `None` on success.
-    pub fn from_ssh(ended: Ended) -> Option<Self> {
-        match ended {
-            Ended::Success => None,
-            Ended::SshFailure => Some(Self {
-                code: EXIT_CONNECTION,
-                message: "Connection problem with ssh".into(),
-            }),
-            Ended::Remote(code) => Some(Self {
-                code,
-                message: "Remote 'barman put-wal' command has failed!".into(),
-            }),
-            Ended::Signal => Some(Self::local("ssh was terminated by a signal")),
-        }
-    }
-}
-
 fn main() -> ExitCode {
     let args = match Args::try_parse() {
         Ok(args) => args,
@@ -190,36 +139,23 @@ fn main() -> ExitCode {
     };
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => {
-            report::error(&failure.message);
-            ExitCode::from(failure.code)
+        Err(error) => {
+            eprintln!("ERROR: {error}");
+            ExitCode::from(error.exit_status())
         }
     }
 }
 
 /// Archives `args.wal_path` (or runs the connection test).
-fn run(args: &Args) -> Result<(), Failure> {
+fn run(args: &Args) -> Result<(), ArchiveError> {
     let remote = Remote::new(
         &args.user,
         &args.barman_host,
         args.port,
         args.config.as_deref(),
-    )
-    .map_err(|e| Failure::local(format!("{e:#}")))?;
+    )?;
     if args.test {
-        return connectivity_test(&remote, &args.server_name);
-    }
-    let meta = fs::metadata(&args.wal_path).map_err(|e| {
-        Failure::local(format!(
-            "Cannot read WAL_PATH {}: {e}",
-            args.wal_path.display()
-        ))
-    })?;
-    if meta.is_dir() {
-        return Err(Failure::local(format!(
-            "WAL_PATH cannot be a directory: {}",
-            args.wal_path.display()
-        )));
+        return wal_archive::connectivity_test(&remote, &args.server_name);
     }
     let options = PushOptions {
         server: args.server_name.clone(),
@@ -231,40 +167,23 @@ fn run(args: &Args) -> Result<(), Failure> {
             HashKind::Sha256
         },
     };
-    if args.parallel > 1 {
-        let cache_dir = args.prefetch_cache_dir.clone().unwrap_or_else(|| {
-            prefetch::default_cache_dir(
-                &args.server_name,
-                &args.barman_host,
-                args.port,
-                args.config.as_deref(),
-            )
-        });
-        prefetch::archive_parallel(&remote, &options, &args.wal_path, args.parallel, &cache_dir)
-    } else {
-        push::push(&remote, &options, &args.wal_path).map(drop)
-    }
+    let cache_dir = args.prefetch_cache_dir.clone().unwrap_or_else(|| {
+        prefetch::default_cache_dir(
+            &args.server_name,
+            &args.barman_host,
+            args.port,
+            args.config.as_deref(),
+        )
+    });
+    let parallel = Parallel {
+        sessions: args.parallel,
+        cache_dir: &cache_dir,
+    };
+    wal_archive::archive(&remote, &options, &args.wal_path, parallel, &warn)
 }
 
-/// `--test`: runs `barman put-wal --test SERVER` remotely with no input; its
-/// output goes to ours and its exit status becomes ours.
-fn connectivity_test(remote: &Remote, server: &str) -> Result<(), Failure> {
-    let line = remote.barman_command(&["put-wal", "--test", server]);
-    let status = remote
-        .ssh(&line)
-        .stdin(Stdio::null())
-        .status()
-        .map_err(|e| Failure::local(format!("Impossible to invoke remote put-wal: {e}")))?;
-    match Ended::of(status) {
-        Ended::Success => Ok(()),
-        Ended::SshFailure => Err(Failure {
-            code: 255,
-            message: "Connection problem with ssh".into(),
-        }),
-        Ended::Remote(code) => Err(Failure {
-            code,
-            message: "Remote 'barman put-wal --test' command has failed!".into(),
-        }),
-        Ended::Signal => Err(Failure::local("ssh was terminated by a signal")),
-    }
+/// Prints a warning as Barman's scripts do (PostgreSQL copies it into its
+/// log).
+fn warn(warning: &Warning) {
+    eprintln!("WARNING: {warning}");
 }

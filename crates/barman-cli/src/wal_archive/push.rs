@@ -1,5 +1,5 @@
-//! Pushing one WAL file: `ssh ... 'barman put-wal SERVER'` fed with the tar
-//! stream of [`tarstream`](crate::tarstream).
+//! Pushing WAL files: `ssh ... 'barman put-wal SERVER'` fed with a
+//! [`put_wal_stream`](barman_wal::put_wal_stream).
 
 use std::fs::{File, Metadata};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
@@ -7,11 +7,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Stdio;
 
+use barman_wal::put_wal_stream::{self, HashKind, Member, WriteError};
 use barman_wal::{COPY_BUFFER_SIZE, Compression, CompressionLevel};
 
-use crate::Failure;
+use super::ArchiveError;
 use crate::ssh::{Ended, Remote};
-use crate::tarstream::{self, HashKind, Member, StreamError};
 
 /// What to send and how.
 #[derive(Debug, Clone)]
@@ -50,7 +50,7 @@ impl Stamp {
 }
 
 /// Sends `wal` to the Barman server; returns the stamp of the file sent.
-pub fn push(remote: &Remote, options: &PushOptions, wal: &Path) -> Result<Stamp, Failure> {
+pub fn push(remote: &Remote, options: &PushOptions, wal: &Path) -> Result<Stamp, ArchiveError> {
     push_many(remote, options, &[wal]).map(|stamps| stamps[0])
 }
 
@@ -67,25 +67,22 @@ struct Wal {
 
 /// Opens `wal` and checks it is a regular file (before any ssh is
 /// started: a bad WAL_PATH never reaches the server).
-fn open_checked(wal: &Path) -> Result<Wal, Failure> {
+fn open_checked(wal: &Path) -> Result<Wal, ArchiveError> {
     let name = wal
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or_else(|| Failure::local(format!("invalid WAL file name: {}", wal.display())))?;
-    let cannot_read = |e: io::Error| Failure::local(format!("Cannot read {}: {e}", wal.display()));
+        .ok_or_else(|| ArchiveError::InvalidName(wal.to_path_buf()))?;
+    let cannot_read = |source| ArchiveError::Read {
+        path: wal.to_path_buf(),
+        source,
+    };
     let file = File::open(wal).map_err(cannot_read)?;
     let meta = file.metadata().map_err(cannot_read)?;
     if meta.is_dir() {
-        return Err(Failure::local(format!(
-            "WAL_PATH cannot be a directory: {}",
-            wal.display()
-        )));
+        return Err(ArchiveError::Directory(wal.to_path_buf()));
     }
     if !meta.is_file() {
-        return Err(Failure::local(format!(
-            "{} is not a regular file",
-            wal.display()
-        )));
+        return Err(ArchiveError::NotRegular(wal.to_path_buf()));
     }
     Ok(Wal {
         name: name.to_owned(),
@@ -98,19 +95,24 @@ fn open_checked(wal: &Path) -> Result<Wal, Failure> {
 
 /// Compresses an opened WAL file if asked (into an anonymous temporary
 /// file, so the tar header can carry the exact size).
-fn prepare(options: &PushOptions, mut wal: Wal) -> Result<Wal, Failure> {
+fn prepare(options: &PushOptions, mut wal: Wal) -> Result<Wal, ArchiveError> {
     let Some(compression) = options.compression else {
         return Ok(wal);
     };
-    let compressed = compress_to_temp(wal.content, compression, options.level).map_err(|e| {
-        Failure::local(format!(
-            "Cannot {compression}-compress {}: {e}",
-            wal.path.display()
-        ))
-    })?;
+    let compressed =
+        compress_to_temp(wal.content, compression, options.level).map_err(|source| {
+            ArchiveError::Compress {
+                compression,
+                path: wal.path.clone(),
+                source,
+            }
+        })?;
     wal.size = compressed
         .metadata()
-        .map_err(|e| Failure::local(format!("Cannot read {}: {e}", wal.path.display())))?
+        .map_err(|source| ArchiveError::Read {
+            path: wal.path.clone(),
+            source,
+        })?
         .len();
     wal.content = compressed;
     Ok(wal)
@@ -123,7 +125,7 @@ pub fn push_many(
     remote: &Remote,
     options: &PushOptions,
     wals: &[&Path],
-) -> Result<Vec<Stamp>, Failure> {
+) -> Result<Vec<Stamp>, ArchiveError> {
     let opened: Vec<Wal> = wals
         .iter()
         .map(|wal| open_checked(wal))
@@ -134,21 +136,21 @@ pub fn push_many(
         .ssh(&line)
         .stdin(Stdio::piped())
         .spawn()
-        .map_err(|e| Failure::local(format!("Error executing ssh: {e}")))?;
+        .map_err(ArchiveError::Spawn)?;
     let prepared: Vec<Wal> = match opened.into_iter().map(|o| prepare(options, o)).collect() {
         Ok(prepared) => prepared,
-        Err(failure) => {
+        Err(error) => {
             // Nothing was sent: an empty stream stores nothing.
             drop(child.stdin.take());
             let _ = child.wait();
-            return Err(failure);
+            return Err(error);
         }
     };
     let stamps: Vec<Stamp> = prepared.iter().map(|p| Stamp::of(&p.meta)).collect();
     let names: Vec<&str> = prepared.iter().map(|p| p.name.as_str()).collect();
     let names = names.join(", ");
     let streamed = match child.stdin.take() {
-        Some(stdin) => tarstream::write_archive_many(
+        Some(stdin) => put_wal_stream::write_stream(
             BufWriter::with_capacity(COPY_BUFFER_SIZE, stdin),
             prepared
                 .iter()
@@ -163,23 +165,23 @@ pub fn push_many(
                 .collect(),
             options.hash,
         ),
-        None => Err(StreamError::Write(io::Error::other("no pipe to ssh"))),
+        None => Err(WriteError::Write(io::Error::other("no pipe to ssh"))),
     };
     // The pipe is closed here: ssh sees the end of its input.
-    let status = child
-        .wait()
-        .map_err(|e| Failure::local(format!("Error waiting for ssh: {e}")))?;
-    if let Err(StreamError::Read(e)) = &streamed {
-        return Err(Failure::local(format!("Cannot read {names}: {e}")));
-    }
-    if let Some(failure) = Failure::from_ssh(Ended::of(status)) {
-        return Err(failure);
+    let status = child.wait().map_err(ArchiveError::Wait)?;
+    let streamed = match streamed {
+        Err(WriteError::Read(source)) => {
+            return Err(ArchiveError::ReadWhileSending { names, source });
+        }
+        Err(WriteError::Write(source)) => Err(source),
+        Ok(()) => Ok(()),
+    };
+    if let Some(error) = ArchiveError::from_ssh(Ended::of(status)) {
+        return Err(error);
     }
     match streamed {
         Ok(()) => Ok(stamps),
-        Err(StreamError::Read(e) | StreamError::Write(e)) => {
-            Err(Failure::local(format!("Error sending {names} to ssh: {e}")))
-        }
+        Err(source) => Err(ArchiveError::Send { names, source }),
     }
 }
 

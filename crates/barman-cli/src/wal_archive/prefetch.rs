@@ -19,12 +19,13 @@ use std::thread;
 use std::time::{Duration, SystemTime};
 
 use barman_wal::SegmentName;
+use barman_wal::put_wal_stream::hex;
 use sha2::{Digest, Sha256};
 
-use crate::push::{self, PushOptions, Stamp};
+use super::push::{self, PushOptions, Stamp};
+use super::{ArchiveError, Parallel};
 use crate::ssh::Remote;
-use crate::tarstream::hex;
-use crate::{Failure, fsutil, report};
+use crate::{Warn, Warning, fsutil};
 
 /// Markers older than this are removed.
 const MARKER_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
@@ -98,14 +99,14 @@ impl Cache {
 
     /// True when `name` was pushed ahead with exactly this stamp; the marker
     /// is consumed either way (a stale one is useless).
-    fn take(&self, name: &str, current: Stamp) -> bool {
+    fn take(&self, name: &str, current: Stamp, warn: Warn<'_>) -> bool {
         let path = self.marker(name);
         if fs::symlink_metadata(&path).is_err() {
             return false;
         }
         let recorded = self.recorded(name);
-        if let Err(e) = fs::remove_file(&path) {
-            report::warning(&format!("cannot remove {}: {e}", path.display()));
+        if let Err(source) = fs::remove_file(&path) {
+            warn(&Warning::MarkerNotRemoved { path, source });
         }
         recorded == Some(current)
     }
@@ -172,31 +173,30 @@ pub const PER_SESSION: usize = 8;
 /// Archives `wal` with up to `parallel × PER_SESSION - 1` following ready
 /// segments, in `parallel` ssh sessions (see the module docs). The result
 /// is the one of `wal`'s session: `wal` is archived only when that session
-/// stored everything it carried.
+/// stored everything it carried. `wal` comes with its metadata.
 pub fn archive_parallel(
     remote: &Remote,
     options: &PushOptions,
-    wal: &Path,
-    parallel: usize,
-    cache_dir: &Path,
-) -> Result<(), Failure> {
+    (wal, meta): (&Path, &fs::Metadata),
+    Parallel {
+        sessions: parallel,
+        cache_dir,
+    }: Parallel<'_>,
+    warn: Warn<'_>,
+) -> Result<(), ArchiveError> {
     let cache = match Cache::open(cache_dir) {
         Ok(cache) => cache,
-        Err(e) => {
-            report::warning(&format!(
-                "prefetch cache unusable, archiving {} alone: {e}",
-                wal.display()
-            ));
+        Err(source) => {
+            warn(&Warning::CacheUnusable {
+                wal: wal.to_path_buf(),
+                source,
+            });
             return push::push(remote, options, wal).map(drop);
         }
     };
     let name = wal.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    if !name.is_empty() {
-        let meta = fs::metadata(wal)
-            .map_err(|e| Failure::local(format!("Cannot read WAL_PATH {}: {e}", wal.display())))?;
-        if cache.take(name, Stamp::of(&meta)) {
-            return Ok(());
-        }
+    if !name.is_empty() && cache.take(name, Stamp::of(meta), warn) {
+        return Ok(());
     }
 
     // Only a plain segment starts a prefetch: history and backup-label files
@@ -240,8 +240,11 @@ pub fn archive_parallel(
                 if *stem == name {
                     continue;
                 }
-                if let Err(e) = cache.record(stem, *stamp) {
-                    report::warning(&format!("cannot record prefetched WAL {stem}: {e}"));
+                if let Err(source) = cache.record(stem, *stamp) {
+                    warn(&Warning::MarkerNotRecorded {
+                        wal: (*stem).to_owned(),
+                        source,
+                    });
                 }
             }
         };
@@ -251,16 +254,14 @@ pub fn archive_parallel(
         for handle in handles {
             match handle.join() {
                 Ok((group, Ok(stamps))) => record(&group, &stamps),
-                Ok((group, Err(failure))) => {
+                Ok((group, Err(error))) => {
                     let stems: Vec<&str> = group.iter().map(|(s, _)| *s).collect();
-                    report::warning(&format!(
-                        "prefetching WAL {} failed (exit {}): {}",
-                        stems.join(", "),
-                        failure.code,
-                        failure.message
-                    ));
+                    warn(&Warning::PushAheadFailed {
+                        wals: stems.join(", "),
+                        error,
+                    });
                 }
-                Err(_) => report::warning("a prefetch thread panicked"),
+                Err(_) => warn(&Warning::ThreadPanicked),
             }
         }
         main.map(|stamps| stamps[0])

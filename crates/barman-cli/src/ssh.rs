@@ -7,9 +7,9 @@
 //! one argument: ssh hands it to the remote user's shell, so every word of it
 //! is shell-quoted here.
 
-use std::process::{Command, ExitStatus};
+use std::io;
+use std::process::{Command, ExitStatus, Stdio};
 
-use anyhow::{Result, bail};
 use barman_core::shell::quote;
 
 /// The program run to reach the Barman server, looked up on `PATH`.
@@ -18,6 +18,39 @@ pub const SSH_PROGRAM: &str = "ssh";
 /// The exit status ssh itself uses for its own failures (connection,
 /// authentication, host key): a remote command never sees it.
 pub const SSH_FAILURE: i32 = 255;
+
+/// A user, host or configuration path [`Remote::new`] refuses.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidRemote(String);
+
+/// How `barman put-wal --test` or `barman get-wal --test` failed (see
+/// [`Remote::connectivity_test`]).
+#[derive(Debug, thiserror::Error)]
+pub enum TestError {
+    /// ssh could not be started.
+    #[error("Impossible to invoke remote {command}: {source}")]
+    Spawn {
+        /// The barman command tested (`put-wal`, `get-wal`).
+        command: &'static str,
+        /// Why.
+        source: io::Error,
+    },
+    /// ssh could not reach the server (its status 255).
+    #[error("Connection problem with ssh")]
+    Connection,
+    /// The remote command failed with this status.
+    #[error("Remote 'barman {command} --test' command has failed!")]
+    Failed {
+        /// The barman command tested.
+        command: &'static str,
+        /// Its exit status.
+        status: u8,
+    },
+    /// ssh was killed by a signal.
+    #[error("ssh was terminated by a signal")]
+    Signal,
+}
 
 /// How to reach the Barman server over ssh and which configuration file the
 /// remote `barman` reads.
@@ -36,22 +69,30 @@ pub struct Remote {
 impl Remote {
     /// Checks the user and host (non-empty, no leading `-` that ssh would
     /// read as an option, no whitespace or control characters).
-    pub fn new(user: &str, host: &str, port: Option<u16>, config: Option<&str>) -> Result<Self> {
+    pub fn new(
+        user: &str,
+        host: &str,
+        port: Option<u16>,
+        config: Option<&str>,
+    ) -> Result<Self, InvalidRemote> {
+        let invalid = |message: String| Err(InvalidRemote(message));
         for (what, value) in [("user", user), ("BARMAN_HOST", host)] {
             if value.is_empty() {
-                bail!("the {what} must not be empty");
+                return invalid(format!("the {what} must not be empty"));
             }
             if value.starts_with('-') {
-                bail!("the {what} must not start with '-': {value}");
+                return invalid(format!("the {what} must not start with '-': {value}"));
             }
             if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                bail!("the {what} must not contain spaces or control characters: {value:?}");
+                return invalid(format!(
+                    "the {what} must not contain spaces or control characters: {value:?}"
+                ));
             }
         }
         if let Some(path) = config
             && path.is_empty()
         {
-            bail!("the remote configuration path must not be empty");
+            return invalid("the remote configuration path must not be empty".into());
         }
         Ok(Self {
             user: user.to_owned(),
@@ -87,6 +128,24 @@ impl Remote {
         cmd.arg(format!("{}@{}", self.user, self.host));
         cmd.arg(remote_command);
         cmd
+    }
+
+    /// `--test` of both clients: runs `barman COMMAND --test ARGS...`
+    /// remotely with no input; its output goes to ours (inherited).
+    pub fn connectivity_test(&self, command: &'static str, args: &[&str]) -> Result<(), TestError> {
+        let mut words = vec![command, "--test"];
+        words.extend_from_slice(args);
+        let status = self
+            .ssh(&self.barman_command(&words))
+            .stdin(Stdio::null())
+            .status()
+            .map_err(|source| TestError::Spawn { command, source })?;
+        match Ended::of(status) {
+            Ended::Success => Ok(()),
+            Ended::SshFailure => Err(TestError::Connection),
+            Ended::Remote(status) => Err(TestError::Failed { command, status }),
+            Ended::Signal => Err(TestError::Signal),
+        }
     }
 }
 

@@ -10,39 +10,38 @@ use std::thread;
 use barman_fs::TempFile;
 use barman_wal::WalFileName;
 
-use crate::fetch::{self, FetchError};
-use crate::report;
+use super::fetch::{self, FetchError};
 use crate::ssh::Remote;
+use crate::{Warn, Warning};
 
 /// Moves `spooled` onto `dest`: a rename, or across file systems a copy
 /// into `temp` (a temporary file next to `dest`) committed durably, and
 /// removal of the spooled file.
 pub fn deliver(spooled: &Path, dest: &Path, temp: TempFile) -> io::Result<()> {
-    match fs::rename(spooled, dest) {
-        Ok(()) => {}
+    match barman_fs::rename_durable(spooled, dest) {
+        Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
             let mut source = File::open(spooled)?;
             let mut temp = temp;
             io::copy(&mut source, &mut temp)?;
             temp.commit()?;
-            fs::remove_file(spooled)?;
-            return Ok(());
+            fs::remove_file(spooled)
         }
-        Err(e) => return Err(e),
+        Err(e) => Err(e.into()),
     }
-    Ok(barman_fs::fsync_dir(barman_fs::parent_dir(dest))?)
 }
 
 /// Fetches `names` concurrently into `spool_dir` while `main` runs on the
 /// calling thread; returns what `main` returned. Each file is written as a
 /// hidden temporary file in the spool, synced and renamed to its name; a
-/// failed fetch leaves nothing.
+/// failed fetch leaves nothing (and a warning).
 pub fn fetch_with_prefetch<T>(
     remote: &Remote,
     spool_dir: &Path,
     names: &[String],
     command_for: &(dyn Fn(&str) -> String + Sync),
     main: impl FnOnce() -> T,
+    warn: Warn<'_>,
 ) -> T {
     thread::scope(|scope| {
         let handles: Vec<_> = names
@@ -58,10 +57,11 @@ pub fn fetch_with_prefetch<T>(
         for handle in handles {
             match handle.join() {
                 Ok((_, Ok(()))) => {}
-                Ok((name, Err(message))) => {
-                    report::warning(&format!("prefetching WAL {name} failed: {message}"));
-                }
-                Err(_) => report::warning("a prefetch thread panicked"),
+                Ok((name, Err(message))) => warn(&Warning::FetchAheadFailed {
+                    wal: name.clone(),
+                    message,
+                }),
+                Err(_) => warn(&Warning::ThreadPanicked),
             }
         }
         result
