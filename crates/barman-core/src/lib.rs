@@ -84,6 +84,7 @@ pub mod clock;
 pub mod cron;
 pub mod delete;
 mod error;
+pub mod event;
 pub mod hooks;
 pub mod keep;
 pub mod listing;

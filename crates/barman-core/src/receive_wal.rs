@@ -5,7 +5,5 @@
 pub mod stream;
 pub mod writer;
 
-pub use stream::{
-    ReceiveAction, ReceiveObserver, connect_as, local_position, receive_wal, streaming_conninfo,
-};
+pub use stream::{ReceiveAction, connect_as, local_position, receive_wal, streaming_conninfo};
 pub use writer::SegmentWriter;
