@@ -6,6 +6,7 @@ mod config_load;
 mod exit;
 mod logging;
 mod output;
+mod render;
 
 use std::process::ExitCode;
 

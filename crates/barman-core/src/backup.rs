@@ -32,6 +32,7 @@ use jiff::tz::TimeZone;
 
 use crate::archive::archive_wal;
 use crate::clock::Clock;
+use crate::event::{CopyDetails, Event, LogObserver, Observer, Operation, Phase};
 use crate::hooks::{EventVars, ServerHooks, backup_vars_now};
 use crate::{Error, Result};
 use barman_catalog::{
@@ -42,9 +43,7 @@ use barman_config::{BackupMethod, BackupOption, GlobalConfig, ReuseBackup, Serve
 use barman_pg::postgres::PgConnection;
 
 use crate::shared::backups::remove_partial_data;
-use crate::shared::{
-    MANIFEST_FILE, Spawner, check_backup_info, fail_interrupted, human_duration, human_size,
-};
+use crate::shared::{MANIFEST_FILE, Spawner, check_backup_info, fail_interrupted};
 
 /// Command-line overrides of the server's backup settings.
 #[derive(Debug, Clone, Default)]
@@ -73,20 +72,14 @@ pub struct BackupOptions {
     pub agent_command: Option<String>,
 }
 
-/// Receives the console messages of a backup (Barman's phase lines).
-pub trait BackupObserver {
-    /// One line of console output.
-    fn message(&mut self, text: &str);
-}
-
 /// What a backup needs from its caller.
 pub struct BackupContext<'a> {
     /// The clock (backup id, begin/end times).
     pub clock: &'a dyn Clock,
     /// Copy progress.
     pub progress: &'a dyn Progress,
-    /// Console lines.
-    pub observer: &'a mut dyn BackupObserver,
+    /// The events of the backup ([`crate::event`]).
+    pub observer: &'a mut dyn Observer,
     /// Set to cancel (Ctrl-C / SIGTERM): the backup ends FAILED.
     pub cancel: &'a AtomicBool,
     /// Process spawning (agent sessions over `ssh_command`).
@@ -332,16 +325,52 @@ fn list_all(
     Ok((all, session))
 }
 
-struct Phase(&'static str);
+/// The step a backup failed at, as backup.info's `error` names it.
+struct FailedAt(&'static str);
 
-fn fail_message(phase: &Phase, e: &Error) -> String {
+fn fail_message(phase: &FailedAt, e: &Error) -> String {
     let text = e.to_string();
     let first = text.lines().next().unwrap_or("").to_owned();
     format!("failure {} ({first})", phase.0)
 }
 
+/// Reports `phase` of a backup started.
+fn phase_started(ctx: &mut BackupContext<'_>, phase: Phase) -> Instant {
+    ctx.observer.event(&Event::PhaseStarted {
+        operation: Operation::Backup,
+        phase,
+    });
+    Instant::now()
+}
+
+/// Reports `phase` of a backup finished.
+fn phase_finished(ctx: &mut BackupContext<'_>, phase: Phase, since: Instant) {
+    ctx.observer.event(&Event::PhaseFinished {
+        operation: Operation::Backup,
+        phase,
+        elapsed: since.elapsed(),
+    });
+}
+
+/// Runs `f` as `phase`: started and finished events around it (no
+/// finished event when it fails).
+fn in_phase<T>(
+    ctx: &mut BackupContext<'_>,
+    phase: Phase,
+    f: impl FnOnce(&mut BackupContext<'_>) -> PhaseResult<T>,
+) -> PhaseResult<T> {
+    let since = phase_started(ctx, phase);
+    let value = f(ctx)?;
+    phase_finished(ctx, phase, since);
+    Ok(value)
+}
+
 /// Runs one backup of `server`. On failure after the backup.info was
 /// created, the backup is FAILED and [`Error::BackupFailed`] is returned.
+///
+/// The phases, reported as [`Event::PhaseStarted`]/[`Event::PhaseFinished`]:
+/// [`Phase::Check`], [`Phase::Start`], [`Phase::Copy`], [`Phase::Stop`],
+/// [`Phase::Finalise`], [`Phase::Wals`].
 ///
 /// The pre backup hooks run once backup.info exists (EMPTY); 63 from the
 /// retry one fails the backup (`error` says why). The post hooks run
@@ -354,9 +383,99 @@ pub fn backup(
     options: &BackupOptions,
     ctx: &mut BackupContext<'_>,
 ) -> Result<BackupReport> {
+    let since = phase_started(ctx, Phase::Check);
+    let (pg, facts) = pre_backup_checks(server, options)?;
+    let layout = server.layout();
+    let lock = try_acquire(
+        &global.barman_lock_directory,
+        &LockKind::Backup(server.name.clone()),
+    )?;
+    for id in fail_interrupted(&layout, &server.name)? {
+        ctx.observer.event(&Event::InterruptedBackupFailed {
+            server: server.name.clone(),
+            id,
+        });
+    }
+    phase_finished(ctx, Phase::Check, since);
+
+    let info = new_backup_info(server, options, &facts, &layout, ctx.clock)?;
+    let id = info.backup_id().clone();
+    let dir = layout.backup_dir(&id);
+    ctx.observer.event(&Event::BackupStarting {
+        server: server.name.clone(),
+        id: id.clone(),
+        mode: mode_name(server.backup_method).to_owned(),
+        directory: dir.clone(),
+    });
+    let hooks = ctx.hooks;
+    let pre = hooks.pre(HookEvent::Backup, || {
+        EventVars::backup(backup_vars_now(server, &info))
+    });
+    let mut state = Running {
+        server,
+        options,
+        layout: &layout,
+        info,
+        pg: &pg,
+        facts: &facts,
+        started: false,
+        copy: None,
+    };
+    let result = match pre {
+        Ok(()) => state.run(ctx),
+        Err(abort) => Err(Box::new((FailedAt("starting backup"), abort.into()))),
+    };
+    let Running {
+        mut info,
+        started,
+        copy,
+        ..
+    } = state;
+    if let Err(failure) = result {
+        let failed = Failed {
+            pg: &pg,
+            version: facts.version,
+            started,
+            failure: *failure,
+        };
+        return Err(fail_backup(server, &layout, info, failed, ctx)?);
+    }
+
+    let since = phase_started(ctx, Phase::Wals);
+    let post = |info: &BackupInfo| {
+        hooks.post(HookEvent::Backup, || {
+            EventVars::backup(backup_vars_now(server, info))
+        });
+    };
+    // Inline archive-wal and check-backup, as Barman does after the copy;
+    // the post hooks run before them, or after the wait with `--wait`.
+    if options.wait {
+        drop(lock);
+        let waited = finish_wals(global, server, &mut info, options, ctx);
+        post(&info);
+        waited?;
+    } else {
+        post(&info);
+        drop(lock);
+        finish_wals(global, server, &mut info, options, ctx)?;
+    }
+    purge_before_first(global, server, &info, ctx)?;
+    phase_finished(ctx, Phase::Wals, since);
+    Ok(BackupReport {
+        info,
+        directory: dir,
+        copy,
+    })
+}
+
+/// The pre-backup checks: what this build can back up, PostgreSQL answers,
+/// the API and identity agree. Returns the session and the server's facts.
+fn pre_backup_checks(
+    server: &ServerConfig,
+    options: &BackupOptions,
+) -> Result<(PgConnection, pgside::ServerFacts)> {
     refuse_unsupported(server, options)?;
     let conninfo = server.conninfo.clone().unwrap_or_default();
-    // The pre-backup checks: PostgreSQL answers, the API and identity agree.
     let pg = PgConnection::connect(&conninfo, "barman_backup")?;
     let facts = pgside::server_facts(&pg)?;
     if facts.version >= 150_000
@@ -392,19 +511,20 @@ pub fn backup(
             server.name, identity.systemid, facts.systemid
         )));
     }
+    Ok((pg, facts))
+}
 
-    let lock = try_acquire(
-        &global.barman_lock_directory,
-        &LockKind::Backup(server.name.clone()),
-    )?;
-    for id in fail_interrupted(&layout, &server.name)? {
-        ctx.observer
-            .message(&format!("Marked interrupted backup {id} as FAILED"));
-    }
-
-    let (id, begin_time) = new_backup_id(&layout, ctx.clock);
+/// A new backup's backup.info (EMPTY), written with its directory.
+fn new_backup_info(
+    server: &ServerConfig,
+    options: &BackupOptions,
+    facts: &pgside::ServerFacts,
+    layout: &ServerLayout,
+    clock: &dyn Clock,
+) -> Result<BackupInfo> {
+    let (id, begin_time) = new_backup_id(layout, clock);
     let dir = layout.backup_dir(&id);
-    let mut info = BackupInfo::new(&server.name, id.clone());
+    let mut info = BackupInfo::new(&server.name, id);
     info.set_mode(Some(mode_name(server.backup_method)))?;
     info.set_systemid(Some(&facts.systemid.to_string()))?;
     info.set_version(Some(facts.version));
@@ -423,94 +543,57 @@ pub fn backup(
     }
     info.set_begin_time(Some(&begin_time));
     barman_catalog::fs::create_dir_secure(&dir)?;
-    info.write(&layout)?;
+    info.write(layout)?;
+    Ok(info)
+}
 
-    ctx.observer.message(&format!(
-        "Starting backup using {} method for server {} in {}",
-        mode_name(server.backup_method),
-        server.name,
-        dir.display()
-    ));
-    let hooks = ctx.hooks;
-    let pre = hooks.pre(HookEvent::Backup, || {
-        EventVars::backup(backup_vars_now(server, &info))
-    });
-    let mut state = Running {
-        server,
-        options,
-        layout: &layout,
-        info,
-        pg: &pg,
-        facts: &facts,
-        started: false,
-        copy: None,
+/// How a backup failed.
+struct Failed<'a> {
+    pg: &'a PgConnection,
+    version: u32,
+    /// `pg_backup_start` was called and not stopped.
+    started: bool,
+    failure: (FailedAt, Error),
+}
+
+/// Marks the backup FAILED (partial data removed, backup mode left), runs
+/// the post hooks and returns the [`Error::BackupFailed`] to report.
+fn fail_backup(
+    server: &ServerConfig,
+    layout: &ServerLayout,
+    mut info: BackupInfo,
+    failed: Failed<'_>,
+    ctx: &mut BackupContext<'_>,
+) -> Result<Error> {
+    let (phase, e) = failed.failure;
+    let message = if ctx.cancel.load(Ordering::SeqCst) {
+        format!("failure {} (interrupted by signal)", phase.0)
+    } else {
+        fail_message(&phase, &e)
     };
-    let result = match pre {
-        Ok(()) => state.run(ctx),
-        Err(abort) => Err(Box::new((Phase("starting backup"), abort.into()))),
-    };
-    let Running {
-        mut info,
-        started,
-        copy,
-        ..
-    } = state;
-    match result {
-        Ok(()) => {}
-        Err(failure) => {
-            let (phase, e) = *failure;
-            let message = if ctx.cancel.load(Ordering::SeqCst) {
-                format!("failure {} (interrupted by signal)", phase.0)
-            } else {
-                fail_message(&phase, &e)
-            };
-            if started {
-                // Leave backup mode now rather than when the session closes.
-                if let Err(stop) = pgside::stop_backup(&pg, facts.version) {
-                    tracing::debug!("stopping the failed backup: {stop}");
-                }
-            }
-            remove_partial_data(&layout, &id);
-            info.set_error(Some(&message))?;
-            info.set_status(BackupStatus::Failed);
-            info.set_end_time(Some(&ctx.clock.now().to_zoned(TimeZone::system())));
-            info.write(&layout)?;
-            ctx.observer.message(&format!(
-                "ERROR: Backup failed {}",
-                message.trim_start_matches("failure ")
-            ));
-            hooks.post(HookEvent::Backup, || {
-                EventVars::backup(backup_vars_now(server, &info))
-            });
-            return Err(Error::BackupFailed {
-                server: server.name.clone(),
-                id: id.to_string(),
-                message,
-            });
+    if failed.started {
+        // Leave backup mode now rather than when the session closes.
+        if let Err(stop) = pgside::stop_backup(failed.pg, failed.version) {
+            tracing::debug!("stopping the failed backup: {stop}");
         }
     }
-    let post = |info: &BackupInfo| {
-        hooks.post(HookEvent::Backup, || {
-            EventVars::backup(backup_vars_now(server, info))
-        });
-    };
-    // Inline archive-wal and check-backup, as Barman does after the copy;
-    // the post hooks run before them, or after the wait with `--wait`.
-    if options.wait {
-        drop(lock);
-        let waited = finish_wals(global, server, &mut info, options, ctx);
-        post(&info);
-        waited?;
-    } else {
-        post(&info);
-        drop(lock);
-        finish_wals(global, server, &mut info, options, ctx)?;
-    }
-    purge_before_first(global, server, &info, ctx)?;
-    Ok(BackupReport {
-        info,
-        directory: dir,
-        copy,
+    let id = info.backup_id().clone();
+    remove_partial_data(layout, &id);
+    info.set_error(Some(&message))?;
+    info.set_status(BackupStatus::Failed);
+    info.set_end_time(Some(&ctx.clock.now().to_zoned(TimeZone::system())));
+    info.write(layout)?;
+    ctx.observer.event(&Event::BackupFailed {
+        id: id.clone(),
+        error: message.clone(),
+    });
+    ctx.hooks.post(HookEvent::Backup, || {
+        EventVars::backup(backup_vars_now(server, &info))
+    });
+    Ok(Error::BackupFailed {
+        server: server.name.clone(),
+        id: id.to_string(),
+        message,
     })
 }
 
@@ -525,121 +608,187 @@ struct Running<'a> {
     copy: Option<CopySummary>,
 }
 
-type PhaseResult<T> = std::result::Result<T, Box<(Phase, Error)>>;
+type PhaseResult<T> = std::result::Result<T, Box<(FailedAt, Error)>>;
 
 fn at<T>(phase: &'static str, r: Result<T>) -> PhaseResult<T> {
-    r.map_err(|e| Box::new((Phase(phase), e)))
+    r.map_err(|e| Box::new((FailedAt(phase), e)))
+}
+
+/// What a backup will do, fixed before it starts.
+struct BackupPlan {
+    id: BackupId,
+    dir: PathBuf,
+    label: String,
+    /// Immediate checkpoint.
+    fast: bool,
+    seg_size: WalSegmentSize,
+    /// `backup_method = postgres` (`BASE_BACKUP`).
+    streamed: bool,
+}
+
+/// What the copy leaves for the later phases.
+struct Copied {
+    manifest: Manifest,
+    summary: CopySummary,
+    /// The listing and planning time.
+    analysis: Duration,
+}
+
+/// The end of the backup, from `pg_backup_stop` (or `BASE_BACKUP`).
+struct Stopped {
+    stop: pgside::StopResult,
+    end_time: Zoned,
+    end_wal: barman_wal::SegmentName,
+    end_offset: u64,
 }
 
 impl Running<'_> {
+    /// The plan, then the phases: start, copy, stop, finalise.
     fn run(&mut self, ctx: &mut BackupContext<'_>) -> PhaseResult<()> {
+        let plan = self.plan()?;
+        let (mut copied, streamed_stop) = if plan.streamed {
+            let conn = in_phase(ctx, Phase::Start, |ctx| self.start_streamed(ctx))?;
+            let (copied, stop) = in_phase(ctx, Phase::Copy, |ctx| {
+                self.stream_base_backup(ctx, conn, &plan)
+            })?;
+            (copied, Some(stop))
+        } else {
+            in_phase(ctx, Phase::Start, |ctx| self.start(ctx, &plan))?;
+            let copied = in_phase(ctx, Phase::Copy, |ctx| self.copy(ctx, &plan.dir))?;
+            (copied, None)
+        };
+        let since = phase_started(ctx, Phase::Stop);
+        let stop = match streamed_stop {
+            Some(stop) => stop,
+            None => self.stop(ctx)?,
+        };
+        let stopped = self.record_stop(ctx, &plan, stop, &mut copied)?;
+        phase_finished(ctx, Phase::Stop, since);
+        let summary = in_phase(ctx, Phase::Finalise, |ctx| {
+            self.finalise(ctx, &plan, copied)
+        })?;
+        self.report_completion(ctx, &summary, &stopped);
+        self.copy = Some(summary);
+        Ok(())
+    }
+
+    fn plan(&self) -> PhaseResult<BackupPlan> {
         let server = self.server;
         let id = self.info.backup_id().clone();
-        let dir = self.layout.backup_dir(&id);
-        let fast = self
-            .options
-            .immediate_checkpoint
-            .unwrap_or(server.immediate_checkpoint);
         let seg_size = at(
             "starting backup",
             WalSegmentSize::new(self.facts.wal_segment_size).map_err(Error::from),
         )?;
-        let label = format!("Barman backup {} {id}", server.name);
-        let streamed = server.backup_method == BackupMethod::Postgres;
-        let (copy, stop) = if streamed {
-            self.stream_base_backup(ctx, &dir, &label, fast)?
-        } else {
-            let start_lsn = at(
-                "starting backup",
-                pgside::start_backup(self.pg, self.facts.version, &label, fast),
-            )?;
-            self.started = true;
-            self.info.set_status(BackupStatus::Started);
-            at(
-                "starting backup",
-                self.info
-                    .write(self.layout)
-                    .map(|_| ())
-                    .map_err(crate::Error::from),
-            )?;
-            ctx.observer
-                .message(&format!("Backup start at LSN: {start_lsn}"));
+        Ok(BackupPlan {
+            dir: self.layout.backup_dir(&id),
+            label: format!("Barman backup {} {id}", server.name),
+            fast: self
+                .options
+                .immediate_checkpoint
+                .unwrap_or(server.immediate_checkpoint),
+            seg_size,
+            streamed: server.backup_method == BackupMethod::Postgres,
+            id,
+        })
+    }
 
-            // Copy.
-            let previous = at("copying files", previous_backup(self.layout, &server.name))?;
-            let reuse = reuse_mode(self.options, server);
-            match &previous {
-                None => ctx.observer.message(&format!(
-                    "This is the first backup for server {}",
-                    server.name
-                )),
-                Some((p, _)) if reuse != Reuse::Off => ctx.observer.message(&format!(
-                    "Reusing unchanged files of backup {} (reuse_backup = {})",
-                    p.backup_id(),
-                    self.options
-                        .reuse
-                        .or(server.reuse_backup)
-                        .map_or("off", |r| r.as_str())
-                )),
-                Some(_) => {}
-            }
-            let copy = self.copy_files(ctx, &dir, previous, reuse)?;
-            let copy_report = &copy.1.report;
-            let secs = copy_report.elapsed.as_secs_f64().max(0.001);
-            #[allow(
-                clippy::cast_precision_loss,
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss
-            )]
-            let rate = (copy_report.bytes_total as f64 / secs) as u64;
-            ctx.observer.message(&format!(
-                "Copy done (time: {}, {} files, {} at {}/s; {} hard-linked, {} from deltas, {} received)",
-                human_duration(copy_report.elapsed),
-                copy_report.files,
-                human_size(copy_report.bytes_total),
-                human_size(rate),
-                copy_report.files_linked,
-                copy_report.files_delta,
-                human_size(copy_report.wire_bytes)
-            ));
+    /// Writes backup.info with `status`.
+    fn write_status(&mut self, status: BackupStatus, phase: &'static str) -> PhaseResult<()> {
+        self.info.set_status(status);
+        at(
+            phase,
+            self.info
+                .write(self.layout)
+                .map(|_| ())
+                .map_err(crate::Error::from),
+        )
+    }
 
-            // Stop.
-            ctx.observer
-                .message("Asking PostgreSQL server to finalize the backup.");
-            let stop = at(
-                "stopping backup",
-                pgside::stop_backup(self.pg, self.facts.version),
-            )?;
-            self.started = false;
-            (copy, stop)
-        };
+    /// `pg_backup_start`; the backup is STARTED.
+    fn start(&mut self, ctx: &mut BackupContext<'_>, plan: &BackupPlan) -> PhaseResult<()> {
+        let start_lsn = at(
+            "starting backup",
+            pgside::start_backup(self.pg, self.facts.version, &plan.label, plan.fast),
+        )?;
+        self.started = true;
+        self.write_status(BackupStatus::Started, "starting backup")?;
+        ctx.observer
+            .event(&Event::BackupStartLsn { lsn: start_lsn });
+        Ok(())
+    }
+
+    /// The copy of the rsync methods, reusing the previous backup.
+    fn copy(&mut self, ctx: &mut BackupContext<'_>, dir: &Path) -> PhaseResult<Copied> {
+        let server = self.server;
+        let previous = at("copying files", previous_backup(self.layout, &server.name))?;
+        let reuse = reuse_mode(self.options, server);
+        match &previous {
+            None => ctx.observer.event(&Event::FirstBackup {
+                server: server.name.clone(),
+            }),
+            Some((p, _)) if reuse != Reuse::Off => ctx.observer.event(&Event::ReusingBackup {
+                previous: p.backup_id().clone(),
+                reuse: self.options.reuse.or(server.reuse_backup),
+            }),
+            Some(_) => {}
+        }
+        let copied = self.copy_files(ctx, dir, previous, reuse)?;
+        let report = &copied.summary.report;
+        ctx.observer.event(&Event::CopyFinished {
+            elapsed: report.elapsed,
+            files: report.files,
+            bytes: report.bytes_total,
+            details: Some(CopyDetails {
+                files_linked: report.files_linked,
+                files_delta: report.files_delta,
+                wire_bytes: report.wire_bytes,
+            }),
+        });
+        Ok(copied)
+    }
+
+    /// `pg_backup_stop`.
+    fn stop(&mut self, ctx: &mut BackupContext<'_>) -> PhaseResult<pgside::StopResult> {
+        ctx.observer.event(&Event::BackupStopping);
+        let stop = at(
+            "stopping backup",
+            pgside::stop_backup(self.pg, self.facts.version),
+        )?;
+        self.started = false;
+        Ok(stop)
+    }
+
+    /// Records the end of the backup: `backup_label` and `tablespace_map`
+    /// in the copy (rsync methods), the WAL positions in backup.info.
+    fn record_stop(
+        &mut self,
+        ctx: &BackupContext<'_>,
+        plan: &BackupPlan,
+        stop: pgside::StopResult,
+        copied: &mut Copied,
+    ) -> PhaseResult<Stopped> {
         let end_time = ctx.clock.now().to_zoned(TimeZone::system());
         let label_facts = at("stopping backup", pgside::parse_label(&stop.label))?;
         let (begin_wal, begin_offset) =
-            pgside::wal_position(label_facts.timeline, label_facts.start_lsn, seg_size);
-        let (end_wal, end_offset) = pgside::wal_position(label_facts.timeline, stop.lsn, seg_size);
-        let mut manifest = copy.0;
-        let mut extra_bytes = 0u64;
-        at(
-            "stopping backup",
-            (|| {
-                if streamed {
-                    // BASE_BACKUP sent backup_label and tablespace_map.
-                    return Ok(());
-                }
-                extra_bytes +=
-                    write_into_copy(&dir, "data/backup_label", &stop.label, &mut manifest)?;
-                if !stop.tablespace_map.is_empty() {
-                    extra_bytes += write_into_copy(
-                        &dir,
-                        "data/tablespace_map",
-                        &stop.tablespace_map,
-                        &mut manifest,
-                    )?;
-                }
+            pgside::wal_position(label_facts.timeline, label_facts.start_lsn, plan.seg_size);
+        let (end_wal, end_offset) =
+            pgside::wal_position(label_facts.timeline, stop.lsn, plan.seg_size);
+        if !plan.streamed {
+            // BASE_BACKUP sent backup_label and tablespace_map itself.
+            let mut extra = |rel: &str, text: &str| -> PhaseResult<()> {
+                let bytes = at(
+                    "stopping backup",
+                    write_into_copy(&plan.dir, rel, text, &mut copied.manifest),
+                )?;
+                copied.summary.report.bytes_total += bytes;
+                copied.summary.report.bytes_written += bytes;
                 Ok(())
-            })(),
-        )?;
+            };
+            extra("data/backup_label", &stop.label)?;
+            if !stop.tablespace_map.is_empty() {
+                extra("data/tablespace_map", &stop.tablespace_map)?;
+            }
+        }
         self.info.set_backup_label(Some(&stop.label));
         self.info.set_timeline(Some(label_facts.timeline.get()));
         at(
@@ -656,94 +805,108 @@ impl Running<'_> {
         self.info.set_begin_offset(Some(begin_offset));
         self.info.set_end_offset(Some(end_offset));
         self.info.set_end_time(Some(&end_time));
+        Ok(Stopped {
+            stop,
+            end_time,
+            end_wal,
+            end_offset,
+        })
+    }
 
-        // Finalise: restore point, WAL switch, sizes, manifest, status.
-        at("finalising backup", self.after_stop(&id))?;
-        let mut summary = copy.1;
-        summary.report.bytes_total += extra_bytes;
-        summary.report.bytes_written += extra_bytes;
+    /// Restore point, WAL switch, sizes, manifest; the backup is
+    /// WAITING_FOR_WALS.
+    fn finalise(
+        &mut self,
+        ctx: &mut BackupContext<'_>,
+        plan: &BackupPlan,
+        copied: Copied,
+    ) -> PhaseResult<CopySummary> {
+        const PHASE: &str = "finalising backup";
+        let Copied {
+            mut manifest,
+            summary,
+            analysis,
+        } = copied;
+        let dir = &plan.dir;
+        at(PHASE, self.after_stop(&plan.id))?;
         self.info.set_size(Some(summary.report.bytes_total));
         self.info
             .set_deduplicated_size(Some(summary.report.bytes_written));
         self.info
-            .set_copy_stats(Some(&copy_stats(&summary, copy.2)));
-        if server.autogenerate_manifest && !streamed {
-            let path = at(
-                "finalising backup",
-                pg_manifest::generate(self.layout, &self.info),
-            )?;
+            .set_copy_stats(Some(&copy_stats(&summary, analysis)));
+        if self.server.autogenerate_manifest && !plan.streamed {
+            let path = at(PHASE, pg_manifest::generate(self.layout, &self.info))?;
             let text = at(
-                "finalising backup",
+                PHASE,
                 std::fs::read_to_string(&path).map_err(|e| Error::io("cannot read", &path, e)),
             )?;
             at(
-                "finalising backup",
-                write_into_copy(&dir, "data/backup_manifest", &text, &mut manifest),
+                PHASE,
+                write_into_copy(dir, "data/backup_manifest", &text, &mut manifest),
             )?;
         }
         at(
-            "finalising backup",
+            PHASE,
             manifest
                 .write(&dir.join(MANIFEST_FILE))
                 .map_err(Error::from)
-                .and_then(|()| barman_catalog::fs::fsync_dir(&dir).map_err(crate::Error::from)),
+                .and_then(|()| barman_catalog::fs::fsync_dir(dir).map_err(crate::Error::from)),
         )?;
         if ctx.cancel.load(Ordering::SeqCst) {
             return Err(Box::new((
-                Phase("finalising backup"),
+                FailedAt(PHASE),
                 Error::Copy(barman_copy::Error::Cancelled),
             )));
         }
-        self.info.set_status(BackupStatus::WaitingForWals);
-        at(
-            "finalising backup",
-            self.info
-                .write(self.layout)
-                .map(|_| ())
-                .map_err(crate::Error::from),
-        )?;
-        let (total, written) = (summary.report.bytes_total, summary.report.bytes_written);
-        let dedup_ratio = if total == 0 {
-            0.0
-        } else {
-            #[allow(clippy::cast_precision_loss)]
-            let r = 100.0 * (1.0 - written as f64 / total as f64);
-            r
-        };
-        ctx.observer.message(&format!(
-            "Backup size: {}. Actual size on disk: {} (-{dedup_ratio:.2}% deduplication ratio).",
-            human_size(total),
-            human_size(written)
-        ));
-        ctx.observer.message(&format!(
-            "Backup end at LSN: {} ({end_wal}, {end_offset:08X})",
-            stop.lsn
-        ));
-        ctx.observer.message(&format!(
-            "Backup completed (start time: {}, elapsed time: {})",
-            barman_catalog::pytime::to_python_str(
-                &self
-                    .info
-                    .begin_time()
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| end_time.clone())
-            ),
-            human_duration(
-                end_time
-                    .timestamp()
-                    .duration_since(
-                        self.info
-                            .begin_time()
-                            .ok()
-                            .flatten()
-                            .map_or(end_time.timestamp(), |b| b.timestamp())
-                    )
-                    .unsigned_abs()
-            )
-        ));
-        self.copy = Some(summary);
-        Ok(())
+        self.write_status(BackupStatus::WaitingForWals, PHASE)?;
+        Ok(summary)
+    }
+
+    /// Sizes, end LSN, times.
+    fn report_completion(
+        &self,
+        ctx: &mut BackupContext<'_>,
+        summary: &CopySummary,
+        stopped: &Stopped,
+    ) {
+        ctx.observer.event(&Event::BackupSize {
+            total: summary.report.bytes_total,
+            written: summary.report.bytes_written,
+        });
+        ctx.observer.event(&Event::BackupEndLsn {
+            lsn: stopped.stop.lsn,
+            wal: stopped.end_wal.to_string(),
+            offset: stopped.end_offset,
+        });
+        let end_time = &stopped.end_time;
+        let begin_time = self
+            .info
+            .begin_time()
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| end_time.clone());
+        ctx.observer.event(&Event::BackupCompleted {
+            id: self.info.backup_id().clone(),
+            elapsed: end_time
+                .timestamp()
+                .duration_since(begin_time.timestamp())
+                .unsigned_abs(),
+            begin_time,
+        });
+    }
+
+    /// `backup_method = postgres`: the replication connection; the backup
+    /// is STARTED.
+    fn start_streamed(
+        &mut self,
+        ctx: &mut BackupContext<'_>,
+    ) -> PhaseResult<barman_pg::replication::ReplicationConnection> {
+        let server = self.server;
+        let conn = crate::server::connect_as(server, &server.streaming_backup_name);
+        let conn = at("connecting for BASE_BACKUP", conn)?;
+        self.write_status(BackupStatus::Started, "starting backup")?;
+        ctx.observer.event(&Event::BaseBackupStreaming);
+        Ok(conn)
     }
 
     /// `backup_method = postgres`: `BASE_BACKUP` streamed into the backup
@@ -752,28 +915,16 @@ impl Running<'_> {
     fn stream_base_backup(
         &mut self,
         ctx: &mut BackupContext<'_>,
-        dir: &Path,
-        label: &str,
-        fast: bool,
-    ) -> PhaseResult<((Manifest, CopySummary, Duration), pgside::StopResult)> {
+        mut conn: barman_pg::replication::ReplicationConnection,
+        plan: &BackupPlan,
+    ) -> PhaseResult<(Copied, pgside::StopResult)> {
         use barman_pg::replication::BaseBackupOptions;
         let server = self.server;
+        let dir = plan.dir.as_path();
         let started = Instant::now();
-        let conn = crate::server::connect_as(server, &server.streaming_backup_name);
-        let mut conn = at("connecting for BASE_BACKUP", conn)?;
-        self.info.set_status(BackupStatus::Started);
-        at(
-            "starting backup",
-            self.info
-                .write(self.layout)
-                .map(|_| ())
-                .map_err(crate::Error::from),
-        )?;
-        ctx.observer
-            .message("Starting backup copy via BASE_BACKUP (replication protocol)");
         let options = BaseBackupOptions {
-            label: label.to_owned(),
-            fast,
+            label: plan.label.clone(),
+            fast: plan.fast,
             max_rate_kbps: self
                 .options
                 .bwlimit
@@ -798,12 +949,12 @@ impl Running<'_> {
                 .ok_or_else(|| Error::BackupRefused("BASE_BACKUP sent no backup_label".to_owned())),
         )?;
         let elapsed = started.elapsed();
-        ctx.observer.message(&format!(
-            "Copy done (time: {}, {} files, {})",
-            human_duration(elapsed),
-            sink.files,
-            human_size(sink.bytes)
-        ));
+        ctx.observer.event(&Event::CopyFinished {
+            elapsed,
+            files: sink.files,
+            bytes: sink.bytes,
+            details: None,
+        });
         let report = CopyReport {
             files: sink.files,
             files_fetched: sink.files,
@@ -823,7 +974,12 @@ impl Running<'_> {
             report,
             previous: None,
         };
-        Ok(((sink.manifest, summary, Duration::ZERO), stop))
+        let copied = Copied {
+            manifest: sink.manifest,
+            summary,
+            analysis: Duration::ZERO,
+        };
+        Ok((copied, stop))
     }
 
     /// Lists, plans and copies, with `basebackup_retry_times` retries.
@@ -833,7 +989,7 @@ impl Running<'_> {
         dir: &Path,
         previous: Option<(BackupInfo, Manifest)>,
         reuse: Reuse,
-    ) -> PhaseResult<(Manifest, CopySummary, Duration)> {
+    ) -> PhaseResult<Copied> {
         let server = self.server;
         let roots = roots(&self.facts.data_directory, &self.facts.tablespaces);
         let sources = source_factory(server, self.options, roots.clone(), ctx.spawner.clone());
@@ -905,19 +1061,25 @@ impl Running<'_> {
                         report,
                         previous: previous_id.clone(),
                     };
-                    return Ok((manifest, summary, analysis));
+                    return Ok(Copied {
+                        manifest,
+                        summary,
+                        analysis,
+                    });
                 }
                 Err(e) => {
                     let cancelled = ctx.cancel.load(Ordering::SeqCst)
                         || matches!(e, Error::Copy(barman_copy::Error::Cancelled));
                     if cancelled || attempt >= retries {
-                        return Err(Box::new((Phase("copying files"), e)));
+                        return Err(Box::new((FailedAt("copying files"), e)));
                     }
                     attempt += 1;
-                    ctx.observer.message(&format!(
-                        "WARNING: copy failed ({e}); retrying in {} s ({attempt}/{retries})",
-                        sleep.as_secs()
-                    ));
+                    ctx.observer.event(&Event::CopyRetry {
+                        error: e.to_string(),
+                        attempt,
+                        retries,
+                        sleep,
+                    });
                     remove_partial_data(self.layout, self.info.backup_id());
                     std::thread::sleep(sleep);
                 }
@@ -1020,19 +1182,17 @@ fn finish_wals(
         ) {
             Ok(report) => {
                 if let Some(stopped) = &report.stopped {
-                    ctx.observer.message(&format!(
-                        "WARNING: archiving stopped at {}: {}",
-                        stopped.name, stopped.reason
-                    ));
+                    ctx.observer.event(&Event::ArchivingStopped {
+                        server: server.name.clone(),
+                        wal: stopped.name.clone(),
+                        reason: stopped.reason.clone(),
+                    });
                 }
                 if !report.processed.is_empty() {
-                    ctx.observer.message(&format!(
-                        "Processing xlog segments from file archival for {}",
-                        server.name
-                    ));
-                    for p in &report.processed {
-                        ctx.observer.message(&format!("\t{}", p.name));
-                    }
+                    ctx.observer.event(&Event::WalsArchived {
+                        server: server.name.clone(),
+                        wals: report.processed.iter().map(|p| p.name.clone()).collect(),
+                    });
                 }
             }
             Err(Error::Catalog(barman_catalog::Error::LockBusy { .. })) => {
@@ -1043,19 +1203,17 @@ fn finish_wals(
         let status = check_backup_info(global, server, info)?;
         if status != BackupStatus::WaitingForWals || !options.wait {
             if status == BackupStatus::WaitingForWals {
-                ctx.observer.message(&format!(
-                    "WARNING: backup {} is WAITING_FOR_WALS: its last WAL {} is not archived yet (run `barman cron`, or use --wait)",
-                    info.backup_id(),
-                    info.end_wal().unwrap_or("?")
-                ));
+                ctx.observer.event(&Event::BackupWaitingForWals {
+                    id: info.backup_id().clone(),
+                    end_wal: info.end_wal().map(str::to_owned),
+                });
             }
             return Ok(());
         }
         if !announced {
-            ctx.observer.message(&format!(
-                "Waiting for the WAL file {} from the server",
-                info.end_wal().unwrap_or("?")
-            ));
+            ctx.observer.event(&Event::WaitingForWal {
+                wal: info.end_wal().map(str::to_owned),
+            });
             announced = true;
         }
         if ctx.cancel.load(Ordering::SeqCst) {
@@ -1093,21 +1251,20 @@ fn purge_before_first(
         server,
         info,
         ctx.hooks,
-        &mut crate::delete::LogObserver,
+        &mut LogObserver,
     )?;
     if let Some(abort) = &removed.aborted {
-        ctx.observer.message(&format!(
-            "WARNING: removal of the WAL files older than the first backup {} stopped: {abort}",
-            info.backup_id()
-        ));
+        ctx.observer.event(&Event::WalPurgeStopped {
+            id: info.backup_id().clone(),
+            reason: abort.to_string(),
+        });
     }
     if removed.count > 0 {
-        ctx.observer.message(&format!(
-            "Removed {} WAL file(s) older than the first backup {} of server {}",
-            removed.count,
-            info.backup_id(),
-            server.name
-        ));
+        ctx.observer.event(&Event::WalsPurged {
+            server: server.name.clone(),
+            id: info.backup_id().clone(),
+            count: removed.count,
+        });
     }
     Ok(())
 }

@@ -34,7 +34,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::delete::{DeleteObserver, DeleteReport, delete_one, finish_interrupted};
+use crate::delete::{DeleteReport, delete_one, finish_interrupted};
+use crate::event::{Event, Observer};
 use crate::hooks::HookSetup;
 use crate::retention::{catalog_backups, report};
 use crate::shared::{Spawner, check_backup_info, fail_interrupted};
@@ -57,12 +58,6 @@ pub trait CronSpawner {
     fn spawn_sync_wals(&self, server: &str) -> Result<u32>;
 }
 
-/// Receives cron's console lines.
-pub trait CronObserver {
-    /// One line of console output.
-    fn message(&mut self, text: &str);
-}
-
 /// What cron needs from its caller.
 pub struct CronContext<'a> {
     /// The clock (retention windows).
@@ -73,8 +68,8 @@ pub struct CronContext<'a> {
     pub shell: Arc<dyn Spawner>,
     /// The configuration file (sent to a primary with `forward_config_path`).
     pub config_path: Option<&'a Path>,
-    /// Console lines.
-    pub observer: &'a mut dyn CronObserver,
+    /// The events of the run ([`crate::event`]).
+    pub observer: &'a mut dyn Observer,
     /// The hook settings: each server's archive, delete and WAL-delete
     /// hooks run in its archive-wal, interrupted deletes and retention.
     pub hooks: &'a HookSetup,
@@ -154,13 +149,13 @@ pub fn cron(
 /// after Barman's message to `observer`, when another cron holds it.
 pub fn global_lock(
     global: &GlobalConfig,
-    observer: &mut dyn CronObserver,
+    observer: &mut dyn Observer,
 ) -> Result<Option<LockGuard>> {
     barman_catalog::fs::create_dir_secure(&global.barman_lock_directory)?;
     match try_acquire(&global.barman_lock_directory, &LockKind::Cron) {
         Ok(lock) => Ok(Some(lock)),
         Err(barman_catalog::Error::LockBusy { .. }) => {
-            observer.message("Another cron process is already running. Skipping.");
+            observer.event(&Event::CronBusy);
             Ok(None)
         }
         Err(e) => Err(crate::Error::from(e)),
@@ -192,15 +187,18 @@ pub fn cron_server(
     ) {
         Ok(lock) => lock,
         Err(barman_catalog::Error::LockBusy { .. }) => {
-            ctx.observer.message(&format!(
-                "Another cron process is already running on server {name}. Skipping to the next server"
-            ));
+            ctx.observer.event(&Event::CronServerBusy {
+                server: name.to_owned(),
+            });
             report.skipped_busy = true;
             return report;
         }
         Err(e) => {
             report.errors.push(e.to_string());
-            ctx.observer.message(&format!("ERROR: {e}"));
+            ctx.observer.event(&Event::Failure {
+                server: None,
+                error: e.to_string(),
+            });
             return report;
         }
     };
@@ -211,13 +209,19 @@ pub fn cron_server(
         return report;
     }
     if let Err(e) = server.refuse_not_implemented() {
-        ctx.observer.message(&format!("ERROR: {e}"));
+        ctx.observer.event(&Event::Failure {
+            server: None,
+            error: e.to_string(),
+        });
         report.errors.push(e.to_string());
         return report;
     }
     let step = |report: &mut ServerCronReport, ctx: &mut CronContext<'_>, r: Result<()>| {
         if let Err(e) = r {
-            ctx.observer.message(&format!("ERROR: server {name}: {e}"));
+            ctx.observer.event(&Event::Failure {
+                server: Some(name.to_owned()),
+                error: e.to_string(),
+            });
             report.errors.push(e.to_string());
         }
     };
@@ -258,32 +262,31 @@ fn archive(
     match crate::archive::archive_wal(&layout, &options, ctx.clock, &mut hooks.archive_observer()) {
         Ok(run) => {
             if let Some(stopped) = &run.stopped {
-                ctx.observer.message(&format!(
-                    "WARNING: archiving of server {} stopped at {}: {}",
-                    server.name, stopped.name, stopped.reason
-                ));
+                ctx.observer.event(&Event::ArchivingStopped {
+                    server: server.name.clone(),
+                    wal: stopped.name.clone(),
+                    reason: stopped.reason.clone(),
+                });
             }
             if !run.processed.is_empty() {
-                ctx.observer.message(&format!(
-                    "Processed {} WAL file(s) for server {}",
-                    run.processed.len(),
-                    server.name
-                ));
+                ctx.observer.event(&Event::WalsArchived {
+                    server: server.name.clone(),
+                    wals: run.processed.iter().map(|p| p.name.clone()).collect(),
+                });
             }
             for rejected in run.rejected() {
-                ctx.observer.message(&format!(
-                    "WARNING: {} of server {} was moved to errors/",
-                    rejected.name, server.name
-                ));
+                ctx.observer.event(&Event::WalRejected {
+                    server: server.name.clone(),
+                    wal: rejected.name.clone(),
+                });
             }
             report.archived = Some(run.processed.len());
             Ok(())
         }
         Err(Error::Catalog(barman_catalog::Error::LockBusy { .. })) => {
-            ctx.observer.message(&format!(
-                "Another archive-wal process is already running on server {}. Skipping to the next server",
-                server.name
-            ));
+            ctx.observer.event(&Event::ArchiverBusy {
+                server: server.name.clone(),
+            });
             Ok(())
         }
         Err(e) => Err(e),
@@ -308,10 +311,10 @@ fn start_receive_wal(
         return Ok(());
     }
     let pid = ctx.spawner.spawn_receive_wal(&server.name)?;
-    ctx.observer.message(&format!(
-        "Starting streaming archiver for server {} (pid {pid})",
-        server.name
-    ));
+    ctx.observer.event(&Event::ReceiveWalSpawned {
+        server: server.name.clone(),
+        pid,
+    });
     report.receive_wal_started = Some(pid);
     Ok(())
 }
@@ -327,17 +330,18 @@ fn stop_receive_wal(
     };
     match ctx.spawner.terminate(pid) {
         Ok(()) => {
-            ctx.observer.message(&format!(
-                "Stopping the streaming archiver of server {} (pid {pid}): streaming_archiver is off or the server is inactive",
-                server.name
-            ));
+            ctx.observer.event(&Event::ReceiveWalTerminated {
+                server: server.name.clone(),
+                pid,
+            });
             report.receive_wal_stopped = Some(pid);
         }
         Err(e) => {
-            ctx.observer.message(&format!(
-                "ERROR: cannot stop receive-wal of server {} (pid {pid}): {e}",
-                server.name
-            ));
+            ctx.observer.event(&Event::ReceiveWalTerminateFailed {
+                server: server.name.clone(),
+                pid,
+                error: e.to_string(),
+            });
             report.errors.push(e.to_string());
         }
     }
@@ -368,10 +372,10 @@ fn fail_interrupted_backups(
         Err(e) => return Err(crate::Error::from(e)),
     };
     for id in fail_interrupted(&layout, &server.name)? {
-        ctx.observer.message(&format!(
-            "Backup {id} of server {} was interrupted: marked FAILED",
-            server.name
-        ));
+        ctx.observer.event(&Event::InterruptedBackupFailed {
+            server: server.name.clone(),
+            id: id.clone(),
+        });
         report.failed_interrupted.push(id);
     }
     Ok(())
@@ -394,35 +398,14 @@ fn check_oldest_waiting(
     };
     let status = check_backup_info(global, server, &mut info)?;
     if status != BackupStatus::WaitingForWals {
-        ctx.observer.message(&format!(
-            "Backup {} of server {} is now {status}",
-            info.backup_id(),
-            server.name
-        ));
+        ctx.observer.event(&Event::BackupStatusChanged {
+            server: server.name.clone(),
+            id: info.backup_id().clone(),
+            status,
+        });
     }
     report.checked = Some((info.backup_id().clone(), status));
     Ok(())
-}
-
-/// Relays the lines of a delete or a sync to cron's observer.
-pub(crate) struct Lines<'a, 'b> {
-    pub(crate) observer: &'a mut (dyn CronObserver + 'b),
-}
-
-impl crate::sync::SyncObserver for Lines<'_, '_> {
-    fn message(&mut self, text: &str) {
-        self.observer.message(text);
-    }
-}
-
-impl DeleteObserver for Lines<'_, '_> {
-    fn message(&mut self, text: &str) {
-        self.observer.message(text);
-    }
-
-    fn wal_removed(&mut self, name: &str) {
-        self.observer.message(&format!("\t{name}"));
-    }
 }
 
 fn finish_deletes(
@@ -431,11 +414,8 @@ fn finish_deletes(
     ctx: &mut CronContext<'_>,
     report: &mut ServerCronReport,
 ) -> Result<()> {
-    let mut lines = Lines {
-        observer: &mut *ctx.observer,
-    };
     let hooks = ctx.hooks.server(server)?;
-    let done = finish_interrupted(global, server, &hooks, &mut lines)?;
+    let done = finish_interrupted(global, server, &hooks, &mut *ctx.observer)?;
     report.deleted.absorb(done);
     Ok(())
 }
@@ -456,30 +436,29 @@ fn enforce_retention(
     let hooks = ctx.hooks.server(server)?;
     for id in retention.obsolete_ids() {
         let id: BackupId = id.parse()?;
-        ctx.observer.message(&format!(
-            "Enforcing retention policy: removing backup {id} for server {}",
-            server.name
-        ));
-        let mut lines = Lines {
-            observer: &mut *ctx.observer,
-        };
+        ctx.observer.event(&Event::RetentionRemoving {
+            server: server.name.clone(),
+            id: id.clone(),
+        });
         match delete_one(
             global,
             server,
             &id,
             barman_retention::DeleteKind::Retention,
             &hooks,
-            &mut lines,
+            &mut *ctx.observer,
         ) {
             Ok(done) => report.deleted.absorb(done),
             Err(Error::DeleteRefused(message)) => {
-                ctx.observer.message(&format!("WARNING: {message}"));
+                ctx.observer
+                    .event(&Event::RetentionRefused { reason: message });
             }
             Err(Error::HookAborted(abort)) => {
-                ctx.observer.message(&format!(
-                    "WARNING: retention policy enforcement of server {} stopped at backup {id}: {abort}",
-                    server.name
-                ));
+                ctx.observer.event(&Event::RetentionStopped {
+                    server: server.name.clone(),
+                    id: id.clone(),
+                    reason: abort.to_string(),
+                });
                 break;
             }
             Err(e) => return Err(e),
@@ -507,11 +486,11 @@ mod tests {
     use super::*;
     use barman_config::Config;
 
-    struct Collect(Vec<String>);
+    struct Collect(Vec<Event>);
 
-    impl CronObserver for Collect {
-        fn message(&mut self, text: &str) {
-            self.0.push(text.to_owned());
+    impl Observer for Collect {
+        fn event(&mut self, event: &Event) {
+            self.0.push(event.clone());
         }
     }
 
@@ -546,10 +525,7 @@ mod tests {
         assert!(held.is_some());
         assert!(dir.path().join("home/.cron.lock").is_file());
         assert!(global_lock(config.global(), &mut seen).unwrap().is_none());
-        assert_eq!(
-            seen.0,
-            ["Another cron process is already running. Skipping."]
-        );
+        assert_eq!(seen.0, [Event::CronBusy]);
         drop(held);
         assert!(global_lock(config.global(), &mut seen).unwrap().is_some());
     }

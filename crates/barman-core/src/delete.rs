@@ -27,6 +27,7 @@ use barman_hooks::{HookAbort, HookEvent, WalVars};
 use barman_retention::{DeleteKind, WalCleanup};
 use barman_wal::WalFileName;
 
+use crate::event::{Event, Observer};
 use crate::hooks::{EventVars, ServerHooks, backup_vars};
 use crate::retention::{CatalogBackup, catalog_backups};
 use crate::{Error, Result};
@@ -37,25 +38,8 @@ use barman_catalog::{
 };
 use barman_config::{BackupOption, GlobalConfig, ServerConfig};
 
-/// Receives the console lines of a delete (Barman's messages).
-pub trait DeleteObserver {
-    /// One line of console output.
-    fn message(&mut self, text: &str);
-    /// One WAL file removed from the archive.
-    fn wal_removed(&mut self, name: &str) {
-        let _ = name;
-    }
-}
-
-/// An observer that only logs.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct LogObserver;
-
-impl DeleteObserver for LogObserver {
-    fn message(&mut self, text: &str) {
-        tracing::info!("{text}");
-    }
-}
+/// An observer that only logs (the events of [`crate::event`]).
+pub use crate::event::LogObserver;
 
 /// What a delete did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -102,7 +86,7 @@ pub fn delete_backup(
     server: &ServerConfig,
     id: &BackupId,
     hooks: &ServerHooks,
-    observer: &mut dyn DeleteObserver,
+    observer: &mut dyn Observer,
 ) -> Result<DeleteReport> {
     let catalog = server.catalog();
     let backups = catalog_backups(&catalog)?;
@@ -137,9 +121,7 @@ pub fn delete_backup(
     }
     let tree = backup_tree(&backups, id);
     if tree.len() > 1 {
-        observer.message(&format!(
-            "WARNING: Backup {id} has incremental backups which depend on it. Deleting all backups in the tree"
-        ));
+        observer.event(&Event::DeletingBackupTree { id: id.clone() });
     }
     let _backup_lock = try_acquire(
         &global.barman_lock_directory,
@@ -212,7 +194,7 @@ pub fn delete_one(
     id: &BackupId,
     kind: DeleteKind,
     hooks: &ServerHooks,
-    observer: &mut dyn DeleteObserver,
+    observer: &mut dyn Observer,
 ) -> Result<DeleteReport> {
     let lock_kind = LockKind::BackupId(server.name.clone(), id.clone());
     let lock = try_acquire(&global.barman_lock_directory, &lock_kind).map_err(|e| match e {
@@ -256,7 +238,10 @@ pub fn delete_one(
         remove_lock_file(&lock_kind.path(&global.barman_lock_directory));
         return Err(abort.into());
     }
-    observer.message(&format!("Deleting backup {id} for server {}", server.name));
+    observer.event(&Event::BackupDeleting {
+        server: server.name.clone(),
+        id: id.clone(),
+    });
 
     // The WAL cleanup, from the catalog as it is now.
     let summaries: Vec<_> = backups.iter().map(|b| b.summary.clone()).collect();
@@ -293,7 +278,7 @@ pub fn delete_one(
 
     // 3. The WALs nobody needs any more.
     if let Some(cleanup) = cleanup {
-        observer.message("Delete associated WAL segments:");
+        observer.event(&Event::WalRemovalStarted);
         let removed = remove_wals(global, server, &cleanup, hooks, observer)?;
         if let Some(abort) = removed.aborted {
             return Err(abort.into());
@@ -315,11 +300,11 @@ pub fn delete_one(
     // 5. The marker: the delete is complete.
     remove_file_durable(&layout.delete_marker_path(id))?;
     report.deleted.push(id.clone());
-    observer.message(&format!(
-        "Deleted backup {id} (start time: {}, elapsed time: {})",
-        started_at.strftime("%a %b %e %H:%M:%S %Y"),
-        crate::shared::human_duration(started.elapsed())
-    ));
+    observer.event(&Event::BackupDeleted {
+        id: id.clone(),
+        started_at: started_at.clone(),
+        elapsed: started.elapsed(),
+    });
 
     // Bookkeeping that a crash may lose without harm.
     if let Some(parent) = target.info.parent_backup_id()? {
@@ -351,7 +336,7 @@ pub fn finish_interrupted(
     global: &GlobalConfig,
     server: &ServerConfig,
     hooks: &ServerHooks,
-    observer: &mut dyn DeleteObserver,
+    observer: &mut dyn Observer,
 ) -> Result<DeleteReport> {
     let layout = server.layout();
     let mut report = DeleteReport::default();
@@ -361,10 +346,10 @@ pub fn finish_interrupted(
         if barman_catalog::read_owner(&lock).is_some() {
             continue; // a delete is running right now
         }
-        observer.message(&format!(
-            "Finishing the interrupted delete of backup {id} for server {}",
-            server.name
-        ));
+        observer.event(&Event::DeleteResuming {
+            server: server.name.clone(),
+            id: id.clone(),
+        });
         report.absorb(delete_one(
             global,
             server,
@@ -533,7 +518,7 @@ pub fn remove_wals(
     server: &ServerConfig,
     cleanup: &WalCleanup,
     hooks: &ServerHooks,
-    observer: &mut dyn DeleteObserver,
+    observer: &mut dyn Observer,
 ) -> Result<RemovedWals> {
     let layout = server.layout();
     let xlogdb = XlogDb::new(layout.xlogdb_path(&server.name));
@@ -616,7 +601,9 @@ pub fn remove_wals(
             if let Some(dir) = path.parent() {
                 touched_dirs.insert(dir.to_path_buf());
             }
-            observer.wal_removed(&entry.name);
+            observer.event(&Event::WalRemoved {
+                name: entry.name.clone(),
+            });
             removed.count += 1;
             removed.range = Some(match removed.range.take() {
                 Some((first, _)) => (first, entry.name.clone()),
@@ -664,7 +651,7 @@ pub fn purge_before_first_backup(
     server: &ServerConfig,
     info: &BackupInfo,
     hooks: &ServerHooks,
-    observer: &mut dyn DeleteObserver,
+    observer: &mut dyn Observer,
 ) -> Result<RemovedWals> {
     let summary = crate::retention::summary_of(info, None)?;
     match barman_retention::wal_cleanup_for_first_backup(&summary) {

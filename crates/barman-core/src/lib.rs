@@ -24,6 +24,10 @@
 //!   server's retention report.
 //! - [`listing`]: the data of `list-backups`, `show-backup`, `list-files`,
 //!   `status`, `list-processes` and `check-wal-archive`.
+//! - [`event`]: the one event stream: every operation reports typed
+//!   [`Event`](event::Event)s (phases with figures, copies, WALs, warnings)
+//!   to one [`Observer`](event::Observer); barman-core writes no console
+//!   text, the CLI renders Barman's lines from the events.
 //! - [`hooks`]: the hook scripts of a server ([`ServerHooks`](hooks::ServerHooks))
 //!   and the `BARMAN_*` variables of each operation, run through `barman-hooks`.
 //! - [`sync`]: passive nodes (geographical redundancy): `sync-info`,
@@ -84,6 +88,7 @@ pub mod clock;
 pub mod cron;
 pub mod delete;
 mod error;
+pub mod event;
 pub mod hooks;
 pub mod keep;
 pub mod listing;

@@ -5,5 +5,5 @@
 pub mod stream;
 pub mod writer;
 
-pub use stream::{ReceiveAction, ReceiveObserver, local_position, receive_wal};
+pub use stream::{ReceiveAction, local_position, receive_wal};
 pub use writer::SegmentWriter;

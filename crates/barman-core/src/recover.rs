@@ -45,8 +45,8 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use crate::archive::inspect::{detect_servable, open_plain};
-use crate::backup::BackupObserver;
 use crate::clock::Clock;
+use crate::event::{Event, Observer, Operation, Phase};
 use crate::hooks::{EventVars, ServerHooks, backup_vars};
 use crate::shared::{MANIFEST_FILE, Spawner, resolve_backup};
 use crate::{Error, Result};
@@ -115,8 +115,8 @@ pub struct RecoverContext<'a> {
     pub local_tz: TimeZone,
     /// Copy progress.
     pub progress: &'a dyn Progress,
-    /// Console lines.
-    pub observer: &'a mut dyn BackupObserver,
+    /// The events of the recovery ([`crate::event`]).
+    pub observer: &'a mut dyn Observer,
     /// Set to cancel (Ctrl-C / SIGTERM).
     pub cancel: &'a AtomicBool,
     /// Process spawning (agent sessions over ssh).
@@ -506,20 +506,16 @@ fn restore(
         }
         None => Box::new(LocalDestination::new(roots.clone())),
     };
-    let where_to = match remote {
-        Some(ssh) => format!("{ssh}:{}", dest.display()),
-        None => dest.display().to_string(),
-    };
-    ctx.observer.message(&format!(
-        "Starting {} restore for server {} using backup {id}",
-        if remote.is_some() { "remote" } else { "local" },
-        server.name
-    ));
-    ctx.observer
-        .message(&format!("Destination directory: {where_to}"));
-    for (name, location) in &locations {
-        ctx.observer.message(&format!("\t{name}, {location}"));
-    }
+    ctx.observer.event(&Event::RestoreStarting {
+        server: server.name.clone(),
+        id: id.clone(),
+        ssh: remote.map(str::to_owned),
+        destination: dest.clone(),
+        tablespaces: locations
+            .iter()
+            .map(|(name, location)| (name.clone(), location.clone()))
+            .collect(),
+    });
 
     let jobs = options.jobs.unwrap_or(server.parallel_jobs).max(1) as usize;
     let restore_options = RestoreOptions {
@@ -532,7 +528,8 @@ fn restore(
         delta,
         symlink_targets,
     };
-    ctx.observer.message("Copying the base backup.");
+    let since = phase_started(ctx, Phase::RestoreBase);
+    ctx.observer.event(&Event::CopyingBaseBackup);
     let copied = barman_copy::restore(
         &manifest,
         &backup_dir,
@@ -541,6 +538,7 @@ fn restore(
         ctx.progress,
         ctx.cancel,
     )?;
+    phase_finished(ctx, Phase::RestoreBase, since);
 
     // Everything else goes through one more session.
     let mut session = factory.open()?;
@@ -583,6 +581,7 @@ fn restore(
     )?;
 
     // WALs.
+    let since = phase_started(ctx, Phase::RestoreWals);
     let mut wal_directory = None;
     let mut staged = 0_u64;
     let wal_dir_name = if version >= 100_000 || version == 0 {
@@ -626,8 +625,9 @@ fn restore(
             session.mkdir(&status, 0o700)?;
             Some(status)
         };
-        ctx.observer
-            .message(&format!("Copying required WAL segments to {dir_text}."));
+        ctx.observer.event(&Event::CopyingWals {
+            directory: dir_text.clone(),
+        });
         for (name, path) in &located {
             stage_wal(
                 session.as_mut(),
@@ -647,8 +647,10 @@ fn restore(
         }
         wal_directory = Some(dir_text.clone());
     }
+    phase_finished(ctx, Phase::RestoreWals, since);
 
     // Configuration files.
+    let since = phase_started(ctx, Phase::Configure);
     let auto_conf = options
         .recovery_conf_filename
         .clone()
@@ -754,19 +756,12 @@ fn restore(
     let dirs: Vec<&RelPath> = dirs.iter().collect();
     session.sync(&trees, &dirs)?;
 
-    ctx.observer.message("Restore operation completed");
-    if let Some(command) = &restore_command {
-        ctx.observer
-            .message(&format!("restore_command = {}", target::quote(command)));
-    }
-    for line in &changes {
-        ctx.observer.message(&format!("Changed: {line}"));
-    }
-    for line in &warnings {
-        ctx.observer.message(&format!("WARNING: {line}"));
-    }
-    ctx.observer
-        .message("Review the configuration of the recovered cluster before starting PostgreSQL.");
+    phase_finished(ctx, Phase::Configure, since);
+    ctx.observer.event(&Event::RestoreCompleted {
+        restore_command: restore_command.clone(),
+        changes: changes.clone(),
+        warnings: warnings.clone(),
+    });
     Ok(RecoverReport {
         backup_id: id.to_string(),
         server: server.name.clone(),
@@ -793,6 +788,24 @@ fn restore(
         warnings,
         elapsed_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Reports `phase` of a recovery started.
+fn phase_started(ctx: &mut RecoverContext<'_>, phase: Phase) -> std::time::Instant {
+    ctx.observer.event(&Event::PhaseStarted {
+        operation: Operation::Recovery,
+        phase,
+    });
+    std::time::Instant::now()
+}
+
+/// Reports `phase` of a recovery finished.
+fn phase_finished(ctx: &mut RecoverContext<'_>, phase: Phase, since: std::time::Instant) {
+    ctx.observer.event(&Event::PhaseFinished {
+        operation: Operation::Recovery,
+        phase,
+        elapsed: since.elapsed(),
+    });
 }
 
 fn refuse(message: String) -> Error {

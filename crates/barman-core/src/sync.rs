@@ -64,12 +64,6 @@ pub use primary::{
 pub use seek::Position;
 pub use wals::{SyncWalsReport, sync_wals};
 
-/// Receives the console lines of a synchronisation.
-pub trait SyncObserver {
-    /// One line of console output.
-    fn message(&mut self, text: &str);
-}
-
 /// What a synchronisation needs from its caller.
 pub struct SyncContext<'a> {
     /// The clock (local retention).
@@ -80,8 +74,8 @@ pub struct SyncContext<'a> {
     pub progress: &'a dyn Progress,
     /// Set to cancel (Ctrl-C / SIGTERM): a backup sync ends FAILED.
     pub cancel: &'a AtomicBool,
-    /// Console lines.
-    pub observer: &'a mut dyn SyncObserver,
+    /// The events of the synchronisation ([`crate::event`]).
+    pub observer: &'a mut dyn crate::event::Observer,
     /// The configuration file, sent to the primary as `-c` with
     /// `forward_config_path = true`.
     pub config_path: Option<&'a Path>,

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use barman_copy::{Progress, RelPath};
-use barman_core::backup::{self as core_backup, BackupContext, BackupObserver, BackupOptions};
+use barman_core::backup::{self as core_backup, BackupContext, BackupOptions};
 use barman_core::clock::SystemClock;
 use barman_core::config::{Config, ReuseBackup};
+use barman_core::event::{Event, Observer};
 use barman_core::shared::ShellSpawner;
 use barman_core::{BackupStatus, Error};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -42,8 +43,10 @@ pub(super) struct Lines<'a> {
     pub(super) bar: Option<ProgressBar>,
 }
 
-impl BackupObserver for Lines<'_> {
-    fn message(&mut self, text: &str) {
+impl Lines<'_> {
+    /// Prints one console line (a `WARNING: ` one as a warning) and keeps
+    /// it for the JSON document.
+    pub(super) fn message(&mut self, text: &str) {
         tracing::info!("{text}");
         self.collected.push(text.to_owned());
         let print = |out: &mut Output| {
@@ -56,6 +59,14 @@ impl BackupObserver for Lines<'_> {
         match &self.bar {
             Some(bar) => bar.suspend(|| print(self.out)),
             None => print(self.out),
+        }
+    }
+}
+
+impl Observer for Lines<'_> {
+    fn event(&mut self, event: &Event) {
+        for line in crate::render::lines(event, crate::render::Style::Command) {
+            self.message(&line);
         }
     }
 }

@@ -5,22 +5,26 @@ use anyhow::Result;
 use barman_core::Error;
 use barman_core::catalog::KeepTarget;
 use barman_core::config::Config;
-use barman_core::cron::CronObserver;
-use barman_core::delete::DeleteObserver;
+use barman_core::event::{Event, Observer};
 use serde_json::json;
 
 use crate::args::Format;
 use crate::output::Output;
+use crate::render::Style;
 
 /// Console lines of a delete or a cron run: printed (console) and kept for
 /// the JSON document.
 pub(super) struct Lines<'a> {
     pub(super) out: &'a mut Output,
     pub(super) collected: Vec<String>,
+    /// How Barman words the events (cron words a few differently).
+    pub(super) style: Style,
 }
 
 impl Lines<'_> {
-    fn print(&mut self, text: &str) {
+    /// Prints one console line (`WARNING: `/`ERROR: ` ones as warnings
+    /// and errors) and keeps it for the JSON document.
+    pub(super) fn message(&mut self, text: &str) {
         tracing::info!("{text}");
         self.collected.push(text.to_owned());
         if let Some(w) = text.strip_prefix("WARNING: ") {
@@ -33,19 +37,11 @@ impl Lines<'_> {
     }
 }
 
-impl DeleteObserver for Lines<'_> {
-    fn message(&mut self, text: &str) {
-        self.print(text);
-    }
-
-    fn wal_removed(&mut self, name: &str) {
-        self.print(&format!("\t{name}"));
-    }
-}
-
-impl CronObserver for Lines<'_> {
-    fn message(&mut self, text: &str) {
-        self.print(text);
+impl Observer for Lines<'_> {
+    fn event(&mut self, event: &Event) {
+        for line in crate::render::lines(event, self.style) {
+            self.message(&line);
+        }
     }
 }
 
@@ -58,6 +54,7 @@ pub fn delete(config: &Config, name: &str, backup: &str, out: &mut Output) -> Re
     let mut lines = Lines {
         out,
         collected: Vec::new(),
+        style: Style::Command,
     };
     let hooks = super::interruptible_hooks(config, &[server])?.server(server)?;
     let result =

@@ -28,9 +28,9 @@ use barman_core::catalog::BackupId;
 use barman_core::clock::SystemClock;
 use barman_core::config::{Config, ServerConfig};
 use barman_core::cron::{
-    CronContext, CronObserver, CronSpawner, ServerCronReport, cron_server, cron_servers,
-    global_lock,
+    CronContext, CronSpawner, ServerCronReport, cron_server, cron_servers, global_lock,
 };
+use barman_core::event::{Event, Observer};
 use barman_core::shared::ShellSpawner;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -156,6 +156,7 @@ pub fn run(config: &Config, cli: &Cli, max_wait: u64, out: &mut Output) -> Resul
     let mut lines = Lines {
         out,
         collected: Vec::new(),
+        style: crate::render::Style::Cron,
     };
     let lock = global_lock(config.global(), &mut lines)?;
     let mut reports = Vec::new();
@@ -339,11 +340,13 @@ pub fn worker(config: &Config, explicit: Option<&Path>, name: &str) -> Result<()
 /// A worker's console lines: logged, and written for its cron.
 struct WorkerLines;
 
-impl CronObserver for WorkerLines {
-    fn message(&mut self, text: &str) {
-        tracing::info!("{text}");
-        if let Err(e) = emit(&WorkerLine::Message(text.to_owned())) {
-            tracing::warn!("cannot report to cron: {e}");
+impl Observer for WorkerLines {
+    fn event(&mut self, event: &Event) {
+        for text in crate::render::lines(event, crate::render::Style::Cron) {
+            tracing::info!("{text}");
+            if let Err(e) = emit(&WorkerLine::Message(text)) {
+                tracing::warn!("cannot report to cron: {e}");
+            }
         }
     }
 }

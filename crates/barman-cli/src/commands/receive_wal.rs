@@ -3,7 +3,8 @@
 use anyhow::{Result, bail};
 use barman_core::catalog::{LockKind, read_owner};
 use barman_core::config::Config;
-use barman_core::receive_wal::{ReceiveAction, ReceiveObserver, receive_wal as run};
+use barman_core::event::{Event, Observer};
+use barman_core::receive_wal::{ReceiveAction, receive_wal as run};
 
 use super::backup::cancel_flag;
 use crate::output::Output;
@@ -27,14 +28,15 @@ struct Lines<'a> {
     out: &'a mut Output,
 }
 
-impl ReceiveObserver for Lines<'_> {
-    fn message(&mut self, text: &str) {
-        tracing::info!("{text}");
-        let _ = self.out.line(text);
-    }
-
-    fn segment(&mut self, name: &str) {
-        tracing::info!("streamed {name}");
+impl Observer for Lines<'_> {
+    fn event(&mut self, event: &Event) {
+        if let Event::WalStreamed { name } = event {
+            tracing::info!("streamed {name}");
+        }
+        for text in crate::render::lines(event, crate::render::Style::Command) {
+            tracing::info!("{text}");
+            let _ = self.out.line(&text);
+        }
     }
 }
 

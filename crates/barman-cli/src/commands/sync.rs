@@ -6,27 +6,17 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use barman_core::Error;
-use barman_core::backup::BackupObserver as _;
 use barman_core::catalog::BackupId;
 use barman_core::clock::SystemClock;
 use barman_core::config::{Config, ServerConfig};
 use barman_core::shared::ShellSpawner;
-use barman_core::sync::{self as core_sync, Position, SyncContext, SyncObserver};
+use barman_core::sync::{self as core_sync, Position, SyncContext};
 use serde_json::json;
 
 use super::backup::{Bar, Lines, cancel_flag};
 use super::single_server;
 use crate::args::Format;
 use crate::output::Output;
-
-/// Relays sync lines to the console lines of a backup.
-struct SyncLines<'a>(Lines<'a>);
-
-impl SyncObserver for SyncLines<'_> {
-    fn message(&mut self, text: &str) {
-        self.0.message(text);
-    }
-}
 
 /// The configuration file as sent to the primary (`forward_config_path`).
 fn config_path(config: &Config, explicit: Option<&Path>) -> PathBuf {
@@ -44,11 +34,11 @@ fn with_context<T>(
     let cancel = cancel_flag()?;
     let bar = Bar::new(out.format() == Format::Console && std::io::stderr().is_terminal());
     let path = config_path(config, explicit);
-    let mut lines = SyncLines(Lines {
+    let mut lines = Lines {
         out,
         collected: Vec::new(),
         bar: bar.inner.clone(),
-    });
+    };
     let mut ctx = SyncContext {
         clock: &SystemClock,
         spawner: Arc::new(ShellSpawner),

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use barman_wal::{Lsn, SegmentName, TimelineId, WalFileName, WalSegmentSize};
 
 use super::SegmentWriter;
+use crate::event::{Event, Observer};
 use crate::{Error, Result};
 use barman_catalog::{LockKind, try_acquire};
 use barman_config::{CreateSlot, GlobalConfig, ServerConfig};
@@ -38,14 +39,6 @@ pub enum ReceiveAction {
     Reset,
 }
 
-/// Receives the console lines of receive-wal.
-pub trait ReceiveObserver {
-    /// One line.
-    fn message(&mut self, text: &str);
-    /// A segment was completed in `streaming/`.
-    fn segment(&mut self, _name: &str) {}
-}
-
 use crate::server::connect_as;
 
 fn connect(server: &ServerConfig) -> Result<ReplicationConnection> {
@@ -63,7 +56,7 @@ pub fn receive_wal(
     global: &GlobalConfig,
     server: &ServerConfig,
     action: ReceiveAction,
-    observer: &mut dyn ReceiveObserver,
+    observer: &mut dyn Observer,
     cancel: &AtomicBool,
 ) -> Result<()> {
     let slot = server.slot_name.clone();
@@ -72,12 +65,12 @@ pub fn receive_wal(
             let name = slot.ok_or_else(|| no_slot(server))?;
             let mut conn = connect(server)?;
             match conn.create_physical_slot(&name, true) {
-                Ok(()) => observer.message(&format!(
-                    "Creating physical replication slot '{name}' on server '{}'",
-                    server.name
-                )),
+                Ok(()) => observer.event(&Event::SlotCreated {
+                    server: server.name.clone(),
+                    slot: name.clone(),
+                }),
                 Err(barman_pg::replication::Error::SlotExists { .. }) if if_not_exists => {
-                    observer.message(&format!("Replication slot '{name}' already exists"));
+                    observer.event(&Event::SlotExists { slot: name.clone() });
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -87,7 +80,7 @@ pub fn receive_wal(
             let name = slot.ok_or_else(|| no_slot(server))?;
             let mut conn = connect(server)?;
             conn.drop_slot(&name, false)?;
-            observer.message(&format!("Replication slot '{name}' dropped"));
+            observer.event(&Event::SlotDropped { slot: name.clone() });
             return Ok(());
         }
         ReceiveAction::Stream | ReceiveAction::Reset => {}
@@ -129,12 +122,12 @@ pub fn receive_wal(
     };
     let mut writer = SegmentWriter::new(&dir, size, tli, start);
     start = writer.written();
-    observer.message(&format!(
-        "Starting receive-wal for server '{}' at {start} on timeline {} ({})",
-        server.name,
-        tli.get(),
-        SegmentName::from_lsn(tli, start, size)
-    ));
+    observer.event(&Event::StreamingStarted {
+        server: server.name.clone(),
+        lsn: start,
+        timeline: tli.get(),
+        segment: SegmentName::from_lsn(tli, start, size).to_string(),
+    });
     loop {
         let mut stream = conn.start_physical(slot.as_deref(), start, tli.get())?;
         let mut last_status = Instant::now();
@@ -143,7 +136,7 @@ pub fn receive_wal(
             if cancel.load(Ordering::Relaxed) {
                 let flushed = writer.flush()?;
                 stream.send_status(writer.written(), flushed, Lsn(0), false)?;
-                observer.message("receive-wal stopped");
+                observer.event(&Event::StreamingStopped);
                 return Ok(());
             }
             let wait = if unflushed_since.is_some() {
@@ -157,7 +150,7 @@ pub fn receive_wal(
                 Some(StreamMessage::XLogData { start, data, .. }) => {
                     writer.write(start, &data)?;
                     for name in writer.take_completed() {
-                        observer.segment(&name);
+                        observer.event(&Event::WalStreamed { name: name.clone() });
                     }
                     let since = *unflushed_since.get_or_insert_with(Instant::now);
                     if writer.written().0 - writer.flushed().0 >= FLUSH_BYTES
@@ -199,14 +192,15 @@ pub fn receive_wal(
             &content,
             barman_catalog::fs::FILE_MODE,
         )?;
-        observer.segment(&history);
+        observer.event(&Event::WalStreamed {
+            name: history.clone(),
+        });
         start = writer.switch_timeline(next_tli, next_start)?;
         tli = next_tli;
-        observer.message(&format!(
-            "Timeline {} ended; following timeline {} from {start}",
-            tli.get() - 1,
-            tli.get()
-        ));
+        observer.event(&Event::TimelineFollowed {
+            timeline: tli.get(),
+            lsn: start,
+        });
     }
 }
 
@@ -322,7 +316,7 @@ fn ensure_slot(
     conn: &mut ReplicationConnection,
     server: &ServerConfig,
     name: &str,
-    observer: &mut dyn ReceiveObserver,
+    observer: &mut dyn Observer,
 ) -> Result<()> {
     let found = slot_position(conn, server, name)?;
     if matches!(found, Slot::Present(_))
@@ -333,9 +327,9 @@ fn ensure_slot(
         return Ok(());
     }
     if server.create_slot == CreateSlot::Auto {
-        observer.message(&format!(
-            "Creating physical replication slot '{name}' (create_slot = auto)"
-        ));
+        observer.event(&Event::SlotAutoCreated {
+            slot: name.to_string(),
+        });
         match conn.create_physical_slot(name, true) {
             Ok(()) | Err(barman_pg::replication::Error::SlotExists { .. }) => Ok(()),
             Err(e) => Err(e.into()),
@@ -381,7 +375,7 @@ fn reset(
     size: WalSegmentSize,
     current: Lsn,
     tli: TimelineId,
-    observer: &mut dyn ReceiveObserver,
+    observer: &mut dyn Observer,
 ) -> Result<()> {
     let target = SegmentName::from_lsn(tli, restart, size);
     if let Some((local, _)) = local_position(dir, size)?
@@ -401,9 +395,9 @@ fn reset(
     }
     let marker = dir.join(WalFileName::Partial(target).to_string());
     barman_catalog::fs::write_atomic(&marker, b"", barman_catalog::fs::FILE_MODE)?;
-    observer.message(&format!(
-        "Resetting receive-wal directory status: restart from {target}"
-    ));
+    observer.event(&Event::StreamingReset {
+        segment: target.to_string(),
+    });
     Ok(())
 }
 

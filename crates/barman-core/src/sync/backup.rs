@@ -31,6 +31,7 @@ use barman_copy::{
 };
 
 use super::{SyncContext, agent_factory, load_primary_info, locally_obsolete, passive_ssh};
+use crate::event::Event;
 use crate::shared::MANIFEST_FILE;
 use crate::{Error, Result};
 use barman_catalog::fs::{create_dir_secure, fsync_dir};
@@ -153,8 +154,10 @@ pub fn sync_backup(
     info.set_status(BackupStatus::Syncing);
     info.set_error(None)?;
     info.write(&layout)?;
-    ctx.observer
-        .message(&format!("Starting copy of backup {id} for server {name}"));
+    ctx.observer.event(&Event::BackupSyncStarted {
+        server: name.to_owned(),
+        id: id.clone(),
+    });
     let started = Instant::now();
     let result = copy_backup(server, &primary.config.basebackups_directory, &info, ctx);
     match result {
@@ -172,16 +175,18 @@ pub fn sync_backup(
             }
             report.elapsed = started.elapsed();
             if let Some(copy) = &report.copy {
-                ctx.observer.message(&format!(
-                    "Synchronised backup {id} of server {name}, now {status} (time: {}, {} files, {}; {} hard-linked, {} from deltas, {} fetched; {} bytes transferred)",
-                    crate::shared::human_duration(report.elapsed),
-                    copy.files,
-                    crate::shared::human_size(copy.bytes_total),
-                    copy.files_linked,
-                    copy.files_delta,
-                    copy.files_fetched,
-                    report.bytes_transferred,
-                ));
+                ctx.observer.event(&Event::BackupSynchronised {
+                    server: name.to_owned(),
+                    id: id.clone(),
+                    status,
+                    elapsed: report.elapsed,
+                    files: copy.files,
+                    bytes: copy.bytes_total,
+                    files_linked: copy.files_linked,
+                    files_delta: copy.files_delta,
+                    files_fetched: copy.files_fetched,
+                    bytes_transferred: report.bytes_transferred,
+                });
             }
             Ok(report)
         }
@@ -253,10 +258,9 @@ fn copy_backup(
         _ => Reuse::Link,
     };
     if let Some((p, _)) = &previous {
-        ctx.observer.message(&format!(
-            "Reusing unchanged files of local backup {}",
-            p.backup_id()
-        ));
+        ctx.observer.event(&Event::ReusingLocalBackup {
+            id: p.backup_id().clone(),
+        });
     }
     let previous_id = previous.as_ref().map(|(p, _)| p.backup_id().clone());
     let (previous_dir, previous_manifest) = match previous {
@@ -292,9 +296,8 @@ fn copy_backup(
                 })?;
                 CopyPlan::from_manifest(previous_manifest.as_deref(), m, &options)
             } else {
-                ctx.observer.message(&format!(
-                    "WARNING: backup {id} has no manifest on the primary: its files are copied unverified"
-                ));
+                ctx.observer
+                    .event(&Event::NoPrimaryManifest { id: id.clone() });
                 let listing = list_trees(&sources, &trees)?;
                 CopyPlan::compute(previous_manifest.as_deref(), &listing, &options)
             };
@@ -336,10 +339,12 @@ fn copy_backup(
                     return Err(e);
                 }
                 attempt += 1;
-                ctx.observer.message(&format!(
-                    "WARNING: copy failed ({e}); retrying in {} s ({attempt}/{retries})",
-                    server.basebackup_retry_sleep
-                ));
+                ctx.observer.event(&Event::CopyRetry {
+                    error: e.to_string(),
+                    attempt,
+                    retries,
+                    sleep: Duration::from_secs(server.basebackup_retry_sleep),
+                });
                 remove_tree(&dest)?;
                 std::thread::sleep(Duration::from_secs(server.basebackup_retry_sleep));
             }

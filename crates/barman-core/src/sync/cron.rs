@@ -8,7 +8,8 @@ use barman_copy::NoProgress;
 
 use super::{SyncContext, locally_obsolete, primary_node_info};
 use crate::Result;
-use crate::cron::{CronContext, Lines, ServerCronReport};
+use crate::cron::{CronContext, ServerCronReport};
+use crate::event::Event;
 use barman_catalog::{BackupId, BackupInfo, BackupStatus, LockKind, try_acquire};
 use barman_config::{GlobalConfig, ServerConfig};
 
@@ -21,30 +22,28 @@ pub(crate) fn sync_from_primary(
 ) -> Result<()> {
     let name = server.name.as_str();
     for id in fail_interrupted_syncs(global, server)? {
-        ctx.observer.message(&format!(
-            "Synchronisation of backup {id} of server {name} was interrupted: marked FAILED"
-        ));
+        ctx.observer.event(&Event::SyncInterrupted {
+            server: name.to_owned(),
+            id: id.clone(),
+        });
         report.failed_interrupted.push(id);
     }
     let cancel = AtomicBool::new(false);
-    let mut lines = Lines {
-        observer: &mut *ctx.observer,
-    };
     let mut sync = SyncContext {
         clock: ctx.clock,
         spawner: ctx.shell.clone(),
         progress: &NoProgress,
         cancel: &cancel,
-        observer: &mut lines,
+        observer: &mut *ctx.observer,
         config_path: ctx.config_path,
         agent_command: None,
     };
     let primary = match primary_node_info(server, &mut sync) {
         Ok((info, _)) => info,
         Err(e) => {
-            ctx.observer.message(&format!(
-                "ERROR: Failed to retrieve the primary node status: {e}"
-            ));
+            ctx.observer.event(&Event::PrimaryInfoFailed {
+                error: e.to_string(),
+            });
             report.errors.push(e.to_string());
             return Ok(());
         }
@@ -58,9 +57,9 @@ pub(crate) fn sync_from_primary(
         .map(|b| Ok((b.backup_id().clone(), b.status()?)))
         .collect::<Result<_>>()?;
     if primary.backups.is_empty() {
-        ctx.observer.message(&format!(
-            "No backup synchronisation required for server {name}"
-        ));
+        ctx.observer.event(&Event::NoBackupToSync {
+            server: name.to_owned(),
+        });
     }
     for (id, remote) in &primary.backups {
         if local.get(id).is_some_and(|s| s.is_copy_done())
@@ -69,38 +68,43 @@ pub(crate) fn sync_from_primary(
             continue;
         }
         if let Some(why) = remote.restore_obstacle() {
-            ctx.observer.message(&format!(
-                "WARNING: backup {id} of the primary is not synchronised: {why} (not implemented by barman-rs yet)"
-            ));
+            ctx.observer.event(&Event::BackupNotSynchronised {
+                id: id.clone(),
+                reason: why.clone(),
+            });
             continue;
         }
         if !lock_free(global, &LockKind::SyncBackup(name.to_owned(), id.clone()))? {
-            ctx.observer.message(&format!(
-                "A synchronisation process for backup {id} on server {name} is already in progress"
-            ));
+            ctx.observer.event(&Event::BackupSyncBusy {
+                server: name.to_owned(),
+                id: id.clone(),
+            });
             break;
         }
         let pid = ctx.spawner.spawn_sync_backup(name, id)?;
-        ctx.observer.message(&format!(
-            "Starting copy of backup {id} for server {name} (pid {pid})"
-        ));
+        ctx.observer.event(&Event::BackupSyncSpawned {
+            server: name.to_owned(),
+            id: id.clone(),
+            pid,
+        });
         report.sync_backup_started = Some((id.clone(), pid));
         break;
     }
 
     if primary.wals.is_empty() {
-        ctx.observer.message(&format!(
-            "No WAL synchronisation required for server {name}"
-        ));
+        ctx.observer.event(&Event::NoWalToSync {
+            server: name.to_owned(),
+        });
     } else if !lock_free(global, &LockKind::SyncWal(name.to_owned()))? {
-        ctx.observer.message(&format!(
-            "WAL synchronisation already running for server {name}"
-        ));
+        ctx.observer.event(&Event::WalSyncBusy {
+            server: name.to_owned(),
+        });
     } else {
         let pid = ctx.spawner.spawn_sync_wals(name)?;
-        ctx.observer.message(&format!(
-            "Started copy of WAL files for server {name} (pid {pid})"
-        ));
+        ctx.observer.event(&Event::WalSyncSpawned {
+            server: name.to_owned(),
+            pid,
+        });
         report.sync_wals_started = Some(pid);
     }
     Ok(())

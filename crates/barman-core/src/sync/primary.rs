@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::info::{PrimaryInfo, json_part};
 use super::{SyncContext, passive_ssh};
+use crate::event::Event;
 use crate::shell::quote;
 use crate::{Error, Result};
 use barman_catalog::fs::{FILE_MODE, create_dir_secure, read_optional, write_atomic};
@@ -151,11 +152,9 @@ pub fn primary_node_info(
         match code {
             Some(0) => break stdout,
             Some(1) if position.last_wal.is_some() => {
-                ctx.observer.message(&format!(
-                    "WARNING: sync-info is out of sync. Self-recovery procedure started: \
-                     requesting full synchronisation from primary server {}",
-                    server.name
-                ));
+                ctx.observer.event(&Event::SyncInfoOutOfSync {
+                    server: server.name.clone(),
+                });
                 tracing::info!("primary answered: {}", stderr.trim());
                 position = SyncWalsInfo::default();
                 recovered = true;

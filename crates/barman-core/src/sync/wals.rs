@@ -32,6 +32,7 @@ use super::{
 };
 use crate::archive::WalExpectations;
 use crate::archive::inspect::{InspectError, detect_compression, inspect, same_content};
+use crate::event::Event;
 use barman_fs::NoReplace;
 
 use crate::archive::store::{create_temp, parent};
@@ -99,7 +100,9 @@ pub fn sync_wals(
     let mut report = SyncWalsReport::default();
     let Some(from) = first_needed_wal(server, &primary, ctx)? else {
         let why = format!("No base backup for server {name}");
-        ctx.observer.message(&format!("WARNING: {why}"));
+        ctx.observer.event(&Event::NoBaseBackup {
+            server: name.to_owned(),
+        });
         report.skipped = Some(why);
         return Ok(report);
     };
@@ -141,11 +144,11 @@ pub fn sync_wals(
     }
     write_sync_wals_info(server, &primary)?;
     if !report.copied.is_empty() {
-        ctx.observer.message(&format!(
-            "Synchronised {} WAL file(s) for server {name} ({} bytes transferred)",
-            report.copied.len(),
-            report.bytes_transferred
-        ));
+        ctx.observer.event(&Event::WalsSynchronised {
+            server: name.to_owned(),
+            count: report.copied.len(),
+            bytes: report.bytes_transferred,
+        });
     }
     // The backups these WALs complete.
     for mut info in server.catalog().backups()? {
@@ -154,10 +157,11 @@ pub fn sync_wals(
         }
         let status = crate::shared::check_backup_info(global, server, &mut info)?;
         if status != BackupStatus::WaitingForWals {
-            ctx.observer.message(&format!(
-                "Backup {} of server {name} is now {status}",
-                info.backup_id()
-            ));
+            ctx.observer.event(&Event::BackupStatusChanged {
+                server: name.to_owned(),
+                id: info.backup_id().clone(),
+                status,
+            });
             report.checked.push((info.backup_id().clone(), status));
         }
     }
