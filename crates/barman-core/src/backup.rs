@@ -1246,7 +1246,7 @@ fn purge_before_first(
     if !barman_retention::is_first_backup(&summaries, info.backup_id().as_str()) {
         return Ok(());
     }
-    let removed = crate::delete::purge_before_first_backup(
+    let removed = crate::removal::purge_before_first_backup(
         global,
         server,
         info,

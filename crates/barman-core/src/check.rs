@@ -852,7 +852,7 @@ fn archiver_checks(
 }
 
 fn interrupted_deletes(out: &mut Vec<CheckResult>, global: &GlobalConfig, server: &ServerConfig) {
-    let pending = crate::delete::pending_deletes(&server.layout()).unwrap_or_default();
+    let pending = crate::removal::pending_deletes(&server.layout()).unwrap_or_default();
     let interrupted: Vec<String> = pending
         .iter()
         .filter(|id| {

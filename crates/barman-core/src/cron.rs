@@ -30,13 +30,15 @@
 //! the primary lists WALs this node does not have. Their retention (6) is
 //! the passive node's own.
 
+mod passive;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::delete::{DeleteReport, delete_one, finish_interrupted};
 use crate::event::{Event, Observer};
 use crate::hooks::HookSetup;
+use crate::removal::{DeleteReport, delete_one, finish_interrupted};
 use crate::retention::{catalog_backups, report};
 use crate::shared::{Spawner, check_backup_info, fail_interrupted};
 use crate::{Error, Result};
@@ -226,7 +228,7 @@ pub fn cron_server(
         }
     };
     if server.is_passive() {
-        let r = crate::sync::cron::sync_from_primary(global, server, ctx, &mut report);
+        let r = passive::sync_from_primary(global, server, ctx, &mut report);
         step(&mut report, ctx, r);
     } else {
         let r = archive(global, server, ctx, &mut report);

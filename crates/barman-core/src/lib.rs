@@ -94,6 +94,7 @@ pub mod keep;
 pub mod listing;
 pub mod receive_wal;
 pub mod recover;
+pub mod removal;
 pub mod replication_status;
 pub mod retention;
 pub mod server;

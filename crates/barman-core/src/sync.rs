@@ -35,7 +35,6 @@
 //! every agent session has the `agent_timeout` inactivity timeout.
 
 pub mod backup;
-pub(crate) mod cron;
 pub mod info;
 pub mod primary;
 pub mod seek;

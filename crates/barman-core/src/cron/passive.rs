@@ -6,10 +6,10 @@ use std::sync::atomic::AtomicBool;
 
 use barman_copy::NoProgress;
 
-use super::{SyncContext, locally_obsolete, primary_node_info};
+use super::{CronContext, ServerCronReport};
 use crate::Result;
-use crate::cron::{CronContext, ServerCronReport};
 use crate::event::Event;
+use crate::sync::{SyncContext, locally_obsolete, primary_node_info};
 use barman_catalog::{BackupId, BackupInfo, BackupStatus, LockKind, try_acquire};
 use barman_config::{GlobalConfig, ServerConfig};
 
