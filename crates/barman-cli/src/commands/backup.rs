@@ -71,6 +71,18 @@ impl Observer for Lines<'_> {
     }
 }
 
+/// The progress bar (on a TTY, console format only) and the observer
+/// printing the lines of a copying command (backup, recover, sync).
+pub(super) fn bar_and_lines(out: &mut Output) -> (Bar, Lines<'_>) {
+    let bar = Bar::new(out.format() == Format::Console && std::io::stderr().is_terminal());
+    let lines = Lines {
+        out,
+        collected: Vec::new(),
+        bar: bar.inner.clone(),
+    };
+    (bar, lines)
+}
+
 /// A progress bar with bytes, files and rate (on a TTY, console format only).
 pub(super) struct Bar {
     pub(super) inner: Option<ProgressBar>,
@@ -213,13 +225,7 @@ pub fn backup(config: &Config, command: &Command, out: &mut Output) -> Result<()
             out.error("interrupted");
             break;
         }
-        let tty = out.format() == Format::Console && std::io::stderr().is_terminal();
-        let bar = Bar::new(tty);
-        let mut lines = Lines {
-            out,
-            collected: Vec::new(),
-            bar: bar.inner.clone(),
-        };
+        let (bar, mut lines) = bar_and_lines(out);
         let hooks = hook_setup.server(server)?;
         let mut ctx = BackupContext {
             clock: &SystemClock,

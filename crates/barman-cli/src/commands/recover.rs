@@ -1,6 +1,5 @@
 //! `barman recover` (alias `restore`).
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -13,8 +12,8 @@ use barman_core::shell::quote;
 use jiff::tz::TimeZone;
 use serde_json::Value;
 
-use super::backup::{Bar, Lines, cancel_flag};
-use crate::args::{Format, RecoverArgs};
+use super::backup::{bar_and_lines, cancel_flag};
+use crate::args::RecoverArgs;
 use crate::output::Output;
 
 /// Builds the core options from the command line.
@@ -89,13 +88,7 @@ pub fn recover(config: &Config, args: &RecoverArgs, out: &mut Output) -> Result<
     let options = options(config, args)?;
     let cancel = cancel_flag()?;
     let hooks = super::hook_setup(config, Some(Arc::clone(&cancel))).server(server)?;
-    let tty = out.format() == Format::Console && std::io::stderr().is_terminal();
-    let bar = Bar::new(tty);
-    let mut lines = Lines {
-        out,
-        collected: Vec::new(),
-        bar: bar.inner.clone(),
-    };
+    let (bar, mut lines) = bar_and_lines(out);
     let mut ctx = RecoverContext {
         clock: &SystemClock,
         local_tz: TimeZone::system(),

@@ -1,6 +1,5 @@
 //! Geographical redundancy: `barman sync-info`, `sync-backup`, `sync-wals`.
 
-use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,7 +12,7 @@ use barman_core::shared::ShellSpawner;
 use barman_core::sync::{self as core_sync, Position, SyncContext};
 use serde_json::json;
 
-use super::backup::{Bar, Lines, cancel_flag};
+use super::backup::{bar_and_lines, cancel_flag};
 use super::single_server;
 use crate::args::Format;
 use crate::output::Output;
@@ -32,13 +31,8 @@ fn with_context<T>(
     f: impl FnOnce(&mut SyncContext<'_>) -> T,
 ) -> Result<T> {
     let cancel = cancel_flag()?;
-    let bar = Bar::new(out.format() == Format::Console && std::io::stderr().is_terminal());
     let path = config_path(config, explicit);
-    let mut lines = Lines {
-        out,
-        collected: Vec::new(),
-        bar: bar.inner.clone(),
-    };
+    let (bar, mut lines) = bar_and_lines(out);
     let mut ctx = SyncContext {
         clock: &SystemClock,
         spawner: Arc::new(ShellSpawner),
