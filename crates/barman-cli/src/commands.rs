@@ -61,26 +61,16 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<()> {
             out.warning(w);
         }
     }
-    // Each family of commands runs its own.
-    let families: [Family; 4] = [wal_command, backup_command, report_command, peer_command];
-    for family in families {
-        if let Some(result) = family(cli, &config, command, out) {
-            return result;
-        }
-    }
-    unreachable!("`agent` is handled before loading the configuration")
+    // Each family of commands runs its own (`None` for the others).
+    wal_command(&config, command, out)
+        .or_else(|| backup_command(&config, command, out))
+        .or_else(|| report_command(&config, command, out))
+        .or_else(|| peer_command(cli, &config, command, out))
+        .unwrap_or_else(|| unreachable!("`agent` is handled before loading the configuration"))
 }
 
-/// Runs `command` if it is one of the family's (else `None`).
-type Family = fn(&Cli, &Config, &Command, &mut Output) -> Option<Result<()>>;
-
 /// The WAL commands: archiving, serving, switching, receiving.
-fn wal_command(
-    _cli: &Cli,
-    config: &Config,
-    command: &Command,
-    out: &mut Output,
-) -> Option<Result<()>> {
+fn wal_command(config: &Config, command: &Command, out: &mut Output) -> Option<Result<()>> {
     Some(match command {
         Command::PutWal {
             test,
@@ -147,12 +137,7 @@ fn wal_command(
 }
 
 /// The backup commands: taking, checking, recovering, deleting, keeping.
-fn backup_command(
-    _cli: &Cli,
-    config: &Config,
-    command: &Command,
-    out: &mut Output,
-) -> Option<Result<()>> {
+fn backup_command(config: &Config, command: &Command, out: &mut Output) -> Option<Result<()>> {
     Some(match command {
         Command::Backup { .. } => backup::backup(config, command, out),
         Command::CheckBackup { server, backup_id } => {
@@ -184,12 +169,7 @@ fn backup_command(
 }
 
 /// The commands that report: servers, checks, listings.
-fn report_command(
-    _cli: &Cli,
-    config: &Config,
-    command: &Command,
-    out: &mut Output,
-) -> Option<Result<()>> {
+fn report_command(config: &Config, command: &Command, out: &mut Output) -> Option<Result<()>> {
     Some(match command {
         Command::ListServers { minimal } => list_servers::run(config, *minimal, out),
         Command::ShowServers { servers } => show_servers::run(config, servers, out),
