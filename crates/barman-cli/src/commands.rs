@@ -61,18 +61,23 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<()> {
             out.warning(w);
         }
     }
-    match command {
-        Command::ListServers { minimal } => list_servers::run(&config, *minimal, out),
-        Command::ShowServers { servers } => show_servers::run(&config, servers, out),
-        Command::Diagnose { show_config_source } => {
-            diagnose::run(&config, *show_config_source, out)
-        }
+    // Each family of commands runs its own (`None` for the others).
+    wal_command(&config, command, out)
+        .or_else(|| backup_command(&config, command, out))
+        .or_else(|| report_command(&config, command, out))
+        .or_else(|| peer_command(cli, &config, command, out))
+        .unwrap_or_else(|| unreachable!("`agent` is handled before loading the configuration"))
+}
+
+/// The WAL commands: archiving, serving, switching, receiving.
+fn wal_command(config: &Config, command: &Command, out: &mut Output) -> Option<Result<()>> {
+    Some(match command {
         Command::PutWal {
             test,
             server,
             wal_path,
-        } => wal::put_wal(&config, server, *test, wal_path.as_deref(), out),
-        Command::ArchiveWal { servers } => wal::archive_wal(&config, servers, out),
+        } => wal::put_wal(config, server, *test, wal_path.as_deref(), out),
+        Command::ArchiveWal { servers } => wal::archive_wal(config, servers, out),
         Command::GetWal {
             output_directory,
             partial,
@@ -85,7 +90,7 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<()> {
             server,
             wal_name,
         } => wal::get_wal(
-            &config,
+            config,
             &wal::GetWalArgs {
                 server,
                 wal_name,
@@ -104,20 +109,10 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<()> {
             archive_timeout,
             servers,
         } => {
-            wal::switch_wal(&config, servers, *force, *archive, *archive_timeout, out);
+            wal::switch_wal(config, servers, *force, *archive, *archive_timeout, out);
             Ok(())
         }
-        Command::RebuildXlogdb { servers } => wal::rebuild_xlogdb(&config, servers, out),
-        Command::Backup { .. } => backup::backup(&config, command, out),
-        Command::CheckBackup { server, backup_id } => {
-            backup::check_backup(&config, server, backup_id, out)
-        }
-        Command::GenerateManifest { server, backup_id } => {
-            backup::generate_manifest(&config, server, backup_id, out)
-        }
-        Command::VerifyBackup { server, backup_id } => {
-            backup::verify_backup(&config, server, backup_id, out)
-        }
+        Command::RebuildXlogdb { servers } => wal::rebuild_xlogdb(config, servers, out),
         Command::ReceiveWal {
             create_slot,
             if_not_exists,
@@ -126,7 +121,7 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<()> {
             stop,
             server,
         } => receive_wal::receive_wal(
-            &config,
+            config,
             server,
             receive_wal::Flags {
                 create_slot: *create_slot,
@@ -137,14 +132,25 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<()> {
             },
             out,
         ),
-        Command::Recover(args) => recover::recover(&config, args, out),
-        Command::ReplicationStatus {
-            minimal,
-            target,
-            source,
-            servers,
-        } => replication_status::run(&config, servers, *minimal, target, source, out),
-        Command::Delete { server, backup_id } => catalog::delete(&config, server, backup_id, out),
+        _ => return None,
+    })
+}
+
+/// The backup commands: taking, checking, recovering, deleting, keeping.
+fn backup_command(config: &Config, command: &Command, out: &mut Output) -> Option<Result<()>> {
+    Some(match command {
+        Command::Backup { .. } => backup::backup(config, command, out),
+        Command::CheckBackup { server, backup_id } => {
+            backup::check_backup(config, server, backup_id, out)
+        }
+        Command::GenerateManifest { server, backup_id } => {
+            backup::generate_manifest(config, server, backup_id, out)
+        }
+        Command::VerifyBackup { server, backup_id } => {
+            backup::verify_backup(config, server, backup_id, out)
+        }
+        Command::Recover(args) => recover::recover(config, args, out),
+        Command::Delete { server, backup_id } => catalog::delete(config, server, backup_id, out),
         Command::Keep {
             target,
             release,
@@ -152,48 +158,76 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<()> {
             server,
             backup_id,
         } => catalog::keep(
-            &config,
+            config,
             server,
             backup_id,
             catalog::KeepAction::from_flags(target.as_deref(), *release, *status),
             out,
         ),
-        Command::Cron {
-            max_wait, worker, ..
-        } => match worker {
-            Some(server) => cron::worker(&config, cli.config.as_deref(), server),
-            None => cron::run(&config, cli, *max_wait, out),
-        },
+        _ => return None,
+    })
+}
+
+/// The commands that report: servers, checks, listings.
+fn report_command(config: &Config, command: &Command, out: &mut Output) -> Option<Result<()>> {
+    Some(match command {
+        Command::ListServers { minimal } => list_servers::run(config, *minimal, out),
+        Command::ShowServers { servers } => show_servers::run(config, servers, out),
+        Command::Diagnose { show_config_source } => diagnose::run(config, *show_config_source, out),
+        Command::ReplicationStatus {
+            minimal,
+            target,
+            source,
+            servers,
+        } => replication_status::run(config, servers, *minimal, target, source, out),
         Command::Check {
             nagios,
             check_timeout,
             servers,
-        } => check::run(&config, servers, *nagios, *check_timeout, out),
+        } => check::run(config, servers, *nagios, *check_timeout, out),
         // -- listings (issue 7, item 6) --
         Command::ListBackups { minimal, servers } => {
-            list_backups::run(&config, servers, *minimal, out)
+            list_backups::run(config, servers, *minimal, out)
         }
         Command::ShowBackup { server, backup_id } => {
-            show_backup::run(&config, server, backup_id, out)
+            show_backup::run(config, server, backup_id, out)
         }
         Command::ListFiles {
             target,
             server,
             backup_id,
-        } => list_files::run(&config, server, backup_id, target, out),
-        Command::Status { servers } => status::run(&config, servers, out),
-        Command::ListProcesses { server } => list_processes::run(&config, server, out),
+        } => list_files::run(config, server, backup_id, target, out),
+        Command::Status { servers } => status::run(config, servers, out),
+        Command::ListProcesses { server } => list_processes::run(config, server, out),
         Command::CheckWalArchive { timeline, server } => {
-            check_wal_archive::run(&config, server, *timeline, out)
+            check_wal_archive::run(config, server, *timeline, out)
         }
         // --
+        _ => return None,
+    })
+}
+
+/// The commands of cron and of a passive node (sync).
+fn peer_command(
+    cli: &Cli,
+    config: &Config,
+    command: &Command,
+    out: &mut Output,
+) -> Option<Result<()>> {
+    Some(match command {
+        Command::Cron {
+            max_wait, worker, ..
+        } => match worker {
+            Some(server) => cron::worker(config, cli.config.as_deref(), server),
+            None => cron::run(config, cli, *max_wait, out),
+        },
         Command::SyncInfo {
             primary,
             server,
             last_wal,
             last_position,
         } => sync::sync_info(
-            &config,
+            config,
             cli.config.as_deref(),
             server,
             *primary,
@@ -202,13 +236,11 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<()> {
             out,
         ),
         Command::SyncBackup { server, backup_id } => {
-            sync::sync_backup(&config, cli.config.as_deref(), server, backup_id, out)
+            sync::sync_backup(config, cli.config.as_deref(), server, backup_id, out)
         }
-        Command::SyncWals { server } => {
-            sync::sync_wals(&config, cli.config.as_deref(), server, out)
-        }
-        Command::Agent => unreachable!("handled before loading the configuration"),
-    }
+        Command::SyncWals { server } => sync::sync_wals(config, cli.config.as_deref(), server, out),
+        _ => return None,
+    })
 }
 
 fn init_logging(cli: &Cli, config: &Config) -> Result<()> {

@@ -284,68 +284,12 @@ pub(crate) fn build(c: &mut Ctx<'_>, barman_home: &Path) -> ServerConfig {
     let wals_directory = c
         .path("wals_directory")
         .unwrap_or_else(|| backup_directory.join("wals"));
-    let mut backup_options = c
-        .parse("backup_options", |v| parse_csv(v, BackupOption::parse))
-        .unwrap_or_default();
-    if backup_options.contains(&BackupOption::ConcurrentBackup)
-        && backup_options.contains(&BackupOption::ExclusiveBackup)
-    {
-        let r = c.r;
-        if let Some(v) = r.values.get("backup_options") {
-            let allowed = format!(
-                "comma separated list of: {}; not both concurrent_backup and exclusive_backup",
-                BackupOption::allowed()
-            );
-            c.value_error("backup_options", v, allowed);
-        }
-    }
-    if backup_options.contains(&BackupOption::ExclusiveBackup) {
-        c.warn(
-            "backup_options",
-            "exclusive_backup is deprecated (PostgreSQL < 15 only)",
-        );
-    }
-    let backup_method = c
-        .parse("backup_method", BackupMethod::parse)
-        .unwrap_or(BackupMethod::Rsync);
-    if !backup_options.contains(&BackupOption::ConcurrentBackup)
-        && !backup_options.contains(&BackupOption::ExclusiveBackup)
-    {
-        if matches!(
-            backup_method,
-            BackupMethod::Rsync | BackupMethod::LocalRsync
-        ) {
-            c.warnings.push(format!(
-                "No backup strategy set for server '{name}' (using default 'concurrent_backup')."
-            ));
-        }
-        backup_options.insert(BackupOption::ConcurrentBackup);
-    }
-    let compression_name = c.string("compression").map(|s| s.to_ascii_lowercase());
-    let compression = c.parse("compression", |v| {
-        v.parse::<Compression>()
-            .map_err(|_| Compression::ALLOWED.to_owned())
-    });
-    if matches!(compression_name.as_deref(), Some("pygzip" | "pybzip2")) {
-        c.warn("compression", "this compression name is deprecated");
-    }
-    for key in super::keys::DEPRECATED_KEYS {
-        if c.r.explicit.contains(key) {
-            c.warn(key, "deprecated since Barman 3.17");
-        }
-    }
-    if compression == Some(Compression::Custom)
-        && (c.string("custom_compression_filter").is_none()
-            || c.string("custom_decompression_filter").is_none())
-    {
-        c.rule(
-            "compression",
-            "compression = custom requires custom_compression_filter and custom_decompression_filter".to_owned(),
-        );
-    }
-    let custom_compression_magic = c.parse("custom_compression_magic", |v| {
-        parse_hex_magic(v).map(|_| v.trim().to_owned())
-    });
+    let (backup_options, backup_method) = backup_strategy(c, &name);
+    let WalCompression {
+        compression_name,
+        compression,
+        custom_compression_magic,
+    } = wal_compression(c);
     let explicit_archiver =
         c.r.explicit.contains("archiver") || c.r.explicit.contains("streaming_archiver");
     let archiver = c.bool("archiver", false);
@@ -444,5 +388,91 @@ pub(crate) fn build(c: &mut Ctx<'_>, barman_home: &Path) -> ServerConfig {
         hook_scripts,
         extra: c.r.raw.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect(),
         name,
+    }
+}
+
+/// `backup_options` and `backup_method`, checked: not both strategies,
+/// `exclusive_backup` deprecated; with neither, `concurrent_backup`
+/// (warned about for the rsync methods).
+fn backup_strategy(c: &mut Ctx<'_>, name: &str) -> (BTreeSet<BackupOption>, BackupMethod) {
+    let mut backup_options = c
+        .parse("backup_options", |v| parse_csv(v, BackupOption::parse))
+        .unwrap_or_default();
+    if backup_options.contains(&BackupOption::ConcurrentBackup)
+        && backup_options.contains(&BackupOption::ExclusiveBackup)
+    {
+        let r = c.r;
+        if let Some(v) = r.values.get("backup_options") {
+            let allowed = format!(
+                "comma separated list of: {}; not both concurrent_backup and exclusive_backup",
+                BackupOption::allowed()
+            );
+            c.value_error("backup_options", v, allowed);
+        }
+    }
+    if backup_options.contains(&BackupOption::ExclusiveBackup) {
+        c.warn(
+            "backup_options",
+            "exclusive_backup is deprecated (PostgreSQL < 15 only)",
+        );
+    }
+    let backup_method = c
+        .parse("backup_method", BackupMethod::parse)
+        .unwrap_or(BackupMethod::Rsync);
+    if !backup_options.contains(&BackupOption::ConcurrentBackup)
+        && !backup_options.contains(&BackupOption::ExclusiveBackup)
+    {
+        if matches!(
+            backup_method,
+            BackupMethod::Rsync | BackupMethod::LocalRsync
+        ) {
+            c.warnings.push(format!(
+                "No backup strategy set for server '{name}' (using default 'concurrent_backup')."
+            ));
+        }
+        backup_options.insert(BackupOption::ConcurrentBackup);
+    }
+    (backup_options, backup_method)
+}
+
+/// The WAL compression options: `compression` (its name as written, and
+/// parsed), the custom compression's options (deprecated, both filters
+/// required) and its magic.
+struct WalCompression {
+    compression_name: Option<String>,
+    compression: Option<Compression>,
+    custom_compression_magic: Option<String>,
+}
+
+fn wal_compression(c: &mut Ctx<'_>) -> WalCompression {
+    let compression_name = c.string("compression").map(|s| s.to_ascii_lowercase());
+    let compression = c.parse("compression", |v| {
+        v.parse::<Compression>()
+            .map_err(|_| Compression::ALLOWED.to_owned())
+    });
+    if matches!(compression_name.as_deref(), Some("pygzip" | "pybzip2")) {
+        c.warn("compression", "this compression name is deprecated");
+    }
+    for key in super::keys::DEPRECATED_KEYS {
+        if c.r.explicit.contains(key) {
+            c.warn(key, "deprecated since Barman 3.17");
+        }
+    }
+    if compression == Some(Compression::Custom)
+        && (c.string("custom_compression_filter").is_none()
+            || c.string("custom_decompression_filter").is_none())
+    {
+        c.rule(
+            "compression",
+            "compression = custom requires custom_compression_filter and custom_decompression_filter".to_owned(),
+        );
+    }
+    let custom_compression_magic = c.parse("custom_compression_magic", |v| {
+        parse_hex_magic(v).map(|_| v.trim().to_owned())
+    });
+    WalCompression {
+        compression_name,
+        compression,
+        custom_compression_magic,
     }
 }

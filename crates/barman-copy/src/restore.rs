@@ -361,49 +361,15 @@ pub fn restore(
         .collect();
     trees.sort_by_key(|t| t != "data");
     let mut main = dest.open()?;
-    let check = || {
-        if cancel.load(Ordering::Relaxed) {
-            Err(Error::Cancelled)
-        } else {
-            Ok(())
-        }
-    };
 
     // 1. Roots, and what the destination already holds.
-    let mut existing: HashMap<RelPath, Entry> = HashMap::new();
-    for tree in &trees {
-        let root = RelPath::new(tree.as_str())?;
-        main.mkdir(&root, 0o700)?;
-        for entry in main.list(tree)? {
-            if entry.path.parent().is_none() {
-                continue;
-            }
-            if !options.delta {
-                return Err(Error::NotEmpty {
-                    tree: tree.clone(),
-                    example: entry.path.to_string(),
-                });
-            }
-            existing.insert(entry.path.clone(), entry);
-        }
-    }
+    let mut existing = list_roots(main.as_mut(), &trees, options.delta)?;
 
     // 2. Directories (a non-directory in the way is removed first).
     let mut report = RestoreReport::default();
-    let mut dirs = Vec::new();
-    let mut links = Vec::new();
-    let mut files = Vec::new();
-    let mut control = None;
-    for entry in manifest.iter() {
-        match &entry.kind {
-            EntryKind::Dir => dirs.push(entry),
-            EntryKind::Symlink { .. } => links.push(entry),
-            EntryKind::File if entry.path.as_str() == CONTROL_FILE => control = Some(entry),
-            EntryKind::File => files.push(entry),
-        }
-    }
-    for dir in &dirs {
-        check()?;
+    let kinds = Kinds::of(manifest);
+    for dir in &kinds.dirs {
+        check(cancel)?;
         if let Some(old) = existing.get(&dir.path)
             && old.kind != EntryKind::Dir
         {
@@ -415,11 +381,7 @@ pub fn restore(
         main.mkdir(&dir.path, dir_mode(dir) | 0o700)?;
     }
 
-    // 3. Files, largest first.
-    files.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.path.cmp(&b.path)));
-    report.files = (files.len() + usize::from(control.is_some())) as u64;
-    report.bytes_total = files.iter().chain(&control).map(|e| e.size).sum();
-    progress.start(report.files, report.bytes_total);
+    // 3. Files, largest first; 4. `global/pg_control` last.
     let shared = Shared {
         backup_dir,
         existing: &existing,
@@ -435,7 +397,130 @@ pub fn restore(
         totals: Mutex::new(Totals::default()),
         failed: AtomicBool::new(false),
     };
-    let jobs = options.jobs.max(1).min(files.len().max(1));
+    let mut sessions = copy_files(&shared, main, dest, kinds.files, kinds.control, &mut report)?;
+    let mut main = sessions.swap_remove(0);
+
+    // 5. Symbolic links.
+    for link in &kinds.links {
+        check(cancel)?;
+        let EntryKind::Symlink { target } = &link.kind else {
+            continue;
+        };
+        let target = options
+            .symlink_targets
+            .get(&link.path)
+            .map_or(target.as_str(), String::as_str);
+        if let Some(old) = existing.get(&link.path)
+            && !matches!(old.kind, EntryKind::Symlink { .. })
+        {
+            main.remove(&link.path)?;
+            report.files_removed += 1;
+        }
+        main.symlink(&link.path, target)?;
+    }
+
+    // 6. Extra entries (delta).
+    if options.delta {
+        report.files_removed += remove_extra(main.as_mut(), manifest, &existing, cancel)?;
+    }
+
+    // 7. Final directory modes, durability.
+    for dir in kinds.dirs.iter().rev() {
+        let mode = dir_mode(dir);
+        if mode & 0o700 != 0o700 {
+            main.mkdir(&dir.path, mode)?;
+        }
+    }
+    let dir_paths: Vec<&RelPath> = kinds.dirs.iter().map(|d| &d.path).collect();
+    main.sync(&trees, &dir_paths)?;
+    report.wire_bytes = main.wire_bytes() + sessions.iter().map(|s| s.wire_bytes()).sum::<u64>();
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// [`Error::Cancelled`] once `cancel` is set.
+fn check(cancel: &AtomicBool) -> Result<()> {
+    if cancel.load(Ordering::Relaxed) {
+        Err(Error::Cancelled)
+    } else {
+        Ok(())
+    }
+}
+
+/// Creates every root and lists what the destination holds below them;
+/// without `delta`, a root holding anything is refused.
+fn list_roots(
+    main: &mut dyn Destination,
+    trees: &[String],
+    delta: bool,
+) -> Result<HashMap<RelPath, Entry>> {
+    let mut existing: HashMap<RelPath, Entry> = HashMap::new();
+    for tree in trees {
+        let root = RelPath::new(tree.as_str())?;
+        main.mkdir(&root, 0o700)?;
+        for entry in main.list(tree)? {
+            if entry.path.parent().is_none() {
+                continue;
+            }
+            if !delta {
+                return Err(Error::NotEmpty {
+                    tree: tree.clone(),
+                    example: entry.path.to_string(),
+                });
+            }
+            existing.insert(entry.path.clone(), entry);
+        }
+    }
+    Ok(existing)
+}
+
+/// The manifest's entries by kind, in manifest order.
+struct Kinds<'a> {
+    dirs: Vec<&'a ManifestEntry>,
+    links: Vec<&'a ManifestEntry>,
+    /// Regular files but `global/pg_control`.
+    files: Vec<&'a ManifestEntry>,
+    control: Option<&'a ManifestEntry>,
+}
+
+impl<'a> Kinds<'a> {
+    fn of(manifest: &'a Manifest) -> Self {
+        let mut kinds = Kinds {
+            dirs: Vec::new(),
+            links: Vec::new(),
+            files: Vec::new(),
+            control: None,
+        };
+        for entry in manifest.iter() {
+            match &entry.kind {
+                EntryKind::Dir => kinds.dirs.push(entry),
+                EntryKind::Symlink { .. } => kinds.links.push(entry),
+                EntryKind::File if entry.path.as_str() == CONTROL_FILE => {
+                    kinds.control = Some(entry);
+                }
+                EntryKind::File => kinds.files.push(entry),
+            }
+        }
+        kinds
+    }
+}
+
+/// Copies the regular files, largest first, by `jobs` workers (`main`
+/// the first), then `control` through `main`; returns the sessions,
+/// `main` first.
+fn copy_files(
+    shared: &Shared<'_>,
+    main: Box<dyn Destination>,
+    dest: &dyn DestinationFactory,
+    mut files: Vec<&ManifestEntry>,
+    control: Option<&ManifestEntry>,
+    report: &mut RestoreReport,
+) -> Result<Vec<Box<dyn Destination>>> {
+    files.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.path.cmp(&b.path)));
+    report.files = (files.len() + usize::from(control.is_some())) as u64;
+    report.bytes_total = files.iter().chain(&control).map(|e| e.size).sum();
+    shared.progress.start(report.files, report.bytes_total);
+    let jobs = shared.options.jobs.max(1).min(files.len().max(1));
     let mut sessions: Vec<Box<dyn Destination>> = vec![main];
     for _ in 1..jobs {
         sessions.push(dest.open()?);
@@ -447,7 +532,6 @@ pub fn restore(
             .into_iter()
             .map(|mut session| {
                 let files = Arc::clone(&files);
-                let shared = &shared;
                 scope.spawn(move || {
                     shared.work(session.as_mut(), &files);
                     session
@@ -467,83 +551,54 @@ pub fn restore(
     {
         return Err(error);
     }
-    check()?;
-    let mut main = sessions.swap_remove(0);
+    check(shared.cancel)?;
     if let Some(control) = control {
-        shared.one(main.as_mut(), control)?;
+        shared.one(sessions[0].as_mut(), control)?;
     }
-    let totals = shared
-        .totals
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner);
+    let totals = shared.totals.lock().unwrap_or_else(PoisonError::into_inner);
     report.files_written = totals.files_written;
     report.files_reused = totals.files_reused;
     report.files_unverified = totals.files_unverified;
     report.bytes_written = totals.bytes_written;
+    Ok(sessions)
+}
 
-    // 5. Symbolic links.
-    for link in &links {
-        check()?;
-        let EntryKind::Symlink { target } = &link.kind else {
-            continue;
-        };
-        let target = options
-            .symlink_targets
-            .get(&link.path)
-            .map_or(target.as_str(), String::as_str);
-        if let Some(old) = existing.get(&link.path)
-            && !matches!(old.kind, EntryKind::Symlink { .. })
+/// Removes what the destination holds that the manifest does not list:
+/// deepest first, skipping what a removed directory took with it.
+/// Returns how many entries were removed.
+fn remove_extra(
+    main: &mut dyn Destination,
+    manifest: &Manifest,
+    existing: &HashMap<RelPath, Entry>,
+    cancel: &AtomicBool,
+) -> Result<u64> {
+    // Entries below a path the backup holds as a file or link went
+    // with the directory that was there.
+    let replaced = |path: &RelPath| {
+        std::iter::successors(path.parent(), RelPath::parent).any(|ancestor| {
+            manifest
+                .get(&ancestor)
+                .is_some_and(|e| e.kind != EntryKind::Dir)
+        })
+    };
+    let mut extra: Vec<&RelPath> = existing
+        .keys()
+        .filter(|path| manifest.get(path).is_none() && !replaced(path))
+        .collect();
+    extra.sort();
+    let mut removed: Vec<&RelPath> = Vec::new();
+    for path in extra {
+        if removed
+            .last()
+            .is_some_and(|dir| path.as_str().starts_with(&format!("{}/", dir.as_str())))
         {
-            main.remove(&link.path)?;
-            report.files_removed += 1;
+            continue;
         }
-        main.symlink(&link.path, target)?;
+        check(cancel)?;
+        main.remove(path)?;
+        removed.push(path);
     }
-
-    // 6. Extra entries (delta): deepest first, skipping what a removed
-    // directory took with it.
-    if options.delta {
-        // Entries below a path the backup holds as a file or link went
-        // with the directory that was there.
-        let replaced = |path: &RelPath| {
-            std::iter::successors(path.parent(), RelPath::parent).any(|ancestor| {
-                manifest
-                    .get(&ancestor)
-                    .is_some_and(|e| e.kind != EntryKind::Dir)
-            })
-        };
-        let mut extra: Vec<&RelPath> = existing
-            .keys()
-            .filter(|path| manifest.get(path).is_none() && !replaced(path))
-            .collect();
-        extra.sort();
-        let mut removed: Vec<&RelPath> = Vec::new();
-        for path in extra {
-            if removed
-                .last()
-                .is_some_and(|dir| path.as_str().starts_with(&format!("{}/", dir.as_str())))
-            {
-                continue;
-            }
-            check()?;
-            main.remove(path)?;
-            report.files_removed += 1;
-            removed.push(path);
-        }
-    }
-
-    // 7. Final directory modes, durability.
-    for dir in dirs.iter().rev() {
-        let mode = dir_mode(dir);
-        if mode & 0o700 != 0o700 {
-            main.mkdir(&dir.path, mode)?;
-        }
-    }
-    let dir_paths: Vec<&RelPath> = dirs.iter().map(|d| &d.path).collect();
-    main.sync(&trees, &dir_paths)?;
-    report.wire_bytes = main.wire_bytes() + sessions.iter().map(|s| s.wire_bytes()).sum::<u64>();
-    report.elapsed = started.elapsed();
-    Ok(report)
+    Ok(removed.len() as u64)
 }
 
 /// Counters shared by the workers.

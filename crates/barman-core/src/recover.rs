@@ -50,7 +50,7 @@ use crate::event::{Event, Observer, Operation, Phase};
 use crate::hooks::{EventVars, ServerHooks, backup_vars};
 use crate::shared::{MANIFEST_FILE, Spawner, resolve_backup};
 use crate::{Error, Result};
-use barman_catalog::{BackupInfo, BackupStatus, Catalog};
+use barman_catalog::{BackupId, BackupInfo, BackupStatus, Catalog, Tablespace};
 use barman_config::{GlobalConfig, RecoveryOption, ServerConfig};
 
 pub use target::{RecoveryTarget, TargetAction, TargetOptions, TargetTli};
@@ -269,6 +269,12 @@ fn recovery_vars(options: &RecoverOptions) -> RecoveryVars {
 
 /// [`recover`] without the hooks: `before_writing` is called once every
 /// check passed, before DEST is touched; its error ends the recovery.
+///
+/// The [`Plan`] is computed (and every check made) first; the phases that
+/// write DEST follow it: the base backup ([`copy_backup`]), the files next
+/// to it ([`write_backup_files`]), the WALs ([`stage_wals`]), the
+/// configuration ([`configuration_files`], [`write_configuration`])
+/// and the end ([`finish`]).
 fn restore(
     global: &GlobalConfig,
     server: &ServerConfig,
@@ -277,23 +283,290 @@ fn restore(
     before_writing: &mut dyn FnMut(&Catalog, &BackupInfo) -> Result<()>,
 ) -> Result<RecoverReport> {
     let started = Instant::now();
-    let mut warnings = Vec::new();
-    let target = RecoveryTarget::from_options(&options.target, &ctx.local_tz, &mut warnings)?;
-    let catalog = server.catalog();
-    let info = choose_backup(&catalog, &options.backup_id, &target)?;
-    info.ensure_restorable(&server.name, "restored")?;
-    server.check_bandwidth_limits(options.bwlimit)?;
-    let id = info.backup_id().clone();
-    let status = info.status()?;
-    let get_wal = options
-        .get_wal
-        .unwrap_or_else(|| server.recovery_options.contains(&RecoveryOption::GetWal));
-    let delta = options.delta_restore.unwrap_or_else(|| {
-        server
-            .recovery_options
-            .contains(&RecoveryOption::DeltaRestore)
-    });
-    match status {
+    let mut plan = Plan::new(global, server, options, &ctx.local_tz)?;
+    before_writing(&plan.catalog, &plan.info)?;
+    let (factory, copied) = copy_backup(server, options, &plan, ctx)?;
+
+    // Everything else goes through one more session.
+    let mut session = factory.open()?;
+    let mut changes = write_backup_files(session.as_mut(), options, &plan)?;
+    let since = phase_started(ctx, Phase::RestoreWals);
+    let (wal_directory, staged) = stage_wals(session.as_mut(), options, &plan, ctx)?;
+    phase_finished(ctx, Phase::RestoreWals, since);
+    let since = phase_started(ctx, Phase::Configure);
+    let texts = configuration_files(session.as_mut(), &mut plan, &mut changes)?;
+    let written = write_configuration(session.as_mut(), options, &plan, ctx, texts, &mut changes)?;
+    let mut trees: Vec<String> = plan.roots.keys().cloned().collect();
+    trees.sort();
+    let dirs = [RelPath::new("data")?, plan.staging.dir.clone()];
+    let dirs: Vec<&RelPath> = dirs.iter().collect();
+    session.sync(&trees, &dirs)?;
+    phase_finished(ctx, Phase::Configure, since);
+    let copied = barman_copy::RestoreReport {
+        wire_bytes: copied.wire_bytes + session.wire_bytes(),
+        ..copied
+    };
+    Ok(finish(
+        server,
+        options,
+        plan,
+        ctx,
+        Outcome {
+            copied,
+            wals: staged,
+            wal_directory,
+            written,
+            changes,
+            started,
+        },
+    ))
+}
+
+/// What a recovery does, computed and checked before anything is written:
+/// the backup and its files, where they go, the WALs, the target and the
+/// recovery settings.
+struct Plan<'a> {
+    /// The recovery target.
+    target: RecoveryTarget,
+    /// The server's catalog.
+    catalog: Catalog,
+    /// The backup restored.
+    info: BackupInfo,
+    /// Its id.
+    id: BackupId,
+    /// Its PostgreSQL version (0: unknown).
+    version: u32,
+    /// Whether `restore_command` fetches the WALs (nothing staged).
+    get_wal: bool,
+    /// Delta restore.
+    delta: bool,
+    /// Whether this is a point-in-time recovery.
+    pitr: bool,
+    /// The ssh command of a remote recovery.
+    remote: Option<&'a str>,
+    /// Copy workers.
+    jobs: usize,
+    /// The backup's tablespaces.
+    tablespaces: Vec<Tablespace>,
+    /// Tablespace name → the location it is restored to.
+    locations: BTreeMap<String, String>,
+    /// The destination trees: `data`, the tablespaces' oids, `wal`.
+    roots: Roots,
+    /// The `pg_tblspc` links of relocated tablespaces → their new targets.
+    symlink_targets: BTreeMap<RelPath, String>,
+    /// The backup's directory in the catalog.
+    backup_dir: PathBuf,
+    /// The backup's files.
+    manifest: Manifest,
+    /// The server's WAL compression codec.
+    codec: Option<Codec>,
+    /// The backup's WAL segment size.
+    segment_size: WalSegmentSize,
+    /// The WALs to stage: (name staged, archived file); none with get-wal.
+    located: Vec<(String, PathBuf)>,
+    /// The timeline recovery ends on.
+    target_tli: TimelineId,
+    /// `--staging-wal-directory` when it applies.
+    wal_root: Option<&'a PathBuf>,
+    /// Where the WALs go.
+    staging: StagingDir,
+    /// The file the recovery settings go to (PostgreSQL 12 and later).
+    auto_conf: String,
+    /// The recovery settings, when written (PITR, get-wal, standby mode).
+    recovery: Option<RecoverySettings>,
+    /// What to review before starting PostgreSQL.
+    warnings: Vec<String>,
+}
+
+/// Where the WALs are staged. PostgreSQL runs `restore_command` and
+/// `recovery_end_command` through `sh -c` in the data directory:
+/// DEST/barman_wal is written relative (as Barman 2.x did), a staging
+/// directory elsewhere absolute, shell-quoted, its `%` doubled
+/// (BARMAN-BEHAVIOUR.md §8.1; Barman 3 writes the absolute path unquoted).
+struct StagingDir {
+    /// The directory in the destination's trees.
+    dir: RelPath,
+    /// Its path as shown.
+    text: String,
+    /// Its path in `restore_command` and `recovery_end_command`.
+    command: String,
+}
+
+/// The recovery settings a recovery writes.
+struct RecoverySettings {
+    /// The `restore_command` (unquoted).
+    command: String,
+    /// Every setting, `restore_command` first, its value quoted.
+    settings: Vec<(String, String)>,
+}
+
+impl<'a> Plan<'a> {
+    /// Checks the options, the backup and its WALs, and plans the recovery.
+    fn new(
+        global: &GlobalConfig,
+        server: &ServerConfig,
+        options: &'a RecoverOptions,
+        local_tz: &TimeZone,
+    ) -> Result<Self> {
+        let mut warnings = Vec::new();
+        let target = RecoveryTarget::from_options(&options.target, local_tz, &mut warnings)?;
+        let catalog = server.catalog();
+        let info = choose_backup(&catalog, &options.backup_id, &target)?;
+        info.ensure_restorable(&server.name, "restored")?;
+        server.check_bandwidth_limits(options.bwlimit)?;
+        let id = info.backup_id().clone();
+        let get_wal = options
+            .get_wal
+            .unwrap_or_else(|| server.recovery_options.contains(&RecoveryOption::GetWal));
+        let delta = options.delta_restore.unwrap_or_else(|| {
+            server
+                .recovery_options
+                .contains(&RecoveryOption::DeltaRestore)
+        });
+        let version = check_backup(server, &target, &info, get_wal, &mut warnings)?;
+        let dest = &options.destination;
+        if !dest.is_absolute() {
+            return Err(refuse(format!(
+                "destination `{}` must be an absolute path",
+                dest.display()
+            )));
+        }
+        let remote = options
+            .remote_ssh_command
+            .as_deref()
+            .filter(|s| !s.trim().is_empty());
+        let tablespaces = info.tablespaces()?.unwrap_or_default();
+        let Placement {
+            locations,
+            mut roots,
+            symlink_targets,
+        } = place_tablespaces(options, &id, &tablespaces, &mut warnings)?;
+
+        // The WALs, checked before anything is written.
+        let pitr = target.is_pitr();
+        let codec = crate::server::wal_codec(server)?;
+        let segment_size = WalSegmentSize::new(info.xlog_segment_size()?)?;
+        // As Barman writes it, get-wal's restore_command asks for `.partial`
+        // files (`-P`) except in standby mode; staged WALs include them with
+        // --partial-wal.
+        let partial = if get_wal {
+            !options.standby_mode
+        } else {
+            options.partial_wal
+        };
+        let (wal_names, target_tli) =
+            plan_wals(&catalog, &info, &target, version, partial, segment_size)?;
+        let located = if get_wal {
+            Vec::new()
+        } else {
+            locate_wals(&catalog, &wal_names, partial, codec.as_ref())?
+        };
+
+        // The backup's files.
+        let backup_dir = catalog.layout().backup_dir(&id);
+        let manifest = backup_manifest(&catalog, &id, &backup_dir, &tablespaces, &mut warnings)?;
+
+        let wal_root = options
+            .staging_wal_directory
+            .as_ref()
+            .filter(|_| pitr || options.standby_mode);
+        if let Some(dir) = wal_root {
+            if !dir.is_absolute() {
+                return Err(refuse(format!(
+                    "--staging-wal-directory `{}` must be an absolute path",
+                    dir.display()
+                )));
+            }
+            roots.insert("wal".to_owned(), dir.clone());
+        }
+        if remote.is_none() && !delta {
+            // Refused here, before any directory is created.
+            check_empty(&roots)?;
+        }
+        let mut plan = Plan {
+            staging: StagingDir::new(options, pitr, version, wal_root)?,
+            target,
+            catalog,
+            info,
+            id,
+            version,
+            get_wal,
+            delta,
+            pitr,
+            remote,
+            jobs: options.jobs.unwrap_or(server.parallel_jobs).max(1) as usize,
+            tablespaces,
+            locations,
+            roots,
+            symlink_targets,
+            backup_dir,
+            manifest,
+            codec,
+            segment_size,
+            located,
+            target_tli,
+            wal_root,
+            auto_conf: options
+                .recovery_conf_filename
+                .clone()
+                .unwrap_or_else(|| "postgresql.auto.conf".to_owned()),
+            recovery: None,
+            warnings,
+        };
+        plan.recovery = plan.recovery_settings(global, server, options, partial);
+        Ok(plan)
+    }
+
+    /// The recovery settings, written for a PITR, get-wal or standby mode.
+    fn recovery_settings(
+        &self,
+        global: &GlobalConfig,
+        server: &ServerConfig,
+        options: &RecoverOptions,
+        partial: bool,
+    ) -> Option<RecoverySettings> {
+        let get_wal = self.get_wal;
+        if !(self.pitr || get_wal || options.standby_mode) {
+            return None;
+        }
+        let mut settings: Vec<(String, String)> = Vec::new();
+        let command = if get_wal {
+            options.restore_command.clone().unwrap_or_else(|| {
+                get_wal_command(
+                    global,
+                    server,
+                    options,
+                    self.remote.is_some(),
+                    partial,
+                    self.jobs,
+                )
+            })
+        } else {
+            format!("cp {}/%f %p", self.staging.command)
+        };
+        settings.push(("restore_command".into(), target::quote(&command)));
+        if !get_wal && !options.standby_mode && self.wal_root.is_none() {
+            settings.push((
+                "recovery_end_command".into(),
+                target::quote(&format!("rm -fr {}", self.staging.command)),
+            ));
+        }
+        settings.extend(self.target.settings(self.version));
+        Some(RecoverySettings { command, settings })
+    }
+}
+
+/// Checks the backup's status and that it can reach the target; returns
+/// its PostgreSQL version (0: unknown).
+fn check_backup(
+    server: &ServerConfig,
+    target: &RecoveryTarget,
+    info: &BackupInfo,
+    get_wal: bool,
+    warnings: &mut Vec<String>,
+) -> Result<u32> {
+    let id = info.backup_id();
+    match info.status()? {
         BackupStatus::Done => {}
         BackupStatus::WaitingForWals if get_wal => {}
         BackupStatus::WaitingForWals => warnings.push(format!(
@@ -307,7 +580,7 @@ fn restore(
         }
     }
     let version = info.version()?.unwrap_or(0);
-    check_version(&target, version)?;
+    check_version(target, version)?;
     if let (Some(time), Some(end)) = (&target.time_value, info.end_time()?)
         && time.timestamp() < end.timestamp()
     {
@@ -325,20 +598,29 @@ fn restore(
             "the target LSN {lsn} is before the end of backup {id} ({end}): choose an earlier backup"
         )));
     }
-    let dest = &options.destination;
-    if !dest.is_absolute() {
-        return Err(refuse(format!(
-            "destination `{}` must be an absolute path",
-            dest.display()
-        )));
-    }
-    let remote = options
-        .remote_ssh_command
-        .as_deref()
-        .filter(|s| !s.trim().is_empty());
+    Ok(version)
+}
 
-    // Tablespaces and where they go.
-    let tablespaces = info.tablespaces()?.unwrap_or_default();
+/// Where the data directory and the tablespaces go.
+struct Placement {
+    /// Tablespace name → the location it is restored to.
+    locations: BTreeMap<String, String>,
+    /// The destination's roots: DEST as `data`, a tablespace's location
+    /// under its oid.
+    roots: Roots,
+    /// The `pg_tblspc` links of the relocated tablespaces → their targets.
+    symlink_targets: BTreeMap<RelPath, String>,
+}
+
+/// Where the tablespaces go ([`Placement`]); a `--tablespace` the backup
+/// does not have, or a relative location, is refused.
+fn place_tablespaces(
+    options: &RecoverOptions,
+    id: &BackupId,
+    tablespaces: &[Tablespace],
+    warnings: &mut Vec<String>,
+) -> Result<Placement> {
+    let dest = &options.destination;
     let mut locations: BTreeMap<String, String> = BTreeMap::new();
     let mut roots: Roots = BTreeMap::from([("data".to_owned(), dest.clone())]);
     let mut symlink_targets = BTreeMap::new();
@@ -355,7 +637,7 @@ fn restore(
             )));
         }
     }
-    for t in &tablespaces {
+    for t in tablespaces {
         let relocated = options
             .tablespaces
             .iter()
@@ -389,57 +671,59 @@ fn restore(
         roots.insert(t.oid.to_string(), location);
         locations.insert(t.name.clone(), location_text);
     }
+    Ok(Placement {
+        locations,
+        roots,
+        symlink_targets,
+    })
+}
 
-    // The WALs, checked before anything is written.
-    let pitr = target.is_pitr();
-    let layout = catalog.layout().clone();
-    let codec = crate::server::wal_codec(server)?;
-    let segment_size = WalSegmentSize::new(info.xlog_segment_size()?)?;
-    // As Barman writes it, get-wal's restore_command asks for `.partial`
-    // files (`-P`) except in standby mode; staged WALs include them with
-    // --partial-wal.
-    let partial = if get_wal {
-        !options.standby_mode
-    } else {
-        options.partial_wal
-    };
-    let (wal_names, target_tli) =
-        plan_wals(&catalog, &info, &target, version, partial, segment_size)?;
+/// The archived file of each WAL to stage, under the name it is staged
+/// as; a WAL missing fails the recovery, naming it.
+fn locate_wals(
+    catalog: &Catalog,
+    wal_names: &[String],
+    partial: bool,
+    codec: Option<&Codec>,
+) -> Result<Vec<(String, PathBuf)>> {
+    let layout = catalog.layout();
     let mut located = Vec::new();
-    if !get_wal {
-        for name in &wal_names {
-            let file: WalFileName = name.parse()?;
-            // A `.partial` is staged under its segment's name (the name
-            // PostgreSQL asks restore_command for); the complete segment,
-            // when it has arrived meanwhile, is preferred.
-            let (staged_name, found) = match file {
-                WalFileName::Partial(seg) | WalFileName::Segment(seg) if partial => (
-                    WalFileName::Segment(seg).to_string(),
-                    crate::archive::locate(
-                        &layout,
-                        &WalFileName::Segment(seg),
-                        true,
-                        codec.as_ref(),
-                    )?
+    for name in wal_names {
+        let file: WalFileName = name.parse()?;
+        // A `.partial` is staged under its segment's name (the name
+        // PostgreSQL asks restore_command for); the complete segment,
+        // when it has arrived meanwhile, is preferred.
+        let (staged_name, found) = match file {
+            WalFileName::Partial(seg) | WalFileName::Segment(seg) if partial => (
+                WalFileName::Segment(seg).to_string(),
+                crate::archive::locate(layout, &WalFileName::Segment(seg), true, codec)?
                     .map(|l| l.path),
-                ),
-                _ => {
-                    let path = layout.wal_path(&file);
-                    (name.clone(), path.is_file().then_some(path))
-                }
-            };
-            let Some(path) = found else {
-                return Err(Error::WalNotFound {
-                    name: name.clone(),
-                    server: server.name.clone(),
-                });
-            };
-            located.push((staged_name, path));
-        }
+            ),
+            _ => {
+                let path = layout.wal_path(&file);
+                (name.clone(), path.is_file().then_some(path))
+            }
+        };
+        let Some(path) = found else {
+            return Err(Error::WalNotFound {
+                name: name.clone(),
+                server: catalog.server_name().to_owned(),
+            });
+        };
+        located.push((staged_name, path));
     }
+    Ok(located)
+}
 
-    // The backup's files.
-    let backup_dir = layout.backup_dir(&id);
+/// The backup's files: its manifest, else a listing without checksums
+/// (warned about); a backup that is not a plain copy is refused.
+fn backup_manifest(
+    catalog: &Catalog,
+    id: &BackupId,
+    backup_dir: &Path,
+    tablespaces: &[Tablespace],
+    warnings: &mut Vec<String>,
+) -> Result<Manifest> {
     let manifest_path = backup_dir.join(MANIFEST_FILE);
     let manifest = if manifest_path.is_file() {
         Manifest::read(&manifest_path)?
@@ -448,46 +732,89 @@ fn restore(
             "backup {id} has no manifest ({}): files are restored without checksum verification",
             manifest_path.display()
         ));
-        listing_manifest(&backup_dir, &tablespaces)?
+        listing_manifest(backup_dir, tablespaces)?
     };
     if let Some(reason) = plain_format_obstacle(&manifest) {
         return Err(Error::Catalog(barman_catalog::Error::BackupNotSupported {
-            server: server.name.clone(),
+            server: catalog.server_name().to_owned(),
             backup_id: id.to_string(),
             action: "restored",
             reason,
         }));
     }
+    Ok(manifest)
+}
 
-    let wal_root = options
-        .staging_wal_directory
-        .as_ref()
-        .filter(|_| pitr || options.standby_mode);
-    if let Some(dir) = wal_root {
-        if !dir.is_absolute() {
-            return Err(refuse(format!(
-                "--staging-wal-directory `{}` must be an absolute path",
-                dir.display()
-            )));
+/// Refuses a destination root that holds something (but the WAL staging
+/// directory), before any directory is created.
+fn check_empty(roots: &Roots) -> Result<()> {
+    for (tree, root) in roots {
+        let first = std::fs::read_dir(root)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(std::result::Result::ok);
+        if let Some(entry) = first.filter(|_| tree != "wal") {
+            return Err(Error::Copy(barman_copy::Error::NotEmpty {
+                tree: tree.clone(),
+                example: entry.path().display().to_string(),
+            }));
         }
-        roots.insert("wal".to_owned(), dir.clone());
     }
-    if remote.is_none() && !delta {
-        // Refused here, before any directory is created.
-        for (tree, root) in &roots {
-            let first = std::fs::read_dir(root)
-                .ok()
-                .and_then(|mut d| d.next())
-                .and_then(std::result::Result::ok);
-            if let Some(entry) = first.filter(|_| tree != "wal") {
-                return Err(Error::Copy(barman_copy::Error::NotEmpty {
-                    tree: tree.clone(),
-                    example: entry.path().display().to_string(),
-                }));
+    Ok(())
+}
+
+impl StagingDir {
+    /// `barman_wal/` (or the staging directory) for a PITR or a standby,
+    /// else the data directory's WAL directory.
+    fn new(
+        options: &RecoverOptions,
+        pitr: bool,
+        version: u32,
+        wal_root: Option<&PathBuf>,
+    ) -> Result<Self> {
+        let dest = &options.destination;
+        let wal_dir_name = if version >= 100_000 || version == 0 {
+            "pg_wal"
+        } else {
+            "pg_xlog"
+        };
+        Ok(if pitr || options.standby_mode {
+            match wal_root {
+                Some(dir) => {
+                    let text = dir.display().to_string();
+                    let command = crate::shell::pg_command_word(&text);
+                    Self {
+                        dir: RelPath::new("wal")?,
+                        text,
+                        command,
+                    }
+                }
+                None => Self {
+                    dir: data("barman_wal")?,
+                    text: dest.join("barman_wal").display().to_string(),
+                    command: "barman_wal".to_owned(),
+                },
             }
-        }
+        } else {
+            Self {
+                dir: data(wal_dir_name)?,
+                text: dest.join(wal_dir_name).display().to_string(),
+                command: wal_dir_name.to_owned(),
+            }
+        })
     }
-    before_writing(&catalog, &info)?;
+}
+
+/// Phase 1: the base backup, copied into DEST (locally or through agent
+/// sessions); returns the destination for the phases that follow.
+fn copy_backup(
+    server: &ServerConfig,
+    options: &RecoverOptions,
+    plan: &Plan<'_>,
+    ctx: &mut RecoverContext<'_>,
+) -> Result<(Box<dyn DestinationFactory>, barman_copy::RestoreReport)> {
+    let (remote, roots, id) = (plan.remote, &plan.roots, &plan.id);
+    let dest = &options.destination;
     let factory: Box<dyn DestinationFactory> = match remote {
         Some(ssh) => {
             let agent = options.agent_command.as_deref().unwrap_or("barman agent");
@@ -511,155 +838,136 @@ fn restore(
         id: id.clone(),
         ssh: remote.map(str::to_owned),
         destination: dest.clone(),
-        tablespaces: locations
+        tablespaces: plan
+            .locations
             .iter()
             .map(|(name, location)| (name.clone(), location.clone()))
             .collect(),
     });
 
-    let jobs = options.jobs.unwrap_or(server.parallel_jobs).max(1) as usize;
     let restore_options = RestoreOptions {
-        jobs,
+        jobs: plan.jobs,
         bandwidth_limit: options
             .bwlimit
             .or(server.bandwidth_limit)
             .filter(|&kb| kb > 0)
             .map(|kb| kb.saturating_mul(1024)),
-        delta,
-        symlink_targets,
+        delta: plan.delta,
+        symlink_targets: plan.symlink_targets.clone(),
     };
     let since = phase_started(ctx, Phase::RestoreBase);
     ctx.observer.event(&Event::CopyingBaseBackup);
     let copied = barman_copy::restore(
-        &manifest,
-        &backup_dir,
+        &plan.manifest,
+        &plan.backup_dir,
         factory.as_ref(),
         &restore_options,
         ctx.progress,
         ctx.cancel,
     )?;
     phase_finished(ctx, Phase::RestoreBase, since);
+    Ok((factory, copied))
+}
 
-    // Everything else goes through one more session.
-    let mut session = factory.open()?;
+/// Phase 2: the files next to the copy: the `pg_tblspc` links and
+/// `tablespace_map` with the final locations, `backup_manifest` renamed,
+/// `.barman-recover.info`. Returns the changes made.
+fn write_backup_files(
+    session: &mut dyn Destination,
+    options: &RecoverOptions,
+    plan: &Plan<'_>,
+) -> Result<Vec<String>> {
+    let (tablespaces, locations, id) = (&plan.tablespaces, &plan.locations, &plan.id);
     let mut changes = Vec::new();
-    let data = |path: &str| RelPath::new(format!("data/{path}"));
-
     // pg_tblspc links to the final locations (a backup keeps the
     // tablespaces in tablespace_map and backup.info, not as links).
-    for t in &tablespaces {
+    for t in tablespaces {
         session.symlink(&data(&format!("pg_tblspc/{}", t.oid))?, &locations[&t.name])?;
     }
     // tablespace_map with the final locations.
     let map_path = data("tablespace_map")?;
-    if manifest.get(&map_path).is_some() && !tablespaces.is_empty() {
+    if plan.manifest.get(&map_path).is_some() && !tablespaces.is_empty() {
         let mut text = String::new();
-        for t in &tablespaces {
+        for t in tablespaces {
             let _ = writeln!(text, "{} {}", t.oid, locations[&t.name]);
         }
-        put(session.as_mut(), &map_path, text.as_bytes())?;
+        put(session, &map_path, text.as_bytes())?;
         if !options.tablespaces.is_empty() {
             changes.push("tablespace_map: relocated tablespaces rewritten".to_owned());
         }
     }
     // backup_manifest → backup_manifest.<id>
     let pg_manifest = data("backup_manifest")?;
-    if manifest.get(&pg_manifest).is_some() {
-        let bytes = read_backup_file(&backup_dir, &pg_manifest)?;
-        put(
-            session.as_mut(),
-            &data(&format!("backup_manifest.{id}"))?,
-            &bytes,
-        )?;
+    if plan.manifest.get(&pg_manifest).is_some() {
+        let bytes = read_backup_file(&plan.backup_dir, &pg_manifest)?;
+        put(session, &data(&format!("backup_manifest.{id}"))?, &bytes)?;
         session.remove(&pg_manifest)?;
         changes.push(format!("backup_manifest renamed backup_manifest.{id}"));
     }
     put(
-        session.as_mut(),
+        session,
         &data(RECOVER_INFO_FILE)?,
-        info.to_file_string().as_bytes(),
+        plan.info.to_file_string().as_bytes(),
     )?;
+    Ok(changes)
+}
 
-    // WALs.
-    let since = phase_started(ctx, Phase::RestoreWals);
-    let mut wal_directory = None;
-    let mut staged = 0_u64;
-    let wal_dir_name = if version >= 100_000 || version == 0 {
-        "pg_wal"
-    } else {
-        "pg_xlog"
-    };
-    // (where the WALs go, its path as shown, its path in restore_command
-    // and recovery_end_command). PostgreSQL runs those through `sh -c` in
-    // the data directory: DEST/barman_wal is written relative (as Barman
-    // 2.x did), a staging directory elsewhere absolute, shell-quoted, its
-    // `%` doubled (BARMAN-BEHAVIOUR.md §8.1; Barman 3 writes the absolute
-    // path unquoted).
-    let staging_dir = if pitr || options.standby_mode {
-        match wal_root {
-            Some(dir) => {
-                let text = dir.display().to_string();
-                let command = crate::shell::pg_command_word(&text);
-                (RelPath::new("wal")?, text, command)
-            }
-            None => (
-                data("barman_wal")?,
-                dest.join("barman_wal").display().to_string(),
-                "barman_wal".to_owned(),
-            ),
-        }
-    } else {
-        (
-            data(wal_dir_name)?,
-            dest.join(wal_dir_name).display().to_string(),
-            wal_dir_name.to_owned(),
-        )
-    };
-    if !get_wal {
-        let (dir, dir_text, _) = &staging_dir;
-        session.mkdir(dir, 0o700)?;
-        let status = if pitr || options.standby_mode {
-            None
-        } else {
-            let status = dir.join("archive_status")?;
-            session.mkdir(&status, 0o700)?;
-            Some(status)
-        };
-        ctx.observer.event(&Event::CopyingWals {
-            directory: dir_text.clone(),
-        });
-        for (name, path) in &located {
-            stage_wal(
-                session.as_mut(),
-                &dir.join(name)?,
-                path,
-                codec.as_ref(),
-                segment_size,
-            )?;
-            if let Some(status) = &status {
-                put(
-                    session.as_mut(),
-                    &status.join(&format!("{name}.done"))?,
-                    b"",
-                )?;
-            }
-            staged += 1;
-        }
-        wal_directory = Some(dir_text.clone());
+/// Phase 3: the WALs staged, decompressed (with `.done` status files in
+/// the data directory's WAL directory), unless get-wal fetches them.
+/// Returns where they went and how many.
+fn stage_wals(
+    session: &mut dyn Destination,
+    options: &RecoverOptions,
+    plan: &Plan<'_>,
+    ctx: &mut RecoverContext<'_>,
+) -> Result<(Option<String>, u64)> {
+    if plan.get_wal {
+        return Ok((None, 0));
     }
-    phase_finished(ctx, Phase::RestoreWals, since);
+    let mut staged = 0_u64;
+    let (dir, dir_text) = (&plan.staging.dir, &plan.staging.text);
+    session.mkdir(dir, 0o700)?;
+    let status = if plan.pitr || options.standby_mode {
+        None
+    } else {
+        let status = dir.join("archive_status")?;
+        session.mkdir(&status, 0o700)?;
+        Some(status)
+    };
+    ctx.observer.event(&Event::CopyingWals {
+        directory: dir_text.clone(),
+    });
+    for (name, path) in &plan.located {
+        stage_wal(
+            session,
+            &dir.join(name)?,
+            path,
+            plan.codec.as_ref(),
+            plan.segment_size,
+        )?;
+        if let Some(status) = &status {
+            put(session, &status.join(&format!("{name}.done"))?, b"")?;
+        }
+        staged += 1;
+    }
+    Ok((Some(dir_text.clone()), staged))
+}
 
-    // Configuration files.
-    let since = phase_started(ctx, Phase::Configure);
-    let auto_conf = options
-        .recovery_conf_filename
-        .clone()
-        .unwrap_or_else(|| "postgresql.auto.conf".to_owned());
+/// Phase 4: DEST's configuration files: a `.origin` copy of each, its
+/// text with `archive_command` neutralised (returned: written with the
+/// recovery settings); a missing `pg_hba.conf`/`pg_ident.conf` is warned
+/// about.
+fn configuration_files(
+    session: &mut dyn Destination,
+    plan: &mut Plan<'_>,
+    changes: &mut Vec<String>,
+) -> Result<BTreeMap<String, String>> {
+    let (auto_conf, manifest, warnings) = (&plan.auto_conf, &plan.manifest, &mut plan.warnings);
     let mut conf_files = vec![
         "postgresql.conf".to_owned(),
         "postgresql.auto.conf".to_owned(),
     ];
-    if !conf_files.contains(&auto_conf) {
+    if !conf_files.contains(auto_conf) {
         conf_files.push(auto_conf.clone());
     }
     let mut texts: BTreeMap<String, String> = BTreeMap::new();
@@ -668,9 +976,10 @@ fn restore(
         if manifest.get(&rel).is_none() {
             continue;
         }
-        let original = String::from_utf8_lossy(&read_backup_file(&backup_dir, &rel)?).into_owned();
+        let original =
+            String::from_utf8_lossy(&read_backup_file(&plan.backup_dir, &rel)?).into_owned();
         put(
-            session.as_mut(),
+            session,
             &data(&format!("{file}.origin"))?,
             original.as_bytes(),
         )?;
@@ -686,33 +995,39 @@ fn restore(
             ));
         }
     }
+    Ok(texts)
+}
 
-    // Recovery settings.
-    let mut restore_command = None;
-    let mut recovery_file = None;
-    let mut signal_file = None;
-    if pitr || get_wal || options.standby_mode {
-        let mut settings: Vec<(String, String)> = Vec::new();
-        let command = if get_wal {
-            options.restore_command.clone().unwrap_or_else(|| {
-                get_wal_command(global, server, options, remote.is_some(), partial, jobs)
-            })
-        } else {
-            format!("cp {}/%f %p", staging_dir.2)
-        };
-        settings.push(("restore_command".into(), target::quote(&command)));
-        if !get_wal && !options.standby_mode && wal_root.is_none() {
-            settings.push((
-                "recovery_end_command".into(),
-                target::quote(&format!("rm -fr {}", staging_dir.2)),
-            ));
-        }
-        settings.extend(target.settings(version));
+/// The recovery configuration written.
+#[derive(Default)]
+struct Written {
+    /// The `restore_command`.
+    restore_command: Option<String>,
+    /// The file the recovery settings went to.
+    recovery_file: Option<String>,
+    /// `recovery.signal` / `standby.signal`.
+    signal_file: Option<String>,
+}
+
+/// Phase 5: the recovery settings, appended to the configuration file
+/// with `recovery.signal`/`standby.signal` (`recovery.conf` before
+/// PostgreSQL 12), and the configuration files `texts` written.
+fn write_configuration(
+    session: &mut dyn Destination,
+    options: &RecoverOptions,
+    plan: &Plan<'_>,
+    ctx: &RecoverContext<'_>,
+    mut texts: BTreeMap<String, String>,
+    changes: &mut Vec<String>,
+) -> Result<Written> {
+    let (id, version, auto_conf) = (&plan.id, plan.version, &plan.auto_conf);
+    let mut written = Written::default();
+    if let Some(RecoverySettings { command, settings }) = &plan.recovery {
         let mut block = format!(
             "\n# Recovery settings written by barman-rs recover on {} (backup {id})\n",
             target::format_time(&ctx.clock.now().to_zoned(ctx.local_tz.clone()))
         );
-        for (k, v) in &settings {
+        for (k, v) in settings {
             let _ = writeln!(block, "{k} = {v}");
         }
         if version >= 120_000 || version == 0 {
@@ -723,54 +1038,88 @@ fn restore(
             } else {
                 "recovery.signal"
             };
-            put(session.as_mut(), &data(signal)?, b"")?;
-            signal_file = Some(signal.to_owned());
-            recovery_file = Some(auto_conf.clone());
+            put(session, &data(signal)?, b"")?;
+            written.signal_file = Some(signal.to_owned());
+            written.recovery_file = Some(auto_conf.clone());
         } else {
             if options.standby_mode {
                 block.push_str("standby_mode = 'on'\n");
             }
-            put(session.as_mut(), &data("recovery.conf")?, block.as_bytes())?;
-            recovery_file = Some("recovery.conf".to_owned());
+            put(session, &data("recovery.conf")?, block.as_bytes())?;
+            written.recovery_file = Some("recovery.conf".to_owned());
         }
         changes.push(format!(
             "{}: recovery settings written ({})",
-            recovery_file.as_deref().unwrap_or_default(),
+            written.recovery_file.as_deref().unwrap_or_default(),
             settings
                 .iter()
                 .map(|(k, _)| k.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
-        if let Some(signal) = &signal_file {
+        if let Some(signal) = &written.signal_file {
             changes.push(format!("{signal} created"));
         }
-        restore_command = Some(command);
+        written.restore_command = Some(command.clone());
     }
     for (file, text) in &texts {
-        put(session.as_mut(), &data(file)?, text.as_bytes())?;
+        put(session, &data(file)?, text.as_bytes())?;
     }
-    let mut trees: Vec<String> = roots.keys().cloned().collect();
-    trees.sort();
-    let dirs = [RelPath::new("data")?, staging_dir.0.clone()];
-    let dirs: Vec<&RelPath> = dirs.iter().collect();
-    session.sync(&trees, &dirs)?;
+    Ok(written)
+}
 
-    phase_finished(ctx, Phase::Configure, since);
+/// What the phases did.
+struct Outcome {
+    /// The copy of the base backup (its wire bytes with the last session's).
+    copied: barman_copy::RestoreReport,
+    /// WAL files staged.
+    wals: u64,
+    /// Where they were staged.
+    wal_directory: Option<String>,
+    /// The recovery configuration written.
+    written: Written,
+    /// What was changed in DEST's configuration.
+    changes: Vec<String>,
+    /// When the recovery started.
+    started: Instant,
+}
+
+/// Phase 6: what was done and what to review, told; the report.
+fn finish(
+    server: &ServerConfig,
+    options: &RecoverOptions,
+    plan: Plan<'_>,
+    ctx: &mut RecoverContext<'_>,
+    outcome: Outcome,
+) -> RecoverReport {
+    let Outcome {
+        copied,
+        wals,
+        wal_directory,
+        written,
+        changes,
+        started,
+    } = outcome;
+    let Written {
+        restore_command,
+        recovery_file,
+        signal_file,
+    } = written;
+    let warnings = plan.warnings;
     ctx.observer.event(&Event::RestoreCompleted {
         restore_command: restore_command.clone(),
         changes: changes.clone(),
         warnings: warnings.clone(),
     });
-    Ok(RecoverReport {
-        backup_id: id.to_string(),
+    RecoverReport {
+        backup_id: plan.id.to_string(),
         server: server.name.clone(),
-        destination: dest.display().to_string(),
-        remote_ssh_command: remote.map(str::to_owned),
-        recovery_target: target,
-        pitr,
-        target_timeline: target_tli.get(),
-        tablespaces: locations,
+        destination: options.destination.display().to_string(),
+        remote_ssh_command: plan.remote.map(str::to_owned),
+        recovery_target: plan.target,
+        pitr: plan.pitr,
+        target_timeline: plan.target_tli.get(),
+        tablespaces: plan.locations,
         files: copied.files,
         files_written: copied.files_written,
         files_reused: copied.files_reused,
@@ -778,8 +1127,8 @@ fn restore(
         files_unverified: copied.files_unverified,
         bytes_total: copied.bytes_total,
         bytes_written: copied.bytes_written,
-        wire_bytes: copied.wire_bytes + session.wire_bytes(),
-        wals: staged,
+        wire_bytes: copied.wire_bytes,
+        wals,
         wal_directory,
         restore_command,
         recovery_configuration_file: recovery_file,
@@ -787,7 +1136,12 @@ fn restore(
         changes,
         warnings,
         elapsed_seconds: started.elapsed().as_secs_f64(),
-    })
+    }
+}
+
+/// `path` in the data directory's tree.
+fn data(path: &str) -> barman_copy::Result<RelPath> {
+    RelPath::new(format!("data/{path}"))
 }
 
 /// Reports `phase` of a recovery started.

@@ -64,27 +64,118 @@ pub fn required_wals(
     needs: &WalNeeds<'_>,
     histories: &BTreeMap<TimelineId, TimelineHistory>,
 ) -> Result<Vec<String>, MissingWal> {
-    let size = needs.segment_size;
-    let backup_tli = needs.begin_wal.timeline();
-    let mut segments: BTreeSet<SegmentName> = BTreeSet::new();
-    let mut partials: BTreeSet<SegmentName> = BTreeSet::new();
-    let mut history_names = Vec::new();
-    for name in needs.archived {
-        match name.parse::<WalFileName>() {
-            Ok(WalFileName::History(tli)) => history_names.push((tli, name.clone())),
-            Ok(WalFileName::Segment(seg)) => {
-                segments.insert(seg);
-            }
-            Ok(WalFileName::Partial(seg)) => {
-                partials.insert(seg);
-            }
-            _ => {}
+    let archive = Archive::of(needs.archived);
+    let chain = timeline_chain(needs, histories)?;
+    let stop = Stop::of(needs);
+    check_backup_range(needs, &archive.segments)?;
+    let (mut wanted, continues_at) = chain_segments(needs, &chain, &archive.segments, stop)?;
+
+    // Every other archived segment of the chain's timelines past the
+    // begin (Barman copies them all; they are harmless and may hold the
+    // target), bounded by the stop.
+    let tlis: BTreeSet<TimelineId> = chain.iter().map(|(t, _)| *t).collect();
+    for seg in &archive.segments {
+        if tlis.contains(&seg.timeline())
+            && (seg.log(), seg.seg()) >= (needs.begin_wal.log(), needs.begin_wal.seg())
+            && !stop.passed(*seg)
+        {
+            wanted.insert(*seg);
         }
     }
-    history_names.sort();
 
-    // The chain of timelines from the backup's to the target, each with
-    // the LSN where it was left (None for the target itself).
+    let mut names: Vec<String> = archive
+        .history_names
+        .into_iter()
+        .filter(|(tli, _)| tli.get() <= needs.target_tli.get())
+        .map(|(_, name)| name)
+        .collect();
+    names.extend(wanted.iter().map(ToString::to_string));
+    if needs.partial {
+        names.extend(partial_names(
+            needs,
+            &archive.partials,
+            &wanted,
+            &continues_at,
+            stop,
+        )?);
+    }
+    Ok(names)
+}
+
+/// The archive's names by kind.
+struct Archive {
+    /// Complete segments.
+    segments: BTreeSet<SegmentName>,
+    /// `.partial` files, by segment.
+    partials: BTreeSet<SegmentName>,
+    /// History files, by timeline, sorted.
+    history_names: Vec<(TimelineId, String)>,
+}
+
+impl Archive {
+    fn of(archived: &[String]) -> Self {
+        let mut segments: BTreeSet<SegmentName> = BTreeSet::new();
+        let mut partials: BTreeSet<SegmentName> = BTreeSet::new();
+        let mut history_names = Vec::new();
+        for name in archived {
+            match name.parse::<WalFileName>() {
+                Ok(WalFileName::History(tli)) => history_names.push((tli, name.clone())),
+                Ok(WalFileName::Segment(seg)) => {
+                    segments.insert(seg);
+                }
+                Ok(WalFileName::Partial(seg)) => {
+                    partials.insert(seg);
+                }
+                _ => {}
+            }
+        }
+        history_names.sort();
+        Self {
+            segments,
+            partials,
+            history_names,
+        }
+    }
+}
+
+/// The last segment recovery reads, when it stops before the archive's end.
+#[derive(Clone, Copy)]
+struct Stop(Option<SegmentName>);
+
+impl Stop {
+    fn of(needs: &WalNeeds<'_>) -> Self {
+        Self(match needs.stop {
+            WalStop::End => None,
+            WalStop::Immediate => Some(needs.end_wal),
+            WalStop::Lsn(lsn) => Some(SegmentName::from_lsn(
+                needs.begin_wal.timeline(),
+                lsn,
+                needs.segment_size,
+            )),
+        })
+    }
+
+    /// Whether `seg` comes after the stop.
+    fn passed(self, seg: SegmentName) -> bool {
+        self.0
+            .is_some_and(|stop| (seg.log(), seg.seg()) > (stop.log(), stop.seg()))
+    }
+}
+
+fn missing(seg: SegmentName, reason: &str) -> MissingWal {
+    MissingWal {
+        name: seg.to_string(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// The chain of timelines from the backup's to the target, each with
+/// the LSN where it was left (None for the target itself).
+fn timeline_chain(
+    needs: &WalNeeds<'_>,
+    histories: &BTreeMap<TimelineId, TimelineHistory>,
+) -> Result<Vec<(TimelineId, Option<Lsn>)>, MissingWal> {
+    let backup_tli = needs.begin_wal.timeline();
     let mut chain: Vec<(TimelineId, Option<Lsn>)> = Vec::new();
     if needs.target_tli == backup_tli {
         chain.push((backup_tli, None));
@@ -119,22 +210,16 @@ pub fn required_wals(
         }
         chain.push((needs.target_tli, None));
     }
+    Ok(chain)
+}
 
-    let on = |tli: TimelineId, seg: SegmentName| SegmentName::new(tli, seg.log(), seg.seg());
-    let missing = |seg: SegmentName, reason: &str| MissingWal {
-        name: seg.to_string(),
-        reason: reason.to_owned(),
-    };
-    let stop_segment = match needs.stop {
-        WalStop::End => None,
-        WalStop::Immediate => Some(needs.end_wal),
-        WalStop::Lsn(lsn) => Some(SegmentName::from_lsn(backup_tli, lsn, size)),
-    };
-    let past_stop = |seg: SegmentName| {
-        stop_segment.is_some_and(|stop| (seg.log(), seg.seg()) > (stop.log(), stop.seg()))
-    };
-
-    // The backup's own range, always.
+/// The backup's own range, always.
+fn check_backup_range(
+    needs: &WalNeeds<'_>,
+    segments: &BTreeSet<SegmentName>,
+) -> Result<(), MissingWal> {
+    let size = needs.segment_size;
+    let backup_tli = needs.begin_wal.timeline();
     let mut seg = needs.begin_wal;
     loop {
         if !segments.contains(&seg) {
@@ -151,13 +236,23 @@ pub fn required_wals(
         }
         seg = next;
     }
+    Ok(())
+}
 
-    // Each timeline of the chain, contiguous; where each one's WAL goes
-    // on past what is archived (the segment after its last, or its first).
+/// Each timeline of the chain, contiguous; where each one's WAL goes
+/// on past what is archived (the segment after its last, or its first).
+fn chain_segments(
+    needs: &WalNeeds<'_>,
+    chain: &[(TimelineId, Option<Lsn>)],
+    segments: &BTreeSet<SegmentName>,
+    stop: Stop,
+) -> Result<(BTreeSet<SegmentName>, BTreeMap<TimelineId, SegmentName>), MissingWal> {
+    let size = needs.segment_size;
+    let on = |tli: TimelineId, seg: SegmentName| SegmentName::new(tli, seg.log(), seg.seg());
     let mut start = needs.begin_wal;
     let mut wanted: BTreeSet<SegmentName> = BTreeSet::new();
     let mut continues_at: BTreeMap<TimelineId, SegmentName> = BTreeMap::new();
-    for (tli, left_at) in &chain {
+    for (tli, left_at) in chain {
         let first = on(*tli, start);
         let last = match left_at {
             // The segment holding the switch point is read from the next
@@ -179,7 +274,7 @@ pub fn required_wals(
         {
             let mut seg = first;
             loop {
-                if past_stop(seg) {
+                if stop.passed(seg) {
                     break;
                 }
                 if !segments.contains(&seg) {
@@ -200,53 +295,42 @@ pub fn required_wals(
             start = SegmentName::from_lsn(*tli, *lsn, size);
         }
     }
+    Ok((wanted, continues_at))
+}
 
-    // Every other archived segment of the chain's timelines past the
-    // begin (Barman copies them all; they are harmless and may hold the
-    // target), bounded by the stop.
-    let tlis: BTreeSet<TimelineId> = chain.iter().map(|(t, _)| *t).collect();
-    for seg in &segments {
-        if tlis.contains(&seg.timeline())
-            && (seg.log(), seg.seg()) >= (needs.begin_wal.log(), needs.begin_wal.seg())
-            && !past_stop(*seg)
+/// A timeline's WAL goes on in the `.partial` of the segment right
+/// after its last complete one (the segment receive-wal is writing,
+/// or the last one of a timeline left by a promotion). A `.partial`
+/// further on means the segments between are missing; an older one
+/// is superseded by the complete segments.
+fn partial_names(
+    needs: &WalNeeds<'_>,
+    partials: &BTreeSet<SegmentName>,
+    wanted: &BTreeSet<SegmentName>,
+    continues_at: &BTreeMap<TimelineId, SegmentName>,
+    stop: Stop,
+) -> Result<Vec<String>, MissingWal> {
+    let mut names = Vec::new();
+    for seg in partials {
+        let Some(&expected) = continues_at.get(&seg.timeline()) else {
+            continue;
+        };
+        if wanted.contains(seg)
+            || (seg.log(), seg.seg()) < (needs.begin_wal.log(), needs.begin_wal.seg())
+            || stop.passed(*seg)
+            || (seg.log(), seg.seg()) < (expected.log(), expected.seg())
         {
-            wanted.insert(*seg);
+            continue;
         }
-    }
-
-    let mut names: Vec<String> = history_names
-        .into_iter()
-        .filter(|(tli, _)| tli.get() <= needs.target_tli.get())
-        .map(|(_, name)| name)
-        .collect();
-    names.extend(wanted.iter().map(ToString::to_string));
-    if needs.partial {
-        // A timeline's WAL goes on in the `.partial` of the segment right
-        // after its last complete one (the segment receive-wal is writing,
-        // or the last one of a timeline left by a promotion). A `.partial`
-        // further on means the segments between are missing; an older one
-        // is superseded by the complete segments.
-        for seg in &partials {
-            let Some(&expected) = continues_at.get(&seg.timeline()) else {
-                continue;
-            };
-            if wanted.contains(seg)
-                || (seg.log(), seg.seg()) < (needs.begin_wal.log(), needs.begin_wal.seg())
-                || past_stop(*seg)
-                || (seg.log(), seg.seg()) < (expected.log(), expected.seg())
-            {
-                continue;
-            }
-            if *seg != expected {
-                let reason = format!(
-                    "timeline {} goes on in {} but this segment is missing",
-                    seg.timeline().get(),
-                    WalFileName::Partial(*seg)
-                );
-                return Err(missing(expected, &reason));
-            }
-            names.push(WalFileName::Partial(*seg).to_string());
+        if *seg != expected {
+            let reason = format!(
+                "timeline {} goes on in {} but this segment is missing",
+                seg.timeline().get(),
+                WalFileName::Partial(*seg)
+            );
+            return Err(missing(expected, &reason));
         }
+        names.push(WalFileName::Partial(*seg).to_string());
     }
     Ok(names)
 }
