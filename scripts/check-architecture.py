@@ -34,7 +34,7 @@ SHARED = {"archive", "shared", "server", "hooks", "retention", "shell", "clock",
 LEAF_OK = {
     "barman-catalog": {"barman-fs", "barman-wal", "barman-retention", "thiserror", "serde",
                        "serde_json", "tracing", "jiff"},
-    "barman-config": {"barman-catalog", "barman-retention", "barman-wal", "thiserror",
+    "barman-config": {"barman-catalog", "barman-fs", "barman-retention", "barman-wal", "thiserror",
                       "serde_json", "jiff"},
 }
 
