@@ -42,7 +42,7 @@ SCHEDULER = {"cron"}
 LEAF_OK = {
     "barman-catalog": {"barman-fs", "barman-wal", "barman-retention", "thiserror", "serde",
                        "serde_json", "tracing", "jiff"},
-    "barman-config": {"barman-catalog", "barman-retention", "barman-wal", "thiserror",
+    "barman-config": {"barman-catalog", "barman-fs", "barman-retention", "barman-wal", "thiserror",
                       "serde_json", "jiff"},
 }
 

@@ -9,7 +9,8 @@ use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use barman_core::replication::{
-    BaseBackupOptions, BaseBackupSink, ReplicationConfig, ReplicationConnection, StreamMessage,
+    ArchiveFile, BaseBackupOptions, BaseBackupSink, ReplicationConfig, ReplicationConnection,
+    StreamMessage,
 };
 use barman_wal::Lsn;
 
@@ -125,18 +126,13 @@ impl BaseBackupSink for Recorder {
         Ok(())
     }
 
-    fn file(
-        &mut self,
-        path: &str,
-        size: u64,
-        _: u32,
-        _: i64,
-        data: &mut dyn Read,
-    ) -> io::Result<()> {
+    fn file(&mut self, file: ArchiveFile<'_>, data: &mut dyn Read) -> io::Result<()> {
         let read = io::copy(data, &mut io::sink())?;
         assert!(
-            read <= size,
-            "{path}: read {read} bytes of a {size}-byte file"
+            read <= file.size,
+            "{}: read {read} bytes of a {}-byte file",
+            file.path,
+            file.size
         );
         self.entries += 1;
         Ok(())

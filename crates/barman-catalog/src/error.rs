@@ -9,17 +9,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// An I/O error on a path.
-    #[error("{action} `{}`: {source}", path.display())]
-    Io {
-        /// What was being done ("cannot read", "cannot rename to", ...).
-        action: &'static str,
-        /// The path involved.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// An I/O error on a path (``{action} `{path}`: {cause}``).
+    #[error(transparent)]
+    Io(#[from] barman_fs::PathIoError),
     /// A line of a catalog file (backup.info, xlog.db, keep, identity.json) is malformed.
     #[error("{}:{line}: {message}", path.display())]
     CatalogSyntax {
@@ -106,25 +98,39 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with the action and the path.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io {
-            action,
-            path: path.into(),
-            source,
-        }
+        Self::Io(barman_fs::PathIoError::new(action, path, source))
     }
 }
 
 impl From<barman_fs::Error> for Error {
     /// The same [`Error::Io`]: action, path and cause.
     fn from(e: barman_fs::Error) -> Self {
-        let (action, path, source) = e.into_parts();
-        Self::Io {
-            action,
-            path,
-            source,
-        }
+        Self::Io(e.into())
     }
 }
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An I/O error shows its path in backticks, however it was made, and
+    /// keeps the I/O error as its source.
+    #[test]
+    fn io_errors_quote_the_path() {
+        let cause = || std::io::Error::other("gone");
+        let made = Error::io("cannot read", "/c/backup.info", cause());
+        let converted = Error::from(barman_fs::Error::new(
+            "cannot read",
+            "/c/backup.info",
+            cause(),
+        ));
+        for e in [made, converted] {
+            assert_eq!(e.to_string(), "cannot read `/c/backup.info`: gone");
+            let source = std::error::Error::source(&e).unwrap();
+            assert!(source.downcast_ref::<std::io::Error>().is_some());
+        }
+    }
+}

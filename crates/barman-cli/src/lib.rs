@@ -11,13 +11,17 @@
 //! - [`wal_restore`]: fetching WAL files with `barman get-wal` into
 //!   `WAL_DEST`, and the `--parallel` spool.
 //! - [`fsutil`]: the private directories (prefetch cache, spool) those use.
+//! - [`client`]: the `main` both binaries share (parse, run, print the
+//!   error, exit).
 //!
-//! Nothing here prints or exits: failures are typed errors carrying the
-//! exit status Barman's scripts use, and warnings go to a [`Warn`] callback.
-//! The binaries parse arguments, call this library and print. The `barman`
+//! Nothing else here prints or exits: failures are typed errors carrying
+//! the exit status Barman's scripts use, and warnings go to a [`Warn`]
+//! callback. The binaries define their arguments, call this library and
+//! print. The `barman`
 //! command itself (`src/main.rs`) is a binary of its own; its work lives in
 //! `barman-core`.
 
+pub mod client;
 pub mod fsutil;
 pub mod ssh;
 pub mod wal_archive;

@@ -9,17 +9,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// An I/O error on a path.
-    #[error("{action} `{}`: {source}", path.display())]
-    Io {
-        /// What was being done ("cannot read", "cannot rename to", ...).
-        action: &'static str,
-        /// The path involved.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// An I/O error on a path (``{action} `{path}`: {cause}``).
+    #[error(transparent)]
+    Io(#[from] barman_fs::PathIoError),
     /// A configuration error (from `barman-config`).
     #[error(transparent)]
     Config(#[from] barman_config::Error),
@@ -179,23 +171,14 @@ impl Error {
 
     /// Wraps an I/O error with the action and the path.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io {
-            action,
-            path: path.into(),
-            source,
-        }
+        Self::Io(barman_fs::PathIoError::new(action, path, source))
     }
 }
 
 impl From<barman_fs::Error> for Error {
     /// The same [`Error::Io`]: action, path and cause.
     fn from(e: barman_fs::Error) -> Self {
-        let (action, path, source) = e.into_parts();
-        Self::Io {
-            action,
-            path,
-            source,
-        }
+        Self::Io(e.into())
     }
 }
 

@@ -117,6 +117,59 @@ impl From<Error> for io::Error {
     }
 }
 
+/// An I/O error on a path as the catalog, the configuration and
+/// barman-core show it: the path in backticks (``cannot read `/x`: ...``),
+/// where [`Error`] shows it bare. The same action, path and cause; its
+/// [`source`](std::error::Error::source) is the underlying I/O error.
+#[derive(Debug)]
+pub struct PathIoError(Error);
+
+impl PathIoError {
+    /// An error of `action` ("cannot read", ...) on `path`.
+    pub fn new(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Self(Error::new(action, path, source))
+    }
+
+    /// What was being done ("cannot read", "cannot rename to", ...).
+    pub fn action(&self) -> &'static str {
+        self.0.action
+    }
+
+    /// The file or directory involved.
+    pub fn path(&self) -> &Path {
+        &self.0.path
+    }
+
+    /// The kind of the underlying I/O error.
+    pub fn kind(&self) -> io::ErrorKind {
+        self.0.kind()
+    }
+}
+
+impl From<Error> for PathIoError {
+    /// The same action, path and cause.
+    fn from(e: Error) -> Self {
+        Self(e)
+    }
+}
+
+impl std::fmt::Display for PathIoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Error {
+            action,
+            path,
+            source,
+        } = &self.0;
+        write!(f, "{action} `{}`: {source}", path.display())
+    }
+}
+
+impl std::error::Error for PathIoError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0.source)
+    }
+}
+
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -504,6 +557,29 @@ struct ReadmeDoctests;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The two ways to show an I/O error on a path: bare ([`Error`]) and
+    /// with the path in backticks ([`PathIoError`]); both keep the I/O
+    /// error as their source.
+    #[test]
+    fn path_errors_show_the_action_the_path_and_the_cause() {
+        let cause = || io::Error::new(io::ErrorKind::NotFound, "gone");
+        let bare = Error::new("cannot read", "/x/y", cause());
+        assert_eq!(bare.to_string(), "cannot read /x/y: gone");
+        let quoted = PathIoError::from(bare);
+        assert_eq!(quoted.to_string(), "cannot read `/x/y`: gone");
+        assert_eq!(
+            PathIoError::new("cannot read", "/x/y", cause()).to_string(),
+            quoted.to_string()
+        );
+        assert_eq!(
+            (quoted.action(), quoted.path(), quoted.kind()),
+            ("cannot read", Path::new("/x/y"), io::ErrorKind::NotFound)
+        );
+        let source = std::error::Error::source(&quoted).unwrap();
+        assert_eq!(source.to_string(), "gone");
+        assert!(source.downcast_ref::<io::Error>().is_some());
+    }
 
     #[test]
     fn temp_names() {

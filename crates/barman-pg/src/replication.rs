@@ -52,7 +52,9 @@ use postgres_protocol::authentication::sasl::{
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 
-pub use base_backup::{BaseBackupOptions, BaseBackupResult, BaseBackupSink, TablespaceInfo};
+pub use base_backup::{
+    ArchiveFile, BaseBackupOptions, BaseBackupResult, BaseBackupSink, TablespaceInfo,
+};
 pub use config::{DEFAULT_PORT, DEFAULT_SOCKET_DIR, ReplicationConfig};
 pub use error::{Error, Result, ServerError};
 pub use stream::{StreamMessage, WalStream};

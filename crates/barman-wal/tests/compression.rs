@@ -208,6 +208,20 @@ fn plain_encoder_and_decoder_pass_bytes_through() {
 }
 
 #[test]
+fn encoders_and_decoders_name_their_algorithm() {
+    for c in Compression::BUILTIN {
+        let enc = c.writer(Vec::new(), CompressionLevel::Low).unwrap();
+        assert_eq!(enc.compression(), Some(c));
+        let dec = Decoder::new(c, &b""[..]).unwrap();
+        assert_eq!(dec.compression(), Some(c));
+        assert!(
+            format!("{dec:?}").contains(&format!("Some({c:?})")),
+            "{dec:?}"
+        );
+    }
+}
+
+#[test]
 fn snappy_reads_concatenated_streams() {
     let a = &small()[..300_000];
     let b = &small()[300_000..700_000];

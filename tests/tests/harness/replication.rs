@@ -18,8 +18,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use barman_core::replication::{
-    BaseBackupOptions, BaseBackupSink, Error, ReplicationConfig, ReplicationConnection,
-    StreamMessage, WalStream,
+    ArchiveFile, BaseBackupOptions, BaseBackupSink, Error, ReplicationConfig,
+    ReplicationConnection, StreamMessage, WalStream,
 };
 use barman_testkit::{PgCluster, PgClusterBuilder};
 use barman_wal::{Lsn, SegmentName, TimelineId, WalSegmentSize};
@@ -603,25 +603,18 @@ impl BaseBackupSink for DirSink {
         fs::create_dir_all(&self.current)
     }
 
-    fn file(
-        &mut self,
-        path: &str,
-        size: u64,
-        mode: u32,
-        _mtime: i64,
-        data: &mut dyn Read,
-    ) -> io::Result<()> {
+    fn file(&mut self, file: ArchiveFile<'_>, data: &mut dyn Read) -> io::Result<()> {
         if self.fail_after == Some(self.files) {
             return Err(io::Error::other("sink refuses more files"));
         }
-        let dest = self.current.join(path);
+        let dest = self.current.join(file.path);
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent)?;
         }
-        let mut file = fs::File::create(&dest)?;
-        let copied = io::copy(data, &mut file)?;
-        assert_eq!(copied, size, "{path}");
-        fs::set_permissions(&dest, fs::Permissions::from_mode(mode & 0o7777))?;
+        let mut out = fs::File::create(&dest)?;
+        let copied = io::copy(data, &mut out)?;
+        assert_eq!(copied, file.size, "{}", file.path);
+        fs::set_permissions(&dest, fs::Permissions::from_mode(file.mode & 0o7777))?;
         self.files += 1;
         Ok(())
     }

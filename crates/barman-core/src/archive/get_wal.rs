@@ -74,7 +74,7 @@ pub fn locate(
 /// Whether `e` says a file was not there (it was moved or removed between
 /// being found and being opened).
 pub fn vanished(e: &Error) -> bool {
-    matches!(e, Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    matches!(e, Error::Io(io) if io.kind() == io::ErrorKind::NotFound)
 }
 
 fn is_partial_path(path: &Path) -> bool {

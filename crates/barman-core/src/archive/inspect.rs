@@ -170,7 +170,7 @@ pub fn inspect(
 ) -> std::result::Result<Inspection, InspectError> {
     let compression = detect_compression(path, codec).map_err(InspectError::Io)?;
     let mut reader = open_plain(path, compression, codec).map_err(|e| match e {
-        Error::Io { .. } => InspectError::Io(e),
+        Error::Io(_) => InspectError::Io(e),
         other => InspectError::Invalid(other.to_string()),
     })?;
     let mut inspection = inspect_plain(&mut reader, path, name, expected)?;

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use barman_copy::hash::{Hasher, is_page_structured};
 use barman_copy::{EntryKind, Manifest, ManifestEntry, Mtime, Progress, RelPath};
 
-use barman_pg::replication::{BaseBackupSink, TablespaceInfo};
+use barman_pg::replication::{ArchiveFile, BaseBackupSink, TablespaceInfo};
 
 /// Buffer size of file writes.
 const BUF: usize = 1 << 20;
@@ -134,30 +134,23 @@ impl BaseBackupSink for DirSink<'_> {
         Ok(())
     }
 
-    fn file(
-        &mut self,
-        path: &str,
-        size: u64,
-        mode: u32,
-        mtime: i64,
-        data: &mut dyn Read,
-    ) -> io::Result<()> {
+    fn file(&mut self, file: ArchiveFile<'_>, data: &mut dyn Read) -> io::Result<()> {
         if self.cancel.load(Ordering::Relaxed) {
             return Err(io::Error::other("backup cancelled"));
         }
-        let rel = self.rel(path)?;
+        let rel = self.rel(file.path)?;
         let target = rel.under(&self.dir);
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent)?;
         }
         // Removed when dropped (any error below) unless renamed into place.
         let mut tmp = barman_fs::TempFile::create(&target, 0o600)?;
-        let mut hasher = Hasher::new(is_page_structured(rel.in_tree(), size));
+        let mut hasher = Hasher::new(is_page_structured(rel.in_tree(), file.size));
         let mut keep_text =
             rel.as_str() == "data/backup_label" || rel.as_str() == "data/tablespace_map";
         let mut text = Vec::new();
-        let mut buf = vec![0u8; BUF.min(usize::try_from(size).unwrap_or(BUF).max(1))];
-        let mut left = size;
+        let mut buf = vec![0u8; BUF.min(usize::try_from(file.size).unwrap_or(BUF).max(1))];
+        let mut left = file.size;
         let mut behind = barman_copy::fsutil::WriteBehind::default();
         let result = (|| {
             while left > 0 {
@@ -177,9 +170,11 @@ impl BaseBackupSink for DirSink<'_> {
                 self.progress.advance(n as u64);
             }
             tmp.file()
-                .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode & 0o7777))?;
+                .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(
+                    file.mode & 0o7777,
+                ))?;
             let when = std::time::UNIX_EPOCH
-                + std::time::Duration::from_secs(u64::try_from(mtime).unwrap_or(0));
+                + std::time::Duration::from_secs(u64::try_from(file.mtime).unwrap_or(0));
             tmp.file().set_modified(when)?;
             Ok(())
         })();
@@ -195,14 +190,14 @@ impl BaseBackupSink for DirSink<'_> {
         self.manifest.insert(ManifestEntry {
             path: rel.clone(),
             kind: EntryKind::File,
-            size,
-            mtime: Self::mtime(mtime),
-            mode: mode & 0o7777,
+            size: file.size,
+            mtime: Self::mtime(file.mtime),
+            mode: file.mode & 0o7777,
             blake3: Some(blake3),
             pages,
         });
         self.files += 1;
-        self.bytes += size;
+        self.bytes += file.size;
         self.progress.file_done(&rel);
         Ok(())
     }

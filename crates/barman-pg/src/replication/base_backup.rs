@@ -88,6 +88,20 @@ pub struct BaseBackupResult {
     pub bytes: u64,
 }
 
+/// A regular file of a backup archive: its name and the tar header's
+/// fields (the bytes come with it, see [`BaseBackupSink::file`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveFile<'a> {
+    /// The path in the archive.
+    pub path: &'a str,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its mode, as the server's tar header has it.
+    pub mode: u32,
+    /// Its modification time, in seconds since the epoch.
+    pub mtime: i64,
+}
+
 /// Receives a base backup as it streams: one archive per tablespace, each
 /// a sequence of entries, then the manifest.
 ///
@@ -112,16 +126,9 @@ pub trait BaseBackupSink {
     /// directory, else the oid, with its `location` on the server.
     fn begin_archive(&mut self, tablespace: Option<u32>, location: Option<&str>) -> io::Result<()>;
 
-    /// A regular file: exactly `size` bytes can be read from `data`
+    /// A regular file: exactly `file.size` bytes can be read from `data`
     /// (whatever is not read is skipped).
-    fn file(
-        &mut self,
-        path: &str,
-        size: u64,
-        mode: u32,
-        mtime: i64,
-        data: &mut dyn Read,
-    ) -> io::Result<()>;
+    fn file(&mut self, file: ArchiveFile<'_>, data: &mut dyn Read) -> io::Result<()>;
 
     /// A directory.
     fn directory(&mut self, path: &str, mode: u32) -> io::Result<()>;
@@ -567,8 +574,13 @@ fn walk_tar(
         if kind.is_file() || kind.is_contiguous() {
             let mtime = i64::try_from(header.mtime().map_err(tar_error)?).unwrap_or(i64::MAX);
             let size = entry.size();
-            sink.file(&path, size, mode, mtime, &mut entry)
-                .map_err(Error::Sink)?;
+            let file = ArchiveFile {
+                path: &path,
+                size,
+                mode,
+                mtime,
+            };
+            sink.file(file, &mut entry).map_err(Error::Sink)?;
         } else if kind.is_dir() {
             sink.directory(&path, mode).map_err(Error::Sink)?;
         } else if kind.is_symlink() {
@@ -682,14 +694,13 @@ mod tests {
                 .push(format!("begin {tablespace:?} {location:?}"));
             Ok(())
         }
-        fn file(
-            &mut self,
-            path: &str,
-            size: u64,
-            mode: u32,
-            mtime: i64,
-            data: &mut dyn Read,
-        ) -> io::Result<()> {
+        fn file(&mut self, file: ArchiveFile<'_>, data: &mut dyn Read) -> io::Result<()> {
+            let ArchiveFile {
+                path,
+                size,
+                mode,
+                mtime,
+            } = file;
             if self.fail_on == Some(path) {
                 return Err(io::Error::other("disk full"));
             }

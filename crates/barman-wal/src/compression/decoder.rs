@@ -16,7 +16,11 @@ use crate::error::{Error, Result};
 /// [`io::Error`] from `read`. For custom filters, a non-zero exit of the
 /// command is reported as an error when its output ends (the
 /// [`io::Error`] wraps an [`Error::FilterFailed`]).
-pub struct Decoder<R: Read>(Inner<R>);
+pub struct Decoder<R: Read> {
+    /// The algorithm `inner` decodes, `None` for [`plain`](Self::plain).
+    compression: Option<Compression>,
+    inner: Inner<R>,
+}
 
 enum Inner<R: Read> {
     Plain(R),
@@ -32,13 +36,16 @@ enum Inner<R: Read> {
 impl<R: Read> Decoder<R> {
     /// A pass-through "decoder" returning the bytes of `inner` unchanged.
     pub fn plain(inner: R) -> Self {
-        Self(Inner::Plain(inner))
+        Self {
+            compression: None,
+            inner: Inner::Plain(inner),
+        }
     }
 
     /// Starts decoding a `compression` stream from `inner`; see
     /// [`Compression::reader`].
     pub fn new(compression: Compression, inner: R) -> Result<Self> {
-        Ok(Self(match compression {
+        let inner = match compression {
             Compression::Gzip => Inner::Gzip(flate2::read::MultiGzDecoder::new(inner)),
             Compression::Bzip2 => Inner::Bzip2(bzip2::read::MultiBzDecoder::new(inner)),
             Compression::Xz => Inner::Xz(liblzma::read::XzDecoder::new_multi_decoder(inner)),
@@ -54,7 +61,11 @@ impl<R: Read> Decoder<R> {
             Compression::Lz4 => Inner::Lz4(Lz4Reader::new(inner)),
             Compression::Snappy => Inner::Snappy(snap::read::FrameDecoder::new(inner)),
             Compression::Custom => return Err(Error::CustomFilterRequired),
-        }))
+        };
+        Ok(Self {
+            compression: Some(compression),
+            inner,
+        })
     }
 
     /// Like [`new`](Self::new) with `None` meaning [`plain`](Self::plain):
@@ -67,27 +78,21 @@ impl<R: Read> Decoder<R> {
     }
 
     pub(super) fn custom(reader: FilterReader) -> Self {
-        Self(Inner::Custom(reader))
+        Self {
+            compression: Some(Compression::Custom),
+            inner: Inner::Custom(reader),
+        }
     }
 
     /// The algorithm, or `None` for [`plain`](Self::plain).
     pub fn compression(&self) -> Option<Compression> {
-        Some(match &self.0 {
-            Inner::Plain(_) => return None,
-            Inner::Gzip(_) => Compression::Gzip,
-            Inner::Bzip2(_) => Compression::Bzip2,
-            Inner::Xz(_) => Compression::Xz,
-            Inner::Zstd(_) => Compression::Zstd,
-            Inner::Lz4(_) => Compression::Lz4,
-            Inner::Snappy(_) => Compression::Snappy,
-            Inner::Custom(_) => Compression::Custom,
-        })
+        self.compression
     }
 }
 
 impl<R: Read> Read for Decoder<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match &mut self.0 {
+        match &mut self.inner {
             Inner::Plain(r) => r.read(buf),
             Inner::Gzip(d) => d.read(buf),
             Inner::Bzip2(d) => d.read(buf),

@@ -18,7 +18,11 @@ use crate::error::{Error, Result};
 /// trailer, flushes, and (for custom filters) waits for the filter command
 /// and reports its failure. Dropping an unfinished encoder leaves a truncated
 /// stream and discards errors.
-pub struct Encoder<W: Write>(Inner<W>);
+pub struct Encoder<W: Write> {
+    /// The algorithm `inner` encodes, `None` for [`plain`](Self::plain).
+    compression: Option<Compression>,
+    inner: Inner<W>,
+}
 
 enum Inner<W: Write> {
     Plain(W),
@@ -40,7 +44,10 @@ impl<W: Write> Encoder<W> {
     /// A pass-through "encoder" that writes bytes unchanged (no compression),
     /// so callers can use one type whether or not compression is configured.
     pub fn plain(inner: W) -> Self {
-        Self(Inner::Plain(inner))
+        Self {
+            compression: None,
+            inner: Inner::Plain(inner),
+        }
     }
 
     /// Starts a `compression` stream into `inner`; see
@@ -83,32 +90,29 @@ impl<W: Write> Encoder<W> {
             Compression::Snappy => Inner::Snappy(Box::new(snap::write::FrameEncoder::new(inner))),
             Compression::Custom => return Err(Error::CustomFilterRequired),
         };
-        Ok(Self(inner))
+        Ok(Self {
+            compression: Some(compression),
+            inner,
+        })
     }
 
     pub(super) fn custom(writer: FilterWriter<W>) -> Self {
-        Self(Inner::Custom(writer))
+        Self {
+            compression: Some(Compression::Custom),
+            inner: Inner::Custom(writer),
+        }
     }
 
     /// The algorithm, or `None` for [`plain`](Self::plain).
     pub fn compression(&self) -> Option<Compression> {
-        Some(match &self.0 {
-            Inner::Plain(_) => return None,
-            Inner::Gzip(_) => Compression::Gzip,
-            Inner::Bzip2(_) => Compression::Bzip2,
-            Inner::Xz(_) => Compression::Xz,
-            Inner::Zstd(_) => Compression::Zstd,
-            Inner::Lz4(_) => Compression::Lz4,
-            Inner::Snappy(_) => Compression::Snappy,
-            Inner::Custom(_) => Compression::Custom,
-        })
+        self.compression
     }
 
     /// Completes the stream (trailer, flush; for custom filters: closes the
     /// command's input and checks its exit status) and returns the inner
     /// writer. The inner writer is flushed but not synced to disk.
     pub fn finish(self) -> io::Result<W> {
-        let mut out = match self.0 {
+        let mut out = match self.inner {
             Inner::Plain(w) => w,
             Inner::Gzip(e) => e.finish()?,
             Inner::Bzip2(e) => e.finish()?,
@@ -129,7 +133,7 @@ impl<W: Write> Encoder<W> {
 
 impl<W: Write> Write for Encoder<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.0 {
+        match &mut self.inner {
             Inner::Plain(w) => w.write(buf),
             Inner::Gzip(e) => e.write(buf),
             Inner::Bzip2(e) => e.write(buf),
@@ -142,7 +146,7 @@ impl<W: Write> Write for Encoder<W> {
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match &mut self.0 {
+        match &mut self.inner {
             Inner::Plain(w) => w.write_all(buf),
             Inner::Gzip(e) => e.write_all(buf),
             Inner::Bzip2(e) => e.write_all(buf),
@@ -158,7 +162,7 @@ impl<W: Write> Write for Encoder<W> {
     /// codecs (gzip, zstd) emit a sync block here, which costs ratio: flush
     /// only when needed.
     fn flush(&mut self) -> io::Result<()> {
-        match &mut self.0 {
+        match &mut self.inner {
             Inner::Plain(w) => w.flush(),
             Inner::Gzip(e) => e.flush(),
             Inner::Bzip2(e) => e.flush(),

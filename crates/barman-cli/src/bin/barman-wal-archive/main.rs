@@ -130,20 +130,9 @@ fn parse_level(value: &str) -> Result<CompressionLevel, String> {
 }
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
-        Ok(args) => args,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(EXIT_LOCAL));
-        }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("ERROR: {error}");
-            ExitCode::from(error.exit_status())
-        }
-    }
+    barman_cli::client::main(EXIT_LOCAL, run, |_, error: &ArchiveError| {
+        error.exit_status()
+    })
 }
 
 /// Archives `args.wal_path` (or runs the connection test).

@@ -115,24 +115,13 @@ impl Args {
 }
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
-        Ok(args) => args,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(EXIT_LOCAL));
+    barman_cli::client::main(EXIT_LOCAL, run, |args: &Args, error: &RestoreError| {
+        if error.sleeps() && args.sleep > 0 {
+            eprintln!("Sleeping for {} seconds.", args.sleep);
+            thread::sleep(Duration::from_secs(args.sleep));
         }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("ERROR: {error}");
-            if error.sleeps() && args.sleep > 0 {
-                eprintln!("Sleeping for {} seconds.", args.sleep);
-                thread::sleep(Duration::from_secs(args.sleep));
-            }
-            ExitCode::from(error.exit_status())
-        }
-    }
+        error.exit_status()
+    })
 }
 
 /// Restores `args.wal_name` into `args.wal_dest` (or runs the test).
