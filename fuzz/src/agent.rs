@@ -91,7 +91,12 @@ pub fn client_requests(source: &mut AgentSource) {
         secs: 1_700_000_000,
         nanos: 0,
     };
-    let _ = source.write_file(&other, 3, 0o600, mtime, &mut &b"abc"[..]);
+    let meta = barman_copy::FileMeta {
+        size: 3,
+        mode: 0o600,
+        mtime,
+    };
+    let _ = source.write_file(&other, meta, &mut &b"abc"[..]);
     let _ = source.mkdir(&dir, 0o700);
     let _ = source.symlink(&other, "112");
     let _ = source.remove(&other);

@@ -100,6 +100,18 @@ impl From<RelPath> for String {
     }
 }
 
+/// What a written file gets besides its bytes: its size (the bytes read
+/// from the data), mode and modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMeta {
+    /// Bytes to write.
+    pub size: u64,
+    /// Permission bits.
+    pub mode: u32,
+    /// Modification time.
+    pub mtime: Mtime,
+}
+
 /// Modification time, seconds and nanoseconds since the Unix epoch.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,

@@ -89,7 +89,7 @@ pub mod restore;
 pub mod source;
 
 pub use agent::serve;
-pub use entry::{Entry, EntryKind, Mtime, RelPath, SETID_BITS, copy_mode, warn_setid};
+pub use entry::{Entry, EntryKind, FileMeta, Mtime, RelPath, SETID_BITS, copy_mode, warn_setid};
 pub use error::{Error, Result};
 pub use exclusion::{Exclusion, Exclusions, Matcher, Rule};
 pub use executor::{CopyReport, ExecOptions, execute};

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
-use crate::entry::{Entry, EntryKind, Mtime, RelPath};
+use crate::entry::{Entry, EntryKind, FileMeta, RelPath};
 use crate::exclusion::Exclusions;
 use crate::hash::PageHashes;
 use crate::protocol::{
@@ -641,18 +641,17 @@ impl AgentSource {
         required(summary.size, "size")
     }
 
-    /// Writes a file of `size` bytes read from `data` on the agent's host:
-    /// temporary file, fsync, rename, with `mode` and `mtime`. The parent
-    /// directory is not fsynced: call [`fsync`](Self::fsync) on it.
+    /// Writes a file of `meta.size` bytes read from `data` on the agent's
+    /// host: temporary file, fsync, rename, with `meta`'s mode and mtime.
+    /// The parent directory is not fsynced: call [`fsync`](Self::fsync) on
+    /// it.
     pub fn write_file(
         &mut self,
         path: &RelPath,
-        size: u64,
-        mode: u32,
-        mtime: Mtime,
+        meta: FileMeta,
         data: &mut dyn Read,
     ) -> Result<()> {
-        self.upload(path, size, mode, mtime, data, false)
+        self.upload(path, meta, data, false)
     }
 
     /// [`write_file`](Self::write_file) without the file's fsync: the caller
@@ -661,23 +660,20 @@ impl AgentSource {
     pub fn write_file_unsynced(
         &mut self,
         path: &RelPath,
-        size: u64,
-        mode: u32,
-        mtime: Mtime,
+        meta: FileMeta,
         data: &mut dyn Read,
     ) -> Result<()> {
-        self.upload(path, size, mode, mtime, data, true)
+        self.upload(path, meta, data, true)
     }
 
     fn upload(
         &mut self,
         path: &RelPath,
-        size: u64,
-        mode: u32,
-        mtime: Mtime,
+        meta: FileMeta,
         data: &mut dyn Read,
         no_fsync: bool,
     ) -> Result<()> {
+        let FileMeta { size, mode, mtime } = meta;
         let message = Message::WriteFile {
             path: path.to_string(),
             size,

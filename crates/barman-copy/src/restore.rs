@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::entry::{Entry, EntryKind, Mtime, RelPath, copy_mode, warn_setid};
+use crate::entry::{Entry, EntryKind, FileMeta, RelPath, copy_mode, warn_setid};
 use crate::exclusion::Exclusions;
 use crate::executor::CONTROL_FILE;
 use crate::hash::{FileHash, Hasher};
@@ -89,17 +89,10 @@ pub trait Destination: Send {
     fn symlink(&mut self, path: &RelPath, target: &str) -> Result<()>;
     /// Removes a file, link or directory tree (missing is fine).
     fn remove(&mut self, path: &RelPath) -> Result<()>;
-    /// Writes a file of `size` bytes read from `data` (temporary name,
-    /// rename), with `mode` and `mtime`. An error from `data` aborts the
-    /// write and leaves nothing at `path`.
-    fn write_file(
-        &mut self,
-        path: &RelPath,
-        size: u64,
-        mode: u32,
-        mtime: Mtime,
-        data: &mut dyn Read,
-    ) -> Result<()>;
+    /// Writes a file of `meta.size` bytes read from `data` (temporary
+    /// name, rename), with `meta`'s mode and mtime. An error from `data`
+    /// aborts the write and leaves nothing at `path`.
+    fn write_file(&mut self, path: &RelPath, meta: FileMeta, data: &mut dyn Read) -> Result<()>;
     /// Whether the regular file at `path` holds exactly `entry`'s content
     /// (size and blake3, or page fingerprints).
     fn same_content(&mut self, entry: &ManifestEntry) -> Result<bool>;
@@ -155,14 +148,8 @@ impl Destination for LocalDestination {
         local::remove(&self.roots, path).map(|_| ())
     }
 
-    fn write_file(
-        &mut self,
-        path: &RelPath,
-        size: u64,
-        mode: u32,
-        mtime: Mtime,
-        data: &mut dyn Read,
-    ) -> Result<()> {
+    fn write_file(&mut self, path: &RelPath, meta: FileMeta, data: &mut dyn Read) -> Result<()> {
+        let FileMeta { size, mode, mtime } = meta;
         let mut file = NewFile::create(&self.roots, path, mode)?;
         let mut buf = vec![0; BUF_SIZE.min(usize::try_from(size).unwrap_or(BUF_SIZE).max(1))];
         let mut left = size;
@@ -232,15 +219,8 @@ impl Destination for AgentSource {
         AgentSource::remove(self, path)
     }
 
-    fn write_file(
-        &mut self,
-        path: &RelPath,
-        size: u64,
-        mode: u32,
-        mtime: Mtime,
-        data: &mut dyn Read,
-    ) -> Result<()> {
-        AgentSource::write_file_unsynced(self, path, size, mode, mtime, data)
+    fn write_file(&mut self, path: &RelPath, meta: FileMeta, data: &mut dyn Read) -> Result<()> {
+        AgentSource::write_file_unsynced(self, path, meta, data)
     }
 
     fn same_content(&mut self, entry: &ManifestEntry) -> Result<bool> {
@@ -697,13 +677,12 @@ impl Shared<'_> {
             mismatch: None,
         };
         warn_setid(&entry.path, entry.mode);
-        let result = session.write_file(
-            &entry.path,
-            entry.size,
-            copy_mode(entry.mode),
-            entry.mtime,
-            &mut reader,
-        );
+        let meta = FileMeta {
+            size: entry.size,
+            mode: copy_mode(entry.mode),
+            mtime: entry.mtime,
+        };
+        let result = session.write_file(&entry.path, meta, &mut reader);
         if let Some(mismatch) = reader.mismatch.take() {
             return Err(mismatch);
         }

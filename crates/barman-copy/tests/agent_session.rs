@@ -375,9 +375,11 @@ fn push_operations_write_under_the_root() {
     remote
         .write_file(
             &path,
-            content.len() as u64,
-            0o640,
-            mtime,
+            barman_copy::FileMeta {
+                size: content.len() as u64,
+                mode: 0o640,
+                mtime,
+            },
             &mut content.as_slice(),
         )
         .unwrap();
@@ -393,9 +395,11 @@ fn push_operations_write_under_the_root() {
     let err = remote
         .write_file(
             &rel("data/restored/short"),
-            10,
-            0o600,
-            mtime,
+            barman_copy::FileMeta {
+                size: 10,
+                mode: 0o600,
+                mtime,
+            },
             &mut &b"abc"[..],
         )
         .unwrap_err();
@@ -419,7 +423,15 @@ fn push_operations_write_under_the_root() {
         .unwrap_err();
     assert!(matches!(err, Error::UnsafePath { .. }), "{err}");
     let err = remote
-        .write_file(&rel("data/restored/link/x"), 0, 0o600, mtime, &mut &b""[..])
+        .write_file(
+            &rel("data/restored/link/x"),
+            barman_copy::FileMeta {
+                size: 0,
+                mode: 0o600,
+                mtime,
+            },
+            &mut &b""[..],
+        )
         .unwrap_err();
     assert!(matches!(err, Error::UnsafePath { .. }), "{err}");
 

@@ -308,9 +308,11 @@ fn an_agent_that_stops_reading_times_out() {
             session
                 .write_file(
                     &RelPath::new("data/big").unwrap(),
-                    data.len() as u64,
-                    0o600,
-                    Mtime::default(),
+                    barman_copy::FileMeta {
+                        size: data.len() as u64,
+                        mode: 0o600,
+                        mtime: Mtime::default(),
+                    },
                     &mut data.as_slice(),
                 )
                 .unwrap_err()

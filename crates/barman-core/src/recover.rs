@@ -1392,7 +1392,15 @@ fn read_backup_file(backup_dir: &Path, path: &RelPath) -> Result<Vec<u8>> {
 /// Writes a small file through the destination.
 fn put(session: &mut dyn Destination, path: &RelPath, bytes: &[u8]) -> Result<()> {
     let mut data = bytes;
-    session.write_file(path, bytes.len() as u64, FILE_MODE, now_mtime(), &mut data)?;
+    session.write_file(
+        path,
+        barman_copy::FileMeta {
+            size: bytes.len() as u64,
+            mode: FILE_MODE,
+            mtime: now_mtime(),
+        },
+        &mut data,
+    )?;
     Ok(())
 }
 
@@ -1430,16 +1438,26 @@ fn stage_wal(
             .map_err(|e| Error::io("cannot read", path, e))?;
         session.write_file(
             dest,
-            bytes.len() as u64,
-            FILE_MODE,
-            mtime,
+            barman_copy::FileMeta {
+                size: bytes.len() as u64,
+                mode: FILE_MODE,
+                mtime,
+            },
             &mut bytes.as_slice(),
         )?;
         return Ok(());
     } else {
         segment_size.bytes()
     };
-    session.write_file(dest, size, FILE_MODE, mtime, &mut reader)?;
+    session.write_file(
+        dest,
+        barman_copy::FileMeta {
+            size,
+            mode: FILE_MODE,
+            mtime,
+        },
+        &mut reader,
+    )?;
     Ok(())
 }
 
