@@ -163,52 +163,29 @@ fn confine(data: &[u8], trees: &Path) -> Vec<u8> {
 /// The confined JSON of a `hello` or `symlink` message; `None` for anything
 /// else.
 fn confined_message(payload: &[u8], trees: &Path) -> Option<Vec<u8>> {
-    let message = match serde_json::from_slice::<Message>(payload).ok()? {
-        Message::Hello {
-            magic,
-            version,
-            capabilities,
-            roots,
-            compress,
-            no_root_links,
-        } => {
-            let roots = roots
-                .into_iter()
-                .map(|(name, root)| {
-                    let root = if !root.is_absolute() {
-                        PathBuf::from("relative-root")
-                    } else if is_one_component(&name) {
-                        trees.join(&name)
-                    } else {
-                        trees.join("invalid-name")
-                    };
-                    (name, root)
-                })
-                .collect();
-            Message::Hello {
-                magic,
-                version,
-                capabilities,
-                roots,
-                compress,
-                no_root_links,
+    let mut message = serde_json::from_slice::<Message>(payload).ok()?;
+    match &mut message {
+        Message::Hello { roots, .. } => {
+            for (name, root) in roots.iter_mut() {
+                *root = if !root.is_absolute() {
+                    PathBuf::from("relative-root")
+                } else if is_one_component(name) {
+                    trees.join(name)
+                } else {
+                    trees.join("invalid-name")
+                };
             }
         }
-        Message::Symlink { path, target } => {
-            let escapes = Path::new(&target)
+        Message::Symlink { target, .. } => {
+            let escapes = Path::new(target.as_str())
                 .components()
                 .any(|c| matches!(c, Component::RootDir | Component::ParentDir));
-            Message::Symlink {
-                path,
-                target: if escapes {
-                    "confined".to_owned()
-                } else {
-                    target
-                },
+            if escapes {
+                "confined".clone_into(target);
             }
         }
         _ => return None,
-    };
+    }
     serde_json::to_vec(&message).ok()
 }
 

@@ -6,7 +6,7 @@
 //! 2. The WALs the target needs are computed from xlog.db and the timeline
 //!    histories (§4.1); a segment missing from that range fails the
 //!    recovery, naming it, before any file is copied.
-//! 3. The backup is restored with [`barman_copy::restore`]: locally, or
+//! 3. The backup is restored with [`barman_copy::restore()`]: locally, or
 //!    through `barman agent` sessions over `--remote-ssh-command`; every
 //!    file's blake3 is checked against the backup's manifest while it is
 //!    sent; `--delta-restore` keeps the files already right in DEST;
@@ -190,7 +190,7 @@ pub struct RecoverReport {
 ///
 /// [`Error::BackupRefused`] for bad options or a backup that cannot serve
 /// the target (checked before anything is written);
-/// [`Error::BackupNotFound`]; [`Error::WalNotFound`] naming the first WAL
+/// [`barman_catalog::Error::BackupNotFound`]; [`Error::WalNotFound`] naming the first WAL
 /// missing from the range the recovery needs; [`Error::Copy`] for copy
 /// failures (a checksum mismatch names the file; a non-empty DEST without
 /// delta restore); [`Error::HookAborted`] when the pre recovery retry

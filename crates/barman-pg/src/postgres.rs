@@ -4,7 +4,7 @@
 //! Only what the operations need: the system identifier and version, WAL
 //! switching, checkpoints, the current WAL position and the archiver's
 //! statistics. Messages never contain a password: conninfo strings are shown
-//! through [`conninfo::redact`](crate::conninfo::redact).
+//! through [`conninfo::redact`].
 //!
 //! TLS follows libpq's `sslmode` with the settings, rustls configuration
 //! and retries of [`crate::tls`] (the same as the replication client's);

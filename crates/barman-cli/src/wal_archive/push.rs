@@ -1,5 +1,5 @@
 //! Pushing WAL files: `ssh ... 'barman put-wal SERVER'` fed with a
-//! [`put_wal_stream`](barman_wal::put_wal_stream).
+//! [`put_wal_stream`].
 
 use std::fs::{File, Metadata};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};

@@ -200,7 +200,7 @@ pub struct NoObserver;
 impl ArchiveObserver for NoObserver {}
 
 /// Runs archive-wal for one server: takes the `archive-wal` lock (busy →
-/// [`Error::LockBusy`]), repairs xlog.db's tail, then processes the queues.
+/// [`barman_catalog::Error::LockBusy`]), repairs xlog.db's tail, then processes the queues.
 pub fn archive_wal(
     layout: &ServerLayout,
     options: &ArchiveOptions,

@@ -1,7 +1,5 @@
 //! Barman's human-readable sizes and durations.
 
-use std::time::Duration;
-
 /// Barman-style human size (`30.5 MiB`).
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -21,7 +19,6 @@ pub fn human_size(bytes: u64) -> String {
 
 /// Barman-style human duration (`2 seconds`, `1 minute, 3 seconds`,
 /// `1 day, 2 hours`; `less than one second`), as Python's
-/// `human_readable_timedelta`.
-pub fn human_duration(d: Duration) -> String {
-    barman_config::human_duration(d)
-}
+/// `human_readable_timedelta` (the configuration's own, which prints
+/// `last_backup_maximum_age` and friends).
+pub use barman_config::human_duration;
