@@ -34,6 +34,7 @@ use serde_json::Value;
 
 use crate::machine::{self, Machine};
 use crate::peers::{Peers, PyConf, STANZA};
+use crate::report::Conditions;
 use fixture::{Conf, Fixture, SERVER};
 
 /// Options of the `backup` scenario.
@@ -461,8 +462,7 @@ pub fn run(options: &Options) -> Result<()> {
             || PathBuf::from(barman_testkit::DEFAULT_PG_BIN),
             PathBuf::from,
         );
-    let machine = Machine::probe(&pg_bin);
-    let load_before = machine::load_average();
+    let conditions = Conditions::new(Machine::probe(&pg_bin), machine::load_average());
     let fixture = Fixture::start(options.scale, peers)?;
     eprintln!(
         "PGDATA {} holds {:.0} MB; pgbench -i took {:.1} s, archiving its WAL {:.1} s; \
@@ -503,13 +503,10 @@ pub fn run(options: &Options) -> Result<()> {
             runs.push(r);
         }
     }
-    let load_after = machine::load_average();
     fixture.prune(0)?;
 
     let report = report::Report {
-        machine: &machine,
-        load_before: &load_before,
-        load_after: &load_after,
+        conditions: conditions.ended(),
         scale: options.scale,
         runs: options.runs,
         drop_caches: options.drop_caches,
@@ -519,12 +516,7 @@ pub fn run(options: &Options) -> Result<()> {
         operations: &operations,
         results: &results,
     };
-    crate::report::publish(
-        options.out.as_deref(),
-        "backup",
-        &report.markdown(),
-        &report.json(),
-    )
+    crate::report::publish(options.out.as_deref(), "backup", &report)
 }
 
 /// The operations named by `--operations` (all when empty; the peers'

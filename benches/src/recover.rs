@@ -41,6 +41,7 @@ use serde_json::Value;
 use crate::backup::fixture::{self, Conf, Fixture, SERVER, TIME};
 use crate::backup::{mb, read_time_file, time_it};
 use crate::machine::{self, Machine};
+use crate::report::Conditions;
 
 /// Options of the `recover` scenario.
 #[derive(Debug, clap::Args)]
@@ -384,7 +385,7 @@ pub fn run(options: &Options) -> Result<()> {
     };
     let load_before = machine::load_average();
     let fixture = Fixture::start(options.scale, peers)?;
-    let machine = Machine::probe(fixture.pg.pg_bin());
+    let conditions = Conditions::new(Machine::probe(fixture.pg.pg_bin()), load_before);
     let source = take_backup(&fixture, options.drop_caches)?;
     let operations: Vec<Operation> = OPERATIONS
         .iter()
@@ -430,11 +431,9 @@ pub fn run(options: &Options) -> Result<()> {
             }
         }
     }
-    let load_after = machine::load_average();
 
     let report = report::Report {
-        machine: &machine,
-        load: [&load_before, &load_after],
+        conditions: conditions.ended(),
         options,
         source: &source,
         operations: &operations,
@@ -442,12 +441,7 @@ pub fn run(options: &Options) -> Result<()> {
         checks: &checks,
         peers: fixture.peers.as_ref().map(|w| &w.peers),
     };
-    crate::report::publish(
-        options.out.as_deref(),
-        "recover",
-        &report.markdown(),
-        &report.json(),
-    )
+    crate::report::publish(options.out.as_deref(), "recover", &report)
 }
 
 /// Takes the one backup every run restores (local-rsync, `-j 2`, must end

@@ -7,7 +7,69 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+use crate::machine::Machine;
+
+/// The conditions a scenario ran in, at the head of every report: the
+/// machine and the load average before the fixture was built and after
+/// the last run.
+#[derive(Debug, Clone)]
+pub struct Conditions {
+    /// The machine.
+    pub machine: Machine,
+    /// `/proc/loadavg` before the fixture was built.
+    pub load_before: String,
+    /// `/proc/loadavg` after the last run (empty until [`ended`](Self::ended)).
+    pub load_after: String,
+}
+
+impl Conditions {
+    /// The conditions of a scenario on `machine` whose load average before
+    /// its fixture was `load_before`.
+    pub fn new(machine: Machine, load_before: String) -> Self {
+        Self {
+            machine,
+            load_before,
+            load_after: String::new(),
+        }
+    }
+
+    /// The same, with the load average now as the one after the last run.
+    #[must_use]
+    pub fn ended(mut self) -> Self {
+        self.load_after = crate::machine::load_average();
+        self
+    }
+
+    /// The machine's description and the load averages, as Markdown
+    /// paragraphs (each followed by a blank line).
+    pub fn markdown(&self) -> String {
+        format!(
+            "{}\n\nLoad average (1/5/15 min) before: {}; after: {}.\n\n",
+            self.machine.to_markdown(),
+            self.load_before,
+            self.load_after
+        )
+    }
+
+    /// The JSON document of `scenario`: its name, the machine and the load
+    /// averages, then the keys of `rest` (an object) in their order.
+    pub fn document(&self, scenario: &str, rest: Value) -> Value {
+        let mut doc = Map::new();
+        doc.insert("scenario".into(), scenario.into());
+        doc.insert("machine".into(), self.machine.to_json());
+        doc.insert(
+            "load_average_before".into(),
+            self.load_before.as_str().into(),
+        );
+        doc.insert("load_average_after".into(), self.load_after.as_str().into());
+        if let Value::Object(rest) = rest {
+            doc.extend(rest);
+        }
+        Value::Object(doc)
+    }
+}
 
 /// Where reports go by default: `<cargo target dir>/bench-report`.
 pub fn default_dir() -> PathBuf {
@@ -35,10 +97,21 @@ pub fn write(out: Option<&Path>, name: &str, markdown: &str, json: &Value) -> Re
     Ok(out)
 }
 
-/// A scenario's end: [`write`]s its report, prints the Markdown on stdout
-/// and says on stderr where both documents are.
-pub fn publish(out: Option<&Path>, name: &str, markdown: &str, json: &Value) -> Result<()> {
-    let dir = write(out, name, markdown, json)?;
+/// A scenario's report: the Markdown and the JSON document (whose head is
+/// [`Conditions::document`]).
+pub trait Document {
+    /// The Markdown report.
+    fn markdown(&self) -> String;
+    /// The JSON report, with every run.
+    fn json(&self) -> Value;
+}
+
+/// A scenario's end: [`write`]s its report `doc` as `NAME.md` and
+/// `NAME.json`, prints the Markdown on stdout and says on stderr where
+/// both documents are.
+pub fn publish(out: Option<&Path>, name: &str, doc: &dyn Document) -> Result<()> {
+    let markdown = doc.markdown();
+    let dir = write(out, name, &markdown, &doc.json())?;
     println!("{markdown}");
     eprintln!("report written to {}/{name}.{{md,json}}", dir.display());
     Ok(())

@@ -51,6 +51,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 use crate::backup::fixture::{self, Conf, Fixture};
 use crate::backup::{mb, read_time_file, settle};
 use crate::machine::{self, Machine};
+use crate::report::Conditions;
 
 /// Options of the `streaming` scenario.
 #[derive(Debug, clap::Args)]
@@ -191,7 +192,7 @@ pub fn run(options: &Options) -> Result<()> {
     ensure!(options.wal_mb > 0, "--wal-mb must be at least 1");
     let load_before = machine::load_average();
     let fixture = Fixture::start(options.scale, None)?;
-    let machine = Machine::probe(fixture.pg.pg_bin());
+    let conditions = Conditions::new(Machine::probe(fixture.pg.pg_bin()), load_before);
     let mut results = Results {
         pgdata_bytes: fixture.pgdata_bytes,
         ..Results::default()
@@ -266,20 +267,13 @@ pub fn run(options: &Options) -> Result<()> {
         !results.checked_segment.is_empty(),
         "no segment was compared between barman, pg_receivewal and the server"
     );
-    let load_after = machine::load_average();
 
     let report = report::Report {
-        machine: &machine,
-        load: [&load_before, &load_after],
+        conditions: conditions.ended(),
         options,
         results: &results,
     };
-    crate::report::publish(
-        options.out.as_deref(),
-        "streaming",
-        &report.markdown(),
-        &report.json(),
-    )
+    crate::report::publish(options.out.as_deref(), "streaming", &report)
 }
 
 /// `pg_basebackup -D DEST -Fp -X none --checkpoint=fast` as `postgres`

@@ -32,6 +32,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 use barman_testkit::SERVER_OS_USER;
 
 use crate::machine::{self, Machine};
+use crate::report::Conditions;
 use fixture::Fixture;
 
 /// Options of the `wal-archive` scenario.
@@ -366,8 +367,7 @@ pub fn run(options: &Options) -> Result<()> {
             || PathBuf::from(barman_testkit::DEFAULT_PG_BIN),
             PathBuf::from,
         );
-    let machine = Machine::probe(&pg_bin);
-    let load_before = machine::load_average();
+    let conditions = Conditions::new(Machine::probe(&pg_bin), machine::load_average());
     let fixture = Fixture::start(
         options.segments,
         options.scale,
@@ -399,12 +399,9 @@ pub fn run(options: &Options) -> Result<()> {
             runs.push(r);
         }
     }
-    let load_after = machine::load_average();
 
     let report = report::Report {
-        machine: &machine,
-        load_before: &load_before,
-        load_after: &load_after,
+        conditions: conditions.ended(),
         segments: fixture.segments.len(),
         segment_bytes: fixture.segment_bytes,
         first_segment: fixture.segments.first().cloned().unwrap_or_default(),
@@ -414,12 +411,7 @@ pub fn run(options: &Options) -> Result<()> {
         variants: &variants,
         results: &results,
     };
-    crate::report::publish(
-        options.out.as_deref(),
-        "wal-archive",
-        &report.markdown(),
-        &report.json(),
-    )
+    crate::report::publish(options.out.as_deref(), "wal-archive", &report)
 }
 
 /// The variants named by `--variants` (all when empty; the peers' only

@@ -6,7 +6,6 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::{INCREMENTAL_CLIENTS, INCREMENTAL_TRANSACTIONS, Kind, Operation, Run, kib_mib, mb};
-use crate::machine::Machine;
 use crate::report;
 use crate::stats;
 
@@ -22,12 +21,8 @@ const RSS_MIB: f64 = 100.0;
 /// Everything the report is made of.
 #[derive(Debug)]
 pub struct Report<'a> {
-    /// The machine.
-    pub machine: &'a Machine,
-    /// `/proc/loadavg` before the fixture was built.
-    pub load_before: &'a str,
-    /// `/proc/loadavg` after the last run.
-    pub load_after: &'a str,
+    /// The machine and the load averages.
+    pub conditions: report::Conditions,
     /// The pgbench scale.
     pub scale: u32,
     /// Runs per operation.
@@ -220,9 +215,11 @@ impl Report<'_> {
         );
         targets
     }
+}
 
+impl crate::report::Document for Report<'_> {
     /// The Markdown report.
-    pub fn markdown(&self) -> String {
+    fn markdown(&self) -> String {
         let summaries = self.summaries();
         let cp = self.cp_mb_per_s(&summaries);
         let mut md = String::new();
@@ -247,12 +244,7 @@ impl Report<'_> {
                 " (PGDATA is read from the page cache)"
             },
         );
-        let _ = writeln!(md, "{}\n", self.machine.to_markdown());
-        let _ = writeln!(
-            md,
-            "Load average (1/5/15 min) before: {}; after: {}.\n",
-            self.load_before, self.load_after
-        );
+        md.push_str(&self.conditions.markdown());
         let _ = writeln!(
             md,
             "| operation | median s | MB/s | throughput ÷ `cp -a` | peak RSS MiB | agent peak RSS MiB | CPU s | run times s |"
@@ -350,7 +342,7 @@ impl Report<'_> {
     }
 
     /// The JSON report (every run included).
-    pub fn json(&self) -> Value {
+    fn json(&self) -> Value {
         let summaries = self.summaries();
         let cp = self.cp_mb_per_s(&summaries);
         let operations: Vec<Value> = self
@@ -408,26 +400,25 @@ impl Report<'_> {
                 })
             })
             .collect();
-        json!({
-            "scenario": "backup",
-            "machine": self.machine.to_json(),
-            "load_average_before": self.load_before,
-            "load_average_after": self.load_after,
-            "parameters": {
-                "pgbench_scale": self.scale,
-                "runs": self.runs,
-                "drop_caches": self.drop_caches,
-                "pgdata_bytes": self.pgdata_bytes,
-                "pgbench_init_s": self.pgbench_init_s,
-                "wal_catch_up_s": self.wal_catch_up_s,
-                "incremental_pgbench": format!(
-                    "pgbench -n -t {INCREMENTAL_TRANSACTIONS} -c {INCREMENTAL_CLIENTS}"
-                ),
-                "run_as": barman_testkit::SERVER_OS_USER,
-            },
-            "operations": operations,
-            "versus_peers": crate::versus::json(&self.versus_rows(&summaries)),
-            "targets": targets,
-        })
+        self.conditions.document(
+            "backup",
+            json!({
+                "parameters": {
+                    "pgbench_scale": self.scale,
+                    "runs": self.runs,
+                    "drop_caches": self.drop_caches,
+                    "pgdata_bytes": self.pgdata_bytes,
+                    "pgbench_init_s": self.pgbench_init_s,
+                    "wal_catch_up_s": self.wal_catch_up_s,
+                    "incremental_pgbench": format!(
+                        "pgbench -n -t {INCREMENTAL_TRANSACTIONS} -c {INCREMENTAL_CLIENTS}"
+                    ),
+                    "run_as": barman_testkit::SERVER_OS_USER,
+                },
+                "operations": operations,
+                "versus_peers": crate::versus::json(&self.versus_rows(&summaries)),
+                "targets": targets,
+            }),
+        )
     }
 }

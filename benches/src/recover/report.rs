@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 
 use super::{ACCOUNTS_PER_SCALE, Check, Kind, Operation, Options, Run, Source, peer_of};
 use crate::backup::{kib_mib, mb};
-use crate::machine::Machine;
 use crate::report;
 use crate::stats;
 
@@ -21,10 +20,8 @@ const RSS_MIB: f64 = 100.0;
 /// Everything the report is made of.
 #[derive(Debug)]
 pub struct Report<'a> {
-    /// The machine.
-    pub machine: &'a Machine,
-    /// `/proc/loadavg` before the fixture was built and after the last run.
-    pub load: [&'a str; 2],
+    /// The machine and the load averages.
+    pub conditions: report::Conditions,
     /// The scenario's options (scale, runs, page cache).
     pub options: &'a Options,
     /// The backup restored.
@@ -217,9 +214,11 @@ impl Report<'_> {
         }
         targets
     }
+}
 
+impl crate::report::Document for Report<'_> {
     /// The Markdown report.
-    pub fn markdown(&self) -> String {
+    fn markdown(&self) -> String {
         let rows = self.rows();
         let cache = if self.options.drop_caches {
             "and the page cache dropped (cold reads)"
@@ -233,17 +232,14 @@ impl Report<'_> {
              The backup restored: `{}` of `pgbench -i -s {}` (local-rsync, `-j 2`, {:.1} s, \
              untimed), {:.0} MB in `base/<id>/data`. Every operation runs as `postgres` into a \
              fresh DEST, removed after it; {} interleaved run(s), the median reported; `sync` \
-             before each operation, {cache}.\n\n{}\n\n\
-             Load average (1/5/15 min) before: {}; after: {}.\n",
+             before each operation, {cache}.\n",
             self.source.id,
             self.options.scale,
             self.source.backup_s,
             mb(self.source.bytes),
             self.options.runs,
-            self.machine.to_markdown(),
-            self.load[0],
-            self.load[1],
         );
+        md.push_str(&self.conditions.markdown());
         md.push_str(
             "| operation | median s | MB/s | throughput ÷ `cp -a` | peak RSS MiB | \
              agent sessions | agent peak RSS MiB | CPU s | barman's elapsed s | run times s |\n\
@@ -329,7 +325,7 @@ impl Report<'_> {
     }
 
     /// The JSON report (every run included).
-    pub fn json(&self) -> Value {
+    fn json(&self) -> Value {
         let rows = self.rows();
         let operations: Vec<Value> = rows
             .iter()
@@ -371,30 +367,29 @@ impl Report<'_> {
                 })
             })
             .collect();
-        json!({
-            "scenario": "recover",
-            "machine": self.machine.to_json(),
-            "load_average_before": self.load[0],
-            "load_average_after": self.load[1],
-            "parameters": {
-                "pgbench_scale": self.options.scale,
-                "runs": self.options.runs,
-                "drop_caches": self.options.drop_caches,
-                "backup_id": self.source.id,
-                "backup_data_bytes": self.source.bytes,
-                "backup_s": self.source.backup_s,
-                "run_as": barman_testkit::SERVER_OS_USER,
-            },
-            "operations": operations,
-            "checks": self.checks.iter().map(|c| json!({
-                "operation": c.operation,
-                "pgbench_accounts_rows": c.rows,
-                "expected_rows": u64::from(self.options.scale) * ACCOUNTS_PER_SCALE,
-                "start_s": c.start_s,
-            })).collect::<Vec<_>>(),
-            "peers": self.peers.map(crate::peers::Peers::to_json),
-            "versus_peers": crate::versus::json(&Self::versus_rows(&rows)),
-            "targets": Self::targets(&rows).iter().map(Target::to_json).collect::<Vec<_>>(),
-        })
+        self.conditions.document(
+            "recover",
+            json!({
+                "parameters": {
+                    "pgbench_scale": self.options.scale,
+                    "runs": self.options.runs,
+                    "drop_caches": self.options.drop_caches,
+                    "backup_id": self.source.id,
+                    "backup_data_bytes": self.source.bytes,
+                    "backup_s": self.source.backup_s,
+                    "run_as": barman_testkit::SERVER_OS_USER,
+                },
+                "operations": operations,
+                "checks": self.checks.iter().map(|c| json!({
+                    "operation": c.operation,
+                    "pgbench_accounts_rows": c.rows,
+                    "expected_rows": u64::from(self.options.scale) * ACCOUNTS_PER_SCALE,
+                    "start_s": c.start_s,
+                })).collect::<Vec<_>>(),
+                "peers": self.peers.map(crate::peers::Peers::to_json),
+                "versus_peers": crate::versus::json(&Self::versus_rows(&rows)),
+                "targets": Self::targets(&rows).iter().map(Target::to_json).collect::<Vec<_>>(),
+            }),
+        )
     }
 }

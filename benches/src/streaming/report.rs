@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use super::{Mode, Options, Results, Run, Streamer};
 use crate::backup::fixture::SERVER;
 use crate::backup::{kib_mib, mb};
-use crate::machine::Machine;
 use crate::report::{cell, verdict};
 use crate::stats;
 
@@ -23,10 +22,8 @@ const RECEIVE_VS_PG_RECEIVEWAL: f64 = 0.9;
 /// Everything the report is made of.
 #[derive(Debug)]
 pub struct Report<'a> {
-    /// The machine.
-    pub machine: &'a Machine,
-    /// `/proc/loadavg` before the fixture was built and after the last run.
-    pub load: [&'a str; 2],
+    /// The machine and the load averages.
+    pub conditions: crate::report::Conditions,
     /// The options.
     pub options: &'a Options,
     /// The runs.
@@ -130,9 +127,11 @@ impl Report<'_> {
         }
         out
     }
+}
 
+impl crate::report::Document for Report<'_> {
     /// The Markdown report.
-    pub fn markdown(&self) -> String {
+    fn markdown(&self) -> String {
         let o = self.options;
         let r = self.results;
         let mut md = String::new();
@@ -141,17 +140,14 @@ impl Report<'_> {
             "## Streaming, end to end (`barman-benches streaming`)\n\n\
              `pgbench -i -s {}` ({:.0} MB in PGDATA); {} interleaved run(s) of each operation, \
              the median reported; every WAL load ≥ {} MB (`INSERT … repeat('x', 500)` batches \
-             of {} rows, then `pg_switch_wal()`).\n\n{}\n\n\
-             Load average (1/5/15 min) before: {}; after: {}.\n",
+             of {} rows, then `pg_switch_wal()`).\n",
             o.scale,
             mb(r.pgdata_bytes),
             o.runs,
             o.wal_mb,
             super::BATCH_ROWS,
-            self.machine.to_markdown(),
-            self.load[0],
-            self.load[1],
         );
+        md.push_str(&self.conditions.markdown());
         md.push_str(
             "### Base backup\n\n\
              | operation | median s | MB | MB/s | time ÷ `pg_basebackup` | peak RSS MiB | CPU s | \
@@ -248,7 +244,7 @@ impl Report<'_> {
     }
 
     /// The JSON report (every run included).
-    pub fn json(&self) -> Value {
+    fn json(&self) -> Value {
         let runs_json = |runs: &[Run]| -> Vec<Value> {
             runs.iter()
                 .map(|r| {
@@ -287,11 +283,7 @@ impl Report<'_> {
                 })
             })
             .collect();
-        json!({
-            "scenario": "streaming",
-            "machine": self.machine.to_json(),
-            "load_average_before": self.load[0],
-            "load_average_after": self.load[1],
+        self.conditions.document("streaming", json!({
             "parameters": {
                 "pgbench_scale": self.options.scale,
                 "runs": self.options.runs,
@@ -319,6 +311,6 @@ impl Report<'_> {
                 "margin": margin,
                 "verdict": verdict(Some(pass)),
             })).collect::<Vec<_>>(),
-        })
+        }))
     }
 }

@@ -6,19 +6,14 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::{Kind, RUN_AS, Run, Variant, count_f64};
-use crate::machine::Machine;
 use crate::report::verdict;
 use crate::stats;
 
 /// Everything the report is made of.
 #[derive(Debug)]
 pub struct Report<'a> {
-    /// The machine.
-    pub machine: &'a Machine,
-    /// `/proc/loadavg` before the fixture was built.
-    pub load_before: &'a str,
-    /// `/proc/loadavg` after the last run.
-    pub load_after: &'a str,
+    /// The machine and the load averages.
+    pub conditions: crate::report::Conditions,
     /// Segments per run.
     pub segments: usize,
     /// Bytes per segment.
@@ -113,8 +108,41 @@ impl Report<'_> {
         self.segment_bytes * u64::try_from(self.segments).unwrap_or(u64::MAX)
     }
 
+    /// The barman-rs rows beside the peers' (median run totals).
+    fn versus_rows(&self, summaries: &[Summary]) -> Vec<crate::versus::Row<'_>> {
+        self.variants
+            .iter()
+            .zip(summaries)
+            .map(|(v, s)| crate::versus::Row {
+                id: v.id,
+                seconds: s.total_s,
+                peer_of: v.peer_of,
+            })
+            .collect()
+    }
+
+    /// The latency targets of one `archive_command` call (p50 of the
+    /// one-host variants): (name, measured ms, threshold ms, pass).
+    fn targets(&self, summaries: &[Summary]) -> Vec<(String, f64, f64, bool)> {
+        [("local-none", 20.0), ("local-zstd", 60.0)]
+            .iter()
+            .filter_map(|&(id, threshold)| {
+                let i = self.variants.iter().position(|v| v.id == id)?;
+                let p50 = summaries[i].p50_ms;
+                Some((
+                    format!("one `archive_command` call for a 16 MiB segment, `{id}` (p50)"),
+                    p50,
+                    threshold,
+                    p50 <= threshold,
+                ))
+            })
+            .collect()
+    }
+}
+
+impl crate::report::Document for Report<'_> {
     /// The Markdown report.
-    pub fn markdown(&self) -> String {
+    fn markdown(&self) -> String {
         let summaries = self.summaries();
         let cp = self.total_of(&summaries, "cp");
         let durable = self.total_of(&summaries, "cp-durable");
@@ -139,12 +167,7 @@ impl Report<'_> {
             self.scale,
             self.runs,
         );
-        let _ = writeln!(md, "{}\n", self.machine.to_markdown());
-        let _ = writeln!(
-            md,
-            "Load average (1/5/15 min) before: {}; after: {}.\n",
-            self.load_before, self.load_after
-        );
+        md.push_str(&self.conditions.markdown());
         let _ = writeln!(
             md,
             "| variant | p50 ms/call | p95 ms/call | mean ms/call | seg/s | time ÷ cp | time ÷ cp-durable | archive-wal s | seg/s incl. archive-wal | kept MiB | run totals s |"
@@ -251,39 +274,8 @@ impl Report<'_> {
         md
     }
 
-    /// The barman-rs rows beside the peers' (median run totals).
-    fn versus_rows(&self, summaries: &[Summary]) -> Vec<crate::versus::Row<'_>> {
-        self.variants
-            .iter()
-            .zip(summaries)
-            .map(|(v, s)| crate::versus::Row {
-                id: v.id,
-                seconds: s.total_s,
-                peer_of: v.peer_of,
-            })
-            .collect()
-    }
-
-    /// The latency targets of one `archive_command` call (p50 of the
-    /// one-host variants): (name, measured ms, threshold ms, pass).
-    fn targets(&self, summaries: &[Summary]) -> Vec<(String, f64, f64, bool)> {
-        [("local-none", 20.0), ("local-zstd", 60.0)]
-            .iter()
-            .filter_map(|&(id, threshold)| {
-                let i = self.variants.iter().position(|v| v.id == id)?;
-                let p50 = summaries[i].p50_ms;
-                Some((
-                    format!("one `archive_command` call for a 16 MiB segment, `{id}` (p50)"),
-                    p50,
-                    threshold,
-                    p50 <= threshold,
-                ))
-            })
-            .collect()
-    }
-
     /// The JSON report (every call's latency included).
-    pub fn json(&self) -> Value {
+    fn json(&self) -> Value {
         let summaries = self.summaries();
         let cp = self.total_of(&summaries, "cp");
         let variants: Vec<Value> = self
@@ -339,11 +331,7 @@ impl Report<'_> {
                 })
             })
             .collect();
-        json!({
-            "scenario": "wal-archive",
-            "machine": self.machine.to_json(),
-            "load_average_before": self.load_before,
-            "load_average_after": self.load_after,
+        self.conditions.document("wal-archive", json!({
             "parameters": {
                 "segments": self.segments,
                 "segment_bytes": self.segment_bytes,
@@ -362,6 +350,6 @@ impl Report<'_> {
                 "threshold_ms": threshold,
                 "verdict": verdict(Some(*pass)),
             })).collect::<Vec<_>>(),
-        })
+        }))
     }
 }
