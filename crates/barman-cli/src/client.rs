@@ -4,6 +4,8 @@
 use std::fmt::Display;
 use std::process::ExitCode;
 
+use crate::ssh::{InvalidRemote, Remote};
+
 /// Parses the command line as `A` and runs `run` with it.
 ///
 /// A usage error (and `--help`, `--version`) prints clap's text and exits
@@ -28,5 +30,42 @@ pub fn main<A: clap::Parser, E: Display>(
             eprintln!("ERROR: {error}");
             ExitCode::from(failed(&args, &error))
         }
+    }
+}
+
+/// The arguments both WAL clients take to reach the Barman server: the ssh
+/// user and port, the configuration file on the server, the host and the
+/// server name (flattened into each client's command line).
+#[derive(Debug, clap::Args)]
+pub struct Target {
+    /// The user used for the ssh connection to the Barman server.
+    #[arg(short = 'U', long, default_value = "barman")]
+    pub user: String,
+    /// The port used for the ssh connection to the Barman server.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Configuration file on the Barman server.
+    #[arg(short = 'c', long, value_name = "CONFIG")]
+    pub config: Option<String>,
+    /// The host of the Barman server.
+    #[arg(value_name = "BARMAN_HOST")]
+    pub barman_host: String,
+    /// The server name configured in Barman from which WALs are taken.
+    #[arg(value_name = "SERVER_NAME")]
+    pub server_name: String,
+}
+
+impl Target {
+    /// The ssh destination of these arguments, checked.
+    ///
+    /// # Errors
+    /// [`InvalidRemote`] for an empty user or host, or one starting with `-`.
+    pub fn remote(&self) -> Result<Remote, InvalidRemote> {
+        Remote::new(
+            &self.user,
+            &self.barman_host,
+            self.port,
+            self.config.as_deref(),
+        )
     }
 }

@@ -5,6 +5,7 @@
 //! Phase and copy-progress events render no line (the progress bar takes
 //! its figures from barman-copy's `Progress` directly).
 
+use barman_core::event::recovery::{Change, Warning};
 use barman_core::event::{CopyDetails, Event};
 use barman_core::shared::{human_duration, human_size};
 
@@ -233,8 +234,8 @@ fn recovery_lines(event: &Event) -> Option<Vec<String>> {
                     barman_core::recover::target::quote(command)
                 ));
             }
-            lines.extend(changes.iter().map(|l| format!("Changed: {l}")));
-            lines.extend(warnings.iter().map(|l| format!("WARNING: {l}")));
+            lines.extend(changes.iter().map(|c| format!("Changed: {}", change(c))));
+            lines.extend(warnings.iter().map(|w| format!("WARNING: {}", warning(w))));
             lines.push(
                 "Review the configuration of the recovered cluster before starting PostgreSQL."
                     .to_owned(),
@@ -244,6 +245,62 @@ fn recovery_lines(event: &Event) -> Option<Vec<String>> {
         _ => return None,
     };
     Some(lines)
+}
+
+/// A change a recovery made, in words (`Changed: ` lines, the JSON's
+/// `changes`).
+pub fn change(change: &Change) -> String {
+    match change {
+        Change::ArchiveCommandDisabled { file, line } => {
+            format!("{file}:{line}: archive_command disabled")
+        }
+        Change::TargetSettingCommentedOut {
+            file,
+            line,
+            setting,
+        } => format!("{file}:{line}: earlier {setting} commented out"),
+        Change::TablespaceMapRewritten => {
+            "tablespace_map: relocated tablespaces rewritten".to_owned()
+        }
+        Change::ManifestRenamed { backup_id } => {
+            format!("backup_manifest renamed backup_manifest.{backup_id}")
+        }
+        Change::RecoverySettingsWritten { file, settings } => {
+            format!(
+                "{file}: recovery settings written ({})",
+                settings.join(", ")
+            )
+        }
+        Change::SignalFileCreated { file } => format!("{file} created"),
+    }
+}
+
+/// A recovery warning, in words (`WARNING: ` lines, the JSON's
+/// `warnings`).
+pub fn warning(warning: &Warning) -> String {
+    match warning {
+        Warning::BackupWaitingForWals { backup_id } => format!(
+            "backup {backup_id} is WAITING_FOR_WALS: some WAL it needs may not be archived yet"
+        ),
+        Warning::TablespaceInsideDataDirectory { name, location } => format!(
+            "tablespace {name} is restored inside the data directory ({})",
+            location.display()
+        ),
+        Warning::NoManifest { backup_id, path } => format!(
+            "backup {backup_id} has no manifest ({}): files are restored without checksum verification",
+            path.display()
+        ),
+        Warning::SettingMayPointOutside { file, line, text } => format!(
+            "{file}:{line}: `{text}` may point outside the recovered data directory: review it"
+        ),
+        Warning::ConfigFileMissing { file } => format!(
+            "{file} is not in the backup (kept outside the data directory?): provide one before starting PostgreSQL"
+        ),
+        Warning::TargetTimeWithoutZone { given, taken_as } => format!(
+            "--target-time `{given}` has no time zone: taken as local time ({})",
+            barman_core::recover::target::format_time(taken_as)
+        ),
+    }
 }
 
 fn delete_lines(event: &Event) -> Option<Vec<String>> {
@@ -461,5 +518,82 @@ mod tests {
             error: "x".into(),
         };
         assert_eq!(lines(&failure, Style::Cron), ["ERROR: server pg: x"]);
+    }
+
+    /// The end of a recovery: each typed change and warning in the words
+    /// barman-rs has always printed.
+    #[test]
+    fn restore_completed_words_every_change_and_warning() {
+        let taken_as: jiff::Zoned = "2026-11-27T18:30:00+01:00[Europe/Paris]".parse().unwrap();
+        let event = Event::RestoreCompleted {
+            restore_command: Some("cp barman_wal/%f %p".into()),
+            changes: vec![
+                Change::ArchiveCommandDisabled {
+                    file: "postgresql.conf".into(),
+                    line: 3,
+                },
+                Change::TargetSettingCommentedOut {
+                    file: "postgresql.auto.conf".into(),
+                    line: 7,
+                    setting: "recovery_target_time".into(),
+                },
+                Change::TablespaceMapRewritten,
+                Change::ManifestRenamed {
+                    backup_id: "20261127T183000".into(),
+                },
+                Change::RecoverySettingsWritten {
+                    file: "postgresql.auto.conf".into(),
+                    settings: vec!["restore_command".into(), "recovery_target_time".into()],
+                },
+                Change::SignalFileCreated {
+                    file: "recovery.signal".into(),
+                },
+            ],
+            warnings: vec![
+                Warning::BackupWaitingForWals {
+                    backup_id: "B".into(),
+                },
+                Warning::TablespaceInsideDataDirectory {
+                    name: "ts".into(),
+                    location: "/srv/pg/ts".into(),
+                },
+                Warning::NoManifest {
+                    backup_id: "B".into(),
+                    path: "/b/manifest".into(),
+                },
+                Warning::SettingMayPointOutside {
+                    file: "postgresql.conf".into(),
+                    line: 5,
+                    text: "data_directory = '/x'".into(),
+                },
+                Warning::ConfigFileMissing {
+                    file: "pg_hba.conf".into(),
+                },
+                Warning::TargetTimeWithoutZone {
+                    given: "2026-11-27 18:30:00".into(),
+                    taken_as,
+                },
+            ],
+        };
+        assert_eq!(
+            lines(&event, Style::Command),
+            [
+                "Restore operation completed",
+                "restore_command = 'cp barman_wal/%f %p'",
+                "Changed: postgresql.conf:3: archive_command disabled",
+                "Changed: postgresql.auto.conf:7: earlier recovery_target_time commented out",
+                "Changed: tablespace_map: relocated tablespaces rewritten",
+                "Changed: backup_manifest renamed backup_manifest.20261127T183000",
+                "Changed: postgresql.auto.conf: recovery settings written (restore_command, recovery_target_time)",
+                "Changed: recovery.signal created",
+                "WARNING: backup B is WAITING_FOR_WALS: some WAL it needs may not be archived yet",
+                "WARNING: tablespace ts is restored inside the data directory (/srv/pg/ts)",
+                "WARNING: backup B has no manifest (/b/manifest): files are restored without checksum verification",
+                "WARNING: postgresql.conf:5: `data_directory = '/x'` may point outside the recovered data directory: review it",
+                "WARNING: pg_hba.conf is not in the backup (kept outside the data directory?): provide one before starting PostgreSQL",
+                "WARNING: --target-time `2026-11-27 18:30:00` has no time zone: taken as local time (2026-11-27 18:30:00+01:00)",
+                "Review the configuration of the recovered cluster before starting PostgreSQL.",
+            ]
+        );
     }
 }

@@ -200,11 +200,13 @@ pub fn execute(
     };
     for entry in work.dirs.values().flatten().chain(&work.symlinks) {
         report.manifest.insert(ManifestEntry {
-            path: entry.path.clone(),
-            kind: entry.kind.clone(),
-            size: 0,
-            mtime: entry.mtime,
-            mode: entry.mode,
+            entry: Entry {
+                path: entry.path.clone(),
+                kind: entry.kind.clone(),
+                size: 0,
+                mtime: entry.mtime,
+                mode: entry.mode,
+            },
             blake3: None,
             pages: None,
         });
@@ -627,11 +629,13 @@ impl FileDone {
     fn written(entry: &Entry, hashed: Hashed, how: How) -> Self {
         Self {
             entry: ManifestEntry {
-                path: entry.path.clone(),
-                kind: EntryKind::File,
-                size: hashed.size,
-                mtime: entry.mtime,
-                mode: copy_mode(entry.mode),
+                entry: Entry {
+                    path: entry.path.clone(),
+                    kind: EntryKind::File,
+                    size: hashed.size,
+                    mtime: entry.mtime,
+                    mode: copy_mode(entry.mode),
+                },
                 blake3: Some(hashed.blake3),
                 pages: hashed.pages,
             },
@@ -1032,11 +1036,13 @@ impl<'s, 'a> Worker<'s, 'a> {
         self.shared.progress.advance(meta.len());
         Ok(Some(FileDone {
             entry: ManifestEntry {
-                path: entry.path.clone(),
-                kind: EntryKind::File,
-                size: meta.len(),
-                mtime: Mtime::of(meta),
-                mode: meta.mode() & 0o7777,
+                entry: Entry {
+                    path: entry.path.clone(),
+                    kind: EntryKind::File,
+                    size: meta.len(),
+                    mtime: Mtime::of(meta),
+                    mode: meta.mode() & 0o7777,
+                },
                 blake3: previous.entry.blake3,
                 pages: previous.entry.pages.clone(),
             },

@@ -101,7 +101,7 @@ pub use remote::{AgentFactory, AgentSource, SessionOptions};
 pub use restore::{
     Destination, DestinationFactory, LocalDestination, RestoreOptions, RestoreReport, restore,
 };
-pub use source::{Roots, Source, SourceFactory};
+pub use source::{ByteSink, PageSink, Roots, Source, SourceFactory};
 
 /// Runs the README's example as a doc test.
 #[cfg(doctest)]

@@ -17,19 +17,13 @@ use crate::entry::{Entry, Mtime, RelPath};
 use crate::exclusion::Exclusions;
 use crate::hash::{PAGE_SIZE, PageHash, PageHashes};
 use crate::protocol::{CHUNK, read_full};
-use crate::source::{PageChunk, PageDeltaEnd, Roots, Source, SourceFactory};
+use crate::source::{ByteSink, PageChunk, PageDeltaEnd, PageSink, Roots, Source, SourceFactory};
 use crate::{Error, Result, fsutil, listing};
 
 /// The largest file an rsync delta is computed for (64 MiB): fast_rsync
 /// needs the whole new content in memory. Larger files get
 /// [`Error::DeltaTooLarge`]; use a page delta or a full copy for them.
 pub const MAX_RSYNC_DELTA_FILE: u64 = 64 << 20;
-
-/// A sink of bytes.
-pub(crate) type ByteSink<'a> = &'a mut dyn FnMut(&[u8]) -> Result<()>;
-
-/// A sink of page chunks.
-pub(crate) type PageSink<'a> = &'a mut dyn FnMut(PageChunk<'_>) -> Result<()>;
 
 /// The local path of `path`: its tree's root joined with the rest.
 ///
@@ -449,7 +443,7 @@ impl Source for LocalSource {
         list(&self.roots, tree, exclusions)
     }
 
-    fn read(&mut self, path: &RelPath, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<u64> {
+    fn read(&mut self, path: &RelPath, sink: ByteSink<'_>) -> Result<u64> {
         let wire = &mut self.wire;
         read_file(&self.roots, path, 0, None, &mut |chunk| {
             *wire += chunk.len() as u64;
@@ -461,19 +455,14 @@ impl Source for LocalSource {
         &mut self,
         path: &RelPath,
         previous: &PageHashes,
-        sink: &mut dyn FnMut(PageChunk<'_>) -> Result<()>,
+        sink: PageSink<'_>,
     ) -> Result<PageDeltaEnd> {
         let end = changed_pages(&self.roots, path, previous, sink)?;
         self.wire += end.size;
         Ok(end)
     }
 
-    fn rsync_delta(
-        &mut self,
-        path: &RelPath,
-        signature: &[u8],
-        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
-    ) -> Result<u64> {
+    fn rsync_delta(&mut self, path: &RelPath, signature: &[u8], sink: ByteSink<'_>) -> Result<u64> {
         let (delta, read) = rsync_delta(&self.roots, path, signature, sink)?;
         self.wire += read;
         Ok(delta)

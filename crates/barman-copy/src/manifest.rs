@@ -13,7 +13,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::entry::{Entry, EntryKind, Mtime, RelPath};
+use crate::entry::{Entry, EntryKind, RelPath};
 use crate::fsutil::PRIVATE_FILE_MODE;
 use crate::hash::{FileHash, PageHashes};
 use crate::{Error, Result};
@@ -21,20 +21,14 @@ use crate::{Error, Result};
 /// Format version written in the header line.
 pub const MANIFEST_VERSION: u32 = 1;
 
-/// One entry of a manifest.
+/// One entry of a manifest: a listed [`Entry`] (its `mtime` the source's
+/// when it was copied) with the checksums of its content. Derefs to the
+/// [`Entry`], so `entry.path`, `entry.size` read through.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestEntry {
-    /// Path relative to the backup directory.
-    pub path: RelPath,
-    /// File, directory or symlink.
+    /// Path, kind, size, modification time and permission bits.
     #[serde(flatten)]
-    pub kind: EntryKind,
-    /// Size in bytes.
-    pub size: u64,
-    /// Modification time of the source when it was copied.
-    pub mtime: Mtime,
-    /// Permission bits.
-    pub mode: u32,
+    pub entry: Entry,
     /// blake3 of the file's content (files only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blake3: Option<FileHash>,
@@ -43,18 +37,35 @@ pub struct ManifestEntry {
     pub pages: Option<PageHashes>,
 }
 
-impl From<&Entry> for ManifestEntry {
-    /// The manifest entry of a listed entry, without checksums.
-    fn from(entry: &Entry) -> Self {
+impl ManifestEntry {
+    /// The manifest entry of `entry`, without checksums.
+    pub fn new(entry: Entry) -> Self {
         Self {
-            path: entry.path.clone(),
-            kind: entry.kind.clone(),
-            size: entry.size,
-            mtime: entry.mtime,
-            mode: entry.mode,
+            entry,
             blake3: None,
             pages: None,
         }
+    }
+}
+
+impl std::ops::Deref for ManifestEntry {
+    type Target = Entry;
+
+    fn deref(&self) -> &Entry {
+        &self.entry
+    }
+}
+
+impl std::ops::DerefMut for ManifestEntry {
+    fn deref_mut(&mut self) -> &mut Entry {
+        &mut self.entry
+    }
+}
+
+impl From<&Entry> for ManifestEntry {
+    /// The manifest entry of a listed entry, without checksums.
+    fn from(entry: &Entry) -> Self {
+        Self::new(entry.clone())
     }
 }
 

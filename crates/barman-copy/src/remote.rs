@@ -19,7 +19,7 @@ use crate::protocol::{
     CHUNK, ErrorReply, ExclusionSet, FrameKind, FrameReader, FrameWriter, MAGIC, MAX_LIST_BYTES,
     MAX_LIST_ENTRIES, MAX_PREVIOUS_PAGES, Message, Summary, VERSION, read_full,
 };
-use crate::source::{PageChunk, PageDeltaEnd, Roots, Source, SourceFactory};
+use crate::source::{ByteSink, PageChunk, PageDeltaEnd, PageSink, Roots, Source, SourceFactory};
 use crate::{Error, Result};
 
 /// Lines of the agent's stderr kept for error messages.
@@ -522,11 +522,7 @@ impl AgentSource {
 
     /// The reply of the read of `path` sent ahead, if it is the oldest one
     /// in flight.
-    fn read_sent_ahead(
-        &mut self,
-        path: &str,
-        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
-    ) -> Option<Result<Summary>> {
+    fn read_sent_ahead(&mut self, path: &str, sink: ByteSink<'_>) -> Option<Result<Summary>> {
         if self.ahead.front().map(String::as_str) != Some(path) || self.broken.is_some() {
             return None;
         }
@@ -624,7 +620,7 @@ impl AgentSource {
         path: &RelPath,
         offset: u64,
         length: Option<u64>,
-        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+        sink: ByteSink<'_>,
     ) -> Result<u64> {
         if offset == 0
             && length.is_none()
@@ -814,7 +810,7 @@ impl Source for AgentSource {
         Ok(entries)
     }
 
-    fn read(&mut self, path: &RelPath, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<u64> {
+    fn read(&mut self, path: &RelPath, sink: ByteSink<'_>) -> Result<u64> {
         self.read_range(path, 0, None, sink)
     }
 
@@ -855,7 +851,7 @@ impl Source for AgentSource {
         &mut self,
         path: &RelPath,
         previous: &PageHashes,
-        sink: &mut dyn FnMut(PageChunk<'_>) -> Result<()>,
+        sink: PageSink<'_>,
     ) -> Result<PageDeltaEnd> {
         let pages = previous.0.len() as u64;
         if pages > MAX_PREVIOUS_PAGES {
@@ -884,12 +880,7 @@ impl Source for AgentSource {
         })
     }
 
-    fn rsync_delta(
-        &mut self,
-        path: &RelPath,
-        signature: &[u8],
-        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
-    ) -> Result<u64> {
+    fn rsync_delta(&mut self, path: &RelPath, signature: &[u8], sink: ByteSink<'_>) -> Result<u64> {
         let message = Message::RsyncDelta {
             path: path.to_string(),
             signature_len: signature.len() as u64,

@@ -287,8 +287,9 @@ pub struct RestoreOptions {
     pub symlink_targets: BTreeMap<RelPath, String>,
 }
 
-/// What a restore did.
-#[derive(Debug, Clone, Default)]
+/// What a restore did (serialised without the workers and the wall time,
+/// which the caller reports its own way).
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct RestoreReport {
     /// Regular files in the backup.
     pub files: u64,
@@ -308,8 +309,10 @@ pub struct RestoreReport {
     /// Bytes sent to the destination sessions (on the wire).
     pub wire_bytes: u64,
     /// Worker sessions used.
+    #[serde(skip)]
     pub workers: usize,
     /// Wall time.
+    #[serde(skip)]
     pub elapsed: Duration,
 }
 

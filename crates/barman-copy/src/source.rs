@@ -12,6 +12,12 @@ use crate::hash::PageHashes;
 /// Named roots a source serves: `data` → PGDATA, `16385` → a tablespace.
 pub type Roots = BTreeMap<String, PathBuf>;
 
+/// Where a [`Source`] streams bytes (a file's content, an rsync delta).
+pub type ByteSink<'a> = &'a mut dyn FnMut(&[u8]) -> Result<()>;
+
+/// Where a [`Source`] streams the chunks of a page delta.
+pub type PageSink<'a> = &'a mut dyn FnMut(PageChunk<'_>) -> Result<()>;
+
 /// One chunk of a page-level delta.
 #[derive(Debug)]
 pub enum PageChunk<'a> {
@@ -42,7 +48,7 @@ pub trait Source: Send {
 
     /// Streams the whole file to `sink`; returns the bytes read. A file that
     /// vanished is `Error::Vanished`.
-    fn read(&mut self, path: &RelPath, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<u64>;
+    fn read(&mut self, path: &RelPath, sink: ByteSink<'_>) -> Result<u64>;
 
     /// A hint: the caller will [`read`](Self::read) these files whole next,
     /// in this order. A remote source sends the requests now, so that the
@@ -61,17 +67,12 @@ pub trait Source: Send {
         &mut self,
         path: &RelPath,
         previous: &PageHashes,
-        sink: &mut dyn FnMut(PageChunk<'_>) -> Result<()>,
+        sink: PageSink<'_>,
     ) -> Result<PageDeltaEnd>;
 
     /// rsync delta: `signature` is a fast_rsync signature of the previous
     /// copy; the source streams the delta bytes (fast_rsync format) to `sink`.
-    fn rsync_delta(
-        &mut self,
-        path: &RelPath,
-        signature: &[u8],
-        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
-    ) -> Result<u64>;
+    fn rsync_delta(&mut self, path: &RelPath, signature: &[u8], sink: ByteSink<'_>) -> Result<u64>;
 
     /// Bytes received from the peer so far (on the wire, after compression);
     /// for a local source, bytes read.

@@ -4,10 +4,10 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
 use barman_copy::hash::{FileHash, PageHash, PageHashes};
-use barman_copy::{EntryKind, Error, Manifest, ManifestEntry, Mtime, RelPath};
+use barman_copy::{Entry, EntryKind, Error, Manifest, ManifestEntry, Mtime, RelPath};
 
 fn entry(path: &str, kind: EntryKind, size: u64) -> ManifestEntry {
-    ManifestEntry {
+    ManifestEntry::new(Entry {
         path: RelPath::new(path).unwrap(),
         kind,
         size,
@@ -16,9 +16,7 @@ fn entry(path: &str, kind: EntryKind, size: u64) -> ManifestEntry {
             nanos: 123_456_789,
         },
         mode: 0o600,
-        blake3: None,
-        pages: None,
-    }
+    })
 }
 
 fn sample() -> Manifest {

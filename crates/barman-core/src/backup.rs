@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use barman_copy::{
     CopyPlan, CopyReport, Entry, EntryKind, Exclusions, ExecOptions, Manifest, ManifestEntry,
-    PlanOptions, Progress, RelPath, Reuse, Roots, SourceFactory,
+    PlanOptions, RelPath, Reuse, Roots, SourceFactory,
 };
 use barman_hooks::HookEvent;
 use barman_wal::WalSegmentSize;
@@ -32,7 +32,7 @@ use jiff::tz::TimeZone;
 
 use crate::archive::archive_wal;
 use crate::clock::Clock;
-use crate::event::{CopyDetails, Event, LogObserver, Observer, Operation, Phase};
+use crate::event::{CopyDetails, Event, LogObserver, Observer, Operation, Phase, ProgressEvents};
 use crate::hooks::{EventVars, ServerHooks, backup_vars_now};
 use crate::{Error, Result};
 use barman_catalog::{
@@ -76,10 +76,9 @@ pub struct BackupOptions {
 pub struct BackupContext<'a> {
     /// The clock (backup id, begin/end times).
     pub clock: &'a dyn Clock,
-    /// Copy progress.
-    pub progress: &'a dyn Progress,
-    /// The events of the backup ([`crate::event`]).
-    pub observer: &'a mut dyn Observer,
+    /// The events of the backup ([`crate::event`]), copy progress
+    /// included (sent from the copy's worker threads, hence `Send`).
+    pub observer: &'a mut (dyn Observer + Send),
     /// Set to cancel (Ctrl-C / SIGTERM): the backup ends FAILED.
     pub cancel: &'a AtomicBool,
     /// Process spawning (agent sessions over `ssh_command`).
@@ -936,30 +935,38 @@ impl Running<'_> {
             wait: false,
             tablespace_map: true,
         };
-        let mut sink = streamed::DirSink::new(dir, ctx.progress, ctx.cancel);
+        let progress = ProgressEvents::new(&mut *ctx.observer);
+        let mut sink = streamed::DirSink::new(dir, &progress, ctx.cancel);
         let result = at(
             "copying files",
             conn.base_backup(&options, &mut sink).map_err(Error::from),
         )?;
         at("copying files", streamed::sync_dir(dir))?;
+        let streamed::DirSink {
+            manifest,
+            bytes,
+            files,
+            label,
+            tablespace_map,
+            ..
+        } = sink;
         let label_text = at(
             "stopping backup",
-            sink.label
-                .clone()
+            label
                 .ok_or_else(|| Error::BackupRefused("BASE_BACKUP sent no backup_label".to_owned())),
         )?;
         let elapsed = started.elapsed();
         ctx.observer.event(&Event::CopyFinished {
             elapsed,
-            files: sink.files,
-            bytes: sink.bytes,
+            files,
+            bytes,
             details: None,
         });
         let report = CopyReport {
-            files: sink.files,
-            files_fetched: sink.files,
-            bytes_total: sink.bytes,
-            bytes_written: sink.bytes,
+            files,
+            files_fetched: files,
+            bytes_total: bytes,
+            bytes_written: bytes,
             wire_bytes: result.bytes,
             workers: 1,
             elapsed,
@@ -968,14 +975,14 @@ impl Running<'_> {
         let stop = pgside::StopResult {
             lsn: result.end_lsn,
             label: label_text,
-            tablespace_map: sink.tablespace_map.clone().unwrap_or_default(),
+            tablespace_map: tablespace_map.unwrap_or_default(),
         };
         let summary = CopySummary {
             report,
             previous: None,
         };
         let copied = Copied {
-            manifest: sink.manifest,
+            manifest,
             summary,
             analysis: Duration::ZERO,
         };
@@ -1049,8 +1056,9 @@ impl Running<'_> {
                 );
                 let analysis = started.elapsed();
                 tracing::debug!("copy plan for {}:\n{plan}", self.info.backup_id());
+                let progress = ProgressEvents::new(&mut *ctx.observer);
                 let report =
-                    barman_copy::execute(&plan, &sources, dir, &exec, ctx.progress, ctx.cancel)?;
+                    barman_copy::execute(&plan, &sources, dir, &exec, &progress, ctx.cancel)?;
                 Ok::<_, Error>((report, analysis))
             })();
             match result {
@@ -1117,11 +1125,13 @@ fn write_into_copy(dir: &Path, rel: &str, text: &str, manifest: &mut Manifest) -
     let meta = std::fs::metadata(&path).map_err(|e| Error::io("cannot stat", &path, e))?;
     let bytes = text.as_bytes();
     manifest.insert(ManifestEntry {
-        path: RelPath::new(rel)?,
-        kind: EntryKind::File,
-        size: bytes.len() as u64,
-        mtime: barman_copy::Mtime::of(&meta),
-        mode: 0o600,
+        entry: Entry {
+            path: RelPath::new(rel)?,
+            kind: EntryKind::File,
+            size: bytes.len() as u64,
+            mtime: barman_copy::Mtime::of(&meta),
+            mode: 0o600,
+        },
         blake3: Some(file_hash(bytes)),
         pages: None,
     });

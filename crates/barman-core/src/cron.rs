@@ -71,7 +71,7 @@ pub struct CronContext<'a> {
     /// The configuration file (sent to a primary with `forward_config_path`).
     pub config_path: Option<&'a Path>,
     /// The events of the run ([`crate::event`]).
-    pub observer: &'a mut dyn Observer,
+    pub observer: &'a mut (dyn Observer + Send),
     /// The hook settings: each server's archive, delete and WAL-delete
     /// hooks run in its archive-wal, interrupted deletes and retention.
     pub hooks: &'a HookSetup,

@@ -10,11 +10,17 @@
 //! events happen inside them.
 //!
 //! Copy progress (barman-copy's [`Progress`], called from several worker
-//! threads) becomes events through [`ProgressEvents`].
+//! threads) becomes events through [`ProgressEvents`]: the operations wrap
+//! their context's observer in it for their copy phase, so an observer
+//! sees the copy's progress in the same stream (the contexts take an
+//! `Observer + Send` for that), and the CLI's progress bar is driven by
+//! those events.
 //!
 //! Not here: `archive::ArchiveObserver`'s `before`/`after` hooks, which can
 //! stop an archive-wal run (control flow, not notification); archive-wal
 //! reports what it archived in its returned report.
+
+pub mod recovery;
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -283,10 +289,10 @@ pub enum Event {
     RestoreCompleted {
         /// The `restore_command` written (unquoted), if any.
         restore_command: Option<String>,
-        /// The configuration changes made, as described by the recovery.
-        changes: Vec<String>,
+        /// The changes made to the recovered cluster's files.
+        changes: Vec<recovery::Change>,
         /// What the recovered cluster's administrator should check.
-        warnings: Vec<String>,
+        warnings: Vec<recovery::Warning>,
     },
 
     // ----- Delete and retention -----

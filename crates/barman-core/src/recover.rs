@@ -36,8 +36,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use barman_copy::{
-    Destination, DestinationFactory, Entry, Exclusions, LocalDestination, Manifest, Mtime,
-    Progress, RelPath, RestoreOptions, Roots,
+    Destination, DestinationFactory, Entry, Exclusions, LocalDestination, Manifest, Mtime, RelPath,
+    RestoreOptions, Roots,
 };
 use barman_hooks::{HookEvent, HookPhase, JsonScalar, RecoveryVars};
 use barman_wal::{Codec, Compression, TimelineId, WalFileName, WalSegmentSize};
@@ -46,13 +46,14 @@ use serde::Serialize;
 
 use crate::archive::inspect::{detect_servable, open_plain};
 use crate::clock::Clock;
-use crate::event::{Event, Observer, Operation, Phase};
+use crate::event::{Event, Observer, Operation, Phase, ProgressEvents};
 use crate::hooks::{EventVars, ServerHooks, backup_vars};
 use crate::shared::{MANIFEST_FILE, Spawner, resolve_backup};
 use crate::{Error, Result};
 use barman_catalog::{BackupId, BackupInfo, BackupStatus, Catalog, Tablespace};
 use barman_config::{GlobalConfig, RecoveryOption, ServerConfig};
 
+pub use crate::event::recovery::{Change, Warning};
 pub use target::{RecoveryTarget, TargetAction, TargetOptions, TargetTli};
 pub use wals::{MissingWal, WalNeeds, WalStop, required_wals};
 
@@ -113,10 +114,9 @@ pub struct RecoverContext<'a> {
     pub clock: &'a dyn Clock,
     /// The time zone of naive `--target-time` values.
     pub local_tz: TimeZone,
-    /// Copy progress.
-    pub progress: &'a dyn Progress,
-    /// The events of the recovery ([`crate::event`]).
-    pub observer: &'a mut dyn Observer,
+    /// The events of the recovery ([`crate::event`]), copy progress
+    /// included (sent from the copy's worker threads, hence `Send`).
+    pub observer: &'a mut (dyn Observer + Send),
     /// Set to cancel (Ctrl-C / SIGTERM).
     pub cancel: &'a AtomicBool,
     /// Process spawning (agent sessions over ssh).
@@ -150,22 +150,11 @@ pub struct RecoverReport {
     pub target_timeline: u32,
     /// Tablespaces: name → location they were restored to.
     pub tablespaces: BTreeMap<String, String>,
-    /// Regular files in the backup.
-    pub files: u64,
-    /// Files written.
-    pub files_written: u64,
-    /// Files kept because DEST already held them (delta restore).
-    pub files_reused: u64,
-    /// Entries of DEST removed (delta restore).
-    pub files_removed: u64,
-    /// Files restored without a checksum to verify (a backup without manifest).
-    pub files_unverified: u64,
-    /// Bytes of the backup.
-    pub bytes_total: u64,
-    /// Bytes of files written.
-    pub bytes_written: u64,
-    /// Bytes sent to the agent sessions (remote) or written (local).
-    pub wire_bytes: u64,
+    /// What the copy did: files and bytes in the backup, written, reused
+    /// and removed (delta restore), unverified, and sent to the sessions
+    /// (flattened into the JSON summary).
+    #[serde(flatten)]
+    pub copied: barman_copy::RestoreReport,
     /// WAL files staged.
     pub wals: u64,
     /// Where the WALs were staged.
@@ -177,9 +166,9 @@ pub struct RecoverReport {
     /// `recovery.signal` / `standby.signal` when written.
     pub signal_file: Option<String>,
     /// What was changed in DEST's configuration.
-    pub changes: Vec<String>,
+    pub changes: Vec<Change>,
     /// What to review before starting PostgreSQL.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     /// Wall time in seconds.
     pub elapsed_seconds: f64,
 }
@@ -375,7 +364,7 @@ struct Plan<'a> {
     /// The recovery settings, when written (PITR, get-wal, standby mode).
     recovery: Option<RecoverySettings>,
     /// What to review before starting PostgreSQL.
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
 }
 
 /// Where the WALs are staged. PostgreSQL runs `restore_command` and
@@ -563,15 +552,15 @@ fn check_backup(
     target: &RecoveryTarget,
     info: &BackupInfo,
     get_wal: bool,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Result<u32> {
     let id = info.backup_id();
     match info.status()? {
         BackupStatus::Done => {}
         BackupStatus::WaitingForWals if get_wal => {}
-        BackupStatus::WaitingForWals => warnings.push(format!(
-            "backup {id} is WAITING_FOR_WALS: some WAL it needs may not be archived yet"
-        )),
+        BackupStatus::WaitingForWals => warnings.push(Warning::BackupWaitingForWals {
+            backup_id: id.to_string(),
+        }),
         other => {
             return Err(refuse(format!(
                 "backup {id} of server `{}` is {other}: only DONE (or WAITING_FOR_WALS) backups can be recovered",
@@ -618,7 +607,7 @@ fn place_tablespaces(
     options: &RecoverOptions,
     id: &BackupId,
     tablespaces: &[Tablespace],
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Result<Placement> {
     let dest = &options.destination;
     let mut locations: BTreeMap<String, String> = BTreeMap::new();
@@ -655,11 +644,10 @@ fn place_tablespaces(
             )));
         }
         if location.starts_with(dest) {
-            warnings.push(format!(
-                "tablespace {} is restored inside the data directory ({})",
-                t.name,
-                location.display()
-            ));
+            warnings.push(Warning::TablespaceInsideDataDirectory {
+                name: t.name.clone(),
+                location: location.clone(),
+            });
         }
         let location_text = location.display().to_string();
         if relocated.is_some() {
@@ -722,16 +710,16 @@ fn backup_manifest(
     id: &BackupId,
     backup_dir: &Path,
     tablespaces: &[Tablespace],
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Result<Manifest> {
     let manifest_path = backup_dir.join(MANIFEST_FILE);
     let manifest = if manifest_path.is_file() {
         Manifest::read(&manifest_path)?
     } else {
-        warnings.push(format!(
-            "backup {id} has no manifest ({}): files are restored without checksum verification",
-            manifest_path.display()
-        ));
+        warnings.push(Warning::NoManifest {
+            backup_id: id.to_string(),
+            path: manifest_path.clone(),
+        });
         listing_manifest(backup_dir, tablespaces)?
     };
     if let Some(reason) = plain_format_obstacle(&manifest) {
@@ -862,7 +850,7 @@ fn copy_backup(
         &plan.backup_dir,
         factory.as_ref(),
         &restore_options,
-        ctx.progress,
+        &ProgressEvents::new(&mut *ctx.observer),
         ctx.cancel,
     )?;
     phase_finished(ctx, Phase::RestoreBase, since);
@@ -876,7 +864,7 @@ fn write_backup_files(
     session: &mut dyn Destination,
     options: &RecoverOptions,
     plan: &Plan<'_>,
-) -> Result<Vec<String>> {
+) -> Result<Vec<Change>> {
     let (tablespaces, locations, id) = (&plan.tablespaces, &plan.locations, &plan.id);
     let mut changes = Vec::new();
     // pg_tblspc links to the final locations (a backup keeps the
@@ -893,7 +881,7 @@ fn write_backup_files(
         }
         put(session, &map_path, text.as_bytes())?;
         if !options.tablespaces.is_empty() {
-            changes.push("tablespace_map: relocated tablespaces rewritten".to_owned());
+            changes.push(Change::TablespaceMapRewritten);
         }
     }
     // backup_manifest → backup_manifest.<id>
@@ -902,7 +890,9 @@ fn write_backup_files(
         let bytes = read_backup_file(&plan.backup_dir, &pg_manifest)?;
         put(session, &data(&format!("backup_manifest.{id}"))?, &bytes)?;
         session.remove(&pg_manifest)?;
-        changes.push(format!("backup_manifest renamed backup_manifest.{id}"));
+        changes.push(Change::ManifestRenamed {
+            backup_id: id.to_string(),
+        });
     }
     put(
         session,
@@ -960,7 +950,7 @@ fn stage_wals(
 fn configuration_files(
     session: &mut dyn Destination,
     plan: &mut Plan<'_>,
-    changes: &mut Vec<String>,
+    changes: &mut Vec<Change>,
 ) -> Result<BTreeMap<String, String>> {
     let (auto_conf, manifest, warnings) = (&plan.auto_conf, &plan.manifest, &mut plan.warnings);
     let mut conf_files = vec![
@@ -990,9 +980,9 @@ fn configuration_files(
     }
     for missing in ["pg_hba.conf", "pg_ident.conf"] {
         if manifest.get(&data(missing)?).is_none() {
-            warnings.push(format!(
-                "{missing} is not in the backup (kept outside the data directory?): provide one before starting PostgreSQL"
-            ));
+            warnings.push(Warning::ConfigFileMissing {
+                file: missing.to_owned(),
+            });
         }
     }
     Ok(texts)
@@ -1018,7 +1008,7 @@ fn write_configuration(
     plan: &Plan<'_>,
     ctx: &RecoverContext<'_>,
     mut texts: BTreeMap<String, String>,
-    changes: &mut Vec<String>,
+    changes: &mut Vec<Change>,
 ) -> Result<Written> {
     let (id, version, auto_conf) = (&plan.id, plan.version, &plan.auto_conf);
     let mut written = Written::default();
@@ -1048,17 +1038,14 @@ fn write_configuration(
             put(session, &data("recovery.conf")?, block.as_bytes())?;
             written.recovery_file = Some("recovery.conf".to_owned());
         }
-        changes.push(format!(
-            "{}: recovery settings written ({})",
-            written.recovery_file.as_deref().unwrap_or_default(),
-            settings
-                .iter()
-                .map(|(k, _)| k.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        changes.push(Change::RecoverySettingsWritten {
+            file: written.recovery_file.clone().unwrap_or_default(),
+            settings: settings.iter().map(|(k, _)| k.clone()).collect(),
+        });
         if let Some(signal) = &written.signal_file {
-            changes.push(format!("{signal} created"));
+            changes.push(Change::SignalFileCreated {
+                file: signal.clone(),
+            });
         }
         written.restore_command = Some(command.clone());
     }
@@ -1079,7 +1066,7 @@ struct Outcome {
     /// The recovery configuration written.
     written: Written,
     /// What was changed in DEST's configuration.
-    changes: Vec<String>,
+    changes: Vec<Change>,
     /// When the recovery started.
     started: Instant,
 }
@@ -1120,14 +1107,7 @@ fn finish(
         pitr: plan.pitr,
         target_timeline: plan.target_tli.get(),
         tablespaces: plan.locations,
-        files: copied.files,
-        files_written: copied.files_written,
-        files_reused: copied.files_reused,
-        files_removed: copied.files_removed,
-        files_unverified: copied.files_unverified,
-        bytes_total: copied.bytes_total,
-        bytes_written: copied.bytes_written,
-        wire_bytes: copied.wire_bytes,
+        copied,
         wals,
         wal_directory,
         restore_command,

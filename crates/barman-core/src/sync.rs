@@ -45,7 +45,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use barman_copy::remote::with_ssh_keepalive;
-use barman_copy::{AgentFactory, Progress, Roots};
+use barman_copy::{AgentFactory, Roots};
 use barman_retention::RetentionStatus;
 
 use crate::clock::Clock;
@@ -69,12 +69,11 @@ pub struct SyncContext<'a> {
     pub clock: &'a dyn Clock,
     /// Process spawning: `primary_ssh_command` sessions.
     pub spawner: Arc<dyn Spawner>,
-    /// Copy progress.
-    pub progress: &'a dyn Progress,
     /// Set to cancel (Ctrl-C / SIGTERM): a backup sync ends FAILED.
     pub cancel: &'a AtomicBool,
-    /// The events of the synchronisation ([`crate::event`]).
-    pub observer: &'a mut dyn crate::event::Observer,
+    /// The events of the synchronisation ([`crate::event`]), copy
+    /// progress included (sent from the copy's worker threads).
+    pub observer: &'a mut (dyn crate::event::Observer + Send),
     /// The configuration file, sent to the primary as `-c` with
     /// `forward_config_path = true`.
     pub config_path: Option<&'a Path>,

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use barman_copy::NoProgress;
 use barman_core::backup::{self, BackupContext, BackupOptions};
 use barman_core::clock::SystemClock;
 use barman_core::config::Config;
@@ -32,6 +31,42 @@ impl Observer for Collect {
 }
 
 impl Collect {
+    /// The copy's progress: (files, bytes) planned, files finished, bytes
+    /// copied — and whether every progress event came inside `operation`'s
+    /// copy phase (`copy`).
+    fn progress(&self, operation: Operation, copy: Phase) -> ((u64, u64), u64, u64, bool) {
+        let (mut planned, mut files, mut bytes) = ((0, 0), 0, 0);
+        let (mut inside, mut outside) = (false, false);
+        for e in &self.0 {
+            match e {
+                Event::PhaseStarted {
+                    operation: o,
+                    phase,
+                } if *o == operation && *phase == copy => {
+                    inside = true;
+                }
+                Event::PhaseFinished {
+                    operation: o,
+                    phase,
+                    ..
+                } if *o == operation && *phase == copy => {
+                    inside = false;
+                }
+                Event::CopyPlanned { files: f, bytes: b } => planned = (*f, *b),
+                Event::FileCopied { .. } => files += 1,
+                Event::BytesCopied { bytes: b } => bytes += b,
+                _ => continue,
+            }
+            if matches!(
+                e,
+                Event::CopyPlanned { .. } | Event::FileCopied { .. } | Event::BytesCopied { .. }
+            ) {
+                outside |= !inside;
+            }
+        }
+        (planned, files, bytes, !outside)
+    }
+
     /// The phase events of `operation`, in order: (phase, started?).
     fn phases(&self, operation: Operation) -> Vec<(Phase, bool)> {
         self.0
@@ -101,7 +136,6 @@ fn an_embedded_backup_and_recovery_report_every_phase_as_typed_events() {
     let report = {
         let mut ctx = BackupContext {
             clock: &SystemClock,
-            progress: &NoProgress,
             observer: &mut events,
             cancel: &cancel,
             spawner: Arc::new(ShellSpawner),
@@ -157,6 +191,12 @@ fn an_embedded_backup_and_recovery_report_every_phase_as_typed_events() {
             .any(|e| matches!(e, Event::BackupSize { total, .. } if *total > 0))
     );
 
+    // The copy's progress came as events, inside the copy phase.
+    let (planned, files, bytes, inside) = events.progress(Operation::Backup, Phase::Copy);
+    assert!(inside, "progress events outside the copy phase");
+    assert!(planned.0 > 0 && planned.1 > 0, "{planned:?}");
+    assert!(files > 0 && bytes > 0, "{files} files, {bytes} bytes");
+
     // The recovery of that backup into a fresh directory.
     let mut events = Collect::default();
     let destination = dir.path().join("restored");
@@ -164,7 +204,6 @@ fn an_embedded_backup_and_recovery_report_every_phase_as_typed_events() {
         let mut ctx = RecoverContext {
             clock: &SystemClock,
             local_tz: jiff::tz::TimeZone::UTC,
-            progress: &NoProgress,
             observer: &mut events,
             cancel: &cancel,
             spawner: Arc::new(ShellSpawner),
@@ -198,4 +237,10 @@ fn an_embedded_backup_and_recovery_report_every_phase_as_typed_events() {
         events.0.last(),
         Some(Event::RestoreCompleted { .. })
     ));
+    // Every file and byte of the restore was reported as progress.
+    let copied = &recovered.copied;
+    let (planned, files, bytes, inside) = events.progress(Operation::Recovery, Phase::RestoreBase);
+    assert!(inside, "progress events outside the restore phase");
+    assert_eq!(planned, (copied.files, copied.bytes_total));
+    assert_eq!((files, bytes), (copied.files, copied.bytes_total));
 }

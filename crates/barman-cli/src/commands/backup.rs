@@ -2,11 +2,10 @@
 
 use std::io::IsTerminal;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use barman_copy::{Progress, RelPath};
 use barman_core::backup::{self as core_backup, BackupContext, BackupOptions};
 use barman_core::clock::SystemClock;
 use barman_core::config::{Config, ReuseBackup};
@@ -36,11 +35,15 @@ pub fn agent(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
-/// Console lines of a backup, to stdout (console) or collected (JSON).
+/// The observer of a copying command (backup, recover, sync): its console
+/// lines, to stdout (console) or collected (JSON), and the progress bar
+/// (on a TTY, console format only) driven by the copy's events.
 pub(super) struct Lines<'a> {
     pub(super) out: &'a mut Output,
     pub(super) collected: Vec<String>,
-    pub(super) bar: Option<ProgressBar>,
+    bar: Option<ProgressBar>,
+    files_done: u64,
+    files_total: u64,
 }
 
 impl Lines<'_> {
@@ -61,77 +64,73 @@ impl Lines<'_> {
             None => print(self.out),
         }
     }
+
+    /// Removes the progress bar (the command's copy is over).
+    pub(super) fn finish_bar(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    /// Moves the progress bar for a copy event; false for other events.
+    fn progress(&mut self, event: &Event) -> bool {
+        match *event {
+            Event::CopyPlanned { files, bytes } => {
+                self.files_total = files;
+                if let Some(bar) = &self.bar {
+                    bar.set_length(bytes);
+                    bar.set_message(format!("0/{files} files"));
+                }
+            }
+            Event::BytesCopied { bytes } => {
+                if let Some(bar) = &self.bar {
+                    bar.inc(bytes);
+                }
+            }
+            Event::FileCopied { .. } => {
+                self.files_done += 1;
+                if let Some(bar) = &self.bar {
+                    bar.set_message(format!("{}/{} files", self.files_done, self.files_total));
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
 }
 
 impl Observer for Lines<'_> {
     fn event(&mut self, event: &Event) {
+        if self.progress(event) {
+            return;
+        }
         for line in crate::render::lines(event, crate::render::Style::Command) {
             self.message(&line);
         }
     }
 }
 
-/// The progress bar (on a TTY, console format only) and the observer
-/// printing the lines of a copying command (backup, recover, sync).
-pub(super) fn bar_and_lines(out: &mut Output) -> (Bar, Lines<'_>) {
-    let bar = Bar::new(out.format() == Format::Console && std::io::stderr().is_terminal());
-    let lines = Lines {
+/// The observer of a copying command, with a progress bar on a TTY in
+/// the console format.
+pub(super) fn copy_lines(out: &mut Output) -> Lines<'_> {
+    let enabled = out.format() == Format::Console && std::io::stderr().is_terminal();
+    let bar = enabled.then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    });
+    Lines {
         out,
         collected: Vec::new(),
-        bar: bar.inner.clone(),
-    };
-    (bar, lines)
-}
-
-/// A progress bar with bytes, files and rate (on a TTY, console format only).
-pub(super) struct Bar {
-    pub(super) inner: Option<ProgressBar>,
-    files_done: AtomicU64,
-    files_total: AtomicU64,
-}
-
-impl Bar {
-    pub(super) fn new(enabled: bool) -> Self {
-        let bar = enabled.then(|| {
-            let bar = ProgressBar::new(0);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            bar.enable_steady_tick(Duration::from_millis(200));
-            bar
-        });
-        Self {
-            inner: bar,
-            files_done: AtomicU64::new(0),
-            files_total: AtomicU64::new(0),
-        }
-    }
-}
-
-impl Progress for Bar {
-    fn start(&self, files: u64, bytes: u64) {
-        self.files_total.store(files, Ordering::Relaxed);
-        if let Some(bar) = &self.inner {
-            bar.set_length(bytes);
-            bar.set_message(format!("0/{files} files"));
-        }
-    }
-    fn advance(&self, bytes: u64) {
-        if let Some(bar) = &self.inner {
-            bar.inc(bytes);
-        }
-    }
-    fn file_done(&self, _path: &RelPath) {
-        let done = self.files_done.fetch_add(1, Ordering::Relaxed) + 1;
-        if let Some(bar) = &self.inner {
-            bar.set_message(format!(
-                "{done}/{} files",
-                self.files_total.load(Ordering::Relaxed)
-            ));
-        }
+        bar,
+        files_done: 0,
+        files_total: 0,
     }
 }
 
@@ -225,20 +224,17 @@ pub fn backup(config: &Config, command: &Command, out: &mut Output) -> Result<()
             out.error("interrupted");
             break;
         }
-        let (bar, mut lines) = bar_and_lines(out);
+        let mut lines = copy_lines(out);
         let hooks = hook_setup.server(server)?;
         let mut ctx = BackupContext {
             clock: &SystemClock,
-            progress: &bar,
             observer: &mut lines,
             cancel: &cancel,
             spawner: Arc::new(ShellSpawner),
             hooks: &hooks,
         };
         let result = core_backup::backup(config.global(), server, &options, &mut ctx);
-        if let Some(b) = &bar.inner {
-            b.finish_and_clear();
-        }
+        lines.finish_bar();
         let collected = std::mem::take(&mut lines.collected);
         match result {
             Ok(report) => {

@@ -12,9 +12,10 @@ use barman_core::shell::quote;
 use jiff::tz::TimeZone;
 use serde_json::Value;
 
-use super::backup::{bar_and_lines, cancel_flag};
+use super::backup::{cancel_flag, copy_lines};
 use crate::args::RecoverArgs;
 use crate::output::Output;
+use crate::render;
 
 /// Builds the core options from the command line.
 fn options(config: &Config, args: &RecoverArgs) -> Result<RecoverOptions> {
@@ -88,33 +89,35 @@ pub fn recover(config: &Config, args: &RecoverArgs, out: &mut Output) -> Result<
     let options = options(config, args)?;
     let cancel = cancel_flag()?;
     let hooks = super::hook_setup(config, Some(Arc::clone(&cancel))).server(server)?;
-    let (bar, mut lines) = bar_and_lines(out);
+    let mut lines = copy_lines(out);
     let mut ctx = RecoverContext {
         clock: &SystemClock,
         local_tz: TimeZone::system(),
-        progress: &bar,
         observer: &mut lines,
         cancel: &cancel,
         spawner: Arc::new(ShellSpawner),
         hooks: &hooks,
     };
     let result = recover::recover(config.global(), server, &options, &mut ctx);
-    if let Some(b) = &bar.inner {
-        b.finish_and_clear();
-    }
+    lines.finish_bar();
     match result {
         Ok(report) => {
-            if let Value::Object(map) = serde_json::to_value(&report)? {
+            if let Value::Object(mut map) = serde_json::to_value(&report)? {
+                // The changes and warnings in words, in their places.
+                let changes: Vec<_> = report.changes.iter().map(render::change).collect();
+                let warnings: Vec<_> = report.warnings.iter().map(render::warning).collect();
+                map.insert("changes".to_owned(), changes.into());
+                map.insert("warnings".to_owned(), warnings.into());
                 for (k, v) in map {
                     out.json_result(&k, v);
                 }
             }
             out.line(&format!(
                 "Restored {} files ({} written, {} reused, {} removed), {} WAL files staged, in {:.1} s",
-                report.files,
-                report.files_written,
-                report.files_reused,
-                report.files_removed,
+                report.copied.files,
+                report.copied.files_written,
+                report.copied.files_reused,
+                report.copied.files_removed,
                 report.wals,
                 report.elapsed_seconds
             ))?;

@@ -12,7 +12,7 @@ use barman_core::shared::ShellSpawner;
 use barman_core::sync::{self as core_sync, Position, SyncContext};
 use serde_json::json;
 
-use super::backup::{bar_and_lines, cancel_flag};
+use super::backup::{cancel_flag, copy_lines};
 use super::single_server;
 use crate::args::Format;
 use crate::output::Output;
@@ -32,20 +32,17 @@ fn with_context<T>(
 ) -> Result<T> {
     let cancel = cancel_flag()?;
     let path = config_path(config, explicit);
-    let (bar, mut lines) = bar_and_lines(out);
+    let mut lines = copy_lines(out);
     let mut ctx = SyncContext {
         clock: &SystemClock,
         spawner: Arc::new(ShellSpawner),
-        progress: &bar,
         cancel: &cancel,
         observer: &mut lines,
         config_path: Some(&path),
         agent_command: std::env::var("BARMAN_AGENT_COMMAND").ok(),
     };
     let result = f(&mut ctx);
-    if let Some(b) = &bar.inner {
-        b.finish_and_clear();
-    }
+    lines.finish_bar();
     Ok(result)
 }
 

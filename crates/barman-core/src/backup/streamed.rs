@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use barman_copy::hash::{Hasher, is_page_structured};
-use barman_copy::{EntryKind, Manifest, ManifestEntry, Mtime, Progress, RelPath};
+use barman_copy::{Entry, EntryKind, Manifest, ManifestEntry, Mtime, Progress, RelPath};
 
 use barman_pg::replication::{ArchiveFile, BaseBackupSink, TablespaceInfo};
 
@@ -102,11 +102,13 @@ impl BaseBackupSink for DirSink<'_> {
         let rel = RelPath::new(self.tree.clone()).map_err(invalid)?;
         let meta = fs::metadata(&root)?;
         self.manifest.insert(ManifestEntry {
-            path: rel,
-            kind: EntryKind::Dir,
-            size: 0,
-            mtime: Mtime::of(&meta),
-            mode: 0o700,
+            entry: Entry {
+                path: rel,
+                kind: EntryKind::Dir,
+                size: 0,
+                mtime: Mtime::of(&meta),
+                mode: 0o700,
+            },
             blake3: None,
             pages: None,
         });
@@ -117,11 +119,13 @@ impl BaseBackupSink for DirSink<'_> {
         let rel = self.rel(path)?;
         fs::create_dir_all(rel.under(&self.dir))?;
         self.manifest.insert(ManifestEntry {
-            path: rel,
-            kind: EntryKind::Dir,
-            size: 0,
-            mtime: Mtime::default(),
-            mode: mode & 0o7777,
+            entry: Entry {
+                path: rel,
+                kind: EntryKind::Dir,
+                size: 0,
+                mtime: Mtime::default(),
+                mode: mode & 0o7777,
+            },
             blake3: None,
             pages: None,
         });
@@ -188,11 +192,13 @@ impl BaseBackupSink for DirSink<'_> {
             self.tablespace_map = Some(String::from_utf8_lossy(&text).into_owned());
         }
         self.manifest.insert(ManifestEntry {
-            path: rel.clone(),
-            kind: EntryKind::File,
-            size: file.size,
-            mtime: Self::mtime(file.mtime),
-            mode: file.mode & 0o7777,
+            entry: Entry {
+                path: rel.clone(),
+                kind: EntryKind::File,
+                size: file.size,
+                mtime: Self::mtime(file.mtime),
+                mode: file.mode & 0o7777,
+            },
             blake3: Some(blake3),
             pages,
         });
@@ -224,11 +230,13 @@ impl BaseBackupSink for DirSink<'_> {
         let meta = file.file().metadata()?;
         file.rename_unsynced()?;
         self.manifest.insert(ManifestEntry {
-            path: RelPath::new("data/backup_manifest").map_err(invalid)?,
-            kind: EntryKind::File,
-            size,
-            mtime: Mtime::of(&meta),
-            mode: 0o600,
+            entry: Entry {
+                path: RelPath::new("data/backup_manifest").map_err(invalid)?,
+                kind: EntryKind::File,
+                size,
+                mtime: Mtime::of(&meta),
+                mode: 0o600,
+            },
             blake3: Some(hasher.finish().0),
             pages: None,
         });

@@ -4,8 +4,6 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 
-use barman_copy::NoProgress;
-
 use super::{CronContext, ServerCronReport};
 use crate::Result;
 use crate::event::Event;
@@ -32,7 +30,6 @@ pub(crate) fn sync_from_primary(
     let mut sync = SyncContext {
         clock: ctx.clock,
         spawner: ctx.shell.clone(),
-        progress: &NoProgress,
         cancel: &cancel,
         observer: &mut *ctx.observer,
         config_path: ctx.config_path,

@@ -3,6 +3,8 @@
 //! earlier recovery targets commented out, settings that point outside the
 //! data directory reported.
 
+use crate::event::recovery::{Change, Warning};
+
 /// The prefix of lines barman comments out.
 pub const BARMAN_PREFIX: &str = "#BARMAN#";
 
@@ -26,10 +28,10 @@ const OUTSIDE: &[&str] = &[
 pub struct Mangled {
     /// The new text.
     pub text: String,
-    /// What was changed, one line each (`archive_command` disabled, ...).
-    pub changes: Vec<String>,
+    /// What was changed (`archive_command` disabled, ...).
+    pub changes: Vec<Change>,
     /// Settings to review (paths that may point outside the data directory).
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// The setting name of a configuration line (`name = value`, `name value`),
@@ -61,8 +63,10 @@ pub fn mangle(text: &str, file: &str) -> Mangled {
                 out.text.push_str(line);
                 out.text.push('\n');
                 if !archive_seen {
-                    out.changes
-                        .push(format!("{file}:{number}: archive_command disabled"));
+                    out.changes.push(Change::ArchiveCommandDisabled {
+                        file: file.to_owned(),
+                        line: number,
+                    });
                 }
                 archive_seen = true;
             }
@@ -70,14 +74,18 @@ pub fn mangle(text: &str, file: &str) -> Mangled {
                 out.text.push_str(BARMAN_PREFIX);
                 out.text.push_str(line);
                 out.text.push('\n');
-                out.changes
-                    .push(format!("{file}:{number}: earlier {n} commented out"));
+                out.changes.push(Change::TargetSettingCommentedOut {
+                    file: file.to_owned(),
+                    line: number,
+                    setting: n.to_owned(),
+                });
             }
             Some(n) if OUTSIDE.contains(&n) || (n.starts_with("ssl_") && n.ends_with("_file")) => {
-                out.warnings.push(format!(
-                    "{file}:{number}: `{}` may point outside the recovered data directory: review it",
-                    line.trim()
-                ));
+                out.warnings.push(Warning::SettingMayPointOutside {
+                    file: file.to_owned(),
+                    line: number,
+                    text: line.trim().to_owned(),
+                });
                 out.text.push_str(line);
                 out.text.push('\n');
             }
@@ -105,10 +113,29 @@ mod tests {
             m.text,
             "# comment\nport = 5432\n#BARMAN#archive_command = 'barman-wal-archive b pg %p'\n#BARMAN#  recovery_target_time = '2020-01-01'\ndata_directory = '/elsewhere'\nssl_cert_file = 'server.crt'\nshared_buffers = 128MB\narchive_command = false\n"
         );
-        assert_eq!(m.changes.len(), 2);
-        assert!(m.changes[0].contains("postgresql.conf:3"));
+        assert_eq!(
+            m.changes,
+            [
+                Change::ArchiveCommandDisabled {
+                    file: "postgresql.conf".into(),
+                    line: 3
+                },
+                Change::TargetSettingCommentedOut {
+                    file: "postgresql.conf".into(),
+                    line: 4,
+                    setting: "recovery_target_time".into()
+                }
+            ]
+        );
         assert_eq!(m.warnings.len(), 2);
-        assert!(m.warnings[0].contains("data_directory"));
+        assert_eq!(
+            m.warnings[0],
+            Warning::SettingMayPointOutside {
+                file: "postgresql.conf".into(),
+                line: 5,
+                text: "data_directory = '/elsewhere'".into()
+            }
+        );
     }
 
     #[test]

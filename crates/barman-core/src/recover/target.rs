@@ -8,6 +8,7 @@ use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
+use crate::event::recovery::Warning;
 use crate::{Error, Result};
 
 /// `--target-tli`.
@@ -154,7 +155,7 @@ impl RecoveryTarget {
     pub fn from_options(
         options: &TargetOptions,
         local: &TimeZone,
-        warnings: &mut Vec<String>,
+        warnings: &mut Vec<Warning>,
     ) -> Result<Self> {
         let given: Vec<&str> = [
             (options.time.is_some(), "--target-time"),
@@ -306,7 +307,7 @@ pub fn format_time(time: &Zoned) -> String {
 pub fn parse_target_time(
     text: &str,
     local: &TimeZone,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Result<Zoned> {
     let trimmed = text.trim();
     if let Ok(ts) = trimmed.parse::<jiff::Timestamp>() {
@@ -331,10 +332,10 @@ pub fn parse_target_time(
     let zoned = naive
         .to_zoned(local.clone())
         .map_err(|e| refuse(format!("--target-time `{text}`: {e}")))?;
-    warnings.push(format!(
-        "--target-time `{text}` has no time zone: taken as local time ({})",
-        format_time(&zoned)
-    ));
+    warnings.push(Warning::TargetTimeWithoutZone {
+        given: text.to_owned(),
+        taken_as: zoned.clone(),
+    });
     Ok(zoned)
 }
 
@@ -412,8 +413,13 @@ mod tests {
         let paris = TimeZone::get("Europe/Paris").unwrap_or(TimeZone::UTC);
         let t = parse_target_time("2026-11-27 18:30:00", &paris, &mut w).unwrap();
         assert_eq!(t.datetime().hour(), 18);
-        assert_eq!(w.len(), 1);
-        assert!(w[0].contains("no time zone"));
+        assert_eq!(
+            w,
+            [Warning::TargetTimeWithoutZone {
+                given: "2026-11-27 18:30:00".into(),
+                taken_as: t.clone()
+            }]
+        );
         assert!(parse_target_time("yesterday", &utc, &mut w).is_err());
     }
 

@@ -31,7 +31,7 @@ use barman_copy::{
 };
 
 use super::{SyncContext, agent_factory, load_primary_info, locally_obsolete, passive_ssh};
-use crate::event::Event;
+use crate::event::{Event, ProgressEvents};
 use crate::shared::MANIFEST_FILE;
 use crate::{Error, Result};
 use barman_catalog::fs::{create_dir_secure, fsync_dir};
@@ -302,8 +302,9 @@ fn copy_backup(
                 CopyPlan::compute(previous_manifest.as_deref(), &listing, &options)
             };
             tracing::debug!("sync plan for {id}: {}", plan.summary());
+            let progress = ProgressEvents::new(&mut *ctx.observer);
             let mut report =
-                barman_copy::execute(&plan, &sources, &dest, &exec, ctx.progress, ctx.cancel)?;
+                barman_copy::execute(&plan, &sources, &dest, &exec, &progress, ctx.cancel)?;
             if let Some(expected) = &expected {
                 verify(expected, &report.manifest).map_err(|message| Error::Sync {
                     server: server.name.clone(),
@@ -467,15 +468,17 @@ mod tests {
 
     fn entry(path: &str, size: u64, hash: Option<u8>) -> ManifestEntry {
         ManifestEntry {
-            path: RelPath::new(path).unwrap(),
-            kind: if hash.is_some() || size > 0 {
-                EntryKind::File
-            } else {
-                EntryKind::Dir
+            entry: barman_copy::Entry {
+                path: RelPath::new(path).unwrap(),
+                kind: if hash.is_some() || size > 0 {
+                    EntryKind::File
+                } else {
+                    EntryKind::Dir
+                },
+                size,
+                mtime: Mtime::default(),
+                mode: 0o600,
             },
-            size,
-            mtime: Mtime::default(),
-            mode: 0o600,
             blake3: hash.map(|b| FileHash([b; 32])),
             pages: None,
         }

@@ -15,56 +15,41 @@ enum Hash {
     Sha512,
 }
 
-/// Signature algorithm OIDs (DER content bytes) and the hash they bind with.
-const ALGORITHMS: [(&[u8], Hash); 10] = [
-    // md5WithRSAEncryption and sha1WithRSAEncryption: SHA-256 (RFC 5929 4.1).
-    (
-        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x04],
-        Hash::Sha256,
-    ),
-    (
-        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x05],
-        Hash::Sha256,
-    ),
-    // sha256/384/512/224WithRSAEncryption
-    (
-        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b],
-        Hash::Sha256,
-    ),
-    (
-        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c],
-        Hash::Sha384,
-    ),
-    (
-        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d],
-        Hash::Sha512,
-    ),
-    (
-        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0e],
-        Hash::Sha224,
-    ),
-    // ecdsa-with-SHA1, then ecdsa-with-SHA256/384/512
-    (&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x01], Hash::Sha256),
-    (
-        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02],
-        Hash::Sha256,
-    ),
-    (
-        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03],
-        Hash::Sha384,
-    ),
-    (
-        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04],
-        Hash::Sha512,
-    ),
-];
+/// 1.2.840.113549.1.1 (PKCS #1): the arc of the RSA signature algorithms.
+const PKCS1: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
+
+/// 1.2.840.10045.4: the arc of the ECDSA signature algorithms.
+const ECDSA: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04];
+
+/// The hash a signature algorithm (its OID's DER content bytes) binds
+/// with, SHA-256 in place of MD5 and SHA-1 (RFC 5929 4.1); `None` for an
+/// algorithm that names no usable hash (Ed25519, RSA-PSS, unknown ones).
+fn binding_hash(oid: &[u8]) -> Option<Hash> {
+    if let Some(rest) = oid.strip_prefix(PKCS1) {
+        // md5, sha1, sha256, sha384, sha512 and sha224WithRSAEncryption.
+        return match rest {
+            [0x04 | 0x05 | 0x0b] => Some(Hash::Sha256),
+            [0x0c] => Some(Hash::Sha384),
+            [0x0d] => Some(Hash::Sha512),
+            [0x0e] => Some(Hash::Sha224),
+            _ => None,
+        };
+    }
+    // ecdsa-with-SHA1, then ecdsa-with-SHA256/384/512 (arc .3).
+    match oid.strip_prefix(ECDSA)? {
+        [0x01] | [0x03, 0x02] => Some(Hash::Sha256),
+        [0x03, 0x03] => Some(Hash::Sha384),
+        [0x03, 0x04] => Some(Hash::Sha512),
+        _ => None,
+    }
+}
 
 /// The `tls-server-end-point` data for a DER certificate, or `None` when
 /// its signature algorithm names no usable hash (Ed25519, RSA-PSS) or the
 /// certificate cannot be parsed: such a server cannot do channel binding.
 pub fn server_end_point_hash(cert_der: &[u8]) -> Option<Vec<u8>> {
     let oid = signature_algorithm(cert_der)?;
-    let hash = ALGORITHMS.iter().find(|(o, _)| *o == oid)?.1;
+    let hash = binding_hash(oid)?;
     Some(match hash {
         Hash::Sha224 => Sha224::digest(cert_der).to_vec(),
         Hash::Sha256 => Sha256::digest(cert_der).to_vec(),
@@ -136,9 +121,31 @@ mod tests {
         tlv(0x30, &[tbs, alg, sig].concat())
     }
 
+    /// Every signature algorithm with a hash, by its OID's last bytes.
+    fn algorithms() -> Vec<(Vec<u8>, Hash)> {
+        let rsa = [
+            (0x04, Hash::Sha256),
+            (0x05, Hash::Sha256),
+            (0x0b, Hash::Sha256),
+            (0x0c, Hash::Sha384),
+            (0x0d, Hash::Sha512),
+            (0x0e, Hash::Sha224),
+        ]
+        .map(|(last, hash)| ([PKCS1, &[last]].concat(), hash));
+        let ecdsa = [
+            (&[0x01][..], Hash::Sha256),
+            (&[0x03, 0x02], Hash::Sha256),
+            (&[0x03, 0x03], Hash::Sha384),
+            (&[0x03, 0x04], Hash::Sha512),
+        ]
+        .map(|(tail, hash)| ([ECDSA, tail].concat(), hash));
+        rsa.into_iter().chain(ecdsa).collect()
+    }
+
     #[test]
     fn hash_follows_the_signature_algorithm() {
-        for (oid, hash) in ALGORITHMS {
+        let algorithms = algorithms();
+        for (oid, hash) in &algorithms {
             let der = cert(oid);
             let got = server_end_point_hash(&der).unwrap();
             let want = match hash {
@@ -151,11 +158,15 @@ mod tests {
         }
         // SHA-1 signatures bind with SHA-256 (32 bytes), SHA-384 with 48.
         assert_eq!(
-            server_end_point_hash(&cert(ALGORITHMS[1].0)).unwrap().len(),
+            server_end_point_hash(&cert(&algorithms[1].0))
+                .unwrap()
+                .len(),
             32
         );
         assert_eq!(
-            server_end_point_hash(&cert(ALGORITHMS[8].0)).unwrap().len(),
+            server_end_point_hash(&cert(&algorithms[8].0))
+                .unwrap()
+                .len(),
             48
         );
         // Ed25519 (1.3.101.112) and RSA-PSS name no hash.
@@ -170,7 +181,7 @@ mod tests {
 
     #[test]
     fn malformed_certificates_give_none() {
-        let good = cert(ALGORITHMS[7].0);
+        let good = cert(&algorithms()[7].0);
         for bad in [
             &[][..],
             &[0x30],

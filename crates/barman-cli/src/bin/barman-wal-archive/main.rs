@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use barman_cli::Warning;
-use barman_cli::ssh::Remote;
+use barman_cli::client::Target;
 use barman_cli::wal_archive::{self, ArchiveError, EXIT_LOCAL, Parallel, PushOptions, prefetch};
 use barman_wal::put_wal_stream::HashKind;
 use barman_wal::{Compression, CompressionLevel};
@@ -48,17 +48,9 @@ a warning) and only X is pushed.";
              of Barman. A ssh connection will be opened to the Barman host.",
     after_help = AFTER_HELP
 )]
-#[allow(clippy::struct_field_names)]
 struct Args {
-    /// The user used for the ssh connection to the Barman server.
-    #[arg(short = 'U', long, default_value = "barman")]
-    user: String,
-    /// The port used for the ssh connection to the Barman server.
-    #[arg(long)]
-    port: Option<u16>,
-    /// Configuration file on the Barman server.
-    #[arg(short = 'c', long, value_name = "CONFIG")]
-    config: Option<String>,
+    #[command(flatten)]
+    target: Target,
     /// Test both the connection and the configuration of the requested
     /// PostgreSQL server in Barman for WAL archiving (runs `barman put-wal
     /// --test` remotely). With this option WAL_PATH is ignored.
@@ -97,12 +89,6 @@ struct Args {
     /// [default: /tmp/barman-<SERVER_NAME>-<hash of host:port:config>].
     #[arg(long, value_name = "DIR")]
     prefetch_cache_dir: Option<PathBuf>,
-    /// The host of the Barman server.
-    #[arg(value_name = "BARMAN_HOST")]
-    barman_host: String,
-    /// The server name configured in Barman to which WALs are sent.
-    #[arg(value_name = "SERVER_NAME")]
-    server_name: String,
     /// The value of the '%p' keyword (according to 'archive_command').
     #[arg(value_name = "WAL_PATH")]
     wal_path: PathBuf,
@@ -137,17 +123,13 @@ fn main() -> ExitCode {
 
 /// Archives `args.wal_path` (or runs the connection test).
 fn run(args: &Args) -> Result<(), ArchiveError> {
-    let remote = Remote::new(
-        &args.user,
-        &args.barman_host,
-        args.port,
-        args.config.as_deref(),
-    )?;
+    let target = &args.target;
+    let remote = target.remote()?;
     if args.test {
-        return wal_archive::connectivity_test(&remote, &args.server_name);
+        return wal_archive::connectivity_test(&remote, &target.server_name);
     }
     let options = PushOptions {
-        server: args.server_name.clone(),
+        server: target.server_name.clone(),
         compression: args.compression(),
         level: args.compression_level.unwrap_or_default(),
         hash: if args.md5 {
@@ -158,10 +140,10 @@ fn run(args: &Args) -> Result<(), ArchiveError> {
     };
     let cache_dir = args.prefetch_cache_dir.clone().unwrap_or_else(|| {
         prefetch::default_cache_dir(
-            &args.server_name,
-            &args.barman_host,
-            args.port,
-            args.config.as_deref(),
+            &target.server_name,
+            &target.barman_host,
+            target.port,
+            target.config.as_deref(),
         )
     });
     let parallel = Parallel {

@@ -13,7 +13,7 @@ use std::thread;
 use std::time::Duration;
 
 use barman_cli::Warning;
-use barman_cli::ssh::Remote;
+use barman_cli::client::Target;
 use barman_cli::wal_restore::{self, EXIT_LOCAL, Request, RestoreError};
 use clap::Parser;
 
@@ -49,12 +49,8 @@ of ssh (the remote command's, or 255) unchanged.";
     after_help = AFTER_HELP
 )]
 struct Args {
-    /// The user used for the ssh connection to the Barman server.
-    #[arg(short = 'U', long, default_value = "barman")]
-    user: String,
-    /// The port used for the ssh connection to the Barman server.
-    #[arg(long)]
-    port: Option<u16>,
+    #[command(flatten)]
+    target: Target,
     /// Sleep for SECONDS after a failure of get-wal request (0: no wait).
     #[arg(short = 's', long, value_name = "SECONDS", default_value_t = 0)]
     sleep: u64,
@@ -77,20 +73,11 @@ struct Args {
     /// Preserve compression during transfer, decompress once received.
     #[arg(long)]
     keep_compression: bool,
-    /// Configuration file on the Barman server.
-    #[arg(short = 'c', long, value_name = "CONFIG")]
-    config: Option<String>,
     /// Test both the connection and the configuration of the requested
     /// PostgreSQL server in Barman (runs `barman get-wal --test` remotely).
     /// With this option WAL_NAME and WAL_DEST are ignored.
     #[arg(short = 't', long)]
     test: bool,
-    /// The host of the Barman server.
-    #[arg(value_name = "BARMAN_HOST")]
-    barman_host: String,
-    /// The server name configured in Barman from which WALs are taken.
-    #[arg(value_name = "SERVER_NAME")]
-    server_name: String,
     /// The value of the '%f' keyword (according to 'restore_command').
     #[arg(value_name = "WAL_NAME")]
     wal_name: String,
@@ -103,7 +90,7 @@ impl Args {
     /// The restore request of these arguments.
     fn request(&self) -> Request {
         Request {
-            server: self.server_name.clone(),
+            server: self.target.server_name.clone(),
             wal_name: self.wal_name.clone(),
             wal_dest: self.wal_dest.clone(),
             spool_dir: self.spool_dir.clone(),
@@ -126,14 +113,9 @@ fn main() -> ExitCode {
 
 /// Restores `args.wal_name` into `args.wal_dest` (or runs the test).
 fn run(args: &Args) -> Result<(), RestoreError> {
-    let remote = Remote::new(
-        &args.user,
-        &args.barman_host,
-        args.port,
-        args.config.as_deref(),
-    )?;
+    let remote = args.target.remote()?;
     if args.test {
-        return wal_restore::connectivity_test(&remote, &args.server_name);
+        return wal_restore::connectivity_test(&remote, &args.target.server_name);
     }
     for (flag, used) in [("--gzip", args.gzip), ("--bzip2", args.bzip2)] {
         if used {
