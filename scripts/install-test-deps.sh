@@ -33,6 +33,7 @@ need gzip /bin/gzip
 need util-linux /usr/bin/flock /usr/sbin/runuser
 need mount /bin/mount /bin/umount
 need python3 /usr/bin/python3
+need python3-venv /usr/lib/python3.11/ensurepip/__init__.py
 need openssl /usr/bin/openssl
 need gnupg /usr/bin/gpg
 
@@ -80,8 +81,29 @@ if [[ $(id -u) -ne 0 ]]; then
     sudo=(sudo --preserve-env=DEBIAN_FRONTEND)
 fi
 
+# The Python test tools, in their own virtualenv (PyPI): moto's S3 server
+# for the object-storage tests and real Barman's barman-cloud tools for the
+# interoperability tests (Debian's Python 3.11 gets Barman 3.19.x, whose
+# bucket format is 3.20's). Installed when a program is missing.
+venv=/opt/barman-rs-test-venv
+venv_programs=(moto_server barman-cloud-wal-archive barman-cloud-wal-restore)
+install_venv() {
+    local program
+    for program in "${venv_programs[@]}"; do
+        if [[ ! -x $venv/bin/$program ]]; then
+            echo "install-test-deps: installing moto[server] and barman[cloud] into $venv"
+            "${sudo[@]}" /usr/bin/python3 -m venv "$venv"
+            "${sudo[@]}" "$venv/bin/pip" install --quiet --disable-pip-version-check \
+                'moto[server]' 'barman[cloud]' boto3 zstandard lz4
+            "${sudo[@]}" chmod -R a+rX "$venv"
+            return
+        fi
+    done
+}
+
 if ((${#missing[@]} == 0)); then
     install_pg_majors
+    install_venv
     echo "install-test-deps: all test dependencies present"
     exit 0
 fi
@@ -93,4 +115,5 @@ echo "install-test-deps: installing ${missing[*]}"
 # directory exists (normally created by the service unit, which does not run here).
 "${sudo[@]}" mkdir -p /run/sshd
 install_pg_majors
+install_venv
 echo "install-test-deps: done"

@@ -4,6 +4,8 @@
 use std::fmt::Display;
 use std::process::ExitCode;
 
+use barman_wal::{Compression, CompressionLevel};
+
 use crate::ssh::{InvalidRemote, Remote};
 
 /// Parses the command line as `A` and runs `run` with it.
@@ -67,5 +69,60 @@ impl Target {
             self.port,
             self.config.as_deref(),
         )
+    }
+}
+
+/// The compression options of both archiving clients (`barman-wal-archive`
+/// and `barman-cloud-wal-archive`): one algorithm flag at most, and a level.
+#[derive(Debug, Clone, clap::Args)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct CompressionFlags {
+    /// gzip-compress the WAL file before sending it.
+    #[arg(short = 'z', long, group = "compression")]
+    pub gzip: bool,
+    /// bzip2-compress the WAL file before sending it.
+    #[arg(short = 'j', long, group = "compression")]
+    pub bzip2: bool,
+    /// xz-compress the WAL file before sending it.
+    #[arg(long, group = "compression")]
+    pub xz: bool,
+    /// snappy-compress the WAL file before sending it.
+    #[arg(long, group = "compression")]
+    pub snappy: bool,
+    /// zstd-compress the WAL file before sending it.
+    #[arg(long, group = "compression")]
+    pub zstd: bool,
+    /// lz4-compress the WAL file before sending it.
+    #[arg(long, group = "compression")]
+    pub lz4: bool,
+    /// A compression level for the chosen algorithm (an integer, clamped to
+    /// the algorithm's range; `low`, `medium` and `high` are accepted too).
+    #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
+    pub compression_level: Option<CompressionLevel>,
+}
+
+/// Parses `--compression-level`.
+fn parse_level(value: &str) -> Result<CompressionLevel, String> {
+    value.parse().map_err(|e| format!("{e}"))
+}
+
+impl CompressionFlags {
+    /// The compression chosen by the flags, if any.
+    pub fn compression(&self) -> Option<Compression> {
+        [
+            (self.gzip, Compression::Gzip),
+            (self.bzip2, Compression::Bzip2),
+            (self.xz, Compression::Xz),
+            (self.snappy, Compression::Snappy),
+            (self.zstd, Compression::Zstd),
+            (self.lz4, Compression::Lz4),
+        ]
+        .into_iter()
+        .find_map(|(set, c)| set.then_some(c))
+    }
+
+    /// The level (Barman's default, `medium`, when not given).
+    pub fn level(&self) -> CompressionLevel {
+        self.compression_level.unwrap_or_default()
     }
 }

@@ -13,6 +13,9 @@
 //! - [`fsutil`]: the private directories (prefetch cache, spool) those use.
 //! - [`client`]: the `main` both binaries share (parse, run, print the
 //!   error, exit).
+//! - [`cloud`]: what the `barman-cloud-*` tools share (their common
+//!   options, exit statuses, log lines and `main`); their work lives in
+//!   the `barman-cloud` crate.
 //!
 //! Nothing else here prints or exits: failures are typed errors carrying
 //! the exit status Barman's scripts use, and warnings go to a [`Warn`]
@@ -22,6 +25,7 @@
 //! `barman-core`.
 
 pub mod client;
+pub mod cloud;
 pub mod fsutil;
 pub mod ssh;
 pub mod wal_archive;

@@ -21,6 +21,8 @@
 //! * [`hooks`] — a hook script that logs every run with its `BARMAN_*`
 //!   variables ([`hooks::log_script`]), and the reader of that log
 //!   ([`hooks::take_runs`] → [`hooks::HookRun`]).
+//! * [`object_storage`] — `moto_server` (S3) on loopback and the real
+//!   barman-cloud tools, from the test virtualenv.
 //! * [`catalog`] — a catalog read as plain files: sorted directory listings,
 //!   the backup ids of `meta/`, the names `xlog.db` lists.
 //!
@@ -43,6 +45,7 @@ mod barman;
 pub mod catalog;
 mod error;
 pub mod hooks;
+pub mod object_storage;
 mod pg;
 mod process;
 mod sshd;

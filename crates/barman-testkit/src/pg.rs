@@ -141,6 +141,26 @@ impl PgCluster {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Takes a plain copy of the cluster with `pg_basebackup -X none -c
+    /// fast` into `dest` (a new directory whose parent the server's OS user
+    /// may write), as that user; without WAL: a recovery of it needs the
+    /// archive.
+    pub fn base_copy(&self, dest: &Path) -> Result<()> {
+        let tool = self.client_bin.join("pg_basebackup");
+        let mut cmd = server_command(self.as_root, &tool, self.dir.path());
+        cmd.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+        ])
+        .args(["-X", "none", "-c", "fast", "-D"])
+        .arg(dest);
+        process::run(&mut cmd).map(drop)
+    }
+
     /// Forces a WAL switch and returns the name of the segment that was switched out.
     pub fn switch_wal(&self) -> Result<String> {
         self.psql("SELECT pg_walfile_name(pg_switch_wal())")

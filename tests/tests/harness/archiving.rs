@@ -128,7 +128,7 @@ pub(crate) fn ok(out: &std::process::Output, what: &str) -> String {
 }
 
 /// Waits until PostgreSQL has archived `segment` and has nothing left to archive.
-fn wait_archived(pg: &PgCluster, segment: &str, timeout: Duration) {
+pub(crate) fn wait_archived(pg: &PgCluster, segment: &str, timeout: Duration) {
     let start = Instant::now();
     loop {
         let last = pg
@@ -242,20 +242,7 @@ fn archive_command_through_ssh_keeps_every_segment_for_every_codec_and_feeds_a_s
         .unwrap();
     chown_to(standby_parent.path(), SERVER_OS_USER).unwrap();
     let standby_dir = standby_parent.path().join("data");
-    run(Command::new("timeout")
-        .args(["300", "runuser", "-u", SERVER_OS_USER, "--"])
-        .arg(pg.pg_bin().join("pg_basebackup"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &pg.port().to_string(),
-            "-U",
-            "postgres",
-        ])
-        .args(["-X", "none", "-c", "fast", "-D"])
-        .arg(&standby_dir))
-    .expect("pg_basebackup");
+    pg.base_copy(&standby_dir).expect("pg_basebackup");
 
     // Load: pgbench in the background while WAL switches close ≥ 55 segments.
     let port = pg.port();

@@ -11,10 +11,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use barman_cli::Warning;
-use barman_cli::client::Target;
+use barman_cli::client::{CompressionFlags, Target};
 use barman_cli::wal_archive::{self, ArchiveError, EXIT_LOCAL, Parallel, PushOptions, prefetch};
 use barman_wal::put_wal_stream::HashKind;
-use barman_wal::{Compression, CompressionLevel};
 use clap::Parser;
 
 /// The `--help` text describing the exit codes and `--parallel`.
@@ -59,28 +58,8 @@ struct Args {
     /// Use MD5 (an MD5SUMS member) instead of SHA256, for old Barman servers.
     #[arg(long)]
     md5: bool,
-    /// gzip-compress the WAL file before sending it.
-    #[arg(short = 'z', long, group = "compression")]
-    gzip: bool,
-    /// bzip2-compress the WAL file before sending it.
-    #[arg(short = 'j', long, group = "compression")]
-    bzip2: bool,
-    /// xz-compress the WAL file before sending it.
-    #[arg(long, group = "compression")]
-    xz: bool,
-    /// snappy-compress the WAL file before sending it.
-    #[arg(long, group = "compression")]
-    snappy: bool,
-    /// zstd-compress the WAL file before sending it.
-    #[arg(long, group = "compression")]
-    zstd: bool,
-    /// lz4-compress the WAL file before sending it.
-    #[arg(long, group = "compression")]
-    lz4: bool,
-    /// A compression level for the chosen algorithm (an integer, clamped to
-    /// the algorithm's range; `low`, `medium` and `high` are accepted too).
-    #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
-    compression_level: Option<CompressionLevel>,
+    #[command(flatten)]
+    compress: CompressionFlags,
     /// Archive up to N WAL files in parallel by pushing the next ready
     /// segments ahead of PostgreSQL's requests (0 or 1: disabled).
     #[arg(short = 'p', long, value_name = "N", default_value_t = 0)]
@@ -94,26 +73,7 @@ struct Args {
     wal_path: PathBuf,
 }
 
-impl Args {
-    /// The compression chosen by the flags, if any.
-    fn compression(&self) -> Option<Compression> {
-        [
-            (self.gzip, Compression::Gzip),
-            (self.bzip2, Compression::Bzip2),
-            (self.xz, Compression::Xz),
-            (self.snappy, Compression::Snappy),
-            (self.zstd, Compression::Zstd),
-            (self.lz4, Compression::Lz4),
-        ]
-        .into_iter()
-        .find_map(|(set, c)| set.then_some(c))
-    }
-}
-
-/// Parses `--compression-level`.
-fn parse_level(value: &str) -> Result<CompressionLevel, String> {
-    value.parse().map_err(|e| format!("{e}"))
-}
+impl Args {}
 
 fn main() -> ExitCode {
     barman_cli::client::main(EXIT_LOCAL, run, |_, error: &ArchiveError| {
@@ -130,8 +90,8 @@ fn run(args: &Args) -> Result<(), ArchiveError> {
     }
     let options = PushOptions {
         server: target.server_name.clone(),
-        compression: args.compression(),
-        level: args.compression_level.unwrap_or_default(),
+        compression: args.compress.compression(),
+        level: args.compress.level(),
         hash: if args.md5 {
             HashKind::Md5
         } else {

@@ -1,0 +1,127 @@
+//! Errors of this crate, each naming the value, key or bucket concerned.
+
+use std::io;
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A destination or source URL this provider does not accept.
+    #[error("invalid {provider} URL `{url}`: {reason}")]
+    Url {
+        /// The provider asked for (`aws-s3`, ...).
+        provider: &'static str,
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A size that is not `<integer>[unit]`.
+    #[error(
+        "invalid size `{0}`: expected an integer, optionally followed by KB, MB, GB, TB, PB (or KiB, MiB, ...)"
+    )]
+    Size(String),
+    /// A name that is not a WAL file name Barman archives.
+    #[error("`{0}` is not a valid WAL file name")]
+    WalName(String),
+    /// An object key the client cannot address.
+    #[error("invalid object key `{key}`: {reason}")]
+    Key {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// The bucket (container) does not exist.
+    #[error("bucket `{0}` does not exist")]
+    NoSuchBucket(String),
+    /// The object does not exist.
+    #[error("object `{0}` does not exist")]
+    NotFound(String),
+    /// A request to the object store failed.
+    #[error("cannot {action} `{what}`: {message}")]
+    Store {
+        /// What was being done (`upload`, `list`, ...).
+        action: &'static str,
+        /// The key, prefix or bucket.
+        what: String,
+        /// The error and its causes, as one line.
+        message: String,
+        /// Whether the endpoint could not be reached at all.
+        network: bool,
+        /// The client's error.
+        #[source]
+        source: Box<object_store::Error>,
+    },
+    /// Reading the data to upload failed.
+    #[error("cannot read the data of `{0}`: {1}")]
+    Read(String, #[source] io::Error),
+    /// Writing downloaded data failed.
+    #[error("cannot write the data of `{0}`: {1}")]
+    Write(String, #[source] io::Error),
+    /// A local file operation failed.
+    #[error(transparent)]
+    Io(#[from] barman_fs::Error),
+    /// A compression stream failed.
+    #[error("compression: {0}")]
+    Compression(#[from] barman_wal::Error),
+    /// The async runtime could not start.
+    #[error("cannot start the I/O runtime: {0}")]
+    Runtime(String),
+}
+
+impl Error {
+    /// A failed request `action` on `what`.
+    pub(crate) fn store(action: &'static str, what: &str, e: object_store::Error) -> Self {
+        let message = crate::store::error_chain(&e);
+        let network = is_network(&e);
+        Self::Store {
+            action,
+            what: what.to_owned(),
+            message,
+            network,
+            source: Box::new(e),
+        }
+    }
+
+    /// Whether the endpoint could not be reached (refused, reset, timed
+    /// out, name not resolved): Barman's "network error", exit 2 where a
+    /// tool probes the endpoint first.
+    pub fn is_network(&self) -> bool {
+        matches!(self, Self::Store { network: true, .. })
+    }
+}
+
+/// Whether a request failed before reaching the service.
+fn is_network(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<io::Error>()
+            && matches!(
+                io.kind(),
+                io::ErrorKind::ConnectionRefused
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::NotConnected
+                    | io::ErrorKind::AddrNotAvailable
+                    | io::ErrorKind::TimedOut
+                    | io::ErrorKind::HostUnreachable
+                    | io::ErrorKind::NetworkUnreachable
+            )
+        {
+            return true;
+        }
+        let text = s.to_string();
+        if text.contains("dns error")
+            || text.contains("failed to lookup address")
+            || text.contains("tcp connect error")
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,151 @@
+//! Object-storage emulators on loopback, speaking the providers' real wire
+//! protocols: [`Moto`] (S3, `moto_server` from PyPI), and the real
+//! barman-cloud tools ([`barman_cloud_tool`]) for interoperability tests.
+//! `scripts/install-test-deps.sh` installs both into the virtualenv
+//! [`PYTHON_VENV`].
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::error::{Error, Result};
+use crate::process;
+
+/// The virtualenv of the Python test tools (moto, barman-cloud).
+pub const PYTHON_VENV: &str = "/opt/barman-rs-test-venv";
+
+/// What installs the Python test tools.
+const INSTALL: &str = "scripts/install-test-deps.sh (a virtualenv in /opt/barman-rs-test-venv with moto[server] and barman[cloud])";
+
+/// The credentials the emulators accept.
+pub const S3_ENV: [(&str, &str); 3] = [
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_DEFAULT_REGION", "us-east-1"),
+];
+
+/// A program of the test virtualenv.
+///
+/// # Errors
+/// [`Error::MissingBinary`] naming the install script.
+pub fn venv_bin(name: &str) -> Result<PathBuf> {
+    let path = Path::new(PYTHON_VENV).join("bin").join(name);
+    process::require(&path, INSTALL)?;
+    Ok(path)
+}
+
+/// Real Barman's `barman-cloud-*` tool `name` (e.g. `barman-cloud-wal-archive`).
+///
+/// # Errors
+/// [`Error::MissingBinary`] naming the install script.
+pub fn barman_cloud_tool(name: &str) -> Result<PathBuf> {
+    venv_bin(name)
+}
+
+/// A `moto_server` (S3) on a free 127.0.0.1 port, killed on drop.
+#[derive(Debug)]
+pub struct Moto {
+    child: Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Moto {
+    /// Starts `moto_server` and waits until it answers.
+    ///
+    /// # Errors
+    /// [`Error::MissingBinary`] when moto is not installed; a start error
+    /// with its log when it does not come up within 30 s.
+    pub fn start() -> Result<Self> {
+        let bin = venv_bin("moto_server")?;
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let log = dir.path().join("moto.log");
+        let port = process::free_port()?;
+        let log_file = std::fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
+        let err_file = log_file.try_clone().map_err(|e| Error::io(&log, e))?;
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(err_file)
+            .spawn()
+            .map_err(|source| Error::Spawn {
+                command: bin.display().to_string(),
+                source,
+            })?;
+        let mut moto = Self {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while moto.request("GET", "/").is_err() {
+            if Instant::now() > deadline || moto.child.try_wait().ok().flatten().is_some() {
+                return Err(Error::Unsupported(format!(
+                    "moto_server did not answer on port {port}: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )));
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        Ok(moto)
+    }
+
+    /// The endpoint URL (`http://127.0.0.1:PORT`).
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Creates bucket `name` (moto takes an unsigned `PUT /name`).
+    ///
+    /// # Errors
+    /// When moto does not answer 200.
+    pub fn create_bucket(&self, name: &str) -> Result<()> {
+        let status = self.request("PUT", &format!("/{name}"))?;
+        if status == 200 {
+            Ok(())
+        } else {
+            Err(Error::Unsupported(format!(
+                "moto answered {status} to the creation of bucket {name}"
+            )))
+        }
+    }
+
+    /// One plain HTTP/1.1 request; the response's status code.
+    fn request(&self, method: &str, path: &str) -> Result<u16> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+            .map_err(|e| Error::io("moto", e))?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| Error::io("moto", e))?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .map_err(|e| Error::io("moto", e))?;
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::Parse {
+                what: "moto's answer".into(),
+                output: response.chars().take(200).collect(),
+            })
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
