@@ -54,7 +54,7 @@ for entry in "${pg_majors[@]}"; do
         npm_missing+=("$major $version")
     fi
 done
-if ((${#npm_missing[@]} > 0)); then
+if ((${#npm_missing[@]} > 0)) || [[ ! -x /opt/azurite/node_modules/.bin/azurite-blob ]]; then
     need npm /usr/bin/npm
 fi
 
@@ -87,18 +87,29 @@ fi
 # bucket format is 3.20's). Installed when a program is missing.
 venv=/opt/barman-rs-test-venv
 venv_programs=(moto_server barman-cloud-wal-archive barman-cloud-wal-restore)
+venv_modules=(azure.storage.blob boto3)
 install_venv() {
-    local program
+    local program module complete=1
     for program in "${venv_programs[@]}"; do
-        if [[ ! -x $venv/bin/$program ]]; then
-            echo "install-test-deps: installing moto[server] and barman[cloud] into $venv"
-            "${sudo[@]}" /usr/bin/python3 -m venv "$venv"
-            "${sudo[@]}" "$venv/bin/pip" install --quiet --disable-pip-version-check \
-                'moto[server]' 'barman[cloud]' boto3 zstandard lz4
-            "${sudo[@]}" chmod -R a+rX "$venv"
-            return
-        fi
+        [[ -x $venv/bin/$program ]] || complete=0
     done
+    for module in "${venv_modules[@]}"; do
+        ((complete)) && { "$venv/bin/python" -c "import $module" 2>/dev/null || complete=0; }
+    done
+    if ((!complete)); then
+        echo "install-test-deps: installing moto[server] and barman[cloud] into $venv"
+        "${sudo[@]}" /usr/bin/python3 -m venv "$venv"
+        "${sudo[@]}" "$venv/bin/pip" install --quiet --disable-pip-version-check \
+            'moto[server]' 'barman[cloud]' boto3 azure-storage-blob azure-identity zstandard lz4
+        "${sudo[@]}" chmod -R a+rX "$venv"
+    fi
+    # Azurite, the Azure Blob Storage emulator (npm).
+    if [[ ! -x /opt/azurite/node_modules/.bin/azurite-blob ]]; then
+        echo "install-test-deps: installing azurite into /opt/azurite"
+        "${sudo[@]}" mkdir -p /opt/azurite
+        (cd /opt/azurite && "${sudo[@]}" npm install --no-save --no-audit --no-fund --loglevel=error azurite)
+        "${sudo[@]}" chmod -R a+rX /opt/azurite
+    fi
 }
 
 if ((${#missing[@]} == 0)); then

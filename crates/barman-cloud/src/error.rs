@@ -65,6 +65,9 @@ pub enum Error {
     /// A compression stream failed.
     #[error("compression: {0}")]
     Compression(#[from] barman_wal::Error),
+    /// A provider or feature barman-rs does not support yet.
+    #[error("{0}")]
+    Unsupported(&'static str),
     /// The async runtime could not start.
     #[error("cannot start the I/O runtime: {0}")]
     Runtime(String),

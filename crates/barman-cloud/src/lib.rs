@@ -2,11 +2,13 @@
 //! `barman-cloud-*` tools (Barman 3.20), so that barman-rs and Barman read
 //! and write each other's buckets.
 //!
-//! This crate owns the names, not the transfers: [`url::CloudUrl`] parses
-//! a tool's destination or source URL into a container and a key prefix,
-//! [`layout::Layout`] builds every object key of a server's catalog and
-//! parses listed keys back into WAL names and tar parts, and [`size`]
-//! reads Barman's size syntax. It does no I/O.
+//! [`url::CloudUrl`] parses a tool's destination or source URL into a
+//! container and a key prefix, [`layout::Layout`] builds every object key
+//! of a server's catalog and parses listed keys back into WAL names and
+//! tar parts, [`size`] reads Barman's size syntax (those three do no I/O);
+//! [`store::Bucket`] is the provider client (S3, Azure Blob Storage, on
+//! `object_store`) and [`wal`] the WAL archive in a bucket. Library code
+//! prints nothing: results and typed errors, logs through `tracing`.
 //!
 //! ```
 //! use barman_cloud::layout::{Layout, TarPart, Tree};

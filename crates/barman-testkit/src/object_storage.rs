@@ -1,8 +1,9 @@
 //! Object-storage emulators on loopback, speaking the providers' real wire
-//! protocols: [`Moto`] (S3, `moto_server` from PyPI), and the real
-//! barman-cloud tools ([`barman_cloud_tool`]) for interoperability tests.
-//! `scripts/install-test-deps.sh` installs both into the virtualenv
-//! [`PYTHON_VENV`].
+//! protocols: [`Moto`] (S3, `moto_server` from PyPI) and [`Azurite`]
+//! (Azure Blob Storage, npm), and the real barman-cloud tools
+//! ([`barman_cloud_tool`]) for interoperability tests.
+//! `scripts/install-test-deps.sh` installs moto and barman-cloud into the
+//! virtualenv [`PYTHON_VENV`], Azurite into [`AZURITE_DIR`].
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -144,6 +145,120 @@ impl Moto {
 }
 
 impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where `scripts/install-test-deps.sh` installs Azurite (npm).
+pub const AZURITE_DIR: &str = "/opt/azurite";
+
+/// Azurite's well-known development account and key.
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// Azurite's Blob service (Azure Blob Storage) on a free 127.0.0.1 port,
+/// killed on drop.
+#[derive(Debug)]
+pub struct Azurite {
+    child: Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Azurite {
+    /// Starts `azurite-blob` (without telemetry) and waits until it
+    /// accepts connections.
+    ///
+    /// # Errors
+    /// [`Error::MissingBinary`] when Azurite is not installed; a start
+    /// error with its log when it does not come up within 30 s.
+    pub fn start() -> Result<Self> {
+        let bin = Path::new(AZURITE_DIR).join("node_modules/.bin/azurite-blob");
+        process::require(
+            &bin,
+            "scripts/install-test-deps.sh (npm install azurite into /opt/azurite)",
+        )?;
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let log = dir.path().join("azurite.log");
+        let port = process::free_port()?;
+        let log_file = std::fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
+        let err_file = log_file.try_clone().map_err(|e| Error::io(&log, e))?;
+        let child = Command::new(&bin)
+            .args([
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                &port.to_string(),
+                "--location",
+            ])
+            .arg(dir.path())
+            .args(["--skipApiVersionCheck", "--disableTelemetry", "--silent"])
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(err_file)
+            .spawn()
+            .map_err(|source| Error::Spawn {
+                command: bin.display().to_string(),
+                source,
+            })?;
+        let mut azurite = Self {
+            child,
+            port,
+            _dir: dir,
+        };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
+            if Instant::now() > deadline || azurite.child.try_wait().ok().flatten().is_some() {
+                return Err(Error::Unsupported(format!(
+                    "azurite-blob did not answer on port {port}: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )));
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        Ok(azurite)
+    }
+
+    /// The connection string of the development account on this server
+    /// (`AZURE_STORAGE_CONNECTION_STRING`).
+    pub fn connection_string(&self) -> String {
+        format!(
+            "DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{}/{AZURITE_ACCOUNT};",
+            self.port
+        )
+    }
+
+    /// The barman-cloud URL of `container/prefix` (the emulator form).
+    pub fn url(&self, container: &str, prefix: &str) -> String {
+        format!(
+            "http://127.0.0.1:{}/{AZURITE_ACCOUNT}/{container}/{prefix}",
+            self.port
+        )
+    }
+
+    /// Creates `container` (with the Azure SDK of the test virtualenv).
+    ///
+    /// # Errors
+    /// When the SDK is missing or the creation fails.
+    pub fn create_container(&self, container: &str) -> Result<()> {
+        let python = venv_bin("python")?;
+        process::run(
+            Command::new(python)
+                .env("AZURE_STORAGE_CONNECTION_STRING", self.connection_string())
+                .arg("-c")
+                .arg(format!(
+                    "import os\nfrom azure.storage.blob import BlobServiceClient\nBlobServiceClient.from_connection_string(os.environ['AZURE_STORAGE_CONNECTION_STRING']).create_container('{container}')\n"
+                )),
+        )
+        .map(drop)
+    }
+}
+
+impl Drop for Azurite {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use barman_cloud::layout::Layout;
 use barman_cloud::store::{Bucket, StoreOptions};
 use barman_cloud::url::{CloudUrl, Provider};
-use barman_testkit::object_storage::{Moto, S3_ENV, barman_cloud_tool};
+use barman_testkit::object_storage::{Azurite, Moto, S3_ENV, barman_cloud_tool};
 use barman_testkit::{
     DataDirServer, PgCluster, SERVER_OS_USER, barman_bin, chown_to, stage_binary,
 };
@@ -549,4 +549,65 @@ fn a_segment_larger_than_one_put_goes_as_a_multipart_upload_and_restores_intact(
         }
         bucket(&moto, "s3://big/p").delete(&[key]).unwrap();
     }
+}
+
+#[test]
+fn azure_blob_storage_archives_interoperate_with_barman_cloud() {
+    let azurite = Azurite::start().expect("azurite (scripts/install-test-deps.sh installs it)");
+    azurite.create_container("pgwal").unwrap();
+    let ours_archive = barman_bin("barman-cloud-wal-archive").unwrap();
+    let ours_restore = barman_bin("barman-cloud-wal-restore").unwrap();
+    let theirs_archive = barman_cloud_tool("barman-cloud-wal-archive").expect("barman[cloud]");
+    let theirs_restore = barman_cloud_tool("barman-cloud-wal-restore").expect("barman[cloud]");
+    let pg = PgCluster::builder()
+        .archive_command("/bin/true")
+        .start()
+        .expect("start PostgreSQL 15");
+    let work = tempfile::tempdir().unwrap();
+    let segments = real_segments(&pg, 4, work.path());
+    let url = azurite.url("pgwal", "pfx");
+    let azure = |program: &Path, args: &[&str]| {
+        Command::new(program)
+            .env(
+                "AZURE_STORAGE_CONNECTION_STRING",
+                azurite.connection_string(),
+            )
+            .args(["--cloud-provider", "azure-blob-storage"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = azure(&ours_archive, &["-t", &url, "srv"]);
+    assert_eq!(status(&out), 0, "{}", text(&out));
+    let out = azure(&ours_archive, &["-t", &azurite.url("nosuch", "pfx"), "srv"]);
+    assert_eq!(status(&out), 1, "{}", text(&out));
+    for (i, segment) in segments.iter().enumerate() {
+        let (archiver, restorer, codec) = if i % 2 == 0 {
+            (&ours_archive, &theirs_restore, "--zstd")
+        } else {
+            (&theirs_archive, &ours_restore, "--gzip")
+        };
+        let seg = segment.to_str().unwrap();
+        let out = azure(archiver, &[codec, &url, "srv", seg]);
+        assert_eq!(status(&out), 0, "{codec}: archive\n{}", text(&out));
+        let name = segment.file_name().unwrap().to_str().unwrap();
+        let dest = work.path().join(format!("restored-{name}"));
+        let out = azure(restorer, &[&url, "srv", name, dest.to_str().unwrap()]);
+        assert_eq!(status(&out), 0, "{codec}: restore\n{}", text(&out));
+        assert!(
+            fs::read(&dest).unwrap() == fs::read(segment).unwrap(),
+            "{codec}: {name} restored with different content"
+        );
+    }
+    let missing = work.path().join("missing");
+    let out = azure(
+        &ours_restore,
+        &[
+            &url,
+            "srv",
+            "0000000100000000000000FF",
+            missing.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(status(&out), 1, "{}", text(&out));
 }
