@@ -65,6 +65,38 @@ pub enum Error {
     /// A compression stream failed.
     #[error("compression: {0}")]
     Compression(#[from] barman_wal::Error),
+    /// A backup identifier that matches no backup.
+    #[error("Unknown backup '{backup}' for server '{server}'")]
+    UnknownBackup {
+        /// The identifier given.
+        backup: String,
+        /// The server.
+        server: String,
+    },
+    /// Two backups carry the name given.
+    #[error("Multiple backups found matching name '{name}' (try using backup ID instead): {ids}")]
+    AmbiguousBackupName {
+        /// The name.
+        name: String,
+        /// The matching ids, space separated.
+        ids: String,
+    },
+    /// A catalog file (backup.info) is invalid.
+    #[error(transparent)]
+    Catalog(barman_catalog::Error),
+    /// A restore destination that already holds files.
+    #[error("Destination {} already exists and it is not empty", .0.display())]
+    DestinationNotEmpty(std::path::PathBuf),
+    /// A backup without its main tar object.
+    #[error("Missing file {0} for the backup")]
+    MissingTar(String),
+    /// A `--tablespace` rule naming no tablespace of the backup.
+    #[error("Invalid tablespace relocation rule: the backup has no tablespace `{0}`")]
+    UnknownTablespace(String),
+    /// Unpacking an archive failed (damaged, or an entry outside its
+    /// destination).
+    #[error("cannot unpack `{0}`: {1}")]
+    Unpack(String, #[source] io::Error),
     /// A provider or feature barman-rs does not support yet.
     #[error("{0}")]
     Unsupported(&'static str),

@@ -28,7 +28,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod catalog;
 pub mod layout;
+mod pipe;
+pub mod restore;
 pub mod size;
 pub mod store;
 pub mod url;

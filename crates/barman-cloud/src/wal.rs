@@ -12,14 +12,14 @@
 //! segment is preferred over its `.partial` whatever their extensions.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 
 use barman_fs::TempFile;
 use barman_wal::{Compression, CompressionLevel, WalFileName};
 
 use crate::layout::{Layout, WAL_EXTENSIONS};
+use crate::pipe;
 use crate::store::{Bucket, Listed};
 use crate::{Error, Result};
 
@@ -32,7 +32,7 @@ pub fn extension(compression: Compression) -> Option<&'static str> {
 }
 
 /// The compression an object extension means.
-fn compression_of(extension: &str) -> Option<Compression> {
+pub(crate) fn compression_of(extension: &str) -> Option<Compression> {
     let (_, name) = WAL_EXTENSIONS.iter().find(|(e, _)| *e == extension)?;
     name.parse().ok()
 }
@@ -74,51 +74,6 @@ pub fn wal_name_of(path: &Path) -> Result<WalFileName> {
     base.parse().map_err(|_| Error::WalName(base.to_owned()))
 }
 
-/// A reader of the chunks a compressing thread sends.
-struct ChunkReader {
-    chunks: mpsc::Receiver<io::Result<Vec<u8>>>,
-    current: Vec<u8>,
-    at: usize,
-}
-
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.at == self.current.len() {
-            match self.chunks.recv() {
-                Ok(Ok(chunk)) => {
-                    self.current = chunk;
-                    self.at = 0;
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len() - self.at);
-        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
-    }
-}
-
-/// A writer sending what it is given as chunks.
-struct ChunkWriter {
-    chunks: mpsc::SyncSender<io::Result<Vec<u8>>>,
-    bytes: u64,
-}
-
-impl Write for ChunkWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.chunks
-            .send(Ok(buf.to_vec()))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "upload ended"))?;
-        self.bytes += buf.len() as u64;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Uploads the WAL file at `wal_path` into the archive of `layout`.
 ///
 /// # Errors
@@ -147,20 +102,11 @@ pub fn archive_wal(
         });
     };
     let level = options.level;
-    let (sender, receiver) = mpsc::sync_channel(4);
-    let mut reader = ChunkReader {
-        chunks: receiver,
-        current: Vec::new(),
-        at: 0,
-    };
+    let (writer, mut reader) = pipe::pipe();
     std::thread::scope(|scope| {
         let compressing = scope.spawn(move || -> io::Result<u64> {
-            let errors = sender.clone();
+            let errors = writer.clone_sender();
             let result = (|| -> io::Result<u64> {
-                let writer = ChunkWriter {
-                    chunks: sender,
-                    bytes: 0,
-                };
                 let mut encoder = io::BufWriter::with_capacity(
                     1 << 20,
                     compression
@@ -175,7 +121,7 @@ pub fn archive_wal(
                 Ok(read)
             })();
             if let Err(e) = &result {
-                let _ = errors.send(Err(io::Error::new(e.kind(), e.to_string())));
+                errors.fail(io::Error::new(e.kind(), e.to_string()));
             }
             result
         });
@@ -284,22 +230,13 @@ fn download(bucket: &Bucket, chosen: &Chosen, target: &Path) -> Result<()> {
             bucket.get(&chosen.key, temp.file_mut())?;
         }
         Some(compression) => {
-            let (sender, receiver) = mpsc::sync_channel(4);
-            let mut reader = ChunkReader {
-                chunks: receiver,
-                current: Vec::new(),
-                at: 0,
-            };
+            let (mut writer, mut reader) = pipe::pipe();
             let file = temp.file_mut();
             std::thread::scope(|scope| {
                 let writing = scope.spawn(move || -> io::Result<u64> {
                     let mut decoder = compression.reader(&mut reader).map_err(io::Error::other)?;
                     io::copy(&mut decoder, file)
                 });
-                let mut writer = ChunkWriter {
-                    chunks: sender,
-                    bytes: 0,
-                };
                 let got = bucket.get(&chosen.key, &mut writer);
                 drop(writer);
                 let written = writing

@@ -16,7 +16,7 @@ use barman_cloud::store::{Bucket, StoreOptions};
 use barman_cloud::url::{CloudUrl, Provider};
 use barman_testkit::object_storage::{Azurite, Moto, S3_ENV, barman_cloud_tool};
 use barman_testkit::{
-    DataDirServer, PgCluster, SERVER_OS_USER, barman_bin, chown_to, stage_binary,
+    DataDirServer, PgCluster, SERVER_OS_USER, barman_bin, chown_to, run, stage_binary,
 };
 
 use crate::archiving::wait_archived;
@@ -610,4 +610,237 @@ fn azure_blob_storage_archives_interoperate_with_barman_cloud() {
         ],
     );
     assert_eq!(status(&out), 1, "{}", text(&out));
+}
+
+/// Runs real barman-cloud-backup as the server's OS user (it reads PGDATA).
+fn barman_cloud_backup(moto: &Moto, pg: &PgCluster, args: &[&str]) -> Output {
+    let tool = barman_cloud_tool("barman-cloud-backup").expect("barman[cloud]");
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", SERVER_OS_USER, "--", "env"]);
+    for (k, v) in S3_ENV {
+        cmd.arg(format!("{k}={v}"));
+    }
+    cmd.arg(tool)
+        .args(["--endpoint-url", &moto.endpoint()])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pg.port().to_string(),
+            "-U",
+            "postgres",
+        ])
+        .args(args)
+        .current_dir("/tmp");
+    cmd.output().expect("run barman-cloud-backup")
+}
+
+#[test]
+fn backups_taken_by_barman_cloud_are_listed_kept_and_restored_by_our_tools() {
+    let moto = Moto::start().expect("moto_server (scripts/install-test-deps.sh installs it)");
+    moto.create_bucket("backups").unwrap();
+    let tools = Tools::stage();
+    let archive = format!(
+        "{} --gzip s3://backups/pg main %p",
+        tools.command_prefix("barman-cloud-wal-archive", &moto)
+    );
+    let pg = PgCluster::builder()
+        .archive_command(&archive)
+        .start()
+        .expect("start PostgreSQL 15");
+    let ts = pg.server_owned_dir("ts1").unwrap();
+    pg.psql(&format!(
+        "CREATE TABLESPACE ts1 LOCATION '{}'",
+        ts.display()
+    ))
+    .unwrap();
+    pg.psql("CREATE TABLE in_ts TABLESPACE ts1 AS SELECT g FROM generate_series(1, 20000) g")
+        .unwrap();
+    pg.pgbench_init(2).unwrap();
+
+    // Two backups by real Barman: one split into 1 MB gzip parts, named.
+    let out = barman_cloud_backup(
+        &moto,
+        &pg,
+        &[
+            "-z",
+            "-S",
+            "1MB",
+            "--immediate-checkpoint",
+            "-n",
+            "nightly-one",
+            "s3://backups/pg",
+            "main",
+        ],
+    );
+    assert_eq!(status(&out), 0, "{}", text(&out));
+    pg.pgbench_run(2, 3).unwrap();
+    std::thread::sleep(Duration::from_secs(1)); // distinct backup ids (seconds)
+    let out = barman_cloud_backup(
+        &moto,
+        &pg,
+        &["--immediate-checkpoint", "s3://backups/pg", "main"],
+    );
+    assert_eq!(status(&out), 0, "{}", text(&out));
+
+    // The listings: ours prints Barman's bytes (console), the same JSON.
+    let ours_list = barman_bin("barman-cloud-backup-list").unwrap();
+    let theirs_list = barman_cloud_tool("barman-cloud-backup-list").expect("barman[cloud]");
+    let ours = tool(&ours_list, &moto, &["s3://backups/pg", "main"]);
+    let theirs = tool(&theirs_list, &moto, &["s3://backups/pg", "main"]);
+    assert_eq!(status(&ours), 0, "{}", text(&ours));
+    assert_eq!(
+        String::from_utf8_lossy(&ours.stdout),
+        String::from_utf8_lossy(&theirs.stdout)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&ours.stdout).lines().count(),
+        3,
+        "{}",
+        text(&ours)
+    );
+    let ours = tool(
+        &ours_list,
+        &moto,
+        &["--format", "json", "s3://backups/pg", "main"],
+    );
+    let theirs = tool(
+        &theirs_list,
+        &moto,
+        &["--format", "json", "s3://backups/pg", "main"],
+    );
+    let parse = |o: &Output| {
+        serde_json::from_slice::<serde_json::Value>(&o.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", text(o)))
+    };
+    assert_eq!(parse(&ours), parse(&theirs));
+    assert_eq!(
+        String::from_utf8_lossy(&ours.stdout),
+        String::from_utf8_lossy(&theirs.stdout),
+        "the JSON document, byte for byte"
+    );
+
+    // Keep: ours writes the annotation Barman reads, and the reverse.
+    let ours_keep = barman_bin("barman-cloud-backup-keep").unwrap();
+    let theirs_keep = barman_cloud_tool("barman-cloud-backup-keep").expect("barman[cloud]");
+    let out = tool(
+        &ours_keep,
+        &moto,
+        &["s3://backups/pg", "main", "nightly-one", "--target", "standalone"],
+    );
+    assert_eq!(status(&out), 0, "{}", text(&out));
+    let out = tool(&theirs_keep, &moto, &["-s", "s3://backups/pg", "main", "nightly-one"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Keep: standalone\n",
+        "{}",
+        text(&out)
+    );
+    let listed = tool(&theirs_list, &moto, &["s3://backups/pg", "main"]);
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("KEEP:STANDALONE"),
+        "{}",
+        text(&listed)
+    );
+    let out = tool(&theirs_keep, &moto, &["-r", "s3://backups/pg", "main", "nightly-one"]);
+    assert_eq!(status(&out), 0, "{}", text(&out));
+    let out = tool(&ours_keep, &moto, &["-s", "s3://backups/pg", "main", "nightly-one"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Keep: nokeep\n",
+        "{}",
+        text(&out)
+    );
+
+    // Changes after the backups, all archived.
+    pg.psql("CREATE TABLE after_backup AS SELECT g FROM generate_series(1, 777) g")
+        .unwrap();
+    let expected = pg
+        .psql("SELECT sum(abalance) || '/' || (SELECT count(*) FROM pgbench_history) || '/' || (SELECT count(*) FROM in_ts) || '/' || (SELECT count(*) FROM after_backup) FROM pgbench_accounts")
+        .unwrap();
+    let last = pg.switch_wal().unwrap();
+    wait_archived(&pg, &last, Duration::from_secs(300));
+
+    // The first (split, gzip) backup restored by ours, its tablespace
+    // relocated; then PostgreSQL replays every archived WAL from the bucket.
+    let restore = barman_bin("barman-cloud-restore").unwrap();
+    let parent = tempfile::Builder::new()
+        .prefix("barman-e2e-cloud-restore-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let dest = parent.path().join("data");
+    let ts_dest = parent.path().join("ts-relocated");
+    let out = tool(
+        &restore,
+        &moto,
+        &[
+            "--tablespace",
+            &format!("ts1:{}", ts_dest.display()),
+            "s3://backups/pg",
+            "main",
+            "nightly-one",
+            dest.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(status(&out), 0, "{}", text(&out));
+    assert_eq!(
+        fs::read_link(
+            dest.join("pg_tblspc")
+                .read_dir()
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path()
+        )
+        .unwrap(),
+        ts_dest
+    );
+    assert!(dest.join("pg_wal").is_dir());
+    // A second restore into the same, non-empty destination: refused (1).
+    let out = tool(
+        &restore,
+        &moto,
+        &["s3://backups/pg", "main", "nightly-one", dest.to_str().unwrap()],
+    );
+    assert_eq!(status(&out), 1, "{}", text(&out));
+    assert!(text(&out).contains("not empty"), "{}", text(&out));
+    // An unknown backup: 4, as Barman.
+    let other = parent.path().join("other");
+    let out = tool(
+        &restore,
+        &moto,
+        &["s3://backups/pg", "main", "nosuchname", other.to_str().unwrap()],
+    );
+    assert_eq!(status(&out), 4, "{}", text(&out));
+
+    chown_to(parent.path(), SERVER_OS_USER).unwrap();
+    run(Command::new("chown")
+        .args(["-R", &format!("{SERVER_OS_USER}:")])
+        .arg(parent.path()))
+    .unwrap();
+    let restore_command = format!(
+        "{} s3://backups/pg main %f %p",
+        tools.command_prefix("barman-cloud-wal-restore", &moto)
+    );
+    fs::write(dest.join("recovery.signal"), "").unwrap();
+    let mut recovered = DataDirServer::start(
+        pg.pg_bin(),
+        &dest,
+        &format!("archive_mode = off\nrestore_command = '{restore_command}'\n"),
+    )
+    .expect("start the restored copy");
+    recovered
+        .wait_for("SELECT pg_is_in_recovery()", "f", Duration::from_secs(180))
+        .unwrap();
+    let got = recovered
+        .psql("SELECT sum(abalance) || '/' || (SELECT count(*) FROM pgbench_history) || '/' || (SELECT count(*) FROM in_ts) || '/' || (SELECT count(*) FROM after_backup) FROM pgbench_accounts")
+        .unwrap();
+    assert_eq!(
+        got,
+        expected,
+        "rows after replaying the archive; log:\n{}",
+        recovered.log()
+    );
+    recovered.stop();
 }

@@ -1,0 +1,102 @@
+//! `barman-cloud-backup-keep`: keep a backup of a bucket beyond its
+//! retention policy (`--target full|standalone`), release it (`-r`) or
+//! show its keep status (`-s`), as Barman's tool does.
+
+use std::process::ExitCode;
+
+use barman_catalog::{BackupStatus, KeepTarget};
+use barman_cli::cloud::{self, CloudArgs, Exit, Failure};
+use barman_cloud::catalog::{self, Catalog};
+use barman_cloud::layout::Layout;
+use barman_cloud::store::{Bucket, Encryption};
+use clap::Parser;
+
+/// Command-line arguments (the options of Barman's `barman-cloud-backup-keep`).
+#[derive(Debug, Parser)]
+#[command(
+    name = "barman-cloud-backup-keep",
+    version,
+    disable_help_flag = true,
+    about = "This script can be used to tag backups in cloud storage as archival backups \
+             such that they will not be deleted. Currently AWS S3, Azure Blob Storage and \
+             Google Cloud Storage are supported."
+)]
+#[command(group(clap::ArgGroup::new("action").required(true).args(["release", "status", "target"])))]
+struct Args {
+    #[command(flatten)]
+    cloud: CloudArgs,
+    /// If specified, the command will remove the keep annotation and the
+    /// backup will be eligible for deletion.
+    #[arg(short = 'r', long)]
+    release: bool,
+    /// Print the keep status of the backup.
+    #[arg(short = 's', long)]
+    status: bool,
+    /// Specify the recovery target for this backup.
+    #[arg(long, value_parser = ["full", "standalone"])]
+    target: Option<String>,
+    /// URL of the cloud source, such as a bucket in AWS S3. For example:
+    /// `s3://bucket/path/to/folder`.
+    #[arg(value_name = "SOURCE_URL")]
+    source_url: String,
+    /// The name of the server as configured in Barman.
+    #[arg(value_name = "SERVER_NAME")]
+    server_name: String,
+    /// The backup ID of the backup to be kept.
+    #[arg(value_name = "BACKUP_ID")]
+    backup_id: String,
+}
+
+fn main() -> ExitCode {
+    cloud::main(|a: &Args| &a.cloud, run)
+}
+
+fn run(args: &Args) -> Result<(), Failure> {
+    args.cloud.refuse_unimplemented()?;
+    let url = args.cloud.url(&args.source_url)?;
+    let bucket = Bucket::open(&url, &args.cloud.store_options(Encryption::default()))
+        .map_err(|e| Failure::new(Exit::General, e))?;
+    if args.cloud.test {
+        return cloud::probe(&bucket);
+    }
+    let general = |e: barman_cloud::Error| {
+        Failure::new(Exit::General, format!("Barman cloud keep exception: {e}"))
+    };
+    let layout = Layout::new(url.path(), &args.server_name);
+    let catalog = Catalog::load(&bucket, &layout).map_err(general)?;
+    let id = catalog
+        .resolve(&args.backup_id, &args.server_name)
+        .map_err(general)?;
+    if args.release {
+        return catalog::release_keep(&bucket, &layout, &id).map_err(general);
+    }
+    if args.status {
+        let keep = catalog.backups.get(&id).and_then(|b| b.keep);
+        println!("Keep: {}", keep.map_or("nokeep", KeepTarget::as_str));
+        return Ok(());
+    }
+    let target = match args.target.as_deref() {
+        Some("standalone") => KeepTarget::Standalone,
+        _ => KeepTarget::Full,
+    };
+    let backup = catalog.backups.get(&id).ok_or_else(|| {
+        general(barman_cloud::Error::UnknownBackup {
+            backup: id.clone(),
+            server: args.server_name.clone(),
+        })
+    })?;
+    let status = backup
+        .info
+        .status()
+        .map_err(|e| general(barman_cloud::Error::Catalog(e)))?;
+    if status != BackupStatus::Done {
+        return Err(Failure::new(
+            Exit::Operation,
+            format!(
+                "Cannot add keep to backup {id} because it has status {}. Only backups with status DONE can be kept.",
+                backup.info.raw("status").unwrap_or_default()
+            ),
+        ));
+    }
+    catalog::put_keep(&bucket, &layout, &id, target).map_err(general)
+}

@@ -1,0 +1,201 @@
+//! `barman-cloud-backup-list`: the backups of a server in a bucket, as
+//! Barman's tool prints them (a console table, or JSON with any other
+//! `--format`).
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use barman_catalog::BackupStatus;
+use barman_catalog::pytime::{parse_python_datetime, to_python_ctime, to_python_isoformat};
+use barman_cli::cloud::{self, CloudArgs, Exit, Failure};
+use barman_cloud::catalog::{Catalog, CloudBackup};
+use barman_cloud::layout::Layout;
+use barman_cloud::store::{Bucket, Encryption};
+use clap::Parser;
+use serde_json::{Map, Value};
+
+/// Command-line arguments (the options of Barman's `barman-cloud-backup-list`).
+#[derive(Debug, Parser)]
+#[command(
+    name = "barman-cloud-backup-list",
+    version,
+    disable_help_flag = true,
+    about = "This script can be used to list backups made with barman-cloud-backup command. \
+             Currently AWS S3, Azure Blob Storage and Google Cloud Storage are supported."
+)]
+struct Args {
+    #[command(flatten)]
+    cloud: CloudArgs,
+    /// Output format (console or json). Default console.
+    #[arg(long, default_value = "console")]
+    format: String,
+    /// URL of the cloud source, such as a bucket in AWS S3. For example:
+    /// `s3://bucket/path/to/folder`.
+    #[arg(value_name = "SOURCE_URL")]
+    source_url: String,
+    /// The name of the server as configured in Barman.
+    #[arg(value_name = "SERVER_NAME")]
+    server_name: String,
+}
+
+fn main() -> ExitCode {
+    cloud::main(|a: &Args| &a.cloud, run)
+}
+
+fn run(args: &Args) -> Result<(), Failure> {
+    args.cloud.refuse_unimplemented()?;
+    let url = args.cloud.url(&args.source_url)?;
+    let bucket = Bucket::open(&url, &args.cloud.store_options(Encryption::default()))
+        .map_err(|e| Failure::new(Exit::General, e))?;
+    if args.cloud.test {
+        return cloud::probe(&bucket);
+    }
+    let layout = Layout::new(url.path(), &args.server_name);
+    let catalog = Catalog::load(&bucket, &layout).map_err(|e| {
+        Failure::new(
+            Exit::General,
+            format!("Barman cloud backup list exception: {e}"),
+        )
+    })?;
+    let text = if args.format == "console" {
+        console(&catalog)
+    } else {
+        json(&catalog).map_err(|e| {
+            Failure::new(
+                Exit::General,
+                format!("Barman cloud backup list exception: {e}"),
+            )
+        })?
+    };
+    print!("{text}");
+    Ok(())
+}
+
+/// `"{:<20}{:<25}{:<30}{:<17}{:<20}"`, trailing spaces kept.
+fn row(cells: [&str; 5]) -> String {
+    format!(
+        "{:<20}{:<25}{:<30}{:<17}{:<20}\n",
+        cells[0], cells[1], cells[2], cells[3], cells[4]
+    )
+}
+
+/// The console table: every backup, the status column showing `KEEP:...`
+/// for a kept DONE backup and the status of a backup that is not DONE.
+fn console(catalog: &Catalog) -> String {
+    let mut out = row([
+        "Backup ID",
+        "End Time",
+        "Begin Wal",
+        "Archival Status",
+        "Name",
+    ]);
+    let local = jiff::tz::TimeZone::system();
+    for (id, backup) in &catalog.backups {
+        let info = &backup.info;
+        let end_time = info
+            .raw("end_time")
+            .filter(|t| *t != "None")
+            .and_then(|t| parse_python_datetime(t, &local).ok())
+            .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default();
+        let status = match info.status() {
+            Ok(BackupStatus::Done) => backup
+                .keep
+                .map(|k| format!("KEEP:{}", k.as_str().to_uppercase()))
+                .unwrap_or_default(),
+            _ => info.raw("status").unwrap_or_default().to_owned(),
+        };
+        out.push_str(&row([
+            id,
+            &end_time,
+            info.begin_wal().unwrap_or_default(),
+            &status,
+            info.raw("backup_name")
+                .filter(|n| *n != "None")
+                .unwrap_or_default(),
+        ]));
+    }
+    out
+}
+
+/// One backup as Barman's `BackupInfo.to_json`: the fields (sorted), with
+/// `begin_time` and `end_time` in ctime form, then `backup_id`,
+/// `begin_time_iso` and `end_time_iso`.
+fn backup_json(backup: &CloudBackup) -> barman_catalog::Result<Value> {
+    let mut doc = backup.info.to_json()?;
+    let local = jiff::tz::TimeZone::system();
+    if let Value::Object(map) = &mut doc {
+        // Barman's order: the fields, then backup_id, then the ISO times.
+        let mut extra = Map::new();
+        if let Some(id) = map.shift_remove("backup_id") {
+            extra.insert("backup_id".into(), id);
+        }
+        for key in ["begin_time", "end_time"] {
+            if let Some(raw) = backup.info.raw(key).filter(|t| *t != "None") {
+                let time = parse_python_datetime(raw, &local)?;
+                map.insert(key.into(), Value::String(to_python_ctime(&time)));
+                extra.insert(
+                    format!("{key}_iso"),
+                    Value::String(to_python_isoformat(&time)),
+                );
+            }
+        }
+        map.extend(extra);
+    }
+    Ok(doc)
+}
+
+/// `{"backups_list": [...]}` on one line, with Python's separators.
+fn json(catalog: &Catalog) -> barman_catalog::Result<String> {
+    let list: Vec<Value> = catalog
+        .backups
+        .values()
+        .map(backup_json)
+        .collect::<barman_catalog::Result<_>>()?;
+    let mut doc = Map::new();
+    doc.insert("backups_list".into(), Value::Array(list));
+    Ok(format!("{}\n", python_json(&Value::Object(doc))))
+}
+
+/// JSON as Python's `json.dumps` writes it: `", "` and `": "` separators,
+/// non-ASCII escaped.
+fn python_json(value: &Value) -> String {
+    match value {
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(python_json).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{}: {}", python_string(k), python_json(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::String(s) => python_string(s),
+        other => other.to_string(),
+    }
+}
+
+/// A JSON string with every non-ASCII character escaped (`ensure_ascii`).
+fn python_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

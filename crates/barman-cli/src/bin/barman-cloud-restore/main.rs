@@ -1,0 +1,139 @@
+//! `barman-cloud-restore`: a backup of a bucket (written by
+//! barman-cloud-backup, Barman's or ours) unpacked into RECOVERY_DIR, with
+//! Barman's options and exit statuses; the tar objects are streamed and
+//! unpacked in process, never staged.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use barman_cli::cloud::{self, CloudArgs, Exit, Failure};
+use barman_cloud::Error;
+use barman_cloud::catalog::Catalog;
+use barman_cloud::layout::Layout;
+use barman_cloud::restore;
+use barman_cloud::store::Bucket;
+use clap::Parser;
+
+/// Command-line arguments (the options of Barman's `barman-cloud-restore`).
+#[derive(Debug, Parser)]
+#[command(
+    name = "barman-cloud-restore",
+    version,
+    disable_help_flag = true,
+    about = "This script can be used to download a backup previously made with \
+             barman-cloud-backup command. Currently AWS S3, Azure Blob Storage and Google \
+             Cloud Storage are supported."
+)]
+struct Args {
+    #[command(flatten)]
+    cloud: CloudArgs,
+    /// Tablespace relocation rule (NAME:LOCATION; repeatable).
+    #[arg(long, value_name = "NAME:LOCATION")]
+    tablespace: Vec<String>,
+    /// SSE-C: the base64 of a 32-byte key, read from file:///PATH.
+    #[arg(long, value_name = "SSE_CUSTOMER_KEY")]
+    sse_customer_key: Option<String>,
+    /// With BACKUP_ID `auto`: the target timeline (not implemented yet:
+    /// refused).
+    #[arg(long, value_name = "TARGET_TLI")]
+    target_tli: Option<String>,
+    /// With BACKUP_ID `auto`: the target LSN (not implemented yet: refused).
+    #[arg(long, value_name = "TARGET_LSN")]
+    target_lsn: Option<String>,
+    /// With BACKUP_ID `auto`: the target time (not implemented yet:
+    /// refused).
+    #[arg(long, value_name = "TARGET_TIME")]
+    target_time: Option<String>,
+    /// Snapshot backups: the instance to recover on (not supported).
+    #[arg(long, value_name = "INSTANCE")]
+    snapshot_recovery_instance: Option<String>,
+    /// URL of the cloud source, such as a bucket in AWS S3. For example:
+    /// `s3://bucket/path/to/folder`.
+    #[arg(value_name = "SOURCE_URL")]
+    source_url: String,
+    /// The name of the server as configured in Barman.
+    #[arg(value_name = "SERVER_NAME")]
+    server_name: String,
+    /// The backup ID (or name, or shortcut: latest, oldest, last-failed).
+    #[arg(value_name = "BACKUP_ID")]
+    backup_id: String,
+    /// The path to a directory for recovery.
+    #[arg(value_name = "RECOVERY_DIR")]
+    recovery_dir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    cloud::main(|a: &Args| &a.cloud, run)
+}
+
+fn run(args: &Args) -> Result<(), Failure> {
+    args.cloud.refuse_unimplemented()?;
+    for (given, option) in [
+        (args.target_tli.is_some(), "--target-tli"),
+        (args.target_lsn.is_some(), "--target-lsn"),
+        (args.target_time.is_some(), "--target-time"),
+        (
+            args.snapshot_recovery_instance.is_some(),
+            "--snapshot-recovery-instance",
+        ),
+        (args.backup_id == "auto", "the BACKUP_ID `auto`"),
+    ] {
+        if given {
+            return Err(cloud::not_implemented(option));
+        }
+    }
+    let mut relocations = BTreeMap::new();
+    for rule in &args.tablespace {
+        let Some((name, location)) = rule.split_once(':') else {
+            return Err(Failure::cli(format!(
+                "Invalid tablespace relocation rule '{rule}'\nHINT: The valid syntax for a relocation rule is NAME:LOCATION"
+            )));
+        };
+        relocations.insert(name.to_owned(), PathBuf::from(location));
+    }
+    let url = args.cloud.url(&args.source_url)?;
+    let encryption = cloud::s3_encryption(None, None, args.sse_customer_key.as_deref())?;
+    let bucket = Bucket::open(&url, &args.cloud.store_options(encryption))
+        .map_err(|e| Failure::new(Exit::General, e))?;
+    if args.cloud.test {
+        return cloud::probe(&bucket);
+    }
+    let general = |e: Error| {
+        Failure::new(
+            Exit::General,
+            format!("Barman cloud restore exception: {e}"),
+        )
+    };
+    let layout = Layout::new(url.path(), &args.server_name);
+    let catalog = Catalog::load(&bucket, &layout).map_err(general)?;
+    let id = catalog
+        .resolve(&args.backup_id, &args.server_name)
+        .map_err(general)?;
+    let Some(backup) = catalog.backups.get(&id) else {
+        return Err(Failure::new(
+            Exit::Operation,
+            format!(
+                "Backup {id} for server {} does not exists",
+                args.server_name
+            ),
+        ));
+    };
+    tracing::info!("Restoring from backup_id: {id}");
+    match restore::restore_backup(&bucket, backup, &args.recovery_dir, &relocations) {
+        Ok(report) => {
+            tracing::info!(
+                "restored {} object(s), {} entries into {}",
+                report.objects,
+                report.entries,
+                args.recovery_dir.display()
+            );
+            Ok(())
+        }
+        Err(e @ (Error::DestinationNotEmpty(_) | Error::MissingTar(_))) => {
+            Err(Failure::new(Exit::Operation, e))
+        }
+        Err(e @ Error::UnknownTablespace(_)) => Err(Failure::cli(e)),
+        Err(e) => Err(general(e)),
+    }
+}

@@ -1,0 +1,192 @@
+//! The backups of a server in a bucket, as barman-cloud's
+//! `CloudBackupCatalog` reads them: one listing of `P/S/base/`, each
+//! `base/<id>/backup.info` read strictly (an unknown key is an error, as
+//! with Barman), the keep annotations, the tar objects of each backup, and
+//! backup ids resolved from ids, shortcuts and names.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use barman_catalog::{BackupId, BackupInfo, BackupStatus, KeepTarget};
+
+use crate::layout::{Layout, TarPart};
+use crate::store::{Bucket, Listed};
+use crate::{Error, Result};
+
+/// One backup of the catalog.
+#[derive(Debug, Clone)]
+pub struct CloudBackup {
+    /// Its metadata.
+    pub info: BackupInfo,
+    /// Its keep annotation, if any.
+    pub keep: Option<KeepTarget>,
+    /// Its tar objects (sorted by tree and part).
+    pub tars: Vec<(TarPart, Listed)>,
+}
+
+/// The catalog: readable backups by id, and the ids of unreadable ones.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    /// The backups whose `backup.info` could be read, by id.
+    pub backups: BTreeMap<String, CloudBackup>,
+    /// Backup directories whose `backup.info` could not be read (with the
+    /// reason), skipped with a warning by a listing.
+    pub unreadable: Vec<(String, String)>,
+}
+
+impl Catalog {
+    /// Reads the catalog of `layout` in `bucket`.
+    ///
+    /// # Errors
+    /// [`Error::Store`] / [`Error::NoSuchBucket`] when the listing fails.
+    pub fn load(bucket: &Bucket, layout: &Layout) -> Result<Self> {
+        let base = layout.base_prefix();
+        let mut dirs: BTreeMap<String, Vec<Listed>> = BTreeMap::new();
+        for listed in bucket.list(&base)? {
+            let Some(rest) = listed.key.strip_prefix(&base) else {
+                continue;
+            };
+            if let Some((dir, _)) = rest.split_once('/') {
+                dirs.entry(dir.to_owned()).or_default().push(listed.clone());
+            }
+        }
+        let mut catalog = Self::default();
+        for (dir, objects) in dirs {
+            let info_key = layout.backup_info_key(&dir);
+            if !objects.iter().any(|o| o.key == info_key) {
+                // A directory without backup.info is skipped silently.
+                continue;
+            }
+            match read_info(bucket, &info_key, &dir) {
+                Ok(info) => {
+                    let keep = read_keep(bucket, layout, &dir, &objects)?;
+                    let prefix = layout.backup_prefix(&dir);
+                    let mut tars: Vec<(TarPart, Listed)> = objects
+                        .iter()
+                        .filter_map(|o| {
+                            let name = o.key.strip_prefix(&prefix)?;
+                            Some((TarPart::parse(name)?, o.clone()))
+                        })
+                        .collect();
+                    tars.sort_by(|a, b| a.0.cmp(&b.0));
+                    catalog
+                        .backups
+                        .insert(dir, CloudBackup { info, keep, tars });
+                }
+                Err(e) => {
+                    tracing::warn!("Unable to open backup.info file for {dir}: {e}");
+                    catalog.unreadable.push((dir, e.to_string()));
+                }
+            }
+        }
+        Ok(catalog)
+    }
+
+    /// The backup id `text` names, as Barman's `parse_backup_id`: an id
+    /// (`YYYYMMDDTHHMMSS`) as it is; `last`/`latest` and `first`/`oldest`
+    /// (skipping STARTED backups), `last-failed`; else a backup name.
+    ///
+    /// # Errors
+    /// [`Error::UnknownBackup`] when nothing matches, naming the server;
+    /// [`Error::AmbiguousBackupName`] when two backups carry the name.
+    pub fn resolve(&self, text: &str, server: &str) -> Result<String> {
+        if text.parse::<BackupId>().is_ok() {
+            return Ok(text.to_owned());
+        }
+        let not_started = |b: &&CloudBackup| !matches!(b.info.status(), Ok(BackupStatus::Started));
+        let found = match text {
+            "last" | "latest" => self.backups.values().rev().find(not_started),
+            "first" | "oldest" => self.backups.values().find(not_started),
+            "last-failed" => self
+                .backups
+                .values()
+                .rev()
+                .find(|b| matches!(b.info.status(), Ok(BackupStatus::Failed))),
+            name => {
+                let named: Vec<&CloudBackup> = self
+                    .backups
+                    .values()
+                    .filter(|b| b.info.raw("backup_name") == Some(name))
+                    .collect();
+                if named.len() > 1 {
+                    let ids: Vec<String> = named
+                        .iter()
+                        .map(|b| b.info.backup_id().to_string())
+                        .collect();
+                    return Err(Error::AmbiguousBackupName {
+                        name: name.to_owned(),
+                        ids: ids.join(" "),
+                    });
+                }
+                named.first().copied()
+            }
+        };
+        found
+            .map(|b| b.info.backup_id().to_string())
+            .ok_or_else(|| Error::UnknownBackup {
+                backup: text.to_owned(),
+                server: server.to_owned(),
+            })
+    }
+}
+
+/// Reads and parses one `backup.info`.
+fn read_info(bucket: &Bucket, key: &str, dir: &str) -> Result<BackupInfo> {
+    let id: BackupId = dir.parse().map_err(|_| Error::Key {
+        key: key.to_owned(),
+        reason: format!("`{dir}` is not a backup id"),
+    })?;
+    let mut bytes = Vec::new();
+    bucket.get(key, &mut bytes)?;
+    let text = String::from_utf8(bytes).map_err(|_| Error::Key {
+        key: key.to_owned(),
+        reason: "not UTF-8 text".into(),
+    })?;
+    BackupInfo::parse(&text, id, Path::new(key)).map_err(Error::Catalog)
+}
+
+/// The keep annotation of backup `dir`, when its object is listed.
+fn read_keep(
+    bucket: &Bucket,
+    layout: &Layout,
+    dir: &str,
+    objects: &[Listed],
+) -> Result<Option<KeepTarget>> {
+    let key = layout.keep_key(dir);
+    if !objects.iter().any(|o| o.key == key) {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    match bucket.get(&key, &mut bytes) {
+        Ok(_) => {}
+        Err(Error::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(match text.lines().next().unwrap_or_default() {
+        "full" => Some(KeepTarget::Full),
+        "standalone" => Some(KeepTarget::Standalone),
+        other => {
+            tracing::warn!("ignoring keep annotation `{key}`: unknown target `{other}`");
+            None
+        }
+    })
+}
+
+/// Writes the keep annotation of backup `id` (`--target`).
+///
+/// # Errors
+/// [`Error::Store`] when the upload fails.
+pub fn put_keep(bucket: &Bucket, layout: &Layout, id: &str, target: KeepTarget) -> Result<()> {
+    bucket
+        .put(&layout.keep_key(id), &mut target.as_str().as_bytes(), &[])
+        .map(drop)
+}
+
+/// Removes the keep annotation of backup `id` (`--release`).
+///
+/// # Errors
+/// [`Error::Store`] when the deletion fails.
+pub fn release_keep(bucket: &Bucket, layout: &Layout, id: &str) -> Result<()> {
+    bucket.delete(&[layout.keep_key(id)])
+}
