@@ -7,12 +7,15 @@
 //! Options barman-rs parses but does not implement yet are refused by name
 //! ([`CloudArgs::refuse_unimplemented`]), never ignored.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use barman_catalog::BackupInfo;
+use barman_catalog::pytime::{parse_python_datetime, to_python_ctime, to_python_isoformat};
 use barman_cloud::store::{AddressingStyle, Encryption, StoreOptions};
 use barman_cloud::url::{CloudUrl, Provider};
+use serde_json::{Map, Value};
 use tracing::{Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
@@ -343,6 +346,76 @@ pub fn s3_encryption(
         s3_kms_key_id: kms_key_id.map(str::to_owned),
         s3_customer_key: customer_key,
     })
+}
+
+/// One backup as Barman's `BackupInfo.to_json`: the fields (sorted), with
+/// `begin_time` and `end_time` in ctime form, then `backup_id`,
+/// `begin_time_iso` and `end_time_iso`.
+pub fn backup_json(info: &BackupInfo) -> barman_catalog::Result<Value> {
+    let mut doc = info.to_json()?;
+    let local = jiff::tz::TimeZone::system();
+    if let Value::Object(map) = &mut doc {
+        // Barman's order: the fields, then backup_id, then the ISO times.
+        let mut extra = Map::new();
+        if let Some(id) = map.shift_remove("backup_id") {
+            extra.insert("backup_id".into(), id);
+        }
+        for key in ["begin_time", "end_time"] {
+            if let Some(raw) = info.raw(key).filter(|t| *t != "None") {
+                let time = parse_python_datetime(raw, &local)?;
+                map.insert(key.into(), Value::String(to_python_ctime(&time)));
+                extra.insert(
+                    format!("{key}_iso"),
+                    Value::String(to_python_isoformat(&time)),
+                );
+            }
+        }
+        map.extend(extra);
+    }
+    Ok(doc)
+}
+
+/// JSON as Python's `json.dumps` writes it: `", "` and `": "` separators,
+/// non-ASCII escaped.
+pub fn python_json(value: &Value) -> String {
+    match value {
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(python_json).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{}: {}", python_string(k), python_json(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::String(s) => python_string(s),
+        other => other.to_string(),
+    }
+}
+
+/// A JSON string with every non-ASCII character escaped (`ensure_ascii`).
+fn python_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]

@@ -720,16 +720,44 @@ fn backups_taken_by_barman_cloud_are_listed_kept_and_restored_by_our_tools() {
         "the JSON document, byte for byte"
     );
 
+    // show-backup: the same bytes as Barman's, console and JSON, by name,
+    // by shortcut.
+    let ours_show = barman_bin("barman-cloud-backup-show").unwrap();
+    let theirs_show = barman_cloud_tool("barman-cloud-backup-show").expect("barman[cloud]");
+    for id in ["nightly-one", "latest"] {
+        for format in ["console", "json"] {
+            let args = ["--format", format, "s3://backups/pg", "main", id];
+            let ours = tool(&ours_show, &moto, &args);
+            let theirs = tool(&theirs_show, &moto, &args);
+            assert_eq!(status(&ours), 0, "{}", text(&ours));
+            assert_eq!(
+                String::from_utf8_lossy(&ours.stdout),
+                String::from_utf8_lossy(&theirs.stdout),
+                "show {id} --format {format}"
+            );
+        }
+    }
+
     // Keep: ours writes the annotation Barman reads, and the reverse.
     let ours_keep = barman_bin("barman-cloud-backup-keep").unwrap();
     let theirs_keep = barman_cloud_tool("barman-cloud-backup-keep").expect("barman[cloud]");
     let out = tool(
         &ours_keep,
         &moto,
-        &["s3://backups/pg", "main", "nightly-one", "--target", "standalone"],
+        &[
+            "s3://backups/pg",
+            "main",
+            "nightly-one",
+            "--target",
+            "standalone",
+        ],
     );
     assert_eq!(status(&out), 0, "{}", text(&out));
-    let out = tool(&theirs_keep, &moto, &["-s", "s3://backups/pg", "main", "nightly-one"]);
+    let out = tool(
+        &theirs_keep,
+        &moto,
+        &["-s", "s3://backups/pg", "main", "nightly-one"],
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "Keep: standalone\n",
@@ -742,9 +770,17 @@ fn backups_taken_by_barman_cloud_are_listed_kept_and_restored_by_our_tools() {
         "{}",
         text(&listed)
     );
-    let out = tool(&theirs_keep, &moto, &["-r", "s3://backups/pg", "main", "nightly-one"]);
+    let out = tool(
+        &theirs_keep,
+        &moto,
+        &["-r", "s3://backups/pg", "main", "nightly-one"],
+    );
     assert_eq!(status(&out), 0, "{}", text(&out));
-    let out = tool(&ours_keep, &moto, &["-s", "s3://backups/pg", "main", "nightly-one"]);
+    let out = tool(
+        &ours_keep,
+        &moto,
+        &["-s", "s3://backups/pg", "main", "nightly-one"],
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "Keep: nokeep\n",
@@ -801,7 +837,12 @@ fn backups_taken_by_barman_cloud_are_listed_kept_and_restored_by_our_tools() {
     let out = tool(
         &restore,
         &moto,
-        &["s3://backups/pg", "main", "nightly-one", dest.to_str().unwrap()],
+        &[
+            "s3://backups/pg",
+            "main",
+            "nightly-one",
+            dest.to_str().unwrap(),
+        ],
     );
     assert_eq!(status(&out), 1, "{}", text(&out));
     assert!(text(&out).contains("not empty"), "{}", text(&out));
@@ -810,7 +851,12 @@ fn backups_taken_by_barman_cloud_are_listed_kept_and_restored_by_our_tools() {
     let out = tool(
         &restore,
         &moto,
-        &["s3://backups/pg", "main", "nosuchname", other.to_str().unwrap()],
+        &[
+            "s3://backups/pg",
+            "main",
+            "nosuchname",
+            other.to_str().unwrap(),
+        ],
     );
     assert_eq!(status(&out), 4, "{}", text(&out));
 

@@ -2,13 +2,12 @@
 //! Barman's tool prints them (a console table, or JSON with any other
 //! `--format`).
 
-use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use barman_catalog::BackupStatus;
-use barman_catalog::pytime::{parse_python_datetime, to_python_ctime, to_python_isoformat};
+use barman_catalog::pytime::parse_python_datetime;
 use barman_cli::cloud::{self, CloudArgs, Exit, Failure};
-use barman_cloud::catalog::{Catalog, CloudBackup};
+use barman_cloud::catalog::Catalog;
 use barman_cloud::layout::Layout;
 use barman_cloud::store::{Bucket, Encryption};
 use clap::Parser;
@@ -118,84 +117,14 @@ fn console(catalog: &Catalog) -> String {
     out
 }
 
-/// One backup as Barman's `BackupInfo.to_json`: the fields (sorted), with
-/// `begin_time` and `end_time` in ctime form, then `backup_id`,
-/// `begin_time_iso` and `end_time_iso`.
-fn backup_json(backup: &CloudBackup) -> barman_catalog::Result<Value> {
-    let mut doc = backup.info.to_json()?;
-    let local = jiff::tz::TimeZone::system();
-    if let Value::Object(map) = &mut doc {
-        // Barman's order: the fields, then backup_id, then the ISO times.
-        let mut extra = Map::new();
-        if let Some(id) = map.shift_remove("backup_id") {
-            extra.insert("backup_id".into(), id);
-        }
-        for key in ["begin_time", "end_time"] {
-            if let Some(raw) = backup.info.raw(key).filter(|t| *t != "None") {
-                let time = parse_python_datetime(raw, &local)?;
-                map.insert(key.into(), Value::String(to_python_ctime(&time)));
-                extra.insert(
-                    format!("{key}_iso"),
-                    Value::String(to_python_isoformat(&time)),
-                );
-            }
-        }
-        map.extend(extra);
-    }
-    Ok(doc)
-}
-
 /// `{"backups_list": [...]}` on one line, with Python's separators.
 fn json(catalog: &Catalog) -> barman_catalog::Result<String> {
     let list: Vec<Value> = catalog
         .backups
         .values()
-        .map(backup_json)
+        .map(|b| cloud::backup_json(&b.info))
         .collect::<barman_catalog::Result<_>>()?;
     let mut doc = Map::new();
     doc.insert("backups_list".into(), Value::Array(list));
-    Ok(format!("{}\n", python_json(&Value::Object(doc))))
-}
-
-/// JSON as Python's `json.dumps` writes it: `", "` and `": "` separators,
-/// non-ASCII escaped.
-fn python_json(value: &Value) -> String {
-    match value {
-        Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(python_json).collect::<Vec<_>>().join(", ")
-        ),
-        Value::Object(map) => format!(
-            "{{{}}}",
-            map.iter()
-                .map(|(k, v)| format!("{}: {}", python_string(k), python_json(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Value::String(s) => python_string(s),
-        other => other.to_string(),
-    }
-}
-
-/// A JSON string with every non-ASCII character escaped (`ensure_ascii`).
-fn python_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                let mut buf = [0u16; 2];
-                for unit in c.encode_utf16(&mut buf) {
-                    let _ = write!(out, "\\u{unit:04x}");
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    Ok(format!("{}\n", cloud::python_json(&Value::Object(doc))))
 }
