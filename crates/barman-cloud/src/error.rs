@@ -97,6 +97,9 @@ pub enum Error {
     /// destination).
     #[error("cannot unpack `{0}`: {1}")]
     Unpack(String, #[source] io::Error),
+    /// PostgreSQL refused the backup, or a file of it could not be read.
+    #[error("{0}")]
+    Backup(String),
     /// A provider or feature barman-rs does not support yet.
     #[error("{0}")]
     Unsupported(&'static str),

@@ -178,7 +178,11 @@ fn unpack(bucket: &Bucket, part: &TarPart, listed: &Listed, target: &Path) -> Re
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the unpacking thread panicked")));
         got?;
-        unpacked.map_err(|e| Error::Unpack(listed.key.clone(), e))
+        // The tar crate keeps the cause of a failed entry in the source.
+        unpacked.map_err(|e| {
+            let text = crate::store::error_chain(&e);
+            Error::Unpack(listed.key.clone(), io::Error::new(e.kind(), text))
+        })
     })
 }
 

@@ -370,6 +370,45 @@ impl Bucket {
         })
     }
 
+    /// A streaming multipart upload of `key` in parts of `part_size` bytes,
+    /// at most `jobs` parts in flight (a tar part of a backup: Barman
+    /// uploads those as multipart uploads whatever their size).
+    ///
+    /// # Errors
+    /// [`Error::Store`] / [`Error::NoSuchBucket`] when the upload cannot
+    /// start.
+    pub fn multipart(
+        &self,
+        key: &str,
+        tags: &[(String, String)],
+        part_size: usize,
+        jobs: usize,
+    ) -> Result<MultipartWriter<'_>> {
+        let location = path(key)?;
+        let mut tag_set = TagSet::default();
+        for (k, v) in tags {
+            tag_set.push(k, v);
+        }
+        let options = PutMultipartOptions {
+            tags: tag_set,
+            ..PutMultipartOptions::default()
+        };
+        let upload = self
+            .runtime
+            .block_on(self.store.put_multipart_opts(&location, options))
+            .map_err(|e| self.put_error(key, e))?;
+        Ok(MultipartWriter {
+            bucket: self,
+            key: key.to_owned(),
+            writer: Some(WriteMultipart::new_with_chunk_size(
+                upload,
+                part_size.max(5 << 20),
+            )),
+            jobs: jobs.max(1),
+            written: 0,
+        })
+    }
+
     fn put_error(&self, key: &str, e: object_store::Error) -> Error {
         if is_no_such_bucket(&e) {
             Error::NoSuchBucket(self.name.clone())
@@ -416,6 +455,79 @@ impl Bucket {
             }
         }
         Ok(())
+    }
+}
+
+/// A multipart upload in progress ([`Bucket::multipart`]): what is written
+/// goes out in parts; [`finish`](Self::finish) completes the object, and
+/// dropping it unfinished aborts the upload.
+pub struct MultipartWriter<'a> {
+    bucket: &'a Bucket,
+    key: String,
+    writer: Option<WriteMultipart>,
+    jobs: usize,
+    written: u64,
+}
+
+impl std::fmt::Debug for MultipartWriter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MultipartWriter")
+            .field("key", &self.key)
+            .field("written", &self.written)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MultipartWriter<'_> {
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// The object's key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Completes the upload.
+    ///
+    /// # Errors
+    /// [`Error::Store`] naming the key.
+    pub fn finish(mut self) -> Result<u64> {
+        let writer = self.writer.take().expect("finish is called once");
+        self.bucket
+            .runtime
+            .block_on(writer.finish())
+            .map_err(|e| self.bucket.put_error(&self.key, e))?;
+        Ok(self.written)
+    }
+}
+
+impl Write for MultipartWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let writer = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("the upload is finished"))?;
+        self.bucket
+            .runtime
+            .block_on(writer.wait_for_capacity(self.jobs))
+            .map_err(std::io::Error::other)?;
+        writer.write(buf);
+        self.written += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for MultipartWriter<'_> {
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            let _ = self.bucket.runtime.block_on(writer.abort());
+        }
     }
 }
 

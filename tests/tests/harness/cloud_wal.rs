@@ -890,3 +890,195 @@ fn backups_taken_by_barman_cloud_are_listed_kept_and_restored_by_our_tools() {
     );
     recovered.stop();
 }
+
+/// Runs a tool of ours as the server's OS user (barman-cloud-backup reads
+/// PGDATA), with the emulator's credentials.
+fn as_server_user(program: &Path, moto: &Moto, args: &[&str]) -> Output {
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", SERVER_OS_USER, "--", "env"]);
+    for (k, v) in S3_ENV {
+        cmd.arg(format!("{k}={v}"));
+    }
+    cmd.arg(program)
+        .args(["--endpoint-url", &moto.endpoint()])
+        .args(args)
+        .current_dir("/tmp");
+    cmd.output().expect("run the tool")
+}
+
+#[test]
+fn our_backup_under_load_is_restored_by_barman_cloud_and_by_ours_to_the_exact_rows() {
+    let moto = Moto::start().expect("moto_server (scripts/install-test-deps.sh installs it)");
+    moto.create_bucket("ourbackups").unwrap();
+    let tools = Tools::stage();
+    let backup_tool = stage_binary(
+        &barman_bin("barman-cloud-backup").unwrap(),
+        tools.dir.path(),
+    )
+    .unwrap();
+    let archive = format!(
+        "{} --zstd s3://ourbackups/pg main %p",
+        tools.command_prefix("barman-cloud-wal-archive", &moto)
+    );
+    let pg = PgCluster::builder()
+        .archive_command(&archive)
+        .start()
+        .expect("start PostgreSQL 15");
+    let ts = pg.server_owned_dir("ts1").unwrap();
+    pg.psql(&format!(
+        "CREATE TABLESPACE ts1 LOCATION '{}'",
+        ts.display()
+    ))
+    .unwrap();
+    pg.psql("CREATE TABLE in_ts TABLESPACE ts1 AS SELECT g FROM generate_series(1, 30000) g")
+        .unwrap();
+    pg.pgbench_init(2).unwrap();
+
+    // The backup while pgbench writes: gzip, split into 1 MB parts, tagged.
+    let port = pg.port();
+    let pgbench = std::thread::spawn({
+        let bin = pg.pg_bin().join("pgbench");
+        move || {
+            run(Command::new(bin)
+                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+                .args(["-n", "-c", "2", "-j", "2", "-T", "6", "postgres"]))
+            .expect("pgbench")
+        }
+    });
+    let port_text = port.to_string();
+    let out = as_server_user(
+        &backup_tool,
+        &moto,
+        &[
+            "-z",
+            "-S",
+            "1MB",
+            "-J",
+            "3",
+            "--immediate-checkpoint",
+            "-n",
+            "under-load",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port_text,
+            "-U",
+            "postgres",
+            "--tag",
+            "env,test",
+            "s3://ourbackups/pg",
+            "main",
+        ],
+    );
+    assert_eq!(status(&out), 0, "{}", text(&out));
+    pgbench.join().unwrap();
+    pg.psql("CREATE TABLE after_backup AS SELECT g FROM generate_series(1, 555) g")
+        .unwrap();
+    let expected = pg
+        .psql("SELECT sum(abalance) || '/' || (SELECT count(*) FROM pgbench_history) || '/' || (SELECT count(*) FROM in_ts) || '/' || (SELECT count(*) FROM after_backup) FROM pgbench_accounts")
+        .unwrap();
+    let last = pg.switch_wal().unwrap();
+    wait_archived(&pg, &last, Duration::from_secs(300));
+
+    // The objects: backup.info, the tablespace tar, several gzip data parts.
+    let objects = bucket(&moto, "s3://ourbackups/pg")
+        .list("pg/main/base/")
+        .unwrap();
+    let names: Vec<&str> = objects
+        .iter()
+        .map(|o| o.key.rsplit('/').next().unwrap())
+        .collect();
+    assert!(names.contains(&"backup.info"), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .any(|n| n.ends_with(".tar.gz") && n.starts_with(char::is_numeric)),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"data.tar.gz") && names.contains(&"data_0001.tar.gz"),
+        "{names:?}"
+    );
+
+    // Barman reads the catalog: listed DONE with its name, shown.
+    let theirs_list = barman_cloud_tool("barman-cloud-backup-list").expect("barman[cloud]");
+    let listed = tool(&theirs_list, &moto, &["s3://ourbackups/pg", "main"]);
+    assert_eq!(status(&listed), 0, "{}", text(&listed));
+    let listing = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listing
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.ends_with("under-load          ") && !l.contains("FAILED")),
+        "{listing}"
+    );
+    let theirs_show = barman_cloud_tool("barman-cloud-backup-show").expect("barman[cloud]");
+    let shown = tool(
+        &theirs_show,
+        &moto,
+        &["s3://ourbackups/pg", "main", "under-load"],
+    );
+    assert_eq!(status(&shown), 0, "{}", text(&shown));
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains("Status                 : DONE"),
+        "{}",
+        text(&shown)
+    );
+
+    let restore_command = format!(
+        "{} s3://ourbackups/pg main %f %p",
+        tools.command_prefix("barman-cloud-wal-restore", &moto)
+    );
+    // Restored by Barman's barman-cloud-restore, then by ours: PostgreSQL
+    // replays the archive and holds the exact rows.
+    let theirs_restore = barman_cloud_tool("barman-cloud-restore").expect("barman[cloud]");
+    let ours_restore = barman_bin("barman-cloud-restore").unwrap();
+    for (who, restorer) in [
+        ("barman-cloud", &theirs_restore),
+        ("barman-rs", &ours_restore),
+    ] {
+        let parent = tempfile::Builder::new()
+            .prefix("barman-e2e-cloud-ours-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let dest = parent.path().join("data");
+        let ts_dest = parent.path().join("ts");
+        let out = tool(
+            restorer,
+            &moto,
+            &[
+                "--tablespace",
+                &format!("ts1:{}", ts_dest.display()),
+                "s3://ourbackups/pg",
+                "main",
+                "under-load",
+                dest.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(status(&out), 0, "{who}: {}", text(&out));
+        run(Command::new("chown")
+            .args(["-R", &format!("{SERVER_OS_USER}:")])
+            .arg(parent.path()))
+        .unwrap();
+        fs::write(dest.join("recovery.signal"), "").unwrap();
+        let mut recovered = DataDirServer::start(
+            pg.pg_bin(),
+            &dest,
+            &format!("archive_mode = off\nrestore_command = '{restore_command}'\n"),
+        )
+        .unwrap_or_else(|e| panic!("{who}: start the restored copy: {e}"));
+        recovered
+            .wait_for("SELECT pg_is_in_recovery()", "f", Duration::from_secs(180))
+            .unwrap();
+        let got = recovered
+            .psql("SELECT sum(abalance) || '/' || (SELECT count(*) FROM pgbench_history) || '/' || (SELECT count(*) FROM in_ts) || '/' || (SELECT count(*) FROM after_backup) FROM pgbench_accounts")
+            .unwrap();
+        assert_eq!(
+            got,
+            expected,
+            "{who}: rows after replaying the archive; log:\n{}",
+            recovered.log()
+        );
+        recovered.stop();
+    }
+}

@@ -1,0 +1,259 @@
+//! `barman-cloud-backup`: a concurrent base backup of a running
+//! PostgreSQL straight into object storage, in Barman's layout and formats
+//! (restorable by Barman's `barman-cloud-restore` and ours), with Barman's
+//! options and exit statuses. Nothing is staged on local disk.
+
+use std::process::ExitCode;
+
+use barman_cli::cloud::{self, CloudArgs, Exit, Failure};
+use barman_cloud::backup::{self, BackupOptions};
+use barman_cloud::layout::Layout;
+use barman_cloud::size::parse_size;
+use barman_cloud::store::Bucket;
+use barman_pg::postgres::PgConnection;
+use barman_wal::Compression;
+use clap::Parser;
+
+/// Backup names Barman refuses (its shortcuts and `auto`).
+const RESERVED_NAMES: [&str; 8] = [
+    "latest",
+    "last",
+    "oldest",
+    "first",
+    "last-failed",
+    "latest-full",
+    "last-full",
+    "auto",
+];
+
+/// Command-line arguments (the options of Barman's `barman-cloud-backup`).
+#[derive(Debug, Parser)]
+#[command(
+    name = "barman-cloud-backup",
+    version,
+    disable_help_flag = true,
+    about = "This script can be used to perform a backup of a local PostgreSQL instance and \
+             ship the resulting tarball(s) to the Cloud. Currently AWS S3, Azure Blob Storage \
+             and Google Cloud Storage are supported."
+)]
+#[allow(clippy::struct_excessive_bools)]
+struct Args {
+    #[command(flatten)]
+    cloud: CloudArgs,
+    /// gzip-compress the backup while uploading to the cloud.
+    #[arg(short = 'z', long, group = "compression")]
+    gzip: bool,
+    /// bzip2-compress the backup while uploading to the cloud.
+    #[arg(short = 'j', long, group = "compression")]
+    bzip2: bool,
+    /// snappy-compress the backup while uploading to the cloud.
+    #[arg(long, group = "compression")]
+    snappy: bool,
+    /// lz4-compress the backup while uploading to the cloud.
+    #[arg(long, group = "compression")]
+    lz4: bool,
+    /// zstd-compress the backup while uploading to the cloud.
+    #[arg(long, group = "compression")]
+    zstd: bool,
+    /// Host or Unix socket for PostgreSQL connection (default: libpq settings).
+    #[arg(short = 'h', long, value_name = "HOST")]
+    host: Option<String>,
+    /// Port for PostgreSQL connection (default: libpq settings).
+    #[arg(short = 'p', long, value_name = "PORT")]
+    port: Option<String>,
+    /// User name for PostgreSQL connection (default: libpq settings).
+    #[arg(short = 'U', long, value_name = "USER")]
+    user: Option<String>,
+    /// Database name or conninfo string for Postgres connection (default:
+    /// postgres).
+    #[arg(short = 'd', long, value_name = "DBNAME", default_value = "postgres")]
+    dbname: String,
+    /// Forces the initial checkpoint to be done as quickly as possible.
+    #[arg(long)]
+    immediate_checkpoint: bool,
+    /// Number of subprocesses to upload data to cloud storage (default: 2).
+    #[arg(short = 'J', long, value_name = "JOBS", default_value_t = 2)]
+    jobs: usize,
+    /// Maximum size of an archive when uploading to cloud storage (default:
+    /// 100GB).
+    #[arg(
+        short = 'S',
+        long,
+        value_name = "MAX_ARCHIVE_SIZE",
+        default_value = "100GB"
+    )]
+    max_archive_size: String,
+    /// Minimum size of an individual chunk when uploading to cloud storage.
+    #[arg(long, value_name = "MIN_CHUNK_SIZE")]
+    min_chunk_size: Option<String>,
+    /// The maximum amount of data to be uploaded per second (not implemented
+    /// yet: refused).
+    #[arg(long, value_name = "MAX_BANDWIDTH")]
+    max_bandwidth: Option<String>,
+    /// The time, in seconds, between keepalive queries (not implemented
+    /// yet: refused).
+    #[arg(long, value_name = "KEEPALIVE_INTERVAL")]
+    keepalive_interval: Option<u64>,
+    /// A name which can be used to reference this backup in commands such
+    /// as barman-cloud-restore and barman-cloud-backup-delete.
+    #[arg(short = 'n', long, value_name = "BACKUP_NAME")]
+    name: Option<String>,
+    /// Tags to be added to all uploaded files in cloud storage (KEY,VALUE
+    /// pairs; put this option last, it takes every value after it).
+    #[arg(long, num_args = 0.., value_name = "KEY,VALUE")]
+    tags: Vec<String>,
+    /// A tag for all uploaded files (KEY,VALUE; repeatable).
+    #[arg(long, value_name = "KEY,VALUE")]
+    tag: Vec<String>,
+    /// The encryption algorithm used when storing the uploaded data in S3.
+    #[arg(short = 'e', long, value_parser = ["AES256", "aws:kms"])]
+    encryption: Option<String>,
+    /// The AWS KMS key ID for the uploaded data (with -e aws:kms).
+    #[arg(long, value_name = "SSE_KMS_KEY_ID")]
+    sse_kms_key_id: Option<String>,
+    /// SSE-C: the base64 of a 32-byte key, read from file:///PATH.
+    #[arg(long, value_name = "SSE_CUSTOMER_KEY")]
+    sse_customer_key: Option<String>,
+    /// Azure encryption scope (not implemented yet: refused).
+    #[arg(long, value_name = "ENCRYPTION_SCOPE")]
+    encryption_scope: Option<String>,
+    /// GCS KMS key (not implemented yet: refused).
+    #[arg(long, value_name = "KMS_KEY_NAME")]
+    kms_key_name: Option<String>,
+    /// Snapshot backups (not supported: refused).
+    #[arg(long, value_name = "INSTANCE")]
+    snapshot_instance: Option<String>,
+    /// Snapshot backups (not supported: refused).
+    #[arg(long, value_name = "DISK")]
+    snapshot_disk: Vec<String>,
+    /// URL of the cloud destination, such as a bucket in AWS S3. For
+    /// example: `s3://bucket/path/to/folder`.
+    #[arg(value_name = "DESTINATION_URL")]
+    destination_url: String,
+    /// The name of the server as configured in Barman.
+    #[arg(value_name = "SERVER_NAME")]
+    server_name: String,
+}
+
+impl Args {
+    fn compression(&self) -> Option<Compression> {
+        [
+            (self.gzip, Compression::Gzip),
+            (self.bzip2, Compression::Bzip2),
+            (self.snappy, Compression::Snappy),
+            (self.lz4, Compression::Lz4),
+            (self.zstd, Compression::Zstd),
+        ]
+        .into_iter()
+        .find_map(|(set, c)| set.then_some(c))
+    }
+
+    /// The libpq connection string of `-h -p -U -d` (a `-d` holding `=`
+    /// is the whole conninfo, as in Barman).
+    fn conninfo(&self) -> String {
+        if self.dbname.contains('=') {
+            return self.dbname.clone();
+        }
+        let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
+        let mut parts = vec![format!("dbname={}", quote(&self.dbname))];
+        for (key, value) in [
+            ("host", &self.host),
+            ("port", &self.port),
+            ("user", &self.user),
+        ] {
+            if let Some(v) = value {
+                parts.push(format!("{key}={}", quote(v)));
+            }
+        }
+        parts.join(" ")
+    }
+
+    fn refuse_unimplemented(&self) -> Result<(), Failure> {
+        self.cloud.refuse_unimplemented()?;
+        for (given, option) in [
+            (self.max_bandwidth.is_some(), "--max-bandwidth"),
+            (self.keepalive_interval.is_some(), "--keepalive-interval"),
+            (self.encryption_scope.is_some(), "--encryption-scope"),
+            (self.kms_key_name.is_some(), "--kms-key-name"),
+            (self.snapshot_instance.is_some(), "--snapshot-instance"),
+            (!self.snapshot_disk.is_empty(), "--snapshot-disk"),
+            (
+                std::env::var("BARMAN_HOOK")
+                    .is_ok_and(|h| h == "backup_script" || h == "backup_retry_script"),
+                "the hook mode (BARMAN_HOOK=backup_script)",
+            ),
+        ] {
+            if given {
+                return Err(cloud::not_implemented(option));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn main() -> ExitCode {
+    cloud::main(|a: &Args| &a.cloud, run)
+}
+
+fn run(args: &Args) -> Result<(), Failure> {
+    args.refuse_unimplemented()?;
+    if let Some(name) = &args.name
+        && (RESERVED_NAMES.contains(&name.as_str())
+            || name.parse::<barman_catalog::BackupId>().is_ok()
+            || name.trim().is_empty())
+    {
+        return Err(Failure::cli(format!(
+            "argument -n/--name: Backup name '{name}' is not allowed: reserved word or backup id"
+        )));
+    }
+    let url = args.cloud.url(&args.destination_url)?;
+    let size = |what: &str, v: &str| {
+        parse_size(v).map_err(|e| Failure::cli(format!("argument {what}: {e}")))
+    };
+    let options = BackupOptions {
+        compression: args.compression(),
+        max_archive_size: size("-S/--max-archive-size", &args.max_archive_size)?,
+        min_chunk_size: args
+            .min_chunk_size
+            .as_deref()
+            .map(|v| size("--min-chunk-size", v))
+            .transpose()?
+            .unwrap_or(0),
+        jobs: args.jobs.max(1),
+        name: args.name.clone(),
+        tags: cloud::tags(&[args.tags.clone(), args.tag.clone()].concat())?,
+        immediate_checkpoint: args.immediate_checkpoint,
+    };
+    let encryption = cloud::s3_encryption(
+        args.encryption.as_deref(),
+        args.sse_kms_key_id.as_deref(),
+        args.sse_customer_key.as_deref(),
+    )?;
+    let bucket = Bucket::open(&url, &args.cloud.store_options(encryption))
+        .map_err(|e| Failure::new(Exit::General, e))?;
+    if args.cloud.test {
+        return cloud::probe(&bucket);
+    }
+    let pg = PgConnection::connect(&args.conninfo(), "barman_cloud_backup")
+        .map_err(|e| Failure::new(Exit::Operation, format!("Cannot connect to postgres: {e}")))?;
+    let layout = Layout::new(url.path(), &args.server_name);
+    match backup::backup(&bucket, &layout, &pg, &options) {
+        Ok(report) => {
+            tracing::info!(
+                "backup {} uploaded: {} object(s), {} bytes",
+                report.backup_id,
+                report.objects.len(),
+                report.bytes
+            );
+            Ok(())
+        }
+        Err(barman_cloud::Error::NoSuchBucket(name)) => Err(Failure::new(
+            Exit::General,
+            format!("Barman cloud backup exception: bucket `{name}` does not exist"),
+        )),
+        Err(e) => Err(Failure::new(
+            Exit::Operation,
+            format!("Backup failed uploading data ({e})"),
+        )),
+    }
+}
