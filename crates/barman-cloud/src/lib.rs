@@ -30,6 +30,7 @@
 
 pub mod backup;
 pub mod catalog;
+pub mod delete;
 pub mod layout;
 mod pipe;
 pub mod restore;

@@ -1082,3 +1082,165 @@ fn our_backup_under_load_is_restored_by_barman_cloud_and_by_ours_to_the_exact_ro
         recovered.stop();
     }
 }
+
+/// The keys under `prefix/` in `bucket_name`, sorted.
+fn keys_of(moto: &Moto, bucket_name: &str, prefix: &str) -> Vec<String> {
+    bucket(moto, &format!("s3://{bucket_name}/{prefix}"))
+        .list(&format!("{prefix}/"))
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect()
+}
+
+/// Copies every object of bucket `from` into bucket `to`.
+fn copy_bucket(moto: &Moto, from: &str, to: &str) {
+    let source = bucket(moto, &format!("s3://{from}"));
+    let target = bucket(moto, &format!("s3://{to}"));
+    for object in source.list("").unwrap() {
+        let mut bytes = Vec::new();
+        source.get(&object.key, &mut bytes).unwrap();
+        target.put(&object.key, &mut bytes.as_slice(), &[]).unwrap();
+    }
+}
+
+#[test]
+fn retention_deletes_the_same_objects_as_barman_cloud() {
+    let moto = Moto::start().expect("moto_server (scripts/install-test-deps.sh installs it)");
+    for b in ["theirs-bucket", "ours-bucket"] {
+        moto.create_bucket(b).unwrap();
+    }
+    let tools = Tools::stage();
+    let backup_tool = stage_binary(
+        &barman_bin("barman-cloud-backup").unwrap(),
+        tools.dir.path(),
+    )
+    .unwrap();
+    let archive = format!(
+        "{} --gzip s3://theirs-bucket/pg main %p",
+        tools.command_prefix("barman-cloud-wal-archive", &moto)
+    );
+    let pg = PgCluster::builder()
+        .archive_command(&archive)
+        .start()
+        .expect("start PostgreSQL 15");
+    pg.pgbench_init(1).unwrap();
+    let port = pg.port().to_string();
+    let take_backup = |name: &str| {
+        let out = as_server_user(
+            &backup_tool,
+            &moto,
+            &[
+                "-z",
+                "--immediate-checkpoint",
+                "-n",
+                name,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "s3://theirs-bucket/pg",
+                "main",
+            ],
+        );
+        assert_eq!(status(&out), 0, "{}", text(&out));
+    };
+    // Backup 1, WALs, backup 2, WALs, backup 3, WALs.
+    for round in 1..=3 {
+        for _ in 0..3 {
+            pg.psql("INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) SELECT 1, 1, 1, 1, now() FROM generate_series(1, 1000)").unwrap();
+            pg.switch_wal().unwrap();
+        }
+        take_backup(&format!("round-{round}"));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let last = pg.switch_wal().unwrap();
+    wait_archived(&pg, &last, Duration::from_secs(300));
+    // The same catalog in both buckets: Barman deletes in one, ours in
+    // the other.
+    copy_bucket(&moto, "theirs-bucket", "ours-bucket");
+    let initial = keys_of(&moto, "theirs-bucket", "pg");
+    assert_eq!(initial, keys_of(&moto, "ours-bucket", "pg"));
+
+    let theirs = barman_cloud_tool("barman-cloud-backup-delete").expect("barman[cloud]");
+    let ours = barman_bin("barman-cloud-backup-delete").unwrap();
+    // -b refused by minimum redundancy and by a keep, the same way (1).
+    for (program, bucket_name) in [(&theirs, "theirs-bucket"), (&ours, "ours-bucket")] {
+        let url = format!("s3://{bucket_name}/pg");
+        let out = tool(program, &moto, &["-b", "latest", "-m", "3", &url, "main"]);
+        assert_eq!(status(&out), 1, "{}", text(&out));
+        assert!(
+            text(&out).contains("minimum redundancy = 3, current redundancy = 3"),
+            "{}",
+            text(&out)
+        );
+        // A dry run deletes nothing.
+        let before = keys_of(&moto, bucket_name, "pg");
+        let out = tool(
+            program,
+            &moto,
+            &["-r", "REDUNDANCY 1", "--dry-run", &url, "main"],
+        );
+        assert_eq!(status(&out), 0, "{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Skipping deletion of objects ["),
+            "{}",
+            text(&out)
+        );
+        assert_eq!(keys_of(&moto, bucket_name, "pg"), before);
+    }
+    // REDUNDANCY 2 with the oldest kept standalone, then REDUNDANCY 1, then
+    // -b of the oldest remaining: the same objects remain in both buckets.
+    let theirs_keep = barman_cloud_tool("barman-cloud-backup-keep").expect("barman[cloud]");
+    let ours_keep = barman_bin("barman-cloud-backup-keep").unwrap();
+    for (keep, program, bucket_name) in [
+        (&theirs_keep, &theirs, "theirs-bucket"),
+        (&ours_keep, &ours, "ours-bucket"),
+    ] {
+        let url = format!("s3://{bucket_name}/pg");
+        let out = tool(
+            keep,
+            &moto,
+            &["--target", "standalone", &url, "main", "round-1"],
+        );
+        assert_eq!(status(&out), 0, "{}", text(&out));
+        for policy in ["REDUNDANCY 2", "REDUNDANCY 1"] {
+            let out = tool(program, &moto, &["-r", policy, &url, "main"]);
+            assert_eq!(status(&out), 0, "{policy}: {}", text(&out));
+        }
+    }
+    let theirs_left = keys_of(&moto, "theirs-bucket", "pg");
+    assert_eq!(theirs_left, keys_of(&moto, "ours-bucket", "pg"));
+    assert!(
+        theirs_left.len() < initial.len(),
+        "retention deleted nothing: {theirs_left:?}"
+    );
+    // round-2 (obsolete) went; round-1 stayed (kept), round-3 (newest) too.
+    let backups_left = theirs_left
+        .iter()
+        .filter(|k| k.ends_with("/backup.info"))
+        .count();
+    assert_eq!(backups_left, 2, "{theirs_left:?}");
+    for (keep, program, bucket_name) in [
+        (&theirs_keep, &theirs, "theirs-bucket"),
+        (&ours_keep, &ours, "ours-bucket"),
+    ] {
+        let url = format!("s3://{bucket_name}/pg");
+        let out = tool(keep, &moto, &["-r", &url, "main", "round-1"]);
+        assert_eq!(status(&out), 0, "{}", text(&out));
+        let out = tool(program, &moto, &["-b", "oldest", &url, "main"]);
+        assert_eq!(status(&out), 0, "{}", text(&out));
+    }
+    let final_theirs = keys_of(&moto, "theirs-bucket", "pg");
+    assert_eq!(final_theirs, keys_of(&moto, "ours-bucket", "pg"));
+    assert!(final_theirs.len() < theirs_left.len(), "{final_theirs:?}");
+    // An unparsable policy: 3.
+    let out = tool(
+        &ours,
+        &moto,
+        &["-r", "REDUNDANCY many", "s3://ours-bucket/pg", "main"],
+    );
+    assert_eq!(status(&out), 3, "{}", text(&out));
+}
