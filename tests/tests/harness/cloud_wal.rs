@@ -37,6 +37,7 @@ impl Tools {
             "barman-cloud-wal-archive",
             "barman-cloud-wal-restore",
             "barman-cloud-check-wal-archive",
+            "barman-cloud-restore",
         ] {
             stage_binary(
                 &barman_bin(b).expect("build the barman binaries"),
@@ -1243,4 +1244,192 @@ fn retention_deletes_the_same_objects_as_barman_cloud() {
         &["-r", "REDUNDANCY many", "s3://ours-bucket/pg", "main"],
     );
     assert_eq!(status(&out), 3, "{}", text(&out));
+}
+
+/// Where a PITR scenario stores its objects: S3 (moto) or Azure (Azurite).
+enum Store {
+    S3(Moto),
+    Azure(Azurite),
+}
+
+impl Store {
+    /// The environment and options our tools need for it.
+    fn prefix_args(&self) -> (Vec<(String, String)>, Vec<String>) {
+        match self {
+            Store::S3(moto) => (
+                S3_ENV
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+                vec!["--endpoint-url".into(), moto.endpoint()],
+            ),
+            Store::Azure(azurite) => (
+                vec![(
+                    "AZURE_STORAGE_CONNECTION_STRING".into(),
+                    azurite.connection_string(),
+                )],
+                vec!["--cloud-provider".into(), "azure-blob-storage".into()],
+            ),
+        }
+    }
+
+    fn url(&self, container: &str, prefix: &str) -> String {
+        match self {
+            Store::S3(_) => format!("s3://{container}/{prefix}"),
+            Store::Azure(azurite) => azurite.url(container, prefix),
+        }
+    }
+
+    /// A PostgreSQL `*_command` running `tool` (quoted for the conf file).
+    fn command(&self, tool: &Path) -> String {
+        let (env, args) = self.prefix_args();
+        let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+        format!(
+            "env {} {} {}",
+            env.join(" "),
+            tool.display(),
+            args.join(" ")
+        )
+    }
+
+    /// Runs `tool args` as the server's OS user.
+    fn run_as_server_user(&self, tool: &Path, args: &[&str]) -> Output {
+        let (env, extra) = self.prefix_args();
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", SERVER_OS_USER, "--", "env"]);
+        for (k, v) in env {
+            cmd.arg(format!("{k}={v}"));
+        }
+        cmd.arg(tool).args(extra).args(args).current_dir("/tmp");
+        cmd.output().expect("run the tool")
+    }
+}
+
+/// The acceptance scenario of object storage on one store: archiving
+/// under pgbench load, a gzip backup, a zstd backup split into parts, and
+/// a PITR to a time between them from the first backup and the archive.
+fn pitr_between_two_backups(store: &Store) {
+    let tools = Tools::stage();
+    let backup = stage_binary(
+        &barman_bin("barman-cloud-backup").unwrap(),
+        tools.dir.path(),
+    )
+    .unwrap();
+    let url = store.url("pitr", "cluster");
+    let archive = format!(
+        "{} --zstd {url} main %p",
+        store.command(&tools.path("barman-cloud-wal-archive"))
+    );
+    let pg = PgCluster::builder()
+        .archive_command(&archive)
+        .start()
+        .expect("start PostgreSQL 15");
+    pg.pgbench_init(2).unwrap();
+    let port = pg.port().to_string();
+    let load = |seconds: u32| {
+        let port = pg.port();
+        let bin = pg.pg_bin().join("pgbench");
+        std::thread::spawn(move || {
+            run(Command::new(bin)
+                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+                .args([
+                    "-n",
+                    "-c",
+                    "2",
+                    "-j",
+                    "2",
+                    "-T",
+                    &seconds.to_string(),
+                    "postgres",
+                ]))
+            .expect("pgbench")
+        })
+    };
+    let take = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend([
+            "--immediate-checkpoint",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            &url,
+            "main",
+        ]);
+        let out = store.run_as_server_user(&backup, &all);
+        assert_eq!(status(&out), 0, "{}", text(&out));
+    };
+    let running = load(4);
+    take(&["-z", "-n", "gzip-backup"]);
+    running.join().unwrap();
+    // The target: a moment between the two backups, after a commit.
+    pg.psql("CREATE TABLE at_target AS SELECT g FROM generate_series(1, 321) g")
+        .unwrap();
+    let expected = pg
+        .psql("SELECT sum(abalance) || '/' || (SELECT count(*) FROM pgbench_history) || '/' || (SELECT count(*) FROM at_target) FROM pgbench_accounts")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let target_time = pg.psql("SELECT now()::text").unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    pg.psql("DELETE FROM at_target; UPDATE pgbench_accounts SET abalance = abalance - 7")
+        .unwrap();
+    let running = load(3);
+    take(&["--zstd", "-S", "1MB", "-n", "zstd-backup"]);
+    running.join().unwrap();
+    let last = pg.switch_wal().unwrap();
+    wait_archived(&pg, &last, Duration::from_secs(300));
+
+    let parent = tempfile::Builder::new()
+        .prefix("barman-e2e-cloud-pitr2-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    chown_to(parent.path(), SERVER_OS_USER).unwrap();
+    let dest = parent.path().join("data");
+    let out = store.run_as_server_user(
+        &tools.path("barman-cloud-restore"),
+        &[&url, "main", "gzip-backup", dest.to_str().unwrap()],
+    );
+    assert_eq!(status(&out), 0, "{}", text(&out));
+    fs::write(dest.join("recovery.signal"), "").unwrap();
+    let restore_command = format!(
+        "{} {url} main %f %p",
+        store.command(&tools.path("barman-cloud-wal-restore"))
+    );
+    let mut recovered = DataDirServer::start(
+        pg.pg_bin(),
+        &dest,
+        &format!(
+            "archive_mode = off\nrestore_command = '{restore_command}'\nrecovery_target_time = '{target_time}'\nrecovery_target_action = 'promote'\n"
+        ),
+    )
+    .expect("start the restored copy");
+    recovered
+        .wait_for("SELECT pg_is_in_recovery()", "f", Duration::from_secs(180))
+        .unwrap();
+    let got = recovered
+        .psql("SELECT sum(abalance) || '/' || (SELECT count(*) FROM pgbench_history) || '/' || (SELECT count(*) FROM at_target) FROM pgbench_accounts")
+        .unwrap();
+    assert_eq!(
+        got,
+        expected,
+        "rows at {target_time}; log:\n{}",
+        recovered.log()
+    );
+    recovered.stop();
+}
+
+#[test]
+fn pitr_between_a_gzip_and_a_split_zstd_backup_on_s3() {
+    let moto = Moto::start().expect("moto_server (scripts/install-test-deps.sh installs it)");
+    moto.create_bucket("pitr").unwrap();
+    pitr_between_two_backups(&Store::S3(moto));
+}
+
+#[test]
+fn pitr_between_a_gzip_and_a_split_zstd_backup_on_azure() {
+    let azurite = Azurite::start().expect("azurite (scripts/install-test-deps.sh installs it)");
+    azurite.create_container("pitr").unwrap();
+    pitr_between_two_backups(&Store::Azure(azurite));
 }
