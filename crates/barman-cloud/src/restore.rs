@@ -103,6 +103,45 @@ pub fn restore_backup(
                 .unwrap_or_default()
         )));
     }
+    // Whatever goes wrong from here, nothing is left installed: the
+    // destinations were missing or empty, and are so again.
+    let existed: Vec<(PathBuf, bool)> = targets.values().map(|t| (t.clone(), t.exists())).collect();
+    let result = unpack_all(bucket, backup, dest, &targets, &tablespaces, info);
+    if result.is_err() {
+        for (target, existed) in existed {
+            remove_restored(&target, existed);
+        }
+    }
+    result
+}
+
+/// Empties `target` (and removes it when the restore created it).
+fn remove_restored(target: &Path, existed: bool) {
+    if existed {
+        if let Ok(entries) = fs::read_dir(target) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let _ = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
+            }
+        }
+    } else {
+        let _ = fs::remove_dir_all(target);
+    }
+}
+
+/// Unpacks every tar object, links the tablespaces, adds `pg_wal`, syncs.
+fn unpack_all(
+    bucket: &Bucket,
+    backup: &CloudBackup,
+    dest: &Path,
+    targets: &BTreeMap<Tree, PathBuf>,
+    tablespaces: &[Tablespace],
+    info: &barman_catalog::BackupInfo,
+) -> Result<RestoreReport> {
     let mut report = RestoreReport::default();
     for (part, listed) in &backup.tars {
         let Some(target) = targets.get(&part.tree) else {
@@ -120,7 +159,7 @@ pub fn restore_backup(
         report.entries += unpack(bucket, part, listed, target)?;
         report.objects += 1;
     }
-    for t in &tablespaces {
+    for t in tablespaces {
         let target = &targets[&Tree::Tablespace(t.oid)];
         let link = dest.join("pg_tblspc").join(t.oid.to_string());
         fs::create_dir_all(dest.join("pg_tblspc"))

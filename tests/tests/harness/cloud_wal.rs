@@ -1433,3 +1433,236 @@ fn pitr_between_a_gzip_and_a_split_zstd_backup_on_azure() {
     azurite.create_container("pitr").unwrap();
     pitr_between_two_backups(&Store::Azure(azurite));
 }
+
+#[test]
+fn corrupted_objects_are_named_and_nothing_is_installed() {
+    let moto = Moto::start().expect("moto_server (scripts/install-test-deps.sh installs it)");
+    moto.create_bucket("damaged").unwrap();
+    let tools = Tools::stage();
+    let backup_tool = stage_binary(
+        &barman_bin("barman-cloud-backup").unwrap(),
+        tools.dir.path(),
+    )
+    .unwrap();
+    let pg = PgCluster::builder()
+        .archive_command("/bin/true")
+        .start()
+        .expect("start PostgreSQL 15");
+    pg.pgbench_init(1).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let store = bucket(&moto, "s3://damaged/pg");
+
+    // A WAL object whose gzip stream is damaged: restore fails naming it,
+    // and nothing appears at WAL_DEST.
+    let segment = real_segments(&pg, 1, work.path()).remove(0);
+    let name = segment.file_name().unwrap().to_str().unwrap().to_owned();
+    let archive = barman_bin("barman-cloud-wal-archive").unwrap();
+    let out = tool(
+        &archive,
+        &moto,
+        &[
+            "--gzip",
+            "s3://damaged/pg",
+            "main",
+            segment.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(status(&out), 0, "{}", text(&out));
+    let key = format!("pg/main/wals/{}/{name}.gz", &name[..16]);
+    let mut object = Vec::new();
+    store.get(&key, &mut object).unwrap();
+    let middle = object.len() / 2;
+    object[middle..middle + 64].fill(0xAA);
+    store.put(&key, &mut object.as_slice(), &[]).unwrap();
+    let dest = work.path().join("wal-dest");
+    let restore = barman_bin("barman-cloud-wal-restore").unwrap();
+    let out = tool(
+        &restore,
+        &moto,
+        &["s3://damaged/pg", "main", &name, dest.to_str().unwrap()],
+    );
+    assert_ne!(status(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains(&key),
+        "the object is named: {}",
+        text(&out)
+    );
+    assert!(!dest.exists(), "a damaged WAL was installed");
+    assert!(
+        fs::read_dir(work.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("barman-tmp")),
+        "a temporary file was left"
+    );
+
+    // A backup whose second data part is damaged: restore fails naming
+    // it and leaves the destination as it was (missing).
+    let port = pg.port().to_string();
+    let out = as_server_user(
+        &backup_tool,
+        &moto,
+        &[
+            "-z",
+            "-S",
+            "1MB",
+            "--immediate-checkpoint",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "s3://damaged/pg",
+            "main",
+        ],
+    );
+    assert_eq!(status(&out), 0, "{}", text(&out));
+    let part = store
+        .list("pg/main/base/")
+        .unwrap()
+        .into_iter()
+        .find(|o| o.key.ends_with("/data_0001.tar.gz"))
+        .expect("a second data part");
+    let mut object = Vec::new();
+    store.get(&part.key, &mut object).unwrap();
+    let middle = object.len() / 2;
+    object[middle..middle + 256].fill(0x55);
+    store.put(&part.key, &mut object.as_slice(), &[]).unwrap();
+    let recovery_dir = work.path().join("restored");
+    let restore_backup = barman_bin("barman-cloud-restore").unwrap();
+    let out = tool(
+        &restore_backup,
+        &moto,
+        &[
+            "s3://damaged/pg",
+            "main",
+            "latest",
+            recovery_dir.to_str().unwrap(),
+        ],
+    );
+    assert_ne!(status(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains(&part.key),
+        "the part is named: {}",
+        text(&out)
+    );
+    assert!(
+        !recovery_dir.exists(),
+        "a damaged backup was left installed"
+    );
+    // An empty destination that existed stays, empty.
+    fs::create_dir(&recovery_dir).unwrap();
+    let out = tool(
+        &restore_backup,
+        &moto,
+        &[
+            "s3://damaged/pg",
+            "main",
+            "latest",
+            recovery_dir.to_str().unwrap(),
+        ],
+    );
+    assert_ne!(status(&out), 0, "{}", text(&out));
+    assert_eq!(fs::read_dir(&recovery_dir).unwrap().count(), 0);
+}
+
+#[test]
+fn a_recovery_window_deletes_the_same_objects_as_barman_cloud() {
+    let moto = Moto::start().expect("moto_server (scripts/install-test-deps.sh installs it)");
+    for b in ["window-theirs", "window-ours"] {
+        moto.create_bucket(b).unwrap();
+    }
+    let tools = Tools::stage();
+    let backup_tool = stage_binary(
+        &barman_bin("barman-cloud-backup").unwrap(),
+        tools.dir.path(),
+    )
+    .unwrap();
+    let archive = format!(
+        "{} --gzip s3://window-theirs/pg main %p",
+        tools.command_prefix("barman-cloud-wal-archive", &moto)
+    );
+    let pg = PgCluster::builder()
+        .archive_command(&archive)
+        .start()
+        .expect("start PostgreSQL 15");
+    pg.pgbench_init(1).unwrap();
+    let port = pg.port().to_string();
+    for round in 1..=3 {
+        for _ in 0..2 {
+            pg.psql("INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) SELECT 1, 1, 1, 1, now() FROM generate_series(1, 1000)").unwrap();
+            pg.switch_wal().unwrap();
+        }
+        let name = format!("round-{round}");
+        let out = as_server_user(
+            &backup_tool,
+            &moto,
+            &[
+                "-z",
+                "--immediate-checkpoint",
+                "-n",
+                &name,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "s3://window-theirs/pg",
+                "main",
+            ],
+        );
+        assert_eq!(status(&out), 0, "{}", text(&out));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let last = pg.switch_wal().unwrap();
+    wait_archived(&pg, &last, Duration::from_secs(300));
+    // The first two backups ended 20 and 10 days ago.
+    let store = bucket(&moto, "s3://window-theirs/pg");
+    let infos: Vec<String> = keys_of(&moto, "window-theirs", "pg")
+        .into_iter()
+        .filter(|k| k.ends_with("/backup.info"))
+        .collect();
+    assert_eq!(infos.len(), 3, "{infos:?}");
+    for (key, days) in infos.iter().zip([20, 10]) {
+        let mut bytes = Vec::new();
+        store.get(key, &mut bytes).unwrap();
+        let then = jiff::Zoned::now()
+            .with_time_zone(jiff::tz::TimeZone::UTC)
+            .checked_sub(jiff::Span::new().days(days))
+            .unwrap();
+        let stamp = then.strftime("%Y-%m-%d %H:%M:%S.000000+00:00").to_string();
+        let text: String = String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                if l.starts_with("end_time=") {
+                    format!("end_time={stamp}\n")
+                } else if l.starts_with("begin_time=") {
+                    format!("begin_time={stamp}\n")
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        store.put(key, &mut text.as_bytes(), &[]).unwrap();
+    }
+    copy_bucket(&moto, "window-theirs", "window-ours");
+    let initial = keys_of(&moto, "window-theirs", "pg");
+    let theirs = barman_cloud_tool("barman-cloud-backup-delete").expect("barman[cloud]");
+    let ours = barman_bin("barman-cloud-backup-delete").unwrap();
+    for (program, bucket_name) in [(&theirs, "window-theirs"), (&ours, "window-ours")] {
+        let url = format!("s3://{bucket_name}/pg");
+        let out = tool(
+            program,
+            &moto,
+            &["-r", "RECOVERY WINDOW OF 7 DAYS", &url, "main"],
+        );
+        assert_eq!(status(&out), 0, "{}", text(&out));
+    }
+    let left = keys_of(&moto, "window-theirs", "pg");
+    assert_eq!(left, keys_of(&moto, "window-ours", "pg"));
+    assert!(left.len() < initial.len(), "nothing was deleted: {left:?}");
+}
