@@ -19,6 +19,7 @@
 //! (`cargo bench` at the workspace root runs them all).
 
 mod backup;
+mod cloud;
 mod compare;
 mod machine;
 mod peers;
@@ -75,6 +76,11 @@ enum Scenario {
     /// from a slot's backlog (MB/s of WAL, peak RSS); segments compared
     /// byte for byte.
     Streaming(streaming::Options),
+    /// The barman-cloud tools against S3 (moto on loopback), barman-rs
+    /// beside real barman-cloud: one archive_command call of a 16 MiB
+    /// segment, backups (gzip, lz4, zstd) and a restore; median time and
+    /// peak RSS.
+    Cloud(cloud::Options),
     /// Every scenario in one command at one scale (`--scale 10` for a few
     /// minutes), with pgBackRest and Barman beside barman-rs when
     /// `--with-peers`; gathers the reports into compare.{md,json}.
@@ -132,6 +138,8 @@ fn main() -> ExitCode {
                  -j 1/2) beside `cp -a` of the backup; PostgreSQL started on every restore\n\
                  streaming    backup_method = postgres beside pg_basebackup; receive-wal beside \
                  pg_receivewal\n\
+                 cloud        barman-cloud tools on S3 (moto): archive_command calls, backups, a \
+                 restore, beside real barman-cloud; time and peak RSS\n\
                  compare      all of the above at one --scale; --with-peers adds pgBackRest and \
                  Barman (Python) beside barman-rs\n\
                  \n\
@@ -144,6 +152,7 @@ fn main() -> ExitCode {
         Scenario::Backup(options) => backup::run(&options),
         Scenario::Recover(options) => recover::run(&options),
         Scenario::Streaming(options) => streaming::run(&options),
+        Scenario::Cloud(options) => cloud::run(&options),
         Scenario::Compare(options) => compare::run(&options),
     };
     match result {
