@@ -248,6 +248,45 @@ pub fn main<A: clap::Parser>(
     }
 }
 
+/// The common start of the catalog tools (list, show, keep, delete,
+/// restore): options not implemented refused, the URL parsed, the bucket
+/// opened, and `-t` answered (`None`: the probe passed, the tool is done).
+///
+/// # Errors
+/// The failure, with its exit status.
+pub fn open_bucket(
+    args: &CloudArgs,
+    url: &str,
+    encryption: Encryption,
+) -> Result<Option<(barman_cloud::url::CloudUrl, barman_cloud::store::Bucket)>, Failure> {
+    args.refuse_unimplemented()?;
+    let url = args.url(url)?;
+    let bucket = barman_cloud::store::Bucket::open(&url, &args.store_options(encryption))
+        .map_err(|e| Failure::new(Exit::General, e))?;
+    if args.test {
+        probe(&bucket)?;
+        return Ok(None);
+    }
+    Ok(Some((url, bucket)))
+}
+
+/// The catalog of `server` in `bucket`; a failure is Barman's
+/// `"<what> exception: ..."` (exit 4).
+///
+/// # Errors
+/// The failure.
+pub fn load_catalog(
+    bucket: &barman_cloud::store::Bucket,
+    url: &barman_cloud::url::CloudUrl,
+    server: &str,
+    what: &str,
+) -> Result<(barman_cloud::layout::Layout, barman_cloud::catalog::Catalog), Failure> {
+    let layout = barman_cloud::layout::Layout::new(url.path(), server);
+    let catalog = barman_cloud::catalog::Catalog::load(bucket, &layout)
+        .map_err(|e| Failure::new(Exit::General, format!("{what} exception: {e}")))?;
+    Ok((layout, catalog))
+}
+
 /// `-t/--test` and the probe of the tools that check the endpoint first:
 /// the bucket is there (Ok), missing ([`Exit::Operation`]) or the
 /// endpoint cannot be reached ([`Exit::Network`]).

@@ -1105,21 +1105,21 @@ fn copy_bucket(moto: &Moto, from: &str, to: &str) {
     }
 }
 
-#[test]
-fn retention_deletes_the_same_objects_as_barman_cloud() {
-    let moto = Moto::start().expect("moto_server (scripts/install-test-deps.sh installs it)");
-    for b in ["theirs-bucket", "ours-bucket"] {
-        moto.create_bucket(b).unwrap();
-    }
+/// A catalog of three backups (`round-1` to `round-3`, gzip) taken by
+/// our barman-cloud-backup into `bucket_name/pg`, each after `switches`
+/// archived WAL switches, and the WALs after the last; the cluster and the
+/// staged tools its archive_command runs (keep them until the end).
+fn three_backups(moto: &Moto, bucket_name: &str, switches: usize) -> (PgCluster, Tools) {
     let tools = Tools::stage();
     let backup_tool = stage_binary(
         &barman_bin("barman-cloud-backup").unwrap(),
         tools.dir.path(),
     )
     .unwrap();
+    let url = format!("s3://{bucket_name}/pg");
     let archive = format!(
-        "{} --gzip s3://theirs-bucket/pg main %p",
-        tools.command_prefix("barman-cloud-wal-archive", &moto)
+        "{} --gzip {url} main %p",
+        tools.command_prefix("barman-cloud-wal-archive", moto)
     );
     let pg = PgCluster::builder()
         .archive_command(&archive)
@@ -1127,38 +1127,45 @@ fn retention_deletes_the_same_objects_as_barman_cloud() {
         .expect("start PostgreSQL 15");
     pg.pgbench_init(1).unwrap();
     let port = pg.port().to_string();
-    let take_backup = |name: &str| {
+    for round in 1..=3 {
+        for _ in 0..switches {
+            pg.psql("INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) SELECT 1, 1, 1, 1, now() FROM generate_series(1, 1000)").unwrap();
+            pg.switch_wal().unwrap();
+        }
+        let name = format!("round-{round}");
         let out = as_server_user(
             &backup_tool,
-            &moto,
+            moto,
             &[
                 "-z",
                 "--immediate-checkpoint",
                 "-n",
-                name,
+                &name,
                 "-h",
                 "127.0.0.1",
                 "-p",
                 &port,
                 "-U",
                 "postgres",
-                "s3://theirs-bucket/pg",
+                &url,
                 "main",
             ],
         );
         assert_eq!(status(&out), 0, "{}", text(&out));
-    };
-    // Backup 1, WALs, backup 2, WALs, backup 3, WALs.
-    for round in 1..=3 {
-        for _ in 0..3 {
-            pg.psql("INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) SELECT 1, 1, 1, 1, now() FROM generate_series(1, 1000)").unwrap();
-            pg.switch_wal().unwrap();
-        }
-        take_backup(&format!("round-{round}"));
         std::thread::sleep(Duration::from_secs(1));
     }
     let last = pg.switch_wal().unwrap();
     wait_archived(&pg, &last, Duration::from_secs(300));
+    (pg, tools)
+}
+
+#[test]
+fn retention_deletes_the_same_objects_as_barman_cloud() {
+    let moto = Moto::start().expect("moto_server (scripts/install-test-deps.sh installs it)");
+    for b in ["theirs-bucket", "ours-bucket"] {
+        moto.create_bucket(b).unwrap();
+    }
+    let _cluster = three_backups(&moto, "theirs-bucket", 3);
     // The same catalog in both buckets: Barman deletes in one, ours in
     // the other.
     copy_bucket(&moto, "theirs-bucket", "ours-bucket");
@@ -1574,51 +1581,7 @@ fn a_recovery_window_deletes_the_same_objects_as_barman_cloud() {
     for b in ["window-theirs", "window-ours"] {
         moto.create_bucket(b).unwrap();
     }
-    let tools = Tools::stage();
-    let backup_tool = stage_binary(
-        &barman_bin("barman-cloud-backup").unwrap(),
-        tools.dir.path(),
-    )
-    .unwrap();
-    let archive = format!(
-        "{} --gzip s3://window-theirs/pg main %p",
-        tools.command_prefix("barman-cloud-wal-archive", &moto)
-    );
-    let pg = PgCluster::builder()
-        .archive_command(&archive)
-        .start()
-        .expect("start PostgreSQL 15");
-    pg.pgbench_init(1).unwrap();
-    let port = pg.port().to_string();
-    for round in 1..=3 {
-        for _ in 0..2 {
-            pg.psql("INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) SELECT 1, 1, 1, 1, now() FROM generate_series(1, 1000)").unwrap();
-            pg.switch_wal().unwrap();
-        }
-        let name = format!("round-{round}");
-        let out = as_server_user(
-            &backup_tool,
-            &moto,
-            &[
-                "-z",
-                "--immediate-checkpoint",
-                "-n",
-                &name,
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                "postgres",
-                "s3://window-theirs/pg",
-                "main",
-            ],
-        );
-        assert_eq!(status(&out), 0, "{}", text(&out));
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    let last = pg.switch_wal().unwrap();
-    wait_archived(&pg, &last, Duration::from_secs(300));
+    let _cluster = three_backups(&moto, "window-theirs", 2);
     // The first two backups ended 20 and 10 days ago.
     let store = bucket(&moto, "s3://window-theirs/pg");
     let infos: Vec<String> = keys_of(&moto, "window-theirs", "pg")

@@ -8,8 +8,7 @@ use std::process::ExitCode;
 use barman_cli::cloud::{self, CloudArgs, Exit, Failure};
 use barman_cloud::catalog::Catalog;
 use barman_cloud::delete::{self, DeleteOptions, DeleteReport};
-use barman_cloud::layout::Layout;
-use barman_cloud::store::{Bucket, Encryption};
+use barman_cloud::store::Encryption;
 use barman_cloud::url::Provider;
 use barman_retention::{DeleteKind, RetentionPolicy};
 use clap::Parser;
@@ -69,7 +68,6 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), Failure> {
-    args.cloud.refuse_unimplemented()?;
     if args.check_object_lock {
         return Err(cloud::not_implemented("--check-object-lock"));
     }
@@ -81,7 +79,11 @@ fn run(args: &Args) -> Result<(), Failure> {
                 .map_err(|e| Failure::cli(format!("Could not create retention policy {p}: {e}")))
         })
         .transpose()?;
-    let url = args.cloud.url(&args.source_url)?;
+    let Some((url, bucket)) =
+        cloud::open_bucket(&args.cloud, &args.source_url, Encryption::default())?
+    else {
+        return Ok(());
+    };
     // The provider's largest batch: S3 1000, Azure 256.
     let max_batch = match url.provider() {
         Provider::AzureBlobStorage => 256,
@@ -91,19 +93,18 @@ fn run(args: &Args) -> Result<(), Failure> {
         dry_run: args.dry_run,
         batch_size: args.batch_size.unwrap_or(max_batch).clamp(1, max_batch),
     };
-    let bucket = Bucket::open(&url, &args.cloud.store_options(Encryption::default()))
-        .map_err(|e| Failure::new(Exit::General, e))?;
-    if args.cloud.test {
-        return cloud::probe(&bucket);
-    }
     let general = |e: &dyn std::fmt::Display| {
         Failure::new(
             Exit::General,
             format!("Barman cloud backup delete exception: {e}"),
         )
     };
-    let layout = Layout::new(url.path(), &args.server_name);
-    let mut catalog = Catalog::load(&bucket, &layout).map_err(|e| general(&e))?;
+    let (layout, mut catalog) = cloud::load_catalog(
+        &bucket,
+        &url,
+        &args.server_name,
+        "Barman cloud backup delete",
+    )?;
     if !catalog.unreadable.is_empty() {
         let ids: Vec<String> = catalog
             .unreadable

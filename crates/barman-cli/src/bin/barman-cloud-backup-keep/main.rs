@@ -6,9 +6,8 @@ use std::process::ExitCode;
 
 use barman_catalog::{BackupStatus, KeepTarget};
 use barman_cli::cloud::{self, CloudArgs, Exit, Failure};
-use barman_cloud::catalog::{self, Catalog};
-use barman_cloud::layout::Layout;
-use barman_cloud::store::{Bucket, Encryption};
+use barman_cloud::catalog::{self};
+use barman_cloud::store::Encryption;
 use clap::Parser;
 
 /// Command-line arguments (the options of Barman's `barman-cloud-backup-keep`).
@@ -52,18 +51,16 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), Failure> {
-    args.cloud.refuse_unimplemented()?;
-    let url = args.cloud.url(&args.source_url)?;
-    let bucket = Bucket::open(&url, &args.cloud.store_options(Encryption::default()))
-        .map_err(|e| Failure::new(Exit::General, e))?;
-    if args.cloud.test {
-        return cloud::probe(&bucket);
-    }
+    let Some((url, bucket)) =
+        cloud::open_bucket(&args.cloud, &args.source_url, Encryption::default())?
+    else {
+        return Ok(());
+    };
     let general = |e: barman_cloud::Error| {
         Failure::new(Exit::General, format!("Barman cloud keep exception: {e}"))
     };
-    let layout = Layout::new(url.path(), &args.server_name);
-    let catalog = Catalog::load(&bucket, &layout).map_err(general)?;
+    let (layout, catalog) =
+        cloud::load_catalog(&bucket, &url, &args.server_name, "Barman cloud keep")?;
     let id = catalog
         .resolve(&args.backup_id, &args.server_name)
         .map_err(general)?;

@@ -8,8 +8,7 @@ use barman_catalog::BackupStatus;
 use barman_catalog::pytime::parse_python_datetime;
 use barman_cli::cloud::{self, CloudArgs, Exit, Failure};
 use barman_cloud::catalog::Catalog;
-use barman_cloud::layout::Layout;
-use barman_cloud::store::{Bucket, Encryption};
+use barman_cloud::store::Encryption;
 use clap::Parser;
 use serde_json::{Map, Value};
 
@@ -42,20 +41,13 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), Failure> {
-    args.cloud.refuse_unimplemented()?;
-    let url = args.cloud.url(&args.source_url)?;
-    let bucket = Bucket::open(&url, &args.cloud.store_options(Encryption::default()))
-        .map_err(|e| Failure::new(Exit::General, e))?;
-    if args.cloud.test {
-        return cloud::probe(&bucket);
-    }
-    let layout = Layout::new(url.path(), &args.server_name);
-    let catalog = Catalog::load(&bucket, &layout).map_err(|e| {
-        Failure::new(
-            Exit::General,
-            format!("Barman cloud backup list exception: {e}"),
-        )
-    })?;
+    let Some((url, bucket)) =
+        cloud::open_bucket(&args.cloud, &args.source_url, Encryption::default())?
+    else {
+        return Ok(());
+    };
+    let (_, catalog) =
+        cloud::load_catalog(&bucket, &url, &args.server_name, "Barman cloud backup list")?;
     let text = if args.format == "console" {
         console(&catalog)
     } else {

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use barman_catalog::{BackupInfo, BackupStatus, PyValue};
 use barman_cli::cloud::{self, CloudArgs, Exit, Failure};
-use barman_cloud::catalog::Catalog;
-use barman_cloud::layout::Layout;
-use barman_cloud::store::{Bucket, Encryption};
+use barman_cloud::store::Encryption;
 use barman_core::shared::{human_duration, human_size};
 use clap::Parser;
 use serde_json::{Map, Value};
@@ -47,21 +45,19 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), Failure> {
-    args.cloud.refuse_unimplemented()?;
-    let url = args.cloud.url(&args.source_url)?;
-    let bucket = Bucket::open(&url, &args.cloud.store_options(Encryption::default()))
-        .map_err(|e| Failure::new(Exit::General, e))?;
-    if args.cloud.test {
-        return cloud::probe(&bucket);
-    }
+    let Some((url, bucket)) =
+        cloud::open_bucket(&args.cloud, &args.source_url, Encryption::default())?
+    else {
+        return Ok(());
+    };
     let general = |e: &dyn std::fmt::Display| {
         Failure::new(
             Exit::General,
             format!("Barman cloud backup show exception: {e}"),
         )
     };
-    let layout = Layout::new(url.path(), &args.server_name);
-    let catalog = Catalog::load(&bucket, &layout).map_err(|e| general(&e))?;
+    let (_, catalog) =
+        cloud::load_catalog(&bucket, &url, &args.server_name, "Barman cloud backup show")?;
     let id = catalog
         .resolve(&args.backup_id, &args.server_name)
         .map_err(|e| general(&e))?;

@@ -9,10 +9,7 @@ use std::process::ExitCode;
 
 use barman_cli::cloud::{self, CloudArgs, Exit, Failure};
 use barman_cloud::Error;
-use barman_cloud::catalog::Catalog;
-use barman_cloud::layout::Layout;
 use barman_cloud::restore;
-use barman_cloud::store::Bucket;
 use clap::Parser;
 
 /// Command-line arguments (the options of Barman's `barman-cloud-restore`).
@@ -68,7 +65,6 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), Failure> {
-    args.cloud.refuse_unimplemented()?;
     for (given, option) in [
         (args.target_tli.is_some(), "--target-tli"),
         (args.target_lsn.is_some(), "--target-lsn"),
@@ -92,21 +88,18 @@ fn run(args: &Args) -> Result<(), Failure> {
         };
         relocations.insert(name.to_owned(), PathBuf::from(location));
     }
-    let url = args.cloud.url(&args.source_url)?;
     let encryption = cloud::s3_encryption(None, None, args.sse_customer_key.as_deref())?;
-    let bucket = Bucket::open(&url, &args.cloud.store_options(encryption))
-        .map_err(|e| Failure::new(Exit::General, e))?;
-    if args.cloud.test {
-        return cloud::probe(&bucket);
-    }
+    let Some((url, bucket)) = cloud::open_bucket(&args.cloud, &args.source_url, encryption)? else {
+        return Ok(());
+    };
     let general = |e: Error| {
         Failure::new(
             Exit::General,
             format!("Barman cloud restore exception: {e}"),
         )
     };
-    let layout = Layout::new(url.path(), &args.server_name);
-    let catalog = Catalog::load(&bucket, &layout).map_err(general)?;
+    let (_, catalog) =
+        cloud::load_catalog(&bucket, &url, &args.server_name, "Barman cloud restore")?;
     let id = catalog
         .resolve(&args.backup_id, &args.server_name)
         .map_err(general)?;
