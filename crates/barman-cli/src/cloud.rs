@@ -105,6 +105,19 @@ pub struct CloudArgs {
     pub azure_credential: Option<String>,
 }
 
+/// The positionals of the tools that read a bucket: `SOURCE_URL
+/// SERVER_NAME` (flattened into each tool's command line).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Source {
+    /// URL of the cloud source, such as a bucket in AWS S3. For example:
+    /// `s3://bucket/path/to/folder`.
+    #[arg(value_name = "SOURCE_URL")]
+    pub source_url: String,
+    /// The name of the server as configured in Barman.
+    #[arg(value_name = "SERVER_NAME")]
+    pub server_name: String,
+}
+
 fn parse_provider(value: &str) -> Result<Provider, String> {
     value.parse()
 }

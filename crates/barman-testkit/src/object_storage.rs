@@ -48,12 +48,81 @@ pub fn barman_cloud_tool(name: &str) -> Result<PathBuf> {
     venv_bin(name)
 }
 
+/// An emulator process on a loopback port, its log in a temporary
+/// directory, killed on drop.
+#[derive(Debug)]
+struct Emulator {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl Emulator {
+    /// Spawns `bin args` (`args` gets the free port) and waits up to 30 s
+    /// until `ready(port)` holds.
+    fn start(
+        bin: &Path,
+        name: &str,
+        args: impl FnOnce(u16, &Path) -> Vec<String>,
+        ready: impl Fn(u16) -> bool,
+    ) -> Result<Self> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let log = dir.path().join(format!("{name}.log"));
+        let port = process::free_port()?;
+        let log_file = std::fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
+        let err_file = log_file.try_clone().map_err(|e| Error::io(&log, e))?;
+        let child = Command::new(bin)
+            .args(args(port, dir.path()))
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(err_file)
+            .spawn()
+            .map_err(|source| Error::Spawn {
+                command: bin.display().to_string(),
+                source,
+            })?;
+        let mut emulator = Self {
+            child,
+            port,
+            log,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ready(port) {
+            if Instant::now() > deadline || emulator.child.try_wait().ok().flatten().is_some() {
+                return Err(Error::Unsupported(format!(
+                    "{name} did not answer on port {port}: {}",
+                    std::fs::read_to_string(&emulator.log).unwrap_or_default()
+                )));
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        Ok(emulator)
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether something accepts connections on 127.0.0.1:`port`.
+fn accepts(port: u16) -> bool {
+    TcpStream::connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(1),
+    )
+    .is_ok()
+}
+
 /// A `moto_server` (S3) on a free 127.0.0.1 port, killed on drop.
 #[derive(Debug)]
 pub struct Moto {
-    child: Child,
+    _emulator: Emulator,
     port: u16,
-    _dir: TempDir,
 }
 
 impl Moto {
@@ -64,37 +133,23 @@ impl Moto {
     /// with its log when it does not come up within 30 s.
     pub fn start() -> Result<Self> {
         let bin = venv_bin("moto_server")?;
-        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
-        let log = dir.path().join("moto.log");
-        let port = process::free_port()?;
-        let log_file = std::fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
-        let err_file = log_file.try_clone().map_err(|e| Error::io(&log, e))?;
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(err_file)
-            .spawn()
-            .map_err(|source| Error::Spawn {
-                command: bin.display().to_string(),
-                source,
-            })?;
-        let mut moto = Self {
-            child,
-            port,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while moto.request("GET", "/").is_err() {
-            if Instant::now() > deadline || moto.child.try_wait().ok().flatten().is_some() {
-                return Err(Error::Unsupported(format!(
-                    "moto_server did not answer on port {port}: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )));
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
-        Ok(moto)
+        let emulator = Emulator::start(
+            &bin,
+            "moto_server",
+            |port, _| {
+                vec![
+                    "-H".into(),
+                    "127.0.0.1".into(),
+                    "-p".into(),
+                    port.to_string(),
+                ]
+            },
+            |port| request(port, "GET", "/").is_ok(),
+        )?;
+        Ok(Self {
+            port: emulator.port,
+            _emulator: emulator,
+        })
     }
 
     /// The endpoint URL (`http://127.0.0.1:PORT`).
@@ -107,7 +162,7 @@ impl Moto {
     /// # Errors
     /// When moto does not answer 200.
     pub fn create_bucket(&self, name: &str) -> Result<()> {
-        let status = self.request("PUT", &format!("/{name}"))?;
+        let status = request(self.port, "PUT", &format!("/{name}"))?;
         if status == 200 {
             Ok(())
         } else {
@@ -116,39 +171,32 @@ impl Moto {
             )))
         }
     }
-
-    /// One plain HTTP/1.1 request; the response's status code.
-    fn request(&self, method: &str, path: &str) -> Result<u16> {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-            .map_err(|e| Error::io("moto", e))?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .map_err(|e| Error::io("moto", e))?;
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
-        )
-        .map_err(|e| Error::io("moto", e))?;
-        let mut response = String::new();
-        let _ = stream.read_to_string(&mut response);
-        response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| Error::Parse {
-                what: "moto's answer".into(),
-                output: response.chars().take(200).collect(),
-            })
-    }
 }
 
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// One plain HTTP/1.1 request to 127.0.0.1:`port`; the response's status
+/// code.
+fn request(port: u16, method: &str, path: &str) -> Result<u16> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| Error::io("moto", e))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| Error::io("moto", e))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| Error::io("moto", e))?;
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::Parse {
+            what: "moto's answer".into(),
+            output: response.chars().take(200).collect(),
+        })
 }
 
 /// Where `scripts/install-test-deps.sh` installs Azurite (npm).
@@ -163,9 +211,8 @@ const AZURITE_KEY: &str =
 /// killed on drop.
 #[derive(Debug)]
 pub struct Azurite {
-    child: Child,
+    _emulator: Emulator,
     port: u16,
-    _dir: TempDir,
 }
 
 impl Azurite {
@@ -181,46 +228,28 @@ impl Azurite {
             &bin,
             "scripts/install-test-deps.sh (npm install azurite into /opt/azurite)",
         )?;
-        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
-        let log = dir.path().join("azurite.log");
-        let port = process::free_port()?;
-        let log_file = std::fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
-        let err_file = log_file.try_clone().map_err(|e| Error::io(&log, e))?;
-        let child = Command::new(&bin)
-            .args([
-                "--blobHost",
-                "127.0.0.1",
-                "--blobPort",
-                &port.to_string(),
-                "--location",
-            ])
-            .arg(dir.path())
-            .args(["--skipApiVersionCheck", "--disableTelemetry", "--silent"])
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(err_file)
-            .spawn()
-            .map_err(|source| Error::Spawn {
-                command: bin.display().to_string(),
-                source,
-            })?;
-        let mut azurite = Self {
-            child,
-            port,
-            _dir: dir,
-        };
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
-            if Instant::now() > deadline || azurite.child.try_wait().ok().flatten().is_some() {
-                return Err(Error::Unsupported(format!(
-                    "azurite-blob did not answer on port {port}: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )));
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
-        Ok(azurite)
+        let emulator = Emulator::start(
+            &bin,
+            "azurite-blob",
+            |port, dir| {
+                vec![
+                    "--blobHost".into(),
+                    "127.0.0.1".into(),
+                    "--blobPort".into(),
+                    port.to_string(),
+                    "--location".into(),
+                    dir.display().to_string(),
+                    "--skipApiVersionCheck".into(),
+                    "--disableTelemetry".into(),
+                    "--silent".into(),
+                ]
+            },
+            accepts,
+        )?;
+        Ok(Self {
+            port: emulator.port,
+            _emulator: emulator,
+        })
     }
 
     /// The connection string of the development account on this server
@@ -255,12 +284,5 @@ impl Azurite {
                 )),
         )
         .map(drop)
-    }
-}
-
-impl Drop for Azurite {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

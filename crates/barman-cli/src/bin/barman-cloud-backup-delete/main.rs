@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use barman_cli::cloud::{self, CloudArgs, Exit, Failure};
+use barman_cli::cloud::{self, CloudArgs, Exit, Failure, Source};
 use barman_cloud::catalog::Catalog;
 use barman_cloud::delete::{self, DeleteOptions, DeleteReport};
 use barman_cloud::store::Encryption;
@@ -54,13 +54,8 @@ struct Args {
     /// yet: refused).
     #[arg(long)]
     check_object_lock: bool,
-    /// URL of the cloud source, such as a bucket in AWS S3. For example:
-    /// `s3://bucket/path/to/folder`.
-    #[arg(value_name = "SOURCE_URL")]
-    source_url: String,
-    /// The name of the server as configured in Barman.
-    #[arg(value_name = "SERVER_NAME")]
-    server_name: String,
+    #[command(flatten)]
+    source: Source,
 }
 
 fn main() -> ExitCode {
@@ -80,7 +75,7 @@ fn run(args: &Args) -> Result<(), Failure> {
         })
         .transpose()?;
     let Some((url, bucket)) =
-        cloud::open_bucket(&args.cloud, &args.source_url, Encryption::default())?
+        cloud::open_bucket(&args.cloud, &args.source.source_url, Encryption::default())?
     else {
         return Ok(());
     };
@@ -102,7 +97,7 @@ fn run(args: &Args) -> Result<(), Failure> {
     let (layout, mut catalog) = cloud::load_catalog(
         &bucket,
         &url,
-        &args.server_name,
+        &args.source.server_name,
         "Barman cloud backup delete",
     )?;
     if !catalog.unreadable.is_empty() {
@@ -130,11 +125,14 @@ fn run(args: &Args) -> Result<(), Failure> {
     };
     if let Some(text) = &args.backup_id {
         let id = catalog
-            .resolve(text, &args.server_name)
+            .resolve(text, &args.source.server_name)
             .map_err(|e| general(&e))?;
-        if let Some(why) =
-            delete::refusal(&catalog, &id, &args.server_name, args.minimum_redundancy)
-        {
+        if let Some(why) = delete::refusal(
+            &catalog,
+            &id,
+            &args.source.server_name,
+            args.minimum_redundancy,
+        ) {
             return Err(Failure::new(Exit::Operation, why));
         }
         run_one(&mut catalog, &id, DeleteKind::Manual, &mut report)?;

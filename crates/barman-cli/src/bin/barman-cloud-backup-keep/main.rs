@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use barman_catalog::{BackupStatus, KeepTarget};
-use barman_cli::cloud::{self, CloudArgs, Exit, Failure};
+use barman_cli::cloud::{self, CloudArgs, Exit, Failure, Source};
 use barman_cloud::catalog::{self};
 use barman_cloud::store::Encryption;
 use clap::Parser;
@@ -34,13 +34,8 @@ struct Args {
     /// Specify the recovery target for this backup.
     #[arg(long, value_parser = ["full", "standalone"])]
     target: Option<String>,
-    /// URL of the cloud source, such as a bucket in AWS S3. For example:
-    /// `s3://bucket/path/to/folder`.
-    #[arg(value_name = "SOURCE_URL")]
-    source_url: String,
-    /// The name of the server as configured in Barman.
-    #[arg(value_name = "SERVER_NAME")]
-    server_name: String,
+    #[command(flatten)]
+    source: Source,
     /// The backup ID of the backup to be kept.
     #[arg(value_name = "BACKUP_ID")]
     backup_id: String,
@@ -52,7 +47,7 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<(), Failure> {
     let Some((url, bucket)) =
-        cloud::open_bucket(&args.cloud, &args.source_url, Encryption::default())?
+        cloud::open_bucket(&args.cloud, &args.source.source_url, Encryption::default())?
     else {
         return Ok(());
     };
@@ -60,9 +55,9 @@ fn run(args: &Args) -> Result<(), Failure> {
         Failure::new(Exit::General, format!("Barman cloud keep exception: {e}"))
     };
     let (layout, catalog) =
-        cloud::load_catalog(&bucket, &url, &args.server_name, "Barman cloud keep")?;
+        cloud::load_catalog(&bucket, &url, &args.source.server_name, "Barman cloud keep")?;
     let id = catalog
-        .resolve(&args.backup_id, &args.server_name)
+        .resolve(&args.backup_id, &args.source.server_name)
         .map_err(general)?;
     if args.release {
         return catalog::release_keep(&bucket, &layout, &id).map_err(general);
@@ -79,7 +74,7 @@ fn run(args: &Args) -> Result<(), Failure> {
     let backup = catalog.backups.get(&id).ok_or_else(|| {
         general(barman_cloud::Error::UnknownBackup {
             backup: id.clone(),
-            server: args.server_name.clone(),
+            server: args.source.server_name.clone(),
         })
     })?;
     let status = backup

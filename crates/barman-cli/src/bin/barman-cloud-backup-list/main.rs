@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use barman_catalog::BackupStatus;
 use barman_catalog::pytime::parse_python_datetime;
-use barman_cli::cloud::{self, CloudArgs, Exit, Failure};
+use barman_cli::cloud::{self, CloudArgs, Exit, Failure, Source};
 use barman_cloud::catalog::Catalog;
 use barman_cloud::store::Encryption;
 use clap::Parser;
@@ -27,13 +27,8 @@ struct Args {
     /// Output format (console or json). Default console.
     #[arg(long, default_value = "console")]
     format: String,
-    /// URL of the cloud source, such as a bucket in AWS S3. For example:
-    /// `s3://bucket/path/to/folder`.
-    #[arg(value_name = "SOURCE_URL")]
-    source_url: String,
-    /// The name of the server as configured in Barman.
-    #[arg(value_name = "SERVER_NAME")]
-    server_name: String,
+    #[command(flatten)]
+    source: Source,
 }
 
 fn main() -> ExitCode {
@@ -42,12 +37,16 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<(), Failure> {
     let Some((url, bucket)) =
-        cloud::open_bucket(&args.cloud, &args.source_url, Encryption::default())?
+        cloud::open_bucket(&args.cloud, &args.source.source_url, Encryption::default())?
     else {
         return Ok(());
     };
-    let (_, catalog) =
-        cloud::load_catalog(&bucket, &url, &args.server_name, "Barman cloud backup list")?;
+    let (_, catalog) = cloud::load_catalog(
+        &bucket,
+        &url,
+        &args.source.server_name,
+        "Barman cloud backup list",
+    )?;
     let text = if args.format == "console" {
         console(&catalog)
     } else {

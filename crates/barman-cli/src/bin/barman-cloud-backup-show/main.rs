@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use barman_catalog::{BackupInfo, BackupStatus, PyValue};
-use barman_cli::cloud::{self, CloudArgs, Exit, Failure};
+use barman_cli::cloud::{self, CloudArgs, Exit, Failure, Source};
 use barman_cloud::store::Encryption;
 use barman_core::shared::{human_duration, human_size};
 use clap::Parser;
@@ -28,13 +28,8 @@ struct Args {
     /// Output format (console or json). Default console.
     #[arg(long, default_value = "console")]
     format: String,
-    /// URL of the cloud source, such as a bucket in AWS S3. For example:
-    /// `s3://bucket/path/to/folder`.
-    #[arg(value_name = "SOURCE_URL")]
-    source_url: String,
-    /// The name of the server as configured in Barman.
-    #[arg(value_name = "SERVER_NAME")]
-    server_name: String,
+    #[command(flatten)]
+    source: Source,
     /// The ID of the backup to be shown.
     #[arg(value_name = "BACKUP_ID")]
     backup_id: String,
@@ -46,7 +41,7 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<(), Failure> {
     let Some((url, bucket)) =
-        cloud::open_bucket(&args.cloud, &args.source_url, Encryption::default())?
+        cloud::open_bucket(&args.cloud, &args.source.source_url, Encryption::default())?
     else {
         return Ok(());
     };
@@ -56,15 +51,22 @@ fn run(args: &Args) -> Result<(), Failure> {
             format!("Barman cloud backup show exception: {e}"),
         )
     };
-    let (_, catalog) =
-        cloud::load_catalog(&bucket, &url, &args.server_name, "Barman cloud backup show")?;
+    let (_, catalog) = cloud::load_catalog(
+        &bucket,
+        &url,
+        &args.source.server_name,
+        "Barman cloud backup show",
+    )?;
     let id = catalog
-        .resolve(&args.backup_id, &args.server_name)
+        .resolve(&args.backup_id, &args.source.server_name)
         .map_err(|e| general(&e))?;
     let Some(backup) = catalog.backups.get(&id) else {
         return Err(Failure::new(
             Exit::Operation,
-            format!("Backup {id} for server {} does not exist", args.server_name),
+            format!(
+                "Backup {id} for server {} does not exist",
+                args.source.server_name
+            ),
         ));
     };
     if args.format == "console" {

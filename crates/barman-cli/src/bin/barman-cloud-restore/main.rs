@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use barman_cli::cloud::{self, CloudArgs, Exit, Failure};
+use barman_cli::cloud::{self, CloudArgs, Exit, Failure, Source};
 use barman_cloud::Error;
 use barman_cloud::restore;
 use clap::Parser;
@@ -45,13 +45,8 @@ struct Args {
     /// Snapshot backups: the instance to recover on (not supported).
     #[arg(long, value_name = "INSTANCE")]
     snapshot_recovery_instance: Option<String>,
-    /// URL of the cloud source, such as a bucket in AWS S3. For example:
-    /// `s3://bucket/path/to/folder`.
-    #[arg(value_name = "SOURCE_URL")]
-    source_url: String,
-    /// The name of the server as configured in Barman.
-    #[arg(value_name = "SERVER_NAME")]
-    server_name: String,
+    #[command(flatten)]
+    source: Source,
     /// The backup ID (or name, or shortcut: latest, oldest, last-failed).
     #[arg(value_name = "BACKUP_ID")]
     backup_id: String,
@@ -89,7 +84,8 @@ fn run(args: &Args) -> Result<(), Failure> {
         relocations.insert(name.to_owned(), PathBuf::from(location));
     }
     let encryption = cloud::s3_encryption(None, None, args.sse_customer_key.as_deref())?;
-    let Some((url, bucket)) = cloud::open_bucket(&args.cloud, &args.source_url, encryption)? else {
+    let Some((url, bucket)) = cloud::open_bucket(&args.cloud, &args.source.source_url, encryption)?
+    else {
         return Ok(());
     };
     let general = |e: Error| {
@@ -98,17 +94,21 @@ fn run(args: &Args) -> Result<(), Failure> {
             format!("Barman cloud restore exception: {e}"),
         )
     };
-    let (_, catalog) =
-        cloud::load_catalog(&bucket, &url, &args.server_name, "Barman cloud restore")?;
+    let (_, catalog) = cloud::load_catalog(
+        &bucket,
+        &url,
+        &args.source.server_name,
+        "Barman cloud restore",
+    )?;
     let id = catalog
-        .resolve(&args.backup_id, &args.server_name)
+        .resolve(&args.backup_id, &args.source.server_name)
         .map_err(general)?;
     let Some(backup) = catalog.backups.get(&id) else {
         return Err(Failure::new(
             Exit::Operation,
             format!(
                 "Backup {id} for server {} does not exists",
-                args.server_name
+                args.source.server_name
             ),
         ));
     };
