@@ -54,6 +54,11 @@ pub struct BackupOptions {
     pub tags: Vec<(String, String)>,
     /// `--immediate-checkpoint`.
     pub immediate_checkpoint: bool,
+    /// `--max-bandwidth`: bytes uploaded per second at most.
+    pub max_bandwidth: Option<u64>,
+    /// `--keepalive-interval`: a keepalive query on the backup's
+    /// connection at least this often while files are read (`None`: never).
+    pub keepalive: Option<std::time::Duration>,
 }
 
 impl Default for BackupOptions {
@@ -66,6 +71,8 @@ impl Default for BackupOptions {
             name: None,
             tags: Vec::new(),
             immediate_checkpoint: false,
+            max_bandwidth: None,
+            keepalive: Some(std::time::Duration::from_secs(60)),
         }
     }
 }
@@ -95,17 +102,41 @@ fn part_size(options: &BackupOptions) -> usize {
     usize::try_from(derived.max(MIN_CHUNK).max(options.min_chunk_size)).unwrap_or(usize::MAX)
 }
 
+/// `--max-bandwidth` over the whole backup: after each write, sleeps until
+/// the bytes sent so far fit in the limit.
+#[derive(Debug)]
+struct Throttle {
+    bytes_per_second: u64,
+    start: Instant,
+    sent: AtomicU64,
+}
+
+impl Throttle {
+    fn sent(&self, n: u64) {
+        let sent = self.sent.fetch_add(n, Ordering::Relaxed) + n;
+        #[allow(clippy::cast_precision_loss)]
+        let due = std::time::Duration::from_secs_f64(sent as f64 / self.bytes_per_second as f64);
+        if let Some(wait) = due.checked_sub(self.start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
 /// Counts what goes through (shared with the stream, which cannot reach
-/// it through the encoder).
+/// it through the encoder), throttled by `--max-bandwidth`.
 struct Counting<W> {
     inner: W,
     count: Arc<AtomicU64>,
+    throttle: Option<Arc<Throttle>>,
 }
 
 impl<W: Write> Write for Counting<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.count.fetch_add(n as u64, Ordering::Relaxed);
+        if let Some(throttle) = &self.throttle {
+            throttle.sent(n as u64);
+        }
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -125,6 +156,27 @@ struct TarStream<'b> {
     written: Arc<AtomicU64>,
     objects: Vec<String>,
     bytes: u64,
+    throttle: Option<Arc<Throttle>>,
+    keepalive: Option<Keepalive<'b>>,
+}
+
+/// `--keepalive-interval`: the backup's connection, kept busy while files
+/// are read so that no firewall or idle timeout closes it.
+struct Keepalive<'b> {
+    pg: &'b PgConnection,
+    every: std::time::Duration,
+    last: Instant,
+}
+
+impl Keepalive<'_> {
+    fn tick(&mut self) {
+        if self.last.elapsed() >= self.every {
+            if let Err(e) = self.pg.execute("SELECT 1") {
+                tracing::warn!("keepalive query failed: {e}");
+            }
+            self.last = Instant::now();
+        }
+    }
 }
 
 impl<'b> TarStream<'b> {
@@ -146,12 +198,17 @@ impl<'b> TarStream<'b> {
             written: Arc::new(AtomicU64::new(0)),
             objects: Vec::new(),
             bytes: 0,
+            throttle: None,
+            keepalive: None,
         }
     }
 
     /// The builder of the current part, a new part when the current one
     /// holds more than `-S` (a member never spans parts).
     fn builder(&mut self) -> Result<&mut tar::Builder<Encoder<Counting<MultipartWriter<'b>>>>> {
+        if let Some(keepalive) = &mut self.keepalive {
+            keepalive.tick();
+        }
         let full = self.builder.is_some()
             && self.written.load(Ordering::Relaxed) > self.options.max_archive_size;
         if full {
@@ -179,6 +236,7 @@ impl<'b> TarStream<'b> {
             let counting = Counting {
                 inner: upload,
                 count: Arc::clone(&self.written),
+                throttle: self.throttle.clone(),
             };
             let encoder = match self.options.compression {
                 None => Encoder::plain(counting),
@@ -457,8 +515,28 @@ fn copy_and_stop(
     let mut objects = Vec::new();
     let mut bytes = 0;
     let major = format!("PG_{}_", major_of(facts.version));
+    let throttle = options
+        .max_bandwidth
+        .filter(|&b| b > 0)
+        .map(|bytes_per_second| {
+            Arc::new(Throttle {
+                bytes_per_second,
+                start: Instant::now(),
+                sent: AtomicU64::new(0),
+            })
+        });
+    let stream_of = |tree: Tree| {
+        let mut stream = TarStream::new(bucket, layout, id, tree, options);
+        stream.throttle.clone_from(&throttle);
+        stream.keepalive = options.keepalive.map(|every| Keepalive {
+            pg,
+            every,
+            last: Instant::now(),
+        });
+        stream
+    };
     for t in &facts.tablespaces {
-        let mut stream = TarStream::new(bucket, layout, id, Tree::Tablespace(t.oid), options);
+        let mut stream = stream_of(Tree::Tablespace(t.oid));
         add_tree(&mut stream, Path::new(&t.location), false, Some(&major))?;
         stream.builder()?;
         stream.close()?;
@@ -466,7 +544,7 @@ fn copy_and_stop(
         bytes += stream.bytes;
     }
     let data = PathBuf::from(&facts.data_directory);
-    let mut stream = TarStream::new(bucket, layout, id, Tree::Data, options);
+    let mut stream = stream_of(Tree::Data);
     add_tree(&mut stream, &data, true, None)?;
     let control = data.join("global/pg_control");
     let meta =

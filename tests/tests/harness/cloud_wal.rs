@@ -1629,3 +1629,61 @@ fn a_recovery_window_deletes_the_same_objects_as_barman_cloud() {
     assert_eq!(left, keys_of(&moto, "window-ours", "pg"));
     assert!(left.len() < initial.len(), "nothing was deleted: {left:?}");
 }
+
+#[test]
+fn max_bandwidth_bounds_the_upload_rate_of_a_backup() {
+    let moto = Moto::start().expect("moto_server (scripts/install-test-deps.sh installs it)");
+    moto.create_bucket("throttled").unwrap();
+    let tools = Tools::stage();
+    let backup_tool = stage_binary(
+        &barman_bin("barman-cloud-backup").unwrap(),
+        tools.dir.path(),
+    )
+    .unwrap();
+    let pg = PgCluster::builder()
+        .archive_command("/bin/true")
+        .start()
+        .expect("start PostgreSQL 15");
+    pg.pgbench_init(1).unwrap();
+    let port = pg.port().to_string();
+    let t0 = std::time::Instant::now();
+    let out = as_server_user(
+        &backup_tool,
+        &moto,
+        &[
+            "--lz4",
+            "--max-bandwidth",
+            "2MB",
+            "--keepalive-interval",
+            "1",
+            "--immediate-checkpoint",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "s3://throttled/pg",
+            "main",
+        ],
+    );
+    let elapsed = t0.elapsed().as_secs_f64();
+    assert_eq!(status(&out), 0, "{}", text(&out));
+    let uploaded: u64 = bucket(&moto, "s3://throttled/pg")
+        .list("pg/main/base/")
+        .unwrap()
+        .iter()
+        .filter(|o| o.key.contains(".tar"))
+        .map(|o| o.size)
+        .sum();
+    #[allow(clippy::cast_precision_loss)]
+    let floor = uploaded as f64 / f64::from(2 << 20);
+    assert!(
+        uploaded > 2 << 20,
+        "{uploaded} bytes: too little to measure"
+    );
+    assert!(
+        elapsed >= floor * 0.9,
+        "{uploaded} bytes in {elapsed:.2} s, faster than 2 MiB/s"
+    );
+}

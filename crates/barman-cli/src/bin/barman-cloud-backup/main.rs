@@ -86,14 +86,14 @@ struct Args {
     /// Minimum size of an individual chunk when uploading to cloud storage.
     #[arg(long, value_name = "MIN_CHUNK_SIZE")]
     min_chunk_size: Option<String>,
-    /// The maximum amount of data to be uploaded per second (not implemented
-    /// yet: refused).
+    /// The maximum amount of data to be uploaded per second when backing up
+    /// to object storages (Barman's size syntax, e.g. `50MB`).
     #[arg(long, value_name = "MAX_BANDWIDTH")]
     max_bandwidth: Option<String>,
-    /// The time, in seconds, between keepalive queries (not implemented
-    /// yet: refused).
-    #[arg(long, value_name = "KEEPALIVE_INTERVAL")]
-    keepalive_interval: Option<u64>,
+    /// The time, in seconds, between keepalive queries to PostgreSQL during
+    /// the backup (0 disables them; default 60).
+    #[arg(long, value_name = "KEEPALIVE_INTERVAL", default_value_t = 60)]
+    keepalive_interval: u64,
     /// A name which can be used to reference this backup in commands such
     /// as barman-cloud-restore and barman-cloud-backup-delete.
     #[arg(short = 'n', long, value_name = "BACKUP_NAME")]
@@ -171,8 +171,6 @@ impl Args {
     fn refuse_unimplemented(&self) -> Result<(), Failure> {
         self.cloud.refuse_unimplemented()?;
         for (given, option) in [
-            (self.max_bandwidth.is_some(), "--max-bandwidth"),
-            (self.keepalive_interval.is_some(), "--keepalive-interval"),
             (self.encryption_scope.is_some(), "--encryption-scope"),
             (self.kms_key_name.is_some(), "--kms-key-name"),
             (self.snapshot_instance.is_some(), "--snapshot-instance"),
@@ -223,6 +221,13 @@ fn run(args: &Args) -> Result<(), Failure> {
         name: args.name.clone(),
         tags: cloud::tags(&[args.tags.clone(), args.tag.clone()].concat())?,
         immediate_checkpoint: args.immediate_checkpoint,
+        max_bandwidth: args
+            .max_bandwidth
+            .as_deref()
+            .map(|v| size("--max-bandwidth", v))
+            .transpose()?,
+        keepalive: (args.keepalive_interval > 0)
+            .then(|| std::time::Duration::from_secs(args.keepalive_interval)),
     };
     let encryption = cloud::s3_encryption(
         args.encryption.as_deref(),
