@@ -34,6 +34,11 @@ need util-linux /usr/bin/flock /usr/sbin/runuser
 need mount /bin/mount /bin/umount
 need python3 /usr/bin/python3
 need python3-venv /usr/lib/python3.11/ensurepip/__init__.py
+# Real Barman (the interoperability tests) needs psycopg2, built from
+# source by pip: a compiler, libpq's headers and pg_config, Python's headers.
+need gcc /usr/bin/gcc
+need libpq-dev /usr/include/postgresql/libpq-fe.h /usr/bin/pg_config
+need python3-dev /usr/include/python3.11/Python.h
 need openssl /usr/bin/openssl
 need gnupg /usr/bin/gpg
 
