@@ -190,3 +190,165 @@ pub fn put_keep(bucket: &Bucket, layout: &Layout, id: &str, target: KeepTarget) 
 pub fn release_keep(bucket: &Bucket, layout: &Layout, id: &str) -> Result<()> {
     bucket.delete(&[layout.keep_key(id)])
 }
+
+/// The recovery target of `barman-cloud-restore ... auto`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AutoTarget {
+    /// `--target-time`, parsed.
+    pub time: Option<jiff::Zoned>,
+    /// `--target-lsn`, parsed.
+    pub lsn: Option<barman_wal::Lsn>,
+    /// `--target-tli`, resolved to a number (`latest` is resolved by the
+    /// caller from the archived WALs).
+    pub tli: Option<u32>,
+}
+
+impl Catalog {
+    /// The backup `auto` names for `target`, as Barman chooses it: among
+    /// the backups that are not STARTED, newest first, the first that
+    /// ended at or before `--target-time` (else at or before
+    /// `--target-lsn`) on `--target-tli` when given; without a time or an
+    /// LSN, the newest on `--target-tli`, or the newest of all. `None` when
+    /// no backup fits.
+    pub fn auto_backup(&self, target: &AutoTarget) -> Option<String> {
+        let mut candidates: Vec<&CloudBackup> = self
+            .backups
+            .values()
+            .filter(|b| !matches!(b.info.status(), Ok(BackupStatus::Started)))
+            .collect();
+        candidates.sort_by(|a, b| b.info.backup_id().cmp(a.info.backup_id()));
+        let on_timeline = |b: &&CloudBackup| {
+            target
+                .tli
+                .is_none_or(|t| b.info.timeline().ok().flatten() == Some(t))
+        };
+        let fits = |b: &&CloudBackup| {
+            if let Some(time) = &target.time {
+                return b
+                    .info
+                    .end_time()
+                    .ok()
+                    .flatten()
+                    .is_some_and(|end| end.timestamp() <= time.timestamp());
+            }
+            if let Some(lsn) = target.lsn {
+                return b
+                    .info
+                    .end_xlog()
+                    .and_then(|l| l.parse::<barman_wal::Lsn>().ok())
+                    .is_some_and(|end| end <= lsn);
+            }
+            true
+        };
+        candidates
+            .iter()
+            .find(|b| fits(b) && on_timeline(b))
+            .map(|b| b.info.backup_id().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use barman_catalog::{BackupId, BackupInfo, BackupStatus};
+
+    use super::*;
+
+    fn backup(
+        id: &str,
+        status: BackupStatus,
+        end: &str,
+        lsn: &str,
+        tli: u32,
+    ) -> (String, CloudBackup) {
+        let mut info = BackupInfo::new("cloud", id.parse::<BackupId>().unwrap());
+        info.set_status(status);
+        info.set_end_time(Some(&end.parse::<jiff::Zoned>().unwrap()));
+        info.set_end_xlog(Some(lsn)).unwrap();
+        info.set_timeline(Some(tli));
+        (
+            id.to_owned(),
+            CloudBackup {
+                info,
+                keep: None,
+                tars: Vec::new(),
+            },
+        )
+    }
+
+    fn catalog() -> Catalog {
+        Catalog {
+            backups: [
+                backup(
+                    "20261201T000000",
+                    BackupStatus::Done,
+                    "2026-12-01T00:10:00+00:00[UTC]",
+                    "0/3000100",
+                    1,
+                ),
+                backup(
+                    "20261202T000000",
+                    BackupStatus::Done,
+                    "2026-12-02T00:10:00+00:00[UTC]",
+                    "0/5000100",
+                    2,
+                ),
+                backup(
+                    "20261203T000000",
+                    BackupStatus::Started,
+                    "2026-12-03T00:10:00+00:00[UTC]",
+                    "0/7000100",
+                    2,
+                ),
+            ]
+            .into_iter()
+            .collect(),
+            unreadable: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn auto_chooses_as_barman() {
+        let c = catalog();
+        let at = |t: &str| t.parse::<jiff::Zoned>().unwrap();
+        let auto = |target: AutoTarget| c.auto_backup(&target);
+        // The newest not STARTED.
+        assert_eq!(
+            auto(AutoTarget::default()).as_deref(),
+            Some("20261202T000000")
+        );
+        // Ended at or before the time.
+        let time = |t: &str| AutoTarget {
+            time: Some(at(t)),
+            ..AutoTarget::default()
+        };
+        assert_eq!(
+            auto(time("2026-12-01T12:00:00+00:00[UTC]")).as_deref(),
+            Some("20261201T000000")
+        );
+        assert_eq!(
+            auto(time("2026-12-02T00:10:00+00:00[UTC]")).as_deref(),
+            Some("20261202T000000")
+        );
+        assert_eq!(auto(time("2026-11-30T00:00:00+00:00[UTC]")), None);
+        // The time wins over the LSN; the LSN alone.
+        let lsn = |l: &str| AutoTarget {
+            lsn: Some(l.parse().unwrap()),
+            ..AutoTarget::default()
+        };
+        assert_eq!(auto(lsn("0/4000000")).as_deref(), Some("20261201T000000"));
+        assert_eq!(auto(lsn("0/2000000")), None);
+        // On a timeline.
+        let tli = |t: u32| AutoTarget {
+            tli: Some(t),
+            ..AutoTarget::default()
+        };
+        assert_eq!(auto(tli(1)).as_deref(), Some("20261201T000000"));
+        assert_eq!(auto(tli(3)), None);
+        let both = AutoTarget {
+            time: Some(at("2026-12-05T00:00:00+00:00[UTC]")),
+            tli: Some(1),
+            lsn: None,
+        };
+        assert_eq!(auto(both).as_deref(), Some("20261201T000000"));
+    }
+}

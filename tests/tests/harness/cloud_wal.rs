@@ -1399,6 +1399,47 @@ fn pitr_between_two_backups(store: &Store) {
         &[&url, "main", "gzip-backup", dest.to_str().unwrap()],
     );
     assert_eq!(status(&out), 0, "{}", text(&out));
+    // `auto` chooses as Barman: with --target-time, the backup that ended
+    // before it (the gzip one); without a target, the newest (the zstd one).
+    let label = |dir: &Path| fs::read_to_string(dir.join("backup_label")).unwrap();
+    let by_time = parent.path().join("auto-time");
+    let out = store.run_as_server_user(
+        &tools.path("barman-cloud-restore"),
+        &[
+            &url,
+            "main",
+            "auto",
+            "--target-time",
+            &target_time,
+            by_time.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(status(&out), 0, "{}", text(&out));
+    assert_eq!(label(&by_time), label(&dest));
+    let newest = parent.path().join("auto-newest");
+    let out = store.run_as_server_user(
+        &tools.path("barman-cloud-restore"),
+        &[&url, "main", "auto", newest.to_str().unwrap()],
+    );
+    assert_eq!(status(&out), 0, "{}", text(&out));
+    assert_ne!(label(&newest), label(&dest));
+    let out = store.run_as_server_user(
+        &tools.path("barman-cloud-restore"),
+        &[
+            &url,
+            "main",
+            "auto",
+            "--target-time",
+            "2000-01-01 00:00:00+00:00",
+            parent.path().join("none").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(status(&out), 1, "{}", text(&out));
+    assert!(
+        text(&out).contains("Cannot find any candidate backup"),
+        "{}",
+        text(&out)
+    );
     fs::write(dest.join("recovery.signal"), "").unwrap();
     let restore_command = format!(
         "{} {url} main %f %p",

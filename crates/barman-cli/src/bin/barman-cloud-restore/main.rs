@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use barman_cli::cloud::{self, CloudArgs, Exit, Failure, Source};
 use barman_cloud::Error;
-use barman_cloud::restore;
+use barman_cloud::catalog::AutoTarget;
+use barman_cloud::layout::Layout;
+use barman_cloud::{restore, wal};
 use clap::Parser;
 
 /// Command-line arguments (the options of Barman's `barman-cloud-restore`).
@@ -31,15 +33,13 @@ struct Args {
     /// SSE-C: the base64 of a 32-byte key, read from file:///PATH.
     #[arg(long, value_name = "SSE_CUSTOMER_KEY")]
     sse_customer_key: Option<String>,
-    /// With BACKUP_ID `auto`: the target timeline (not implemented yet:
-    /// refused).
+    /// With BACKUP_ID `auto`: the target timeline (a number or `latest`).
     #[arg(long, value_name = "TARGET_TLI")]
     target_tli: Option<String>,
-    /// With BACKUP_ID `auto`: the target LSN (not implemented yet: refused).
+    /// With BACKUP_ID `auto`: the target LSN.
     #[arg(long, value_name = "TARGET_LSN")]
     target_lsn: Option<String>,
-    /// With BACKUP_ID `auto`: the target time (not implemented yet:
-    /// refused).
+    /// With BACKUP_ID `auto`: the target time.
     #[arg(long, value_name = "TARGET_TIME")]
     target_time: Option<String>,
     /// Snapshot backups: the instance to recover on (not supported).
@@ -60,19 +60,16 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), Failure> {
-    for (given, option) in [
-        (args.target_tli.is_some(), "--target-tli"),
-        (args.target_lsn.is_some(), "--target-lsn"),
-        (args.target_time.is_some(), "--target-time"),
-        (
-            args.snapshot_recovery_instance.is_some(),
-            "--snapshot-recovery-instance",
-        ),
-        (args.backup_id == "auto", "the BACKUP_ID `auto`"),
-    ] {
-        if given {
-            return Err(cloud::not_implemented(option));
-        }
+    if args.snapshot_recovery_instance.is_some() {
+        return Err(cloud::not_implemented("--snapshot-recovery-instance"));
+    }
+    let targets_given =
+        args.target_tli.is_some() || args.target_lsn.is_some() || args.target_time.is_some();
+    if targets_given && args.backup_id != "auto" {
+        return Err(Failure::cli(
+            "--target-tli, --target-lsn and --target-time choose the backup of BACKUP_ID `auto` \
+             only (barman-rs refuses them rather than ignore them with a backup id)",
+        ));
     }
     let mut relocations = BTreeMap::new();
     for rule in &args.tablespace {
@@ -100,9 +97,19 @@ fn run(args: &Args) -> Result<(), Failure> {
         &args.source.server_name,
         "Barman cloud restore",
     )?;
-    let id = catalog
-        .resolve(&args.backup_id, &args.source.server_name)
-        .map_err(general)?;
+    let id = if args.backup_id == "auto" {
+        let target = auto_target(args, &bucket, &url)?;
+        catalog.auto_backup(&target).ok_or_else(|| {
+            Failure::new(
+                Exit::Operation,
+                "Cannot find any candidate backup for recovery.",
+            )
+        })?
+    } else {
+        catalog
+            .resolve(&args.backup_id, &args.source.server_name)
+            .map_err(general)?
+    };
     let Some(backup) = catalog.backups.get(&id) else {
         return Err(Failure::new(
             Exit::Operation,
@@ -129,4 +136,58 @@ fn run(args: &Args) -> Result<(), Failure> {
         Err(e @ Error::UnknownTablespace(_)) => Err(Failure::cli(e)),
         Err(e) => Err(general(e)),
     }
+}
+
+/// The recovery target of BACKUP_ID `auto`, as Barman parses it (a value
+/// it cannot read is an exception: exit 4).
+fn auto_target(
+    args: &Args,
+    bucket: &barman_cloud::store::Bucket,
+    url: &barman_cloud::url::CloudUrl,
+) -> Result<AutoTarget, Failure> {
+    let bad = |message: String| {
+        Failure::new(
+            Exit::General,
+            format!("Barman cloud restore exception: {message}"),
+        )
+    };
+    let time =
+        args.target_time
+            .as_deref()
+            .map(|t| {
+                barman_catalog::pytime::parse_python_datetime(t, &jiff::tz::TimeZone::system())
+                    .map_err(|e| {
+                        bad(format!(
+                            "Unable to parse the target time parameter '{t}': {e}"
+                        ))
+                    })
+            })
+            .transpose()?;
+    let lsn = args
+        .target_lsn
+        .as_deref()
+        .map(|l| {
+            l.parse::<barman_wal::Lsn>()
+                .map_err(|e| bad(format!("Invalid LSN '{l}': {e}")))
+        })
+        .transpose()?;
+    let tli = match args.target_tli.as_deref() {
+        None => None,
+        Some("current") => {
+            return Err(bad(
+                "'current' is not a valid timeline keyword when recovering without a backup_id"
+                    .into(),
+            ));
+        }
+        Some("latest") => {
+            let layout = Layout::new(url.path(), &args.source.server_name);
+            let names = wal::archived_wals(bucket, &layout).map_err(|e| bad(e.to_string()))?;
+            names.iter().map(|n| n.timeline().get()).max()
+        }
+        Some(n) => Some(
+            n.parse::<u32>()
+                .map_err(|_| bad(format!("{n} is not a valid timeline keyword")))?,
+        ),
+    };
+    Ok(AutoTarget { time, lsn, tli })
 }
