@@ -13,6 +13,13 @@ use crate::layout::{Layout, TarPart};
 use crate::store::{Bucket, Listed};
 use crate::{Error, Result};
 
+/// The largest `backup.info` read (Barman's are a few KiB): a larger object
+/// is an unreadable backup, never loaded into memory.
+const MAX_INFO_BYTES: u64 = 1 << 20;
+
+/// The largest keep annotation read (its body is `full` or `standalone`).
+const MAX_KEEP_BYTES: u64 = 1 << 10;
+
 /// One backup of the catalog.
 #[derive(Debug, Clone)]
 pub struct CloudBackup {
@@ -32,6 +39,10 @@ pub struct Catalog {
     /// Backup directories whose `backup.info` could not be read (with the
     /// reason), skipped with a warning by a listing.
     pub unreadable: Vec<(String, String)>,
+    /// The keys of the WAL archive, listed once by the first deletion that
+    /// needs them and kept up to date by the deletions (as barman-cloud's
+    /// catalog caches its WAL paths).
+    pub wal_keys: Option<Vec<String>>,
 }
 
 impl Catalog {
@@ -53,11 +64,11 @@ impl Catalog {
         let mut catalog = Self::default();
         for (dir, objects) in dirs {
             let info_key = layout.backup_info_key(&dir);
-            if !objects.iter().any(|o| o.key == info_key) {
+            let Some(info_object) = objects.iter().find(|o| o.key == info_key) else {
                 // A directory without backup.info is skipped silently.
                 continue;
-            }
-            match read_info(bucket, &info_key, &dir) {
+            };
+            match read_info(bucket, info_object, &dir) {
                 Ok(info) => {
                     let keep = read_keep(bucket, layout, &dir, &objects)?;
                     let prefix = layout.backup_prefix(&dir);
@@ -130,8 +141,15 @@ impl Catalog {
     }
 }
 
-/// Reads and parses one `backup.info`.
-fn read_info(bucket: &Bucket, key: &str, dir: &str) -> Result<BackupInfo> {
+/// Reads and parses one `backup.info` (at most [`MAX_INFO_BYTES`]).
+fn read_info(bucket: &Bucket, object: &Listed, dir: &str) -> Result<BackupInfo> {
+    let key = object.key.as_str();
+    if object.size > MAX_INFO_BYTES {
+        return Err(Error::Key {
+            key: key.to_owned(),
+            reason: format!("{} bytes: larger than any backup.info", object.size),
+        });
+    }
     let id: BackupId = dir.parse().map_err(|_| Error::Key {
         key: key.to_owned(),
         reason: format!("`{dir}` is not a backup id"),
@@ -153,7 +171,11 @@ fn read_keep(
     objects: &[Listed],
 ) -> Result<Option<KeepTarget>> {
     let key = layout.keep_key(dir);
-    if !objects.iter().any(|o| o.key == key) {
+    let Some(object) = objects.iter().find(|o| o.key == key) else {
+        return Ok(None);
+    };
+    if object.size > MAX_KEEP_BYTES {
+        tracing::warn!("ignoring keep annotation `{key}`: {} bytes", object.size);
         return Ok(None);
     }
     let mut bytes = Vec::new();
@@ -302,7 +324,7 @@ mod tests {
             ]
             .into_iter()
             .collect(),
-            unreadable: Vec::new(),
+            ..Catalog::default()
         }
     }
 

@@ -124,14 +124,20 @@ pub fn delete_backup(
     // remove_until is the next backup, else the deleted one).
     let summaries = summaries(catalog);
     if let Some(cleanup) = wal_cleanup_for_delete(&summaries, id, kind, true) {
-        let mut removable: Vec<String> = bucket
-            .list(&layout.wals_prefix())?
-            .into_iter()
-            .filter_map(|o| {
-                let (name, _) = Layout::parse_wal_key(&o.key)?;
-                (!cleanup.keeps(&name.to_string())).then_some(o.key)
-            })
-            .collect();
+        if catalog.wal_keys.is_none() {
+            let keys = bucket
+                .list(&layout.wals_prefix())?
+                .into_iter()
+                .map(|o| o.key);
+            catalog.wal_keys = Some(keys.collect());
+        }
+        let wal_keys = catalog.wal_keys.get_or_insert_with(Vec::new);
+        let (mut removable, kept): (Vec<String>, Vec<String>) =
+            wal_keys.drain(..).partition(|key| {
+                Layout::parse_wal_key(key)
+                    .is_some_and(|(name, _)| !cleanup.keeps(&name.to_string()))
+            });
+        *wal_keys = kept;
         removable.sort();
         if !removable.is_empty() {
             if options.dry_run {
@@ -144,6 +150,10 @@ pub fn delete_backup(
                     "Could not delete the following WALs for backup {id}: {}, Reason: {e}",
                     python_list(&removable)
                 );
+                // Left in the cache: a later deletion tries them again.
+                if let Some(keys) = &mut catalog.wal_keys {
+                    keys.extend(removable.iter().cloned());
+                }
             }
             report.objects.extend(removable);
         }
