@@ -87,12 +87,13 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 # The Python test tools, in their own virtualenv (PyPI): moto's S3 server
-# for the object-storage tests and real Barman's barman-cloud tools for the
+# and gcp-storage-emulator (Google Cloud Storage's JSON API) for the
+# object-storage tests and real Barman's barman-cloud tools for the
 # interoperability tests (Debian's Python 3.11 gets Barman 3.19.x, whose
 # bucket format is 3.20's). Installed when a program is missing.
 venv=/opt/barman-rs-test-venv
-venv_programs=(moto_server barman-cloud-wal-archive barman-cloud-wal-restore)
-venv_modules=(azure.storage.blob boto3)
+venv_programs=(moto_server gcp-storage-emulator barman-cloud-wal-archive barman-cloud-wal-restore)
+venv_modules=(azure.storage.blob boto3 google.cloud.storage)
 install_venv() {
     local program module complete=1
     for program in "${venv_programs[@]}"; do
@@ -102,10 +103,11 @@ install_venv() {
         ((complete)) && { "$venv/bin/python" -c "import $module" 2>/dev/null || complete=0; }
     done
     if ((!complete)); then
-        echo "install-test-deps: installing moto[server] and barman[cloud] into $venv"
+        echo "install-test-deps: installing moto[server], gcp-storage-emulator and barman[cloud] into $venv"
         "${sudo[@]}" /usr/bin/python3 -m venv "$venv"
         "${sudo[@]}" "$venv/bin/pip" install --quiet --disable-pip-version-check \
-            'moto[server]' 'barman[cloud]' boto3 azure-storage-blob azure-identity zstandard lz4
+            'moto[server]' 'barman[cloud]' boto3 azure-storage-blob azure-identity \
+            google-cloud-storage gcp-storage-emulator zstandard lz4
         "${sudo[@]}" chmod -R a+rX "$venv"
     fi
     # Azurite, the Azure Blob Storage emulator (npm).

@@ -100,9 +100,6 @@ pub enum Error {
     /// PostgreSQL refused the backup, or a file of it could not be read.
     #[error("{0}")]
     Backup(String),
-    /// A provider or feature barman-rs does not support yet.
-    #[error("{0}")]
-    Unsupported(&'static str),
     /// The async runtime could not start.
     #[error("cannot start the I/O runtime: {0}")]
     Runtime(String),

@@ -31,6 +31,7 @@
 pub mod backup;
 pub mod catalog;
 pub mod delete;
+pub mod gcs;
 pub mod layout;
 mod pipe;
 pub mod restore;

@@ -91,6 +91,9 @@ impl std::fmt::Debug for Bucket {
     }
 }
 
+/// How long a connection may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Retries: a few, quickly, within a minute (a dead endpoint fails in
 /// seconds, not after object_store's default three minutes).
 fn retry() -> RetryConfig {
@@ -106,7 +109,7 @@ fn retry() -> RetryConfig {
 }
 
 fn client_options(options: &StoreOptions) -> ClientOptions {
-    let mut client = ClientOptions::new().with_connect_timeout(Duration::from_secs(10));
+    let mut client = ClientOptions::new().with_connect_timeout(CONNECT_TIMEOUT);
     if let Some(timeout) = options.read_timeout {
         client = client.with_timeout(timeout);
     }
@@ -129,24 +132,22 @@ impl Bucket {
     /// `AWS_SESSION_TOKEN`, `AWS_DEFAULT_REGION` (or `AWS_REGION`), then
     /// the instance metadata; Azure `AZURE_STORAGE_CONNECTION_STRING`
     /// (`AccountName`, `AccountKey`, `SharedAccessSignature`,
-    /// `BlobEndpoint`), `AZURE_STORAGE_SAS_TOKEN`, `AZURE_STORAGE_KEY`.
+    /// `BlobEndpoint`), `AZURE_STORAGE_SAS_TOKEN`, `AZURE_STORAGE_KEY`;
+    /// GCS the application-default credentials (`GOOGLE_APPLICATION_CREDENTIALS`,
+    /// gcloud's file, the instance metadata), or the emulator of
+    /// `STORAGE_EMULATOR_HOST` without credentials.
     ///
     /// # Errors
     /// [`Error::Store`] when the provider's client cannot be built from
-    /// the URL, the options and the environment; [`Error::Unsupported`]
-    /// for Google Cloud Storage (not supported yet).
+    /// the URL, the options and the environment.
     pub fn open(url: &CloudUrl, options: &StoreOptions) -> Result<Self> {
         let store: Box<dyn ObjectStore> = match url.provider() {
             Provider::AwsS3 => Box::new(Self::s3(url, options)?),
             Provider::AzureBlobStorage => Box::new(Self::azure(url, options)?),
-            // object_store's GCS client speaks GCS's XML API, which the
-            // emulator available for the tests (gcp-storage-emulator) does
-            // not implement: untested, so refused for now.
-            Provider::GoogleCloudStorage => {
-                return Err(Error::Unsupported(
-                    "google-cloud-storage is not supported by barman-rs yet",
-                ));
-            }
+            Provider::GoogleCloudStorage => Box::new(
+                crate::gcs::Gcs::new(url.container(), CONNECT_TIMEOUT, options.read_timeout)
+                    .map_err(|e| Error::store("open", url.container(), e))?,
+            ),
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

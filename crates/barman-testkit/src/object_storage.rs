@@ -286,3 +286,56 @@ impl Azurite {
         .map(drop)
     }
 }
+
+/// `gcp-storage-emulator` (Google Cloud Storage's JSON API, PyPI) on a
+/// free 127.0.0.1 port, in memory, killed on drop.
+#[derive(Debug)]
+pub struct GcsEmulator {
+    emulator: Emulator,
+    port: u16,
+}
+
+impl GcsEmulator {
+    /// Starts the emulator with the bucket `bucket` and waits until it
+    /// answers.
+    ///
+    /// # Errors
+    /// [`Error::MissingBinary`] when it is not installed; a start error
+    /// with its log when it does not come up within 30 s.
+    pub fn start(bucket: &str) -> Result<Self> {
+        let bin = venv_bin("gcp-storage-emulator")?;
+        let emulator = Emulator::start(
+            &bin,
+            "gcp-storage-emulator",
+            |port, _| {
+                [
+                    "start",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    &port.to_string(),
+                    "--in-memory",
+                    "--default-bucket",
+                    bucket,
+                ]
+                .map(str::to_owned)
+                .to_vec()
+            },
+            accepts,
+        )?;
+        Ok(Self {
+            port: emulator.port,
+            emulator,
+        })
+    }
+
+    /// The value of `STORAGE_EMULATOR_HOST` for this emulator.
+    pub fn host(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The emulator's process id (to kill it mid-operation in a test).
+    pub fn pid(&self) -> u32 {
+        self.emulator.child.id()
+    }
+}

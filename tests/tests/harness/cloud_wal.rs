@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use barman_cloud::layout::Layout;
 use barman_cloud::store::{Bucket, StoreOptions};
 use barman_cloud::url::{CloudUrl, Provider};
-use barman_testkit::object_storage::{Azurite, Moto, S3_ENV, barman_cloud_tool};
+use barman_testkit::object_storage::{Azurite, GcsEmulator, Moto, S3_ENV, barman_cloud_tool};
 use barman_testkit::{
     DataDirServer, PgCluster, SERVER_OS_USER, barman_bin, chown_to, run, stage_binary,
 };
@@ -552,48 +552,52 @@ fn a_segment_larger_than_one_put_goes_as_a_multipart_upload_and_restores_intact(
     }
 }
 
-#[test]
-fn azure_blob_storage_archives_interoperate_with_barman_cloud() {
-    let azurite = Azurite::start().expect("azurite (scripts/install-test-deps.sh installs it)");
-    azurite.create_container("pgwal").unwrap();
-    let ours_archive = barman_bin("barman-cloud-wal-archive").unwrap();
-    let ours_restore = barman_bin("barman-cloud-wal-restore").unwrap();
-    let theirs_archive = barman_cloud_tool("barman-cloud-wal-archive").expect("barman[cloud]");
-    let theirs_restore = barman_cloud_tool("barman-cloud-wal-restore").expect("barman[cloud]");
+/// `store`'s bucket `pgwal` (which exists; `nosuch` does not) holds the
+/// WALs our tools and real barman-cloud archive, a codec each, and each
+/// side restores the other's intact; the probes and a missing WAL get
+/// Barman's statuses. Returns the staged tools, the cluster and a work
+/// directory the server's OS user owns.
+fn wals_both_ways(store: &Store) -> (Tools, PgCluster, tempfile::TempDir) {
+    let tools = Tools::stage();
+    let work = tempfile::Builder::new()
+        .prefix("barman-e2e-cloud-wals-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    chown_to(work.path(), SERVER_OS_USER).unwrap();
+    let theirs = |name: &str| barman_cloud_tool(name).expect("barman[cloud]");
     let pg = PgCluster::builder()
         .archive_command("/bin/true")
         .start()
         .expect("start PostgreSQL 15");
-    let work = tempfile::tempdir().unwrap();
-    let segments = real_segments(&pg, 4, work.path());
-    let url = azurite.url("pgwal", "pfx");
-    let azure = |program: &Path, args: &[&str]| {
-        Command::new(program)
-            .env(
-                "AZURE_STORAGE_CONNECTION_STRING",
-                azurite.connection_string(),
-            )
-            .args(["--cloud-provider", "azure-blob-storage"])
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let out = azure(&ours_archive, &["-t", &url, "srv"]);
+    let url = store.url("pgwal", "pfx");
+    let ours_archive = tools.path("barman-cloud-wal-archive");
+    let out = store.run_as_server_user(&ours_archive, &["-t", &url, "srv"]);
     assert_eq!(status(&out), 0, "{}", text(&out));
-    let out = azure(&ours_archive, &["-t", &azurite.url("nosuch", "pfx"), "srv"]);
+    let nosuch = store.url("nosuch", "pfx");
+    let out = store.run_as_server_user(&ours_archive, &["-t", &nosuch, "srv"]);
     assert_eq!(status(&out), 1, "{}", text(&out));
+    let segments = real_segments(&pg, 4, work.path());
     for (i, segment) in segments.iter().enumerate() {
         let (archiver, restorer, codec) = if i % 2 == 0 {
-            (&ours_archive, &theirs_restore, "--zstd")
+            (
+                ours_archive.clone(),
+                theirs("barman-cloud-wal-restore"),
+                "--zstd",
+            )
         } else {
-            (&theirs_archive, &ours_restore, "--gzip")
+            (
+                theirs("barman-cloud-wal-archive"),
+                tools.path("barman-cloud-wal-restore"),
+                "--gzip",
+            )
         };
+        chown_to(segment, SERVER_OS_USER).unwrap();
         let seg = segment.to_str().unwrap();
-        let out = azure(archiver, &[codec, &url, "srv", seg]);
+        let out = store.run_as_server_user(&archiver, &[codec, &url, "srv", seg]);
         assert_eq!(status(&out), 0, "{codec}: archive\n{}", text(&out));
         let name = segment.file_name().unwrap().to_str().unwrap();
         let dest = work.path().join(format!("restored-{name}"));
-        let out = azure(restorer, &[&url, "srv", name, dest.to_str().unwrap()]);
+        let out = store.run_as_server_user(&restorer, &[&url, "srv", name, dest.to_str().unwrap()]);
         assert_eq!(status(&out), 0, "{codec}: restore\n{}", text(&out));
         assert!(
             fs::read(&dest).unwrap() == fs::read(segment).unwrap(),
@@ -601,8 +605,8 @@ fn azure_blob_storage_archives_interoperate_with_barman_cloud() {
         );
     }
     let missing = work.path().join("missing");
-    let out = azure(
-        &ours_restore,
+    let out = store.run_as_server_user(
+        &tools.path("barman-cloud-wal-restore"),
         &[
             &url,
             "srv",
@@ -611,6 +615,153 @@ fn azure_blob_storage_archives_interoperate_with_barman_cloud() {
         ],
     );
     assert_eq!(status(&out), 1, "{}", text(&out));
+    (tools, pg, work)
+}
+
+#[test]
+fn azure_blob_storage_archives_interoperate_with_barman_cloud() {
+    let azurite = Azurite::start().expect("azurite (scripts/install-test-deps.sh installs it)");
+    azurite.create_container("pgwal").unwrap();
+    wals_both_ways(&Store::Azure(azurite));
+}
+
+/// Every entry under `dir`: its path, and its content (files) or target
+/// (symbolic links) or nothing (directories).
+fn tree_of(dir: &Path) -> std::collections::BTreeMap<String, Option<Vec<u8>>> {
+    let mut found = std::collections::BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(at) = pending.pop() {
+        for entry in fs::read_dir(&at).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(dir).unwrap().display().to_string();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let content = if meta.is_symlink() {
+                Some(
+                    fs::read_link(&path)
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                )
+            } else if meta.is_dir() {
+                pending.push(path);
+                None
+            } else {
+                Some(fs::read(&path).unwrap())
+            };
+            found.insert(rel, content);
+        }
+    }
+    found
+}
+
+#[test]
+fn google_cloud_storage_buckets_interoperate_with_barman_cloud() {
+    let store = Store::Gcs(
+        GcsEmulator::start("pgwal")
+            .expect("gcp-storage-emulator (scripts/install-test-deps.sh installs it)"),
+    );
+    let (tools, pg, work) = wals_both_ways(&store);
+    let ours = |name: &str| stage_binary(&barman_bin(name).unwrap(), tools.dir.path()).unwrap();
+    let theirs = |name: &str| barman_cloud_tool(name).expect("barman[cloud]");
+    let url = store.url("pgwal", "pfx");
+    let out = store.run_as_server_user(
+        &ours("barman-cloud-backup-list"),
+        &[&store.url("nosuch", "pfx"), "srv"],
+    );
+    assert_eq!(status(&out), 4, "{}", text(&out));
+    // An object larger than one request goes as a resumable upload, in
+    // chunks that are not a whole number of parts: intact for both.
+    let big = work.path().join("000000010000000000000077");
+    let content: Vec<u8> = (0..(40u32 << 20) + 100_001)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13).to_le_bytes()[0])
+        .collect();
+    fs::write(&big, &content).unwrap();
+    chown_to(&big, SERVER_OS_USER).unwrap();
+    let out = store.run_as_server_user(
+        &ours("barman-cloud-wal-archive"),
+        &[&url, "srv", big.to_str().unwrap()],
+    );
+    assert_eq!(status(&out), 0, "{}", text(&out));
+    for restorer in [
+        theirs("barman-cloud-wal-restore"),
+        ours("barman-cloud-wal-restore"),
+    ] {
+        let dest = work.path().join("big-restored");
+        let _ = fs::remove_file(&dest);
+        let out = store.run_as_server_user(
+            &restorer,
+            &[
+                &url,
+                "srv",
+                "000000010000000000000077",
+                dest.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(status(&out), 0, "{}", text(&out));
+        assert!(
+            fs::read(&dest).unwrap() == content,
+            "{} restored other bytes",
+            restorer.display()
+        );
+    }
+
+    // Our backup, in parts: listed by barman-cloud, restored by it and by
+    // us to the same files.
+    let port = pg.port().to_string();
+    let out = store.run_as_server_user(
+        &ours("barman-cloud-backup"),
+        &[
+            "--gzip",
+            "-S",
+            "2MB",
+            "-n",
+            "on-gcs",
+            "--immediate-checkpoint",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            &url,
+            "srv",
+        ],
+    );
+    assert_eq!(status(&out), 0, "{}", text(&out));
+    let out = store.run_as_server_user(
+        &theirs("barman-cloud-backup-list"),
+        &["--format", "json", &url, "srv"],
+    );
+    assert_eq!(status(&out), 0, "{}", text(&out));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let backups = listed["backups_list"].as_array().unwrap();
+    assert_eq!(backups.len(), 1, "{listed}");
+    assert_eq!(backups[0]["backup_name"], "on-gcs", "{listed}");
+    assert_eq!(backups[0]["status"], "DONE", "{listed}");
+    let by_them = work.path().join("by-barman-cloud");
+    let out = store.run_as_server_user(
+        &theirs("barman-cloud-restore"),
+        &[&url, "srv", "on-gcs", by_them.to_str().unwrap()],
+    );
+    assert_eq!(status(&out), 0, "{}", text(&out));
+    let by_us = work.path().join("by-us");
+    let out = store.run_as_server_user(
+        &ours("barman-cloud-restore"),
+        &[&url, "srv", "on-gcs", by_us.to_str().unwrap()],
+    );
+    assert_eq!(status(&out), 0, "{}", text(&out));
+    let (theirs_tree, ours_tree) = (tree_of(&by_them), tree_of(&by_us));
+    assert!(ours_tree.contains_key("base") && ours_tree.contains_key("backup_label"));
+    assert_eq!(
+        theirs_tree.keys().collect::<Vec<_>>(),
+        ours_tree.keys().collect::<Vec<_>>()
+    );
+    for (path, content) in &ours_tree {
+        assert!(
+            theirs_tree[path] == *content,
+            "{path} differs between the two restores"
+        );
+    }
 }
 
 /// Runs real barman-cloud-backup as the server's OS user (it reads PGDATA).
@@ -1253,10 +1404,12 @@ fn retention_deletes_the_same_objects_as_barman_cloud() {
     assert_eq!(status(&out), 3, "{}", text(&out));
 }
 
-/// Where a PITR scenario stores its objects: S3 (moto) or Azure (Azurite).
+/// Where a PITR scenario stores its objects: S3 (moto), Azure (Azurite)
+/// or Google Cloud Storage (gcp-storage-emulator).
 enum Store {
     S3(Moto),
     Azure(Azurite),
+    Gcs(GcsEmulator),
 }
 
 impl Store {
@@ -1277,6 +1430,10 @@ impl Store {
                 )],
                 vec!["--cloud-provider".into(), "azure-blob-storage".into()],
             ),
+            Store::Gcs(gcs) => (
+                vec![("STORAGE_EMULATOR_HOST".into(), gcs.host())],
+                vec!["--cloud-provider".into(), "google-cloud-storage".into()],
+            ),
         }
     }
 
@@ -1284,6 +1441,7 @@ impl Store {
         match self {
             Store::S3(_) => format!("s3://{container}/{prefix}"),
             Store::Azure(azurite) => azurite.url(container, prefix),
+            Store::Gcs(_) => format!("gs://{container}/{prefix}"),
         }
     }
 
@@ -1480,6 +1638,13 @@ fn pitr_between_a_gzip_and_a_split_zstd_backup_on_azure() {
     let azurite = Azurite::start().expect("azurite (scripts/install-test-deps.sh installs it)");
     azurite.create_container("pitr").unwrap();
     pitr_between_two_backups(&Store::Azure(azurite));
+}
+
+#[test]
+fn pitr_between_a_gzip_and_a_split_zstd_backup_on_google_cloud_storage() {
+    let gcs = GcsEmulator::start("pitr")
+        .expect("gcp-storage-emulator (scripts/install-test-deps.sh installs it)");
+    pitr_between_two_backups(&Store::Gcs(gcs));
 }
 
 #[test]
