@@ -26,6 +26,7 @@ use barman_wal::{Compression, CompressionLevel, Encoder, TimelineId, WalSegmentS
 use jiff::Zoned;
 
 use crate::layout::{Layout, TarPart, Tree};
+use crate::manifest::{self, FileSum, HashingReader, Manifest};
 use crate::store::{Bucket, MultipartWriter};
 use crate::{Error, Result};
 
@@ -158,6 +159,8 @@ struct TarStream<'b> {
     bytes: u64,
     throttle: Option<Arc<Throttle>>,
     keepalive: Option<Keepalive<'b>>,
+    /// The checksums of the files written so far (the manifest's entries).
+    sums: Vec<FileSum>,
 }
 
 /// `--keepalive-interval`: the backup's connection, kept busy while files
@@ -200,6 +203,7 @@ impl<'b> TarStream<'b> {
             bytes: 0,
             throttle: None,
             keepalive: None,
+            sums: Vec::new(),
         }
     }
 
@@ -249,6 +253,16 @@ impl<'b> TarStream<'b> {
             self.objects.push(key);
         }
         Ok(self.builder.as_mut().expect("opened above"))
+    }
+
+    /// Records a file written into the tar for the manifest.
+    fn record(&mut self, name: &str, (size, blake3): (u64, String)) {
+        self.sums.push(FileSum {
+            tree: manifest::tree_name(&self.tree),
+            path: manifest::member_path(name).to_owned(),
+            size,
+            blake3,
+        });
     }
 
     /// Ends the current part: the tar's end, the compression's end, the
@@ -385,11 +399,12 @@ fn append(
             let size = file.metadata().map_err(io_err)?.len();
             header.set_entry_type(tar::EntryType::Regular);
             header.set_size(size);
-            let padded = file.take(size).chain(io::repeat(0)).take(size);
+            let mut padded = HashingReader::new(file.take(size).chain(io::repeat(0)).take(size));
             stream
                 .builder()?
-                .append_data(&mut header, name, padded)
+                .append_data(&mut header, name, &mut padded)
                 .map_err(io_err)?;
+            stream.record(name, padded.finish());
         }
     }
     Ok(())
@@ -406,10 +421,13 @@ fn append_label(stream: &mut TarStream<'_>, label: &str, data_gid: u64) -> Resul
     header.set_entry_type(tar::EntryType::Regular);
     header.set_size(label.len() as u64);
     let key = stream.objects.last().cloned().unwrap_or_default();
+    let mut content = HashingReader::new(label.as_bytes());
     stream
         .builder()?
-        .append_data(&mut header, "backup_label", label.as_bytes())
-        .map_err(|e| Error::Read(key, e))
+        .append_data(&mut header, "backup_label", &mut content)
+        .map_err(|e| Error::Read(key, e))?;
+    stream.record("backup_label", content.finish());
+    Ok(())
 }
 
 /// Uploads `info` as `backup.info`.
@@ -513,6 +531,7 @@ fn copy_and_stop(
     id: &str,
 ) -> Result<(Vec<String>, u64, pgside::StopResult)> {
     let mut objects = Vec::new();
+    let mut sums = Manifest::new();
     let mut bytes = 0;
     let major = format!("PG_{}_", major_of(facts.version));
     let throttle = options
@@ -541,6 +560,7 @@ fn copy_and_stop(
         stream.builder()?;
         stream.close()?;
         objects.append(&mut stream.objects);
+        sums.files.append(&mut stream.sums);
         bytes += stream.bytes;
     }
     let data = PathBuf::from(&facts.data_directory);
@@ -565,7 +585,12 @@ fn copy_and_stop(
     append_label(&mut stream, &stop.label, u64::from(meta.gid()))?;
     stream.close()?;
     objects.append(&mut stream.objects);
+    sums.files.append(&mut stream.sums);
     bytes += stream.bytes;
+    // The checksum manifest, before backup.info says DONE.
+    let key = layout.manifest_key(id);
+    bucket.put(&key, &mut sums.to_json().as_bytes(), &options.tags)?;
+    objects.push(key);
     Ok((objects, bytes, stop))
 }
 

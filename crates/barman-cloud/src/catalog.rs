@@ -29,6 +29,8 @@ pub struct CloudBackup {
     pub keep: Option<KeepTarget>,
     /// Its tar objects (sorted by tree and part).
     pub tars: Vec<(TarPart, Listed)>,
+    /// Its checksum manifest (backups barman-rs uploaded), if listed.
+    pub manifest: Option<Listed>,
 }
 
 /// The catalog: readable backups by id, and the ids of unreadable ones.
@@ -80,9 +82,17 @@ impl Catalog {
                         })
                         .collect();
                     tars.sort_by(|a, b| a.0.cmp(&b.0));
-                    catalog
-                        .backups
-                        .insert(dir, CloudBackup { info, keep, tars });
+                    let manifest_key = layout.manifest_key(&dir);
+                    let manifest = objects.iter().find(|o| o.key == manifest_key).cloned();
+                    catalog.backups.insert(
+                        dir,
+                        CloudBackup {
+                            info,
+                            keep,
+                            tars,
+                            manifest,
+                        },
+                    );
                 }
                 Err(e) => {
                     tracing::warn!("Unable to open backup.info file for {dir}: {e}");
@@ -293,6 +303,7 @@ mod tests {
                 info,
                 keep: None,
                 tars: Vec::new(),
+                manifest: None,
             },
         )
     }

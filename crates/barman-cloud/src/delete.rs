@@ -105,6 +105,8 @@ pub fn delete_backup(
         (order(&a.0.tree), a.0.part).cmp(&(order(&b.0.tree), b.0.part))
     });
     let mut objects: Vec<String> = tars.into_iter().map(|(_, l)| l.key).collect();
+    // Our checksum manifest goes with the tars (barman-cloud leaves it).
+    objects.extend(backup.manifest.iter().map(|l| l.key.clone()));
     let info_key = layout.backup_info_key(id);
     if options.dry_run {
         let mut all = objects.clone();

@@ -97,6 +97,10 @@ pub enum Error {
     /// destination).
     #[error("cannot unpack `{0}`: {1}")]
     Unpack(String, #[source] io::Error),
+    /// A restored file differs from the backup's checksum manifest (or is
+    /// missing from the tars, or not in the manifest).
+    #[error("verification of the backup failed in `{0}`: {1}")]
+    Verify(String, String),
     /// PostgreSQL refused the backup, or a file of it could not be read.
     #[error("{0}")]
     Backup(String),

@@ -197,6 +197,18 @@ impl Layout {
         join(&[&self.prefix, &self.server, "base", backup_id, "backup.info"])
     }
 
+    /// The key of a backup's checksum manifest (a barman-rs object that
+    /// barman-cloud ignores, see [`crate::manifest`]).
+    pub fn manifest_key(&self, backup_id: &str) -> String {
+        join(&[
+            &self.prefix,
+            &self.server,
+            "base",
+            backup_id,
+            crate::manifest::MANIFEST_NAME,
+        ])
+    }
+
     /// The key of a backup's tar object `part`.
     pub fn tar_key(&self, backup_id: &str, part: &TarPart) -> String {
         join(&[

@@ -33,6 +33,7 @@ pub mod catalog;
 pub mod delete;
 pub mod gcs;
 pub mod layout;
+pub mod manifest;
 mod pipe;
 pub mod restore;
 pub mod size;

@@ -5,21 +5,29 @@
 //! location (or the one `--tablespace NAME:LOCATION` gives), then the
 //! `pg_tblspc/<oid>` links and `pg_wal` when the backup has none.
 //!
+//! A backup barman-rs uploaded carries a checksum manifest
+//! ([`crate::manifest`]): every file is hashed as it is written and checked
+//! against it, and a file that differs, is missing or is unexpected fails
+//! the restore naming it, with nothing left installed.
+//!
 //! Every entry stays inside its destination (no `..`, no absolute path, no
 //! write through a link the archive planted), and the restored tree is
 //! made durable (`syncfs`) before the restore reports success.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use barman_catalog::Tablespace;
 use barman_wal::Compression;
 
 use crate::catalog::CloudBackup;
 use crate::layout::{TarPart, Tree};
+use crate::manifest::{self, Expected, MAX_MANIFEST_BYTES, Manifest, Tee, Window};
 use crate::store::{Bucket, Listed};
 use crate::{Error, Result, pipe};
 
@@ -106,7 +114,24 @@ pub fn restore_backup(
     // Whatever goes wrong from here, nothing is left installed: the
     // destinations were missing or empty, and are so again.
     let existed: Vec<(PathBuf, bool)> = targets.values().map(|t| (t.clone(), t.exists())).collect();
-    let result = unpack_all(bucket, backup, dest, &targets, &tablespaces, info);
+    let result = read_manifest(bucket, backup).and_then(|mut expected| {
+        let report = unpack_all(
+            bucket,
+            backup,
+            dest,
+            &targets,
+            &tablespaces,
+            info,
+            expected.as_mut(),
+        )?;
+        if let (Some(expected), Some(listed)) = (&expected, &backup.manifest) {
+            let files = expected
+                .finish()
+                .map_err(|reason| Error::Verify(listed.key.clone(), reason))?;
+            tracing::info!("{files} files checked against `{}`", listed.key);
+        }
+        Ok(report)
+    });
     if result.is_err() {
         for (target, existed) in existed {
             remove_restored(&target, existed);
@@ -133,6 +158,49 @@ fn remove_restored(target: &Path, existed: bool) {
     }
 }
 
+/// The backup's checksum manifest, when it has one (backups real
+/// barman-cloud took have none: their files are not checked).
+fn read_manifest(bucket: &Bucket, backup: &CloudBackup) -> Result<Option<Expected>> {
+    let Some(listed) = &backup.manifest else {
+        return Ok(None);
+    };
+    let invalid = |reason: String| Error::Key {
+        key: listed.key.clone(),
+        reason,
+    };
+    if listed.size > MAX_MANIFEST_BYTES {
+        return Err(invalid(format!(
+            "{} bytes: larger than any manifest barman-rs writes",
+            listed.size
+        )));
+    }
+    let mut bytes = Bounded(Vec::new());
+    bucket.get(&listed.key, &mut bytes)?;
+    let bytes = bytes.0;
+    let manifest = Manifest::parse(&bytes).map_err(invalid)?;
+    Expected::new(manifest).map(Some).map_err(invalid)
+}
+
+/// A buffer that refuses to grow past [`MAX_MANIFEST_BYTES`] (the object
+/// may have grown since it was listed).
+struct Bounded(Vec<u8>);
+
+impl io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.0.len() as u64 + buf.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(io::Error::other(
+                "larger than any manifest barman-rs writes",
+            ));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Unpacks every tar object, links the tablespaces, adds `pg_wal`, syncs.
 fn unpack_all(
     bucket: &Bucket,
@@ -141,6 +209,7 @@ fn unpack_all(
     targets: &BTreeMap<Tree, PathBuf>,
     tablespaces: &[Tablespace],
     info: &barman_catalog::BackupInfo,
+    mut expected: Option<&mut Expected>,
 ) -> Result<RestoreReport> {
     let mut report = RestoreReport::default();
     for (part, listed) in &backup.tars {
@@ -156,7 +225,7 @@ fn unpack_all(
             fs::set_permissions(target, fs::Permissions::from_mode(0o700))
                 .map_err(|e| Error::Unpack(target.display().to_string(), e))?;
         }
-        report.entries += unpack(bucket, part, listed, target)?;
+        report.entries += unpack(bucket, part, listed, target, expected.as_deref_mut())?;
         report.objects += 1;
     }
     for t in tablespaces {
@@ -196,8 +265,15 @@ fn sync_tree(dir: &Path) -> Result<()> {
         .map_err(|e| Error::Unpack(dir.display().to_string(), io::Error::from(e)))
 }
 
-/// Streams one tar object into `target`; the entries unpacked.
-fn unpack(bucket: &Bucket, part: &TarPart, listed: &Listed, target: &Path) -> Result<u64> {
+/// Streams one tar object into `target`, each file checked against
+/// `expected` when given; the entries unpacked.
+fn unpack(
+    bucket: &Bucket,
+    part: &TarPart,
+    listed: &Listed,
+    target: &Path,
+    expected: Option<&mut Expected>,
+) -> Result<u64> {
     let compression = part
         .extension
         .as_deref()
@@ -210,30 +286,65 @@ fn unpack(bucket: &Bucket, part: &TarPart, listed: &Listed, target: &Path) -> Re
         .transpose()?;
     let (mut writer, reader) = pipe::pipe();
     std::thread::scope(|scope| {
-        let unpacking = scope.spawn(move || unpack_stream(reader, compression, target));
+        let tree = manifest::tree_name(&part.tree);
+        let unpacking =
+            scope.spawn(move || unpack_stream(reader, compression, target, &tree, expected));
         let got = bucket.get(&listed.key, &mut writer);
         drop(writer);
         let unpacked = unpacking
             .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the unpacking thread panicked")));
-        got?;
-        // The tar crate keeps the cause of a failed entry in the source.
-        unpacked.map_err(|e| {
-            let text = crate::store::error_chain(&e);
-            Error::Unpack(listed.key.clone(), io::Error::new(e.kind(), text))
-        })
+            .unwrap_or_else(|_| Err(io::Error::other("the unpacking thread panicked").into()));
+        // A failed download shows as a truncated stream to the unpacking
+        // side, and a failed unpacking as a closed pipe to the download:
+        // each error is told by the side that saw it first.
+        match (got, unpacked) {
+            (_, Err(Unpacked::Verify(reason))) => Err(Error::Verify(listed.key.clone(), reason)),
+            (Err(Error::Write(..)) | Ok(_), Err(Unpacked::Io(e))) => {
+                // The tar crate keeps the cause of a failed entry in the source.
+                let text = crate::store::error_chain(&e);
+                Err(Error::Unpack(
+                    listed.key.clone(),
+                    io::Error::new(e.kind(), text),
+                ))
+            }
+            (Err(e), _) => Err(e),
+            (Ok(_), Ok(n)) => Ok(n),
+        }
     })
 }
 
-/// Unpacks a (compressed) tar stream into `target`; the entries unpacked.
+/// Why unpacking a stream failed.
+enum Unpacked {
+    /// Reading, decompressing or writing.
+    Io(io::Error),
+    /// A file differs from the manifest.
+    Verify(String),
+}
+
+impl From<io::Error> for Unpacked {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// Unpacks a (compressed) tar stream into `target`, the content of each
+/// regular file hashed on its way to disk and checked against `expected`
+/// (files of tree `tree`); the entries unpacked.
 fn unpack_stream(
     reader: pipe::PipeReader,
     compression: Option<Compression>,
     target: &Path,
-) -> io::Result<u64> {
+    tree: &str,
+    mut expected: Option<&mut Expected>,
+) -> std::result::Result<u64, Unpacked> {
     let input: Box<dyn io::Read> = match compression {
         None => Box::new(reader),
         Some(c) => Box::new(c.reader(reader).map_err(io::Error::other)?),
+    };
+    let window = Rc::new(RefCell::new(Window::default()));
+    let input = Tee {
+        inner: input,
+        window: Rc::clone(&window),
     };
     let mut archive = tar::Archive::new(input);
     archive.set_preserve_permissions(true);
@@ -244,15 +355,27 @@ fn unpack_stream(
     for entry in archive.entries()? {
         let mut entry = entry?;
         let path = entry.path()?.into_owned();
+        let file = expected.is_some() && entry.header().entry_type().is_file();
+        if file {
+            window
+                .borrow_mut()
+                .open(entry.raw_file_position(), entry.size());
+        }
         if !entry.unpack_in(target)? {
-            return Err(io::Error::new(
+            return Err(Unpacked::Io(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
                     "entry `{}` would land outside {}",
                     path.display(),
                     target.display()
                 ),
-            ));
+            )));
+        }
+        if let (true, Some(expected)) = (file, expected.as_deref_mut()) {
+            let sum = window.borrow_mut().close().unwrap_or_default();
+            expected
+                .check(tree, &path.to_string_lossy(), entry.size(), &sum)
+                .map_err(Unpacked::Verify)?;
         }
         count += 1;
     }

@@ -514,6 +514,8 @@ impl Write for MultipartWriter<'_> {
             .runtime
             .block_on(writer.wait_for_capacity(self.jobs))
             .map_err(std::io::Error::other)?;
+        // A full part is handed to a task of the bucket's runtime.
+        let _runtime = self.bucket.runtime.enter();
         writer.write(buf);
         self.written += buf.len() as u64;
         Ok(buf.len())

@@ -1245,6 +1245,30 @@ fn keys_of(moto: &Moto, bucket_name: &str, prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// After the same deletions on the same catalog, barman-cloud's bucket
+/// (`theirs`) and ours hold the same objects, but for our checksum
+/// manifests: barman-cloud does not know them, so the manifests of the
+/// backups it deleted stay behind (in directories without backup.info,
+/// which both catalogs skip), while ours go with their backups. Every
+/// backup left in ours keeps its manifest.
+fn assert_same_objects_left(moto: &Moto, theirs: &str, ours: &str) -> Vec<String> {
+    let (theirs, ours) = (keys_of(moto, theirs, "pg"), keys_of(moto, ours, "pg"));
+    let manifest = |k: &str| k.ends_with("/barman-rs.manifest.json");
+    let info_of = |k: &str| format!("{}/backup.info", k.rsplit_once('/').unwrap().0);
+    let (orphans, kept): (Vec<&String>, Vec<&String>) = theirs
+        .iter()
+        .partition(|k| manifest(k) && !theirs.contains(&info_of(k)));
+    assert_eq!(kept, ours.iter().collect::<Vec<_>>());
+    for k in ours.iter().filter(|k| k.ends_with("/backup.info")) {
+        let m = k.replace("/backup.info", "/barman-rs.manifest.json");
+        assert!(ours.contains(&m), "{k} without its manifest: {ours:?}");
+    }
+    for orphan in &orphans {
+        assert!(!ours.contains(orphan), "{orphan}");
+    }
+    theirs
+}
+
 /// Copies every object of bucket `from` into bucket `to`.
 fn copy_bucket(moto: &Moto, from: &str, to: &str) {
     let source = bucket(moto, &format!("s3://{from}"));
@@ -1370,8 +1394,20 @@ fn retention_deletes_the_same_objects_as_barman_cloud() {
             assert_eq!(status(&out), 0, "{policy}: {}", text(&out));
         }
     }
-    let theirs_left = keys_of(&moto, "theirs-bucket", "pg");
-    assert_eq!(theirs_left, keys_of(&moto, "ours-bucket", "pg"));
+    let theirs_left = assert_same_objects_left(&moto, "theirs-bucket", "ours-bucket");
+    // barman-cloud still lists its catalog, the orphaned manifest ignored.
+    let out = tool(
+        &barman_cloud_tool("barman-cloud-backup-list").expect("barman[cloud]"),
+        &moto,
+        &["--format", "json", "s3://theirs-bucket/pg", "main"],
+    );
+    assert_eq!(status(&out), 0, "{}", text(&out));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        listed["backups_list"].as_array().unwrap().len(),
+        2,
+        "{listed}"
+    );
     assert!(
         theirs_left.len() < initial.len(),
         "retention deleted nothing: {theirs_left:?}"
@@ -1392,8 +1428,7 @@ fn retention_deletes_the_same_objects_as_barman_cloud() {
         let out = tool(program, &moto, &["-b", "oldest", &url, "main"]);
         assert_eq!(status(&out), 0, "{}", text(&out));
     }
-    let final_theirs = keys_of(&moto, "theirs-bucket", "pg");
-    assert_eq!(final_theirs, keys_of(&moto, "ours-bucket", "pg"));
+    let final_theirs = assert_same_objects_left(&moto, "theirs-bucket", "ours-bucket");
     assert!(final_theirs.len() < theirs_left.len(), "{final_theirs:?}");
     // An unparsable policy: 3.
     let out = tool(
@@ -1779,6 +1814,85 @@ fn corrupted_objects_are_named_and_nothing_is_installed() {
     );
     assert_ne!(status(&out), 0, "{}", text(&out));
     assert_eq!(fs::read_dir(&recovery_dir).unwrap().count(), 0);
+
+    // A tar altered consistently (no compression to fail, the tar format
+    // has no data checksum): our checksum manifest catches the file, by
+    // name, and nothing is installed; barman-cloud restores it unaware.
+    let out = as_server_user(
+        &backup_tool,
+        &moto,
+        &[
+            "--immediate-checkpoint",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "s3://damaged/plain",
+            "main",
+        ],
+    );
+    assert_eq!(status(&out), 0, "{}", text(&out));
+    let keys: Vec<String> = store
+        .list("plain/main/base/")
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    let data = keys
+        .iter()
+        .find(|k| k.ends_with("/data.tar"))
+        .expect("data.tar");
+    assert!(
+        keys.iter().any(|k| k.ends_with("/barman-rs.manifest.json")),
+        "{keys:?}"
+    );
+    let mut object = Vec::new();
+    store.get(data, &mut object).unwrap();
+    let at = tar::Archive::new(object.as_slice())
+        .entries()
+        .unwrap()
+        .map(Result::unwrap)
+        .find(|e| e.path().unwrap().ends_with("PG_VERSION"))
+        .map(|e| usize::try_from(e.raw_file_position()).unwrap())
+        .expect("PG_VERSION in data.tar");
+    assert_eq!(&object[at..at + 3], b"15\n");
+    object[at + 1] = b'6';
+    store.put(data, &mut object.as_slice(), &[]).unwrap();
+    let tampered_dir = work.path().join("tampered");
+    let out = tool(
+        &restore_backup,
+        &moto,
+        &[
+            "s3://damaged/plain",
+            "main",
+            "latest",
+            tampered_dir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(status(&out), 4, "{}", text(&out));
+    assert!(
+        text(&out).contains("`PG_VERSION` differs from the backup's manifest"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !tampered_dir.exists(),
+        "a tampered backup was left installed"
+    );
+    let out = tool(
+        &barman_cloud_tool("barman-cloud-restore").expect("barman[cloud]"),
+        &moto,
+        &[
+            "s3://damaged/plain",
+            "main",
+            "latest",
+            tampered_dir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(status(&out), 0, "{}", text(&out));
+    assert_eq!(fs::read(tampered_dir.join("PG_VERSION")).unwrap(), b"16\n");
 }
 
 #[test]
@@ -1831,8 +1945,7 @@ fn a_recovery_window_deletes_the_same_objects_as_barman_cloud() {
         );
         assert_eq!(status(&out), 0, "{}", text(&out));
     }
-    let left = keys_of(&moto, "window-theirs", "pg");
-    assert_eq!(left, keys_of(&moto, "window-ours", "pg"));
+    let left = assert_same_objects_left(&moto, "window-theirs", "window-ours");
     assert!(left.len() < initial.len(), "nothing was deleted: {left:?}");
 }
 
