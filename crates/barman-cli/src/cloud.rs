@@ -309,9 +309,12 @@ pub fn probe(bucket: &barman_cloud::store::Bucket) -> Result<(), Failure> {
             Exit::Operation,
             format!("Bucket {} does not exist", bucket.name()),
         )),
-        Err(e) if e.is_network() => Err(Failure::new(
+        // barman-cloud's probes: S3's catches only a failure to reach the
+        // endpoint; Azure's and GCS's also any error the service answers
+        // (e.g. wrong credentials).
+        Err(e) if e.is_network() || bucket.provider() != Provider::AwsS3 => Err(Failure::new(
             Exit::Network,
-            format!("Cloud storage endpoint cannot be reached: {e}"),
+            format!("Can't connect to cloud provider: {e}"),
         )),
         Err(e) => Err(Failure::new(Exit::General, e)),
     }

@@ -27,7 +27,7 @@ use jiff::Zoned;
 
 use crate::layout::{Layout, TarPart, Tree};
 use crate::manifest::{self, FileSum, HashingReader, Manifest};
-use crate::store::{Bucket, MultipartWriter};
+use crate::store::{Bucket, MultipartWriter, retry_cleanup};
 use crate::{Error, Result};
 
 /// Barman's limits of an S3 object: parts per upload and the largest
@@ -512,7 +512,13 @@ pub fn backup(
             info.set_status(BackupStatus::Failed);
             info.set_end_time(Some(&Zoned::now()));
             let _ = info.set_error(Some(&format!("failure uploading data ({first_line})")));
-            let _ = upload_info(bucket, layout, &info, &options.tags);
+            // Told to the store even if it was briefly unreachable (the
+            // failure may be that): barman-cloud leaves it STARTED then.
+            if let Err(info_error) =
+                retry_cleanup(|| upload_info(bucket, layout, &info, &options.tags))
+            {
+                tracing::warn!("could not upload the FAILED backup.info: {info_error}");
+            }
             // Leave no backup open on the server.
             let _ = pgside::stop_backup(pg, facts.version);
             Err(e)

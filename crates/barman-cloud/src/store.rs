@@ -13,9 +13,10 @@ use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt as _, PutMultipartOptions,
-    PutOptions, PutPayload, RetryConfig, TagSet, WriteMultipart,
+    BackoffConfig, ClientOptions, MultipartUpload, ObjectStore, ObjectStoreExt as _,
+    PutMultipartOptions, PutOptions, PutPayload, RetryConfig, TagSet, WriteMultipart,
 };
+use tokio::task::JoinSet;
 
 use crate::url::{CloudUrl, Provider};
 use crate::{Error, Result};
@@ -81,6 +82,7 @@ pub struct Bucket {
     store: Box<dyn ObjectStore>,
     runtime: tokio::runtime::Runtime,
     name: String,
+    provider: Provider,
 }
 
 impl std::fmt::Debug for Bucket {
@@ -158,6 +160,7 @@ impl Bucket {
             store,
             runtime,
             name: url.container().to_owned(),
+            provider: url.provider(),
         })
     }
 
@@ -250,6 +253,11 @@ impl Bucket {
     /// The bucket's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Its provider.
+    pub fn provider(&self) -> Provider {
+        self.provider
     }
 
     /// Whether the bucket exists: a listing of it (with a key prefix that
@@ -398,13 +406,14 @@ impl Bucket {
             .runtime
             .block_on(self.store.put_multipart_opts(&location, options))
             .map_err(|e| self.put_error(key, e))?;
+        let part_size = part_size.max(5 << 20);
         Ok(MultipartWriter {
             bucket: self,
             key: key.to_owned(),
-            writer: Some(WriteMultipart::new_with_chunk_size(
-                upload,
-                part_size.max(5 << 20),
-            )),
+            upload: Some(upload),
+            tasks: JoinSet::new(),
+            buffer: Vec::with_capacity(part_size),
+            part_size,
             jobs: jobs.max(1),
             written: 0,
         })
@@ -459,13 +468,45 @@ impl Bucket {
     }
 }
 
+/// How long the clean-up of a failed upload (aborting a multipart upload)
+/// keeps trying: a store that comes back within it is told.
+pub const CLEANUP_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Runs `attempt` until it succeeds or [`CLEANUP_DEADLINE`] has passed,
+/// waiting longer after each failure (for the clean-up after a failure,
+/// when the store may be briefly unreachable); the last error otherwise.
+///
+/// # Errors
+/// The last attempt's error.
+pub fn retry_cleanup<T, E>(
+    mut attempt: impl FnMut() -> std::result::Result<T, E>,
+) -> std::result::Result<T, E> {
+    let start = std::time::Instant::now();
+    let mut wait = Duration::from_millis(250);
+    loop {
+        match attempt() {
+            Ok(v) => return Ok(v),
+            Err(e) if start.elapsed() + wait > CLEANUP_DEADLINE => return Err(e),
+            Err(_) => {
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(8));
+            }
+        }
+    }
+}
+
 /// A multipart upload in progress ([`Bucket::multipart`]): what is written
-/// goes out in parts; [`finish`](Self::finish) completes the object, and
-/// dropping it unfinished aborts the upload.
+/// goes out in parts of a fixed size, at most `jobs` in flight;
+/// [`finish`](Self::finish) completes the object, and dropping it
+/// unfinished aborts the upload (retried for [`CLEANUP_DEADLINE`], so no
+/// uploaded part is left behind by a store that was briefly unreachable).
 pub struct MultipartWriter<'a> {
     bucket: &'a Bucket,
     key: String,
-    writer: Option<WriteMultipart>,
+    upload: Option<Box<dyn MultipartUpload>>,
+    tasks: JoinSet<object_store::Result<()>>,
+    buffer: Vec<u8>,
+    part_size: usize,
     jobs: usize,
     written: u64,
 }
@@ -490,35 +531,70 @@ impl MultipartWriter<'_> {
         &self.key
     }
 
+    /// Waits until at most `jobs` parts are in flight; the first failure.
+    fn wait_for(&mut self, jobs: usize) -> object_store::Result<()> {
+        while self.tasks.len() > jobs {
+            if let Some(done) = self.bucket.runtime.block_on(self.tasks.join_next()) {
+                done??;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the buffer as the next part.
+    fn send_part(&mut self) -> object_store::Result<()> {
+        self.wait_for(self.jobs.saturating_sub(1))?;
+        let part = std::mem::replace(&mut self.buffer, Vec::with_capacity(self.part_size));
+        let upload = self
+            .upload
+            .as_mut()
+            .ok_or_else(|| object_store::Error::Generic {
+                store: "barman-cloud",
+                source: "the upload is finished".into(),
+            })?;
+        let request = upload.put_part(PutPayload::from(part));
+        let _runtime = self.bucket.runtime.enter();
+        self.tasks.spawn(request);
+        Ok(())
+    }
+
     /// Completes the upload.
     ///
     /// # Errors
-    /// [`Error::Store`] naming the key.
+    /// [`Error::Store`] naming the key (the upload is then aborted).
     pub fn finish(mut self) -> Result<u64> {
-        let writer = self.writer.take().expect("finish is called once");
-        self.bucket
-            .runtime
-            .block_on(writer.finish())
-            .map_err(|e| self.bucket.put_error(&self.key, e))?;
-        Ok(self.written)
+        let sent = if self.buffer.is_empty() {
+            Ok(())
+        } else {
+            self.send_part()
+        };
+        let completed = sent.and_then(|()| self.wait_for(0)).and_then(|()| {
+            let upload = self.upload.as_mut().expect("finish is called once");
+            self.bucket.runtime.block_on(upload.complete()).map(drop)
+        });
+        match completed {
+            Ok(()) => {
+                self.upload = None;
+                Ok(self.written)
+            }
+            // Dropping self aborts the upload.
+            Err(e) => Err(self.bucket.put_error(&self.key, e)),
+        }
     }
 }
 
 impl Write for MultipartWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let writer = self
-            .writer
-            .as_mut()
-            .ok_or_else(|| std::io::Error::other("the upload is finished"))?;
-        self.bucket
-            .runtime
-            .block_on(writer.wait_for_capacity(self.jobs))
-            .map_err(std::io::Error::other)?;
-        // A full part is handed to a task of the bucket's runtime.
-        let _runtime = self.bucket.runtime.enter();
-        writer.write(buf);
-        self.written += buf.len() as u64;
-        Ok(buf.len())
+        if self.upload.is_none() {
+            return Err(std::io::Error::other("the upload is finished"));
+        }
+        let n = buf.len().min(self.part_size - self.buffer.len());
+        self.buffer.extend_from_slice(&buf[..n]);
+        if self.buffer.len() == self.part_size {
+            self.send_part().map_err(std::io::Error::other)?;
+        }
+        self.written += n as u64;
+        Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -528,8 +604,18 @@ impl Write for MultipartWriter<'_> {
 
 impl Drop for MultipartWriter<'_> {
     fn drop(&mut self) {
-        if let Some(writer) = self.writer.take() {
-            let _ = self.bucket.runtime.block_on(writer.abort());
+        let Some(mut upload) = self.upload.take() else {
+            return;
+        };
+        let runtime = &self.bucket.runtime;
+        runtime.block_on(self.tasks.shutdown());
+        let aborted = retry_cleanup(|| runtime.block_on(upload.abort()));
+        if let Err(e) = aborted {
+            tracing::warn!(
+                "could not abort the multipart upload of `{}`: {}",
+                self.key,
+                error_chain(&e)
+            );
         }
     }
 }

@@ -64,6 +64,7 @@ impl Emulator {
     fn start(
         bin: &Path,
         name: &str,
+        env: &[(&str, &str)],
         args: impl FnOnce(u16, &Path) -> Vec<String>,
         ready: impl Fn(u16) -> bool,
     ) -> Result<Self> {
@@ -73,6 +74,7 @@ impl Emulator {
         let log_file = std::fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
         let err_file = log_file.try_clone().map_err(|e| Error::io(&log, e))?;
         let child = Command::new(bin)
+            .envs(env.iter().copied())
             .args(args(port, dir.path()))
             .stdin(Stdio::null())
             .stdout(log_file)
@@ -132,10 +134,25 @@ impl Moto {
     /// [`Error::MissingBinary`] when moto is not installed; a start error
     /// with its log when it does not come up within 30 s.
     pub fn start() -> Result<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Starts a `moto_server` that checks credentials (no request is
+    /// authorised: every access key is unknown to its IAM), for tests of
+    /// wrong credentials.
+    ///
+    /// # Errors
+    /// As [`Moto::start`].
+    pub fn start_checking_credentials() -> Result<Self> {
+        Self::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")])
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> Result<Self> {
         let bin = venv_bin("moto_server")?;
         let emulator = Emulator::start(
             &bin,
             "moto_server",
+            env,
             |port, _| {
                 vec![
                     "-H".into(),
@@ -157,6 +174,36 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The keys of the multipart uploads in progress (neither completed
+    /// nor aborted) in `bucket`.
+    ///
+    /// # Errors
+    /// When moto does not answer the listing.
+    pub fn multipart_uploads(&self, bucket: &str) -> Result<Vec<String>> {
+        let (status, body) = exchange(self.port, "GET", &format!("/{bucket}?uploads"))?;
+        if status != 200 {
+            return Err(Error::Parse {
+                what: format!("the multipart uploads of {bucket} ({status})"),
+                output: body.chars().take(300).collect(),
+            });
+        }
+        Ok(body
+            .split("<Upload>")
+            .skip(1)
+            .filter_map(|u| {
+                u.split_once("<Key>")?
+                    .1
+                    .split_once("</Key>")
+                    .map(|(k, _)| k.to_owned())
+            })
+            .collect())
+    }
+
     /// Creates bucket `name` (moto takes an unsigned `PUT /name`).
     ///
     /// # Errors
@@ -176,6 +223,12 @@ impl Moto {
 /// One plain HTTP/1.1 request to 127.0.0.1:`port`; the response's status
 /// code.
 fn request(port: u16, method: &str, path: &str) -> Result<u16> {
+    exchange(port, method, path).map(|(status, _)| status)
+}
+
+/// One plain HTTP/1.1 request to 127.0.0.1:`port`; the response's status
+/// code and body.
+fn exchange(port: u16, method: &str, path: &str) -> Result<(u16, String)> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
         .map_err(|e| Error::io("moto", e))?;
@@ -189,14 +242,18 @@ fn request(port: u16, method: &str, path: &str) -> Result<u16> {
     .map_err(|e| Error::io("moto", e))?;
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
-    response
+    let status = response
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| Error::Parse {
             what: "moto's answer".into(),
             output: response.chars().take(200).collect(),
-        })
+        })?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or_else(String::new, |(_, b)| b.to_owned());
+    Ok((status, body))
 }
 
 /// Where `scripts/install-test-deps.sh` installs Azurite (npm).
@@ -231,6 +288,7 @@ impl Azurite {
         let emulator = Emulator::start(
             &bin,
             "azurite-blob",
+            &[],
             |port, dir| {
                 vec![
                     "--blobHost".into(),
@@ -307,6 +365,7 @@ impl GcsEmulator {
         let emulator = Emulator::start(
             &bin,
             "gcp-storage-emulator",
+            &[],
             |port, _| {
                 [
                     "start",
@@ -337,5 +396,127 @@ impl GcsEmulator {
     /// The emulator's process id (to kill it mid-operation in a test).
     pub fn pid(&self) -> u32 {
         self.emulator.child.id()
+    }
+}
+
+/// A TCP proxy on a free 127.0.0.1 port in front of an emulator, which a
+/// test can [`cut`](Self::cut) (every connection shut down, new ones
+/// refused: the endpoint died) and [`restore`](Self::restore) (it came
+/// back), while the emulator behind it keeps its state to be inspected.
+#[derive(Debug)]
+pub struct FaultProxy {
+    port: u16,
+    shared: std::sync::Arc<ProxyState>,
+    acceptor: Option<thread::JoinHandle<()>>,
+}
+
+#[derive(Debug, Default)]
+struct ProxyState {
+    cut: std::sync::atomic::AtomicBool,
+    stop: std::sync::atomic::AtomicBool,
+    connections: std::sync::Mutex<Vec<TcpStream>>,
+}
+
+impl FaultProxy {
+    /// Starts forwarding a free port to 127.0.0.1:`target`.
+    ///
+    /// # Errors
+    /// When no port can be bound.
+    pub fn start(target: u16) -> Result<Self> {
+        use std::sync::atomic::Ordering;
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("proxy", e))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| Error::io("proxy", e))?
+            .port();
+        let shared = std::sync::Arc::new(ProxyState::default());
+        let state = std::sync::Arc::clone(&shared);
+        let acceptor = thread::spawn(move || {
+            let mut listener = Some(listener);
+            while !state.stop.load(Ordering::SeqCst) {
+                if state.cut.load(Ordering::SeqCst) {
+                    // Closed: connections are refused.
+                    listener = None;
+                    thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+                let Some(open) = listener.as_ref() else {
+                    listener = std::net::TcpListener::bind(("127.0.0.1", port)).ok();
+                    continue;
+                };
+                let _ = open.set_nonblocking(true);
+                match open.accept() {
+                    Ok((client, _)) => {
+                        let _ = client.set_nonblocking(false);
+                        if let Ok(upstream) = TcpStream::connect(("127.0.0.1", target)) {
+                            Self::pump(&state, client, upstream);
+                        }
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Ok(Self {
+            port,
+            shared,
+            acceptor: Some(acceptor),
+        })
+    }
+
+    /// Copies both ways between `client` and `upstream`.
+    fn pump(state: &ProxyState, client: TcpStream, upstream: TcpStream) {
+        let pairs = [
+            (client.try_clone(), upstream.try_clone()),
+            (upstream.try_clone(), client.try_clone()),
+        ];
+        if let Ok(mut connections) = state.connections.lock() {
+            connections.push(client);
+            connections.push(upstream);
+        }
+        for pair in pairs {
+            if let (Ok(mut from), Ok(mut to)) = pair {
+                thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        }
+    }
+
+    /// The endpoint URL through the proxy.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The endpoint dies: every connection is shut down, new ones are
+    /// refused.
+    pub fn cut(&self) {
+        use std::sync::atomic::Ordering;
+        self.shared.cut.store(true, Ordering::SeqCst);
+        if let Ok(mut connections) = self.shared.connections.lock() {
+            for c in connections.drain(..) {
+                let _ = c.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+
+    /// The endpoint comes back.
+    pub fn restore(&self) {
+        self.shared
+            .cut
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.shared
+            .stop
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
     }
 }

@@ -74,11 +74,11 @@ fn tool(program: &Path, moto: &Moto, args: &[&str]) -> Output {
     cmd.output().expect("run the tool")
 }
 
-fn status(out: &Output) -> i32 {
+pub(crate) fn status(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
         out.status,
@@ -89,7 +89,7 @@ fn text(out: &Output) -> String {
 
 /// The bucket, opened with the library (as an embedder does, with
 /// explicit credentials), to look at the objects.
-fn bucket(moto: &Moto, url: &str) -> Bucket {
+pub(crate) fn bucket(moto: &Moto, url: &str) -> Bucket {
     let url = CloudUrl::parse(url, Provider::AwsS3).unwrap();
     let options = StoreOptions {
         endpoint_url: Some(moto.endpoint()),

@@ -87,14 +87,26 @@ fn run(args: &Args) -> Result<(), Failure> {
     }
     let bucket = Bucket::open(&url, &args.cloud.store_options(encryption))
         .map_err(|e| Failure::new(Exit::General, e))?;
-    // The endpoint is probed first, as Barman does: unreachable is 2.
-    match cloud::probe(&bucket) {
-        Ok(()) => {}
-        Err(f) if args.cloud.test || f.exit == Exit::Network => return Err(f),
-        Err(f) => return Err(Failure::new(Exit::General, f.message)),
-    }
     if args.cloud.test {
-        return Ok(());
+        return cloud::probe(&bucket);
+    }
+    // The endpoint is reached first, as Barman's download does:
+    // unreachable is 2, any other failure 4.
+    match bucket.exists() {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(Failure::new(
+                Exit::General,
+                format!("Bucket {} does not exist", bucket.name()),
+            ));
+        }
+        Err(e) if e.is_network() => {
+            return Err(Failure::new(
+                Exit::Network,
+                format!("Can't connect to cloud provider: {e}"),
+            ));
+        }
+        Err(e) => return Err(Failure::new(Exit::General, e)),
     }
     let layout = Layout::new(url.path(), &args.server_name);
     match wal::restore_wal(&bucket, &layout, &args.wal_name, &args.wal_dest, &options) {
