@@ -82,8 +82,7 @@ pub struct CloudArgs {
     /// Override default S3 endpoint URL with the given one.
     #[arg(long = "endpoint-url", value_name = "ENDPOINT_URL")]
     pub endpoint_url: Option<String>,
-    /// Profile name (e.g. INI section in AWS credentials file): not
-    /// implemented yet (refused); use the AWS_* environment variables.
+    /// Profile name (e.g. INI section in AWS credentials file).
     #[arg(
         short = 'P',
         long = "aws-profile",
@@ -128,10 +127,7 @@ impl CloudArgs {
     /// # Errors
     /// A [`Exit::Cli`] failure naming the first such option given.
     pub fn refuse_unimplemented(&self) -> Result<(), Failure> {
-        for (given, option) in [
-            (self.aws_profile.is_some(), "-P/--aws-profile"),
-            (self.azure_credential.is_some(), "--azure-credential"),
-        ] {
+        for (given, option) in [(self.azure_credential.is_some(), "--azure-credential")] {
             if given {
                 return Err(not_implemented(option));
             }
@@ -159,6 +155,7 @@ impl CloudArgs {
             read_timeout: self.read_timeout.map(Duration::from_secs),
             encryption,
             s3_access_key: None,
+            s3_profile: self.aws_profile.clone(),
         }
     }
 
@@ -501,10 +498,10 @@ mod tests {
 
     #[test]
     fn unimplemented_options_are_refused_by_name() {
-        let p = Probe::try_parse_from(["x", "--profile", "prod"]).unwrap();
+        let p = Probe::try_parse_from(["x", "--credential", "azure-cli"]).unwrap();
         let f = p.cloud.refuse_unimplemented().unwrap_err();
         assert_eq!(f.exit, Exit::Cli);
-        assert!(f.message.contains("--aws-profile"), "{}", f.message);
+        assert!(f.message.contains("--azure-credential"), "{}", f.message);
         for provider in ["azure-blob-storage", "google-cloud-storage"] {
             let p = Probe::try_parse_from(["x", "--cloud-provider", provider]).unwrap();
             assert!(p.cloud.refuse_unimplemented().is_ok());

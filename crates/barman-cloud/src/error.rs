@@ -104,6 +104,10 @@ pub enum Error {
     /// PostgreSQL refused the backup, or a file of it could not be read.
     #[error("{0}")]
     Backup(String),
+    /// A named AWS profile could not be used (missing, unreadable, or
+    /// needing what barman-rs does not implement).
+    #[error("{0}")]
+    Profile(String),
     /// The async runtime could not start.
     #[error("cannot start the I/O runtime: {0}")]
     Runtime(String),

@@ -28,6 +28,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod aws_profile;
 pub mod backup;
 pub mod catalog;
 pub mod delete;

@@ -66,6 +66,9 @@ pub struct StoreOptions {
     /// S3 access key id and secret, for an embedder that has them; the
     /// tools leave this empty and take the environment's.
     pub s3_access_key: Option<(String, String)>,
+    /// S3 `-P/--aws-profile`: a named profile of the AWS files
+    /// ([`crate::aws_profile`]), whose keys replace the environment's.
+    pub s3_profile: Option<String>,
 }
 
 /// An object found by [`Bucket::list`].
@@ -165,15 +168,33 @@ impl Bucket {
     }
 
     fn s3(url: &CloudUrl, options: &StoreOptions) -> Result<object_store::aws::AmazonS3> {
-        let mut builder = AmazonS3Builder::from_env()
-            .with_bucket_name(url.container())
-            .with_retry(retry());
-        let mut client = client_options(options);
-        if std::env::var_os("AWS_DEFAULT_REGION").is_none()
-            && std::env::var_os("AWS_REGION").is_none()
-        {
-            builder = builder.with_region("us-east-1");
+        let env_region = std::env::var("AWS_DEFAULT_REGION")
+            .or_else(|_| std::env::var("AWS_REGION"))
+            .ok();
+        let mut builder = match &options.s3_profile {
+            // A named profile: its keys, none of the environment's (boto3
+            // skips them then); the environment's region still wins.
+            Some(name) => {
+                let profile = crate::aws_profile::load(name).map_err(Error::Profile)?;
+                let mut builder = AmazonS3Builder::new();
+                if let Some(id) = &profile.access_key_id {
+                    builder = builder.with_access_key_id(id);
+                }
+                if let Some(secret) = &profile.secret_access_key {
+                    builder = builder.with_secret_access_key(secret);
+                }
+                if let Some(token) = &profile.session_token {
+                    builder = builder.with_token(token);
+                }
+                let region = env_region.or(profile.region);
+                builder.with_region(region.as_deref().unwrap_or("us-east-1"))
+            }
+            None if env_region.is_none() => AmazonS3Builder::from_env().with_region("us-east-1"),
+            None => AmazonS3Builder::from_env(),
         }
+        .with_bucket_name(url.container())
+        .with_retry(retry());
+        let mut client = client_options(options);
         if let Some((id, secret)) = &options.s3_access_key {
             builder = builder
                 .with_access_key_id(id)

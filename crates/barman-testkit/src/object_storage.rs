@@ -147,6 +147,42 @@ impl Moto {
         Self::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")])
     }
 
+    /// Starts a `moto_server` that checks credentials, with bucket
+    /// `bucket` and an IAM user allowed everything on S3; the server and
+    /// the user's access key id and secret (the only keys it accepts).
+    ///
+    /// # Errors
+    /// As [`Moto::start`]; when the user cannot be made (boto3 of the test
+    /// virtualenv).
+    pub fn start_with_one_user(bucket: &str) -> Result<(Self, String, String)> {
+        // Five unauthenticated actions: the readiness probe (`GET /`, one
+        // S3 ListBuckets once it answers), the bucket, the user, its
+        // policy and its key; everything after is checked.
+        let moto = Self::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", "5")])?;
+        let python = venv_bin("python")?;
+        let script = format!(
+            "import boto3, json\n\
+             kw = dict(endpoint_url='{endpoint}', region_name='us-east-1', aws_access_key_id='x', aws_secret_access_key='x')\n\
+             boto3.client('s3', **kw).create_bucket(Bucket='{bucket}')\n\
+             iam = boto3.client('iam', **kw)\n\
+             iam.create_user(UserName='barman')\n\
+             iam.put_user_policy(UserName='barman', PolicyName='s3', PolicyDocument=json.dumps({{'Version': '2012-10-17', 'Statement': [{{'Effect': 'Allow', 'Action': 's3:*', 'Resource': '*'}}]}}))\n\
+             key = iam.create_access_key(UserName='barman')['AccessKey']\n\
+             print(key['AccessKeyId'], key['SecretAccessKey'])\n",
+            endpoint = moto.endpoint()
+        );
+        let out = process::run(Command::new(python).arg("-c").arg(script))?;
+        let out = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut words = out.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some(id), Some(secret)) => Ok((moto, id.to_owned(), secret.to_owned())),
+            _ => Err(Error::Parse {
+                what: "the IAM user's access key".into(),
+                output: out,
+            }),
+        }
+    }
+
     fn start_with(env: &[(&str, &str)]) -> Result<Self> {
         let bin = venv_bin("moto_server")?;
         let emulator = Emulator::start(

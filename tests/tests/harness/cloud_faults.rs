@@ -205,3 +205,61 @@ fn a_store_dying_mid_backup_leaves_a_failed_backup_and_no_multipart_upload() {
         );
     }
 }
+
+#[test]
+fn a_named_aws_profile_gives_the_keys_as_with_barman_cloud() {
+    let (moto, id, secret) = Moto::start_with_one_user("profiled")
+        .expect("moto_server (scripts/install-test-deps.sh installs it)");
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".aws")).unwrap();
+    std::fs::write(
+        home.path().join(".aws/credentials"),
+        format!("[default]\naws_access_key_id = wrong\naws_secret_access_key = wrong\n\n[backups]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        home.path().join(".aws/config"),
+        "[profile backups]\nregion = us-east-1\n[profile assumed]\nrole_arn = arn:aws:iam::123456789012:role/x\nsource_profile = backups\n",
+    )
+    .unwrap();
+    let wal = segment(home.path());
+    let url = "s3://profiled/pfx";
+    // Wrong keys in the environment: the named profile's replace them.
+    let run = |program: &Path, args: &[&str]| {
+        Command::new(program)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", home.path())
+            .env("AWS_ACCESS_KEY_ID", "wrong")
+            .env("AWS_SECRET_ACCESS_KEY", "wrong")
+            .args(["--endpoint-url", &moto.endpoint()])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for tool in [
+        barman_bin("barman-cloud-wal-archive").unwrap(),
+        barman_cloud_tool("barman-cloud-wal-archive").expect("barman[cloud]"),
+    ] {
+        // The environment's keys are refused by this moto...
+        let out = run(&tool, &[url, "srv", &wal]);
+        assert_eq!(status(&out), 4, "{}", text(&out));
+        // ... the profile's are taken, and an unknown profile is an error.
+        let out = run(&tool, &["-P", "backups", url, "srv", &wal]);
+        assert_eq!(status(&out), 0, "{}", text(&out));
+        let out = run(&tool, &["--profile", "nosuch", url, "srv", &wal]);
+        assert_eq!(status(&out), 4, "{}", text(&out));
+        assert!(
+            text(&out).contains("The config profile (nosuch) could not be found"),
+            "{}",
+            text(&out)
+        );
+    }
+    // What barman-rs cannot do with a profile is refused, named.
+    let ours = barman_bin("barman-cloud-backup-list").unwrap();
+    let out = run(&ours, &["-P", "assumed", url, "srv"]);
+    assert_eq!(status(&out), 4, "{}", text(&out));
+    assert!(text(&out).contains("role_arn"), "{}", text(&out));
+    let out = run(&ours, &["-P", "backups", url, "srv"]);
+    assert_eq!(status(&out), 0, "{}", text(&out));
+}
