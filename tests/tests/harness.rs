@@ -12,8 +12,12 @@ mod archiving;
 mod backup;
 #[path = "harness/backup_faults.rs"]
 mod backup_faults;
+#[path = "harness/cloud_archive.rs"]
+mod cloud_archive;
 #[path = "harness/cloud_faults.rs"]
 mod cloud_faults;
+#[path = "harness/cloud_hooks.rs"]
+mod cloud_hooks;
 #[path = "harness/cloud_wal.rs"]
 mod cloud_wal;
 #[path = "harness/cluster.rs"]

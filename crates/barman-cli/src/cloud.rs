@@ -34,6 +34,9 @@ pub enum Exit {
     Cli = 3,
     /// Anything else (4).
     General = 4,
+    /// Run as a hook script on a backup that is not DONE (63: Barman's
+    /// `UnrecoverableHookScriptError`, which stops the hook chain).
+    HookAbort = 63,
 }
 
 /// A failed run: the exit status and the message logged at ERROR level.
@@ -43,6 +46,12 @@ pub struct Failure {
     pub exit: Exit,
     /// The message.
     pub message: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 impl Failure {

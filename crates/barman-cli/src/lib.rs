@@ -102,4 +102,13 @@ pub enum Warning {
     /// A thread fetching or pushing ahead panicked.
     #[error("a prefetch thread panicked")]
     ThreadPanicked,
+    /// `barman-cloud-wal-archive --parallel`: a WAL archived ahead failed
+    /// (PostgreSQL will ask for it again).
+    #[error("archiving WAL {wal} ahead failed: {error}")]
+    ArchiveAheadFailed {
+        /// The WAL name.
+        wal: String,
+        /// Why.
+        error: String,
+    },
 }

@@ -536,20 +536,9 @@ fn copy_and_stop(
     options: &BackupOptions,
     id: &str,
 ) -> Result<(Vec<String>, u64, pgside::StopResult)> {
-    let mut objects = Vec::new();
-    let mut sums = Manifest::new();
-    let mut bytes = 0;
+    let mut uploaded = Uploaded::new();
     let major = format!("PG_{}_", major_of(facts.version));
-    let throttle = options
-        .max_bandwidth
-        .filter(|&b| b > 0)
-        .map(|bytes_per_second| {
-            Arc::new(Throttle {
-                bytes_per_second,
-                start: Instant::now(),
-                sent: AtomicU64::new(0),
-            })
-        });
+    let throttle = throttle_of(options);
     let stream_of = |tree: Tree| {
         let mut stream = TarStream::new(bucket, layout, id, tree, options);
         stream.throttle.clone_from(&throttle);
@@ -563,41 +552,200 @@ fn copy_and_stop(
     for t in &facts.tablespaces {
         let mut stream = stream_of(Tree::Tablespace(t.oid));
         add_tree(&mut stream, Path::new(&t.location), false, Some(&major))?;
-        stream.builder()?;
-        stream.close()?;
-        objects.append(&mut stream.objects);
-        sums.files.append(&mut stream.sums);
-        bytes += stream.bytes;
+        uploaded.absorb(stream)?;
     }
     let data = PathBuf::from(&facts.data_directory);
     let mut stream = stream_of(Tree::Data);
-    add_tree(&mut stream, &data, true, None)?;
-    let control = data.join("global/pg_control");
-    let meta =
-        std::fs::metadata(&control).map_err(|e| Error::Read(control.display().to_string(), e))?;
-    append(
-        &mut stream,
-        "global/pg_control",
-        &control,
-        &EntryKind::File,
-        meta.permissions().mode() & 0o7777,
-        meta.mtime(),
-    )?;
+    let meta = add_data(&mut stream, &data)?;
     let stop = pgside::stop_backup(pg, facts.version).map_err(|e| Error::Backup(e.to_string()))?;
     let _ = pg.execute(&format!(
         "SELECT pg_catalog.pg_create_restore_point('barman_{id}')"
     ));
     let _ = pg.switch_wal();
     append_label(&mut stream, &stop.label, u64::from(meta.gid()))?;
-    stream.close()?;
-    objects.append(&mut stream.objects);
-    sums.files.append(&mut stream.sums);
-    bytes += stream.bytes;
+    uploaded.absorb(stream)?;
     // The checksum manifest, before backup.info says DONE.
-    let key = layout.manifest_key(id);
-    bucket.put(&key, &mut sums.to_json().as_bytes(), &options.tags)?;
-    objects.push(key);
+    let (objects, bytes) = uploaded.finish(bucket, layout, id, &options.tags)?;
     Ok((objects, bytes, stop))
+}
+
+/// What the tar streams of a backup uploaded: their objects, bytes and
+/// file checksums.
+struct Uploaded {
+    objects: Vec<String>,
+    bytes: u64,
+    sums: Manifest,
+}
+
+impl Uploaded {
+    fn new() -> Self {
+        Self {
+            objects: Vec::new(),
+            bytes: 0,
+            sums: Manifest::new(),
+        }
+    }
+
+    /// Closes `stream` (a tree's tars: at least one part, even for an
+    /// empty tree) and keeps what it uploaded.
+    fn absorb(&mut self, mut stream: TarStream<'_>) -> Result<()> {
+        if stream.objects.is_empty() {
+            stream.builder()?;
+        }
+        stream.close()?;
+        self.objects.append(&mut stream.objects);
+        self.sums.files.append(&mut stream.sums);
+        self.bytes += stream.bytes;
+        Ok(())
+    }
+
+    /// Uploads the checksum manifest; the objects and bytes uploaded.
+    fn finish(
+        mut self,
+        bucket: &Bucket,
+        layout: &Layout,
+        id: &str,
+        tags: &[(String, String)],
+    ) -> Result<(Vec<String>, u64)> {
+        let key = layout.manifest_key(id);
+        bucket.put(&key, &mut self.sums.to_json().as_bytes(), tags)?;
+        self.objects.push(key);
+        Ok((self.objects, self.bytes))
+    }
+}
+
+/// Adds PGDATA at `data` to `stream`, `global/pg_control` last; the
+/// metadata of pg_control.
+fn add_data(stream: &mut TarStream<'_>, data: &Path) -> Result<std::fs::Metadata> {
+    add_tree(stream, data, true, None)?;
+    append_file(stream, "global/pg_control", &data.join("global/pg_control"))
+}
+
+/// Appends the regular file `path` as `name` with its mode and mtime; its
+/// metadata.
+fn append_file(stream: &mut TarStream<'_>, name: &str, path: &Path) -> Result<std::fs::Metadata> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::Read(path.display().to_string(), e))?;
+    append(
+        stream,
+        name,
+        path,
+        &EntryKind::File,
+        meta.permissions().mode() & 0o7777,
+        meta.mtime(),
+    )?;
+    Ok(meta)
+}
+
+/// The largest server `backup.info` read by the hook mode.
+const MAX_SERVER_INFO_BYTES: u64 = 1 << 20;
+
+/// Barman's hook mode (`barman-cloud-backup` as a `post_backup_script`):
+/// uploads the finished backup `backup_id` of a Barman or barman-rs server,
+/// its PGDATA at `backup_dir/data` and each tablespace at
+/// `backup_dir/<oid>`, as a cloud backup (tars as [`backup`] writes them,
+/// `global/pg_control` last, the checksum manifest), then the server's
+/// `backup.info` at `info_path` verbatim, as barman-cloud does.
+///
+/// # Errors
+/// [`Error::Backup`] when the backup.info cannot be read or the backup is
+/// compressed (Barman refuses those); [`Error::Store`] / [`Error::Read`]
+/// when an upload or a file fails. Nothing is marked FAILED in the bucket
+/// (the backup.info belongs to the server's backup, as in Barman): a failed
+/// upload leaves no backup.info, so no catalog lists it, and its multipart
+/// uploads are aborted.
+pub fn upload_existing(
+    bucket: &Bucket,
+    layout: &Layout,
+    backup_dir: &Path,
+    info_path: &Path,
+    backup_id: &str,
+    options: &BackupOptions,
+) -> Result<BackupReport> {
+    let mut text = String::new();
+    File::open(info_path)
+        .and_then(|f| f.take(MAX_SERVER_INFO_BYTES).read_to_string(&mut text))
+        .map_err(|e| Error::Read(info_path.display().to_string(), e))?;
+    let id: BackupId = backup_id
+        .parse()
+        .map_err(|_| Error::Backup(format!("`{backup_id}` is not a backup id")))?;
+    let info = BackupInfo::parse(&text, id, info_path).map_err(Error::Catalog)?;
+    if info.compression().is_some_and(|c| c != "None") {
+        return Err(Error::Backup(
+            "Compressed backups are not supported when running as a hook script".into(),
+        ));
+    }
+    let version = info.version().map_err(Error::Catalog)?.unwrap_or(0);
+    let major = format!("PG_{}_", major_of(version));
+    let throttle = throttle_of(options);
+    let mut uploaded = Uploaded::new();
+    let tablespaces = info
+        .tablespaces()
+        .map_err(Error::Catalog)?
+        .unwrap_or_default();
+    for t in &tablespaces {
+        let mut stream =
+            TarStream::new(bucket, layout, backup_id, Tree::Tablespace(t.oid), options);
+        stream.throttle.clone_from(&throttle);
+        add_tree(
+            &mut stream,
+            &backup_dir.join(t.oid.to_string()),
+            false,
+            Some(&major),
+        )?;
+        uploaded.absorb(stream)?;
+    }
+    let data = backup_dir.join("data");
+    let data =
+        std::fs::canonicalize(&data).map_err(|e| Error::Read(data.display().to_string(), e))?;
+    let mut stream = TarStream::new(bucket, layout, backup_id, Tree::Data, options);
+    stream.throttle.clone_from(&throttle);
+    let meta = add_data(&mut stream, &data)?;
+    // The backup's own label (which the PGDATA listing leaves out: a live
+    // PGDATA's belongs to another backup). Barman's server backups hold it
+    // in data/, as barman-rs's do; a label only in the backup.info is
+    // taken from there. A cloud backup needs it in the tar either way.
+    let own_label = data.join("backup_label");
+    if std::fs::symlink_metadata(&own_label).is_ok_and(|m| m.is_file()) {
+        append_file(&mut stream, "backup_label", &own_label)?;
+    } else {
+        let label = info
+            .backup_label()
+            .map_err(Error::Catalog)?
+            .ok_or_else(|| {
+                Error::Backup(format!(
+                    "{}: no backup_label, neither in data/ nor in its backup.info",
+                    backup_dir.display()
+                ))
+            })?;
+        append_label(&mut stream, &label, u64::from(meta.gid()))?;
+    }
+    uploaded.absorb(stream)?;
+    let (objects, bytes) = uploaded.finish(bucket, layout, backup_id, &options.tags)?;
+    // The server's backup.info, as it is.
+    bucket.put(
+        &layout.backup_info_key(backup_id),
+        &mut text.as_bytes(),
+        &options.tags,
+    )?;
+    Ok(BackupReport {
+        backup_id: backup_id.to_owned(),
+        objects,
+        bytes,
+    })
+}
+
+/// The `--max-bandwidth` throttle of a backup, if any.
+fn throttle_of(options: &BackupOptions) -> Option<Arc<Throttle>> {
+    options
+        .max_bandwidth
+        .filter(|&b| b > 0)
+        .map(|bytes_per_second| {
+            Arc::new(Throttle {
+                bytes_per_second,
+                start: Instant::now(),
+                sent: AtomicU64::new(0),
+            })
+        })
 }
 
 /// `server_version_num` → the major of `PG_<major>_<catversion>`.

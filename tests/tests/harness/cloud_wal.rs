@@ -418,35 +418,26 @@ fn exit_statuses_follow_barman_cloud() {
                 "aws:x,1",
             ],
         ),
-        (
-            &archive,
-            vec![
-                "--aws-profile",
-                "prod",
-                "s3://codes/p",
-                "srv",
-                wal.to_str().unwrap(),
-            ],
-        ),
         (&restore, vec!["s3://codes/p", "srv", "garbage", d]),
         (&archive, vec!["gs://codes/p", "srv", wal.to_str().unwrap()]),
     ] {
         let out = tool(program, &moto, &args);
         assert_eq!(status(&out), 3, "{args:?}: {}", text(&out));
     }
-    // The refused option is named.
+    // An option barman-rs does not implement is refused (3), named.
     let out = tool(
         &archive,
         &moto,
         &[
-            "--aws-profile",
-            "prod",
+            "--azure-credential",
+            "azure-cli",
             "s3://codes/p",
             "srv",
             wal.to_str().unwrap(),
         ],
     );
-    assert!(text(&out).contains("--aws-profile"), "{}", text(&out));
+    assert_eq!(status(&out), 3, "{}", text(&out));
+    assert!(text(&out).contains("--azure-credential"), "{}", text(&out));
     // 4: archiving into a missing bucket.
     let out = tool(
         &archive,
@@ -627,7 +618,7 @@ fn azure_blob_storage_archives_interoperate_with_barman_cloud() {
 
 /// Every entry under `dir`: its path, and its content (files) or target
 /// (symbolic links) or nothing (directories).
-fn tree_of(dir: &Path) -> std::collections::BTreeMap<String, Option<Vec<u8>>> {
+pub(crate) fn tree_of(dir: &Path) -> std::collections::BTreeMap<String, Option<Vec<u8>>> {
     let mut found = std::collections::BTreeMap::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(at) = pending.pop() {

@@ -64,14 +64,17 @@ pub fn default_cache_dir(
 
 /// The marker directory.
 #[derive(Debug)]
-struct Cache {
+pub struct Cache {
     /// A private directory (see [`fsutil::private_dir`]).
     dir: PathBuf,
 }
 
 impl Cache {
     /// Opens (creating it if needed) a trusted cache directory.
-    fn open(dir: &Path) -> io::Result<Self> {
+    ///
+    /// # Errors
+    /// When the directory cannot be made, or is not private to the user.
+    pub fn open(dir: &Path) -> io::Result<Self> {
         fsutil::private_dir(dir, true)?;
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -99,7 +102,7 @@ impl Cache {
 
     /// True when `name` was pushed ahead with exactly this stamp; the marker
     /// is consumed either way (a stale one is useless).
-    fn take(&self, name: &str, current: Stamp, warn: Warn<'_>) -> bool {
+    pub fn take(&self, name: &str, current: Stamp, warn: Warn<'_>) -> bool {
         let path = self.marker(name);
         if fs::symlink_metadata(&path).is_err() {
             return false;
@@ -112,13 +115,16 @@ impl Cache {
     }
 
     /// True when a marker for `name` records exactly this stamp.
-    fn holds(&self, name: &str, current: Stamp) -> bool {
+    pub fn holds(&self, name: &str, current: Stamp) -> bool {
         self.recorded(name) == Some(current)
     }
 
     /// Writes the marker for `name` atomically (temporary file, fsync,
     /// rename, directory fsync).
-    fn record(&self, name: &str, stamp: Stamp) -> io::Result<()> {
+    ///
+    /// # Errors
+    /// When the marker cannot be written.
+    pub fn record(&self, name: &str, stamp: Stamp) -> io::Result<()> {
         let line = format!("{} {} {}\n", stamp.size, stamp.mtime, stamp.mtime_nsec);
         Ok(barman_fs::write_atomic(
             &self.marker(name),
@@ -128,7 +134,7 @@ impl Cache {
     }
 
     /// Removes markers (and leftover temporary files) older than a day.
-    fn remove_stale(&self, now: SystemTime) {
+    pub fn remove_stale(&self, now: SystemTime) {
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return;
         };
@@ -148,7 +154,7 @@ impl Cache {
 
 /// The plain segment names after `current` among
 /// `<dir of wal>/archive_status/*.ready`, in order.
-fn ready_after(wal: &Path, current: &SegmentName) -> Vec<(SegmentName, String)> {
+pub fn ready_after(wal: &Path, current: &SegmentName) -> Vec<(SegmentName, String)> {
     let status_dir = barman_fs::parent_dir(wal).join("archive_status");
     let Ok(entries) = fs::read_dir(&status_dir) else {
         return Vec::new();
@@ -268,4 +274,99 @@ pub fn archive_parallel(
     });
     cache.remove_stale(SystemTime::now());
     result.map(drop)
+}
+
+/// Segments one call archives per `--parallel` worker at most, in
+/// [`archive_ahead`].
+pub const PER_WORKER: usize = 4;
+
+/// Archives `wal` with `archive`, and with it up to `parallel ×`
+/// [`PER_WORKER`]` − 1` following ready segments, `parallel` at a time,
+/// recording a marker for each extra one archived (the transport-neutral
+/// form of [`archive_parallel`], for `barman-cloud-wal-archive`): a later
+/// call for a segment whose marker matches returns at once. The result is
+/// `wal`'s; a failed extra is only warned about (PostgreSQL asks again).
+///
+/// # Errors
+/// `archive`'s error for `wal`.
+pub fn archive_ahead<E: std::fmt::Display + Send>(
+    wal: &Path,
+    parallel: usize,
+    cache_dir: &Path,
+    warn: Warn<'_>,
+    archive: &(dyn Fn(&Path) -> Result<(), E> + Sync),
+) -> Result<(), E> {
+    let name = wal.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let cache = match (Cache::open(cache_dir), fs::metadata(wal)) {
+        (Ok(cache), Ok(meta)) => {
+            if !name.is_empty() && cache.take(name, Stamp::of(&meta), warn) {
+                tracing::info!("{name} was archived ahead by an earlier call");
+                return Ok(());
+            }
+            cache
+        }
+        (Err(source), _) => {
+            warn(&Warning::CacheUnusable {
+                wal: wal.to_path_buf(),
+                source,
+            });
+            return archive(wal);
+        }
+        // The file itself: `archive` says what is wrong with it.
+        (_, Err(_)) => return archive(wal),
+    };
+    let extras: Vec<(String, PathBuf, Stamp)> = match name.parse::<SegmentName>() {
+        Ok(current) => ready_after(wal, &current)
+            .into_iter()
+            .filter_map(|(_, stem)| {
+                let path = barman_fs::parent_dir(wal).join(&stem);
+                let stamp = Stamp::of(&fs::metadata(&path).ok()?);
+                (!cache.holds(&stem, stamp)).then_some((stem, path, stamp))
+            })
+            .take(parallel.max(1) * PER_WORKER - 1)
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (main, done) = thread::scope(|scope| {
+        let workers: Vec<_> = (1..parallel.min(extras.len() + 1))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((stem, path, stamp)) = extras.get(i) else {
+                            return done;
+                        };
+                        done.push((
+                            stem.clone(),
+                            *stamp,
+                            archive(path).map_err(|e| e.to_string()),
+                        ));
+                    }
+                })
+            })
+            .collect();
+        let main = archive(wal);
+        let mut done = Vec::new();
+        for worker in workers {
+            match worker.join() {
+                Ok(mut results) => done.append(&mut results),
+                Err(_) => warn(&Warning::ThreadPanicked),
+            }
+        }
+        (main, done)
+    });
+    for (stem, stamp, result) in done {
+        match result {
+            Ok(()) => {
+                if let Err(source) = cache.record(&stem, stamp) {
+                    warn(&Warning::MarkerNotRecorded { wal: stem, source });
+                }
+            }
+            Err(error) => warn(&Warning::ArchiveAheadFailed { wal: stem, error }),
+        }
+    }
+    cache.remove_stale(SystemTime::now());
+    main
 }

@@ -2,7 +2,12 @@
 //! PostgreSQL straight into object storage, in Barman's layout and formats
 //! (restorable by Barman's `barman-cloud-restore` and ours), with Barman's
 //! options and exit statuses. Nothing is staged on local disk.
+//!
+//! Run by Barman (or barman-rs) as a `post_backup_script` (`BARMAN_HOOK`,
+//! `BARMAN_PHASE=post`), it uploads the backup just taken instead, as
+//! Barman's tool does.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use barman_cli::cloud::{self, CloudArgs, Exit, Failure};
@@ -175,11 +180,6 @@ impl Args {
             (self.kms_key_name.is_some(), "--kms-key-name"),
             (self.snapshot_instance.is_some(), "--snapshot-instance"),
             (!self.snapshot_disk.is_empty(), "--snapshot-disk"),
-            (
-                std::env::var("BARMAN_HOOK")
-                    .is_ok_and(|h| h == "backup_script" || h == "backup_retry_script"),
-                "the hook mode (BARMAN_HOOK=backup_script)",
-            ),
         ] {
             if given {
                 return Err(cloud::not_implemented(option));
@@ -187,6 +187,65 @@ impl Args {
         }
         Ok(())
     }
+}
+
+/// Barman's hook mode: run as a `post_backup_script` (or retry script),
+/// the backup Barman just took.
+struct Hook {
+    backup_dir: PathBuf,
+    backup_id: String,
+    info_path: PathBuf,
+}
+
+impl Hook {
+    /// The hook's backup when `BARMAN_HOOK`/`BARMAN_PHASE` say so, with
+    /// Barman's checks and messages (exit 63 for a backup that is not DONE).
+    fn from_env() -> Result<Option<Self>, Failure> {
+        let var = |name: &str| std::env::var_os(name);
+        let (Some(hook), Some(phase)) = (var("BARMAN_HOOK"), var("BARMAN_PHASE")) else {
+            return Ok(None);
+        };
+        let (hook, phase) = (hook.to_string_lossy(), phase.to_string_lossy());
+        let exception =
+            |m: String| Failure::new(Exit::General, format!("Barman cloud backup exception: {m}"));
+        if !matches!(hook.as_ref(), "backup_script" | "backup_retry_script") || phase != "post" {
+            return Err(exception(format!(
+                "barman-cloud-backup called as unsupported hook script: {phase}_{hook}"
+            )));
+        }
+        let required = |name: &str| {
+            var(name).ok_or_else(|| exception(format!("{name} environment variable not set")))
+        };
+        let backup_dir = PathBuf::from(required("BARMAN_BACKUP_DIR")?);
+        let backup_id = required("BARMAN_BACKUP_ID")?.to_string_lossy().into_owned();
+        let status = var("BARMAN_STATUS").map(|s| s.to_string_lossy().into_owned());
+        if status.as_deref() != Some("DONE") {
+            return Err(Failure::new(
+                Exit::HookAbort,
+                format!(
+                    "Barman cloud backup exception: backup in '{}' has status '{}' (status should be: DONE)",
+                    backup_dir.display(),
+                    status.as_deref().unwrap_or("None")
+                ),
+            ));
+        }
+        let info_path = PathBuf::from(required("BARMAN_BACKUP_INFO_PATH")?);
+        Ok(Some(Self {
+            backup_dir,
+            backup_id,
+            info_path,
+        }))
+    }
+}
+
+/// Logs what a backup uploaded.
+fn uploaded(report: &backup::BackupReport) {
+    tracing::info!(
+        "backup {} uploaded: {} object(s), {} bytes",
+        report.backup_id,
+        report.objects.len(),
+        report.bytes
+    );
 }
 
 fn main() -> ExitCode {
@@ -239,17 +298,40 @@ fn run(args: &Args) -> Result<(), Failure> {
     if args.cloud.test {
         return cloud::probe(&bucket);
     }
+    let layout = Layout::new(url.path(), &args.server_name);
+    if let Some(hook) = Hook::from_env()? {
+        if args.name.is_some() {
+            return Err(Failure::new(
+                Exit::General,
+                "Barman cloud backup exception: Cannot set backup name when running as a hook script",
+            ));
+        }
+        return match backup::upload_existing(
+            &bucket,
+            &layout,
+            &hook.backup_dir,
+            &hook.info_path,
+            &hook.backup_id,
+            &options,
+        ) {
+            Ok(report) => {
+                uploaded(&report);
+                Ok(())
+            }
+            Err(e @ (barman_cloud::Error::Backup(_) | barman_cloud::Error::Catalog(_))) => Err(
+                Failure::new(Exit::General, format!("Barman cloud backup exception: {e}")),
+            ),
+            Err(e) => Err(Failure::new(
+                Exit::Operation,
+                format!("Backup upload failed uploading data ({e})"),
+            )),
+        };
+    }
     let pg = PgConnection::connect(&args.conninfo(), "barman_cloud_backup")
         .map_err(|e| Failure::new(Exit::Operation, format!("Cannot connect to postgres: {e}")))?;
-    let layout = Layout::new(url.path(), &args.server_name);
     match backup::backup(&bucket, &layout, &pg, &options) {
         Ok(report) => {
-            tracing::info!(
-                "backup {} uploaded: {} object(s), {} bytes",
-                report.backup_id,
-                report.objects.len(),
-                report.bytes
-            );
+            uploaded(&report);
             Ok(())
         }
         Err(barman_cloud::Error::NoSuchBucket(name)) => Err(Failure::new(

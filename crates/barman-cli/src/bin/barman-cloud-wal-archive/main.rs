@@ -5,17 +5,40 @@
 //! `archive_command = 'barman-cloud-wal-archive s3://bucket/prefix pg %p'`
 //! uploads the WAL file (compressed with `-z`, `-j`, `--xz`, `--snappy`,
 //! `--zstd` or `--lz4`) as `prefix/pg/wals/<hash dir>/<name>[.ext]`.
-//! Unlike Barman's, it streams: the file is never held whole in memory.
+//! Unlike Barman's, it streams: the file is never held whole in memory,
+//! and `--parallel N` archives the next ready segments ahead of
+//! PostgreSQL's requests. Barman's hook mode (`BARMAN_FILE`) is supported.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use barman_cli::Warning;
 use barman_cli::client::CompressionFlags;
 use barman_cli::cloud::{self, CloudArgs, Exit, Failure};
+use barman_cli::wal_archive::prefetch;
 use barman_cloud::layout::Layout;
 use barman_cloud::store::Bucket;
 use barman_cloud::wal::{self, ArchiveOptions};
 use clap::Parser;
+
+/// The `--help` text describing `--parallel` and the hook mode.
+const AFTER_HELP: &str = "\
+Parallel archiving (--parallel N, N > 1, a barman-rs option): a call for WAL X \
+first looks in the prefetch cache directory for a marker left by an earlier \
+call. When the marker records the size and modification time X has now, X was \
+already archived: the marker is removed and the command exits 0 at once. \
+Otherwise X is archived together with the plain segment names that follow it \
+among pg_wal/archive_status/*.ready (at most 4xN-1, in order, skipping those \
+already archived), N at a time. A marker is written (atomically, mode 0600, in \
+a 0700 directory) for each extra segment archived; one that fails leaves none, \
+so PostgreSQL asks for it again. The exit status is X's. Markers older than a \
+day are removed. The cache directory must be owned by the user running the \
+command and writable by nobody else; otherwise it is ignored (with a warning) \
+and only X is archived.
+
+Hook mode (as Barman's): with BARMAN_HOOK=archive_script or \
+archive_retry_script and BARMAN_PHASE=pre in the environment, the WAL is the \
+file BARMAN_FILE names (WAL_PATH is not needed).";
 
 /// Command-line arguments (the options of Barman's `barman-cloud-wal-archive`).
 #[derive(Debug, Parser)]
@@ -25,7 +48,8 @@ use clap::Parser;
     disable_help_flag = true,
     about = "This script can be used in the `archive_command` of a PostgreSQL server to ship \
              WAL files to the Cloud. Currently AWS S3, Azure Blob Storage and Google Cloud \
-             Storage are supported."
+             Storage are supported.",
+    after_help = AFTER_HELP
 )]
 #[allow(clippy::struct_excessive_bools)]
 struct Args {
@@ -75,6 +99,15 @@ struct Args {
     /// yet: refused).
     #[arg(long, value_name = "MAX_SINGLE_PUT_SIZE")]
     max_single_put_size: Option<String>,
+    /// Archive up to N WAL files in parallel by uploading the next ready
+    /// segments ahead of PostgreSQL's requests (0 or 1: disabled; a
+    /// barman-rs option, see --help).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    parallel: usize,
+    /// Directory of the markers of WAL files archived ahead by --parallel
+    /// [default: /tmp/barman-cloud-<SERVER_NAME>-<hash of the URL>].
+    #[arg(long, value_name = "DIR")]
+    prefetch_cache_dir: Option<PathBuf>,
     /// URL of the cloud destination, such as a bucket in AWS S3. For
     /// example: `s3://bucket/path/to/folder`.
     #[arg(value_name = "DESTINATION_URL")]
@@ -126,7 +159,11 @@ fn run(args: &Args) -> Result<(), Failure> {
         args.sse_kms_key_id.as_deref(),
         args.sse_customer_key.as_deref(),
     )?;
-    let wal_path = match (&args.wal_path, args.cloud.test) {
+    let hook_file = hook_file()?;
+    let wal_path = match (
+        hook_file.as_ref().or(args.wal_path.as_ref()),
+        args.cloud.test,
+    ) {
         (Some(path), _) => Some(path),
         (None, true) => None,
         (None, false) => return Err(Failure::cli("the WAL_PATH argument is required")),
@@ -150,18 +187,57 @@ fn run(args: &Args) -> Result<(), Failure> {
         tags,
         history_tags,
     };
-    let archived = wal::archive_wal(&bucket, &layout, wal_path, &options).map_err(|e| {
-        Failure::new(
-            Exit::General,
-            format!("Barman cloud WAL archiver exception: {e}"),
+    let archive = |path: &Path| -> Result<(), Failure> {
+        let archived = wal::archive_wal(&bucket, &layout, path, &options).map_err(|e| {
+            Failure::new(
+                Exit::General,
+                format!("Barman cloud WAL archiver exception: {e}"),
+            )
+        })?;
+        tracing::info!(
+            "archived {} as {} ({} bytes, {} uploaded)",
+            path.display(),
+            archived.key,
+            archived.bytes_in,
+            archived.bytes_out
+        );
+        Ok(())
+    };
+    if args.parallel <= 1 {
+        return archive(wal_path);
+    }
+    let cache_dir = args.prefetch_cache_dir.clone().unwrap_or_else(|| {
+        prefetch::default_cache_dir(
+            &format!("cloud-{}", args.server_name),
+            &args.destination_url,
+            None,
+            None,
         )
-    })?;
-    tracing::info!(
-        "archived {} as {} ({} bytes, {} uploaded)",
-        wal_path.display(),
-        archived.key,
-        archived.bytes_in,
-        archived.bytes_out
-    );
-    Ok(())
+    });
+    let warn = |w: &Warning| tracing::warn!("{w}");
+    prefetch::archive_ahead(wal_path, args.parallel, &cache_dir, &warn, &archive)
+}
+
+/// The WAL of Barman's hook mode: `BARMAN_FILE` when `BARMAN_HOOK` is
+/// `archive_script` or `archive_retry_script` and `BARMAN_PHASE` is `pre`
+/// (any other hook is refused, as Barman's tool refuses it).
+fn hook_file() -> Result<Option<PathBuf>, Failure> {
+    let (Ok(hook), Ok(phase)) = (std::env::var("BARMAN_HOOK"), std::env::var("BARMAN_PHASE"))
+    else {
+        return Ok(None);
+    };
+    if !matches!(hook.as_str(), "archive_script" | "archive_retry_script") || phase != "pre" {
+        return Err(Failure::new(
+            Exit::Operation,
+            format!("barman-cloud-wal-archive called as unsupported hook script: {phase}_{hook}"),
+        ));
+    }
+    std::env::var_os("BARMAN_FILE")
+        .map(|f| Some(PathBuf::from(f)))
+        .ok_or_else(|| {
+            Failure::new(
+                Exit::Operation,
+                "Expected environment variable BARMAN_FILE not set",
+            )
+        })
 }
