@@ -6,27 +6,32 @@
 //! uploads with `-J` parts in flight, then `backup.info` DONE (or FAILED
 //! with the error).
 //!
+//! The tars are barman-cloud's, header for header ([`crate::tarfile`]):
+//! Python tarfile's PAX format, members in the order and with the names,
+//! owners and exclusions of barman-cloud's directory walk ([`crate::walk`]),
+//! the same compression framing.
+//!
 //! Nothing is staged on disk and memory stays within `-J` parts whatever
 //! the database size (barman-cloud stages each part in temporary files).
 
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use barman_catalog::{BackupId, BackupInfo, BackupStatus, PyFloat, PyValue};
-use barman_copy::listing::list_tree;
-use barman_copy::{EntryKind, Exclusions};
 use barman_core::backup::pgside::{self, ServerFacts};
 use barman_pg::postgres::PgConnection;
-use barman_wal::{Compression, CompressionLevel, Encoder, TimelineId, WalSegmentSize};
+use barman_wal::{Compression, TimelineId, WalSegmentSize};
 use jiff::Zoned;
 
 use crate::layout::{Layout, TarPart, Tree};
 use crate::store::{Bucket, MultipartWriter};
+use crate::tarfile::{Kind, Member, Mtime, TarEncoder, TarWriter};
+use crate::walk::{Found, Names, Rules, Walk, gettarinfo};
 use crate::{Error, Result};
 
 /// Barman's limits of an S3 object: parts per upload and the largest
@@ -144,6 +149,9 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
+/// A part's tar: the PAX writer over the compression over the upload.
+type PartWriter<'b> = TarWriter<TarEncoder<Counting<MultipartWriter<'b>>>>;
+
 /// One tree's tar objects: parts opened and closed as they fill.
 struct TarStream<'b> {
     bucket: &'b Bucket,
@@ -152,12 +160,13 @@ struct TarStream<'b> {
     tree: Tree,
     options: &'b BackupOptions,
     part: u32,
-    builder: Option<tar::Builder<Encoder<Counting<MultipartWriter<'b>>>>>,
+    writer: Option<PartWriter<'b>>,
     written: Arc<AtomicU64>,
     objects: Vec<String>,
     bytes: u64,
     throttle: Option<Arc<Throttle>>,
     keepalive: Option<Keepalive<'b>>,
+    names: Names,
 }
 
 /// `--keepalive-interval`: the backup's connection, kept busy while files
@@ -194,28 +203,30 @@ impl<'b> TarStream<'b> {
             tree,
             options,
             part: 0,
-            builder: None,
+            writer: None,
             written: Arc::new(AtomicU64::new(0)),
             objects: Vec::new(),
             bytes: 0,
             throttle: None,
             keepalive: None,
+            names: Names::default(),
         }
     }
 
-    /// The builder of the current part, a new part when the current one
-    /// holds more than `-S` (a member never spans parts).
-    fn builder(&mut self) -> Result<&mut tar::Builder<Encoder<Counting<MultipartWriter<'b>>>>> {
+    /// The writer of the current part, a new part when the current one
+    /// holds more than `-S` (barman-cloud's `_get_tar`, called before each
+    /// member: a member never spans parts).
+    fn writer(&mut self) -> Result<&mut PartWriter<'b>> {
         if let Some(keepalive) = &mut self.keepalive {
             keepalive.tick();
         }
-        let full = self.builder.is_some()
+        let full = self.writer.is_some()
             && self.written.load(Ordering::Relaxed) > self.options.max_archive_size;
         if full {
             self.close()?;
             self.part += 1;
         }
-        if self.builder.is_none() {
+        if self.writer.is_none() {
             let part = TarPart {
                 tree: self.tree.clone(),
                 part: self.part,
@@ -238,177 +249,131 @@ impl<'b> TarStream<'b> {
                 count: Arc::clone(&self.written),
                 throttle: self.throttle.clone(),
             };
-            let encoder = match self.options.compression {
-                None => Encoder::plain(counting),
-                Some(c) => c.writer(counting, CompressionLevel::Level(tar_level(c)))?,
-            };
-            let mut builder = tar::Builder::new(encoder);
-            builder.mode(tar::HeaderMode::Complete);
-            builder.follow_symlinks(false);
-            self.builder = Some(builder);
+            // tarfile's gzip header carries `int(time.time())`.
+            let now = jiff::Timestamp::now().as_second();
+            let encoder = TarEncoder::new(
+                self.options.compression,
+                counting,
+                u32::try_from(now).unwrap_or(0),
+            )
+            .map_err(|why| Error::Backup(why.to_owned()))?;
+            self.writer = Some(TarWriter::new(encoder));
             self.objects.push(key);
         }
-        Ok(self.builder.as_mut().expect("opened above"))
+        Ok(self.writer.as_mut().expect("opened above"))
+    }
+
+    /// The key of the current part (for error messages).
+    fn key(&self) -> String {
+        self.objects.last().cloned().unwrap_or_default()
     }
 
     /// Ends the current part: the tar's end, the compression's end, the
     /// upload's completion.
     fn close(&mut self) -> Result<()> {
-        let Some(builder) = self.builder.take() else {
+        let Some(writer) = self.writer.take() else {
             return Ok(());
         };
-        let key = self.objects.last().cloned().unwrap_or_default();
-        let encoder = builder
-            .into_inner()
-            .map_err(|e| Error::Read(key.clone(), e))?;
+        let key = self.key();
+        let encoder = writer.finish().map_err(|e| Error::Read(key.clone(), e))?;
         let counting = encoder.finish().map_err(|e| Error::Read(key.clone(), e))?;
         self.bytes += counting.inner.finish()?;
         Ok(())
     }
-}
 
-/// Barman's levels for tar compression: tarfile's stream mode (gzip and
-/// bzip2 at 9), zstd at 3; lz4 and snappy take none.
-fn tar_level(compression: Compression) -> i32 {
-    match compression {
-        Compression::Gzip | Compression::Bzip2 => 9,
-        Compression::Zstd => 3,
-        _ => 0,
-    }
-}
-
-/// Adds the listed tree rooted at `root` (PGDATA or a tablespace) to
-/// `stream`, names relative to `root`; PGDATA's `global/pg_control` is
-/// left for the end.
-fn add_tree(
-    stream: &mut TarStream<'_>,
-    root: &Path,
-    is_data: bool,
-    major_prefix: Option<&str>,
-) -> Result<()> {
-    let exclusions = if is_data {
-        Exclusions::barman_rsync()
-    } else {
-        Exclusions::none()
-    };
-    let entries = list_tree(root, "t", &exclusions)
-        .map_err(|e| Error::Unpack(root.display().to_string(), io::Error::other(e.to_string())))?;
-    for entry in entries {
-        let rel = entry
-            .path
-            .as_str()
-            .strip_prefix('t')
-            .unwrap_or_default()
-            .trim_start_matches('/')
-            .to_owned();
-        if !is_data {
-            // A tablespace tar holds only the PG_<major>_* directories.
-            if rel.is_empty() || major_prefix.is_some_and(|p| !rel.starts_with(p)) {
-                continue;
-            }
-        }
-        if is_data
-            && (rel == "global/pg_control"
-                || (rel.starts_with("pg_tblspc/")
-                    && matches!(entry.kind, EntryKind::Symlink { .. })))
-        {
-            continue;
-        }
-        let name = if rel.is_empty() {
-            ".".to_owned()
-        } else if is_data && !rel.contains('/') {
-            format!("./{rel}")
-        } else {
-            rel.clone()
+    /// `tar.add(path, arcname, recursive=False)`: the member as `lstat`
+    /// describes it (a regular file read as it is now: padded with NULs
+    /// when it shrank, cut when it grew). `false` when the file vanished
+    /// (barman-cloud skips it); a socket is left out, as tarfile does.
+    fn add(&mut self, path: &Path, arcname: Vec<u8>) -> Result<bool> {
+        self.writer()?;
+        let key = self.key();
+        let io_err = |e: io::Error| Error::Read(format!("{} (into {key})", path.display()), e);
+        let Found {
+            mut member,
+            inode,
+            nlink,
+        } = match gettarinfo(path, arcname, &mut self.names) {
+            Ok(Some(found)) => found,
+            Ok(None) => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_err(e)),
         };
-        let path = if rel.is_empty() {
-            root.to_path_buf()
-        } else {
-            root.join(&rel)
-        };
-        append(
-            stream,
-            &name,
-            &path,
-            &entry.kind,
-            entry.mode,
-            entry.mtime.secs,
-        )?;
-    }
-    Ok(())
-}
-
-/// Appends one entry (a file read as it is now: a file that vanished is
-/// skipped, one that shrank is padded with NULs up to its listed size).
-fn append(
-    stream: &mut TarStream<'_>,
-    name: &str,
-    path: &Path,
-    kind: &EntryKind,
-    mode: u32,
-    mtime: i64,
-) -> Result<()> {
-    let mut header = tar::Header::new_gnu();
-    header.set_mode(mode);
-    header.set_mtime(u64::try_from(mtime).unwrap_or(0));
-    header.set_uid(0);
-    header.set_gid(0);
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        header.set_uid(u64::from(meta.uid()));
-        header.set_gid(u64::from(meta.gid()));
-    }
-    let key = stream.objects.last().cloned().unwrap_or_default();
-    let io_err = |e: io::Error| Error::Read(format!("{} (into {key})", path.display()), e);
-    match kind {
-        EntryKind::Dir => {
-            header.set_entry_type(tar::EntryType::Directory);
-            header.set_size(0);
-            stream
-                .builder()?
-                .append_data(&mut header, name, io::empty())
-                .map_err(io_err)?;
-        }
-        EntryKind::Symlink { target } => {
-            header.set_entry_type(tar::EntryType::Symlink);
-            header.set_size(0);
-            stream
-                .builder()?
-                .append_link(&mut header, name, target)
-                .map_err(io_err)?;
-        }
-        EntryKind::File => {
-            let file = match File::open(path) {
+        let writer = self.writer.as_mut().expect("opened above");
+        writer.link_or_remember(&mut member, inode, nlink);
+        if member.kind == Kind::Regular {
+            let mut file = match File::open(path) {
                 Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
                 Err(e) => return Err(io_err(e)),
             };
-            let size = file.metadata().map_err(io_err)?.len();
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_size(size);
-            let padded = file.take(size).chain(io::repeat(0)).take(size);
-            stream
-                .builder()?
-                .append_data(&mut header, name, padded)
-                .map_err(io_err)?;
+            writer.append(&member, Some(&mut file)).map_err(io_err)?;
+        } else {
+            writer.append(&member, None).map_err(io_err)?;
+        }
+        Ok(true)
+    }
+}
+
+/// barman-cloud's `upload_directory`: `src` walked top-down in directory
+/// order; each directory the rules allow (`.` for `src`, then names
+/// relative to it) is added, then its files the rules allow (`./name` at
+/// the top); a directory left out or vanished leaves out its files but
+/// not its subdirectories. Vanished files are skipped.
+fn upload_directory(stream: &mut TarStream<'_>, src: &Path, rules: &Rules) -> Result<()> {
+    for dir in Walk::new(src) {
+        let dir = dir.map_err(|(path, e)| Error::Read(path.display().to_string(), e))?;
+        if !rules.allowed(&dir.rel, true) {
+            continue;
+        }
+        if !stream.add(&dir.path, dir.rel.clone())? {
+            continue;
+        }
+        for name in &dir.files {
+            let rel = dir.child_rel(name);
+            if rules.allowed(&rel, false) {
+                stream.add(&dir.path.join(name), rel)?;
+            }
         }
     }
     Ok(())
 }
 
-/// Appends `backup_label` as Barman does (mode 0644, mtime 0, uid 0, the
-/// group of PGDATA).
+/// `tar.add(path, arcname)` of a file that must be there (`add_file`).
+fn add_file(stream: &mut TarStream<'_>, path: &Path, arcname: &[u8]) -> Result<()> {
+    if stream.add(path, arcname.to_vec())? {
+        Ok(())
+    } else {
+        Err(Error::Read(
+            path.display().to_string(),
+            io::Error::from(io::ErrorKind::NotFound),
+        ))
+    }
+}
+
+/// Appends `backup_label` as barman-cloud does (`add_fileobj` of a bare
+/// `TarInfo`): mode 0644, mtime 0 (an int: no PAX header), uid 0, the
+/// group of PGDATA (Barman writes the uid into `gid`, then the gid over
+/// it), no user or group name.
 fn append_label(stream: &mut TarStream<'_>, label: &str, data_gid: u64) -> Result<()> {
-    let mut header = tar::Header::new_gnu();
-    header.set_mode(0o644);
-    header.set_mtime(0);
-    header.set_uid(0);
-    header.set_gid(data_gid);
-    header.set_entry_type(tar::EntryType::Regular);
-    header.set_size(label.len() as u64);
-    let key = stream.objects.last().cloned().unwrap_or_default();
+    let member = Member {
+        name: b"backup_label".to_vec(),
+        kind: Kind::Regular,
+        mode: 0o644,
+        uid: 0,
+        gid: data_gid,
+        size: label.len() as u64,
+        mtime: Mtime::Int(0),
+        uname: Vec::new(),
+        gname: Vec::new(),
+    };
+    stream.writer()?;
+    let key = stream.key();
     stream
-        .builder()?
-        .append_data(&mut header, "backup_label", label.as_bytes())
+        .writer
+        .as_mut()
+        .expect("opened above")
+        .append(&member, Some(&mut label.as_bytes()))
         .map_err(|e| Error::Read(key, e))
 }
 
@@ -514,7 +479,6 @@ fn copy_and_stop(
 ) -> Result<(Vec<String>, u64, pgside::StopResult)> {
     let mut objects = Vec::new();
     let mut bytes = 0;
-    let major = format!("PG_{}_", major_of(facts.version));
     let throttle = options
         .max_bandwidth
         .filter(|&b| b > 0)
@@ -535,34 +499,67 @@ fn copy_and_stop(
         });
         stream
     };
+    // Each tablespace's `PG_<major>_*` directories (a tablespace with
+    // nothing to add gets no tar, as with barman-cloud).
+    let tablespace_rules = Rules::tablespace(&major_of(facts.version));
     for t in &facts.tablespaces {
         let mut stream = stream_of(Tree::Tablespace(t.oid));
-        add_tree(&mut stream, Path::new(&t.location), false, Some(&major))?;
-        stream.builder()?;
+        upload_directory(&mut stream, Path::new(&t.location), &tablespace_rules)?;
         stream.close()?;
         objects.append(&mut stream.objects);
         bytes += stream.bytes;
     }
-    let data = PathBuf::from(&facts.data_directory);
+    // PGDATA (its target when it is a link), without the tablespaces.
+    let pgdata = facts.data_directory.as_str();
+    let mut data = PathBuf::from(pgdata);
+    if std::fs::symlink_metadata(&data).is_ok_and(|m| m.file_type().is_symlink()) {
+        data = std::fs::canonicalize(&data).map_err(|e| Error::Read(pgdata.to_owned(), e))?;
+    }
+    let mut excluded = Vec::new();
+    for t in &facts.tablespaces {
+        if let Some(inside) = t.location.strip_prefix(pgdata)
+            && inside.starts_with('/')
+        {
+            excluded.push(inside.to_owned());
+        }
+        excluded.push(format!("/pg_tblspc/{}", t.oid));
+    }
     let mut stream = stream_of(Tree::Data);
-    add_tree(&mut stream, &data, true, None)?;
-    let control = data.join("global/pg_control");
-    let meta =
-        std::fs::metadata(&control).map_err(|e| Error::Read(control.display().to_string(), e))?;
-    append(
+    upload_directory(&mut stream, &data, &Rules::pgdata(excluded))?;
+    add_file(
         &mut stream,
-        "global/pg_control",
-        &control,
-        &EntryKind::File,
-        meta.permissions().mode() & 0o7777,
-        meta.mtime(),
+        &data.join("global/pg_control"),
+        b"global/pg_control",
     )?;
+    // The configuration files outside PGDATA, at the tar's top under their
+    // base names (a missing ident file is no error, as for PostgreSQL).
+    for (file, optional) in [
+        (&facts.config_file, false),
+        (&facts.hba_file, false),
+        (&facts.ident_file, true),
+    ] {
+        let Some(file) = file.as_deref().filter(|f| !f.is_empty()) else {
+            continue;
+        };
+        let path = Path::new(file);
+        if file.starts_with(pgdata) || (optional && !path.exists()) {
+            continue;
+        }
+        let base = path
+            .file_name()
+            .map(std::os::unix::ffi::OsStrExt::as_bytes)
+            .unwrap_or_default();
+        add_file(&mut stream, path, base)?;
+    }
     let stop = pgside::stop_backup(pg, facts.version).map_err(|e| Error::Backup(e.to_string()))?;
     let _ = pg.execute(&format!(
         "SELECT pg_catalog.pg_create_restore_point('barman_{id}')"
     ));
     let _ = pg.switch_wal();
-    append_label(&mut stream, &stop.label, u64::from(meta.gid()))?;
+    let data_gid = std::fs::metadata(pgdata)
+        .map_err(|e| Error::Read(pgdata.to_owned(), e))?
+        .gid();
+    append_label(&mut stream, &stop.label, u64::from(data_gid))?;
     stream.close()?;
     objects.append(&mut stream.objects);
     bytes += stream.bytes;
