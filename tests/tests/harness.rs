@@ -12,6 +12,8 @@ mod archiving;
 mod backup;
 #[path = "harness/backup_faults.rs"]
 mod backup_faults;
+#[path = "harness/cloud_format.rs"]
+mod cloud_format;
 #[path = "harness/cloud_wal.rs"]
 mod cloud_wal;
 #[path = "harness/cluster.rs"]

@@ -74,11 +74,11 @@ fn tool(program: &Path, moto: &Moto, args: &[&str]) -> Output {
     cmd.output().expect("run the tool")
 }
 
-fn status(out: &Output) -> i32 {
+pub(crate) fn status(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
         out.status,
@@ -89,7 +89,7 @@ fn text(out: &Output) -> String {
 
 /// The bucket, opened with the library (as an embedder does, with
 /// explicit credentials), to look at the objects.
-fn bucket(moto: &Moto, url: &str) -> Bucket {
+pub(crate) fn bucket(moto: &Moto, url: &str) -> Bucket {
     let url = CloudUrl::parse(url, Provider::AwsS3).unwrap();
     let options = StoreOptions {
         endpoint_url: Some(moto.endpoint()),
@@ -614,7 +614,7 @@ fn azure_blob_storage_archives_interoperate_with_barman_cloud() {
 }
 
 /// Runs real barman-cloud-backup as the server's OS user (it reads PGDATA).
-fn barman_cloud_backup(moto: &Moto, pg: &PgCluster, args: &[&str]) -> Output {
+pub(crate) fn barman_cloud_backup(moto: &Moto, pg: &PgCluster, args: &[&str]) -> Output {
     let tool = barman_cloud_tool("barman-cloud-backup").expect("barman[cloud]");
     let mut cmd = Command::new("runuser");
     cmd.args(["-u", SERVER_OS_USER, "--", "env"]);
@@ -894,7 +894,7 @@ fn backups_taken_by_barman_cloud_are_listed_kept_and_restored_by_our_tools() {
 
 /// Runs a tool of ours as the server's OS user (barman-cloud-backup reads
 /// PGDATA), with the emulator's credentials.
-fn as_server_user(program: &Path, moto: &Moto, args: &[&str]) -> Output {
+pub(crate) fn as_server_user(program: &Path, moto: &Moto, args: &[&str]) -> Output {
     let mut cmd = Command::new("runuser");
     cmd.args(["-u", SERVER_OS_USER, "--", "env"]);
     for (k, v) in S3_ENV {
@@ -1085,7 +1085,7 @@ fn our_backup_under_load_is_restored_by_barman_cloud_and_by_ours_to_the_exact_ro
 }
 
 /// The keys under `prefix/` in `bucket_name`, sorted.
-fn keys_of(moto: &Moto, bucket_name: &str, prefix: &str) -> Vec<String> {
+pub(crate) fn keys_of(moto: &Moto, bucket_name: &str, prefix: &str) -> Vec<String> {
     bucket(moto, &format!("s3://{bucket_name}/{prefix}"))
         .list(&format!("{prefix}/"))
         .unwrap()
