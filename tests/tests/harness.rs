@@ -16,6 +16,8 @@ mod backup_faults;
 mod cloud_archive;
 #[path = "harness/cloud_faults.rs"]
 mod cloud_faults;
+#[path = "harness/cloud_format.rs"]
+mod cloud_format;
 #[path = "harness/cloud_hooks.rs"]
 mod cloud_hooks;
 #[path = "harness/cloud_wal.rs"]

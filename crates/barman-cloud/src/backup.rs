@@ -6,28 +6,33 @@
 //! uploads with `-J` parts in flight, then `backup.info` DONE (or FAILED
 //! with the error).
 //!
+//! The tars are barman-cloud's, header for header ([`crate::tarfile`]):
+//! Python tarfile's PAX format, members in the order and with the names,
+//! owners and exclusions of barman-cloud's directory walk ([`crate::walk`]),
+//! the same compression framing.
+//!
 //! Nothing is staged on disk and memory stays within `-J` parts whatever
 //! the database size (barman-cloud stages each part in temporary files).
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use barman_catalog::{BackupId, BackupInfo, BackupStatus, PyFloat, PyValue};
-use barman_copy::listing::list_tree;
-use barman_copy::{EntryKind, Exclusions};
 use barman_core::backup::pgside::{self, ServerFacts};
 use barman_pg::postgres::PgConnection;
-use barman_wal::{Compression, CompressionLevel, Encoder, TimelineId, WalSegmentSize};
+use barman_wal::{Compression, TimelineId, WalSegmentSize};
 use jiff::Zoned;
 
 use crate::layout::{Layout, TarPart, Tree};
-use crate::manifest::{self, FileSum, HashingReader, Manifest};
+use crate::manifest::{self, FileSum, Manifest};
 use crate::store::{Bucket, MultipartWriter, retry_cleanup};
+use crate::tarfile::{Kind, Member, Mtime, TarEncoder, TarWriter};
+use crate::walk::{Found, Names, Rules, Walk, gettarinfo};
 use crate::{Error, Result};
 
 /// Barman's limits of an S3 object: parts per upload and the largest
@@ -83,7 +88,7 @@ impl Default for BackupOptions {
 pub struct BackupReport {
     /// The backup id.
     pub backup_id: String,
-    /// The tar objects uploaded.
+    /// The objects uploaded: the tars and the checksum manifest.
     pub objects: Vec<String>,
     /// Bytes uploaded (compressed).
     pub bytes: u64,
@@ -145,6 +150,9 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
+/// A part's tar: the PAX writer over the compression over the upload.
+type PartWriter<'b> = TarWriter<TarEncoder<Counting<MultipartWriter<'b>>>>;
+
 /// One tree's tar objects: parts opened and closed as they fill.
 struct TarStream<'b> {
     bucket: &'b Bucket,
@@ -153,12 +161,13 @@ struct TarStream<'b> {
     tree: Tree,
     options: &'b BackupOptions,
     part: u32,
-    builder: Option<tar::Builder<Encoder<Counting<MultipartWriter<'b>>>>>,
+    writer: Option<PartWriter<'b>>,
     written: Arc<AtomicU64>,
     objects: Vec<String>,
     bytes: u64,
     throttle: Option<Arc<Throttle>>,
     keepalive: Option<Keepalive<'b>>,
+    names: Names,
     /// The checksums of the files written so far (the manifest's entries).
     sums: Vec<FileSum>,
 }
@@ -197,29 +206,31 @@ impl<'b> TarStream<'b> {
             tree,
             options,
             part: 0,
-            builder: None,
+            writer: None,
             written: Arc::new(AtomicU64::new(0)),
             objects: Vec::new(),
             bytes: 0,
             throttle: None,
             keepalive: None,
+            names: Names::default(),
             sums: Vec::new(),
         }
     }
 
-    /// The builder of the current part, a new part when the current one
-    /// holds more than `-S` (a member never spans parts).
-    fn builder(&mut self) -> Result<&mut tar::Builder<Encoder<Counting<MultipartWriter<'b>>>>> {
+    /// The writer of the current part, a new part when the current one
+    /// holds more than `-S` (barman-cloud's `_get_tar`, called before each
+    /// member: a member never spans parts).
+    fn writer(&mut self) -> Result<&mut PartWriter<'b>> {
         if let Some(keepalive) = &mut self.keepalive {
             keepalive.tick();
         }
-        let full = self.builder.is_some()
+        let full = self.writer.is_some()
             && self.written.load(Ordering::Relaxed) > self.options.max_archive_size;
         if full {
             self.close()?;
             self.part += 1;
         }
-        if self.builder.is_none() {
+        if self.writer.is_none() {
             let part = TarPart {
                 tree: self.tree.clone(),
                 part: self.part,
@@ -242,191 +253,158 @@ impl<'b> TarStream<'b> {
                 count: Arc::clone(&self.written),
                 throttle: self.throttle.clone(),
             };
-            let encoder = match self.options.compression {
-                None => Encoder::plain(counting),
-                Some(c) => c.writer(counting, CompressionLevel::Level(tar_level(c)))?,
-            };
-            let mut builder = tar::Builder::new(encoder);
-            builder.mode(tar::HeaderMode::Complete);
-            builder.follow_symlinks(false);
-            self.builder = Some(builder);
+            // tarfile's gzip header carries `int(time.time())`.
+            let now = jiff::Timestamp::now().as_second();
+            let encoder = TarEncoder::new(
+                self.options.compression,
+                counting,
+                u32::try_from(now).unwrap_or(0),
+            )
+            .map_err(|why| Error::Backup(why.to_owned()))?;
+            self.writer = Some(TarWriter::new(encoder));
             self.objects.push(key);
         }
-        Ok(self.builder.as_mut().expect("opened above"))
+        Ok(self.writer.as_mut().expect("opened above"))
     }
 
-    /// Records a file written into the tar for the manifest.
-    fn record(&mut self, name: &str, (size, blake3): (u64, String)) {
-        self.sums.push(FileSum {
-            tree: manifest::tree_name(&self.tree),
-            path: manifest::member_path(name).to_owned(),
-            size,
-            blake3,
-        });
+    /// The key of the current part (for error messages).
+    fn key(&self) -> String {
+        self.objects.last().cloned().unwrap_or_default()
     }
 
     /// Ends the current part: the tar's end, the compression's end, the
     /// upload's completion.
     fn close(&mut self) -> Result<()> {
-        let Some(builder) = self.builder.take() else {
+        let Some(writer) = self.writer.take() else {
             return Ok(());
         };
-        let key = self.objects.last().cloned().unwrap_or_default();
-        let encoder = builder
-            .into_inner()
-            .map_err(|e| Error::Read(key.clone(), e))?;
+        let key = self.key();
+        let encoder = writer.finish().map_err(|e| Error::Read(key.clone(), e))?;
         let counting = encoder.finish().map_err(|e| Error::Read(key.clone(), e))?;
         self.bytes += counting.inner.finish()?;
         Ok(())
     }
-}
 
-/// Barman's levels for tar compression: tarfile's stream mode (gzip and
-/// bzip2 at 9), zstd at 3; lz4 and snappy take none.
-fn tar_level(compression: Compression) -> i32 {
-    match compression {
-        Compression::Gzip | Compression::Bzip2 => 9,
-        Compression::Zstd => 3,
-        _ => 0,
+    /// Records a file written into the tar (its size and checksum, when it
+    /// carried data) for the manifest.
+    fn record(&mut self, name: &[u8], written: Option<(u64, String)>) {
+        if let Some((size, blake3)) = written {
+            self.sums.push(FileSum {
+                tree: manifest::tree_name(&self.tree),
+                path: manifest::member_path(&String::from_utf8_lossy(name)).to_owned(),
+                size,
+                blake3,
+            });
+        }
     }
-}
 
-/// Adds the listed tree rooted at `root` (PGDATA or a tablespace) to
-/// `stream`, names relative to `root`; PGDATA's `global/pg_control` is
-/// left for the end.
-fn add_tree(
-    stream: &mut TarStream<'_>,
-    root: &Path,
-    is_data: bool,
-    major_prefix: Option<&str>,
-) -> Result<()> {
-    let exclusions = if is_data {
-        Exclusions::barman_rsync()
-    } else {
-        Exclusions::none()
-    };
-    let entries = list_tree(root, "t", &exclusions)
-        .map_err(|e| Error::Unpack(root.display().to_string(), io::Error::other(e.to_string())))?;
-    for entry in entries {
-        let rel = entry
-            .path
-            .as_str()
-            .strip_prefix('t')
-            .unwrap_or_default()
-            .trim_start_matches('/')
-            .to_owned();
-        if !is_data {
-            // A tablespace tar holds only the PG_<major>_* directories.
-            if rel.is_empty() || major_prefix.is_some_and(|p| !rel.starts_with(p)) {
-                continue;
-            }
-        }
-        if is_data
-            && (rel == "global/pg_control"
-                || (rel.starts_with("pg_tblspc/")
-                    && matches!(entry.kind, EntryKind::Symlink { .. })))
-        {
-            continue;
-        }
-        let name = if rel.is_empty() {
-            ".".to_owned()
-        } else if is_data && !rel.contains('/') {
-            format!("./{rel}")
-        } else {
-            rel.clone()
+    /// `tar.add(path, arcname, recursive=False)`: the member as `lstat`
+    /// describes it (a regular file read as it is now: padded with NULs
+    /// when it shrank, cut when it grew). `false` when the file vanished
+    /// (barman-cloud skips it); a socket is left out, as tarfile does.
+    fn add(&mut self, path: &Path, arcname: Vec<u8>) -> Result<bool> {
+        self.writer()?;
+        let key = self.key();
+        let io_err = |e: io::Error| Error::Read(format!("{} (into {key})", path.display()), e);
+        let Found {
+            mut member,
+            inode,
+            nlink,
+        } = match gettarinfo(path, arcname, &mut self.names) {
+            Ok(Some(found)) => found,
+            Ok(None) => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_err(e)),
         };
-        let path = if rel.is_empty() {
-            root.to_path_buf()
-        } else {
-            root.join(&rel)
-        };
-        append(
-            stream,
-            &name,
-            &path,
-            &entry.kind,
-            entry.mode,
-            entry.mtime.secs,
-        )?;
-    }
-    Ok(())
-}
-
-/// Appends one entry (a file read as it is now: a file that vanished is
-/// skipped, one that shrank is padded with NULs up to its listed size).
-fn append(
-    stream: &mut TarStream<'_>,
-    name: &str,
-    path: &Path,
-    kind: &EntryKind,
-    mode: u32,
-    mtime: i64,
-) -> Result<()> {
-    let mut header = tar::Header::new_gnu();
-    header.set_mode(mode);
-    header.set_mtime(u64::try_from(mtime).unwrap_or(0));
-    header.set_uid(0);
-    header.set_gid(0);
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        header.set_uid(u64::from(meta.uid()));
-        header.set_gid(u64::from(meta.gid()));
-    }
-    let key = stream.objects.last().cloned().unwrap_or_default();
-    let io_err = |e: io::Error| Error::Read(format!("{} (into {key})", path.display()), e);
-    match kind {
-        EntryKind::Dir => {
-            header.set_entry_type(tar::EntryType::Directory);
-            header.set_size(0);
-            stream
-                .builder()?
-                .append_data(&mut header, name, io::empty())
-                .map_err(io_err)?;
-        }
-        EntryKind::Symlink { target } => {
-            header.set_entry_type(tar::EntryType::Symlink);
-            header.set_size(0);
-            stream
-                .builder()?
-                .append_link(&mut header, name, target)
-                .map_err(io_err)?;
-        }
-        EntryKind::File => {
-            let file = match File::open(path) {
+        let writer = self.writer.as_mut().expect("opened above");
+        writer.link_or_remember(&mut member, inode, nlink);
+        if member.kind == Kind::Regular {
+            let mut file = match File::open(path) {
                 Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
                 Err(e) => return Err(io_err(e)),
             };
-            let size = file.metadata().map_err(io_err)?.len();
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_size(size);
-            let mut padded = HashingReader::new(file.take(size).chain(io::repeat(0)).take(size));
-            stream
-                .builder()?
-                .append_data(&mut header, name, &mut padded)
-                .map_err(io_err)?;
-            stream.record(name, padded.finish());
+            let written = writer.append(&member, Some(&mut file)).map_err(io_err)?;
+            self.record(&member.name, written);
+        } else {
+            writer.append(&member, None).map_err(io_err)?;
+        }
+        Ok(true)
+    }
+}
+
+/// barman-cloud's `upload_directory`: `src` walked top-down in directory
+/// order; each directory the rules allow (`.` for `src`, then names
+/// relative to it) is added, then its files the rules allow (`./name` at
+/// the top); a directory left out or vanished leaves out its files but
+/// not its subdirectories. Vanished files are skipped.
+fn upload_directory(stream: &mut TarStream<'_>, src: &Path, rules: &Rules) -> Result<()> {
+    for dir in Walk::new(src) {
+        let dir = dir.map_err(|(path, e)| Error::Read(path.display().to_string(), e))?;
+        if !rules.allowed(&dir.rel, true) {
+            continue;
+        }
+        if !stream.add(&dir.path, dir.rel.clone())? {
+            continue;
+        }
+        for name in &dir.files {
+            let rel = dir.child_rel(name);
+            if rules.allowed(&rel, false) {
+                stream.add(&dir.path.join(name), rel)?;
+            }
         }
     }
     Ok(())
 }
 
-/// Appends `backup_label` as Barman does (mode 0644, mtime 0, uid 0, the
-/// group of PGDATA).
+/// PGDATA at `data` (without the `excluded` paths) then
+/// `global/pg_control`, as barman-cloud's `_backup_data_files`.
+fn add_data(stream: &mut TarStream<'_>, data: &Path, excluded: Vec<String>) -> Result<()> {
+    upload_directory(stream, data, &Rules::pgdata(excluded))?;
+    add_file(
+        stream,
+        &data.join("global/pg_control"),
+        b"global/pg_control",
+    )
+}
+
+/// `tar.add(path, arcname)` of a file that must be there (`add_file`).
+fn add_file(stream: &mut TarStream<'_>, path: &Path, arcname: &[u8]) -> Result<()> {
+    if stream.add(path, arcname.to_vec())? {
+        Ok(())
+    } else {
+        Err(Error::Read(
+            path.display().to_string(),
+            io::Error::from(io::ErrorKind::NotFound),
+        ))
+    }
+}
+
+/// Appends `backup_label` as barman-cloud does (`add_fileobj` of a bare
+/// `TarInfo`): mode 0644, mtime 0 (an int: no PAX header), uid 0, the
+/// group of PGDATA (Barman writes the uid into `gid`, then the gid over
+/// it), no user or group name.
 fn append_label(stream: &mut TarStream<'_>, label: &str, data_gid: u64) -> Result<()> {
-    let mut header = tar::Header::new_gnu();
-    header.set_mode(0o644);
-    header.set_mtime(0);
-    header.set_uid(0);
-    header.set_gid(data_gid);
-    header.set_entry_type(tar::EntryType::Regular);
-    header.set_size(label.len() as u64);
-    let key = stream.objects.last().cloned().unwrap_or_default();
-    let mut content = HashingReader::new(label.as_bytes());
-    stream
-        .builder()?
-        .append_data(&mut header, "backup_label", &mut content)
+    let member = Member {
+        name: b"backup_label".to_vec(),
+        kind: Kind::Regular,
+        mode: 0o644,
+        uid: 0,
+        gid: data_gid,
+        size: label.len() as u64,
+        mtime: Mtime::Int(0),
+        uname: Vec::new(),
+        gname: Vec::new(),
+    };
+    stream.writer()?;
+    let key = stream.key();
+    let written = stream
+        .writer
+        .as_mut()
+        .expect("opened above")
+        .append(&member, Some(&mut label.as_bytes()))
         .map_err(|e| Error::Read(key, e))?;
-    stream.record("backup_label", content.finish());
+    stream.record(&member.name, written);
     Ok(())
 }
 
@@ -537,7 +515,6 @@ fn copy_and_stop(
     id: &str,
 ) -> Result<(Vec<String>, u64, pgside::StopResult)> {
     let mut uploaded = Uploaded::new();
-    let major = format!("PG_{}_", major_of(facts.version));
     let throttle = throttle_of(options);
     let stream_of = |tree: Tree| {
         let mut stream = TarStream::new(bucket, layout, id, tree, options);
@@ -549,20 +526,60 @@ fn copy_and_stop(
         });
         stream
     };
+    // Each tablespace's `PG_<major>_*` directories (a tablespace with
+    // nothing to add gets no tar, as with barman-cloud).
+    let tablespace_rules = Rules::tablespace(&major_of(facts.version));
     for t in &facts.tablespaces {
         let mut stream = stream_of(Tree::Tablespace(t.oid));
-        add_tree(&mut stream, Path::new(&t.location), false, Some(&major))?;
+        upload_directory(&mut stream, Path::new(&t.location), &tablespace_rules)?;
         uploaded.absorb(stream)?;
     }
-    let data = PathBuf::from(&facts.data_directory);
+    // PGDATA (its target when it is a link), without the tablespaces.
+    let pgdata = facts.data_directory.as_str();
+    let mut data = PathBuf::from(pgdata);
+    if std::fs::symlink_metadata(&data).is_ok_and(|m| m.file_type().is_symlink()) {
+        data = std::fs::canonicalize(&data).map_err(|e| Error::Read(pgdata.to_owned(), e))?;
+    }
+    let mut excluded = Vec::new();
+    for t in &facts.tablespaces {
+        if let Some(inside) = t.location.strip_prefix(pgdata)
+            && inside.starts_with('/')
+        {
+            excluded.push(inside.to_owned());
+        }
+        excluded.push(format!("/pg_tblspc/{}", t.oid));
+    }
     let mut stream = stream_of(Tree::Data);
-    let meta = add_data(&mut stream, &data)?;
+    add_data(&mut stream, &data, excluded)?;
+    // The configuration files outside PGDATA, at the tar's top under their
+    // base names (a missing ident file is no error, as for PostgreSQL).
+    for (file, optional) in [
+        (&facts.config_file, false),
+        (&facts.hba_file, false),
+        (&facts.ident_file, true),
+    ] {
+        let Some(file) = file.as_deref().filter(|f| !f.is_empty()) else {
+            continue;
+        };
+        let path = Path::new(file);
+        if file.starts_with(pgdata) || (optional && !path.exists()) {
+            continue;
+        }
+        let base = path
+            .file_name()
+            .map(std::os::unix::ffi::OsStrExt::as_bytes)
+            .unwrap_or_default();
+        add_file(&mut stream, path, base)?;
+    }
     let stop = pgside::stop_backup(pg, facts.version).map_err(|e| Error::Backup(e.to_string()))?;
     let _ = pg.execute(&format!(
         "SELECT pg_catalog.pg_create_restore_point('barman_{id}')"
     ));
     let _ = pg.switch_wal();
-    append_label(&mut stream, &stop.label, u64::from(meta.gid()))?;
+    let data_gid = std::fs::metadata(pgdata)
+        .map_err(|e| Error::Read(pgdata.to_owned(), e))?
+        .gid();
+    append_label(&mut stream, &stop.label, u64::from(data_gid))?;
     uploaded.absorb(stream)?;
     // The checksum manifest, before backup.info says DONE.
     let (objects, bytes) = uploaded.finish(bucket, layout, id, &options.tags)?;
@@ -586,12 +603,9 @@ impl Uploaded {
         }
     }
 
-    /// Closes `stream` (a tree's tars: at least one part, even for an
-    /// empty tree) and keeps what it uploaded.
+    /// Closes `stream` (a tree with nothing to add has no tar, as with
+    /// barman-cloud) and keeps what it uploaded.
     fn absorb(&mut self, mut stream: TarStream<'_>) -> Result<()> {
-        if stream.objects.is_empty() {
-            stream.builder()?;
-        }
         stream.close()?;
         self.objects.append(&mut stream.objects);
         self.sums.files.append(&mut stream.sums);
@@ -614,26 +628,18 @@ impl Uploaded {
     }
 }
 
-/// Adds PGDATA at `data` to `stream`, `global/pg_control` last; the
-/// metadata of pg_control.
-fn add_data(stream: &mut TarStream<'_>, data: &Path) -> Result<std::fs::Metadata> {
-    add_tree(stream, data, true, None)?;
-    append_file(stream, "global/pg_control", &data.join("global/pg_control"))
-}
-
-/// Appends the regular file `path` as `name` with its mode and mtime; its
-/// metadata.
-fn append_file(stream: &mut TarStream<'_>, name: &str, path: &Path) -> Result<std::fs::Metadata> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::Read(path.display().to_string(), e))?;
-    append(
-        stream,
-        name,
-        path,
-        &EntryKind::File,
-        meta.permissions().mode() & 0o7777,
-        meta.mtime(),
-    )?;
-    Ok(meta)
+/// The `--max-bandwidth` throttle of a backup, if any.
+fn throttle_of(options: &BackupOptions) -> Option<Arc<Throttle>> {
+    options
+        .max_bandwidth
+        .filter(|&b| b > 0)
+        .map(|bytes_per_second| {
+            Arc::new(Throttle {
+                bytes_per_second,
+                start: Instant::now(),
+                sent: AtomicU64::new(0),
+            })
+        })
 }
 
 /// The largest server `backup.info` read by the hook mode.
@@ -642,9 +648,10 @@ const MAX_SERVER_INFO_BYTES: u64 = 1 << 20;
 /// Barman's hook mode (`barman-cloud-backup` as a `post_backup_script`):
 /// uploads the finished backup `backup_id` of a Barman or barman-rs server,
 /// its PGDATA at `backup_dir/data` and each tablespace at
-/// `backup_dir/<oid>`, as a cloud backup (tars as [`backup`] writes them,
-/// `global/pg_control` last, the checksum manifest), then the server's
-/// `backup.info` at `info_path` verbatim, as barman-cloud does.
+/// `backup_dir/<oid>` (as barman-cloud's `CloudBackupUploaderBarman`: the
+/// same walk and rules as a live backup, `global/pg_control` last), the
+/// checksum manifest, then the server's `backup.info` at `info_path`
+/// verbatim.
 ///
 /// # Errors
 /// [`Error::Backup`] when the backup.info cannot be read or the backup is
@@ -675,39 +682,38 @@ pub fn upload_existing(
         ));
     }
     let version = info.version().map_err(Error::Catalog)?.unwrap_or(0);
-    let major = format!("PG_{}_", major_of(version));
     let throttle = throttle_of(options);
     let mut uploaded = Uploaded::new();
     let tablespaces = info
         .tablespaces()
         .map_err(Error::Catalog)?
         .unwrap_or_default();
+    let tablespace_rules = Rules::tablespace(&major_of(version));
     for t in &tablespaces {
         let mut stream =
             TarStream::new(bucket, layout, backup_id, Tree::Tablespace(t.oid), options);
         stream.throttle.clone_from(&throttle);
-        add_tree(
+        upload_directory(
             &mut stream,
             &backup_dir.join(t.oid.to_string()),
-            false,
-            Some(&major),
+            &tablespace_rules,
         )?;
         uploaded.absorb(stream)?;
     }
     let data = backup_dir.join("data");
     let data =
         std::fs::canonicalize(&data).map_err(|e| Error::Read(data.display().to_string(), e))?;
+    let excluded = tablespaces
+        .iter()
+        .map(|t| format!("/pg_tblspc/{}", t.oid))
+        .collect::<Vec<_>>();
     let mut stream = TarStream::new(bucket, layout, backup_id, Tree::Data, options);
     stream.throttle.clone_from(&throttle);
-    let meta = add_data(&mut stream, &data)?;
-    // The backup's own label (which the PGDATA listing leaves out: a live
-    // PGDATA's belongs to another backup). Barman's server backups hold it
-    // in data/, as barman-rs's do; a label only in the backup.info is
+    add_data(&mut stream, &data, excluded)?;
+    // The backup's own label: Barman's and barman-rs's server backups hold
+    // it in data/ (the walk added it); one only in the backup.info is
     // taken from there. A cloud backup needs it in the tar either way.
-    let own_label = data.join("backup_label");
-    if std::fs::symlink_metadata(&own_label).is_ok_and(|m| m.is_file()) {
-        append_file(&mut stream, "backup_label", &own_label)?;
-    } else {
+    if !data.join("backup_label").is_file() {
         let label = info
             .backup_label()
             .map_err(Error::Catalog)?
@@ -717,7 +723,10 @@ pub fn upload_existing(
                     backup_dir.display()
                 ))
             })?;
-        append_label(&mut stream, &label, u64::from(meta.gid()))?;
+        let gid = std::fs::metadata(&data)
+            .map_err(|e| Error::Read(data.display().to_string(), e))?
+            .gid();
+        append_label(&mut stream, &label, u64::from(gid))?;
     }
     uploaded.absorb(stream)?;
     let (objects, bytes) = uploaded.finish(bucket, layout, backup_id, &options.tags)?;
@@ -732,20 +741,6 @@ pub fn upload_existing(
         objects,
         bytes,
     })
-}
-
-/// The `--max-bandwidth` throttle of a backup, if any.
-fn throttle_of(options: &BackupOptions) -> Option<Arc<Throttle>> {
-    options
-        .max_bandwidth
-        .filter(|&b| b > 0)
-        .map(|bytes_per_second| {
-            Arc::new(Throttle {
-                bytes_per_second,
-                start: Instant::now(),
-                sent: AtomicU64::new(0),
-            })
-        })
 }
 
 /// `server_version_num` → the major of `PG_<major>_<catversion>`.

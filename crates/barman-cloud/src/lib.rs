@@ -39,8 +39,10 @@ mod pipe;
 pub mod restore;
 pub mod size;
 pub mod store;
+mod tarfile;
 pub mod url;
 pub mod wal;
+mod walk;
 
 mod error;
 

@@ -756,7 +756,7 @@ fn google_cloud_storage_buckets_interoperate_with_barman_cloud() {
 }
 
 /// Runs real barman-cloud-backup as the server's OS user (it reads PGDATA).
-fn barman_cloud_backup(moto: &Moto, pg: &PgCluster, args: &[&str]) -> Output {
+pub(crate) fn barman_cloud_backup(moto: &Moto, pg: &PgCluster, args: &[&str]) -> Output {
     let tool = barman_cloud_tool("barman-cloud-backup").expect("barman[cloud]");
     let mut cmd = Command::new("runuser");
     cmd.args(["-u", SERVER_OS_USER, "--", "env"]);
@@ -1036,7 +1036,7 @@ fn backups_taken_by_barman_cloud_are_listed_kept_and_restored_by_our_tools() {
 
 /// Runs a tool of ours as the server's OS user (barman-cloud-backup reads
 /// PGDATA), with the emulator's credentials.
-fn as_server_user(program: &Path, moto: &Moto, args: &[&str]) -> Output {
+pub(crate) fn as_server_user(program: &Path, moto: &Moto, args: &[&str]) -> Output {
     let mut cmd = Command::new("runuser");
     cmd.args(["-u", SERVER_OS_USER, "--", "env"]);
     for (k, v) in S3_ENV {
@@ -1227,7 +1227,7 @@ fn our_backup_under_load_is_restored_by_barman_cloud_and_by_ours_to_the_exact_ro
 }
 
 /// The keys under `prefix/` in `bucket_name`, sorted.
-fn keys_of(moto: &Moto, bucket_name: &str, prefix: &str) -> Vec<String> {
+pub(crate) fn keys_of(moto: &Moto, bucket_name: &str, prefix: &str) -> Vec<String> {
     bucket(moto, &format!("s3://{bucket_name}/{prefix}"))
         .list(&format!("{prefix}/"))
         .unwrap()

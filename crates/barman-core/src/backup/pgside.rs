@@ -29,7 +29,8 @@ pub struct ServerFacts {
     pub tablespaces: Vec<Tablespace>,
     /// Whether the server is a standby.
     pub in_recovery: bool,
-    /// Sum of `pg_database_size` over all databases.
+    /// Sum of `pg_tablespace_size` over all tablespaces (Barman's
+    /// `current_size`).
     pub cluster_size: Option<u64>,
     /// `wal_level` (`minimal`, `replica`, `logical`).
     pub wal_level: Option<String>,
@@ -110,9 +111,10 @@ pub fn server_facts(pg: &PgConnection) -> Result<ServerFacts> {
             location,
         });
     }
+    // Barman's `current_size`: every tablespace, `pg_global` included.
     let cluster_size = pg
         .query_value(
-            "SELECT sum(pg_catalog.pg_database_size(datname))::bigint FROM pg_catalog.pg_database",
+            "SELECT sum(pg_catalog.pg_tablespace_size(oid))::bigint FROM pg_catalog.pg_tablespace",
         )?
         .and_then(|v| v.parse().ok());
     Ok(ServerFacts {
