@@ -17,7 +17,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs;
-use std::io;
+use std::io::{self, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -329,18 +329,55 @@ impl From<io::Error> for Unpacked {
 
 /// Unpacks a (compressed) tar stream into `target`, the content of each
 /// regular file hashed on its way to disk and checked against `expected`
-/// (files of tree `tree`); the entries unpacked.
+/// (files of tree `tree`); the entries unpacked. A compressed stream is
+/// decompressed in a thread of its own, so that decompressing and writing
+/// the files overlap (as barman-cloud's decompression and its `tar`
+/// process do).
 fn unpack_stream(
     reader: pipe::PipeReader,
     compression: Option<Compression>,
     target: &Path,
     tree: &str,
+    expected: Option<&mut Expected>,
+) -> std::result::Result<u64, Unpacked> {
+    let Some(compression) = compression else {
+        return unpack_tar(Box::new(reader), target, tree, expected);
+    };
+    let (mut out, input) = pipe::pipe();
+    std::thread::scope(|scope| {
+        let decompressing = scope.spawn(move || -> io::Result<u64> {
+            let mut decoder = compression.reader(reader).map_err(io::Error::other)?;
+            // Chunks of 256 KiB through the pipe, not io::copy's 8 KiB.
+            let mut out = io::BufWriter::with_capacity(256 << 10, &mut out);
+            let n = io::copy(&mut decoder, &mut out)?;
+            out.flush()?;
+            Ok(n)
+        });
+        let unpacked = unpack_tar(Box::new(input), target, tree, expected);
+        let decompressed = decompressing
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the decompressing thread panicked")));
+        match (decompressed, unpacked) {
+            // A damaged stream: the decompressor's error says more than
+            // the truncated tar it leaves (unless it only saw the
+            // unpacking side stop).
+            (Err(e), Err(Unpacked::Io(_))) if e.kind() != io::ErrorKind::BrokenPipe => {
+                Err(Unpacked::Io(e))
+            }
+            (_, Err(e)) => Err(e),
+            (Err(e), Ok(_)) => Err(Unpacked::Io(e)),
+            (Ok(_), Ok(n)) => Ok(n),
+        }
+    })
+}
+
+/// Unpacks a tar stream (see [`unpack_stream`]); reads `input` to its end.
+fn unpack_tar(
+    input: Box<dyn io::Read + '_>,
+    target: &Path,
+    tree: &str,
     mut expected: Option<&mut Expected>,
 ) -> std::result::Result<u64, Unpacked> {
-    let input: Box<dyn io::Read> = match compression {
-        None => Box::new(reader),
-        Some(c) => Box::new(c.reader(reader).map_err(io::Error::other)?),
-    };
     let window = Rc::new(RefCell::new(Window::default()));
     let input = Tee {
         inner: input,
@@ -379,5 +416,8 @@ fn unpack_stream(
         }
         count += 1;
     }
+    // The end-of-archive blocks and the record's padding: read to the end,
+    // so that the stages before see their stream taken whole.
+    io::copy(&mut archive.into_inner(), &mut io::sink())?;
     Ok(count)
 }
