@@ -165,6 +165,7 @@ impl CloudArgs {
             encryption,
             s3_access_key: None,
             s3_profile: self.aws_profile.clone(),
+            upload: barman_cloud::store::UploadTuning::default(),
         }
     }
 

@@ -69,6 +69,23 @@ pub struct StoreOptions {
     /// S3 `-P/--aws-profile`: a named profile of the AWS files
     /// ([`crate::aws_profile`]), whose keys replace the environment's.
     pub s3_profile: Option<String>,
+    /// How [`Bucket::put`] uploads (Azure's `--max-single-put-size`,
+    /// `--max-block-size`, `--max-concurrency`).
+    pub upload: UploadTuning,
+}
+
+/// How [`Bucket::put`] uploads an object: one PUT up to `single_put_max`
+/// bytes, else a multipart upload (Azure: blocks) of `part_size` parts,
+/// `parts_in_flight` at a time. `None`: [`SINGLE_PUT_MAX`], [`PART_SIZE`],
+/// two.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UploadTuning {
+    /// The largest object sent in one PUT.
+    pub single_put_max: Option<usize>,
+    /// The part (block) size of larger ones.
+    pub part_size: Option<usize>,
+    /// Parts uploaded at once.
+    pub parts_in_flight: Option<usize>,
 }
 
 /// An object found by [`Bucket::list`].
@@ -86,6 +103,7 @@ pub struct Bucket {
     runtime: tokio::runtime::Runtime,
     name: String,
     provider: Provider,
+    upload: UploadTuning,
 }
 
 impl std::fmt::Debug for Bucket {
@@ -164,6 +182,7 @@ impl Bucket {
             runtime,
             name: url.container().to_owned(),
             provider: url.provider(),
+            upload: options.upload,
         })
     }
 
@@ -332,24 +351,28 @@ impl Bucket {
 
     /// Uploads what `reader` yields as `key`, with `tags`: one PUT when it
     /// fits in [`SINGLE_PUT_MAX`], a multipart upload otherwise; memory
-    /// stays within [`SINGLE_PUT_MAX`] plus two parts, whatever the size.
+    /// stays within [`SINGLE_PUT_MAX`] plus two parts, whatever the size
+    /// (or the [`UploadTuning`] the bucket was opened with).
     ///
     /// # Errors
     /// [`Error::Store`] naming the key; [`Error::Read`] when `reader`
     /// fails (the multipart upload is then aborted).
     pub fn put(&self, key: &str, reader: &mut dyn Read, tags: &[(String, String)]) -> Result<u64> {
         let location = path(key)?;
+        let single_put_max = self.upload.single_put_max.unwrap_or(SINGLE_PUT_MAX);
+        let part_size = self.upload.part_size.unwrap_or(PART_SIZE).max(1);
+        let in_flight = self.upload.parts_in_flight.unwrap_or(2).max(1);
         let mut tag_set = TagSet::default();
         for (k, v) in tags {
             tag_set.push(k, v);
         }
         let mut first = Vec::new();
         reader
-            .take(SINGLE_PUT_MAX as u64 + 1)
+            .take(single_put_max as u64 + 1)
             .read_to_end(&mut first)
             .map_err(|e| Error::Read(key.to_owned(), e))?;
         let filled = first.len();
-        if filled <= SINGLE_PUT_MAX {
+        if filled <= single_put_max {
             let options = PutOptions {
                 tags: tag_set,
                 ..PutOptions::default()
@@ -372,14 +395,14 @@ impl Bucket {
                 .put_multipart_opts(&location, options)
                 .await
                 .map_err(|e| self.put_error(key, e))?;
-            let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+            let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size);
             let mut total = filled as u64;
             writer.write(&first);
             drop(first);
-            let mut buf = vec![0u8; PART_SIZE];
+            let mut buf = vec![0u8; part_size];
             loop {
                 writer
-                    .wait_for_capacity(2)
+                    .wait_for_capacity(in_flight)
                     .await
                     .map_err(|e| self.put_error(key, e))?;
                 let n = match fill(reader, &mut buf[..]) {

@@ -17,7 +17,9 @@ use barman_cli::client::CompressionFlags;
 use barman_cli::cloud::{self, CloudArgs, Exit, Failure};
 use barman_cli::wal_archive::prefetch;
 use barman_cloud::layout::Layout;
-use barman_cloud::store::Bucket;
+use barman_cloud::size::parse_size;
+use barman_cloud::store::{Bucket, UploadTuning};
+use barman_cloud::url::Provider;
 use barman_cloud::wal::{self, ArchiveOptions};
 use clap::Parser;
 
@@ -88,15 +90,14 @@ struct Args {
     /// Azure: the encryption scope (not implemented yet: refused).
     #[arg(long, value_name = "ENCRYPTION_SCOPE")]
     encryption_scope: Option<String>,
-    /// Azure: the chunk size for block uploads (not implemented yet:
-    /// refused).
+    /// Azure: the chunk size of block uploads (size syntax).
     #[arg(long, value_name = "MAX_BLOCK_SIZE")]
     max_block_size: Option<String>,
-    /// Azure: the upload concurrency (not implemented yet: refused).
+    /// Azure: the blocks uploaded at once.
     #[arg(long, value_name = "MAX_CONCURRENCY")]
     max_concurrency: Option<u32>,
-    /// Azure: the size under which a single PUT is used (not implemented
-    /// yet: refused).
+    /// Azure: the largest WAL uploaded in one PUT (size syntax); larger
+    /// ones go as blocks.
     #[arg(long, value_name = "MAX_SINGLE_PUT_SIZE")]
     max_single_put_size: Option<String>,
     /// Archive up to N WAL files in parallel by uploading the next ready
@@ -127,9 +128,6 @@ impl Args {
         for (given, option) in [
             (self.kms_key_name.is_some(), "--kms-key-name"),
             (self.encryption_scope.is_some(), "--encryption-scope"),
-            (self.max_block_size.is_some(), "--max-block-size"),
-            (self.max_concurrency.is_some(), "--max-concurrency"),
-            (self.max_single_put_size.is_some(), "--max-single-put-size"),
         ] {
             if given {
                 return Err(cloud::not_implemented(option));
@@ -141,6 +139,48 @@ impl Args {
 
 fn main() -> ExitCode {
     cloud::main(|a: &Args| &a.cloud, run)
+}
+
+impl Args {
+    /// Azure's upload options: sizes in Barman's syntax, refused with
+    /// another provider (Barman ignores them there; barman-rs never
+    /// ignores an option).
+    fn azure_tuning(&self) -> Result<UploadTuning, Failure> {
+        let given = [
+            (self.max_block_size.is_some(), "--max-block-size"),
+            (self.max_concurrency.is_some(), "--max-concurrency"),
+            (self.max_single_put_size.is_some(), "--max-single-put-size"),
+        ];
+        if let Some((_, option)) = given.iter().find(|(g, _)| *g)
+            && self.cloud.cloud_provider != Provider::AzureBlobStorage
+        {
+            return Err(Failure::cli(format!(
+                "{option} applies to --cloud-provider azure-blob-storage only"
+            )));
+        }
+        let size = |what: &str, value: &Option<String>| -> Result<Option<usize>, Failure> {
+            value
+                .as_deref()
+                .map(|v| {
+                    let bytes =
+                        parse_size(v).map_err(|e| Failure::cli(format!("argument {what}: {e}")))?;
+                    usize::try_from(bytes)
+                        .ok()
+                        .filter(|&b| b > 0)
+                        .ok_or_else(|| {
+                            Failure::cli(format!("argument {what}: `{v}` is out of range"))
+                        })
+                })
+                .transpose()
+        };
+        Ok(UploadTuning {
+            single_put_max: size("--max-single-put-size", &self.max_single_put_size)?,
+            part_size: size("--max-block-size", &self.max_block_size)?,
+            parts_in_flight: self
+                .max_concurrency
+                .map(|n| usize::try_from(n.max(1)).unwrap_or(1)),
+        })
+    }
 }
 
 /// Archives `args.wal_path` (or tests the bucket).
@@ -172,8 +212,9 @@ fn run(args: &Args) -> Result<(), Failure> {
     if let Some(path) = wal_path {
         wal::wal_name_of(path).map_err(Failure::cli)?;
     }
-    let bucket = Bucket::open(&url, &args.cloud.store_options(encryption))
-        .map_err(|e| Failure::new(Exit::General, e))?;
+    let mut store_options = args.cloud.store_options(encryption);
+    store_options.upload = args.azure_tuning()?;
+    let bucket = Bucket::open(&url, &store_options).map_err(|e| Failure::new(Exit::General, e))?;
     if args.cloud.test {
         return cloud::probe(&bucket);
     }
