@@ -1032,6 +1032,44 @@ fn backups_taken_by_barman_cloud_are_listed_kept_and_restored_by_our_tools() {
         recovered.log()
     );
     recovered.stop();
+
+    // Our delete removes one of Barman's backups: its tars and backup.info
+    // go (and the WALs only it needed), barman-cloud no longer lists it,
+    // the other backup stays.
+    let before = keys_of(&moto, "backups", "pg");
+    let out = tool(
+        &barman_bin("barman-cloud-backup-delete").unwrap(),
+        &moto,
+        &["-b", "nightly-one", "s3://backups/pg", "main"],
+    );
+    assert_eq!(status(&out), 0, "{}", text(&out));
+    let after = keys_of(&moto, "backups", "pg");
+    let gone: Vec<&String> = before.iter().filter(|k| !after.contains(k)).collect();
+    assert!(
+        gone.iter().any(|k| k.ends_with("/backup.info"))
+            && gone.iter().any(|k| k.contains("/data.tar")),
+        "{gone:?}"
+    );
+    assert!(
+        gone.iter()
+            .all(|k| k.contains("/base/") || k.contains("/wals/")),
+        "{gone:?}"
+    );
+    let listed = tool(
+        &theirs_list,
+        &moto,
+        &["--format", "json", "s3://backups/pg", "main"],
+    );
+    assert_eq!(status(&listed), 0, "{}", text(&listed));
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let names: Vec<&str> = listed["backups_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["backup_name"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(names.len(), 1, "{listed}");
+    assert!(!names.contains(&"nightly-one"), "{listed}");
 }
 
 /// Runs a tool of ours as the server's OS user (barman-cloud-backup reads
