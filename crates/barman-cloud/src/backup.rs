@@ -6,9 +6,9 @@
 //! uploads with `-J` parts in flight, then `backup.info` DONE (or FAILED
 //! with the error).
 //!
-//! The tars are barman-cloud's, header for header ([`crate::tarfile`]):
+//! The tars are barman-cloud's, header for header (the `tarfile` module):
 //! Python tarfile's PAX format, members in the order and with the names,
-//! owners and exclusions of barman-cloud's directory walk ([`crate::walk`]),
+//! owners and exclusions of barman-cloud's directory walk (the `walk` module),
 //! the same compression framing.
 //!
 //! Nothing is staged on disk and memory stays within `-J` parts whatever

@@ -80,7 +80,7 @@ fn delete_keys(bucket: &Bucket, keys: &[String], options: &DeleteOptions) -> Res
 /// Deletes backup `id` and the WALs it alone needed.
 ///
 /// # Errors
-/// [`Error::Store`] when a deletion fails (the backup's `backup.info` is
+/// [`crate::Error::Store`] when a deletion fails (the backup's `backup.info` is
 /// then left in place, so that the deletion can be retried).
 pub fn delete_backup(
     bucket: &Bucket,

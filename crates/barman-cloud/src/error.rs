@@ -116,7 +116,7 @@ pub enum Error {
 impl Error {
     /// A failed request `action` on `what`.
     pub(crate) fn store(action: &'static str, what: &str, e: object_store::Error) -> Self {
-        let message = crate::store::error_chain(&e);
+        let message = error_chain(&e);
         let network = is_network(&e);
         Self::Store {
             action,
@@ -168,3 +168,20 @@ fn is_network(e: &(dyn std::error::Error + 'static)) -> bool {
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `e` and its sources, as one text.
+/// (A cause whose text the message already holds is not repeated: the
+/// client's messages often include their sources.)
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    for cause in std::iter::successors(Some(e), |e| e.source()) {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
+}

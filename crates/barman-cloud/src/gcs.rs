@@ -651,13 +651,13 @@ impl ResumableUpload {
                         .body(chunk.clone())
                 })
                 .await
-                .map_err(|e| crate::store::error_chain(&e))?;
+                .map_err(|e| crate::error::error_chain(&e))?;
             let status = response.status();
             // 308 "resume incomplete" for a middle chunk, 200/201 at the end.
             if status.as_u16() == 308 || status.is_success() {
                 Ok(())
             } else {
-                Err(crate::store::error_chain(&failure(response, &what).await))
+                Err(crate::error::error_chain(&failure(response, &what).await))
             }
         }
         .boxed()

@@ -31,6 +31,11 @@ pub const WAL_EXTENSIONS: [(&str, &str); 6] = [
     ("lz4", "lz4"),
 ];
 
+/// The name of the checksum manifest barman-rs writes beside each backup
+/// (`base/<id>/barman-rs.manifest.json`, the format in `crate::manifest`):
+/// an object barman-cloud's catalog does not look at.
+pub const MANIFEST_NAME: &str = "barman-rs.manifest.json";
+
 /// The compression extensions a backup tar may carry (no xz).
 pub const TAR_EXTENSIONS: [(&str, &str); 5] = [
     ("gz", "gzip"),
@@ -198,15 +203,9 @@ impl Layout {
     }
 
     /// The key of a backup's checksum manifest (a barman-rs object that
-    /// barman-cloud ignores, see [`crate::manifest`]).
+    /// barman-cloud ignores: [`MANIFEST_NAME`]).
     pub fn manifest_key(&self, backup_id: &str) -> String {
-        join(&[
-            &self.prefix,
-            &self.server,
-            "base",
-            backup_id,
-            crate::manifest::MANIFEST_NAME,
-        ])
+        join(&[&self.prefix, &self.server, "base", backup_id, MANIFEST_NAME])
     }
 
     /// The key of a backup's tar object `part`.

@@ -21,8 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::layout::Tree;
 
-/// The manifest object's name in a backup's directory.
-pub const MANIFEST_NAME: &str = "barman-rs.manifest.json";
+pub use crate::layout::MANIFEST_NAME;
 
 /// The largest manifest read (about 1.5 million files): a larger object is
 /// refused rather than loaded.

@@ -301,7 +301,7 @@ fn unpack(
             (_, Err(Unpacked::Verify(reason))) => Err(Error::Verify(listed.key.clone(), reason)),
             (Err(Error::Write(..)) | Ok(_), Err(Unpacked::Io(e))) => {
                 // The tar crate keeps the cause of a failed entry in the source.
-                let text = crate::store::error_chain(&e);
+                let text = crate::error::error_chain(&e);
                 Err(Error::Unpack(
                     listed.key.clone(),
                     io::Error::new(e.kind(), text),

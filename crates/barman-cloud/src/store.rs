@@ -18,6 +18,7 @@ use object_store::{
 };
 use tokio::task::JoinSet;
 
+use crate::error::error_chain;
 use crate::url::{CloudUrl, Provider};
 use crate::{Error, Result};
 
@@ -692,23 +693,6 @@ fn is_no_such_bucket(e: &object_store::Error) -> bool {
     text.contains("NoSuchBucket")
         || text.contains("ContainerNotFound")
         || text.contains("The specified bucket does not exist")
-}
-
-/// `e` and its sources, as one text.
-/// (A cause whose text the message already holds is not repeated: the
-/// client's messages often include their sources.)
-pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = String::new();
-    for cause in std::iter::successors(Some(e), |e| e.source()) {
-        let part = cause.to_string();
-        if !text.contains(&part) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&part);
-        }
-    }
-    text
 }
 
 #[cfg(test)]
