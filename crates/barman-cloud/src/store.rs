@@ -426,7 +426,9 @@ impl Bucket {
 
     /// A streaming multipart upload of `key` in parts of `part_size` bytes,
     /// at most `jobs` parts in flight (a tar part of a backup: Barman
-    /// uploads those as multipart uploads whatever their size).
+    /// uploads those as multipart uploads whatever their size). `key` must
+    /// be a new object's: on Azure, an upload dropped unfinished discards
+    /// its blocks by writing and deleting the object.
     ///
     /// # Errors
     /// [`Error::Store`] / [`Error::NoSuchBucket`] when the upload cannot
@@ -654,7 +656,28 @@ impl Drop for MultipartWriter<'_> {
         };
         let runtime = &self.bucket.runtime;
         runtime.block_on(self.tasks.shutdown());
-        let aborted = retry_cleanup(|| runtime.block_on(upload.abort()));
+        let aborted = retry_cleanup(|| runtime.block_on(upload.abort())).and_then(|()| {
+            // Azure has no abort (object_store's does nothing; uncommitted
+            // blocks would stay for a week): a blob written over them
+            // discards them, and is deleted. The key is a new backup
+            // part's, so nothing else is lost.
+            if self.bucket.provider != Provider::AzureBlobStorage {
+                return Ok(());
+            }
+            let location = path(&self.key).map_err(|e| object_store::Error::Generic {
+                store: "barman-cloud",
+                source: e.to_string().into(),
+            })?;
+            retry_cleanup(|| {
+                runtime.block_on(async {
+                    self.bucket
+                        .store
+                        .put_opts(&location, PutPayload::default(), PutOptions::default())
+                        .await?;
+                    self.bucket.store.delete(&location).await
+                })
+            })
+        });
         if let Err(e) = aborted {
             tracing::warn!(
                 "could not abort the multipart upload of `{}`: {}",

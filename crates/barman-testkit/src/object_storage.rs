@@ -56,6 +56,9 @@ struct Emulator {
     port: u16,
     log: PathBuf,
     _dir: TempDir,
+    /// The program, its arguments and environment (to start it again).
+    command: (PathBuf, Vec<String>, Vec<(String, String)>),
+    name: String,
 }
 
 impl Emulator {
@@ -71,11 +74,37 @@ impl Emulator {
         let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
         let log = dir.path().join(format!("{name}.log"));
         let port = process::free_port()?;
-        let log_file = std::fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
-        let err_file = log_file.try_clone().map_err(|e| Error::io(&log, e))?;
-        let child = Command::new(bin)
-            .envs(env.iter().copied())
-            .args(args(port, dir.path()))
+        let command = (
+            bin.to_path_buf(),
+            args(port, dir.path()),
+            env.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
+        let child = Self::spawn(&command, &log)?;
+        let mut emulator = Self {
+            child,
+            port,
+            log,
+            _dir: dir,
+            command,
+            name: name.to_owned(),
+        };
+        emulator.wait_ready(ready)?;
+        Ok(emulator)
+    }
+
+    fn spawn(command: &(PathBuf, Vec<String>, Vec<(String, String)>), log: &Path) -> Result<Child> {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| Error::io(log, e))?;
+        let err_file = log_file.try_clone().map_err(|e| Error::io(log, e))?;
+        let (bin, args, env) = command;
+        Command::new(bin)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .args(args)
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(err_file)
@@ -83,24 +112,37 @@ impl Emulator {
             .map_err(|source| Error::Spawn {
                 command: bin.display().to_string(),
                 source,
-            })?;
-        let mut emulator = Self {
-            child,
-            port,
-            log,
-            _dir: dir,
-        };
+            })
+    }
+
+    /// Waits up to 30 s until `ready(port)` holds.
+    fn wait_ready(&mut self, ready: impl Fn(u16) -> bool) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !ready(port) {
-            if Instant::now() > deadline || emulator.child.try_wait().ok().flatten().is_some() {
+        while !ready(self.port) {
+            if Instant::now() > deadline || self.child.try_wait().ok().flatten().is_some() {
                 return Err(Error::Unsupported(format!(
-                    "{name} did not answer on port {port}: {}",
-                    std::fs::read_to_string(&emulator.log).unwrap_or_default()
+                    "{} did not answer on port {}: {}",
+                    self.name,
+                    self.port,
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
                 )));
             }
             thread::sleep(Duration::from_millis(100));
         }
-        Ok(emulator)
+        Ok(())
+    }
+
+    /// SIGKILL, as a crash would.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the same command again (same port, same state directory).
+    fn restart(&mut self, ready: impl Fn(u16) -> bool) -> Result<()> {
+        self.kill();
+        self.child = Self::spawn(&self.command, &self.log)?;
+        self.wait_ready(ready)
     }
 }
 
@@ -304,7 +346,7 @@ const AZURITE_KEY: &str =
 /// killed on drop.
 #[derive(Debug)]
 pub struct Azurite {
-    _emulator: Emulator,
+    emulator: Emulator,
     port: u16,
 }
 
@@ -342,8 +384,22 @@ impl Azurite {
         )?;
         Ok(Self {
             port: emulator.port,
-            _emulator: emulator,
+            emulator,
         })
+    }
+
+    /// Kills Azurite (SIGKILL, as a crash would); its blobs stay in its
+    /// directory.
+    pub fn kill(&mut self) {
+        self.emulator.kill();
+    }
+
+    /// Starts Azurite again on the same port over the same directory.
+    ///
+    /// # Errors
+    /// When it does not come up within 30 s.
+    pub fn restart(&mut self) -> Result<()> {
+        self.emulator.restart(accepts)
     }
 
     /// The connection string of the development account on this server

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use barman_testkit::object_storage::{
-    AZURITE_ACCOUNT, Azurite, FaultProxy, Moto, S3_ENV, barman_cloud_tool,
+    AZURITE_ACCOUNT, Azurite, FaultProxy, Moto, S3_ENV, barman_cloud_tool, venv_bin,
 };
 use barman_testkit::{PgCluster, SERVER_OS_USER, barman_bin, stage_binary};
 
@@ -106,11 +106,10 @@ fn wrong_credentials_fail_with_barman_clouds_exit_statuses() {
     );
 }
 
-#[test]
-fn a_store_dying_mid_backup_leaves_a_failed_backup_and_no_multipart_upload() {
-    let moto = Moto::start().expect("moto_server (scripts/install-test-deps.sh installs it)");
-    moto.create_bucket("dying").unwrap();
-    let proxy = FaultProxy::start(moto.port()).unwrap();
+/// Our barman-cloud-backup staged where the server's OS user can run it,
+/// and a pgbench cluster (scale 5: an uncompressed PGDATA tar of several
+/// parts, long enough to be cut in the middle).
+fn backup_under_test() -> (tempfile::TempDir, std::path::PathBuf, PgCluster) {
     let staged = tempfile::Builder::new()
         .prefix("barman-e2e-cloud-faults-")
         .tempdir_in("/tmp")
@@ -122,6 +121,15 @@ fn a_store_dying_mid_backup_leaves_a_failed_backup_and_no_multipart_upload() {
         .start()
         .expect("start PostgreSQL 15");
     pg.pgbench_init(5).unwrap();
+    (staged, backup, pg)
+}
+
+#[test]
+fn a_store_dying_mid_backup_leaves_a_failed_backup_and_no_multipart_upload() {
+    let moto = Moto::start().expect("moto_server (scripts/install-test-deps.sh installs it)");
+    moto.create_bucket("dying").unwrap();
+    let proxy = FaultProxy::start(moto.port()).unwrap();
+    let (_staged, backup, pg) = backup_under_test();
     let port = pg.port().to_string();
     let mut cmd = Command::new("runuser");
     cmd.args(["-u", SERVER_OS_USER, "--", "env"]);
@@ -262,4 +270,93 @@ fn a_named_aws_profile_gives_the_keys_as_with_barman_cloud() {
     assert!(text(&out).contains("role_arn"), "{}", text(&out));
     let out = run(&ours, &["-P", "backups", url, "srv"]);
     assert_eq!(status(&out), 0, "{}", text(&out));
+}
+
+/// Runs Python `code` with the Azure SDK of the test virtualenv against
+/// `azurite` (`svc` is the service client); its standard output.
+fn azure_py(azurite: &Azurite, code: &str) -> String {
+    let out = Command::new(venv_bin("python").unwrap())
+        .env(
+            "AZURE_STORAGE_CONNECTION_STRING",
+            azurite.connection_string(),
+        )
+        .arg("-c")
+        .arg(format!(
+            "import os\nfrom azure.storage.blob import BlobServiceClient\nsvc = BlobServiceClient.from_connection_string(os.environ['AZURE_STORAGE_CONNECTION_STRING'])\n{code}\n"
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(status(&out), 0, "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn azurite_killed_mid_backup_and_restarted_holds_a_failed_backup_and_no_uncommitted_blocks() {
+    let mut azurite = Azurite::start().expect("azurite (scripts/install-test-deps.sh installs it)");
+    azurite.create_container("dying").unwrap();
+    let (_staged, backup, pg) = backup_under_test();
+    let port = pg.port().to_string();
+    let url = azurite.url("dying", "pg");
+    // Every blob, committed or not: `name committed?`.
+    let blobs = |azurite: &Azurite| {
+        azure_py(
+            azurite,
+            "c = svc.get_container_client('dying')\nfor b in c.list_blobs(include=['uncommittedblobs']):\n    print(b.name)",
+        )
+    };
+    let child = Command::new("runuser")
+        .args(["-u", SERVER_OS_USER, "--", "env"])
+        .arg(format!(
+            "AZURE_STORAGE_CONNECTION_STRING={}",
+            azurite.connection_string()
+        ))
+        .arg(&backup)
+        .args(["--cloud-provider", "azure-blob-storage"])
+        .args(["--max-bandwidth", "8MB", "--immediate-checkpoint"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            &url,
+            "main",
+        ])
+        .current_dir("/tmp")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The PGDATA tar's blocks are going up (it is committed at its end).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !blobs(&azurite).lines().any(|b| b.ends_with("/data.tar")) {
+        assert!(Instant::now() < deadline, "the PGDATA tar never started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    // Azurite dies (SIGKILL) and comes back over its directory.
+    azurite.kill();
+    std::thread::sleep(Duration::from_secs(3));
+    azurite.restart().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(status(&out), 1, "{}", text(&out));
+    let left = blobs(&azurite);
+    assert!(
+        !left.lines().any(|b| b.contains(".tar")),
+        "a tar (committed or its uncommitted blocks) was left: {left}"
+    );
+    let info_names: Vec<&str> = left
+        .lines()
+        .filter(|b| b.ends_with("/backup.info"))
+        .collect();
+    assert_eq!(info_names.len(), 1, "{left}");
+    let info = azure_py(
+        &azurite,
+        &format!(
+            "print(svc.get_blob_client('dying', '{}').download_blob().readall().decode())",
+            info_names[0]
+        ),
+    );
+    assert!(info.contains("status=FAILED"), "{info}");
 }
