@@ -164,8 +164,7 @@ fn read_info(bucket: &Bucket, object: &Listed, dir: &str) -> Result<BackupInfo> 
         key: key.to_owned(),
         reason: format!("`{dir}` is not a backup id"),
     })?;
-    let mut bytes = Vec::new();
-    bucket.get(key, &mut bytes)?;
+    let bytes = bucket.get_bounded(key, MAX_INFO_BYTES)?;
     let text = String::from_utf8(bytes).map_err(|_| Error::Key {
         key: key.to_owned(),
         reason: "not UTF-8 text".into(),
@@ -188,12 +187,15 @@ fn read_keep(
         tracing::warn!("ignoring keep annotation `{key}`: {} bytes", object.size);
         return Ok(None);
     }
-    let mut bytes = Vec::new();
-    match bucket.get(&key, &mut bytes) {
-        Ok(_) => {}
+    let bytes = match bucket.get_bounded(&key, MAX_KEEP_BYTES) {
+        Ok(bytes) => bytes,
         Err(Error::NotFound(_)) => return Ok(None),
+        Err(e @ Error::Key { .. }) => {
+            tracing::warn!("ignoring keep annotation: {e}");
+            return Ok(None);
+        }
         Err(e) => return Err(e),
-    }
+    };
     let text = String::from_utf8_lossy(&bytes);
     Ok(match text.lines().next().unwrap_or_default() {
         "full" => Some(KeepTarget::Full),

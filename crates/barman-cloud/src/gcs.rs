@@ -267,6 +267,13 @@ impl Gcs {
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())
             .map(str::to_owned);
+        // A page that sends back to itself would list forever.
+        if next.is_some() && next.as_deref() == token {
+            return Err(generic(format!(
+                "listing {}: the answer repeats its page token",
+                prefix.unwrap_or("")
+            )));
+        }
         Ok((objects, prefixes, next))
     }
 
@@ -292,18 +299,52 @@ fn no_such_bucket(bucket: &str) -> object_store::Error {
     ))
 }
 
+/// The largest JSON answer read (a listing page of 1000 objects is about
+/// 1 MiB): a larger one is an error, never held whole.
+const MAX_ANSWER: usize = 16 << 20;
+
+/// The most of an error answer read (its message is kept short anyway).
+const MAX_ERROR_ANSWER: usize = 64 << 10;
+
+/// `response`'s body, at most `max` bytes ([`BodyError::TooLarge`] past
+/// them).
+async fn body(mut response: Response, max: usize) -> Result<Vec<u8>, BodyError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Read)? {
+        if bytes.len() + chunk.len() > max {
+            return Err(BodyError::TooLarge(bytes));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+/// Why [`body`] stopped.
+enum BodyError {
+    /// The answer could not be read.
+    Read(reqwest::Error),
+    /// It holds more than asked for (what was read before).
+    TooLarge(Vec<u8>),
+}
+
 /// The error of an unexpected answer, with GCS's message.
 async fn failure(response: Response, what: &str) -> object_store::Error {
     let status = response.status();
-    let body = response.text().await.unwrap_or_default();
-    let message = serde_json::from_str::<Value>(&body)
+    let body = match body(response, MAX_ERROR_ANSWER).await {
+        Ok(bytes) | Err(BodyError::TooLarge(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(BodyError::Read(_)) => String::new(),
+    };
+    let message: String = serde_json::from_str::<Value>(&body)
         .ok()
         .and_then(|v| {
             v.pointer("/error/message")
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         })
-        .unwrap_or_else(|| body.chars().take(300).collect());
+        .unwrap_or(body)
+        .chars()
+        .take(300)
+        .collect();
     let text = format!("{status} {what}: {message}").replace(" :", ":");
     match status {
         StatusCode::NOT_FOUND => object_store::Error::NotFound {
@@ -327,7 +368,12 @@ async fn json(response: Response, what: &str) -> object_store::Result<Value> {
     if !response.status().is_success() {
         return Err(failure(response, what).await);
     }
-    let bytes = response.bytes().await.map_err(request_error)?;
+    let bytes = body(response, MAX_ANSWER).await.map_err(|e| match e {
+        BodyError::Read(e) => request_error(e),
+        BodyError::TooLarge(_) => {
+            generic(format!("{what}: an answer of more than {MAX_ANSWER} bytes"))
+        }
+    })?;
     serde_json::from_slice(&bytes).map_err(|e| generic(format!("{what}: invalid answer: {e}")))
 }
 

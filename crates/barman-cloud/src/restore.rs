@@ -174,31 +174,9 @@ fn read_manifest(bucket: &Bucket, backup: &CloudBackup) -> Result<Option<Expecte
             listed.size
         )));
     }
-    let mut bytes = Bounded(Vec::new());
-    bucket.get(&listed.key, &mut bytes)?;
-    let bytes = bytes.0;
+    let bytes = bucket.get_bounded(&listed.key, MAX_MANIFEST_BYTES)?;
     let manifest = Manifest::parse(&bytes).map_err(invalid)?;
     Expected::new(manifest).map(Some).map_err(invalid)
-}
-
-/// A buffer that refuses to grow past [`MAX_MANIFEST_BYTES`] (the object
-/// may have grown since it was listed).
-struct Bounded(Vec<u8>);
-
-impl io::Write for Bounded {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.0.len() as u64 + buf.len() as u64 > MAX_MANIFEST_BYTES {
-            return Err(io::Error::other(
-                "larger than any manifest barman-rs writes",
-            ));
-        }
-        self.0.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Unpacks every tar object, links the tablespaces, adds `pg_wal`, syncs.

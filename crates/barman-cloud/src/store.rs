@@ -499,6 +499,42 @@ impl Bucket {
         })
     }
 
+    /// Object `key` in memory, refused past `max` bytes (the object may be
+    /// hostile, or have grown since it was listed): for the small objects
+    /// a catalog reads (`backup.info`, keep annotations, manifests).
+    ///
+    /// # Errors
+    /// As [`get`](Self::get); [`Error::Key`] naming the key when the object
+    /// holds more than `max` bytes.
+    pub fn get_bounded(&self, key: &str, max: u64) -> Result<Vec<u8>> {
+        /// A buffer that refuses to grow past its bound.
+        struct Bounded(Vec<u8>, u64);
+
+        impl Write for Bounded {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                if self.0.len() as u64 + buf.len() as u64 > self.1 {
+                    return Err(std::io::Error::from(std::io::ErrorKind::FileTooLarge));
+                }
+                self.0.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        let mut bytes = Bounded(Vec::new(), max);
+        match self.get(key, &mut bytes) {
+            Ok(_) => Ok(bytes.0),
+            Err(Error::Write(..)) => Err(Error::Key {
+                key: key.to_owned(),
+                reason: format!("larger than {max} bytes"),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Deletes the objects `keys` (a missing one is not an error).
     ///
     /// # Errors
