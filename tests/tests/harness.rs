@@ -36,6 +36,8 @@ mod hardening_peer;
 mod hardening_shell;
 #[path = "harness/hooks.rs"]
 mod hooks;
+#[path = "harness/incremental.rs"]
+mod incremental;
 #[path = "harness/listings.rs"]
 mod listings;
 #[path = "harness/passive.rs"]

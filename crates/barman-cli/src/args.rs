@@ -240,6 +240,11 @@ pub enum Command {
         /// A friendly name for the backup.
         #[arg(short = 'n', long = "name", value_name = "NAME")]
         name: Option<String>,
+        /// A block-level incremental backup (PostgreSQL 17+, backup_method =
+        /// postgres) on top of BACKUP_ID: an id, a name, or latest, last,
+        /// oldest, first, latest-full, last-full, last-failed.
+        #[arg(long = "incremental", value_name = "BACKUP_ID")]
+        incremental: Option<String>,
         /// Compare every file by content instead of trusting size and mtime.
         #[arg(long = "checksum")]
         checksum: bool,

@@ -11,6 +11,7 @@
 //! Any failure (Ctrl-C included) leaves a FAILED backup.info with an `error`
 //! and no partial data.
 
+pub mod incremental;
 pub mod pg_manifest;
 pub mod pgside;
 pub mod streamed;
@@ -70,6 +71,10 @@ pub struct BackupOptions {
     pub checksum: bool,
     /// The command run after `ssh_command` to start the agent (`barman agent`).
     pub agent_command: Option<String>,
+    /// `--incremental PARENT`: a block-level incremental backup (PostgreSQL
+    /// 17+, `backup_method = postgres`) on top of `PARENT` (an id, a name
+    /// or a shortcut, see [`incremental::resolve_parent`]).
+    pub incremental: Option<String>,
 }
 
 /// What a backup needs from its caller.
@@ -383,8 +388,18 @@ pub fn backup(
     ctx: &mut BackupContext<'_>,
 ) -> Result<BackupReport> {
     let since = phase_started(ctx, Phase::Check);
+    if options.incremental.is_some() {
+        incremental::check_method(server)?;
+    }
     let (pg, facts) = pre_backup_checks(server, options)?;
     let layout = server.layout();
+    let parent = match &options.incremental {
+        Some(text) => {
+            let parent = incremental::resolve_parent(&server.catalog(), text)?;
+            Some(incremental::check(&layout, &facts, parent)?)
+        }
+        None => None,
+    };
     let lock = try_acquire(
         &global.barman_lock_directory,
         &LockKind::Backup(server.name.clone()),
@@ -397,8 +412,13 @@ pub fn backup(
     }
     phase_finished(ctx, Phase::Check, since);
 
-    let info = new_backup_info(server, options, &facts, &layout, ctx.clock)?;
+    let mut info = new_backup_info(server, options, &facts, &layout, ctx.clock)?;
     let id = info.backup_id().clone();
+    if let Some(parent) = &parent {
+        info.set_parent_backup_id(Some(parent.info.backup_id()));
+        info.write(&layout)?;
+        incremental::link_child(&layout, &server.catalog(), parent.info.backup_id(), &id)?;
+    }
     let dir = layout.backup_dir(&id);
     ctx.observer.event(&Event::BackupStarting {
         server: server.name.clone(),
@@ -417,6 +437,7 @@ pub fn backup(
         info,
         pg: &pg,
         facts: &facts,
+        parent: parent.as_ref(),
         started: false,
         copy: None,
     };
@@ -533,6 +554,7 @@ fn new_backup_info(
     info.set_hba_file(facts.hba_file.as_deref())?;
     info.set_ident_file(facts.ident_file.as_deref())?;
     info.set_data_checksums(facts.data_checksums.as_deref())?;
+    info.set_summarize_wal(facts.summarize_wal.as_deref())?;
     info.set_cluster_size(facts.cluster_size);
     if !facts.tablespaces.is_empty() {
         info.set_tablespaces(&facts.tablespaces);
@@ -603,6 +625,8 @@ struct Running<'a> {
     info: BackupInfo,
     pg: &'a PgConnection,
     facts: &'a pgside::ServerFacts,
+    /// The parent of an incremental backup.
+    parent: Option<&'a incremental::Parent>,
     started: bool,
     copy: Option<CopySummary>,
 }
@@ -934,7 +958,19 @@ impl Running<'_> {
             wal: false,
             wait: false,
             tablespace_map: true,
+            incremental: self.parent.is_some(),
         };
+        if let Some(parent) = self.parent {
+            let path = &parent.manifest;
+            let mut file = at(
+                "starting backup",
+                std::fs::File::open(path).map_err(|e| Error::io("cannot read", path, e)),
+            )?;
+            at(
+                "starting backup",
+                conn.upload_manifest(&mut file).map_err(Error::from),
+            )?;
+        }
         let progress = ProgressEvents::new(&mut *ctx.observer);
         let mut sink = streamed::DirSink::new(dir, &progress, ctx.cancel);
         let result = at(

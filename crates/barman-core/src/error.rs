@@ -94,6 +94,10 @@ pub enum Error {
     /// A backup was refused before it started (a failed check, a bad option).
     #[error("{0}")]
     BackupRefused(String),
+    /// An incremental backup was refused before it started (Barman's
+    /// checks of `--incremental` and its parent); nothing was written.
+    #[error("failed to start backup: {0}")]
+    IncrementalRefused(String),
     /// A delete was refused (kept backup, minimum redundancy, a busy lock);
     /// nothing was changed.
     #[error("{0}")]

@@ -54,7 +54,8 @@ mod tls;
 pub use barman::{BarmanHome, DataDirServer, barman_bin, target_bin_dir};
 pub use error::{Error, Result};
 pub use pg::{
-    DEFAULT_PG_BIN, PG_BIN_ENV, PgCluster, PgClusterBuilder, embedded_pg_bin, server_major,
+    DEFAULT_PG_BIN, PG_BIN_ENV, PG18_BIN, PgCluster, PgClusterBuilder, embedded_pg_bin,
+    server_major,
 };
 pub use process::{
     SERVER_OS_USER, chmod, chown_to, current_user, free_port, is_root, output, pid_alive, run,

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-pub use builder::{DEFAULT_PG_BIN, PG_BIN_ENV, PgClusterBuilder, embedded_pg_bin, server_major};
+pub use builder::{
+    DEFAULT_PG_BIN, PG_BIN_ENV, PG18_BIN, PgClusterBuilder, embedded_pg_bin, server_major,
+};
 
 use crate::error::{Error, Result};
 use crate::process::{self, SERVER_OS_USER};
@@ -284,6 +286,14 @@ impl PgCluster {
     /// A client tool connecting over TCP as `postgres` (the database is added by the caller).
     fn client(&self, tool: &str) -> Command {
         client_for(&self.client_bin, self.port, tool)
+    }
+
+    /// A command running client tool `tool` (`pgbench`, `psql`,
+    /// `pg_amcheck`, ...) of the cluster's client binaries against it, as
+    /// its OS user; for tools the harness has no method for, or to run one
+    /// in the background (`pgbench` load during a backup).
+    pub fn client_command(&self, tool: &str) -> Command {
+        self.client(tool)
     }
 }
 

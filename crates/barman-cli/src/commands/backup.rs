@@ -156,6 +156,7 @@ fn options(command: &Command) -> Result<(BackupOptions, &[String], bool)> {
         wait,
         wait_timeout,
         name,
+        incremental,
         checksum,
         dry_run,
         servers,
@@ -195,6 +196,7 @@ fn options(command: &Command) -> Result<(BackupOptions, &[String], bool)> {
             retry_sleep: *retry_sleep,
             checksum: *checksum,
             agent_command: std::env::var("BARMAN_AGENT_COMMAND").ok(),
+            incremental: incremental.clone(),
         },
         servers,
         *dry_run,
@@ -281,7 +283,12 @@ pub fn backup(config: &Config, command: &Command, out: &mut Output) -> Result<()
                     &server.name,
                     json!({"status": "REFUSED", "error": e.to_string()}),
                 );
-                out.error(&format!("Cannot back up server '{}': {e}", server.name));
+                if matches!(e, Error::IncrementalRefused(_)) {
+                    // Barman's words: `failed to start backup: <why>`.
+                    out.error(&e.to_string());
+                } else {
+                    out.error(&format!("Cannot back up server '{}': {e}", server.name));
+                }
             }
         }
     }

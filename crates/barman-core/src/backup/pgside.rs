@@ -36,6 +36,8 @@ pub struct ServerFacts {
     pub wal_level: Option<String>,
     /// `max_wal_senders`.
     pub max_wal_senders: Option<u32>,
+    /// `summarize_wal` (`on`/`off`) on PostgreSQL 17+, `None` before.
+    pub summarize_wal: Option<String>,
 }
 
 impl ServerFacts {
@@ -125,6 +127,11 @@ pub fn server_facts(pg: &PgConnection) -> Result<ServerFacts> {
         hba_file: setting(pg, "hba_file")?,
         ident_file: setting(pg, "ident_file")?,
         data_checksums: setting(pg, "data_checksums")?,
+        summarize_wal: if version >= 170_000 {
+            setting(pg, "summarize_wal")?
+        } else {
+            None
+        },
         wal_segment_size,
         tablespaces,
         in_recovery: pg.is_in_recovery()?,
@@ -255,6 +262,7 @@ mod tests {
     #[test]
     fn wal_level_and_max_wal_senders_obstacles() {
         let facts = |level: &str, senders: u32| ServerFacts {
+            summarize_wal: None,
             version: 150_000,
             systemid: 1,
             data_directory: "/pg".into(),

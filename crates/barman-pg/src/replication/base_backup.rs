@@ -43,6 +43,12 @@ pub struct BaseBackupOptions {
     /// Send a `tablespace_map` file instead of `pg_tblspc` symlinks
     /// (`TABLESPACE_MAP`).
     pub tablespace_map: bool,
+    /// An incremental backup (`INCREMENTAL`, PostgreSQL 17+) relative to
+    /// the manifest sent first with
+    /// [`upload_manifest`](ReplicationConnection::upload_manifest):
+    /// relation files then come as `INCREMENTAL.<name>` files holding the
+    /// blocks changed since that backup.
+    pub incremental: bool,
 }
 
 impl Default for BaseBackupOptions {
@@ -56,6 +62,7 @@ impl Default for BaseBackupOptions {
             wal: false,
             wait: true,
             tablespace_map: true,
+            incremental: false,
         }
     }
 }
@@ -149,7 +156,82 @@ pub trait BaseBackupSink {
     }
 }
 
+/// Size of the CopyData messages of [`ReplicationConnection::upload_manifest`].
+const UPLOAD_CHUNK: usize = 64 * 1024;
+
 impl ReplicationConnection {
+    /// Sends the `backup_manifest` of the backup an incremental backup
+    /// builds on (`UPLOAD_MANIFEST`, PostgreSQL 17+), streamed from
+    /// `manifest`; the next [`base_backup`](Self::base_backup) with
+    /// [`BaseBackupOptions::incremental`] is relative to it.
+    ///
+    /// A manifest the server refuses (not a manifest, another system, WAL
+    /// summaries missing for its range) is an [`Error::Server`], and the
+    /// connection stays usable; a read error from `manifest` cancels the
+    /// upload (CopyFail) and is an [`Error::Sink`].
+    pub fn upload_manifest(&mut self, manifest: &mut dyn Read) -> Result<()> {
+        if self.server_version < 170_000 {
+            return Err(Error::Unsupported(
+                "incremental backups need PostgreSQL 17 or later".into(),
+            ));
+        }
+        self.send_query("UPLOAD_MANIFEST")?;
+        let mut error = None;
+        loop {
+            match self.next_message()? {
+                Frame::Message(Message::CopyInResponse(_)) => break,
+                Frame::Message(Message::ErrorResponse(body)) => {
+                    error.get_or_insert(server_error(&body));
+                }
+                Frame::Message(Message::ReadyForQuery(_)) => {
+                    self.ready = true;
+                    return Err(error.unwrap_or_else(|| {
+                        Error::protocol("UPLOAD_MANIFEST ended without a copy")
+                    }));
+                }
+                other => return Err(unexpected("in reply to UPLOAD_MANIFEST", &other)),
+            }
+        }
+        let mut buf = vec![0u8; UPLOAD_CHUNK];
+        let mut failure = None;
+        loop {
+            match manifest.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => self.send_copy_data(&buf[..n])?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = &failure {
+            let mut msg = bytes::BytesMut::new();
+            postgres_protocol::message::frontend::copy_fail("manifest unreadable", &mut msg)
+                .map_err(|e| Error::protocol(format!("cannot encode CopyFail: {e}")))?;
+            self.wire.send(&msg)?;
+            tracing::debug!("{}: UPLOAD_MANIFEST cancelled: {e}", self.target);
+        } else {
+            self.send_copy_done()?;
+        }
+        loop {
+            match self.next_message()? {
+                Frame::Message(Message::CommandComplete(_)) => {}
+                Frame::Message(Message::ErrorResponse(body)) => {
+                    error.get_or_insert(server_error(&body));
+                }
+                Frame::Message(Message::ReadyForQuery(_)) => {
+                    self.ready = true;
+                    if let Some(e) = failure {
+                        return Err(Error::Sink(e));
+                    }
+                    return error.map_or(Ok(()), Err);
+                }
+                other => return Err(unexpected("after UPLOAD_MANIFEST", &other)),
+            }
+        }
+    }
+
     /// Takes a base backup with `BASE_BACKUP`, streaming it into `sink`.
     ///
     /// PostgreSQL 15+ gets the parenthesised syntax and one CopyOut stream;
@@ -320,6 +402,11 @@ fn base_backup_command(options: &BaseBackupOptions, server_version: u32) -> Resu
             "backup manifests need PostgreSQL 13 or later".into(),
         ));
     }
+    if options.incremental && server_version < 170_000 {
+        return Err(Error::Unsupported(
+            "incremental backups need PostgreSQL 17 or later".into(),
+        ));
+    }
     if server_version >= 150_000 {
         let mut parts = vec![format!("LABEL '{label}'")];
         if options.progress {
@@ -342,6 +429,9 @@ fn base_backup_command(options: &BaseBackupOptions, server_version: u32) -> Resu
         }
         if options.manifest {
             parts.push("MANIFEST 'yes'".into());
+        }
+        if options.incremental {
+            parts.push("INCREMENTAL".into());
         }
         return Ok(format!("BASE_BACKUP ({})", parts.join(", ")));
     }
@@ -638,6 +728,15 @@ mod tests {
         );
         assert!(matches!(
             base_backup_command(&BaseBackupOptions::default(), 120_000),
+            Err(Error::Unsupported(_))
+        ));
+        options.incremental = true;
+        assert_eq!(
+            base_backup_command(&options, 170_000).unwrap(),
+            "BASE_BACKUP (LABEL 'x', WAL, INCREMENTAL)"
+        );
+        assert!(matches!(
+            base_backup_command(&options, 160_000),
             Err(Error::Unsupported(_))
         ));
     }

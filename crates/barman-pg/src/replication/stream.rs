@@ -129,7 +129,7 @@ impl ReplicationConnection {
     }
 
     /// Sends a CopyData message.
-    fn send_copy_data(&mut self, payload: &[u8]) -> Result<()> {
+    pub(super) fn send_copy_data(&mut self, payload: &[u8]) -> Result<()> {
         let mut buf = BytesMut::with_capacity(payload.len() + 5);
         frontend::CopyData::new(payload)
             .map_err(|e| Error::protocol(format!("cannot encode CopyData: {e}")))?
@@ -138,7 +138,7 @@ impl ReplicationConnection {
     }
 
     /// Sends CopyDone.
-    fn send_copy_done(&mut self) -> Result<()> {
+    pub(super) fn send_copy_done(&mut self) -> Result<()> {
         let mut buf = BytesMut::new();
         frontend::copy_done(&mut buf);
         self.wire.send(&buf)

