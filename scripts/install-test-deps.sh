@@ -39,6 +39,8 @@ need python3-venv /usr/lib/python3.11/ensurepip/__init__.py
 need gcc /usr/bin/gcc
 need libpq-dev /usr/include/postgresql/libpq-fe.h /usr/bin/pg_config
 need python3-dev /usr/include/python3.11/Python.h
+# Real Barman copies with rsync (its recoveries in the interoperability tests).
+need rsync /usr/bin/rsync
 need openssl /usr/bin/openssl
 need gnupg /usr/bin/gpg
 

@@ -38,6 +38,8 @@ mod hardening_shell;
 mod hooks;
 #[path = "harness/incremental.rs"]
 mod incremental;
+#[path = "harness/interop_3x.rs"]
+mod interop_3x;
 #[path = "harness/listings.rs"]
 mod listings;
 #[path = "harness/passive.rs"]

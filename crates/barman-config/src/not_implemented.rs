@@ -73,7 +73,7 @@ pub const ACCEPTED_AND_IGNORED: &[(&str, &str)] = &[
     ),
     (
         "combine_mode",
-        "only for restoring incremental backups, which barman-rs refuses to restore",
+        "barman-rs combines an incremental chain itself while it streams into the destination: every reconstructed file is written (Barman's `copy`); `link` and `clone` only apply to pg_combinebackup's staging copy, which barman-rs never makes",
     ),
     (
         "staging_path",

@@ -351,6 +351,18 @@ impl BackupInfo {
     /// `none` included), encrypted, incremental or snapshot backup taken by
     /// Barman 3.x. The reasons are joined with `; `.
     pub fn restore_obstacle(&self) -> Option<String> {
+        let mut why: Vec<String> = self.restore_obstacle_but_chain().into_iter().collect();
+        if let Some(parent) = self.raw("parent_backup_id") {
+            why.push(format!(
+                "it is an incremental backup (parent_backup_id = {parent}): its chain is not synchronised yet"
+            ));
+        }
+        (!why.is_empty()).then(|| why.join("; "))
+    }
+
+    /// [`restore_obstacle`](Self::restore_obstacle) but for the chain of an
+    /// incremental backup, which a recovery combines.
+    fn restore_obstacle_but_chain(&self) -> Option<String> {
         let mut why = Vec::new();
         if let Some(e) = self
             .encryption()
@@ -365,11 +377,6 @@ impl BackupInfo {
             Some(c) => why.push(format!("it is a compressed tar backup (compression = {c})")),
             None => {}
         }
-        if let Some(parent) = self.raw("parent_backup_id") {
-            why.push(format!(
-                "it is an incremental backup (parent_backup_id = {parent}): restoring it needs its chain combined"
-            ));
-        }
         if self.backup_type() == "snapshot" || self.raw("snapshots_info").is_some() {
             why.push("it is a snapshot backup".to_owned());
         }
@@ -379,8 +386,16 @@ impl BackupInfo {
     /// [`Error::BackupNotSupported`](crate::Error::BackupNotSupported) when
     /// [`restore_obstacle`](Self::restore_obstacle) finds one; `action` is
     /// what is refused (`restored`, `synchronised`).
+    /// Recovery (`action` = `restored`) combines incremental chains, so a
+    /// parent is no obstacle there; a passive node does not synchronise
+    /// incremental backups yet.
     pub fn ensure_restorable(&self, server: &str, action: &'static str) -> Result<()> {
-        match self.restore_obstacle() {
+        let obstacle = if action == "restored" {
+            self.restore_obstacle_but_chain()
+        } else {
+            self.restore_obstacle()
+        };
+        match obstacle {
             None => Ok(()),
             Some(reason) => Err(crate::Error::BackupNotSupported {
                 server: server.to_owned(),
