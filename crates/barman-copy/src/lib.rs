@@ -71,6 +71,7 @@
 //! ```
 
 pub mod agent;
+pub mod combine;
 mod entry;
 mod error;
 mod exclusion;
@@ -100,6 +101,7 @@ pub use progress::{NoProgress, Progress};
 pub use remote::{AgentFactory, AgentSource, SessionOptions};
 pub use restore::{
     Destination, DestinationFactory, LocalDestination, RestoreOptions, RestoreReport, restore,
+    restore_combined,
 };
 pub use source::{ByteSink, PageSink, Roots, Source, SourceFactory};
 
