@@ -808,3 +808,5 @@ impl Read for CombinedReader<'_> {
     }
 }
 
+#[cfg(test)]
+mod tests;
