@@ -285,6 +285,13 @@ pub fn plan<'a>(chain: &[ChainMember<'a>]) -> Result<Combined<'a>> {
             let block_length = header
                 .truncation_block_length
                 .max(max_block.map_or(0, |b| b.saturating_add(1)));
+            if older.is_empty() {
+                // The chain is the full backup alone.
+                return Err(bad(
+                    &source,
+                    "full backup contains unexpected incremental file",
+                ));
+            }
             let older = walk(older, &output, &entry.path)?;
             let mut out = entry.clone();
             out.path = output.clone();

@@ -544,6 +544,29 @@ fn an_incremental_file_in_the_full_backup_is_refused() {
 }
 
 #[test]
+fn a_lone_full_backup_or_a_doubled_file_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let [_, mut leaf] = two_levels(incremental(3, &blocks(3, &[1])));
+    let lone = backups(tmp.path(), &[&leaf]);
+    let err = plan(&members(&lone)).unwrap_err();
+    assert!(
+        err.to_string().contains("unexpected incremental file"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("b0/data/base/5/INCREMENTAL.100"),
+        "{err}"
+    );
+    leaf.insert("data/base/5/100".into(), full(3, 1));
+    let tmp = tempfile::tempdir().unwrap();
+    let [root, _] = two_levels(Vec::new());
+    let both = backups(tmp.path(), &[&root, &leaf]);
+    let err = plan(&members(&both)).unwrap_err();
+    assert!(err.to_string().contains("both data/base/5/100"), "{err}");
+    assert!(plan(&[]).is_err());
+}
+
+#[test]
 fn a_source_missing_from_its_manifest_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let [root, leaf] = two_levels(incremental(3, &blocks(3, &[1])));
