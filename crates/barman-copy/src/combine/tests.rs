@@ -783,3 +783,63 @@ proptest! {
         prop_assert!(got["data/base/5/100"] == want, "differs from the model: {:?}", levels);
     }
 }
+
+/// Sessions with agents served in threads over pipes (the remote
+/// destination without ssh).
+struct InProcessAgents {
+    roots: Roots,
+}
+
+impl crate::restore::DestinationFactory for InProcessAgents {
+    fn open(&self) -> Result<Box<dyn crate::restore::Destination>> {
+        let (agent_in, client_out) = std::io::pipe().unwrap();
+        let (client_in, agent_out) = std::io::pipe().unwrap();
+        std::thread::spawn(move || crate::agent::serve(agent_in, agent_out));
+        Ok(Box::new(crate::remote::AgentSource::over(
+            client_in,
+            client_out,
+            &self.roots,
+            true,
+        )?))
+    }
+}
+
+#[test]
+fn through_an_agent_the_chain_restores_and_a_bad_source_installs_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let [root, middle, leaf] = three_levels();
+    let chain = [&root, &middle, &leaf];
+    let backups = backups(tmp.path(), &chain);
+    let run = || {
+        let members = members(&backups);
+        let combined = plan(&members)?;
+        restore_combined(
+            &combined,
+            &InProcessAgents {
+                roots: dest_roots(tmp.path()),
+            },
+            &RestoreOptions {
+                jobs: 2,
+                delta: true,
+                ..RestoreOptions::default()
+            },
+            &NoProgress,
+            &AtomicBool::new(false),
+        )
+    };
+    let report = run().unwrap();
+    assert_eq!(report.files_combined, 9, "{report:?}");
+    assert_eq!(restored(tmp.path()), expected(&chain));
+    // The destination keeps its file when a source turns out corrupted.
+    fs::write(tmp.path().join("dest/base/5/100"), "kept").unwrap();
+    corrupt(&backups[0].0, "data/base/5/100", 2 * PAGE + 9);
+    let err = run().unwrap_err();
+    assert!(
+        err.to_string().contains("b0/data/base/5/100 (page 2)"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read(tmp.path().join("dest/base/5/100")).unwrap(),
+        b"kept"
+    );
+}
