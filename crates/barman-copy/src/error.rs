@@ -64,6 +64,16 @@ pub enum Error {
         /// Actual blake3 hex.
         actual: String,
     },
+    /// An incremental backup chain that cannot be combined: a malformed
+    /// `INCREMENTAL.*` file, a file missing from an older backup of the
+    /// chain, an incremental file in the full backup.
+    #[error("{path}: {reason}")]
+    Incremental {
+        /// The file at fault (or the one that is missing).
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A restore destination holds files and delta restore is off.
     #[error(
         "the destination tree `{tree}` is not empty ({example} exists); use --delta-restore to restore into it"

@@ -19,6 +19,11 @@
 //!   file written temp + fsync + rename, `global/pg_control` last, and
 //!   returns the new [`Manifest`] (blake3 per file, a fingerprint per 8 KiB
 //!   page of relation files) in a [`CopyReport`].
+//! - [`restore()`] pushes a backup back into a [`Destination`], verifying
+//!   every file; [`combine::plan`] and [`restore_combined`] restore a chain
+//!   of PostgreSQL 17+ incremental backups as the one data directory
+//!   `pg_combinebackup` would write, reconstructing relation files from
+//!   their `INCREMENTAL.*` versions while streaming them.
 //! - Sources: [`LocalSource`] (in process) and [`AgentSource`] (a child
 //!   process speaking the protocol of [`protocol`], e.g. `ssh host barman
 //!   agent`, served by [`agent::serve`]). Paths from a peer are validated
@@ -71,6 +76,7 @@
 //! ```
 
 pub mod agent;
+pub mod combine;
 mod entry;
 mod error;
 mod exclusion;
@@ -100,6 +106,7 @@ pub use progress::{NoProgress, Progress};
 pub use remote::{AgentFactory, AgentSource, SessionOptions};
 pub use restore::{
     Destination, DestinationFactory, LocalDestination, RestoreOptions, RestoreReport, restore,
+    restore_combined,
 };
 pub use source::{ByteSink, PageSink, Roots, Source, SourceFactory};
 

@@ -36,6 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::combine::{Combined, CombinedReader};
 use crate::entry::{Entry, EntryKind, FileMeta, RelPath, copy_mode, warn_setid};
 use crate::exclusion::Exclusions;
 use crate::executor::CONTROL_FILE;
@@ -302,6 +303,10 @@ pub struct RestoreReport {
     pub files_removed: u64,
     /// Files written without a checksum to verify against.
     pub files_unverified: u64,
+    /// Files produced by combining an incremental backup chain
+    /// ([`restore_combined`]): reconstructed relation files and the
+    /// rewritten backup label, verified through their sources.
+    pub files_combined: u64,
     /// Sum of the sizes of the backup's files.
     pub bytes_total: u64,
     /// Bytes of files written.
@@ -329,6 +334,48 @@ pub struct RestoreReport {
 pub fn restore(
     manifest: &Manifest,
     backup_dir: &Path,
+    dest: &dyn DestinationFactory,
+    options: &RestoreOptions,
+    progress: &dyn Progress,
+    cancel: &AtomicBool,
+) -> Result<RestoreReport> {
+    restore_with(manifest, backup_dir, None, dest, options, progress, cancel)
+}
+
+/// Restores the combined data directory of an incremental backup chain
+/// (planned by [`crate::combine::plan`]): as [`restore`] of
+/// [`Combined::manifest`] from the leaf's directory, the files the plan
+/// produces streamed from the chain's sources (verified against their
+/// manifests) instead of read from the leaf.
+///
+/// # Errors
+///
+/// As [`restore`]; [`Error::Checksum`] naming a source file of the chain
+/// that does not match its backup's manifest, [`Error::Incremental`] for a
+/// malformed incremental file. A file whose sources fail is not installed.
+pub fn restore_combined(
+    combined: &Combined<'_>,
+    dest: &dyn DestinationFactory,
+    options: &RestoreOptions,
+    progress: &dyn Progress,
+    cancel: &AtomicBool,
+) -> Result<RestoreReport> {
+    restore_with(
+        combined.manifest(),
+        combined.leaf_dir(),
+        Some(combined),
+        dest,
+        options,
+        progress,
+        cancel,
+    )
+}
+
+/// [`restore`], with the files `combined` plans produced by it.
+fn restore_with(
+    manifest: &Manifest,
+    backup_dir: &Path,
+    combined: Option<&Combined<'_>>,
     dest: &dyn DestinationFactory,
     options: &RestoreOptions,
     progress: &dyn Progress,
@@ -367,6 +414,7 @@ pub fn restore(
     // 3. Files, largest first; 4. `global/pg_control` last.
     let shared = Shared {
         backup_dir,
+        combined,
         existing: &existing,
         options,
         progress,
@@ -542,6 +590,7 @@ fn copy_files(
     report.files_written = totals.files_written;
     report.files_reused = totals.files_reused;
     report.files_unverified = totals.files_unverified;
+    report.files_combined = totals.files_combined;
     report.bytes_written = totals.bytes_written;
     Ok(sessions)
 }
@@ -590,12 +639,15 @@ struct Totals {
     files_written: u64,
     files_reused: u64,
     files_unverified: u64,
+    files_combined: u64,
     bytes_written: u64,
 }
 
 /// State shared by the workers.
 struct Shared<'a> {
     backup_dir: &'a Path,
+    /// The combined restore of an incremental chain, if this is one.
+    combined: Option<&'a Combined<'a>>,
     existing: &'a HashMap<RelPath, Entry>,
     options: &'a RestoreOptions,
     progress: &'a dyn Progress,
@@ -660,6 +712,11 @@ impl Shared<'_> {
                 session.remove(&entry.path)?;
             }
         }
+        if let Some(combined) = self.combined
+            && let Some(reader) = combined.open(&entry.path, &|| self.stopped())?
+        {
+            return self.one_combined(session, entry, reader);
+        }
         let source = entry.path.under(self.backup_dir);
         let file = File::open(&source).map_err(|e| Error::io(&source, e))?;
         let meta = file.metadata().map_err(|e| Error::io(&source, e))?;
@@ -705,6 +762,70 @@ impl Shared<'_> {
             totals.files_unverified += 1;
         }
         Ok(())
+    }
+
+    /// Restores one file a [`Combined`] plan produces, read from `reader`
+    /// (which verifies its sources and fails before handing out bytes that
+    /// do not match them).
+    fn one_combined(
+        &self,
+        session: &mut dyn Destination,
+        entry: &ManifestEntry,
+        reader: CombinedReader<'_>,
+    ) -> Result<()> {
+        let mut metered = Metered {
+            inner: reader,
+            read: 0,
+            shared: self,
+        };
+        warn_setid(&entry.path, entry.mode);
+        let meta = FileMeta {
+            size: entry.size,
+            mode: copy_mode(entry.mode),
+            mtime: entry.mtime,
+        };
+        let result = session.write_file(&entry.path, meta, &mut metered);
+        if let Some(error) = metered.inner.take_error() {
+            return Err(error);
+        }
+        result?;
+        if metered.read != entry.size {
+            return Err(Error::Checksum {
+                path: entry.path.to_string(),
+                expected: format!("{} bytes", entry.size),
+                actual: format!("{} bytes", metered.read),
+            });
+        }
+        self.progress.file_done(&entry.path);
+        let mut totals = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
+        totals.files_written += 1;
+        totals.files_combined += 1;
+        totals.bytes_written += entry.size;
+        Ok(())
+    }
+}
+
+/// A reader with the restore's bandwidth limit, progress and stop checks.
+struct Metered<'a, 'b, R> {
+    inner: R,
+    read: u64,
+    shared: &'a Shared<'b>,
+}
+
+impl<R: Read> Read for Metered<'_, '_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.shared.stopped() {
+            return Err(io::Error::other("restore stopped"));
+        }
+        let n = self.inner.read(buf)?;
+        if let Some(bucket) = &self.shared.bucket
+            && !bucket.take_until(n as u64, &|| self.shared.stopped())
+        {
+            return Err(io::Error::other("restore stopped"));
+        }
+        self.read += n as u64;
+        self.shared.progress.advance(n as u64);
+        Ok(n)
     }
 }
 
