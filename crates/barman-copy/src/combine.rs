@@ -359,11 +359,9 @@ fn check_hash(source: &Path, entry: &ManifestEntry, actual: FileHash) -> Result<
             expected: expected.to_hex(),
             actual: actual.to_hex(),
         }),
-        None => Err(Error::Checksum {
-            path: source.display().to_string(),
-            expected: "a blake3 in the backup's manifest".to_owned(),
-            actual: "none".to_owned(),
-        }),
+        // A backup taken by Barman: no manifest of ours, nothing to
+        // verify against (the recovery warns about it).
+        None => Ok(()),
     }
 }
 
@@ -585,12 +583,11 @@ impl<'a> Combined<'a> {
             };
             if pages.is_none() {
                 if whole {
-                    let expected = entry.blake3.ok_or_else(|| Error::Checksum {
-                        path: name.display().to_string(),
-                        expected: "a blake3 in the backup's manifest".to_owned(),
-                        actual: "none".to_owned(),
-                    })?;
-                    stream = Some((source_index, blake3::Hasher::new(), expected));
+                    // Without a blake3 (a backup taken by Barman) there is
+                    // nothing to verify.
+                    stream = entry
+                        .blake3
+                        .map(|expected| (source_index, blake3::Hasher::new(), expected));
                 } else {
                     verify_whole(&file, &name, entry, stop)?;
                 }
@@ -649,6 +646,10 @@ fn verify_whole(
     entry: &ManifestEntry,
     stop: &dyn Fn() -> bool,
 ) -> Result<()> {
+    if entry.blake3.is_none() {
+        // A backup taken by Barman: nothing to verify against.
+        return Ok(());
+    }
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut offset = 0_u64;

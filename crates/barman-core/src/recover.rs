@@ -345,8 +345,11 @@ struct Plan<'a> {
     symlink_targets: BTreeMap<RelPath, String>,
     /// The backup's directory in the catalog.
     backup_dir: PathBuf,
-    /// The backup's files.
+    /// The backup's files (an incremental backup's: its chain's, combined).
     manifest: Manifest,
+    /// An incremental backup's chain, root first, leaf last (each
+    /// backup's directory and manifest); empty for a full backup.
+    chain: Vec<(PathBuf, Manifest)>,
     /// The server's WAL compression codec.
     codec: Option<Codec>,
     /// The backup's WAL segment size.
@@ -451,9 +454,21 @@ impl<'a> Plan<'a> {
             locate_wals(&catalog, &wal_names, partial, codec.as_ref())?
         };
 
-        // The backup's files.
+        // The backup's files; an incremental backup's chain, combined
+        // (planned now, so that a broken chain is refused before anything
+        // is written).
         let backup_dir = catalog.layout().backup_dir(&id);
-        let manifest = backup_manifest(&catalog, &id, &backup_dir, &tablespaces, &mut warnings)?;
+        let (manifest, chain) = if info.is_incremental() {
+            let chain = backup_chain(&catalog, &info, &tablespaces, &mut warnings)?;
+            let combined = barman_copy::combine::plan(&chain_members(&chain))?;
+            let manifest = combined.manifest().clone();
+            refuse_unless_plain(&catalog, &id, &manifest)?;
+            (manifest, chain)
+        } else {
+            let manifest =
+                backup_manifest(&catalog, &id, &backup_dir, &tablespaces, &mut warnings)?;
+            (manifest, Vec::new())
+        };
 
         let wal_root = options
             .staging_wal_directory
@@ -490,6 +505,7 @@ impl<'a> Plan<'a> {
             symlink_targets,
             backup_dir,
             manifest,
+            chain,
             codec,
             segment_size,
             located,
@@ -722,15 +738,89 @@ fn backup_manifest(
         });
         listing_manifest(backup_dir, tablespaces)?
     };
-    if let Some(reason) = plain_format_obstacle(&manifest) {
-        return Err(Error::Catalog(barman_catalog::Error::BackupNotSupported {
+    refuse_unless_plain(catalog, id, &manifest)?;
+    Ok(manifest)
+}
+
+/// [`plain_format_obstacle`] as the refusal of the recovery.
+fn refuse_unless_plain(catalog: &Catalog, id: &BackupId, manifest: &Manifest) -> Result<()> {
+    match plain_format_obstacle(manifest) {
+        None => Ok(()),
+        Some(reason) => Err(Error::Catalog(barman_catalog::Error::BackupNotSupported {
             server: catalog.server_name().to_owned(),
             backup_id: id.to_string(),
             action: "restored",
             reason,
-        }));
+        })),
     }
-    Ok(manifest)
+}
+
+/// The chain of incremental backup `leaf`, root first: each backup's
+/// directory and manifest. A parent missing from the catalog or whose
+/// directory is gone (a chain broken by hand), a loop of parents, or a
+/// root that is itself incremental are refused, naming the backup.
+fn backup_chain(
+    catalog: &Catalog,
+    leaf: &BackupInfo,
+    tablespaces: &[Tablespace],
+    warnings: &mut Vec<Warning>,
+) -> Result<Vec<(PathBuf, Manifest)>> {
+    let broken = |id: &BackupId, reason: String| {
+        refuse(format!(
+            "backup {} of server `{}` cannot be restored: its backup chain is broken: {reason} (backup {id})",
+            leaf.backup_id(),
+            catalog.server_name()
+        ))
+    };
+    let mut chain = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut current = leaf.clone();
+    loop {
+        let id = current.backup_id().clone();
+        if !seen.insert(id.clone()) {
+            return Err(broken(&id, "the parents loop".to_owned()));
+        }
+        let dir = catalog.layout().backup_dir(&id);
+        if !dir.is_dir() {
+            return Err(broken(
+                &id,
+                format!("the directory {} is missing", dir.display()),
+            ));
+        }
+        let manifest =
+            backup_manifest(catalog, &id, &dir, tablespaces, warnings).or_else(|e| match e {
+                // Members hold INCREMENTAL files: combined below.
+                Error::Catalog(barman_catalog::Error::BackupNotSupported { .. }) => {
+                    let path = dir.join(MANIFEST_FILE);
+                    if path.is_file() {
+                        Ok(Manifest::read(&path)?)
+                    } else {
+                        listing_manifest(&dir, tablespaces)
+                    }
+                }
+                other => Err(other),
+            })?;
+        chain.push((dir, manifest));
+        let Some(parent) = current.parent_backup_id()? else {
+            break;
+        };
+        current = catalog.backup(&parent).map_err(|_| {
+            broken(
+                &parent,
+                format!("parent backup {parent} of {id} is not in the catalog"),
+            )
+        })?;
+    }
+    chain.reverse();
+    Ok(chain)
+}
+
+/// The chain as [`barman_copy::combine`] takes it.
+fn chain_members(chain: &[(PathBuf, Manifest)]) -> Vec<barman_copy::combine::ChainMember<'_>> {
+    chain
+        .iter()
+        .map(|(dir, manifest)| barman_copy::combine::ChainMember { dir, manifest })
+        .collect()
 }
 
 /// Refuses a destination root that holds something (but the WAL staging
@@ -845,14 +935,27 @@ fn copy_backup(
     };
     let since = phase_started(ctx, Phase::RestoreBase);
     ctx.observer.event(&Event::CopyingBaseBackup);
-    let copied = barman_copy::restore(
-        &plan.manifest,
-        &plan.backup_dir,
-        factory.as_ref(),
-        &restore_options,
-        &ProgressEvents::new(&mut *ctx.observer),
-        ctx.cancel,
-    )?;
+    let copied = if plan.chain.is_empty() {
+        barman_copy::restore(
+            &plan.manifest,
+            &plan.backup_dir,
+            factory.as_ref(),
+            &restore_options,
+            &ProgressEvents::new(&mut *ctx.observer),
+            ctx.cancel,
+        )?
+    } else {
+        // An incremental backup: each file reconstructed from the chain
+        // while it streams into the destination, every source verified.
+        let combined = barman_copy::combine::plan(&chain_members(&plan.chain))?;
+        barman_copy::restore_combined(
+            &combined,
+            factory.as_ref(),
+            &restore_options,
+            &ProgressEvents::new(&mut *ctx.observer),
+            ctx.cancel,
+        )?
+    };
     phase_finished(ctx, Phase::RestoreBase, since);
     Ok((factory, copied))
 }

