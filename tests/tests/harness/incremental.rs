@@ -590,3 +590,49 @@ fn deleting_the_root_removes_the_chain_and_keep_refuses_increments() {
         assert!(!bench.backup_dir(id).exists(), "{id} left");
     }
 }
+
+/// Retention counts chain roots only and gives a root's status to its
+/// whole chain: with `REDUNDANCY 1` and a newer full backup, the older
+/// chain (root and increments) is OBSOLETE, and `cron` removes all of it.
+#[test]
+fn retention_gives_the_roots_status_to_its_chain_and_cron_removes_it() {
+    let bench = Bench::with_cluster(
+        "backup_method = postgres\nretention_policy = REDUNDANCY 1\nminimum_redundancy = 1\n",
+        1,
+        |b: PgClusterBuilder| b.embedded(17).conf("summarize_wal = on"),
+    );
+    let wait = ["--wait", "--wait-timeout", "60"];
+    let old_root = backup_id(&bench.backup(&wait));
+    let mut args = wait.to_vec();
+    args.extend(["--incremental", old_root.as_str()]);
+    let old_inc = backup_id(&bench.backup(&args));
+    let new_root = backup_id(&bench.backup(&wait));
+    let mut args = wait.to_vec();
+    args.extend(["--incremental", new_root.as_str()]);
+    let new_inc = backup_id(&bench.backup(&args));
+    let listing = ok(&bench.setup.run(&["list-backups", "pg"]), "list-backups");
+    for id in [&old_root, &old_inc] {
+        assert!(
+            listing
+                .lines()
+                .any(|l| l.contains(id.as_str()) && l.contains("OBSOLETE")),
+            "{id} not OBSOLETE: {listing}"
+        );
+    }
+    for id in [&new_root, &new_inc] {
+        assert!(
+            listing
+                .lines()
+                .any(|l| l.contains(id.as_str()) && !l.contains("OBSOLETE")),
+            "{id}: {listing}"
+        );
+    }
+    ok(&bench.setup.run(&["cron"]), "cron");
+    for id in [&old_root, &old_inc] {
+        assert!(!bench.backup_dir(id).exists(), "{id} left by cron");
+    }
+    for id in [&new_root, &new_inc] {
+        assert!(bench.backup_dir(id).exists(), "{id} removed by cron");
+    }
+    assert_eq!(bench.info(&new_root)["children_backup_ids"], new_inc.as_str());
+}
