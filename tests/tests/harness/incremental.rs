@@ -634,5 +634,71 @@ fn retention_gives_the_roots_status_to_its_chain_and_cron_removes_it() {
     for id in [&new_root, &new_inc] {
         assert!(bench.backup_dir(id).exists(), "{id} removed by cron");
     }
-    assert_eq!(bench.info(&new_root)["children_backup_ids"], new_inc.as_str());
+    assert_eq!(
+        bench.info(&new_root)["children_backup_ids"],
+        new_inc.as_str()
+    );
+}
+
+/// A remote recovery (`--remote-ssh-command`, `barman agent` on the other
+/// side of a loopback sshd, two jobs) combines the chain on the way too:
+/// the same files as the local recovery, and the started server has the
+/// primary's rows.
+#[test]
+fn remote_recovery_of_a_chain_over_ssh_matches_the_local_one() {
+    let sshd = barman_testkit::Sshd::builder()
+        .user(barman_testkit::SERVER_OS_USER)
+        .start()
+        .expect("start sshd");
+    let client = crate::archiving::ClientSide::new(&sshd);
+    let bench = bench_on(17, true);
+    let full = backup_id(&bench.backup(&[]));
+    bench.pg.pgbench_run(2, 2).unwrap();
+    let inc = backup_id(&bench.backup(&["--incremental", &full]));
+    bench.pg.pgbench_run(2, 1).unwrap();
+    let expected = bench.pg.psql(SNAPSHOT_SQL).unwrap();
+    bench.flush_wal();
+
+    let local = Dest::new("chain-local");
+    recover(
+        &bench,
+        &[&inc, &local.data_arg(), "--tablespace", &local.ts_arg()],
+        &[],
+    );
+    let remote = Dest::new("chain-remote");
+    let ssh = format!(
+        "{} -p {} {}@127.0.0.1",
+        client.bin("ssh").display(),
+        sshd.port(),
+        barman_testkit::SERVER_OS_USER
+    );
+    let env = [(
+        "BARMAN_AGENT_COMMAND".to_owned(),
+        format!("{} agent", client.bin("barman").display()),
+    )];
+    let doc = recover(
+        &bench,
+        &[
+            &inc,
+            &remote.data_arg(),
+            "--tablespace",
+            &remote.ts_arg(),
+            "--remote-ssh-command",
+            &ssh,
+            "-j",
+            "2",
+        ],
+        &env,
+    );
+    assert_eq!(doc["backup_id"], inc.as_str());
+    assert_eq!(
+        crate::recover::comparable(&remote),
+        crate::recover::comparable(&local),
+        "remote and local recoveries of the chain differ"
+    );
+    let server = start(&bench, &remote, "");
+    crate::recover::wait_promoted(&server);
+    assert_eq!(server.psql(SNAPSHOT_SQL).unwrap(), expected);
+    drop(server);
+    client.stop_master(sshd.port());
 }
