@@ -25,6 +25,7 @@
 
 pub mod conf;
 pub mod target;
+mod untar;
 pub mod wals;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -353,6 +354,8 @@ struct Plan<'a> {
     segment_size: WalSegmentSize,
     /// The WALs to stage: (name staged, archived file); none with get-wal.
     located: Vec<(String, PathBuf)>,
+    /// A tar-format backup: its stream algorithm and archive suffix.
+    compressed: Option<(Option<Compression>, &'static str)>,
     /// The timeline recovery ends on.
     target_tli: TimelineId,
     /// `--staging-wal-directory` when it applies.
@@ -401,7 +404,19 @@ impl<'a> Plan<'a> {
         let target = RecoveryTarget::from_options(&options.target, local_tz, &mut warnings)?;
         let catalog = server.catalog();
         let info = choose_backup(&catalog, &options.backup_id, &target)?;
-        info.ensure_restorable(&server.name, "restored")?;
+        // Tar-format backups (`compression` set) are unpacked on the way.
+        let compressed = info
+            .compression()
+            .map(|c| {
+                untar::codec_of(c).ok_or_else(|| {
+                    refuse(format!(
+                        "backup {} has an unknown compression `{c}`",
+                        info.backup_id()
+                    ))
+                })
+            })
+            .transpose()?;
+        info.ensure_restorable_with(&server.name, "restored", compressed.is_some())?;
         server.check_bandwidth_limits(options.bwlimit)?;
         let id = info.backup_id().clone();
         let get_wal = options
@@ -412,6 +427,13 @@ impl<'a> Plan<'a> {
                 .recovery_options
                 .contains(&RecoveryOption::DeltaRestore)
         });
+        if compressed.is_some() && delta {
+            return Err(refuse(format!(
+                "backup {}: delta restore is not supported for compressed backups (compression = {})",
+                info.backup_id(),
+                info.compression().unwrap_or_default()
+            )));
+        }
         let version = check_backup(server, &target, &info, get_wal, &mut warnings)?;
         let dest = &options.destination;
         if !dest.is_absolute() {
@@ -453,7 +475,14 @@ impl<'a> Plan<'a> {
 
         // The backup's files.
         let backup_dir = catalog.layout().backup_dir(&id);
-        let manifest = backup_manifest(&catalog, &id, &backup_dir, &tablespaces, &mut warnings)?;
+        let manifest = backup_manifest(
+            &catalog,
+            &id,
+            &backup_dir,
+            &tablespaces,
+            compressed.is_none(),
+            &mut warnings,
+        )?;
 
         let wal_root = options
             .staging_wal_directory
@@ -493,6 +522,7 @@ impl<'a> Plan<'a> {
             codec,
             segment_size,
             located,
+            compressed,
             target_tli,
             wal_root,
             auto_conf: options
@@ -710,6 +740,7 @@ fn backup_manifest(
     id: &BackupId,
     backup_dir: &Path,
     tablespaces: &[Tablespace],
+    plain: bool,
     warnings: &mut Vec<Warning>,
 ) -> Result<Manifest> {
     let manifest_path = backup_dir.join(MANIFEST_FILE);
@@ -722,6 +753,9 @@ fn backup_manifest(
         });
         listing_manifest(backup_dir, tablespaces)?
     };
+    if !plain {
+        return Ok(manifest);
+    }
     if let Some(reason) = plain_format_obstacle(&manifest) {
         return Err(Error::Catalog(barman_catalog::Error::BackupNotSupported {
             server: catalog.server_name().to_owned(),
@@ -845,6 +879,21 @@ fn copy_backup(
     };
     let since = phase_started(ctx, Phase::RestoreBase);
     ctx.observer.event(&Event::CopyingBaseBackup);
+    if let Some((compression, extension)) = plan.compressed {
+        let oids: Vec<u32> = plan.tablespaces.iter().map(|t| t.oid).collect();
+        let archives = untar::archives(&plan.manifest, &plan.backup_dir, extension, &oids)?;
+        let mut session = factory.open()?;
+        let copied = untar::unpack(
+            session.as_mut(),
+            &plan.backup_dir,
+            compression,
+            &archives,
+            &ProgressEvents::new(&mut *ctx.observer),
+            ctx.cancel,
+        )?;
+        phase_finished(ctx, Phase::RestoreBase, since);
+        return Ok((factory, copied));
+    }
     let copied = barman_copy::restore(
         &plan.manifest,
         &plan.backup_dir,
@@ -886,7 +935,7 @@ fn write_backup_files(
     }
     // backup_manifest → backup_manifest.<id>
     let pg_manifest = data("backup_manifest")?;
-    if plan.manifest.get(&pg_manifest).is_some() {
+    if plan.compressed.is_none() && plan.manifest.get(&pg_manifest).is_some() {
         let bytes = read_backup_file(&plan.backup_dir, &pg_manifest)?;
         put(session, &data(&format!("backup_manifest.{id}"))?, &bytes)?;
         session.remove(&pg_manifest)?;

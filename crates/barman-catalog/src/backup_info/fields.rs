@@ -351,6 +351,12 @@ impl BackupInfo {
     /// `none` included), encrypted, incremental or snapshot backup taken by
     /// Barman 3.x. The reasons are joined with `; `.
     pub fn restore_obstacle(&self) -> Option<String> {
+        self.restore_obstacle_with(false)
+    }
+
+    /// [`restore_obstacle`](Self::restore_obstacle), a tar-format backup
+    /// not counting as one when `tar_ok` (a recovery unpacks it).
+    pub fn restore_obstacle_with(&self, tar_ok: bool) -> Option<String> {
         let mut why = Vec::new();
         if let Some(e) = self
             .encryption()
@@ -358,7 +364,7 @@ impl BackupInfo {
         {
             why.push(format!("it is encrypted (encryption = {e})"));
         }
-        match self.compression() {
+        match self.compression().filter(|_| !tar_ok) {
             Some(c) if c.eq_ignore_ascii_case("none") => {
                 why.push("it is in tar format (compression = none)".to_owned());
             }
@@ -380,7 +386,18 @@ impl BackupInfo {
     /// [`restore_obstacle`](Self::restore_obstacle) finds one; `action` is
     /// what is refused (`restored`, `synchronised`).
     pub fn ensure_restorable(&self, server: &str, action: &'static str) -> Result<()> {
-        match self.restore_obstacle() {
+        self.ensure_restorable_with(server, action, false)
+    }
+
+    /// [`ensure_restorable`](Self::ensure_restorable), a tar-format backup
+    /// accepted when `tar_ok`.
+    pub fn ensure_restorable_with(
+        &self,
+        server: &str,
+        action: &'static str,
+        tar_ok: bool,
+    ) -> Result<()> {
+        match self.restore_obstacle_with(tar_ok) {
             None => Ok(()),
             Some(reason) => Err(crate::Error::BackupNotSupported {
                 server: server.to_owned(),
