@@ -99,6 +99,9 @@ pub struct RecoverOptions {
     pub restore_command: Option<String>,
     /// `--staging-wal-directory` (PITR WAL directory instead of DEST/barman_wal).
     pub staging_wal_directory: Option<PathBuf>,
+    /// `--staging-path`, `--staging-location`, `--local-staging-path`,
+    /// `--recovery-staging-path` (see [`StagingOptions`]).
+    pub staging: StagingOptions,
     /// `--recovery-conf-filename` (instead of postgresql.auto.conf).
     pub recovery_conf_filename: Option<String>,
     /// The command run after the ssh command to start the agent (`barman agent`).
@@ -107,6 +110,90 @@ pub struct RecoverOptions {
     /// shell text, its words quoted by the caller ([`crate::shell::quote`]);
     /// its `%` are doubled here.
     pub barman_command: Option<String>,
+}
+
+/// Barman's staging options (`--staging-path`, ...; else the server's
+/// `staging_path`, `staging_location`, `local_staging_path`,
+/// `recovery_staging_path`). Barman stages compressed, encrypted and
+/// incremental backups before copying them; barman-rs unpacks compressed
+/// backups straight into the destination, so these are validated as
+/// Barman does (absolute paths, `remote` needs `--remote-ssh-command`, the
+/// deprecated options' rules) and otherwise unused.
+#[derive(Debug, Clone, Default)]
+pub struct StagingOptions {
+    /// `--staging-path`.
+    pub path: Option<PathBuf>,
+    /// `--staging-location`: `Some(true)` for `remote`.
+    pub remote: Option<bool>,
+    /// `--local-staging-path` (deprecated).
+    pub local_path: Option<PathBuf>,
+    /// `--recovery-staging-path` (deprecated).
+    pub recovery_path: Option<PathBuf>,
+}
+
+/// Checks the staging options as Barman 3.20 does (`cli:restore`,
+/// `_handle_deprecated_staging_options`); none of them is used after.
+fn check_staging(
+    server: &ServerConfig,
+    options: &RecoverOptions,
+    info: &BackupInfo,
+    remote: bool,
+    delta: bool,
+) -> Result<()> {
+    let staging = &options.staging;
+    let extra = |key: &str| {
+        server
+            .extra
+            .get(key)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let path = staging.path.clone().or_else(|| server.staging_path.clone());
+    let local_path = staging
+        .local_path
+        .clone()
+        .or_else(|| extra("local_staging_path"));
+    let recovery_path = staging
+        .recovery_path
+        .clone()
+        .or_else(|| extra("recovery_staging_path"));
+    for (option, value) in [
+        ("staging_path", &path),
+        ("local_staging_path", &local_path),
+        ("recovery_staging_path", &recovery_path),
+    ] {
+        if let Some(dir) = value
+            && !dir.is_absolute()
+        {
+            return Err(refuse(format!(
+                "{option} `{}` must be an absolute path",
+                dir.display()
+            )));
+        }
+    }
+    let deprecated = path.is_none() && (local_path.is_some() || recovery_path.is_some());
+    // The deprecated options force staging_location = local.
+    let location_remote = !deprecated
+        && staging
+            .remote
+            .unwrap_or(server.staging_location == barman_config::StagingLocation::Remote);
+    if location_remote && !remote {
+        return Err(refuse(
+            "staging_location = remote requires --remote-ssh-command".to_owned(),
+        ));
+    }
+    if location_remote && delta {
+        return Err(refuse(
+            "--delta-restore is not supported with staging_location = remote".to_owned(),
+        ));
+    }
+    if deprecated && info.compression().is_some() && recovery_path.is_none() {
+        return Err(refuse(format!(
+            "Cannot restore from backup {} because no recovery staging path was provided",
+            info.backup_id()
+        )));
+    }
+    Ok(())
 }
 
 /// What a recovery needs from its caller.
@@ -427,6 +514,7 @@ impl<'a> Plan<'a> {
                 .recovery_options
                 .contains(&RecoveryOption::DeltaRestore)
         });
+        check_staging(server, options, &info, remote_given(options), delta)?;
         if compressed.is_some() && delta {
             return Err(refuse(format!(
                 "backup {}: delta restore is not supported for compressed backups (compression = {})",
@@ -825,6 +913,14 @@ impl StagingDir {
             }
         })
     }
+}
+
+/// Whether `--remote-ssh-command` is given (not blank).
+fn remote_given(options: &RecoverOptions) -> bool {
+    options
+        .remote_ssh_command
+        .as_deref()
+        .is_some_and(|s| !s.trim().is_empty())
 }
 
 /// Phase 1: the base backup, copied into DEST (locally or through agent

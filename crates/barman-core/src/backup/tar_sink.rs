@@ -332,7 +332,9 @@ impl<W: Write> Compressor<W> {
             Self::Stream(e) => e.finish()?,
             Self::Zstd(e) => e.finish()?,
         };
-        buffered.into_inner().map_err(io::IntoInnerError::into_error)
+        buffered
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)
     }
 }
 

@@ -185,7 +185,9 @@ fn unpack_one(
             let mode = header.mode().map_err(|e| e.to_string())? & 0o7777;
             let kind = header.entry_type();
             if kind.is_dir() {
-                session.mkdir(&rel, mode | 0o700).map_err(|e| e.to_string())?;
+                session
+                    .mkdir(&rel, mode | 0o700)
+                    .map_err(|e| e.to_string())?;
             } else if kind.is_file() || kind.is_contiguous() {
                 let meta = FileMeta {
                     size: entry.size(),
@@ -210,7 +212,10 @@ fn unpack_one(
                     .ok_or_else(|| format!("symlink `{path}` has no target"))?;
                 session.symlink(&rel, &target).map_err(|e| e.to_string())?;
             } else {
-                tracing::warn!("{}: skipping `{path}` (tar entry type {kind:?})", local.display());
+                tracing::warn!(
+                    "{}: skipping `{path}` (tar entry type {kind:?})",
+                    local.display()
+                );
             }
         }
         // The end of the compressed stream (its own checks: gzip CRC,
@@ -227,13 +232,11 @@ fn unpack_one(
     io::copy(&mut raw, &mut io::sink()).map_err(named)?;
     let (actual, _) = raw.hasher.finish();
     match archive.blake3 {
-        Some(expected) if expected != actual => {
-            Err(Error::Copy(barman_copy::Error::Checksum {
-                path: local.display().to_string(),
-                expected: expected.to_hex(),
-                actual: actual.to_hex(),
-            }))
-        }
+        Some(expected) if expected != actual => Err(Error::Copy(barman_copy::Error::Checksum {
+            path: local.display().to_string(),
+            expected: expected.to_hex(),
+            actual: actual.to_hex(),
+        })),
         Some(_) => Ok(()),
         None => {
             report.files_unverified += 1;
