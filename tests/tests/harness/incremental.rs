@@ -552,9 +552,11 @@ fn damaged_chains_fail_recovery_naming_the_file() {
 #[test]
 fn deleting_the_root_removes_the_chain_and_keep_refuses_increments() {
     let bench = bench_on(17, true);
-    let full = backup_id(&bench.backup(&[]));
-    let first = backup_id(&bench.backup(&["--incremental", &full]));
-    let second = backup_id(&bench.backup(&["--incremental", &first]));
+    // DONE backups (keep refuses anything else first).
+    let wait = ["--wait", "--wait-timeout", "60"];
+    let full = backup_id(&bench.backup(&wait));
+    let first = backup_id(&bench.backup(&[&wait[..], &["--incremental", &full]].concat()));
+    let second = backup_id(&bench.backup(&[&wait[..], &["--incremental", &first]].concat()));
     let out = bench.setup.run(&["keep", "pg", &first, "--target", "full"]);
     assert!(!out.status.success());
     assert!(

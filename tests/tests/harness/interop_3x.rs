@@ -180,3 +180,55 @@ fn real_barman_and_barman_rs_use_each_others_incremental_chains() {
     let listing = real_ok(&bench, &["list-backups", "pg"]);
     assert!(listing.trim().is_empty(), "{listing}");
 }
+
+/// Compressed (tar, gzip) backups of the postgres method, both ways: real
+/// Barman lists, shows, recovers and deletes ours; barman-rs lists,
+/// recovers and deletes Barman's.
+#[test]
+fn real_barman_and_barman_rs_use_each_others_compressed_backups() {
+    let bench = bench_for_real_barman(
+        "backup_compression = gzip\nbackup_compression_format = tar\nbackup_compression_location = client\n",
+    );
+    let ours = backup_id(&bench.backup(&[]));
+    assert!(bench.backup_dir(&ours).join("data/base.tar.gz").is_file());
+    bench.pg.pgbench_run(2, 1).unwrap();
+    let rows_ours = rows(&bench);
+    bench.flush_wal();
+
+    let listing = real_ok(&bench, &["list-backups", "pg"]);
+    assert!(listing.contains(&ours), "{listing}");
+    let show = real_ok(&bench, &["show-backup", "pg", &ours]);
+    assert!(show.contains("gzip"), "{show}");
+    let dest = Dest::new("real-barman-recovers-our-tar");
+    let (d, t) = (dest.data_arg(), dest.ts_arg());
+    real_ok(&bench, &["recover", "--tablespace", &t, "pg", &ours, &d]);
+    let server = start(&bench, &dest, "");
+    wait_promoted(&server);
+    assert_eq!(server.psql(SNAPSHOT_SQL).unwrap(), rows_ours);
+    drop(server);
+
+    // Real Barman's compressed backup (pg_basebackup --format=tar --compress=client-gzip).
+    real_ok(&bench, &["backup", "pg"]);
+    let theirs = newest_id(&real_ok(&bench, &["list-backups", "pg"]));
+    assert_ne!(theirs, ours);
+    assert_eq!(bench.info(&theirs)["compression"], "gzip");
+    assert!(bench.backup_dir(&theirs).join("data/base.tar.gz").is_file());
+    bench.pg.pgbench_run(2, 1).unwrap();
+    let rows_theirs = rows(&bench);
+    bench.flush_wal();
+    let listing = ok(&bench.setup.run(&["list-backups", "pg"]), "list-backups");
+    assert!(listing.contains(&theirs), "{listing}");
+    let dest = Dest::new("barman-rs-recovers-their-tar");
+    let (d, t) = (dest.data_arg(), dest.ts_arg());
+    recover(&bench, &[&theirs, &d, "--tablespace", &t], &[]);
+    let server = start(&bench, &dest, "");
+    wait_promoted(&server);
+    assert_eq!(server.psql(SNAPSHOT_SQL).unwrap(), rows_theirs);
+    drop(server);
+
+    real_ok(&bench, &["delete", "pg", &ours]);
+    ok(&bench.setup.run(&["delete", "pg", &theirs]), "delete");
+    for id in [&ours, &theirs] {
+        assert!(!bench.backup_dir(id).exists(), "{id} left");
+    }
+}
