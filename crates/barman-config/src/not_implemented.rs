@@ -59,20 +59,8 @@ pub const ACCEPTED_AND_IGNORED: &[(&str, &str)] = &[
         "barman-rs combines an incremental chain itself while it streams into the destination: every reconstructed file is written (Barman's `copy`); `link` and `clone` only apply to pg_combinebackup's staging copy, which barman-rs never makes",
     ),
     (
-        "staging_path",
-        "barman-rs restores compressed backups by unpacking them as they stream into the destination: no staging copy is made",
-    ),
-    (
         "staging_location",
-        "barman-rs restores compressed backups by unpacking them as they stream into the destination (locally, or through the agent of a remote recovery): no staging copy is made",
-    ),
-    (
-        "local_staging_path",
-        "deprecated staging option (see staging_path)",
-    ),
-    (
-        "recovery_staging_path",
-        "deprecated staging option (see staging_path)",
+        "barman-rs unpacks compressed backups and combines incremental chains as they stream into the destination (locally, or through the agent of a remote recovery); the one staging copy it makes (tar-format members of an incremental chain) is local, and `remote` is refused there",
     ),
 ];
 

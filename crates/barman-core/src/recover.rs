@@ -575,6 +575,11 @@ impl<'a> Plan<'a> {
         let (manifest, chain) = if info.is_incremental() {
             let chain = chain::backup_chain(&catalog, &info, &tablespaces, &mut warnings)?;
             let manifest = if chain.iter().any(|m| m.compressed.is_some()) {
+                if chain::staging_is_remote(server, options) {
+                    return Err(refuse(format!(
+                        "backup {id}: its chain holds tar-format (compressed) backups, which barman-rs unpacks into a local staging directory before combining them: staging_location = remote is not supported (use local)"
+                    )));
+                }
                 // Planned once its tar-format members are unpacked.
                 chain.last().map(|m| m.manifest.clone()).unwrap_or_default()
             } else {

@@ -121,6 +121,22 @@ pub(super) fn members(chain: &[Member]) -> Vec<barman_copy::combine::ChainMember
         .collect()
 }
 
+/// Whether the staging options ask for `staging_location = remote` (the
+/// deprecated options force `local`, as in Barman).
+pub(super) fn staging_is_remote(server: &ServerConfig, options: &RecoverOptions) -> bool {
+    let staging = &options.staging;
+    let deprecated = staging.path.is_none()
+        && server.staging_path.is_none()
+        && (staging.local_path.is_some()
+            || staging.recovery_path.is_some()
+            || server.extra.contains_key("local_staging_path")
+            || server.extra.contains_key("recovery_staging_path"));
+    !deprecated
+        && staging
+            .remote
+            .unwrap_or(server.staging_location == barman_config::StagingLocation::Remote)
+}
+
 /// Where tar-format chain members are unpacked: `--staging-path`, else
 /// `staging_path`, else the deprecated `--local-staging-path` /
 /// `local_staging_path`, `--recovery-staging-path` /
