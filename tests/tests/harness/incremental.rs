@@ -462,7 +462,24 @@ fn damaged_chains_fail_recovery_naming_the_file() {
         }
     }
     incs.sort();
-    let (_, victim) = incs.last().unwrap().clone();
+    // The largest INCREMENTAL file with a block the combination takes
+    // from the parent's full file (below its truncation length, not in
+    // the increment), so that corrupting that block must be caught.
+    let (victim, parent_file, parent_block) = incs
+        .iter()
+        .rev()
+        .find_map(|(_, victim)| {
+            let rel = victim.strip_prefix(bench.backup_dir(&inc)).unwrap();
+            let parent = bench
+                .backup_dir(&full)
+                .join(rel.to_string_lossy().replace("INCREMENTAL.", ""));
+            let parent_blocks = fs::metadata(&parent).ok()?.len() / 8192;
+            let (truncation, changed) = incremental_header(victim);
+            (0..u64::from(truncation).min(parent_blocks))
+                .find(|b| !changed.contains(&u32::try_from(*b).unwrap()))
+                .map(|b| (victim.clone(), parent, b))
+        })
+        .expect("an INCREMENTAL file with a block from its parent");
     let rel = victim
         .strip_prefix(bench.backup_dir(&inc))
         .unwrap()
@@ -472,9 +489,6 @@ fn damaged_chains_fail_recovery_naming_the_file() {
         .replace("INCREMENTAL.", "")
         .trim_start_matches("data/")
         .to_owned();
-    let parent_file = bench
-        .backup_dir(&full)
-        .join(rel.to_string_lossy().replace("INCREMENTAL.", ""));
     assert!(parent_file.is_file(), "{}", parent_file.display());
 
     let fails = |what: &str, names: &str| {
@@ -530,9 +544,9 @@ fn damaged_chains_fail_recovery_naming_the_file() {
         .unwrap()
         .to_string_lossy()
         .into_owned();
-    flip(&parent_file, 8192 + 17);
+    flip(&parent_file, parent_block * 8192 + 17);
     fails("corrupted parent file", &parent_name);
-    flip(&parent_file, 8192 + 17);
+    flip(&parent_file, parent_block * 8192 + 17);
 
     // A broken chain: the parent deleted by hand.
     let moved = bench.setup.dir("base").join(format!("{full}.moved"));
@@ -545,6 +559,16 @@ fn damaged_chains_fail_recovery_naming_the_file() {
     let (d, t) = (dest.data_arg(), dest.ts_arg());
     recover(&bench, &[&inc, &d, "--tablespace", &t], &[]);
     assert!(dest.data().join(&out_rel).is_file());
+}
+
+/// An INCREMENTAL file's truncation block length and block numbers
+/// (little-endian: magic, count, truncation length, block numbers).
+fn incremental_header(path: &Path) -> (u32, Vec<u32>) {
+    let bytes = fs::read(path).unwrap();
+    let word = |i: usize| u32::from_le_bytes(bytes[i * 4..i * 4 + 4].try_into().unwrap());
+    assert_eq!(word(0), 0xd3ae_1f0d, "{}", path.display());
+    let count = word(1) as usize;
+    (word(2), (0..count).map(|i| word(3 + i)).collect())
 }
 
 /// `barman delete` of the root removes the whole tree, leaves first;
