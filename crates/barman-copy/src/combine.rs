@@ -745,34 +745,75 @@ impl CombinedReader<'_> {
     }
 }
 
+/// The most output blocks one read gathers (1 MiB): runs of consecutive
+/// blocks of one source are read with one `pread`, and the destination
+/// gets large writes instead of one per 8 KiB block.
+const MAX_RUN_BLOCKS: usize = 128;
+
 impl Blocks<'_> {
-    /// Fills `block` with the next output block, verified.
-    fn fill(&mut self, block: &mut [u8]) -> Result<()> {
-        let b = self.next;
-        let slot = self.map[b];
-        if slot.is_zero() {
-            block.fill(0);
-        } else {
-            let source = &self.sources[slot.source as usize];
-            let offset = source.header_length + u64::from(slot.index) * BLCKSZ;
-            read_at(&source.file, &source.name, block, offset)?;
+    /// Fills `out` (a whole number of blocks, at most the blocks left)
+    /// with the next output blocks, each verified before it is handed
+    /// out; consecutive blocks of one source are read at once.
+    fn fill(&mut self, out: &mut [u8]) -> Result<()> {
+        let bs = BLCKSZ as usize;
+        let count = out.len() / bs;
+        let mut i = 0;
+        while i < count {
+            let first = self.next + i;
+            let slot = self.map[first];
+            let mut run = 1;
+            while i + run < count {
+                let next = self.map[first + run];
+                let follows = if slot.is_zero() {
+                    next.is_zero()
+                } else {
+                    next.source == slot.source
+                        && u64::from(next.index) == u64::from(slot.index) + run as u64
+                };
+                if !follows {
+                    break;
+                }
+                run += 1;
+            }
+            let chunk = &mut out[i * bs..(i + run) * bs];
+            if slot.is_zero() {
+                chunk.fill(0);
+            } else {
+                self.read_run(slot, first, chunk)?;
+            }
+            i += run;
+        }
+        self.next += count;
+        Ok(())
+    }
+
+    /// Reads the run of blocks of `slot`'s source starting at output block
+    /// `first` into `chunk`, checking each page's fingerprint and feeding
+    /// the whole-file hash of a source copied whole.
+    fn read_run(&mut self, slot: Slot, first: usize, chunk: &mut [u8]) -> Result<()> {
+        let bs = BLCKSZ as usize;
+        let source = &self.sources[slot.source as usize];
+        let offset = source.header_length + u64::from(slot.index) * BLCKSZ;
+        read_at(&source.file, &source.name, chunk, offset)?;
+        for (k, block) in chunk.chunks(bs).enumerate() {
+            let index = slot.index as usize + k;
             if let Some(pages) = source.pages {
                 let actual = PageHash::of(block);
-                let expected = pages.0.get(slot.index as usize).copied();
+                let expected = pages.0.get(index).copied();
                 if expected != Some(actual) {
                     return Err(Error::Checksum {
-                        path: format!("{} (page {})", source.name.display(), slot.index),
+                        path: format!("{} (page {index})", source.name.display()),
                         expected: expected
                             .map_or_else(|| "no fingerprint".to_owned(), |p| hex::encode(p.0)),
                         actual: hex::encode(actual.0),
                     });
                 }
             }
-            if let Some((index, hasher, expected)) = &mut self.stream
-                && *index == slot.source
+            if let Some((stream_source, hasher, expected)) = &mut self.stream
+                && *stream_source == slot.source
             {
                 hasher.update(block);
-                if b + 1 == self.map.len() {
+                if first + k + 1 == self.map.len() {
                     let actual = FileHash(*hasher.finalize().as_bytes());
                     if actual != *expected {
                         return Err(Error::Checksum {
@@ -784,7 +825,6 @@ impl Blocks<'_> {
                 }
             }
         }
-        self.next += 1;
         Ok(())
     }
 }
@@ -799,15 +839,31 @@ impl Read for CombinedReader<'_> {
             Output::Blocks(blocks) => blocks,
         };
         if self.block_pos == self.block.len() {
-            if blocks.next == blocks.map.len() {
+            let left = blocks.map.len() - blocks.next;
+            if left == 0 {
                 return Ok(0);
             }
-            if let Err(e) = blocks.fill(&mut self.block) {
-                let message = e.to_string();
-                self.error = Some(e);
-                return Err(io::Error::new(io::ErrorKind::InvalidData, message));
+            let bs = BLCKSZ as usize;
+            // Whole blocks straight into the caller's buffer when it has
+            // room for them; else one block through our own.
+            let direct = (buf.len() / bs).min(left).min(MAX_RUN_BLOCKS);
+            let outcome = if direct > 0 {
+                blocks.fill(&mut buf[..direct * bs]).map(|()| direct * bs)
+            } else {
+                blocks.fill(&mut self.block).map(|()| {
+                    self.block_pos = 0;
+                    0
+                })
+            };
+            match outcome {
+                Ok(0) => {}
+                Ok(n) => return Ok(n),
+                Err(e) => {
+                    let message = e.to_string();
+                    self.error = Some(e);
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, message));
+                }
             }
-            self.block_pos = 0;
         }
         let n = buf.len().min(self.block.len() - self.block_pos);
         buf[..n].copy_from_slice(&self.block[self.block_pos..self.block_pos + n]);
