@@ -24,6 +24,8 @@ mod cloud_hooks;
 mod cloud_wal;
 #[path = "harness/cluster.rs"]
 mod cluster;
+#[path = "harness/compressed.rs"]
+mod compressed;
 #[path = "harness/hardening_check.rs"]
 mod hardening_check;
 #[path = "harness/hardening_cron.rs"]

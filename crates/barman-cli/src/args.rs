@@ -552,6 +552,22 @@ pub struct RecoverArgs {
     /// Where PITR WALs are staged (default DEST/barman_wal).
     #[arg(long = "staging-wal-directory", value_name = "DIR")]
     pub staging_wal_directory: Option<std::path::PathBuf>,
+    /// Barman's staging directory for compressed, encrypted or incremental
+    /// backups (absolute). Accepted and checked, but barman-rs never makes a
+    /// staging copy: compressed backups are unpacked straight into DEST.
+    #[arg(long = "staging-path", value_name = "DIR")]
+    pub staging_path: Option<std::path::PathBuf>,
+    /// Where Barman would stage (local, or remote: needs
+    /// --remote-ssh-command). Accepted and checked; barman-rs never stages.
+    #[arg(long = "staging-location", value_name = "LOCATION", value_parser = ["local", "remote"])]
+    pub staging_location: Option<String>,
+    /// Deprecated (see --staging-path); accepted and checked, never used.
+    #[arg(long = "local-staging-path", value_name = "DIR")]
+    pub local_staging_path: Option<std::path::PathBuf>,
+    /// Deprecated (see --staging-path): Barman's staging directory for
+    /// compressed backups; accepted and checked, never used (no staging copy).
+    #[arg(long = "recovery-staging-path", value_name = "DIR")]
+    pub recovery_staging_path: Option<std::path::PathBuf>,
     /// File the recovery settings are appended to (default postgresql.auto.conf).
     #[arg(long = "recovery-conf-filename", value_name = "FILE")]
     pub recovery_conf_filename: Option<String>,

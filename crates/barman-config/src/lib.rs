@@ -15,6 +15,7 @@
 
 #![deny(missing_docs)]
 
+mod backup_compression;
 mod ctx;
 mod error;
 mod global;
@@ -31,6 +32,10 @@ mod values;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use backup_compression::{
+    BackupCompressionSettings, SERVER_COMPRESSION_MIN_VERSION,
+    file_extension as backup_compression_extension,
+};
 pub use global::{DEFAULT_BARMAN_HOME, DEFAULT_LOG_FORMAT, GlobalConfig};
 pub use ini::Origin;
 pub use log_format::{LogField, LogFormat, LogFormatError, LogRecord, MAX_LOG_FORMAT_WIDTH};

@@ -17,23 +17,6 @@ use crate::{Error, Result};
 /// set when it has a value that asks for the missing feature (see
 /// [`ServerConfig::not_implemented`]).
 pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
-    ("backup_compression", "compressed tar-format base backups"),
-    (
-        "backup_compression_format",
-        "compressed tar-format base backups",
-    ),
-    (
-        "backup_compression_level",
-        "compressed tar-format base backups",
-    ),
-    (
-        "backup_compression_location",
-        "compressed tar-format base backups",
-    ),
-    (
-        "backup_compression_workers",
-        "compressed tar-format base backups",
-    ),
     ("backup_method", "snapshot and local-to-cloud backups"),
     ("encryption", "GPG encryption of backups and WAL files"),
     (
@@ -77,11 +60,11 @@ pub const ACCEPTED_AND_IGNORED: &[(&str, &str)] = &[
     ),
     (
         "staging_path",
-        "only for restoring compressed, encrypted or incremental backups, which barman-rs refuses to restore",
+        "barman-rs restores compressed backups by unpacking them as they stream into the destination: no staging copy is made",
     ),
     (
         "staging_location",
-        "only for restoring compressed, encrypted or incremental backups, which barman-rs refuses to restore",
+        "barman-rs restores compressed backups by unpacking them as they stream into the destination (locally, or through the agent of a remote recovery): no staging copy is made",
     ),
     (
         "local_staging_path",
@@ -139,11 +122,6 @@ impl ServerConfig {
             v.map(ToString::to_string)
         }
         match option {
-            "backup_compression" => text(self.backup_compression.as_ref()),
-            "backup_compression_format" => text(self.backup_compression_format.as_ref()),
-            "backup_compression_level" => text(self.backup_compression_level.as_ref()),
-            "backup_compression_location" => text(self.backup_compression_location.as_ref()),
-            "backup_compression_workers" => text(self.backup_compression_workers.as_ref()),
             "backup_method" => matches!(
                 self.backup_method,
                 BackupMethod::Snapshot | BackupMethod::LocalToCloud
@@ -197,11 +175,6 @@ mod tests {
     #[test]
     fn every_row_is_found_and_named() {
         for (option, value) in [
-            ("backup_compression", "gzip"),
-            ("backup_compression_format", "tar"),
-            ("backup_compression_level", "5"),
-            ("backup_compression_location", "server"),
-            ("backup_compression_workers", "2"),
             ("backup_method", "snapshot"),
             ("backup_method", "local-to-cloud"),
             ("encryption", "gpg"),

@@ -329,7 +329,9 @@ pub(crate) fn build(c: &mut Ctx<'_>, barman_home: &Path) -> ServerConfig {
         autogenerate_manifest: c.bool("autogenerate_manifest", false),
         backup_compression: c.parse("backup_compression", BackupCompression::parse),
         backup_compression_format: c.parse("backup_compression_format", BackupCompressionFormat::parse),
-        backup_compression_level: c.parse("backup_compression_level", |v| parse_int(v, -22, 22)),
+        backup_compression_level: c.parse("backup_compression_level", |v| {
+            parse_int(v, i64::from(i32::MIN), i64::from(i32::MAX))
+        }),
         backup_compression_location: c.parse("backup_compression_location", BackupCompressionLocation::parse),
         backup_compression_workers: c.int("backup_compression_workers", 0),
         compression,

@@ -15,6 +15,7 @@ pub mod incremental;
 pub mod pg_manifest;
 pub mod pgside;
 pub mod streamed;
+pub mod tar_sink;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -142,6 +143,7 @@ fn refuse_unsupported(server: &ServerConfig, options: &BackupOptions) -> Result<
     }
     // snapshot and local-to-cloud backup methods are rows of the table.
     server.refuse_not_implemented()?;
+    refuse_compression_issues(server, None)?;
     server.check_bandwidth_limits(options.bwlimit)?;
     if server.backup_method == BackupMethod::Rsync && server.ssh_command.is_none() {
         return Err(Error::BackupRefused(format!(
@@ -156,6 +158,21 @@ fn refuse_unsupported(server: &ServerConfig, options: &BackupOptions) -> Result<
         )));
     }
     Ok(())
+}
+
+/// Refuses a backup when the `backup_compression*` options have issues
+/// (Barman disables the server); `version` is the live server's, once
+/// connected.
+fn refuse_compression_issues(server: &ServerConfig, version: Option<u32>) -> Result<()> {
+    let issues = server.backup_compression_issues(version);
+    if issues.is_empty() {
+        return Ok(());
+    }
+    Err(Error::BackupRefused(format!(
+        "server `{}`: {}",
+        server.name,
+        issues.join("; ")
+    )))
 }
 
 /// The newest DONE backup with a manifest (the one a new backup reuses).
@@ -498,6 +515,7 @@ fn pre_backup_checks(
     let conninfo = server.conninfo.clone().unwrap_or_default();
     let pg = PgConnection::connect(&conninfo, "barman_backup")?;
     let facts = pgside::server_facts(&pg)?;
+    refuse_compression_issues(server, Some(facts.version))?;
     if facts.version >= 150_000
         && server
             .backup_options
@@ -558,6 +576,13 @@ fn new_backup_info(
     info.set_cluster_size(facts.cluster_size);
     if !facts.tablespaces.is_empty() {
         info.set_tablespaces(&facts.tablespaces);
+    }
+    // A tar-format backup records its compression (`none` included).
+    if let Some(c) = server
+        .backup_compression_settings()
+        .filter(|c| c.format == barman_config::BackupCompressionFormat::Tar)
+    {
+        info.set_compression(Some(c.algorithm.as_str()))?;
     }
     if let Some(name) = &options.name {
         info.set_backup_name(Some(name))?;
@@ -959,6 +984,7 @@ impl Running<'_> {
             wait: false,
             tablespace_map: true,
             incremental: self.parent.is_some(),
+            compression: None,
         };
         if let Some(parent) = self.parent {
             let path = &parent.manifest;
@@ -972,10 +998,9 @@ impl Running<'_> {
             )?;
         }
         let progress = ProgressEvents::new(&mut *ctx.observer);
-        let mut sink = streamed::DirSink::new(dir, &progress, ctx.cancel);
-        let result = at(
+        let (sink, result) = at(
             "copying files",
-            conn.base_backup(&options, &mut sink).map_err(Error::from),
+            stream_into(&mut conn, options, server, dir, &progress, ctx.cancel),
         )?;
         at("copying files", streamed::sync_dir(dir))?;
         let streamed::DirSink {
@@ -1155,6 +1180,47 @@ impl Running<'_> {
 }
 
 /// Writes `text` as `rel` in the copy (durably) and records it in the manifest.
+/// `BASE_BACKUP` into `dir`: plain files ([`streamed::DirSink`]), or one
+/// (compressed) tar file per archive ([`tar_sink::TarSink`]) when
+/// `backup_compression` asks for the tar format. Server-side compression
+/// adds `COMPRESSION` to the command (with the plain format the archives
+/// are decompressed as they arrive).
+fn stream_into<'a>(
+    conn: &mut barman_pg::replication::ReplicationConnection,
+    mut options: barman_pg::replication::BaseBackupOptions,
+    server: &ServerConfig,
+    dir: &Path,
+    progress: &'a dyn barman_copy::Progress,
+    cancel: &'a std::sync::atomic::AtomicBool,
+) -> Result<(
+    streamed::DirSink<'a>,
+    barman_pg::replication::BaseBackupResult,
+)> {
+    use barman_config::{BackupCompressionFormat, BackupCompressionLocation};
+    let settings = server.backup_compression_settings();
+    if let Some(c) = &settings
+        && c.location == BackupCompressionLocation::Server
+    {
+        options.compression = tar_sink::wal_compression(c.algorithm).map(|method| {
+            barman_pg::replication::ServerCompression {
+                method,
+                level: c.level,
+                workers: c.workers,
+            }
+        });
+    }
+    if let Some(c) = settings.filter(|c| c.format == BackupCompressionFormat::Tar) {
+        let format = tar_sink::TarFormat::of(&c);
+        let mut sink = tar_sink::TarSink::new(dir, format, progress, cancel);
+        let result = conn.base_backup(&options, &mut sink)?;
+        Ok((sink.into_inner(), result))
+    } else {
+        let mut sink = streamed::DirSink::new(dir, progress, cancel);
+        let result = conn.base_backup(&options, &mut sink)?;
+        Ok((sink, result))
+    }
+}
+
 fn write_into_copy(dir: &Path, rel: &str, text: &str, manifest: &mut Manifest) -> Result<u64> {
     let path = dir.join(rel);
     barman_catalog::fs::write_atomic(&path, text.as_bytes(), 0o600)?;

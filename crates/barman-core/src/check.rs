@@ -129,6 +129,16 @@ pub fn check_server(
         ));
         return out;
     }
+    // backup_compression*: Barman disables the server (configuration FAILED).
+    let issues = server.backup_compression_issues(None);
+    if !issues.is_empty() {
+        out.push(CheckResult::new(
+            "configuration",
+            false,
+            Some(issues.join("; ")),
+        ));
+        return out;
+    }
     let catalog = server.catalog();
     let layout = catalog.layout().clone();
     let backups = catalog.backups().unwrap_or_else(|e| {
@@ -178,6 +188,18 @@ pub fn check_server(
     let mut facts = None;
     if !server.is_passive() {
         facts = check_postgres(&mut out, server, ctx);
+        // The rules that need the live server's version.
+        let issues = facts
+            .as_ref()
+            .map(|f| server.backup_compression_issues(Some(f.version)))
+            .unwrap_or_default();
+        if !issues.is_empty() {
+            out.push(CheckResult::new(
+                "configuration",
+                false,
+                Some(issues.join("; ")),
+            ));
+        }
     }
 
     // directories

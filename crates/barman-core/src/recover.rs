@@ -23,8 +23,10 @@
 //!
 //! The catalog is only read: a failed recovery changes nothing in it.
 
+mod chain;
 pub mod conf;
 pub mod target;
+mod untar;
 pub mod wals;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -98,6 +100,9 @@ pub struct RecoverOptions {
     pub restore_command: Option<String>,
     /// `--staging-wal-directory` (PITR WAL directory instead of DEST/barman_wal).
     pub staging_wal_directory: Option<PathBuf>,
+    /// `--staging-path`, `--staging-location`, `--local-staging-path`,
+    /// `--recovery-staging-path` (see [`StagingOptions`]).
+    pub staging: StagingOptions,
     /// `--recovery-conf-filename` (instead of postgresql.auto.conf).
     pub recovery_conf_filename: Option<String>,
     /// The command run after the ssh command to start the agent (`barman agent`).
@@ -106,6 +111,90 @@ pub struct RecoverOptions {
     /// shell text, its words quoted by the caller ([`crate::shell::quote`]);
     /// its `%` are doubled here.
     pub barman_command: Option<String>,
+}
+
+/// Barman's staging options (`--staging-path`, ...; else the server's
+/// `staging_path`, `staging_location`, `local_staging_path`,
+/// `recovery_staging_path`). Barman stages compressed, encrypted and
+/// incremental backups before copying them; barman-rs unpacks compressed
+/// backups straight into the destination, so these are validated as
+/// Barman does (absolute paths, `remote` needs `--remote-ssh-command`, the
+/// deprecated options' rules) and otherwise unused.
+#[derive(Debug, Clone, Default)]
+pub struct StagingOptions {
+    /// `--staging-path`.
+    pub path: Option<PathBuf>,
+    /// `--staging-location`: `Some(true)` for `remote`.
+    pub remote: Option<bool>,
+    /// `--local-staging-path` (deprecated).
+    pub local_path: Option<PathBuf>,
+    /// `--recovery-staging-path` (deprecated).
+    pub recovery_path: Option<PathBuf>,
+}
+
+/// Checks the staging options as Barman 3.20 does (`cli:restore`,
+/// `_handle_deprecated_staging_options`); none of them is used after.
+fn check_staging(
+    server: &ServerConfig,
+    options: &RecoverOptions,
+    info: &BackupInfo,
+    remote: bool,
+    delta: bool,
+) -> Result<()> {
+    let staging = &options.staging;
+    let extra = |key: &str| {
+        server
+            .extra
+            .get(key)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let path = staging.path.clone().or_else(|| server.staging_path.clone());
+    let local_path = staging
+        .local_path
+        .clone()
+        .or_else(|| extra("local_staging_path"));
+    let recovery_path = staging
+        .recovery_path
+        .clone()
+        .or_else(|| extra("recovery_staging_path"));
+    for (option, value) in [
+        ("staging_path", &path),
+        ("local_staging_path", &local_path),
+        ("recovery_staging_path", &recovery_path),
+    ] {
+        if let Some(dir) = value
+            && !dir.is_absolute()
+        {
+            return Err(refuse(format!(
+                "{option} `{}` must be an absolute path",
+                dir.display()
+            )));
+        }
+    }
+    let deprecated = path.is_none() && (local_path.is_some() || recovery_path.is_some());
+    // The deprecated options force staging_location = local.
+    let location_remote = !deprecated
+        && staging
+            .remote
+            .unwrap_or(server.staging_location == barman_config::StagingLocation::Remote);
+    if location_remote && !remote {
+        return Err(refuse(
+            "staging_location = remote requires --remote-ssh-command".to_owned(),
+        ));
+    }
+    if location_remote && delta {
+        return Err(refuse(
+            "--delta-restore is not supported with staging_location = remote".to_owned(),
+        ));
+    }
+    if deprecated && info.compression().is_some() && recovery_path.is_none() {
+        return Err(refuse(format!(
+            "Cannot restore from backup {} because no recovery staging path was provided",
+            info.backup_id()
+        )));
+    }
+    Ok(())
 }
 
 /// What a recovery needs from its caller.
@@ -347,15 +436,20 @@ struct Plan<'a> {
     backup_dir: PathBuf,
     /// The backup's files (an incremental backup's: its chain's, combined).
     manifest: Manifest,
-    /// An incremental backup's chain, root first, leaf last (each
-    /// backup's directory and manifest); empty for a full backup.
-    chain: Vec<(PathBuf, Manifest)>,
+    /// An incremental backup's chain, root first, leaf last; empty for a
+    /// full backup.
+    chain: Vec<chain::Member>,
+    /// Where tar-format members of a chain are unpacked before the chain
+    /// is combined (`--staging-path`, ...; `/tmp` by default as in Barman).
+    staging_root: PathBuf,
     /// The server's WAL compression codec.
     codec: Option<Codec>,
     /// The backup's WAL segment size.
     segment_size: WalSegmentSize,
     /// The WALs to stage: (name staged, archived file); none with get-wal.
     located: Vec<(String, PathBuf)>,
+    /// A tar-format backup: its stream algorithm and archive suffix.
+    compressed: Option<(Option<Compression>, &'static str)>,
     /// The timeline recovery ends on.
     target_tli: TimelineId,
     /// `--staging-wal-directory` when it applies.
@@ -404,7 +498,19 @@ impl<'a> Plan<'a> {
         let target = RecoveryTarget::from_options(&options.target, local_tz, &mut warnings)?;
         let catalog = server.catalog();
         let info = choose_backup(&catalog, &options.backup_id, &target)?;
-        info.ensure_restorable(&server.name, "restored")?;
+        // Tar-format backups (`compression` set) are unpacked on the way.
+        let compressed = info
+            .compression()
+            .map(|c| {
+                untar::codec_of(c).ok_or_else(|| {
+                    refuse(format!(
+                        "backup {} has an unknown compression `{c}`",
+                        info.backup_id()
+                    ))
+                })
+            })
+            .transpose()?;
+        info.ensure_restorable_with(&server.name, "restored", compressed.is_some())?;
         server.check_bandwidth_limits(options.bwlimit)?;
         let id = info.backup_id().clone();
         let get_wal = options
@@ -415,6 +521,14 @@ impl<'a> Plan<'a> {
                 .recovery_options
                 .contains(&RecoveryOption::DeltaRestore)
         });
+        check_staging(server, options, &info, remote_given(options), delta)?;
+        if compressed.is_some() && delta {
+            return Err(refuse(format!(
+                "backup {}: delta restore is not supported for compressed backups (compression = {})",
+                info.backup_id(),
+                info.compression().unwrap_or_default()
+            )));
+        }
         let version = check_backup(server, &target, &info, get_wal, &mut warnings)?;
         let dest = &options.destination;
         if !dest.is_absolute() {
@@ -459,14 +573,26 @@ impl<'a> Plan<'a> {
         // is written).
         let backup_dir = catalog.layout().backup_dir(&id);
         let (manifest, chain) = if info.is_incremental() {
-            let chain = backup_chain(&catalog, &info, &tablespaces, &mut warnings)?;
-            let combined = barman_copy::combine::plan(&chain_members(&chain))?;
-            let manifest = combined.manifest().clone();
-            refuse_unless_plain(&catalog, &id, &manifest)?;
+            let chain = chain::backup_chain(&catalog, &info, &tablespaces, &mut warnings)?;
+            let manifest = if chain.iter().any(|m| m.compressed.is_some()) {
+                // Planned once its tar-format members are unpacked.
+                chain.last().map(|m| m.manifest.clone()).unwrap_or_default()
+            } else {
+                let combined = barman_copy::combine::plan(&chain::members(&chain))?;
+                let manifest = combined.manifest().clone();
+                refuse_unless_plain(&catalog, &id, &manifest)?;
+                manifest
+            };
             (manifest, chain)
         } else {
-            let manifest =
-                backup_manifest(&catalog, &id, &backup_dir, &tablespaces, &mut warnings)?;
+            let manifest = backup_manifest(
+                &catalog,
+                &id,
+                &backup_dir,
+                &tablespaces,
+                compressed.is_none(),
+                &mut warnings,
+            )?;
             (manifest, Vec::new())
         };
 
@@ -506,9 +632,11 @@ impl<'a> Plan<'a> {
             backup_dir,
             manifest,
             chain,
+            staging_root: chain::staging_root(server, options),
             codec,
             segment_size,
             located,
+            compressed,
             target_tli,
             wal_root,
             auto_conf: options
@@ -726,6 +854,7 @@ fn backup_manifest(
     id: &BackupId,
     backup_dir: &Path,
     tablespaces: &[Tablespace],
+    plain: bool,
     warnings: &mut Vec<Warning>,
 ) -> Result<Manifest> {
     let manifest_path = backup_dir.join(MANIFEST_FILE);
@@ -738,7 +867,9 @@ fn backup_manifest(
         });
         listing_manifest(backup_dir, tablespaces)?
     };
-    refuse_unless_plain(catalog, id, &manifest)?;
+    if plain {
+        refuse_unless_plain(catalog, id, &manifest)?;
+    }
     Ok(manifest)
 }
 
@@ -753,74 +884,6 @@ fn refuse_unless_plain(catalog: &Catalog, id: &BackupId, manifest: &Manifest) ->
             reason,
         })),
     }
-}
-
-/// The chain of incremental backup `leaf`, root first: each backup's
-/// directory and manifest. A parent missing from the catalog or whose
-/// directory is gone (a chain broken by hand), a loop of parents, or a
-/// root that is itself incremental are refused, naming the backup.
-fn backup_chain(
-    catalog: &Catalog,
-    leaf: &BackupInfo,
-    tablespaces: &[Tablespace],
-    warnings: &mut Vec<Warning>,
-) -> Result<Vec<(PathBuf, Manifest)>> {
-    let broken = |id: &BackupId, reason: String| {
-        refuse(format!(
-            "backup {} of server `{}` cannot be restored: its backup chain is broken: {reason} (backup {id})",
-            leaf.backup_id(),
-            catalog.server_name()
-        ))
-    };
-    let mut chain = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    let mut current = leaf.clone();
-    loop {
-        let id = current.backup_id().clone();
-        if !seen.insert(id.clone()) {
-            return Err(broken(&id, "the parents loop".to_owned()));
-        }
-        let dir = catalog.layout().backup_dir(&id);
-        if !dir.is_dir() {
-            return Err(broken(
-                &id,
-                format!("the directory {} is missing", dir.display()),
-            ));
-        }
-        let manifest =
-            backup_manifest(catalog, &id, &dir, tablespaces, warnings).or_else(|e| match e {
-                // Members hold INCREMENTAL files: combined below.
-                Error::Catalog(barman_catalog::Error::BackupNotSupported { .. }) => {
-                    let path = dir.join(MANIFEST_FILE);
-                    if path.is_file() {
-                        Ok(Manifest::read(&path)?)
-                    } else {
-                        listing_manifest(&dir, tablespaces)
-                    }
-                }
-                other => Err(other),
-            })?;
-        chain.push((dir, manifest));
-        let Some(parent) = current.parent_backup_id()? else {
-            break;
-        };
-        current = catalog.backup(&parent).map_err(|_| {
-            broken(
-                &parent,
-                format!("parent backup {parent} of {id} is not in the catalog"),
-            )
-        })?;
-    }
-    chain.reverse();
-    Ok(chain)
-}
-
-/// The chain as [`barman_copy::combine`] takes it.
-fn chain_members(chain: &[(PathBuf, Manifest)]) -> Vec<barman_copy::combine::ChainMember<'_>> {
-    chain
-        .iter()
-        .map(|(dir, manifest)| barman_copy::combine::ChainMember { dir, manifest })
-        .collect()
 }
 
 /// Refuses a destination root that holds something (but the WAL staging
@@ -883,6 +946,14 @@ impl StagingDir {
     }
 }
 
+/// Whether `--remote-ssh-command` is given (not blank).
+fn remote_given(options: &RecoverOptions) -> bool {
+    options
+        .remote_ssh_command
+        .as_deref()
+        .is_some_and(|s| !s.trim().is_empty())
+}
+
 /// Phase 1: the base backup, copied into DEST (locally or through agent
 /// sessions); returns the destination for the phases that follow.
 fn copy_backup(
@@ -935,6 +1006,21 @@ fn copy_backup(
     };
     let since = phase_started(ctx, Phase::RestoreBase);
     ctx.observer.event(&Event::CopyingBaseBackup);
+    if let Some((compression, extension)) = plan.compressed.filter(|_| plan.chain.is_empty()) {
+        let oids: Vec<u32> = plan.tablespaces.iter().map(|t| t.oid).collect();
+        let archives = untar::archives(&plan.manifest, &plan.backup_dir, extension, &oids)?;
+        let mut session = factory.open()?;
+        let copied = untar::unpack(
+            session.as_mut(),
+            &plan.backup_dir,
+            compression,
+            &archives,
+            &ProgressEvents::new(&mut *ctx.observer),
+            ctx.cancel,
+        )?;
+        phase_finished(ctx, Phase::RestoreBase, since);
+        return Ok((factory, copied));
+    }
     let copied = if plan.chain.is_empty() {
         barman_copy::restore(
             &plan.manifest,
@@ -946,8 +1032,16 @@ fn copy_backup(
         )?
     } else {
         // An incremental backup: each file reconstructed from the chain
-        // while it streams into the destination, every source verified.
-        let combined = barman_copy::combine::plan(&chain_members(&plan.chain))?;
+        // while it streams into the destination, every source verified;
+        // tar-format members unpacked into a staging directory first.
+        let staged = chain::stage(
+            &plan.chain,
+            &plan.staging_root,
+            &plan.tablespaces,
+            &ProgressEvents::new(&mut *ctx.observer),
+            ctx.cancel,
+        )?;
+        let combined = barman_copy::combine::plan(&staged.members())?;
         barman_copy::restore_combined(
             &combined,
             factory.as_ref(),
@@ -989,7 +1083,7 @@ fn write_backup_files(
     }
     // backup_manifest → backup_manifest.<id>
     let pg_manifest = data("backup_manifest")?;
-    if plan.manifest.get(&pg_manifest).is_some() {
+    if plan.compressed.is_none() && plan.manifest.get(&pg_manifest).is_some() {
         let bytes = read_backup_file(&plan.backup_dir, &pg_manifest)?;
         put(session, &data(&format!("backup_manifest.{id}"))?, &bytes)?;
         session.remove(&pg_manifest)?;

@@ -53,7 +53,8 @@ use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 
 pub use base_backup::{
-    ArchiveFile, BaseBackupOptions, BaseBackupResult, BaseBackupSink, TablespaceInfo,
+    ArchiveFile, BaseBackupOptions, BaseBackupResult, BaseBackupSink, ServerCompression,
+    TablespaceInfo,
 };
 pub use config::{DEFAULT_PORT, DEFAULT_SOCKET_DIR, ReplicationConfig};
 pub use error::{Error, Result, ServerError};

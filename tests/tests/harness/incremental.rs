@@ -590,3 +590,196 @@ fn deleting_the_root_removes_the_chain_and_keep_refuses_increments() {
         assert!(!bench.backup_dir(id).exists(), "{id} left");
     }
 }
+
+/// Retention counts chain roots only and gives a root's status to its
+/// whole chain: with `REDUNDANCY 1` and a newer full backup, the older
+/// chain (root and increments) is OBSOLETE, and `cron` removes all of it.
+#[test]
+fn retention_gives_the_roots_status_to_its_chain_and_cron_removes_it() {
+    let bench = Bench::with_cluster(
+        "backup_method = postgres\nretention_policy = REDUNDANCY 1\nminimum_redundancy = 1\n",
+        1,
+        |b: PgClusterBuilder| b.embedded(17).conf("summarize_wal = on"),
+    );
+    let wait = ["--wait", "--wait-timeout", "60"];
+    let old_root = backup_id(&bench.backup(&wait));
+    let mut args = wait.to_vec();
+    args.extend(["--incremental", old_root.as_str()]);
+    let old_inc = backup_id(&bench.backup(&args));
+    let new_root = backup_id(&bench.backup(&wait));
+    let mut args = wait.to_vec();
+    args.extend(["--incremental", new_root.as_str()]);
+    let new_inc = backup_id(&bench.backup(&args));
+    let listing = ok(&bench.setup.run(&["list-backups", "pg"]), "list-backups");
+    for id in [&old_root, &old_inc] {
+        assert!(
+            listing
+                .lines()
+                .any(|l| l.contains(id.as_str()) && l.contains("OBSOLETE")),
+            "{id} not OBSOLETE: {listing}"
+        );
+    }
+    for id in [&new_root, &new_inc] {
+        assert!(
+            listing
+                .lines()
+                .any(|l| l.contains(id.as_str()) && !l.contains("OBSOLETE")),
+            "{id}: {listing}"
+        );
+    }
+    ok(&bench.setup.run(&["cron"]), "cron");
+    for id in [&old_root, &old_inc] {
+        assert!(!bench.backup_dir(id).exists(), "{id} left by cron");
+    }
+    for id in [&new_root, &new_inc] {
+        assert!(bench.backup_dir(id).exists(), "{id} removed by cron");
+    }
+    assert_eq!(
+        bench.info(&new_root)["children_backup_ids"],
+        new_inc.as_str()
+    );
+}
+
+/// A remote recovery (`--remote-ssh-command`, `barman agent` on the other
+/// side of a loopback sshd, two jobs) combines the chain on the way too:
+/// the same files as the local recovery, and the started server has the
+/// primary's rows.
+#[test]
+fn remote_recovery_of_a_chain_over_ssh_matches_the_local_one() {
+    let sshd = barman_testkit::Sshd::builder()
+        .user(barman_testkit::SERVER_OS_USER)
+        .start()
+        .expect("start sshd");
+    let client = crate::archiving::ClientSide::new(&sshd);
+    let bench = bench_on(17, true);
+    let full = backup_id(&bench.backup(&[]));
+    bench.pg.pgbench_run(2, 2).unwrap();
+    let inc = backup_id(&bench.backup(&["--incremental", &full]));
+    bench.pg.pgbench_run(2, 1).unwrap();
+    let expected = bench.pg.psql(SNAPSHOT_SQL).unwrap();
+    bench.flush_wal();
+
+    let local = Dest::new("chain-local");
+    recover(
+        &bench,
+        &[&inc, &local.data_arg(), "--tablespace", &local.ts_arg()],
+        &[],
+    );
+    let remote = Dest::new("chain-remote");
+    let ssh = format!(
+        "{} -p {} {}@127.0.0.1",
+        client.bin("ssh").display(),
+        sshd.port(),
+        barman_testkit::SERVER_OS_USER
+    );
+    let env = [(
+        "BARMAN_AGENT_COMMAND".to_owned(),
+        format!("{} agent", client.bin("barman").display()),
+    )];
+    let doc = recover(
+        &bench,
+        &[
+            &inc,
+            &remote.data_arg(),
+            "--tablespace",
+            &remote.ts_arg(),
+            "--remote-ssh-command",
+            &ssh,
+            "-j",
+            "2",
+        ],
+        &env,
+    );
+    assert_eq!(doc["backup_id"], inc.as_str());
+    assert_eq!(
+        crate::recover::comparable(&remote),
+        crate::recover::comparable(&local),
+        "remote and local recoveries of the chain differ"
+    );
+    let server = start(&bench, &remote, "");
+    crate::recover::wait_promoted(&server);
+    assert_eq!(server.psql(SNAPSHOT_SQL).unwrap(), expected);
+    drop(server);
+    client.stop_master(sshd.port());
+}
+
+/// Incremental and compressed together, as Barman allows: a chain of
+/// tar-format backups (zstd, compressed by us; then an increment gzip-
+/// compressed by PostgreSQL) recovered with exact rows. The tar members
+/// are unpacked into `--staging-path` (the one case a staging copy is
+/// needed: combining reads blocks by position), which is empty afterwards.
+#[test]
+fn compressed_incremental_chains_recover_exact_rows() {
+    let bench = Bench::with_cluster(
+        "backup_method = postgres\nbackup_compression = zstd\nbackup_compression_format = tar\nbackup_compression_location = client\n",
+        1,
+        |b: PgClusterBuilder| b.embedded(17).conf("summarize_wal = on"),
+    );
+    bench.pg.psql("CREATE EXTENSION amcheck").unwrap();
+    bench
+        .pg
+        .psql("CREATE TABLE marks (id int PRIMARY KEY, at text)")
+        .unwrap();
+    let full = backup_id(&bench.backup(&[]));
+    bench.pg.pgbench_run(2, 2).unwrap();
+    let first = backup_id(&bench.backup(&["--incremental", &full]));
+    // The next increment compressed by the server, gzip.
+    let conf = bench.setup.home.conf();
+    let text = fs::read_to_string(conf)
+        .unwrap()
+        .replace("backup_compression = zstd", "backup_compression = gzip")
+        .replace(
+            "backup_compression_location = client",
+            "backup_compression_location = server",
+        );
+    fs::write(conf, text).unwrap();
+    bench.pg.pgbench_run(2, 2).unwrap();
+    let second = backup_id(&bench.backup(&["--incremental", &first]));
+    bench.pg.pgbench_run(2, 1).unwrap();
+    let (rows, _) = snapshot_and_target(&bench, 1);
+    bench.flush_wal();
+    for (id, compression, archive) in [
+        (&full, "zstd", "data/base.tar.zst"),
+        (&first, "zstd", "data/base.tar.zst"),
+        (&second, "gzip", "data/base.tar.gz"),
+    ] {
+        let info = bench.info(id);
+        assert_eq!(info["compression"], compression, "{id}: {info:?}");
+        assert!(
+            bench.backup_dir(id).join(archive).is_file(),
+            "{id}: {archive}"
+        );
+        assert!(bench.backup_dir(id).join("data/backup_manifest").is_file());
+    }
+    assert_eq!(bench.info(&second)["parent_backup_id"], first.as_str());
+
+    let staging = tempfile::Builder::new()
+        .prefix("barman-e2e-staging-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    barman_testkit::chown_to(staging.path(), barman_testkit::SERVER_OS_USER).unwrap();
+    let dest = Dest::new("compressed-chain");
+    let (d, t) = (dest.data_arg(), dest.ts_arg());
+    let staging_arg = staging.path().display().to_string();
+    recover(
+        &bench,
+        &[
+            &second,
+            &d,
+            "--tablespace",
+            &t,
+            "--staging-path",
+            &staging_arg,
+        ],
+        &[],
+    );
+    assert_eq!(
+        fs::read_dir(staging.path()).unwrap().count(),
+        0,
+        "the staging directory was not emptied"
+    );
+    let server = start(&bench, &dest, "");
+    crate::recover::wait_promoted(&server);
+    assert_eq!(rows_of(&server), rows);
+    amcheck_clean(&server);
+}

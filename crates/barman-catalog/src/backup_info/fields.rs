@@ -351,7 +351,7 @@ impl BackupInfo {
     /// `none` included), encrypted, incremental or snapshot backup taken by
     /// Barman 3.x. The reasons are joined with `; `.
     pub fn restore_obstacle(&self) -> Option<String> {
-        let mut why: Vec<String> = self.restore_obstacle_but_chain().into_iter().collect();
+        let mut why: Vec<String> = self.restore_obstacle_with(false).into_iter().collect();
         if let Some(parent) = self.raw("parent_backup_id") {
             why.push(format!(
                 "it is an incremental backup (parent_backup_id = {parent}): its chain is not synchronised yet"
@@ -360,9 +360,10 @@ impl BackupInfo {
         (!why.is_empty()).then(|| why.join("; "))
     }
 
-    /// [`restore_obstacle`](Self::restore_obstacle) but for the chain of an
-    /// incremental backup, which a recovery combines.
-    fn restore_obstacle_but_chain(&self) -> Option<String> {
+    /// What stops a recovery: [`restore_obstacle`](Self::restore_obstacle)
+    /// but an incremental backup's chain (a recovery combines it), and a
+    /// tar-format backup when `tar_ok` (a recovery unpacks it).
+    pub fn restore_obstacle_with(&self, tar_ok: bool) -> Option<String> {
         let mut why = Vec::new();
         if let Some(e) = self
             .encryption()
@@ -370,7 +371,7 @@ impl BackupInfo {
         {
             why.push(format!("it is encrypted (encryption = {e})"));
         }
-        match self.compression() {
+        match self.compression().filter(|_| !tar_ok) {
             Some(c) if c.eq_ignore_ascii_case("none") => {
                 why.push("it is in tar format (compression = none)".to_owned());
             }
@@ -390,8 +391,19 @@ impl BackupInfo {
     /// parent is no obstacle there; a passive node does not synchronise
     /// incremental backups yet.
     pub fn ensure_restorable(&self, server: &str, action: &'static str) -> Result<()> {
+        self.ensure_restorable_with(server, action, false)
+    }
+
+    /// [`ensure_restorable`](Self::ensure_restorable), a tar-format backup
+    /// accepted when `tar_ok`.
+    pub fn ensure_restorable_with(
+        &self,
+        server: &str,
+        action: &'static str,
+        tar_ok: bool,
+    ) -> Result<()> {
         let obstacle = if action == "restored" {
-            self.restore_obstacle_but_chain()
+            self.restore_obstacle_with(tar_ok)
         } else {
             self.restore_obstacle()
         };

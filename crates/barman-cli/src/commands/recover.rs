@@ -70,6 +70,12 @@ fn options(config: &Config, args: &RecoverArgs) -> Result<RecoverOptions> {
         partial_wal: args.partial_wal,
         restore_command: args.restore_command.clone(),
         staging_wal_directory: args.staging_wal_directory.clone(),
+        staging: barman_core::recover::StagingOptions {
+            path: args.staging_path.clone(),
+            remote: args.staging_location.as_deref().map(|l| l == "remote"),
+            local_path: args.local_staging_path.clone(),
+            recovery_path: args.recovery_staging_path.clone(),
+        },
         recovery_conf_filename: args.recovery_conf_filename.clone(),
         agent_command: std::env::var("BARMAN_AGENT_COMMAND").ok(),
         barman_command: Some(format!(

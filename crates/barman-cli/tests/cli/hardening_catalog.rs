@@ -62,7 +62,6 @@ fn a_truncated_backup_info_is_named_and_never_rewritten() {
 #[test]
 fn options_accepted_but_not_implemented_are_refused_naming_them() {
     for (option, value) in [
-        ("backup_compression", "gzip"),
         ("encryption", "gpg"),
         ("aws_profile", "prod"),
         ("primary_checkpoint_timeout", "30"),
@@ -287,8 +286,20 @@ fn backups_barman_rs_cannot_restore_are_refused_before_writing_and_still_listed(
     // Its backup.info says nothing, its files do.
     unusual_backup(&home, UNSAID, &[], &["base.tar.gz"]);
     let dest = dir.path().join("restore");
+    // A compressed tar backup is unpacked: this one's archive is damaged
+    // (or missing), which fails naming it.
+    let (code, stdout, stderr) = barman_output(
+        &conf,
+        &["recover", "--get-wal", "pg", TAR, dest.to_str().unwrap()],
+    );
+    assert_ne!(code, 0, "{stdout}{stderr}");
+    assert!(stderr.contains(".tar.gz"), "{stderr}");
+    assert!(
+        !dest.exists() || fs::read_dir(&dest).unwrap().next().is_none(),
+        "something was installed"
+    );
+    let _ = fs::remove_dir(&dest);
     for (asked, id, reason) in [
-        (TAR, TAR, "compressed tar backup (compression = gzip)"),
         (UNSAID, UNSAID, "no global/pg_control"),
         // An incremental backup whose parent's files are gone: its chain
         // cannot be combined.

@@ -49,6 +49,54 @@ pub struct BaseBackupOptions {
     /// relation files then come as `INCREMENTAL.<name>` files holding the
     /// blocks changed since that backup.
     pub incremental: bool,
+    /// Server-side compression of the archives (PostgreSQL 15+); see
+    /// [`ServerCompression`].
+    pub compression: Option<ServerCompression>,
+}
+
+/// Server-side compression of the archives: `COMPRESSION` and
+/// `COMPRESSION_DETAIL` (PostgreSQL 15+). The archives arrive compressed
+/// (named `base.tar.gz`, ...): a sink that wants their bytes
+/// ([`BaseBackupSink::wants_archive_bytes`]) gets them as sent; otherwise
+/// they are decompressed and unpacked as usual. The manifest is never
+/// compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerCompression {
+    /// The algorithm: gzip, lz4 or zstd (the others are refused).
+    pub method: barman_wal::Compression,
+    /// The level (`level=N`), else the server's default.
+    pub level: Option<i32>,
+    /// Worker threads (`workers=N`, zstd).
+    pub workers: Option<u32>,
+}
+
+impl ServerCompression {
+    /// The `COMPRESSION` and `COMPRESSION_DETAIL` options.
+    fn options(&self) -> Result<Vec<String>> {
+        use barman_wal::Compression as C;
+        let method = match self.method {
+            C::Gzip => "gzip",
+            C::Lz4 => "lz4",
+            C::Zstd => "zstd",
+            other => {
+                return Err(Error::Unsupported(format!(
+                    "server-side compression with {other}"
+                )));
+            }
+        };
+        let mut out = vec![format!("COMPRESSION '{method}'")];
+        let mut detail = Vec::new();
+        if let Some(level) = self.level {
+            detail.push(format!("level={level}"));
+        }
+        if let Some(workers) = self.workers {
+            detail.push(format!("workers={workers}"));
+        }
+        if !detail.is_empty() {
+            out.push(format!("COMPRESSION_DETAIL '{}'", detail.join(",")));
+        }
+        Ok(out)
+    }
 }
 
 impl Default for BaseBackupOptions {
@@ -63,6 +111,7 @@ impl Default for BaseBackupOptions {
             wait: true,
             tablespace_map: true,
             incremental: false,
+            compression: None,
         }
     }
 }
@@ -148,6 +197,24 @@ pub trait BaseBackupSink {
 
     /// The `backup_manifest`, streamed.
     fn manifest(&mut self, data: &mut dyn Read) -> io::Result<()>;
+
+    /// Whether archives are given as their bytes, as the server sends them
+    /// ([`archive_bytes`](Self::archive_bytes): a tar stream, compressed
+    /// with [`ServerCompression`]) rather than unpacked into
+    /// [`file`](Self::file), [`directory`](Self::directory) and
+    /// [`symlink`](Self::symlink).
+    fn wants_archive_bytes(&self) -> bool {
+        false
+    }
+
+    /// The bytes of the current archive, between
+    /// [`begin_archive`](Self::begin_archive) and
+    /// [`end_archive`](Self::end_archive), when
+    /// [`wants_archive_bytes`](Self::wants_archive_bytes).
+    fn archive_bytes(&mut self, data: &mut dyn Read) -> io::Result<()> {
+        let _ = data;
+        Err(io::Error::other("this sink does not take archive bytes"))
+    }
 
     /// Bytes received so far, and the expected total when known. Called
     /// after each entry.
@@ -310,6 +377,7 @@ impl ReplicationConnection {
                         failure: None,
                         received,
                         total,
+                        compression: options.compression.map(|c| c.method),
                     };
                     if typed {
                         reader.typed_stream(sink)?;
@@ -407,6 +475,11 @@ fn base_backup_command(options: &BaseBackupOptions, server_version: u32) -> Resu
             "incremental backups need PostgreSQL 17 or later".into(),
         ));
     }
+    if options.compression.is_some() && server_version < 150_000 {
+        return Err(Error::Unsupported(
+            "server-side compression needs PostgreSQL 15 or later".into(),
+        ));
+    }
     if server_version >= 150_000 {
         let mut parts = vec![format!("LABEL '{label}'")];
         if options.progress {
@@ -432,6 +505,9 @@ fn base_backup_command(options: &BaseBackupOptions, server_version: u32) -> Resu
         }
         if options.incremental {
             parts.push("INCREMENTAL".into());
+        }
+        if let Some(compression) = &options.compression {
+            parts.extend(compression.options()?);
         }
         return Ok(format!("BASE_BACKUP ({})", parts.join(", ")));
     }
@@ -485,6 +561,8 @@ struct CopyReader<'c> {
     failure: Option<Error>,
     received: &'c Cell<u64>,
     total: Option<u64>,
+    /// Server-side compression of the archives.
+    compression: Option<barman_wal::Compression>,
 }
 
 impl CopyReader<'_> {
@@ -493,16 +571,14 @@ impl CopyReader<'_> {
         loop {
             match self.next_boundary()? {
                 Boundary::Archive { name, location } => {
-                    let oid = match name.as_str() {
-                        "base.tar" => None,
-                        other => Some(
-                            other
-                                .strip_suffix(".tar")
-                                .and_then(|oid| oid.parse::<u32>().ok())
-                                .ok_or_else(|| {
-                                    Error::protocol(format!("unexpected archive name `{name}`"))
-                                })?,
-                        ),
+                    // `base.tar`, `<oid>.tar`, with a suffix when compressed
+                    // on the server (`base.tar.gz`).
+                    let stem = name.split_once(".tar").map(|(stem, _)| stem);
+                    let oid = match stem {
+                        Some("base") => None,
+                        other => Some(other.and_then(|oid| oid.parse::<u32>().ok()).ok_or_else(
+                            || Error::protocol(format!("unexpected archive name `{name}`")),
+                        )?),
                     };
                     let location = Some(location.as_str()).filter(|l| !l.is_empty());
                     sink.begin_archive(oid, location).map_err(Error::Sink)?;
@@ -518,7 +594,18 @@ impl CopyReader<'_> {
     fn archive(&mut self, sink: &mut dyn BaseBackupSink) -> Result<()> {
         let received = self.received;
         let total = self.total;
-        let outcome = walk_tar(&mut *self, sink, received, total);
+        let outcome = if sink.wants_archive_bytes() {
+            sink.archive_bytes(&mut *self).map_err(Error::Sink)
+        } else if let Some(compression) = self.compression {
+            match compression.reader(&mut *self) {
+                Ok(mut plain) => walk_tar(&mut plain, sink, received, total),
+                Err(e) => Err(Error::protocol(format!(
+                    "cannot decompress the {compression} archive: {e}"
+                ))),
+            }
+        } else {
+            walk_tar(&mut *self, sink, received, total)
+        };
         if let Some(e) = self.failure.take() {
             return Err(e);
         }
@@ -737,6 +824,30 @@ mod tests {
         );
         assert!(matches!(
             base_backup_command(&options, 160_000),
+            Err(Error::Unsupported(_))
+        ));
+        options.incremental = false;
+        // Server-side compression: 15+ only.
+        options.compression = Some(ServerCompression {
+            method: barman_wal::Compression::Zstd,
+            level: Some(3),
+            workers: Some(4),
+        });
+        assert_eq!(
+            base_backup_command(&options, 150_000).unwrap(),
+            "BASE_BACKUP (LABEL 'x', WAL, COMPRESSION 'zstd', COMPRESSION_DETAIL 'level=3,workers=4')"
+        );
+        options.compression = Some(ServerCompression {
+            method: barman_wal::Compression::Gzip,
+            level: None,
+            workers: None,
+        });
+        assert_eq!(
+            base_backup_command(&options, 160_000).unwrap(),
+            "BASE_BACKUP (LABEL 'x', WAL, COMPRESSION 'gzip')"
+        );
+        assert!(matches!(
+            base_backup_command(&options, 140_000),
             Err(Error::Unsupported(_))
         ));
     }
