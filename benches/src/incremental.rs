@@ -45,6 +45,7 @@ use crate::backup::{kib_mib, mb, read_time_file, settle_for};
 use crate::machine::{self, Machine};
 use crate::peers::{Peers, STANZA};
 use crate::report::Conditions;
+use barman_testkit::PG18_BIN;
 
 /// Options of the `incremental` scenario.
 #[derive(Debug, clap::Args)]
@@ -80,6 +81,9 @@ pub const INCREMENTS: u8 = 3;
 const TRANSACTIONS: u32 = 1000;
 /// `pgbench -n -c` before each increment.
 const CLIENTS: u32 = 2;
+/// The compression lines of both tools' `backup_compression` rows.
+const ZSTD_LINES: &str = "backup_compression = zstd\nbackup_compression_format = tar\n\
+     backup_compression_location = client\n";
 /// `--wait-timeout` of barman-rs's backups, seconds.
 const WAIT_TIMEOUT_S: u32 = 120;
 
@@ -103,6 +107,9 @@ pub enum Step {
     RecoverFull,
     /// `barman recover` of the third increment: the chain combined.
     RecoverChain,
+    /// A full backup with `backup_compression = zstd`, tar format,
+    /// compressed by the client (after the recoveries).
+    Zstd,
 }
 
 /// One measured operation.
@@ -130,6 +137,8 @@ impl Operation {
             (Tool::Barman, Step::Increment(_)) => "barman-py-inc-3",
             (Tool::Barman, Step::RecoverFull) => "barman-py-recover-full",
             (Tool::Barman, Step::RecoverChain) => "barman-py-recover-chain",
+            (Tool::Ours, Step::Zstd) => "zstd",
+            (Tool::Barman, Step::Zstd) => "barman-py-zstd",
         }
     }
 
@@ -146,7 +155,7 @@ impl Operation {
 
     /// Whether it is a backup (else a recovery).
     pub fn is_backup(self) -> bool {
-        matches!(self.step, Step::Full | Step::Increment(_))
+        matches!(self.step, Step::Full | Step::Increment(_) | Step::Zstd)
     }
 
     /// The command line as shown in the report.
@@ -175,6 +184,12 @@ impl Operation {
             }
             (Tool::Barman, Step::RecoverChain) => {
                 format!("barman (Python) -c CONF recover --jobs 1 {recover} pg INC3_ID DEST")
+            }
+            (Tool::Ours, Step::Zstd) => format!(
+                "barman -c ZSTD_CONF -f json backup --wait --wait-timeout {WAIT_TIMEOUT_S} pg"
+            ),
+            (Tool::Barman, Step::Zstd) => {
+                "barman (Python) -c ZSTD_CONF backup --wait pg".to_owned()
             }
         }
     }
@@ -207,6 +222,16 @@ impl Operation {
                 "{who} recovery of the third increment: `pg_combinebackup` 18 into \
                  `local_staging_path`, then rsync into the destination"
             ),
+            (Tool::Ours, Step::Zstd) => format!(
+                "{who} full backup with `backup_compression = zstd`, \
+                 `backup_compression_format = tar` (compressed by barman-rs as the stream \
+                 arrives, level 3)"
+            ),
+            (Tool::Barman, Step::Zstd) => format!(
+                "{who} full backup with `backup_compression = zstd`, \
+                 `backup_compression_format = tar` (`pg_basebackup --format=tar \
+                 --compress=client-zstd`)"
+            ),
         }
     }
 }
@@ -216,7 +241,7 @@ pub fn operations(with_barman: bool, barman_recovers: bool) -> Vec<Operation> {
     let steps: Vec<Step> = [Step::Full]
         .into_iter()
         .chain((1..=INCREMENTS).map(Step::Increment))
-        .chain([Step::RecoverFull, Step::RecoverChain])
+        .chain([Step::RecoverFull, Step::RecoverChain, Step::Zstd])
         .collect();
     let mut ops: Vec<Operation> = steps
         .iter()
@@ -229,7 +254,9 @@ pub fn operations(with_barman: bool, barman_recovers: bool) -> Vec<Operation> {
         ops.extend(
             steps
                 .iter()
-                .filter(|s| barman_recovers || matches!(s, Step::Full | Step::Increment(_)))
+                .filter(|s| {
+                    barman_recovers || matches!(s, Step::Full | Step::Increment(_) | Step::Zstd)
+                })
                 .map(|&step| Operation {
                     tool: Tool::Barman,
                     step,
@@ -250,6 +277,8 @@ pub struct Bytes {
     pub deduplicated_size: Option<u64>,
     /// `du -s -B1 base/<id>`.
     pub du: u64,
+    /// backup.info `compression` (`None`: plain files).
+    pub compression: Option<String>,
 }
 
 /// One timed run of one operation.
@@ -295,6 +324,10 @@ struct World {
     fixture: Fixture,
     /// Barman's `backup_method = postgres` configuration.
     barman_conf: Option<PathBuf>,
+    /// barman-rs's configuration with `backup_compression = zstd`.
+    zstd_conf: PathBuf,
+    /// Barman's, the same.
+    barman_zstd_conf: Option<PathBuf>,
     drop_caches: bool,
 }
 
@@ -314,31 +347,9 @@ pub fn run(options: &Options) -> Result<()> {
         conf: vec!["summarize_wal = on".to_owned()],
         pgbackrest: false,
     };
-    let fixture = Fixture::start_with(options.scale, peers, &setup)?;
-    let conditions = Conditions::new(Machine::probe(fixture.pg.pg_bin()), load_before);
-    let barman_conf = match &fixture.peers {
-        Some(world) => Some(world.bpy.write_postgres_conf(
-            "postgres",
-            &fixture.pg.conninfo(),
-            Path::new(barman_testkit::PG18_BIN),
-            "",
-        )?),
-        None => None,
-    };
-    eprintln!(
-        "PostgreSQL {} on port {}: PGDATA {:.0} MB; pgbench -i took {:.1} s, archiving its WAL \
-         {:.1} s",
-        options.major,
-        fixture.pg.port(),
-        mb(fixture.pgdata_bytes),
-        fixture.pgbench_init_s,
-        fixture.wal_catch_up_s,
-    );
-    let world = World {
-        fixture,
-        barman_conf,
-        drop_caches: options.drop_caches,
-    };
+    let world = World::start(options, peers.clone(), &setup, Path::new(PG18_BIN))?;
+    let conditions = Conditions::new(Machine::probe(world.fixture.pg.pg_bin()), load_before);
+    let pgdata_bytes = world.fixture.pgdata_bytes;
     let ops = operations(with_barman, barman_recovers);
     let mut results: Vec<Vec<Run>> = vec![Vec::new(); ops.len()];
     let mut checks = Vec::new();
@@ -356,17 +367,97 @@ pub fn run(options: &Options) -> Result<()> {
         .with_context(|| format!("run {round}"))?;
     }
     world.fixture.prune(0)?;
+    drop(world);
+
+    // The compressed backups, on a PostgreSQL 15 cluster: Barman compresses
+    // with `pg_basebackup --compress=client-zstd`, and the only
+    // `pg_basebackup` here built with zstd is PostgreSQL 15's, which
+    // refuses newer servers (PostgreSQL 18's is built without zstd).
+    let zstd_pg = crate::machine::Machine::probe(Path::new(barman_testkit::DEFAULT_PG_BIN));
+    let world = World::start(
+        options,
+        peers,
+        &Setup::default(),
+        Path::new(barman_testkit::DEFAULT_PG_BIN),
+    )?;
+    for round in 1..=options.runs {
+        zstd_run(
+            &world,
+            &ops,
+            &mut results,
+            &mut checks,
+            round == options.runs,
+            round,
+            options,
+        )
+        .with_context(|| format!("compressed backups, run {round}"))?;
+    }
+    world.fixture.prune(0)?;
 
     let report = report::Report {
         conditions: conditions.ended(),
         options,
-        pgdata_bytes: world.fixture.pgdata_bytes,
+        pgdata_bytes,
+        zstd_pg: zstd_pg.to_json(),
         operations: &ops,
         results: &results,
         checks: &checks,
         peers: world.fixture.peers.as_ref().map(|w| &w.peers),
     };
     crate::report::publish(options.out.as_deref(), "incremental", &report)
+}
+
+impl World {
+    /// The fixture of `setup` at the scale of `options`, barman-rs's
+    /// configuration with `backup_compression = zstd` beside its others and,
+    /// with `peers`, Barman's postgres-method configurations (plain and
+    /// zstd) using the client tools in `path_prefix`.
+    fn start(
+        options: &Options,
+        peers: Option<Peers>,
+        setup: &Setup,
+        path_prefix: &Path,
+    ) -> Result<Self> {
+        let fixture = Fixture::start_with(options.scale, peers, setup)?;
+        let (barman_conf, barman_zstd_conf) = match &fixture.peers {
+            Some(world) => {
+                let conf = |name, extra| {
+                    world
+                        .bpy
+                        .write_postgres_conf(name, &fixture.pg.conninfo(), path_prefix, extra)
+                };
+                (
+                    Some(conf("postgres", "")?),
+                    Some(conf("postgres-zstd", ZSTD_LINES)?),
+                )
+            }
+            None => (None, None),
+        };
+        // barman-rs's: the postgres-method configuration (its server
+        // section last) with the compression lines appended.
+        let zstd_conf = fixture.barman_dir().join("postgres-zstd.conf");
+        let text = fs::read_to_string(fixture.conf(Conf::Postgres))?;
+        fs::write(&zstd_conf, format!("{text}{ZSTD_LINES}"))
+            .with_context(|| format!("write {}", zstd_conf.display()))?;
+        barman_testkit::chown_to(&zstd_conf, barman_testkit::SERVER_OS_USER)?;
+        barman_testkit::chmod(&zstd_conf, 0o600)?;
+        eprintln!(
+            "PostgreSQL {} on port {}: PGDATA {:.0} MB; pgbench -i took {:.1} s, archiving its \
+             WAL {:.1} s",
+            fixture.pg.major(),
+            fixture.pg.port(),
+            mb(fixture.pgdata_bytes),
+            fixture.pgbench_init_s,
+            fixture.wal_catch_up_s,
+        );
+        Ok(Self {
+            fixture,
+            barman_conf,
+            zstd_conf,
+            barman_zstd_conf,
+            drop_caches: options.drop_caches,
+        })
+    }
 }
 
 /// One run of the whole sequence; the recoveries of the `last` run are
@@ -381,39 +472,8 @@ fn one_run(
     options: &Options,
 ) -> Result<()> {
     let fixture = &world.fixture;
-    // A clean catalog on both sides.
-    fixture.prune(0)?;
-    if let Some(w) = &fixture.peers {
-        let base = w.bpy.server_dir().join("base");
-        for (id, _) in w.bpy.backups()? {
-            let info = w.bpy.info_path(&id);
-            if info.exists() {
-                fs::remove_file(&info).with_context(|| format!("remove {}", info.display()))?;
-            }
-            fixture::remove_dir(&base.join(id))?;
-        }
-    }
-    let mut record = |op: Operation, run: Run| {
-        let i = ops
-            .iter()
-            .position(|o| *o == op)
-            .expect("every measured operation is listed");
-        eprintln!(
-            "run {round}/{}  {:<24} {:>8.2} s  peak RSS {}{}",
-            options.runs,
-            op.id(),
-            run.seconds,
-            run.rss_kib
-                .map_or_else(|| "?".to_owned(), |k| format!("{:.1} MiB", kib_mib(k))),
-            run.bytes.as_ref().map_or_else(String::new, |b| format!(
-                "  {}: size {:?}, du {:.1} MB",
-                b.id,
-                b.size,
-                mb(b.du)
-            )),
-        );
-        results[i].push(run);
-    };
+    world.clear_catalogs()?;
+    let mut record = |op: Operation, run: Run| record_run(ops, results, op, run, round, options);
     let with_barman = ops.iter().any(|o| o.tool == Tool::Barman);
     let mut states = Vec::new();
     let mut ours_ids: Vec<String> = Vec::new();
@@ -426,7 +486,8 @@ fn one_run(
             fixture.pgbench_run(TRANSACTIONS, CLIENTS)?;
         }
         states.push(State(fixture.pg.psql(STATE_SQL)?));
-        let r = ours_backup(world, ours_ids.last().map(String::as_str))
+        let conf = fixture.conf(Conf::Postgres);
+        let r = ours_backup(world, &conf, ours_ids.last().map(String::as_str))
             .with_context(|| format!("barman-rs backup {step:?}"))?;
         ours_ids.push(r.bytes.as_ref().map(|b| b.id.clone()).unwrap_or_default());
         record(
@@ -437,7 +498,11 @@ fn one_run(
             r,
         );
         if with_barman {
-            let r = barman_backup(world, theirs_ids.last().map(String::as_str))
+            let conf = world
+                .barman_conf
+                .as_ref()
+                .context("no Barman configuration")?;
+            let r = barman_backup(world, conf, theirs_ids.last().map(String::as_str))
                 .with_context(|| format!("Barman backup {step:?}"))?;
             theirs_ids.push(r.bytes.as_ref().map(|b| b.id.clone()).unwrap_or_default());
             record(
@@ -450,7 +515,10 @@ fn one_run(
         }
     }
     fixture.catch_up_wal()?;
-    for op in ops.iter().filter(|o| !o.is_backup()) {
+    let recoveries = ops
+        .iter()
+        .filter(|o| matches!(o.step, Step::RecoverFull | Step::RecoverChain));
+    for op in recoveries {
         let (ids, state) = match op.step {
             Step::RecoverFull => (
                 &ours_or_theirs(op.tool, &ours_ids, &theirs_ids)[..1],
@@ -479,6 +547,110 @@ fn one_run(
         }
     }
     Ok(())
+}
+
+/// One run of the compressed backups on `world`'s cluster (idle since
+/// `pgbench -i`); on the `last` run each is recovered (untimed) and
+/// started with PostgreSQL.
+fn zstd_run(
+    world: &World,
+    ops: &[Operation],
+    results: &mut [Vec<Run>],
+    checks: &mut Vec<Check>,
+    last: bool,
+    round: usize,
+    options: &Options,
+) -> Result<()> {
+    let fixture = &world.fixture;
+    world.clear_catalogs()?;
+    let state = State(fixture.pg.psql(STATE_SQL)?);
+    let mut record = |op: Operation, run: Run| record_run(ops, results, op, run, round, options);
+    for op in ops.iter().filter(|o| o.step == Step::Zstd) {
+        let r = match op.tool {
+            Tool::Ours => ours_backup(world, &world.zstd_conf, None),
+            Tool::Barman => barman_backup(
+                world,
+                world
+                    .barman_zstd_conf
+                    .as_ref()
+                    .context("no Barman configuration")?,
+                None,
+            ),
+        }
+        .with_context(|| op.id().to_owned())?;
+        let bytes = r.bytes.as_ref().context("no backup sizes")?;
+        ensure!(
+            bytes.compression.as_deref() == Some("zstd"),
+            "{}: backup {} has compression {:?}, not zstd",
+            op.id(),
+            bytes.id,
+            bytes.compression
+        );
+        let id = bytes.id.clone();
+        record(*op, r);
+        if last {
+            // Untimed: the compressed backup recovered and started.
+            let dest = fixture.ref_dir().join(op.id());
+            fixture::remove_dir(&dest)?;
+            recover(world, *op, std::slice::from_ref(&id), &dest)
+                .with_context(|| format!("recovery of {} (untimed check)", op.id()))?;
+            let check = start_recovered(fixture, &dest, op.id(), &state);
+            fixture::remove_dir(&dest)?;
+            let check = check?;
+            eprintln!(
+                "PostgreSQL on the recovery of {}: {} (as at the backup), up in {:.1} s",
+                check.operation, check.state, check.start_s
+            );
+            checks.push(check);
+        }
+    }
+    Ok(())
+}
+
+impl World {
+    /// Removes every backup from both catalogs.
+    fn clear_catalogs(&self) -> Result<()> {
+        self.fixture.prune(0)?;
+        if let Some(w) = &self.fixture.peers {
+            let base = w.bpy.server_dir().join("base");
+            for (id, _) in w.bpy.backups()? {
+                let info = w.bpy.info_path(&id);
+                if info.exists() {
+                    fs::remove_file(&info).with_context(|| format!("remove {}", info.display()))?;
+                }
+                fixture::remove_dir(&base.join(id))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Files `run` under `op` in `results` and prints it.
+fn record_run(
+    ops: &[Operation],
+    results: &mut [Vec<Run>],
+    op: Operation,
+    run: Run,
+    round: usize,
+    options: &Options,
+) {
+    eprintln!(
+        "run {round}/{}  {:<24} {:>8.2} s  peak RSS {}{}",
+        options.runs,
+        op.id(),
+        run.seconds,
+        run.rss_kib
+            .map_or_else(|| "?".to_owned(), |k| format!("{:.1} MiB", kib_mib(k))),
+        run.bytes.as_ref().map_or_else(String::new, |b| format!(
+            "  {}: size {:?}, du {:.1} MB",
+            b.id,
+            b.size,
+            mb(b.du)
+        )),
+    );
+    if let Some(i) = ops.iter().position(|o| *o == op) {
+        results[i].push(run);
+    }
 }
 
 fn ours_or_theirs<'a>(tool: Tool, ours: &'a [String], theirs: &'a [String]) -> &'a [String] {
@@ -518,6 +690,7 @@ fn bytes_of(id: &str, info: &Path, dir: &Path) -> Result<Bytes> {
         size: n("size")?,
         deduplicated_size: n("deduplicated_size")?,
         du: du(dir)?,
+        compression: info_field(info, "compression")?,
     })
 }
 
@@ -557,11 +730,11 @@ fn outputs(out: &std::process::Output) -> String {
 
 /// barman-rs's backup: full when `parent` is `None`, else
 /// `--incremental latest`, which must pick `parent`.
-fn ours_backup(world: &World, parent: Option<&str>) -> Result<Run> {
+fn ours_backup(world: &World, conf: &Path, parent: Option<&str>) -> Result<Run> {
     let fixture = &world.fixture;
     let time_file = fixture.out_dir().join("time.txt");
     let _ = fs::remove_file(&time_file);
-    let conf = fixture.conf(Conf::Postgres).to_string_lossy().into_owned();
+    let conf = conf.to_string_lossy().into_owned();
     let wait = WAIT_TIMEOUT_S.to_string();
     let mut args = vec!["-c", &conf, "-f", "json", "backup"];
     if parent.is_some() {
@@ -614,13 +787,9 @@ fn ours_backup(world: &World, parent: Option<&str>) -> Result<Run> {
 
 /// Barman's backup: full when `parent` is `None`, else `--incremental
 /// PARENT`.
-fn barman_backup(world: &World, parent: Option<&str>) -> Result<Run> {
+fn barman_backup(world: &World, conf: &Path, parent: Option<&str>) -> Result<Run> {
     let fixture = &world.fixture;
     let peer = fixture.peers.as_ref().context("Barman is not set up")?;
-    let conf = world
-        .barman_conf
-        .as_ref()
-        .context("no Barman configuration")?;
     let time_file = fixture.out_dir().join("time.txt");
     let _ = fs::remove_file(&time_file);
     let before = peer.bpy.backups()?;
@@ -716,8 +885,9 @@ fn recover(world: &World, op: Operation, ids: &[String], dest: &Path) -> Result<
                 .unwrap_or_default(),
         };
         bail!(
-            "`{}` exited with {}\n{}\n--- log (tail) ---\n{log}",
-            op.display(),
+            "`{} {}` exited with {}\n{}\n--- log (tail) ---\n{log}",
+            program.display(),
+            args.join(" "),
             out.status,
             outputs(&out)
         );

@@ -344,7 +344,9 @@ impl BarmanPy {
     /// Writes `barman-NAME.conf`: the same home and server as the other
     /// configurations with `backup_method = postgres` (`pg_basebackup` and
     /// `pg_combinebackup` from `path_prefix`, `streaming_conninfo` =
-    /// `conninfo`), `local_staging_path` = `DIR/staging` (created, owned by
+    /// `conninfo`), `local_staging_path` (incremental chains) and
+    /// `staging_path` with `staging_location = local` (compressed backups)
+    /// = `DIR/staging` (created, owned by
     /// `postgres`) and `extra` lines for the server; returns its path.
     pub fn write_postgres_conf(
         &self,
@@ -360,7 +362,8 @@ impl BarmanPy {
              log_file = {log}\nlog_level = INFO\nminimum_redundancy = 0\n\n\
              [{STANZA}]\ndescription = barman-benches peer\nconninfo = {conninfo}\n\
              backup_method = postgres\nstreaming_conninfo = {conninfo}\n\
-             path_prefix = {prefix}\nlocal_staging_path = {staging}\narchiver = on\n\
+             path_prefix = {prefix}\nlocal_staging_path = {staging}\n\
+             staging_path = {staging}\nstaging_location = local\narchiver = on\n\
              immediate_checkpoint = true\n{extra}",
             home = self.dir.join("home").display(),
             log = self.dir.join("barman.log").display(),

@@ -18,6 +18,8 @@ const INC_TIME_SHARE: f64 = 0.15;
 const INC_BYTES_SHARE: f64 = 0.05;
 /// The chain's recovery at most this multiple of the full's recovery.
 const CHAIN_VS_FULL: f64 = 1.3;
+/// barman-rs's compressed backup at most this multiple of Barman's bytes.
+const ZSTD_BYTES_VS_BARMAN: f64 = 1.1;
 
 /// Everything the report is made of.
 #[derive(Debug)]
@@ -28,6 +30,8 @@ pub struct Report<'a> {
     pub options: &'a Options,
     /// PGDATA's regular files after `pgbench -i`, bytes.
     pub pgdata_bytes: u64,
+    /// The machine as probed with the compressed rows' PostgreSQL 15.
+    pub zstd_pg: Value,
     /// The operations, in report order.
     pub operations: &'a [Operation],
     /// Their runs (same order).
@@ -132,7 +136,7 @@ impl Report<'_> {
     /// full backup for an increment, the full's recovery for the chain's.
     fn shares(rows: &[Row], row: &Row) -> (Option<f64>, Option<f64>) {
         let base = match row.op.step {
-            Step::Increment(_) => Step::Full,
+            Step::Increment(_) | Step::Zstd => Step::Full,
             Step::RecoverChain => Step::RecoverFull,
             _ => return (None, None),
         };
@@ -250,6 +254,51 @@ impl Report<'_> {
                 value: ratio,
             });
         }
+        let ours_z = Self::find(rows, Tool::Ours, Step::Zstd);
+        if let (Some(z), Some(b)) = (ours_z, Self::find(rows, Tool::Barman, Step::Zstd)) {
+            let ratio = b.seconds / z.seconds;
+            let pass = z.seconds < b.seconds;
+            out.push(Target {
+                name: "barman-rs zstd (tar, client) backup faster than Barman's".to_owned(),
+                measured: format!(
+                    "{:.2} s vs {:.2} s: Barman takes {ratio:.2}× ours{}",
+                    z.seconds,
+                    b.seconds,
+                    if pass {
+                        ""
+                    } else {
+                        " (slower: both compress one stream at zstd level 3 on one core; the \
+                         difference is the rest of the pipeline)"
+                    }
+                ),
+                threshold: "Barman ÷ barman-rs > 1".to_owned(),
+                pass,
+                value: ratio,
+            });
+            if let (Some(a), Some(c)) = (z.du, b.du) {
+                let x = a / c;
+                let pass = x <= ZSTD_BYTES_VS_BARMAN;
+                out.push(Target {
+                    name: "barman-rs zstd backup's bytes on disk ÷ Barman's".to_owned(),
+                    measured: format!(
+                        "{:.1} MB vs {:.1} MB = {x:.3}×{}",
+                        a / 1e6,
+                        c / 1e6,
+                        if pass {
+                            String::new()
+                        } else {
+                            format!(
+                                ": {:.1} % over; the zstd frames or level differ",
+                                (x / ZSTD_BYTES_VS_BARMAN - 1.0) * 100.0
+                            )
+                        }
+                    ),
+                    threshold: format!("≤ {ZSTD_BYTES_VS_BARMAN:.1}×"),
+                    pass,
+                    value: x,
+                });
+            }
+        }
         out
     }
 
@@ -289,7 +338,9 @@ impl crate::report::Document for Report<'_> {
              then the full backup alone and the third increment (the chain) recovered into \
              fresh directories with `--target-immediate --target-action promote -j 1`. barman-rs \
              and Barman take turns on the same cluster at each step, so each increment covers \
-             the same work. Every operation runs as `postgres` under GNU time after `sync` and \
+             the same work. Last, a full backup with `backup_compression = zstd` \
+             (`backup_compression_format = tar`, compressed by the client) by each. Every \
+             operation runs as `postgres` under GNU time after `sync` and \
              {cache}; {runs} run(s), the median reported.\n",
             major = o.major,
             scale = o.scale,
@@ -330,8 +381,8 @@ impl crate::report::Document for Report<'_> {
             let _ = writeln!(md, "| {} | {} |", r.op.id(), cells.join(" | "));
         }
         md.push_str(
-            "\n*time ÷ full*: an increment's time as a share of its tool's full backup; for \
-             `recover-chain`, its time ÷ the same tool's `recover-full`. *size*, \
+            "\n*time ÷ full*: an increment's (or the zstd backup's) time as a share of its \
+             tool's full backup; for `recover-chain`, its time ÷ the same tool's `recover-full`. *size*, \
              *deduplicated*: backup.info's `size` and `deduplicated_size`; *du*: `du -s -B1` \
              of `base/<id>` (a backup) or of DEST after the recovery (WALs staged included). \
              MB = 10⁶ bytes.\n",
@@ -346,8 +397,25 @@ impl crate::report::Document for Report<'_> {
         }
         let _ = writeln!(
             md,
-            "\n**Check**: PostgreSQL {} was started on every recovery of the last run (a free \
-             port, `archive_mode = off`); each came up as a primary holding exactly the \
+            "\nThe `zstd` rows ran on a second cluster, {} (`pgbench -i -s {}`, \
+             idle), with Barman's `path_prefix` = PostgreSQL 15's binaries: Barman compresses \
+             with `pg_basebackup --compress=client-zstd`, and the only `pg_basebackup` here \
+             built with zstd is PostgreSQL 15's, which refuses newer servers (PostgreSQL 18's \
+             is built without zstd). Their *time ÷ full* and *du ÷ full* compare with the \
+             uncompressed full backups of the PostgreSQL {} cluster above.\n",
+            self.zstd_pg
+                .get("postgres")
+                .and_then(Value::as_str)
+                .unwrap_or("PostgreSQL 15"),
+            o.scale,
+            o.major
+        );
+        let _ = writeln!(
+            md,
+            "\n**Check**: PostgreSQL ({} for the chain, 15 for `zstd`) was started on every \
+             recovery of the last run (a free \
+             port, `archive_mode = off`; the zstd backups recovered untimed for the check); \
+             each came up as a primary holding exactly the \
              primary's data when that backup was taken (rows and sum of `abalance` in \
              `pgbench_accounts`, rows in `pgbench_history`):\n",
             o.major
@@ -430,6 +498,7 @@ impl crate::report::Document for Report<'_> {
                     "run_as": barman_testkit::SERVER_OS_USER,
                 },
                 "operations": operations,
+                "zstd_cluster": self.zstd_pg,
                 "checks": self.checks.iter().map(|c| json!({
                     "operation": c.operation,
                     "state": c.state,
