@@ -28,6 +28,14 @@
 //! With `--major 17`, Barman cannot recover (no `pg_combinebackup` 17 on
 //! this machine; it must match the backup's major), so only its backups
 //! are measured.
+//!
+//! Then, on a second fixture with PostgreSQL 15 (idle after `pgbench -i`),
+//! a full backup with `backup_compression = zstd` (tar, compressed by the
+//! client) by each, `--runs` times: Barman compresses with
+//! `pg_basebackup --compress=client-zstd`, and the only `pg_basebackup`
+//! here built with zstd is PostgreSQL 15's, which refuses newer servers.
+//! Each must end DONE with `compression = zstd`; on the last run each is
+//! recovered (untimed) and started like the others.
 
 mod report;
 
@@ -53,9 +61,9 @@ pub struct Options {
     /// pgbench scale of the cluster (≈ 15 MB per unit: 100 ≈ 1.5 GB).
     #[arg(long, default_value_t = 100)]
     pub scale: u32,
-    /// Runs of the whole sequence (full, three increments, recoveries);
-    /// the median of each operation is reported.
-    #[arg(long, default_value_t = 1)]
+    /// Runs of the whole sequence (full, three increments, recoveries;
+    /// then the zstd backups); the median of each operation is reported.
+    #[arg(long, default_value_t = 3)]
     pub runs: usize,
     /// PostgreSQL major of the cluster: 18 (the complete build) or 17
     /// (server only; Barman's recoveries are then skipped: no

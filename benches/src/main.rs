@@ -7,7 +7,7 @@
 //! cargo run --release -p barman-benches -- backup [--scale 100] [--runs 3]
 //! cargo run --release -p barman-benches -- recover [--scale 100] [--runs 3]
 //! cargo run --release -p barman-benches -- streaming [--scale 100] [--runs 3] [--wal-mb 256]
-//! cargo run --release -p barman-benches -- incremental [--scale 100] [--runs 1] [--major 18]
+//! cargo run --release -p barman-benches -- incremental [--scale 100] [--runs 3] [--major 18]
 //! cargo run --release -p barman-benches -- compare [--scale 100] [--with-peers]
 //! cargo run --release -p barman-benches -- list
 //! ```
@@ -83,8 +83,9 @@ enum Scenario {
     /// increments after `pgbench -n` work, then the full and the chain
     /// recovered (combined while streaming), beside real Barman
     /// (`pg_basebackup --incremental`, `pg_combinebackup` + rsync) on the
-    /// same cluster; time, bytes, peak RSS; PostgreSQL started on every
-    /// recovery.
+    /// same cluster; then a `backup_compression = zstd` (tar) backup by
+    /// each on a PostgreSQL 15 cluster; time, bytes, peak RSS; PostgreSQL
+    /// started on every recovery.
     Incremental(incremental::Options),
     /// The barman-cloud tools against S3 (moto on loopback), barman-rs
     /// beside real barman-cloud: one archive_command call of a 16 MiB
@@ -149,7 +150,7 @@ fn main() -> ExitCode {
                  streaming    backup_method = postgres beside pg_basebackup; receive-wal beside \
                  pg_receivewal\n\
                  incremental  PostgreSQL 17+ incremental backups (full + 3 increments) and the \
-                 chain's recovery, beside real Barman (pg_combinebackup); time, bytes, peak RSS\n\
+                 chain's recovery, and zstd backups, beside real Barman; time, bytes, peak RSS\n\
                  cloud        barman-cloud tools on S3 (moto): archive_command calls, backups, a \
                  restore, beside real barman-cloud; time and peak RSS\n\
                  compare      all of the above at one --scale; --with-peers adds pgBackRest and \

@@ -173,9 +173,10 @@ impl Report<'_> {
                         String::new()
                     } else {
                         format!(
-                            ": {:.1} points over; a fixed cost (checkpoint, WAL switch and the \
-                             wait for its archiving, the summaries read by the server) \
-                             dominates an increment this small",
+                            ": {:.1} points over; an increment pays the full backup's fixed \
+                             costs (process start, catalog, fast checkpoint, the end WAL \
+                             archived and filed, syncfs) while its transfer shrinks to the \
+                             changed blocks",
                             (share - INC_TIME_SHARE) * 100.0
                         )
                     }
@@ -225,8 +226,11 @@ impl Report<'_> {
                         String::new()
                     } else {
                         format!(
-                            ": {:.0} % over; every changed relation file is rebuilt from up \
-                             to four sources, read whole",
+                            ": {:.0} % over; every relation file with an `INCREMENTAL` \
+                             counterpart is rebuilt block by block from up to four backups \
+                             (the root's file and each `INCREMENTAL` file read and verified) \
+                             instead of streamed whole; with `-j 1` it is CPU-bound (see the \
+                             CPU column)",
                             (x / CHAIN_VS_FULL - 1.0) * 100.0
                         )
                     }
@@ -431,7 +435,8 @@ impl crate::report::Document for Report<'_> {
             let _ = writeln!(
                 md,
                 "\nPeer: {}, `backup_method = postgres`, `path_prefix` = PostgreSQL 18's \
-                 binaries, `local_staging_path` on the same file system.",
+                 binaries (15's for the `zstd` rows), `local_staging_path` (and `staging_path`) \
+                 on the same file system.",
                 p.barman_version
             );
         }
