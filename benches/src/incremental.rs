@@ -14,8 +14,9 @@
 //! three times `pgbench -n -t 1000 -c 2` (untimed) followed by an
 //! incremental backup by each (barman-rs `--incremental latest`, Barman
 //! `--incremental <its newest>`); then `barman recover --target-immediate
-//! --target-action promote -j 1` of the full backup alone and of the third
-//! increment (the chain of four combined) by each into fresh directories.
+//! --target-action promote -j JOBS` (`--jobs`, default 1) of the full
+//! backup alone and of the third increment (the chain of four combined)
+//! by each into fresh directories.
 //! Every operation runs as `postgres` under GNU time (peak RSS, CPU),
 //! timed spawn to exit, after `sync`, the page cache dropped and the
 //! operation's input (PGDATA for a backup, the backups of the chain for a
@@ -70,6 +71,9 @@ pub struct Options {
     /// `pg_combinebackup` 17 here).
     #[arg(long, default_value_t = 18, value_parser = clap::value_parser!(u32).range(17..=18))]
     pub major: u32,
+    /// `-j` of barman-rs's recoveries and `--jobs` of Barman's.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: u32,
     /// Leave the page cache empty before every operation (cold reads)
     /// instead of holding the operation's input.
     #[arg(long)]
@@ -178,20 +182,20 @@ impl Operation {
                  {WAIT_TIMEOUT_S} pg"
             ),
             (Tool::Ours, Step::RecoverFull) => {
-                format!("barman -c CONF -f json recover -j 1 {recover} pg FULL_ID DEST")
+                format!("barman -c CONF -f json recover -j JOBS {recover} pg FULL_ID DEST")
             }
             (Tool::Ours, Step::RecoverChain) => {
-                format!("barman -c CONF -f json recover -j 1 {recover} pg INC3_ID DEST")
+                format!("barman -c CONF -f json recover -j JOBS {recover} pg INC3_ID DEST")
             }
             (Tool::Barman, Step::Full) => "barman (Python) -c CONF backup --wait pg".to_owned(),
             (Tool::Barman, Step::Increment(_)) => {
                 "barman (Python) -c CONF backup --incremental PARENT_ID --wait pg".to_owned()
             }
             (Tool::Barman, Step::RecoverFull) => {
-                format!("barman (Python) -c CONF recover --jobs 1 {recover} pg FULL_ID DEST")
+                format!("barman (Python) -c CONF recover --jobs JOBS {recover} pg FULL_ID DEST")
             }
             (Tool::Barman, Step::RecoverChain) => {
-                format!("barman (Python) -c CONF recover --jobs 1 {recover} pg INC3_ID DEST")
+                format!("barman (Python) -c CONF recover --jobs JOBS {recover} pg INC3_ID DEST")
             }
             (Tool::Ours, Step::Zstd) => format!(
                 "barman -c ZSTD_CONF -f json backup --wait --wait-timeout {WAIT_TIMEOUT_S} pg"
@@ -337,6 +341,8 @@ struct World {
     /// Barman's, the same.
     barman_zstd_conf: Option<PathBuf>,
     drop_caches: bool,
+    /// `-j` / `--jobs` of the recoveries.
+    jobs: u32,
 }
 
 /// Runs the scenario and writes the report.
@@ -464,6 +470,7 @@ impl World {
             zstd_conf,
             barman_zstd_conf,
             drop_caches: options.drop_caches,
+            jobs: options.jobs,
         })
     }
 }
@@ -866,10 +873,11 @@ fn recover(world: &World, op: Operation, ids: &[String], dest: &Path) -> Result<
             )
         }
     };
+    let jobs = world.jobs.to_string();
     let mut args: Vec<&str> = vec!["-c", &conf];
     match op.tool {
-        Tool::Ours => args.extend(["-f", "json", "recover", "-j", "1"]),
-        Tool::Barman => args.extend(["recover", "--jobs", "1"]),
+        Tool::Ours => args.extend(["-f", "json", "recover", "-j", &jobs]),
+        Tool::Barman => args.extend(["recover", "--jobs", &jobs]),
     }
     args.extend([
         "--target-immediate",

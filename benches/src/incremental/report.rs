@@ -229,8 +229,8 @@ impl Report<'_> {
                             ": {:.0} % over; every relation file with an `INCREMENTAL` \
                              counterpart is rebuilt block by block from up to four backups \
                              (the root's file and each `INCREMENTAL` file read and verified) \
-                             instead of streamed whole; with `-j 1` it is CPU-bound (see the \
-                             CPU column)",
+                             instead of streamed whole; it is CPU-bound (see the CPU column and \
+                             `--jobs`)",
                             (x / CHAIN_VS_FULL - 1.0) * 100.0
                         )
                     }
@@ -340,7 +340,8 @@ impl crate::report::Document for Report<'_> {
              archived through `barman put-wal`. Per run: a full backup, then {INCREMENTS} times \
              `pgbench -n -t 1000 -c 2` (untimed) and an incremental backup on the previous one; \
              then the full backup alone and the third increment (the chain) recovered into \
-             fresh directories with `--target-immediate --target-action promote -j 1`. barman-rs \
+             fresh directories with `--target-immediate --target-action promote -j {jobs}` \
+             (Barman: `--jobs {jobs}`). barman-rs \
              and Barman take turns on the same cluster at each step, so each increment covers \
              the same work. Last, a full backup with `backup_compression = zstd` \
              (`backup_compression_format = tar`, compressed by the client) by each. Every \
@@ -350,6 +351,7 @@ impl crate::report::Document for Report<'_> {
             scale = o.scale,
             pgdata = mb(self.pgdata_bytes),
             runs = o.runs,
+            jobs = o.jobs,
         );
         md.push_str(&self.conditions.markdown());
         md.push_str(
@@ -496,6 +498,7 @@ impl crate::report::Document for Report<'_> {
                     "runs": self.options.runs,
                     "postgresql_major": self.options.major,
                     "drop_caches": self.options.drop_caches,
+                    "recover_jobs": self.options.jobs,
                     "with_barman": !self.options.without_barman,
                     "pgdata_bytes": self.pgdata_bytes,
                     "increments": INCREMENTS,
