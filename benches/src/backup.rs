@@ -669,19 +669,19 @@ fn peer_backup(
             incr,
         } => {
             if incr {
-                if world.pgbr.backups(&pgbr_info)?.is_empty() {
+                if world.pgbr()?.backups(&pgbr_info)?.is_empty() {
                     eprintln!("taking an untimed pgBackRest full backup as the incremental's base");
                     let mut cmd = fixture.as_postgres(crate::peers::PGBACKREST);
-                    cmd.args(world.pgbr.args(&["--type=full", "backup"]));
+                    cmd.args(world.pgbr()?.args(&["--type=full", "backup"]));
                     barman_testkit::run(&mut cmd).context("pgbackrest backup --type=full")?;
                 }
                 pgbench_s =
                     Some(fixture.pgbench_run(INCREMENTAL_TRANSACTIONS, INCREMENTAL_CLIENTS)?);
             }
-            let before = world.pgbr.backups(&pgbr_info)?;
-            let mut args = world.pgbr.args(&[]);
+            let before = world.pgbr()?.backups(&pgbr_info)?;
+            let mut args = world.pgbr()?.args(&[]);
             if ssh {
-                args.extend(world.pgbr.pg_host_args());
+                args.extend(world.pgbr()?.pg_host_args());
             }
             args.push(format!("--type={}", if incr { "incr" } else { "full" }));
             args.push(format!("--process-max={procs}"));
@@ -702,7 +702,7 @@ fn peer_backup(
                 String::from_utf8_lossy(&out.stderr),
                 fixture.sshd_log()
             );
-            let after = world.pgbr.backups(&pgbr_info)?;
+            let after = world.pgbr()?.backups(&pgbr_info)?;
             let newest = after.last().cloned().unwrap_or_default();
             let want = if incr { "incr" } else { "full" };
             ensure!(

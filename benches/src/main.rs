@@ -7,6 +7,7 @@
 //! cargo run --release -p barman-benches -- backup [--scale 100] [--runs 3]
 //! cargo run --release -p barman-benches -- recover [--scale 100] [--runs 3]
 //! cargo run --release -p barman-benches -- streaming [--scale 100] [--runs 3] [--wal-mb 256]
+//! cargo run --release -p barman-benches -- incremental [--scale 100] [--runs 3] [--major 18]
 //! cargo run --release -p barman-benches -- compare [--scale 100] [--with-peers]
 //! cargo run --release -p barman-benches -- list
 //! ```
@@ -21,6 +22,7 @@
 mod backup;
 mod cloud;
 mod compare;
+mod incremental;
 mod machine;
 mod peers;
 mod recover;
@@ -76,6 +78,15 @@ enum Scenario {
     /// from a slot's backlog (MB/s of WAL, peak RSS); segments compared
     /// byte for byte.
     Streaming(streaming::Options),
+    /// PostgreSQL 17+ block-level incremental backups (`backup_method =
+    /// postgres`, `summarize_wal = on`): a full backup and three
+    /// increments after `pgbench -n` work, then the full and the chain
+    /// recovered (combined while streaming), beside real Barman
+    /// (`pg_basebackup --incremental`, `pg_combinebackup` + rsync) on the
+    /// same cluster; then a `backup_compression = zstd` (tar) backup by
+    /// each on a PostgreSQL 15 cluster; time, bytes, peak RSS; PostgreSQL
+    /// started on every recovery.
+    Incremental(incremental::Options),
     /// The barman-cloud tools against S3 (moto on loopback), barman-rs
     /// beside real barman-cloud: one archive_command call of a 16 MiB
     /// segment, backups (gzip, lz4, zstd) and a restore; median time and
@@ -138,6 +149,8 @@ fn main() -> ExitCode {
                  -j 1/2) beside `cp -a` of the backup; PostgreSQL started on every restore\n\
                  streaming    backup_method = postgres beside pg_basebackup; receive-wal beside \
                  pg_receivewal\n\
+                 incremental  PostgreSQL 17+ incremental backups (full + 3 increments) and the \
+                 chain's recovery, and zstd backups, beside real Barman; time, bytes, peak RSS\n\
                  cloud        barman-cloud tools on S3 (moto): archive_command calls, backups, a \
                  restore, beside real barman-cloud; time and peak RSS\n\
                  compare      all of the above at one --scale; --with-peers adds pgBackRest and \
@@ -152,6 +165,7 @@ fn main() -> ExitCode {
         Scenario::Backup(options) => backup::run(&options),
         Scenario::Recover(options) => recover::run(&options),
         Scenario::Streaming(options) => streaming::run(&options),
+        Scenario::Incremental(options) => incremental::run(&options),
         Scenario::Cloud(options) => cloud::run(&options),
         Scenario::Compare(options) => compare::run(&options),
     };

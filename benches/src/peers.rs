@@ -341,6 +341,40 @@ impl BarmanPy {
         Ok(this)
     }
 
+    /// Writes `barman-NAME.conf`: the same home and server as the other
+    /// configurations with `backup_method = postgres` (`pg_basebackup` and
+    /// `pg_combinebackup` from `path_prefix`, `streaming_conninfo` =
+    /// `conninfo`), `local_staging_path` (incremental chains) and
+    /// `staging_path` with `staging_location = local` (compressed backups)
+    /// = `DIR/staging` (created, owned by
+    /// `postgres`) and `extra` lines for the server; returns its path.
+    pub fn write_postgres_conf(
+        &self,
+        name: &str,
+        conninfo: &str,
+        path_prefix: &Path,
+        extra: &str,
+    ) -> Result<PathBuf> {
+        let staging = self.dir.join("staging");
+        postgres_dir(&staging)?;
+        let text = format!(
+            "[barman]\nbarman_home = {home}\nbarman_user = {SERVER_OS_USER}\n\
+             log_file = {log}\nlog_level = INFO\nminimum_redundancy = 0\n\n\
+             [{STANZA}]\ndescription = barman-benches peer\nconninfo = {conninfo}\n\
+             backup_method = postgres\nstreaming_conninfo = {conninfo}\n\
+             path_prefix = {prefix}\nlocal_staging_path = {staging}\n\
+             staging_path = {staging}\nstaging_location = local\narchiver = on\n\
+             immediate_checkpoint = true\n{extra}",
+            home = self.dir.join("home").display(),
+            log = self.dir.join("barman.log").display(),
+            prefix = path_prefix.display(),
+            staging = staging.display(),
+        );
+        let path = self.dir.join(format!("barman-{name}.conf"));
+        postgres_file(&path, &text, 0o600)?;
+        Ok(path)
+    }
+
     /// The configuration file of `conf`.
     pub fn conf(&self, conf: PyConf) -> PathBuf {
         self.dir.join(conf.file_name())
@@ -349,6 +383,18 @@ impl BarmanPy {
     /// The server directory.
     pub fn server_dir(&self) -> PathBuf {
         self.dir.join("home").join(STANZA)
+    }
+
+    /// The `backup.info` of backup `id`, wherever this Barman version
+    /// keeps it: `base/<id>/backup.info` or `meta/<id>-backup.info`.
+    pub fn info_path(&self, id: &str) -> PathBuf {
+        let server = self.server_dir();
+        let in_base = server.join("base").join(id).join("backup.info");
+        if in_base.exists() {
+            in_base
+        } else {
+            server.join("meta").join(format!("{id}-backup.info"))
+        }
     }
 
     /// The tail of Barman's log.

@@ -468,7 +468,7 @@ fn take_backup(fixture: &Fixture, drop_caches: bool) -> Result<Source> {
         let mut cmd = fixture.as_postgres(crate::peers::PGBACKREST);
         cmd.args(
             world
-                .pgbr
+                .pgbr()?
                 .args(&["--type=full", "--process-max=2", "backup"]),
         );
         barman_testkit::run(&mut cmd).context("pgbackrest backup --type=full")?;
@@ -658,9 +658,9 @@ fn peer_restore(fixture: &Fixture, source: &Source, kind: Kind, dest: &Path) -> 
             fs::create_dir(dest).with_context(|| format!("create {}", dest.display()))?;
             barman_testkit::chown_to(dest, barman_testkit::SERVER_OS_USER)?;
             barman_testkit::chmod(dest, 0o700)?;
-            let mut args = world.pgbr.args(&[]);
+            let mut args = world.pgbr()?.args(&[]);
             if ssh {
-                args.extend(world.pgbr.repo_host_args());
+                args.extend(world.pgbr()?.repo_host_args());
             }
             args.push(format!("--pg1-path={}", dest.display()));
             args.push(format!("--process-max={procs}"));
@@ -694,7 +694,7 @@ fn peer_restore(fixture: &Fixture, source: &Source, kind: Kind, dest: &Path) -> 
     };
     // What this peer reads: its own repository / backup.
     let warm = match kind {
-        Kind::PgBackRest { .. } => world.pgbr.repo.clone(),
+        Kind::PgBackRest { .. } => world.pgbr()?.repo.clone(),
         _ => world.bpy.server_dir().join("base"),
     };
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

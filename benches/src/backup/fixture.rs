@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
-use barman_testkit::{PgCluster, SERVER_OS_USER, Sshd};
+use barman_testkit::{PgCluster, PgClusterBuilder, SERVER_OS_USER, Sshd};
 use tempfile::TempDir;
 
 use crate::peers::{BarmanPy, Peers, PgBackRest, PyConf, STANZA};
@@ -75,16 +75,65 @@ impl Conf {
     }
 }
 
+/// How the fixture's cluster and peers are set up; the default is the
+/// `backup` scenario's world (PostgreSQL 15 or `BARMAN_TEST_PG_BIN`,
+/// pgBackRest and Barman beside barman-rs with `--with-peers`).
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The PostgreSQL major: `None` for the test kit's default binaries,
+    /// 18 for the complete PostgreSQL 18 (server and client tools), any
+    /// other for the embedded server of that major (client tools 15's).
+    pub major: Option<u32>,
+    /// Lines appended to `postgresql.conf` (e.g. `summarize_wal = on`).
+    pub conf: Vec<String>,
+    /// With peers, whether pgBackRest is among them (else Barman alone).
+    pub pgbackrest: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            major: None,
+            conf: Vec::new(),
+            pgbackrest: true,
+        }
+    }
+}
+
+impl Setup {
+    /// The cluster's builder for these settings.
+    fn builder(&self) -> PgClusterBuilder {
+        let builder = match self.major {
+            None => PgCluster::builder(),
+            Some(18) => PgCluster::builder().pg18(),
+            Some(major) => PgCluster::builder().embedded(major),
+        };
+        self.conf
+            .iter()
+            .fold(builder, |b, line| b.conf(line.clone()))
+    }
+}
+
 /// The peers' side of the fixture: each has its own repository / home,
 /// and the cluster's `archive_command` feeds all three archives.
 #[derive(Debug)]
 pub struct PeerWorld {
     /// The installed peers.
     pub peers: Peers,
-    /// pgBackRest's configuration and repository (stanza `pg`).
-    pub pgbr: PgBackRest,
+    /// pgBackRest's configuration and repository (stanza `pg`); `None`
+    /// when the setup leaves pgBackRest out (see [`PeerWorld::pgbr`]).
+    pub pgbackrest: Option<PgBackRest>,
     /// Barman's home and configurations (server `pg`).
     pub bpy: BarmanPy,
+}
+
+impl PeerWorld {
+    /// pgBackRest's world; an error when the setup left it out.
+    pub fn pgbr(&self) -> Result<&PgBackRest> {
+        self.pgbackrest
+            .as_ref()
+            .context("pgBackRest is not among this scenario's peers")
+    }
 }
 
 /// The running fixture. Field order is drop order: the servers stop before
@@ -117,6 +166,11 @@ impl Fixture {
     /// configurations, runs `pgbench -i -s scale` and a checkpoint, and
     /// files the WAL that produced (so that no measured backup pays for it).
     pub fn start(scale: u32, peers: Option<Peers>) -> Result<Self> {
+        Self::start_with(scale, peers, &Setup::default())
+    }
+
+    /// [`Fixture::start`] with the cluster and peers of `setup`.
+    pub fn start_with(scale: u32, peers: Option<Peers>, setup: &Setup) -> Result<Self> {
         ensure!(
             barman_testkit::is_root()?,
             "run the benchmark as root: PostgreSQL and barman run as the `{SERVER_OS_USER}` OS user"
@@ -173,19 +227,32 @@ impl Fixture {
         // them fails the command, so every archive holds every segment.
         let pgbr_dir = scratch.path().join("pgbackrest");
         let bpy_dir = scratch.path().join("barman-py");
-        if peers.is_some() {
+        if peers.is_some() && setup.pgbackrest {
             archive_command = format!(
                 "{archive_command} && {} --config={}/pgbackrest.conf --stanza={STANZA} \
-                 archive-push %p && cp %p {}/home/{STANZA}/incoming/%f",
+                 archive-push %p",
                 crate::peers::PGBACKREST,
                 pgbr_dir.display(),
+            );
+        }
+        if peers.is_some() {
+            archive_command = format!(
+                "{archive_command} && cp %p {}/home/{STANZA}/incoming/%f",
                 bpy_dir.display()
             );
         }
-        let pg = PgCluster::builder()
+        let pg = setup
+            .builder()
             .archive_command(archive_command)
             .start()
-            .context("start a PostgreSQL 15 cluster")?;
+            .with_context(|| {
+                format!(
+                    "start a PostgreSQL {} cluster",
+                    setup
+                        .major
+                        .map_or_else(|| "15".to_owned(), |m| m.to_string())
+                )
+            })?;
 
         let mut fixture = Self {
             sshd,
@@ -200,12 +267,22 @@ impl Fixture {
         };
         fixture.write_configs()?;
         if let Some(peers) = peers {
-            let pgbr = PgBackRest::for_cluster(&pgbr_dir, &fixture.pg, &key, fixture.sshd.port())?;
+            let pgbr = if setup.pgbackrest {
+                let pgbr =
+                    PgBackRest::for_cluster(&pgbr_dir, &fixture.pg, &key, fixture.sshd.port())?;
+                let mut cmd = fixture.as_postgres(crate::peers::PGBACKREST);
+                cmd.args(pgbr.args(&["stanza-create"]));
+                barman_testkit::run(&mut cmd).context("pgbackrest stanza-create")?;
+                Some(pgbr)
+            } else {
+                None
+            };
             let bpy = BarmanPy::write(&bpy_dir, &fixture.pg.conninfo(), &fixture.ssh_command())?;
-            let world = PeerWorld { peers, pgbr, bpy };
-            let mut cmd = fixture.as_postgres(crate::peers::PGBACKREST);
-            cmd.args(world.pgbr.args(&["stanza-create"]));
-            barman_testkit::run(&mut cmd).context("pgbackrest stanza-create")?;
+            let world = PeerWorld {
+                peers,
+                pgbackrest: pgbr,
+                bpy,
+            };
             let mut cmd = fixture.as_postgres(world.peers.barman());
             cmd.arg("-c").arg(world.bpy.conf(PyConf::Local)).arg("cron");
             barman_testkit::run(&mut cmd)
@@ -266,7 +343,7 @@ impl Fixture {
 
     /// Switches WAL, waits until PostgreSQL's archiver has pushed
     /// everything through `put-wal`, then files it with `archive-wal`.
-    fn catch_up_wal(&self) -> Result<()> {
+    pub fn catch_up_wal(&self) -> Result<()> {
         let last = self.pg.switch_wal()?;
         eprintln!("waiting for the archiver to push everything up to {last}...");
         let deadline = Instant::now() + Duration::from_secs(1800);
@@ -373,9 +450,10 @@ impl Fixture {
     /// `pgbench -n -t transactions -c clients postgres` against the cluster
     /// (as root over TCP, trust); returns its seconds.
     pub fn pgbench_run(&self, transactions: u32, clients: u32) -> Result<f64> {
-        let mut cmd = Command::new(Path::new(barman_testkit::DEFAULT_PG_BIN).join("pgbench"));
-        cmd.args(["-h", "127.0.0.1", "-p", &self.pg.port().to_string()])
-            .args(["-U", "postgres", "-n"])
+        // The cluster's own client tools (PostgreSQL 15's unless the
+        // setup chose 18), over TCP as `postgres`.
+        let mut cmd = self.pg.client_command("pgbench");
+        cmd.arg("-n")
             .args(["-t", &transactions.to_string()])
             .args(["-c", &clients.to_string()])
             .args(["-j", &clients.clamp(1, 2).to_string(), "postgres"]);
