@@ -755,7 +755,7 @@ impl Blocks<'_> {
     /// with the next output blocks, each verified before it is handed
     /// out; consecutive blocks of one source are read at once.
     fn fill(&mut self, out: &mut [u8]) -> Result<()> {
-        let bs = BLCKSZ as usize;
+        let bs = crate::hash::PAGE_SIZE;
         let count = out.len() / bs;
         let mut i = 0;
         while i < count {
@@ -791,7 +791,7 @@ impl Blocks<'_> {
     /// `first` into `chunk`, checking each page's fingerprint and feeding
     /// the whole-file hash of a source copied whole.
     fn read_run(&mut self, slot: Slot, first: usize, chunk: &mut [u8]) -> Result<()> {
-        let bs = BLCKSZ as usize;
+        let bs = crate::hash::PAGE_SIZE;
         let source = &self.sources[slot.source as usize];
         let offset = source.header_length + u64::from(slot.index) * BLCKSZ;
         read_at(&source.file, &source.name, chunk, offset)?;
@@ -843,7 +843,7 @@ impl Read for CombinedReader<'_> {
             if left == 0 {
                 return Ok(0);
             }
-            let bs = BLCKSZ as usize;
+            let bs = crate::hash::PAGE_SIZE;
             // Whole blocks straight into the caller's buffer when it has
             // room for them; else one block through our own.
             let direct = (buf.len() / bs).min(left).min(MAX_RUN_BLOCKS);
