@@ -896,4 +896,4 @@ impl Read for Verifying<'_, '_> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

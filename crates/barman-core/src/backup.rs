@@ -429,12 +429,11 @@ pub fn backup(
     }
     phase_finished(ctx, Phase::Check, since);
 
-    let mut info = new_backup_info(server, options, &facts, &layout, ctx.clock)?;
+    let parent_id = parent.as_ref().map(|p| p.info.backup_id());
+    let info = new_backup_info(server, options, &facts, parent_id, &layout, ctx.clock)?;
     let id = info.backup_id().clone();
-    if let Some(parent) = &parent {
-        info.set_parent_backup_id(Some(parent.info.backup_id()));
-        info.write(&layout)?;
-        incremental::link_child(&layout, &server.catalog(), parent.info.backup_id(), &id)?;
+    if let Some(parent_id) = parent_id {
+        incremental::link_child(&layout, &server.catalog(), parent_id, &id)?;
     }
     let dir = layout.backup_dir(&id);
     ctx.observer.event(&Event::BackupStarting {
@@ -552,11 +551,13 @@ fn pre_backup_checks(
     Ok((pg, facts))
 }
 
-/// A new backup's backup.info (EMPTY), written with its directory.
+/// A new backup's backup.info (EMPTY, with its parent for an incremental
+/// backup), written with its directory.
 fn new_backup_info(
     server: &ServerConfig,
     options: &BackupOptions,
     facts: &pgside::ServerFacts,
+    parent: Option<&BackupId>,
     layout: &ServerLayout,
     clock: &dyn Clock,
 ) -> Result<BackupInfo> {
@@ -587,6 +588,7 @@ fn new_backup_info(
     if let Some(name) = &options.name {
         info.set_backup_name(Some(name))?;
     }
+    info.set_parent_backup_id(parent);
     info.set_begin_time(Some(&begin_time));
     barman_catalog::fs::create_dir_secure(&dir)?;
     info.write(layout)?;

@@ -117,9 +117,11 @@ pub struct RecoverOptions {
 /// `staging_path`, `staging_location`, `local_staging_path`,
 /// `recovery_staging_path`). Barman stages compressed, encrypted and
 /// incremental backups before copying them; barman-rs unpacks compressed
-/// backups straight into the destination, so these are validated as
-/// Barman does (absolute paths, `remote` needs `--remote-ssh-command`, the
-/// deprecated options' rules) and otherwise unused.
+/// backups and combines incremental chains straight into the destination,
+/// so these are validated as Barman does (absolute paths, `remote` needs
+/// `--remote-ssh-command`, the deprecated options' rules) and used only
+/// for the one staging copy it makes: the tar-format members of an
+/// incremental chain ([`chain`]).
 #[derive(Debug, Clone, Default)]
 pub struct StagingOptions {
     /// `--staging-path`.
@@ -132,69 +134,98 @@ pub struct StagingOptions {
     pub recovery_path: Option<PathBuf>,
 }
 
-/// Checks the staging options as Barman 3.20 does (`cli:restore`,
-/// `_handle_deprecated_staging_options`); none of them is used after.
-fn check_staging(
-    server: &ServerConfig,
-    options: &RecoverOptions,
-    info: &BackupInfo,
+/// The staging settings of a recovery: the options over the server's.
+#[derive(Debug, Clone)]
+struct Staging {
+    path: Option<PathBuf>,
+    local_path: Option<PathBuf>,
+    recovery_path: Option<PathBuf>,
+    /// Only the deprecated paths are set (they force `local`).
+    deprecated: bool,
+    /// `staging_location = remote`.
     remote: bool,
-    delta: bool,
-) -> Result<()> {
-    let staging = &options.staging;
-    let extra = |key: &str| {
-        server
-            .extra
-            .get(key)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    let path = staging.path.clone().or_else(|| server.staging_path.clone());
-    let local_path = staging
-        .local_path
-        .clone()
-        .or_else(|| extra("local_staging_path"));
-    let recovery_path = staging
-        .recovery_path
-        .clone()
-        .or_else(|| extra("recovery_staging_path"));
-    for (option, value) in [
-        ("staging_path", &path),
-        ("local_staging_path", &local_path),
-        ("recovery_staging_path", &recovery_path),
-    ] {
-        if let Some(dir) = value
-            && !dir.is_absolute()
-        {
-            return Err(refuse(format!(
-                "{option} `{}` must be an absolute path",
-                dir.display()
-            )));
+}
+
+impl Staging {
+    fn resolve(server: &ServerConfig, options: &RecoverOptions) -> Self {
+        let staging = &options.staging;
+        let extra = |key: &str| {
+            server
+                .extra
+                .get(key)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let path = staging.path.clone().or_else(|| server.staging_path.clone());
+        let local_path = staging
+            .local_path
+            .clone()
+            .or_else(|| extra("local_staging_path"));
+        let recovery_path = staging
+            .recovery_path
+            .clone()
+            .or_else(|| extra("recovery_staging_path"));
+        let deprecated = path.is_none() && (local_path.is_some() || recovery_path.is_some());
+        // The deprecated options force staging_location = local.
+        let remote = !deprecated
+            && staging
+                .remote
+                .unwrap_or(server.staging_location == barman_config::StagingLocation::Remote);
+        Self {
+            path,
+            local_path,
+            recovery_path,
+            deprecated,
+            remote,
         }
     }
-    let deprecated = path.is_none() && (local_path.is_some() || recovery_path.is_some());
-    // The deprecated options force staging_location = local.
-    let location_remote = !deprecated
-        && staging
-            .remote
-            .unwrap_or(server.staging_location == barman_config::StagingLocation::Remote);
-    if location_remote && !remote {
-        return Err(refuse(
-            "staging_location = remote requires --remote-ssh-command".to_owned(),
-        ));
+
+    /// Where the tar-format members of a chain are unpacked: the staging
+    /// path, else the deprecated ones, else `/tmp` (Barman's default for
+    /// these backups).
+    fn root(&self) -> PathBuf {
+        self.path
+            .clone()
+            .or_else(|| self.local_path.clone())
+            .or_else(|| self.recovery_path.clone())
+            .unwrap_or_else(|| PathBuf::from("/tmp"))
     }
-    if location_remote && delta {
-        return Err(refuse(
-            "--delta-restore is not supported with staging_location = remote".to_owned(),
-        ));
+
+    /// Checks them as Barman 3.20 does (`cli:restore`,
+    /// `_handle_deprecated_staging_options`).
+    fn check(&self, info: &BackupInfo, remote: bool, delta: bool) -> Result<()> {
+        for (option, value) in [
+            ("staging_path", &self.path),
+            ("local_staging_path", &self.local_path),
+            ("recovery_staging_path", &self.recovery_path),
+        ] {
+            if let Some(dir) = value
+                && !dir.is_absolute()
+            {
+                return Err(refuse(format!(
+                    "{option} `{}` must be an absolute path",
+                    dir.display()
+                )));
+            }
+        }
+        if self.remote && !remote {
+            return Err(refuse(
+                "staging_location = remote requires --remote-ssh-command".to_owned(),
+            ));
+        }
+        if self.remote && delta {
+            return Err(refuse(
+                "--delta-restore is not supported with staging_location = remote".to_owned(),
+            ));
+        }
+        if self.deprecated && info.compression().is_some() && self.recovery_path.is_none() {
+            return Err(refuse(format!(
+                "Cannot restore from backup {} because no recovery staging path was provided",
+                info.backup_id()
+            )));
+        }
+        Ok(())
     }
-    if deprecated && info.compression().is_some() && recovery_path.is_none() {
-        return Err(refuse(format!(
-            "Cannot restore from backup {} because no recovery staging path was provided",
-            info.backup_id()
-        )));
-    }
-    Ok(())
 }
 
 /// What a recovery needs from its caller.
@@ -521,7 +552,8 @@ impl<'a> Plan<'a> {
                 .recovery_options
                 .contains(&RecoveryOption::DeltaRestore)
         });
-        check_staging(server, options, &info, remote_given(options), delta)?;
+        let staging = Staging::resolve(server, options);
+        staging.check(&info, remote_given(options), delta)?;
         if compressed.is_some() && delta {
             return Err(refuse(format!(
                 "backup {}: delta restore is not supported for compressed backups (compression = {})",
@@ -575,7 +607,7 @@ impl<'a> Plan<'a> {
         let (manifest, chain) = if info.is_incremental() {
             let chain = chain::backup_chain(&catalog, &info, &tablespaces, &mut warnings)?;
             let manifest = if chain.iter().any(|m| m.compressed.is_some()) {
-                if chain::staging_is_remote(server, options) {
+                if staging.remote {
                     return Err(refuse(format!(
                         "backup {id}: its chain holds tar-format (compressed) backups, which barman-rs unpacks into a local staging directory before combining them: staging_location = remote is not supported (use local)"
                     )));
@@ -637,7 +669,7 @@ impl<'a> Plan<'a> {
             backup_dir,
             manifest,
             chain,
-            staging_root: chain::staging_root(server, options),
+            staging_root: staging.root(),
             codec,
             segment_size,
             located,
@@ -1042,7 +1074,6 @@ fn copy_backup(
         let staged = chain::stage(
             &plan.chain,
             &plan.staging_root,
-            &plan.tablespaces,
             &ProgressEvents::new(&mut *ctx.observer),
             ctx.cancel,
         )?;

@@ -10,10 +10,6 @@ use std::sync::atomic::AtomicBool;
 use proptest::prelude::*;
 
 use super::*;
-use crate::exclusion::Exclusions;
-use crate::executor::{ExecOptions, execute};
-use crate::local::LocalFactory;
-use crate::plan::{CopyPlan, PlanOptions};
 use crate::progress::NoProgress;
 use crate::restore::{LocalDestination, RestoreOptions, RestoreReport, restore_combined};
 use crate::source::Roots;
@@ -140,25 +136,7 @@ fn backup(root: &Path, name: &str, files: &Files) -> (PathBuf, Manifest) {
         fs::create_dir_all(at.parent().unwrap()).unwrap();
         fs::write(at, bytes).unwrap();
     }
-    let roots: Roots = [
-        ("data".to_owned(), src.join("data")),
-        ("16390".to_owned(), src.join("16390")),
-    ]
-    .into();
-    let mut listing = crate::local::list(&roots, "data", &Exclusions::none()).unwrap();
-    listing.extend(crate::local::list(&roots, "16390", &Exclusions::none()).unwrap());
-    let plan = CopyPlan::compute(None, &listing, &PlanOptions::default());
-    let dir = root.join(name);
-    let report = execute(
-        &plan,
-        &LocalFactory::new(roots),
-        &dir,
-        &ExecOptions::default(),
-        &NoProgress,
-        &AtomicBool::new(false),
-    )
-    .unwrap();
-    (dir, report.manifest)
+    crate::restore::tests::back_up(&src.join("data"), &src.join("16390"), root.join(name))
 }
 
 /// Backs every member of `chain` up.

@@ -25,15 +25,24 @@ fn backup(root: &Path) -> (std::path::PathBuf, Manifest) {
     fs::write(pgdata.join("PG_VERSION"), "15\n").unwrap();
     fs::write(ts.join("PG_15/5/16390"), vec![9u8; 2 * 8192]).unwrap();
     std::os::unix::fs::symlink(&ts, pgdata.join("pg_tblspc/16390")).unwrap();
+    back_up(&pgdata, &ts, root.join("backup"))
+}
+
+/// Backs up `pgdata` (tree `data`) and `ts` (tree `16390`) with the
+/// executor into `dir`; returns `dir` and the backup's manifest.
+pub(crate) fn back_up(
+    pgdata: &Path,
+    ts: &Path,
+    dir: std::path::PathBuf,
+) -> (std::path::PathBuf, Manifest) {
     let roots: Roots = [
-        ("data".to_owned(), pgdata.clone()),
-        ("16390".to_owned(), ts.clone()),
+        ("data".to_owned(), pgdata.to_path_buf()),
+        ("16390".to_owned(), ts.to_path_buf()),
     ]
     .into();
     let mut listing = crate::local::list(&roots, "data", &Exclusions::none()).unwrap();
     listing.extend(crate::local::list(&roots, "16390", &Exclusions::none()).unwrap());
     let plan = CopyPlan::compute(None, &listing, &PlanOptions::default());
-    let dir = root.join("backup");
     let report = execute(
         &plan,
         &LocalFactory::new(roots),

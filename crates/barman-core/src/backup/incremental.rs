@@ -14,6 +14,7 @@ use barman_catalog::{BackupId, BackupInfo, BackupStatus, Catalog, ServerLayout};
 use barman_config::{BackupMethod, ServerConfig};
 
 use super::pgside::ServerFacts;
+use crate::shared::backups::by_id_or_name;
 use crate::{Error, Result};
 
 /// The file of a backup PostgreSQL's `UPLOAD_MANIFEST` is given.
@@ -39,7 +40,7 @@ fn usable(b: &BackupInfo) -> bool {
 
 /// Barman's `is_full`: neither incremental nor a snapshot (rsync counts).
 fn is_full(b: &BackupInfo) -> bool {
-    !b.is_incremental() && !b.mode().is_some_and(|m| m.starts_with("snapshot"))
+    !matches!(b.backup_type(), "incremental" | "snapshot")
 }
 
 /// Resolves `--incremental`'s argument as Barman does
@@ -57,23 +58,11 @@ pub fn resolve_parent(catalog: &Catalog, text: &str) -> Result<BackupInfo> {
             .iter()
             .rev()
             .find(|b| b.status().is_ok_and(|s| s == BackupStatus::Failed)),
-        _ => {
-            if let Ok(id) = text.parse::<BackupId>() {
-                backups.iter().find(|b| b.backup_id() == &id)
-            } else {
-                let named: Vec<&BackupInfo> = backups
-                    .iter()
-                    .filter(|b| b.backup_name() == Some(text))
-                    .collect();
-                if named.len() > 1 {
-                    return Err(refused(format!(
-                        "more than one backup of server `{}` is named `{text}`: use its id",
-                        catalog.server_name()
-                    )));
-                }
-                named.first().copied()
-            }
-        }
+        // Barman's words for an ambiguous name too.
+        _ => by_id_or_name(catalog, &backups, text).map_err(|e| match e {
+            Error::BackupRefused(message) => refused(message),
+            other => other,
+        })?,
     };
     found.cloned().ok_or_else(|| {
         refused(format!(

@@ -9,12 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use barman_catalog::{BackupId, BackupInfo, Catalog, Tablespace};
-use barman_config::ServerConfig;
 use barman_copy::{LocalDestination, Manifest, Progress};
 use barman_wal::Compression;
 
-use super::{RecoverOptions, Warning, backup_manifest, listing_manifest, refuse, untar};
-use crate::shared::MANIFEST_FILE;
+use super::{Warning, backup_manifest, listing_manifest, refuse, untar};
 use crate::{Error, Result};
 
 /// One backup of a chain.
@@ -28,8 +26,8 @@ pub(super) struct Member {
     pub manifest: Manifest,
     /// A tar-format member: its stream algorithm and archive suffix.
     pub compressed: Option<(Option<Compression>, &'static str)>,
-    /// Its tablespaces' oids (the trees of its directory).
-    pub oids: Vec<u32>,
+    /// Its tablespaces (the trees of its directory).
+    pub tablespaces: Vec<Tablespace>,
 }
 
 /// The chain of incremental backup `leaf`, root first. A parent missing
@@ -70,31 +68,18 @@ pub(super) fn backup_chain(
                 untar::codec_of(c).ok_or_else(|| broken(&id, format!("unknown compression `{c}`")))
             })
             .transpose()?;
-        let oids: Vec<u32> = current
+        let member_tablespaces = current
             .tablespaces()?
-            .unwrap_or_else(|| tablespaces.to_vec())
-            .iter()
-            .map(|t| t.oid)
-            .collect();
-        let manifest = backup_manifest(catalog, &id, &dir, tablespaces, false, warnings).or_else(
-            |e| match e {
-                Error::Catalog(barman_catalog::Error::BackupNotSupported { .. }) => {
-                    let path = dir.join(MANIFEST_FILE);
-                    if path.is_file() {
-                        Ok(Manifest::read(&path)?)
-                    } else {
-                        listing_manifest(&dir, tablespaces)
-                    }
-                }
-                other => Err(other),
-            },
-        )?;
+            .unwrap_or_else(|| tablespaces.to_vec());
+        // Not checked as a plain backup: members hold INCREMENTAL files,
+        // combined later.
+        let manifest = backup_manifest(catalog, &id, &dir, &member_tablespaces, false, warnings)?;
         chain.push(Member {
             id: id.clone(),
             dir,
             manifest,
             compressed,
-            oids,
+            tablespaces: member_tablespaces,
         });
         let Some(parent) = current.parent_backup_id()? else {
             break;
@@ -119,47 +104,6 @@ pub(super) fn members(chain: &[Member]) -> Vec<barman_copy::combine::ChainMember
             manifest: &m.manifest,
         })
         .collect()
-}
-
-/// Whether the staging options ask for `staging_location = remote` (the
-/// deprecated options force `local`, as in Barman).
-pub(super) fn staging_is_remote(server: &ServerConfig, options: &RecoverOptions) -> bool {
-    let staging = &options.staging;
-    let deprecated = staging.path.is_none()
-        && server.staging_path.is_none()
-        && (staging.local_path.is_some()
-            || staging.recovery_path.is_some()
-            || server.extra.contains_key("local_staging_path")
-            || server.extra.contains_key("recovery_staging_path"));
-    !deprecated
-        && staging
-            .remote
-            .unwrap_or(server.staging_location == barman_config::StagingLocation::Remote)
-}
-
-/// Where tar-format chain members are unpacked: `--staging-path`, else
-/// `staging_path`, else the deprecated `--local-staging-path` /
-/// `local_staging_path`, `--recovery-staging-path` /
-/// `recovery_staging_path`, else `/tmp` (Barman's default for these
-/// backups).
-pub(super) fn staging_root(server: &ServerConfig, options: &RecoverOptions) -> PathBuf {
-    let extra = |key: &str| {
-        server
-            .extra
-            .get(key)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    let staging = &options.staging;
-    staging
-        .path
-        .clone()
-        .or_else(|| server.staging_path.clone())
-        .or_else(|| staging.local_path.clone())
-        .or_else(|| extra("local_staging_path"))
-        .or_else(|| staging.recovery_path.clone())
-        .or_else(|| extra("recovery_staging_path"))
-        .unwrap_or_else(|| PathBuf::from("/tmp"))
 }
 
 /// A chain ready to combine: plain members where they are, tar-format
@@ -197,7 +141,6 @@ impl Drop for Staged {
 pub(super) fn stage(
     chain: &[Member],
     root: &Path,
-    tablespaces: &[Tablespace],
     progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<Staged> {
@@ -229,13 +172,14 @@ pub(super) fn stage(
         let dir = base.join(member.id.as_str());
         let mut roots = barman_copy::Roots::new();
         roots.insert("data".to_owned(), dir.join("data"));
-        for oid in &member.oids {
+        let oids: Vec<u32> = member.tablespaces.iter().map(|t| t.oid).collect();
+        for oid in &oids {
             roots.insert(oid.to_string(), dir.join(oid.to_string()));
         }
         for root in roots.values() {
             std::fs::create_dir_all(root).map_err(|e| Error::io("cannot create", root, e))?;
         }
-        let archives = untar::archives(&member.manifest, &member.dir, extension, &member.oids)?;
+        let archives = untar::archives(&member.manifest, &member.dir, extension, &oids)?;
         let mut session: Box<dyn barman_copy::Destination> = Box::new(LocalDestination::new(roots));
         untar::unpack(
             session.as_mut(),
@@ -245,7 +189,7 @@ pub(super) fn stage(
             progress,
             cancel,
         )?;
-        let manifest = listing_manifest(&dir, tablespaces)?;
+        let manifest = listing_manifest(&dir, &member.tablespaces)?;
         staged.chain.push((dir, manifest));
     }
     Ok(staged)

@@ -125,23 +125,28 @@ pub fn resolve_backup(catalog: &barman_catalog::Catalog, text: &str) -> Result<B
             .iter()
             .rev()
             .find(|b| b.status().is_ok_and(|s| s == BackupStatus::Failed)),
-        _ => {
-            if let Ok(id) = text.parse::<BackupId>() {
-                backups.iter().find(|b| b.backup_id() == &id)
-            } else {
-                let named: Vec<&BackupInfo> = backups
-                    .iter()
-                    .filter(|b| b.backup_name() == Some(text))
-                    .collect();
-                if named.len() > 1 {
-                    return Err(Error::BackupRefused(format!(
-                        "more than one backup of server `{}` is named `{text}`: use its id",
-                        catalog.server_name()
-                    )));
-                }
-                named.into_iter().next()
-            }
-        }
+        _ => by_id_or_name(catalog, &backups, text)?,
     };
     found.cloned().ok_or_else(not_found)
+}
+
+/// The backup of `backups` whose id is `text` (any status), else the one
+/// named `text`; more than one backup with that name is refused.
+pub fn by_id_or_name<'b>(
+    catalog: &barman_catalog::Catalog,
+    backups: &'b [BackupInfo],
+    text: &str,
+) -> Result<Option<&'b BackupInfo>> {
+    if let Ok(id) = text.parse::<BackupId>() {
+        return Ok(backups.iter().find(|b| b.backup_id() == &id));
+    }
+    let mut named = backups.iter().filter(|b| b.backup_name() == Some(text));
+    let first = named.next();
+    if named.next().is_some() {
+        return Err(Error::BackupRefused(format!(
+            "more than one backup of server `{}` is named `{text}`: use its id",
+            catalog.server_name()
+        )));
+    }
+    Ok(first)
 }
